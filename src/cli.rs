@@ -1,0 +1,327 @@
+//! The command line (DESIGN.md, "Command line"). Every provisioning command takes `--json` and
+//! then prints one JSON object; each works whether or not a server runs on the same data
+//! directory or database.
+
+use std::io::{BufRead, Write};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use serde::Serialize;
+
+use crate::config::{Config, ConfigArgs};
+use crate::db::Database;
+use crate::identity::PasswordHasher;
+use crate::master_key::MasterKey;
+use crate::tenancy::Role;
+use crate::{AppState, bootstrap, clients, identity, tenancy};
+
+/// LaventeCare Auth: a multi-tenant OpenID Connect provider.
+///
+/// With no DATABASE_URL it runs its own PostgreSQL cluster in the data directory.
+#[derive(Parser, Debug)]
+#[command(name = "laventecare-auth", version, about)]
+pub struct Cli {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the server (migrates first; bootstraps an empty database).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Tenants.
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+    /// Users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Memberships of users in tenants.
+    Member {
+        #[command(subcommand)]
+        command: MemberCommand,
+    },
+    /// Clients (relying parties and service accounts).
+    Client {
+        #[command(subcommand)]
+        command: ClientCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TenantCommand {
+    /// Create a tenant.
+    Create {
+        #[arg(long)]
+        slug: String,
+        #[arg(long)]
+        name: String,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// Create a user; the password is read from the first line of standard input.
+    Create {
+        #[arg(long)]
+        email: String,
+        /// Read the password from standard input (required: passwords never go in arguments).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MemberCommand {
+    /// Make a user a member of a tenant.
+    Add {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long, value_parser = ["admin", "editor", "viewer"])]
+        role: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClientCommand {
+    /// Register a client. A confidential client's secret is printed once; only its hash is kept.
+    Create {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        name: String,
+        /// authorization_code, refresh_token, client_credentials or device_code.
+        #[arg(long = "grant", num_args = 1.., required = true)]
+        grants: Vec<String>,
+        /// A public client (no secret; PKCE required).
+        #[arg(long)]
+        public: bool,
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+        #[arg(long = "post-logout-redirect-uri")]
+        post_logout_redirect_uris: Vec<String>,
+        /// The service account's role (client_credentials).
+        #[arg(long, value_parser = ["admin", "editor", "viewer"])]
+        role: Option<String>,
+        /// Let users choose among their tenants at login.
+        #[arg(long)]
+        multi_tenant: bool,
+        #[arg(long, value_parser = ["RS256", "ES256", "EdDSA"])]
+        signing_alg: Option<String>,
+        /// client_secret_basic (default) or client_secret_post.
+        #[arg(long, value_parser = ["client_secret_basic", "client_secret_post"])]
+        auth_method: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs a command; the exit code says whether it worked.
+pub async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
+    let config = Arc::new(config);
+    let (db, cluster) = crate::db::open(&config).await?;
+    let outcome = run_with(command, &config, &db).await;
+    db.close().await;
+    if let Some(mut cluster) = cluster {
+        cluster.stop()?;
+    }
+    outcome
+}
+
+async fn run_with(
+    command: Command,
+    config: &Arc<Config>,
+    db: &Database,
+) -> anyhow::Result<ExitCode> {
+    db.migrate().await.context("database migration failed")?;
+    let hasher = PasswordHasher::new();
+    match command {
+        Command::Serve => {
+            serve(config.clone(), db.clone(), hasher).await?;
+        }
+        Command::Migrate => {
+            eprintln!("migrations applied");
+        }
+        Command::Tenant {
+            command: TenantCommand::Create { slug, name, json },
+        } => {
+            let created = tenancy::create_tenant(db, &slug, &name, false).await?;
+            print(json, &created, || {
+                format!("created tenant {} ({})", created.slug, created.tenant_id)
+            })?;
+        }
+        Command::User {
+            command:
+                UserCommand::Create {
+                    email,
+                    password_stdin: _,
+                    json,
+                },
+        } => {
+            let password = read_password_line()?;
+            let created = identity::create_user(db, &hasher, &email, &password).await?;
+            print(json, &created, || {
+                format!("created user {} ({})", created.email, created.user_id)
+            })?;
+        }
+        Command::Member {
+            command:
+                MemberCommand::Add {
+                    tenant,
+                    email,
+                    role,
+                    json,
+                },
+        } => {
+            let role: Role = role.parse()?;
+            let added = tenancy::add_member(db, &tenant, &email, role).await?;
+            print(json, &added, || {
+                format!("{email} is now {role} of {tenant}")
+            })?;
+        }
+        Command::Client {
+            command:
+                ClientCommand::Create {
+                    tenant,
+                    name,
+                    grants,
+                    public,
+                    redirect_uris,
+                    post_logout_redirect_uris,
+                    role,
+                    multi_tenant,
+                    signing_alg,
+                    auth_method,
+                    json,
+                },
+        } => {
+            let role = role.map(|r| r.parse::<Role>()).transpose()?;
+            let created = clients::create_client(
+                db,
+                clients::ClientRequest {
+                    tenant,
+                    name,
+                    grants,
+                    public,
+                    redirect_uris,
+                    post_logout_redirect_uris,
+                    role,
+                    multi_tenant,
+                    signing_alg,
+                    auth_method,
+                },
+            )
+            .await?;
+            print(json, &created, || match &created.client_secret {
+                Some(secret) => format!(
+                    "client_id:     {}\nclient_secret: {}\n(the secret is shown only now)",
+                    created.client_id,
+                    secret.expose()
+                ),
+                None => format!("client_id: {} (public client)", created.client_id),
+            })?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `serve`: bootstrap, then the HTTP server until SIGINT or SIGTERM; in-flight requests finish.
+async fn serve(config: Arc<Config>, db: Database, passwords: PasswordHasher) -> anyhow::Result<()> {
+    let master_key = Arc::new(MasterKey::load(&config)?);
+    if let Some(done) = bootstrap::run(&db, &passwords, &config).await? {
+        let mut out = std::io::stdout().lock();
+        writeln!(
+            out,
+            "Created the platform tenant and its admin {}.",
+            done.admin_email
+        )?;
+        if let Some(password) = &done.generated_password {
+            writeln!(
+                out,
+                "One-time password (shown only now): {}",
+                password.expose()
+            )?;
+        }
+        out.flush()?;
+    }
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    tracing::info!(listen = %config.listen, issuer = %config.issuer, "serving");
+    eprintln!("LaventeCare Auth listening on http://{}", config.listen);
+    let app = crate::app(AppState {
+        config: config.clone(),
+        db,
+        passwords,
+        master_key,
+    });
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
+    tracing::info!("server stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop the server with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutdown requested");
+}
+
+fn read_password_line() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("cannot read the password from standard input")?;
+    let password = line.strip_suffix('\n').unwrap_or(&line);
+    let password = password.strip_suffix('\r').unwrap_or(password);
+    Ok(password.to_owned())
+}
+
+fn print<T: Serialize>(
+    json: bool,
+    value: &T,
+    human: impl FnOnce() -> String,
+) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer(&mut out, value)?;
+        writeln!(out)?;
+    } else {
+        writeln!(out, "{}", human())?;
+    }
+    Ok(())
+}

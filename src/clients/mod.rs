@@ -1,0 +1,252 @@
+//! Client (relying party) registration.
+
+pub mod redirect_uri;
+
+use serde::Serialize;
+
+use crate::db::{self, Database};
+use crate::error::ServiceError;
+use crate::secrets::{self, Secret};
+use crate::tenancy::{self, Role};
+pub use redirect_uri::RedirectUri;
+
+/// Grant types a client may be allowed (RFC 6749 §4, RFC 8628 §3.4).
+pub const GRANT_AUTHORIZATION_CODE: &str = "authorization_code";
+pub const GRANT_REFRESH_TOKEN: &str = "refresh_token";
+pub const GRANT_CLIENT_CREDENTIALS: &str = "client_credentials";
+pub const GRANT_DEVICE_CODE: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+/// Signing algorithms a client may ask for its ID tokens.
+pub const SIGNING_ALGS: [&str; 3] = ["RS256", "ES256", "EdDSA"];
+
+/// What an operator asks for when registering a client.
+#[derive(Debug, Clone, Default)]
+pub struct ClientRequest {
+    pub tenant: String,
+    pub name: String,
+    pub grants: Vec<String>,
+    pub public: bool,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub role: Option<Role>,
+    pub multi_tenant: bool,
+    pub signing_alg: Option<String>,
+    /// `client_secret_basic` (default) or `client_secret_post`, for confidential clients.
+    pub auth_method: Option<String>,
+}
+
+/// A registered client. The secret is shown here once; only its hash is stored.
+#[derive(Debug, Serialize)]
+pub struct CreatedClient {
+    pub client_id: String,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "expose_secret"
+    )]
+    pub client_secret: Option<Secret>,
+    pub tenant: String,
+    pub name: String,
+    pub client_type: &'static str,
+    pub token_endpoint_auth_method: String,
+    pub grant_types: Vec<String>,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+    pub multi_tenant: bool,
+    pub signing_alg: String,
+}
+
+fn expose_secret<S: serde::Serializer>(secret: &Option<Secret>, s: S) -> Result<S::Ok, S::Error> {
+    match secret {
+        Some(secret) => s.serialize_str(secret.expose()),
+        None => s.serialize_none(),
+    }
+}
+
+/// Registers a client in a tenant after checking that the request makes sense as a whole.
+pub async fn create_client(
+    db: &Database,
+    req: ClientRequest,
+) -> Result<CreatedClient, ServiceError> {
+    let name = req.name.trim().to_owned();
+    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+        return Err(ServiceError::Invalid(
+            "client name must be 1-200 printable characters".into(),
+        ));
+    }
+    let grants = normalise_grants(&req.grants)?;
+    let has = |g: &str| grants.iter().any(|x| x == g);
+    let interactive = has(GRANT_AUTHORIZATION_CODE) || has(GRANT_DEVICE_CODE);
+
+    if req.public && has(GRANT_CLIENT_CREDENTIALS) {
+        return Err(ServiceError::Invalid(
+            "a public client cannot use client_credentials".into(),
+        ));
+    }
+    if has(GRANT_REFRESH_TOKEN) && !interactive {
+        return Err(ServiceError::Invalid(
+            "refresh_token needs authorization_code or the device grant to issue the first token"
+                .into(),
+        ));
+    }
+    let redirect_uris = parse_uris(&req.redirect_uris, "--redirect-uri")?;
+    let post_logout_redirect_uris =
+        parse_uris(&req.post_logout_redirect_uris, "--post-logout-redirect-uri")?;
+    if has(GRANT_AUTHORIZATION_CODE) && redirect_uris.is_empty() {
+        return Err(ServiceError::Invalid(
+            "authorization_code needs at least one --redirect-uri".into(),
+        ));
+    }
+    let any_uri = !redirect_uris.is_empty() || !post_logout_redirect_uris.is_empty();
+    if any_uri && !has(GRANT_AUTHORIZATION_CODE) {
+        return Err(ServiceError::Invalid(
+            "redirect URIs are only used by the authorization_code grant".into(),
+        ));
+    }
+    match (has(GRANT_CLIENT_CREDENTIALS), req.role) {
+        (true, None) => {
+            return Err(ServiceError::Invalid(
+                "client_credentials needs --role: the service account's role in its tenant".into(),
+            ));
+        }
+        (false, Some(_)) => {
+            return Err(ServiceError::Invalid(
+                "--role is only for client_credentials clients".into(),
+            ));
+        }
+        _ => {}
+    }
+    if req.multi_tenant && !interactive {
+        return Err(ServiceError::Invalid(
+            "--multi-tenant is only for clients that log users in".into(),
+        ));
+    }
+    let signing_alg = req.signing_alg.unwrap_or_else(|| "RS256".into());
+    if !SIGNING_ALGS.contains(&signing_alg.as_str()) {
+        return Err(ServiceError::Invalid(format!(
+            "unknown signing alg {signing_alg:?} (RS256, ES256 or EdDSA)"
+        )));
+    }
+    let auth_method = match (req.public, req.auth_method.as_deref()) {
+        (true, None | Some("none")) => "none",
+        (true, Some(_)) => {
+            return Err(ServiceError::Invalid(
+                "a public client authenticates with \"none\"".into(),
+            ));
+        }
+        (false, None | Some("client_secret_basic")) => "client_secret_basic",
+        (false, Some("client_secret_post")) => "client_secret_post",
+        (false, Some(other)) => {
+            return Err(ServiceError::Invalid(format!(
+                "unknown auth method {other:?} (client_secret_basic or client_secret_post)"
+            )));
+        }
+    };
+
+    let tenant = tenancy::find_tenant(db, &req.tenant).await?;
+    let client_id = secrets::random_id();
+    let secret = (!req.public).then(Secret::generate);
+    let secret_hash = secret.as_ref().map(Secret::hash);
+    let redirect_uris: Vec<String> = redirect_uris
+        .into_iter()
+        .map(RedirectUri::into_string)
+        .collect();
+    let post_logout_redirect_uris: Vec<String> = post_logout_redirect_uris
+        .into_iter()
+        .map(RedirectUri::into_string)
+        .collect();
+    let client_type = if req.public { "public" } else { "confidential" };
+
+    let mut tx = db.tenant(tenant.id).await?;
+    db::clients::insert(
+        &mut tx,
+        tenant.id,
+        &db::clients::NewClient {
+            client_id: &client_id,
+            name: &name,
+            client_type,
+            secret_hash: secret_hash.as_ref().map(|h| h.as_slice()),
+            token_endpoint_auth_method: auth_method,
+            grant_types: &grants,
+            redirect_uris: &redirect_uris,
+            post_logout_redirect_uris: &post_logout_redirect_uris,
+            service_role: req.role.map(Role::as_str),
+            multi_tenant: req.multi_tenant,
+            signing_alg: &signing_alg,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+
+    Ok(CreatedClient {
+        client_id,
+        client_secret: secret,
+        tenant: req.tenant,
+        name,
+        client_type,
+        token_endpoint_auth_method: auth_method.to_owned(),
+        grant_types: grants,
+        redirect_uris,
+        post_logout_redirect_uris,
+        role: req.role,
+        multi_tenant: req.multi_tenant,
+        signing_alg,
+    })
+}
+
+/// Accepts the grant names (and `device_code` for the RFC 8628 URN), without duplicates.
+fn normalise_grants(grants: &[String]) -> Result<Vec<String>, ServiceError> {
+    if grants.is_empty() {
+        return Err(ServiceError::Invalid("name at least one --grant".into()));
+    }
+    let mut out: Vec<String> = Vec::new();
+    for g in grants {
+        let g = match g.as_str() {
+            "device_code" | GRANT_DEVICE_CODE => GRANT_DEVICE_CODE,
+            GRANT_AUTHORIZATION_CODE => GRANT_AUTHORIZATION_CODE,
+            GRANT_REFRESH_TOKEN => GRANT_REFRESH_TOKEN,
+            GRANT_CLIENT_CREDENTIALS => GRANT_CLIENT_CREDENTIALS,
+            other => {
+                return Err(ServiceError::Invalid(format!(
+                    "unknown grant {other:?} (authorization_code, refresh_token, client_credentials or device_code)"
+                )));
+            }
+        };
+        if !out.iter().any(|x| x == g) {
+            out.push(g.to_owned());
+        }
+    }
+    Ok(out)
+}
+
+fn parse_uris(raw: &[String], flag: &str) -> Result<Vec<RedirectUri>, ServiceError> {
+    let mut out: Vec<RedirectUri> = Vec::new();
+    for r in raw {
+        let uri = RedirectUri::parse(r)
+            .map_err(|why| ServiceError::Invalid(format!("{flag} {r:?}: {why}")))?;
+        if !out.contains(&uri) {
+            out.push(uri);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Grant names are normalised, deduplicated, and unknown ones refused.
+    #[test]
+    fn grants() {
+        let g = normalise_grants(&[
+            "device_code".into(),
+            "refresh_token".into(),
+            "device_code".into(),
+        ])
+        .unwrap();
+        assert_eq!(g, [GRANT_DEVICE_CODE, GRANT_REFRESH_TOKEN]);
+        assert!(normalise_grants(&["implicit".into()]).is_err());
+        assert!(normalise_grants(&[]).is_err());
+    }
+}

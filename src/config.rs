@@ -1,0 +1,209 @@
+//! Configuration: read once from the environment (or flags) into a typed, validated struct,
+//! shared as `Arc<Config>`. Every setting has a safe default for a local run; `--help` lists
+//! them with their variables.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use url::Url;
+
+/// Settings as given on the command line or in the environment.
+#[derive(Args, Clone, Debug)]
+pub struct ConfigArgs {
+    /// Address the server binds.
+    #[arg(
+        long,
+        env = "LCA_LISTEN",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
+    pub listen: SocketAddr,
+    /// Issuer URL (https in production; http only for a loopback host).
+    #[arg(
+        long,
+        env = "LCA_ISSUER",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    pub issuer: String,
+    /// Data directory: the embedded PostgreSQL cluster and the generated master key.
+    #[arg(long, env = "LCA_DATA_DIR", default_value = "./data", global = true)]
+    pub data_dir: PathBuf,
+    /// Directory of the PostgreSQL server binaries for the embedded cluster [default: from
+    /// `pg_config --bindir`, else the newest /usr/lib/postgresql/*/bin].
+    #[arg(long, env = "LCA_PG_BINDIR", global = true)]
+    pub pg_bindir: Option<PathBuf>,
+    /// An external PostgreSQL (owner rights); when set, no embedded cluster is started.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
+    pub database_url: Option<String>,
+    /// Optional separate login for the runtime role `lca_runtime`.
+    #[arg(
+        long,
+        env = "DATABASE_RUNTIME_URL",
+        hide_env_values = true,
+        global = true
+    )]
+    pub database_runtime_url: Option<String>,
+    /// Key (32 bytes, base64) that encrypts signing keys and TOTP secrets; generated into the
+    /// data directory when unset.
+    #[arg(long, env = "LCA_MASTER_KEY", hide_env_values = true, global = true)]
+    pub master_key: Option<String>,
+    /// Sentry DSN for error reporting.
+    #[arg(long, env = "SENTRY_DSN", hide_env_values = true, global = true)]
+    pub sentry_dsn: Option<String>,
+    /// Log filter (tracing's EnvFilter syntax) [default: info for serve, warn for the others].
+    #[arg(long, env = "LCA_LOG", global = true)]
+    pub log: Option<String>,
+    /// Email of the platform admin created on an empty database.
+    #[arg(
+        long,
+        env = "LCA_ADMIN_EMAIL",
+        default_value = "admin@localhost",
+        global = true
+    )]
+    pub admin_email: String,
+    /// Password of that admin; a random one is generated and printed once when unset.
+    #[arg(
+        long,
+        env = "LCA_ADMIN_PASSWORD",
+        hide_env_values = true,
+        global = true
+    )]
+    pub admin_password: Option<String>,
+    /// Upper bound of the request connection pool.
+    #[arg(
+        long,
+        env = "LCA_DB_MAX_CONNECTIONS",
+        default_value_t = 20,
+        global = true
+    )]
+    pub db_max_connections: u32,
+    /// Seconds a request may take before it is cut off.
+    #[arg(
+        long,
+        env = "LCA_REQUEST_TIMEOUT_SECS",
+        default_value_t = 30,
+        global = true
+    )]
+    pub request_timeout_secs: u64,
+}
+
+/// Where the data lives.
+#[derive(Clone, Debug)]
+pub enum DatabaseConfig {
+    /// The embedded cluster in the data directory.
+    Embedded,
+    /// An external server.
+    External {
+        url: String,
+        runtime_url: Option<String>,
+    },
+}
+
+/// The validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen: SocketAddr,
+    /// The issuer, without a trailing slash (OIDC Discovery §4.3 compares it exactly).
+    pub issuer: String,
+    pub data_dir: PathBuf,
+    pub pg_bindir: Option<PathBuf>,
+    pub database: DatabaseConfig,
+    pub master_key: Option<String>,
+    pub sentry_dsn: Option<String>,
+    /// Log filter; `None` for the command's default.
+    pub log: Option<String>,
+    pub admin_email: String,
+    pub admin_password: Option<String>,
+    pub db_max_connections: u32,
+    pub request_timeout: Duration,
+    /// Largest request body accepted.
+    pub body_limit: usize,
+}
+
+impl Config {
+    /// Validates the settings.
+    pub fn from_args(args: ConfigArgs) -> anyhow::Result<Self> {
+        let issuer = validate_issuer(&args.issuer)?;
+        let database = match args.database_url.filter(|u| !u.is_empty()) {
+            Some(url) => DatabaseConfig::External {
+                url,
+                runtime_url: args.database_runtime_url.filter(|u| !u.is_empty()),
+            },
+            None if args.database_runtime_url.is_some() => {
+                bail!("DATABASE_RUNTIME_URL is set without DATABASE_URL")
+            }
+            None => DatabaseConfig::Embedded,
+        };
+        if args.db_max_connections == 0 {
+            bail!("LCA_DB_MAX_CONNECTIONS must be at least 1");
+        }
+        Ok(Self {
+            listen: args.listen,
+            issuer,
+            data_dir: args.data_dir,
+            pg_bindir: args.pg_bindir.filter(|p| !p.as_os_str().is_empty()),
+            database,
+            master_key: args.master_key.filter(|k| !k.is_empty()),
+            sentry_dsn: args.sentry_dsn.filter(|d| !d.is_empty()),
+            log: args.log.filter(|l| !l.is_empty()),
+            admin_email: args.admin_email,
+            admin_password: args.admin_password.filter(|p| !p.is_empty()),
+            db_max_connections: args.db_max_connections,
+            request_timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
+            body_limit: 64 * 1024,
+        })
+    }
+}
+
+/// An issuer is an https URL without query or fragment; http is allowed only for a loopback
+/// host, for local runs (OIDC Discovery §3, OAuth 2.1 §1.5).
+fn validate_issuer(raw: &str) -> anyhow::Result<String> {
+    let url = Url::parse(raw).with_context(|| format!("LCA_ISSUER {raw:?} is not a URL"))?;
+    if url.query().is_some() || url.fragment().is_some() {
+        bail!("LCA_ISSUER must not have a query or fragment");
+    }
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        "http" => bail!("LCA_ISSUER must use https (http is only allowed for a loopback host)"),
+        _ => bail!("LCA_ISSUER must be an https URL"),
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// https issuers pass, http only on loopback, and the trailing slash goes.
+    #[test]
+    fn issuers() {
+        assert_eq!(
+            validate_issuer("https://id.example.com/").unwrap(),
+            "https://id.example.com"
+        );
+        assert_eq!(
+            validate_issuer("https://id.example.com/t/acme").unwrap(),
+            "https://id.example.com/t/acme"
+        );
+        assert_eq!(
+            validate_issuer("http://127.0.0.1:8080").unwrap(),
+            "http://127.0.0.1:8080"
+        );
+        assert!(validate_issuer("http://localhost:8080").is_ok());
+        assert!(validate_issuer("http://id.example.com").is_err());
+        assert!(validate_issuer("https://id.example.com/?x=1").is_err());
+        assert!(validate_issuer("ftp://id.example.com").is_err());
+        assert!(validate_issuer("not a url").is_err());
+    }
+}

@@ -1,0 +1,54 @@
+//! Client (relying party) rows.
+
+use uuid::Uuid;
+
+use super::Tx;
+
+/// A client registration as it is written.
+#[derive(Debug, Clone)]
+pub struct NewClient<'a> {
+    pub client_id: &'a str,
+    pub name: &'a str,
+    pub client_type: &'a str,
+    pub secret_hash: Option<&'a [u8]>,
+    pub token_endpoint_auth_method: &'a str,
+    pub grant_types: &'a [String],
+    pub redirect_uris: &'a [String],
+    pub post_logout_redirect_uris: &'a [String],
+    pub service_role: Option<&'a str>,
+    pub multi_tenant: bool,
+    pub signing_alg: &'a str,
+}
+
+/// Inserts a client into the transaction's tenant.
+pub async fn insert(tx: &mut Tx, tenant_id: Uuid, c: &NewClient<'_>) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO clients (tenant_id, client_id, name, client_type, secret_hash, \
+         token_endpoint_auth_method, grant_types, redirect_uris, post_logout_redirect_uris, \
+         service_role, multi_tenant, signing_alg) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind(tenant_id)
+    .bind(c.client_id)
+    .bind(c.name)
+    .bind(c.client_type)
+    .bind(c.secret_hash)
+    .bind(c.token_endpoint_auth_method)
+    .bind(c.grant_types)
+    .bind(c.redirect_uris)
+    .bind(c.post_logout_redirect_uris)
+    .bind(c.service_role)
+    .bind(c.multi_tenant)
+    .bind(c.signing_alg)
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
+/// The tenant that owns `client_id` (SECURITY DEFINER lookup).
+pub async fn tenant_of(tx: &mut Tx, client_id: &str) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar("SELECT lca_client_tenant($1)")
+        .bind(client_id)
+        .fetch_one(tx.conn())
+        .await
+}

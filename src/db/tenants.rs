@@ -1,0 +1,46 @@
+//! Tenant rows.
+
+use uuid::Uuid;
+
+use super::Tx;
+
+/// A tenant as the lookup function returns it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TenantRef {
+    pub id: Uuid,
+    pub status: String,
+    pub is_platform: bool,
+}
+
+/// Inserts a tenant. The transaction must be opened for `id`.
+pub async fn insert(
+    tx: &mut Tx,
+    id: Uuid,
+    slug: &str,
+    name: &str,
+    is_platform: bool,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO tenants (id, slug, name, is_platform) VALUES ($1, $2, $3, $4)")
+        .bind(id)
+        .bind(slug)
+        .bind(name)
+        .bind(is_platform)
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}
+
+/// Finds a tenant by slug (SECURITY DEFINER lookup: works before a tenant is chosen).
+pub async fn by_slug(tx: &mut Tx, slug: &str) -> Result<Option<TenantRef>, sqlx::Error> {
+    sqlx::query_as("SELECT id, status, is_platform FROM lca_tenant_by_slug($1)")
+        .bind(slug)
+        .fetch_optional(tx.conn())
+        .await
+}
+
+/// The platform tenant's id, once bootstrap has created it.
+pub async fn platform(tx: &mut Tx) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar("SELECT lca_platform_tenant()")
+        .fetch_one(tx.conn())
+        .await
+}

@@ -1,0 +1,38 @@
+//! User rows. Users are global identities; see the `users` policies in
+//! `migrations/0002_tenancy.sql` for who may read them.
+
+use uuid::Uuid;
+
+use super::Tx;
+
+/// What login and provisioning need of a user found by email.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UserByEmail {
+    pub id: Uuid,
+    pub password_hash: Option<String>,
+    pub status: String,
+}
+
+/// Inserts a user. The transaction must be opened for the user ([`super::Database::user`]).
+pub async fn insert(
+    tx: &mut Tx,
+    id: Uuid,
+    email: &str,
+    password_hash: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO users (id, email, password_hash) VALUES ($1, $2, $3)")
+        .bind(id)
+        .bind(email)
+        .bind(password_hash)
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}
+
+/// Finds a user by email, case-insensitively (SECURITY DEFINER lookup).
+pub async fn by_email(tx: &mut Tx, email: &str) -> Result<Option<UserByEmail>, sqlx::Error> {
+    sqlx::query_as("SELECT id, password_hash, status FROM lca_user_by_email($1)")
+        .bind(email)
+        .fetch_optional(tx.conn())
+        .await
+}

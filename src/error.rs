@@ -1,0 +1,215 @@
+//! Errors, by layer (STYLE.md: "errors say which layer they belong to"):
+//! - `anyhow` outside the request cycle (startup, CLI);
+//! - `sqlx::Error` in data code (`src/db/`);
+//! - [`ServiceError`] in domain code: what went wrong in words an operator may read;
+//! - [`AppError`] at the HTTP edge.
+//!
+//! Silence is golden: an `AppError` response carries only our own words. The real error rides
+//! in a response extension to [`finish_errors`], the one place that logs it (as JSON, with the
+//! request id; error-level events also go to Sentry) and writes the body the caller sees.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// Header carrying the request id on every request and response.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Errors of domain code, safe to show to the operator who asked (CLI, admin pages).
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("internal error: {0:#}")]
+    Internal(anyhow::Error),
+}
+
+/// An error at the HTTP edge.
+#[derive(Debug)]
+pub enum AppError {
+    /// The request is malformed; the description is ours, never a library's.
+    BadRequest {
+        error: &'static str,
+        description: Cow<'static, str>,
+    },
+    NotFound,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    /// A dependency (the database) is unreachable: 503, logged like an internal error.
+    Unavailable(anyhow::Error),
+    /// Anything unexpected: 500 `server_error`.
+    Internal(anyhow::Error),
+}
+
+impl AppError {
+    pub fn bad_request(description: impl Into<Cow<'static, str>>) -> Self {
+        AppError::BadRequest {
+            error: "invalid_request",
+            description: description.into(),
+        }
+    }
+}
+
+impl From<sqlx::Error> for AppError {
+    fn from(e: sqlx::Error) -> Self {
+        AppError::Internal(e.into())
+    }
+}
+
+impl From<ServiceError> for AppError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::Invalid(msg) => AppError::bad_request(msg),
+            ServiceError::Conflict(msg) => AppError::BadRequest {
+                error: "conflict",
+                description: msg.into(),
+            },
+            ServiceError::NotFound(_) => AppError::NotFound,
+            ServiceError::Database(e) => AppError::Internal(e.into()),
+            ServiceError::Internal(e) => AppError::Internal(e),
+        }
+    }
+}
+
+/// What [`finish_errors`] needs to log an error and write its body.
+#[derive(Clone, Debug)]
+struct ErrorReport {
+    error: &'static str,
+    description: Option<Cow<'static, str>>,
+    /// The underlying failure, for the log only.
+    internal: Option<Arc<anyhow::Error>>,
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let (status, report) = match self {
+            AppError::BadRequest { error, description } => (
+                StatusCode::BAD_REQUEST,
+                ErrorReport {
+                    error,
+                    description: Some(description),
+                    internal: None,
+                },
+            ),
+            AppError::NotFound => (StatusCode::NOT_FOUND, report_for(StatusCode::NOT_FOUND)),
+            AppError::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                report_for(StatusCode::PAYLOAD_TOO_LARGE),
+            ),
+            AppError::UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                report_for(StatusCode::UNSUPPORTED_MEDIA_TYPE),
+            ),
+            AppError::Unavailable(e) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorReport {
+                    internal: Some(Arc::new(e)),
+                    ..report_for(StatusCode::SERVICE_UNAVAILABLE)
+                },
+            ),
+            AppError::Internal(e) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                ErrorReport {
+                    internal: Some(Arc::new(e)),
+                    ..report_for(StatusCode::INTERNAL_SERVER_ERROR)
+                },
+            ),
+        };
+        let mut res = status.into_response();
+        res.extensions_mut().insert(report);
+        res
+    }
+}
+
+/// Our words for an error status that has no more specific report.
+fn report_for(status: StatusCode) -> ErrorReport {
+    let (error, description) = match status {
+        StatusCode::NOT_FOUND => ("not_found", "no such resource"),
+        StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "this method is not allowed here"),
+        StatusCode::PAYLOAD_TOO_LARGE => ("invalid_request", "the request body is too large"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("invalid_request", "unsupported content type"),
+        StatusCode::REQUEST_TIMEOUT => ("invalid_request", "the request took too long"),
+        StatusCode::SERVICE_UNAVAILABLE => (
+            "temporarily_unavailable",
+            "the service is temporarily unavailable",
+        ),
+        s if s.is_server_error() => ("server_error", "an internal error occurred"),
+        _ => ("invalid_request", "the request was not understood"),
+    };
+    ErrorReport {
+        error,
+        description: Some(Cow::Borrowed(description)),
+        internal: None,
+    }
+}
+
+/// The JSON error body (RFC 6749 §5.2 shape, plus the request id).
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_description: Option<&'a str>,
+    request_id: &'a str,
+}
+
+/// Middleware: the single point where errors are logged and their bodies written.
+///
+/// Error responses that did not come from an [`AppError`] (axum's 405, the body-limit layer's
+/// 413, the timeout layer's 408) are rewritten too, so every error a caller sees has our shape.
+pub async fn finish_errors(req: Request, next: Next) -> Response {
+    let request_id = req
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_owned();
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let mut res = next.run(req).await;
+    let status = res.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return res;
+    }
+    let report = match res.extensions_mut().remove::<ErrorReport>() {
+        Some(report) => report,
+        None => report_for(status),
+    };
+    if let Some(err) = &report.internal {
+        sentry::configure_scope(|scope| scope.set_tag("request_id", &request_id));
+        let source: &(dyn std::error::Error + 'static) = (**err).as_ref();
+        tracing::error!(
+            request_id = %request_id, %method, path = %path, status = status.as_u16(),
+            error = source, detail = %format!("{err:#}"), "request failed"
+        );
+    } else {
+        tracing::info!(request_id = %request_id, %method, path = %path, status = status.as_u16(), error = report.error, "request refused");
+    }
+    let body = ErrorBody {
+        error: report.error,
+        error_description: report.description.as_deref(),
+        request_id: &request_id,
+    };
+    let mut out = (status, Json(body)).into_response();
+    // Keep headers such as WWW-Authenticate or Allow; replace the body's own.
+    let headers = std::mem::take(res.headers_mut());
+    for (name, value) in headers.iter() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            out.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    out.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    out
+}

@@ -1,0 +1,89 @@
+//! LaventeCare Auth: a security-first, multi-tenant OpenID Connect provider on PostgreSQL.
+//!
+//! `main.rs` parses the command line, reads the configuration, opens the database (embedded or
+//! external), migrates, and serves [`app`]; the tests drive the same router.
+
+pub mod bootstrap;
+pub mod cli;
+pub mod clients;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod identity;
+pub mod master_key;
+pub mod secrets;
+pub mod telemetry;
+pub mod tenancy;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::{HeaderName, HeaderValue, header};
+use axum::routing::get;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::config::Config;
+use crate::db::Database;
+use crate::error::{AppError, REQUEST_ID_HEADER};
+use crate::identity::PasswordHasher;
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub db: Database,
+    pub passwords: PasswordHasher,
+    /// Encrypts secrets at rest (signing keys, TOTP secrets).
+    pub master_key: Arc<master_key::MasterKey>,
+}
+
+/// The HTTP application: one flat route list, then the layers every request passes.
+pub fn app(state: AppState) -> Router {
+    let config = state.config.clone();
+    let routes = Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .fallback(|| async { AppError::NotFound })
+        .with_state(state);
+    with_common_layers(routes, &config)
+}
+
+/// Wraps routes in the layers every request passes: Sentry, request id, tracing, security
+/// headers, the error finisher, panic catching, timeout and body limits.
+pub fn with_common_layers(routes: Router, config: &Config) -> Router {
+    let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
+
+    // Outermost first.
+    let layers = ServiceBuilder::new()
+        .layer(sentry::integrations::tower::NewSentryLayer::<axum::extract::Request>::new_from_top())
+        .layer(sentry::integrations::tower::SentryHttpLayer::new())
+        .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::extract::Request| {
+            let id = req.headers().get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("-");
+            tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
+        }))
+        .layer(PropagateRequestIdLayer::new(request_id))
+        // Headers every response carries (pages set their own CSP).
+        .layer(SetResponseHeaderLayer::if_not_present(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .layer(SetResponseHeaderLayer::if_not_present(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+        ))
+        .layer(axum::middleware::from_fn(error::finish_errors))
+        .layer(CatchPanicLayer::custom(|_panic: Box<dyn std::any::Any + Send>| {
+            axum::response::IntoResponse::into_response(AppError::Internal(anyhow::anyhow!("handler panicked")))
+        }))
+        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, config.request_timeout))
+        .layer(RequestBodyLimitLayer::new(config.body_limit))
+        .layer(axum::extract::DefaultBodyLimit::max(config.body_limit));
+    routes.layer(layers)
+}

@@ -1,0 +1,198 @@
+//! The SECURITY DEFINER lookups, one by one: each finds what it is for, returns only the
+//! columns it declares, and nothing for unknown input; only the runtime role may call them.
+
+use laventecare_auth::db;
+use laventecare_auth::{clients, identity, tenancy};
+
+use crate::support::TestDb;
+
+/// The functions migrations/0003_lookups.sql declares; a new one must be added here and tested.
+const LOOKUPS: &[&str] = &[
+    "lca_client_tenant(text)",
+    "lca_memberships_of(uuid)",
+    "lca_platform_tenant()",
+    "lca_tenant_by_slug(text)",
+    "lca_user_by_email(text)",
+];
+
+/// The catalogue holds exactly the listed SECURITY DEFINER functions, owned by lca_lookup,
+/// executable by lca_runtime and not by PUBLIC.
+#[tokio::test]
+async fn definer_functions_are_exactly_the_listed_ones() {
+    let t = TestDb::new().await;
+    let mut conn = t.owner().await;
+    let rows: Vec<(String, String, bool)> = sqlx::query_as(
+        "SELECT p.oid::regprocedure::text, pg_get_userbyid(p.proowner)::text, \
+                has_function_privilege('lca_runtime', p.oid, 'EXECUTE') \
+         FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
+         WHERE n.nspname = 'public' AND p.prosecdef ORDER BY 1",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    let names: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(names, LOOKUPS);
+    for (name, owner, runtime_may) in &rows {
+        assert_eq!(owner, "lca_lookup", "{name}");
+        assert!(runtime_may, "{name} executable by lca_runtime");
+    }
+    // A role with no grants cannot call them.
+    let mut conn = t.owner().await;
+    sqlx::raw_sql(
+        "DO $$ BEGIN CREATE ROLE lca_test_nobody NOLOGIN; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    sqlx::query("SET ROLE lca_test_nobody")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let err = sqlx::query("SELECT * FROM lca_user_by_email('x@example.com')")
+        .execute(&mut conn)
+        .await
+        .unwrap_err();
+    assert_eq!(db::sqlstate(&err).as_deref(), Some("42501"));
+}
+
+/// Each lookup finds its object with no tenant set, and finds nothing for unknown input.
+#[tokio::test]
+async fn each_lookup_finds_only_its_object() {
+    let t = TestDb::new().await;
+    let acme = t.tenant("acme").await;
+    let hasher = identity::PasswordHasher::new();
+    let user = identity::create_user(&t.db, &hasher, "Mixed.Case@Example.com", "a long password!")
+        .await
+        .unwrap();
+    tenancy::add_member(
+        &t.db,
+        "acme",
+        "mixed.case@example.com",
+        tenancy::Role::Editor,
+    )
+    .await
+    .unwrap();
+    let client = clients::create_client(
+        &t.db,
+        clients::ClientRequest {
+            tenant: "acme".into(),
+            name: "svc".into(),
+            grants: vec!["client_credentials".into()],
+            role: Some(tenancy::Role::Viewer),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+
+    let mut tx = t.db.unscoped().await.unwrap();
+    // lca_tenant_by_slug
+    let found = db::tenants::by_slug(&mut tx, "acme")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (found.id, found.status.as_str(), found.is_platform),
+        (acme, "active", false)
+    );
+    assert!(
+        db::tenants::by_slug(&mut tx, "nope")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // lca_platform_tenant: none before bootstrap.
+    assert_eq!(db::tenants::platform(&mut tx).await.unwrap(), None);
+    // lca_user_by_email, case-insensitive.
+    let u = db::users::by_email(&mut tx, "MIXED.case@example.COM")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(u.id, user.user_id);
+    assert!(u.password_hash.unwrap().starts_with("$2b$12$"));
+    assert!(
+        db::users::by_email(&mut tx, "nobody@example.com")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // lca_client_tenant
+    assert_eq!(
+        db::clients::tenant_of(&mut tx, &client.client_id)
+            .await
+            .unwrap(),
+        Some(acme)
+    );
+    assert_eq!(
+        db::clients::tenant_of(&mut tx, "unknown").await.unwrap(),
+        None
+    );
+    // lca_memberships_of
+    let m = db::memberships::of_user(&mut tx, user.user_id)
+        .await
+        .unwrap();
+    assert_eq!(m.len(), 1);
+    assert_eq!(
+        (m[0].tenant_id, m[0].slug.as_str(), m[0].role.as_str()),
+        (acme, "acme", "editor")
+    );
+    assert!(
+        db::memberships::of_user(&mut tx, uuid::Uuid::now_v7())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // And the tables themselves still read as empty in this transaction.
+    assert_eq!(
+        db::memberships::role_of(&mut tx, user.user_id)
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+/// The lookups return only their declared columns: no client secret hash, no user rows
+/// beyond the one asked for.
+#[tokio::test]
+async fn lookups_return_the_minimum() {
+    let t = TestDb::new().await;
+    let mut conn = t.owner().await;
+    let results: Vec<(String, String)> = sqlx::query_as(
+        "SELECT p.proname::text, pg_get_function_result(p.oid) FROM pg_proc p \
+         JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public' AND p.prosecdef ORDER BY 1",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    let expected = [
+        ("lca_client_tenant", "uuid"),
+        (
+            "lca_memberships_of",
+            "TABLE(tenant_id uuid, slug text, name text, role text)",
+        ),
+        ("lca_platform_tenant", "uuid"),
+        (
+            "lca_tenant_by_slug",
+            "TABLE(id uuid, status text, is_platform boolean)",
+        ),
+        (
+            "lca_user_by_email",
+            "TABLE(id uuid, password_hash text, status text)",
+        ),
+    ];
+    let got: Vec<(&str, &str)> = results
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    assert_eq!(got, expected);
+    // lca_lookup cannot read a client's secret hash even directly.
+    sqlx::query("SET ROLE lca_lookup")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let err = sqlx::query("SELECT secret_hash FROM clients")
+        .execute(&mut conn)
+        .await
+        .unwrap_err();
+    assert_eq!(db::sqlstate(&err).as_deref(), Some("42501"));
+}

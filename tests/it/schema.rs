@@ -1,0 +1,134 @@
+//! The schema keeps its promises: RLS on every table outside an explicit allowlist, tenant
+//! keys first, and a runtime role that owns nothing and cannot bypass RLS.
+
+use sqlx::PgConnection;
+
+use crate::support::TestDb;
+
+/// Tables that may go without Row Level Security, each for a stated reason.
+const NO_RLS_ALLOWLIST: &[&str] = &[
+    // sqlx's migration bookkeeping; the runtime role has no grant on it.
+    "_sqlx_migrations",
+];
+
+/// Everything wrong with RLS in the `public` schema, one line per problem.
+async fn rls_problems(conn: &mut PgConnection) -> Vec<String> {
+    let rows: Vec<(String, bool, bool, i64)> = sqlx::query_as(
+        "SELECT c.relname::text, c.relrowsecurity, c.relforcerowsecurity, \
+                (SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid) \
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') ORDER BY 1",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap();
+    let mut problems = Vec::new();
+    for (table, enabled, forced, policies) in rows {
+        if NO_RLS_ALLOWLIST.contains(&table.as_str()) {
+            continue;
+        }
+        if !enabled {
+            problems.push(format!("{table}: row level security not enabled"));
+        }
+        if !forced {
+            problems.push(format!("{table}: row level security not forced"));
+        }
+        if policies == 0 {
+            problems.push(format!("{table}: no policy"));
+        }
+    }
+    // Tenant tables: tenant_id NOT NULL and first in the primary key.
+    let keys: Vec<(String, bool, Option<String>)> = sqlx::query_as(
+        "SELECT c.relname::text, a.attnotnull, \
+                (SELECT pa.attname::text FROM pg_index i JOIN pg_attribute pa \
+                   ON pa.attrelid = i.indrelid AND pa.attnum = i.indkey[0] \
+                 WHERE i.indrelid = c.oid AND i.indisprimary) \
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped \
+         WHERE n.nspname = 'public' AND c.relkind = 'r'",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap();
+    for (table, not_null, first_key) in keys {
+        if !not_null {
+            problems.push(format!("{table}: tenant_id is nullable"));
+        }
+        if first_key.as_deref() != Some("tenant_id") {
+            problems.push(format!(
+                "{table}: primary key does not start with tenant_id"
+            ));
+        }
+    }
+    // The runtime role: no superuser, no BYPASSRLS, owns nothing.
+    let (superuser, bypass): (bool, bool) =
+        sqlx::query_as("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = 'lca_runtime'")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+    if superuser || bypass {
+        problems.push("lca_runtime is a superuser or has BYPASSRLS".into());
+    }
+    let owned: Vec<String> = sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = 'public' AND c.relowner = 'lca_runtime'::regrole",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap();
+    for table in owned {
+        problems.push(format!("{table}: owned by lca_runtime"));
+    }
+    problems
+}
+
+/// The migrated schema has no RLS problem.
+#[tokio::test]
+async fn every_table_has_forced_rls_or_is_allowlisted() {
+    let t = TestDb::new().await;
+    let mut conn = t.owner().await;
+    assert_eq!(rls_problems(&mut conn).await, Vec::<String>::new());
+    // The tables of the foundation are all there to be checked.
+    let n: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_class WHERE relname IN ('tenants', 'users', 'memberships', 'clients') AND relforcerowsecurity",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(n, 4);
+}
+
+/// The check itself catches each kind of mistake.
+#[tokio::test]
+async fn the_check_catches_mistakes() {
+    let t = TestDb::new().await;
+    let mut conn = t.owner().await;
+    sqlx::raw_sql(
+        "CREATE TABLE rogue (id int PRIMARY KEY); \
+         CREATE TABLE half (tenant_id uuid, id int, PRIMARY KEY (id)); \
+         ALTER TABLE half ENABLE ROW LEVEL SECURITY; \
+         CREATE TABLE runtime_owned (tenant_id uuid NOT NULL, PRIMARY KEY (tenant_id)); \
+         ALTER TABLE runtime_owned ENABLE ROW LEVEL SECURITY; ALTER TABLE runtime_owned FORCE ROW LEVEL SECURITY; \
+         CREATE POLICY p ON runtime_owned USING (true); \
+         ALTER TABLE runtime_owned OWNER TO lca_runtime;",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let problems = rls_problems(&mut conn).await;
+    for expected in [
+        "rogue: row level security not enabled",
+        "rogue: row level security not forced",
+        "rogue: no policy",
+        "half: row level security not forced",
+        "half: no policy",
+        "half: tenant_id is nullable",
+        "half: primary key does not start with tenant_id",
+        "runtime_owned: owned by lca_runtime",
+    ] {
+        assert!(
+            problems.iter().any(|p| p == expected),
+            "missing {expected:?} in {problems:?}"
+        );
+    }
+}
