@@ -55,6 +55,21 @@ pub enum Command {
         #[command(subcommand)]
         command: ClientCommand,
     },
+    /// Signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// Replace the signing key of every algorithm. Tokens signed before keep validating: the
+    /// retired keys stay in the JWKS until those tokens have expired.
+    Rotate {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -197,6 +212,16 @@ async fn run_with(
                 format!("{email} is now {role} of {tenant}")
             })?;
         }
+        Command::Keys { command: KeysCommand::Rotate { json } } => {
+            let master_key = MasterKey::load(config)?;
+            // Keys must exist before they can be rotated (a CLI run before the first serve).
+            crate::tokens::ensure_keys(db, &master_key).await?;
+            let report = crate::tokens::rotate(db, &master_key, &crate::tokens::RotationPolicy::default()).await?;
+            print(json, &report, || {
+                let created: Vec<String> = report.created.iter().map(|k| format!("{} {}", k.alg, k.kid)).collect();
+                format!("new signing keys:\n  {}\n(running servers pick them up within a minute)", created.join("\n  "))
+            })?;
+        }
         Command::Client {
             command:
                 ClientCommand::Create {
@@ -267,18 +292,21 @@ async fn serve(config: Arc<Config>, db: Database, passwords: PasswordHasher) -> 
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     tracing::info!(listen = %config.listen, issuer = %config.issuer, "serving");
     eprintln!("LaventeCare Auth listening on http://{}", config.listen);
-    let app = crate::app(AppState {
-        config: config.clone(),
-        db,
-        passwords,
-        master_key,
+    let state = AppState::new(config.clone(), db, master_key).await?;
+    let state = AppState { passwords, ..state };
+    let (stop_reloader, stopped) = tokio::sync::oneshot::channel::<()>();
+    let reloader = crate::tokens::spawn_reloader(state.keys.clone(), crate::tokens::DEFAULT_RELOAD_INTERVAL, async {
+        let _ = stopped.await;
     });
+    let app = crate::app(state);
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown_signal())
     .await?;
+    let _ = stop_reloader.send(());
+    let _ = reloader.await;
     tracing::info!("server stopped");
     Ok(())
 }

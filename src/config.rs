@@ -81,6 +81,24 @@ pub struct ConfigArgs {
         global = true
     )]
     pub db_max_connections: u32,
+    /// Lifetime of access tokens, in seconds.
+    #[arg(long, env = "LCA_ACCESS_TOKEN_TTL_SECS", default_value_t = 600, global = true)]
+    pub access_token_ttl_secs: u64,
+    /// Lifetime of ID tokens, in seconds.
+    #[arg(long, env = "LCA_ID_TOKEN_TTL_SECS", default_value_t = 600, global = true)]
+    pub id_token_ttl_secs: u64,
+    /// Lifetime of authorization codes, in seconds.
+    #[arg(long, env = "LCA_CODE_TTL_SECS", default_value_t = 60, global = true)]
+    pub code_ttl_secs: u64,
+    /// A refresh token unused for this many seconds expires (default 30 days).
+    #[arg(long, env = "LCA_REFRESH_TOKEN_TTL_SECS", default_value_t = 30 * 86400, global = true)]
+    pub refresh_token_ttl_secs: u64,
+    /// A token family ends this many seconds after the login that began it (default 90 days).
+    #[arg(long, env = "LCA_REFRESH_FAMILY_TTL_SECS", default_value_t = 90 * 86400, global = true)]
+    pub refresh_family_ttl_secs: u64,
+    /// A browser session idle for this many seconds ends (default 12 hours).
+    #[arg(long, env = "LCA_SESSION_TTL_SECS", default_value_t = 12 * 3600, global = true)]
+    pub session_ttl_secs: u64,
     /// Seconds a request may take before it is cut off.
     #[arg(
         long,
@@ -103,12 +121,25 @@ pub enum DatabaseConfig {
     },
 }
 
+/// How long things live.
+#[derive(Clone, Copy, Debug)]
+pub struct Lifetimes {
+    pub access_token: Duration,
+    pub id_token: Duration,
+    pub code: Duration,
+    pub refresh_token: Duration,
+    pub refresh_family: Duration,
+    pub session: Duration,
+}
+
 /// The validated configuration.
 #[derive(Clone, Debug)]
 pub struct Config {
     pub listen: SocketAddr,
     /// The issuer, without a trailing slash (OIDC Discovery §4.3 compares it exactly).
     pub issuer: String,
+    /// Whether the issuer is https: cookies are then `Secure` with the `__Host-` prefix.
+    pub secure_cookies: bool,
     pub data_dir: PathBuf,
     pub pg_bindir: Option<PathBuf>,
     pub database: DatabaseConfig,
@@ -120,6 +151,7 @@ pub struct Config {
     pub admin_password: Option<String>,
     pub db_max_connections: u32,
     pub request_timeout: Duration,
+    pub ttl: Lifetimes,
     /// Largest request body accepted.
     pub body_limit: usize,
 }
@@ -143,6 +175,7 @@ impl Config {
         }
         Ok(Self {
             listen: args.listen,
+            secure_cookies: issuer.starts_with("https://"),
             issuer,
             data_dir: args.data_dir,
             pg_bindir: args.pg_bindir.filter(|p| !p.as_os_str().is_empty()),
@@ -154,6 +187,14 @@ impl Config {
             admin_password: args.admin_password.filter(|p| !p.is_empty()),
             db_max_connections: args.db_max_connections,
             request_timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
+            ttl: Lifetimes {
+                access_token: Duration::from_secs(args.access_token_ttl_secs.clamp(10, 86400)),
+                id_token: Duration::from_secs(args.id_token_ttl_secs.clamp(10, 86400)),
+                code: Duration::from_secs(args.code_ttl_secs.clamp(1, 600)),
+                refresh_token: Duration::from_secs(args.refresh_token_ttl_secs.max(60)),
+                refresh_family: Duration::from_secs(args.refresh_family_ttl_secs.max(60)),
+                session: Duration::from_secs(args.session_ttl_secs.max(60)),
+            },
             body_limit: 64 * 1024,
         })
     }

@@ -36,9 +36,62 @@ pub enum ServiceError {
     Internal(anyhow::Error),
 }
 
+/// An OAuth error response (RFC 6749 §5.2) of the token, introspection, revocation and
+/// userinfo endpoints.
+#[derive(Debug)]
+pub struct OAuthError {
+    pub status: StatusCode,
+    pub error: &'static str,
+    pub description: Cow<'static, str>,
+    /// `WWW-Authenticate` for 401s (RFC 6749 §5.2, RFC 6750 §3).
+    pub www_authenticate: Option<HeaderValue>,
+}
+
+impl OAuthError {
+    /// 400 with the given error code.
+    pub fn bad(error: &'static str, description: impl Into<Cow<'static, str>>) -> Self {
+        Self { status: StatusCode::BAD_REQUEST, error, description: description.into(), www_authenticate: None }
+    }
+    pub fn invalid_request(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::bad("invalid_request", description)
+    }
+    pub fn invalid_grant(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::bad("invalid_grant", description)
+    }
+    /// 401 `invalid_client` with a Basic challenge (RFC 6749 §5.2).
+    pub fn invalid_client() -> Self {
+        Self {
+            status: StatusCode::UNAUTHORIZED,
+            error: "invalid_client",
+            description: "client authentication failed".into(),
+            www_authenticate: Some(HeaderValue::from_static("Basic realm=\"laventecare-auth\", charset=\"UTF-8\"")),
+        }
+    }
+    /// 401 for a missing or bad bearer token (RFC 6750 §3.1).
+    pub fn invalid_token() -> Self {
+        Self {
+            status: StatusCode::UNAUTHORIZED,
+            error: "invalid_token",
+            description: "the access token is invalid, expired or revoked".into(),
+            www_authenticate: Some(HeaderValue::from_static("Bearer error=\"invalid_token\"")),
+        }
+    }
+}
+
+impl From<OAuthError> for AppError {
+    fn from(e: OAuthError) -> Self {
+        AppError::OAuth(e)
+    }
+}
+
 /// An error at the HTTP edge.
 #[derive(Debug)]
 pub enum AppError {
+    /// A protocol error with its RFC 6749 code.
+    OAuth(OAuthError),
+    /// An HTML error page for a browser (never a redirect: the redirect URI was not validated,
+    /// or there is none).
+    Page { status: StatusCode, title: &'static str, message: Cow<'static, str> },
     /// The request is malformed; the description is ours, never a library's.
     BadRequest {
         error: &'static str,
@@ -88,20 +141,27 @@ impl From<ServiceError> for AppError {
 struct ErrorReport {
     error: &'static str,
     description: Option<Cow<'static, str>>,
+    /// Render an HTML page with this title instead of JSON.
+    page_title: Option<&'static str>,
     /// The underlying failure, for the log only.
     internal: Option<Arc<anyhow::Error>>,
 }
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
+        let mut www_authenticate = None;
         let (status, report) = match self {
+            AppError::OAuth(e) => {
+                www_authenticate = e.www_authenticate;
+                (e.status, ErrorReport { error: e.error, description: Some(e.description), page_title: None, internal: None })
+            }
+            AppError::Page { status, title, message } => (
+                status,
+                ErrorReport { error: "page", description: Some(message), page_title: Some(title), internal: None },
+            ),
             AppError::BadRequest { error, description } => (
                 StatusCode::BAD_REQUEST,
-                ErrorReport {
-                    error,
-                    description: Some(description),
-                    internal: None,
-                },
+                ErrorReport { error, description: Some(description), page_title: None, internal: None },
             ),
             AppError::NotFound => (StatusCode::NOT_FOUND, report_for(StatusCode::NOT_FOUND)),
             AppError::PayloadTooLarge => (
@@ -128,6 +188,9 @@ impl IntoResponse for AppError {
             ),
         };
         let mut res = status.into_response();
+        if let Some(value) = www_authenticate {
+            res.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+        }
         res.extensions_mut().insert(report);
         res
     }
@@ -148,11 +211,7 @@ fn report_for(status: StatusCode) -> ErrorReport {
         s if s.is_server_error() => ("server_error", "an internal error occurred"),
         _ => ("invalid_request", "the request was not understood"),
     };
-    ErrorReport {
-        error,
-        description: Some(Cow::Borrowed(description)),
-        internal: None,
-    }
+    ErrorReport { error, description: Some(Cow::Borrowed(description)), page_title: None, internal: None }
 }
 
 /// The JSON error body (RFC 6749 §5.2 shape, plus the request id).
@@ -184,6 +243,8 @@ pub async fn finish_errors(req: Request, next: Next) -> Response {
     }
     let report = match res.extensions_mut().remove::<ErrorReport>() {
         Some(report) => report,
+        // A page that is already in its final shape (the login page after a failed attempt).
+        None if res.extensions().get::<Shaped>().is_some() => return res,
         None => report_for(status),
     };
     if let Some(err) = &report.internal {
@@ -196,12 +257,14 @@ pub async fn finish_errors(req: Request, next: Next) -> Response {
     } else {
         tracing::info!(request_id = %request_id, %method, path = %path, status = status.as_u16(), error = report.error, "request refused");
     }
-    let body = ErrorBody {
-        error: report.error,
-        error_description: report.description.as_deref(),
-        request_id: &request_id,
+    let description = report.description.as_deref().map(error_description_charset);
+    let mut out = match report.page_title {
+        Some(title) => crate::pages::error_page(status, title, description.as_deref().unwrap_or(""), &request_id),
+        None => {
+            let body = ErrorBody { error: report.error, error_description: description.as_deref(), request_id: &request_id };
+            (status, Json(body)).into_response()
+        }
     };
-    let mut out = (status, Json(body)).into_response();
     // Keep headers such as WWW-Authenticate or Allow; replace the body's own.
     let headers = std::mem::take(res.headers_mut());
     for (name, value) in headers.iter() {
@@ -212,4 +275,34 @@ pub async fn finish_errors(req: Request, next: Next) -> Response {
     out.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     out
+}
+
+/// Marks a response whose error status and body are already final (a rendered page).
+#[derive(Clone, Copy, Debug)]
+pub struct Shaped;
+
+/// Keeps `error_description` inside the characters RFC 6749 §5.2 allows
+/// (%x20-21 / %x23-5B / %x5D-7E): no quotes, backslashes or non-ASCII.
+pub fn error_description_charset(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '"' => '\'',
+            '\\' => '/',
+            ' '..='~' => c,
+            _ => '?',
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Descriptions are cut down to the RFC 6749 character set.
+    #[test]
+    fn description_charset() {
+        let out = error_description_charset("bad \"uri\" \\ é\n");
+        assert_eq!(out, "bad 'uri' / ??");
+        assert!(out.bytes().all(|b| (0x20..=0x7e).contains(&b) && b != b'"' && b != b'\\'));
+    }
 }

@@ -13,15 +13,20 @@ pub mod extract;
 pub mod health;
 pub mod identity;
 pub mod master_key;
+pub mod pages;
+pub mod protocol;
 pub mod secrets;
 pub mod telemetry;
 pub mod tenancy;
+pub mod tokens;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::http::{HeaderName, HeaderValue, header};
-use axum::routing::get;
+use axum::routing::{get, post};
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{Expiry, SessionManagerLayer};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -43,14 +48,64 @@ pub struct AppState {
     pub passwords: PasswordHasher,
     /// Encrypts secrets at rest (signing keys, TOTP secrets).
     pub master_key: Arc<master_key::MasterKey>,
+    /// Signing keys, decrypted once.
+    pub keys: tokens::KeyStore,
+    /// The discovery document, serialised once.
+    pub discovery: axum::body::Bytes,
+}
+
+impl AppState {
+    /// Loads the signing keys (creating them on an empty database) and builds the state.
+    pub async fn new(
+        config: Arc<Config>,
+        db: Database,
+        master_key: Arc<master_key::MasterKey>,
+    ) -> anyhow::Result<Self> {
+        let keys = tokens::KeyStore::load(db.clone(), master_key.clone()).await?;
+        let discovery = serde_json::to_vec(&protocol::discovery::metadata(&config.issuer))?.into();
+        Ok(Self { config, db, passwords: PasswordHasher::new(), master_key, keys, discovery })
+    }
 }
 
 /// The HTTP application: one flat route list, then the layers every request passes.
 pub fn app(state: AppState) -> Router {
+    use protocol::discovery::paths;
+    use protocol::{authorize, discovery, introspect, logout, revoke, token, userinfo};
     let config = state.config.clone();
+
+    // Browser routes: they carry the session cookie.
+    let sessions = SessionManagerLayer::new(db::sessions::PgSessionStore::new(state.db.clone()))
+        .with_name(if config.secure_cookies { "__Host-lca_session" } else { "lca_session" })
+        .with_secure(config.secure_cookies)
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_path("/")
+        .with_expiry(Expiry::OnInactivity(time::Duration::seconds(
+            i64::try_from(config.ttl.session.as_secs()).unwrap_or(43200),
+        )));
+    let browser = Router::new()
+        .route("/", get(pages::home))
+        .route(paths::AUTHORIZE, get(authorize::authorize_get).post(authorize::authorize_post))
+        .route("/authorize/continue", get(authorize::resume))
+        .route("/login", get(pages::login::show).post(pages::login::submit))
+        .route("/consent", get(pages::consent::show).post(pages::consent::submit))
+        .route("/select-tenant", get(pages::tenant::show).post(pages::tenant::submit))
+        .route(paths::END_SESSION, get(logout::logout_get).post(logout::logout_post))
+        .layer(sessions);
+
     let routes = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/.well-known/openid-configuration", get(discovery::openid_configuration))
+        .route("/.well-known/oauth-authorization-server", get(discovery::openid_configuration))
+        .route(paths::JWKS, get(discovery::jwks))
+        .route(paths::TOKEN, post(token::token))
+        .route(paths::USERINFO, get(userinfo::userinfo).post(userinfo::userinfo))
+        .route(paths::INTROSPECT, post(introspect::introspect))
+        .route(paths::REVOKE, post(revoke::revoke))
+        .route("/static/app.css", get(pages::stylesheet))
+        .route("/static/form_post.js", get(pages::form_post_script))
+        .merge(browser)
         .fallback(|| async { AppError::NotFound })
         .with_state(state);
     with_common_layers(routes, &config)

@@ -52,3 +52,34 @@ pub async fn tenant_of(tx: &mut Tx, client_id: &str) -> Result<Option<Uuid>, sql
         .fetch_one(tx.conn())
         .await
 }
+
+/// A client as the protocol reads it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ClientRow {
+    pub tenant_id: Uuid,
+    pub client_id: String,
+    pub name: String,
+    pub client_type: String,
+    pub secret_hash: Option<Vec<u8>>,
+    pub token_endpoint_auth_method: String,
+    pub grant_types: Vec<String>,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub scopes: Vec<String>,
+    pub service_role: Option<String>,
+    pub multi_tenant: bool,
+    pub signing_alg: String,
+    pub require_pkce: bool,
+}
+
+/// A client of the transaction's tenant.
+pub async fn get(tx: &mut Tx, client_id: &str) -> Result<Option<ClientRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT tenant_id, client_id, name, client_type, secret_hash, token_endpoint_auth_method, grant_types, \
+         redirect_uris, post_logout_redirect_uris, scopes, service_role, multi_tenant, signing_alg, require_pkce \
+         FROM clients WHERE client_id = $1",
+    )
+    .bind(client_id)
+    .fetch_optional(tx.conn())
+    .await
+}

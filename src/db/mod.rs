@@ -9,9 +9,14 @@
 //! - the *runtime* role `lca_runtime` (no BYPASSRLS, owns nothing) is what every request runs
 //!   as: each pooled connection steps down to it with `SET ROLE` when it is opened.
 
+pub mod audit;
 pub mod clients;
+pub mod consents;
 pub mod embedded;
+pub mod grants;
+pub mod keys;
 pub mod memberships;
+pub mod sessions;
 pub mod tenants;
 pub mod users;
 

@@ -44,3 +44,8 @@ pub async fn platform(tx: &mut Tx) -> Result<Option<Uuid>, sqlx::Error> {
         .fetch_one(tx.conn())
         .await
 }
+
+/// The transaction's own tenant: (slug, status).
+pub async fn current(tx: &mut Tx) -> Result<Option<(String, String)>, sqlx::Error> {
+    sqlx::query_as("SELECT slug, status FROM tenants").fetch_optional(tx.conn()).await
+}

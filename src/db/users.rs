@@ -36,3 +36,21 @@ pub async fn by_email(tx: &mut Tx, email: &str) -> Result<Option<UserByEmail>, s
         .fetch_optional(tx.conn())
         .await
 }
+
+/// The claims a user's record gives (userinfo, ID token).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UserClaims {
+    pub id: Uuid,
+    pub email: String,
+    pub name: Option<String>,
+    pub status: String,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// A user visible in the transaction (a member of its tenant, or the user's own record).
+pub async fn claims(tx: &mut Tx, user_id: Uuid) -> Result<Option<UserClaims>, sqlx::Error> {
+    sqlx::query_as("SELECT id, email, name, status, updated_at FROM users WHERE id = $1")
+        .bind(user_id)
+        .fetch_optional(tx.conn())
+        .await
+}

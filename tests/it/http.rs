@@ -37,7 +37,7 @@ fn get(path: &str) -> Request<Body> {
 #[tokio::test]
 async fn probes_answer_with_request_id_and_headers() {
     let t = TestDb::new().await;
-    let app = laventecare_auth::app(t.state());
+    let app = laventecare_auth::app(t.state().await);
     for (path, status) in [("/healthz", "ok"), ("/readyz", "ready")] {
         let (code, headers, body) = send(&app, get(path)).await;
         assert_eq!(code, 200, "{path}");
@@ -67,7 +67,7 @@ async fn probes_answer_with_request_id_and_headers() {
 #[tokio::test]
 async fn every_error_has_our_shape() {
     let t = TestDb::new().await;
-    let app = laventecare_auth::app(t.state());
+    let app = laventecare_auth::app(t.state().await);
     let big = "x".repeat(65 * 1024);
     let cases = [
         (get("/no/such/page"), StatusCode::NOT_FOUND, "not_found"),
@@ -117,7 +117,7 @@ struct Strict {
 async fn strict_decoding_rejects_with_our_words() {
     let t = TestDb::new().await;
     // The application's layers around two probe routes that use the extractors.
-    let state = t.state();
+    let state = t.state().await;
     let probe = Router::new()
         .route("/json", post(|Json(s): Json<Strict>| async move { s.name }))
         .route("/form", post(|Form(s): Form<Strict>| async move { s.name }));

@@ -9,8 +9,10 @@ use crate::support::TestDb;
 /// The functions migrations/0003_lookups.sql declares; a new one must be added here and tested.
 const LOOKUPS: &[&str] = &[
     "lca_client_tenant(text)",
+    "lca_code_tenant(bytea)",
     "lca_memberships_of(uuid)",
     "lca_platform_tenant()",
+    "lca_refresh_token_tenant(bytea)",
     "lca_tenant_by_slug(text)",
     "lca_user_by_email(text)",
 ];
@@ -166,11 +168,13 @@ async fn lookups_return_the_minimum() {
     .unwrap();
     let expected = [
         ("lca_client_tenant", "uuid"),
+        ("lca_code_tenant", "uuid"),
         (
             "lca_memberships_of",
             "TABLE(tenant_id uuid, slug text, name text, role text)",
         ),
         ("lca_platform_tenant", "uuid"),
+        ("lca_refresh_token_tenant", "uuid"),
         (
             "lca_tenant_by_slug",
             "TABLE(id uuid, status text, is_platform boolean)",
@@ -195,4 +199,62 @@ async fn lookups_return_the_minimum() {
         .await
         .unwrap_err();
     assert_eq!(db::sqlstate(&err).as_deref(), Some("42501"));
+}
+
+/// lca_code_tenant and lca_refresh_token_tenant find the tenant of a stored hash, and nothing
+/// for an unknown one.
+#[tokio::test]
+async fn code_and_refresh_lookups() {
+    let t = TestDb::new().await;
+    let acme = t.tenant("acme").await;
+    let hasher = identity::PasswordHasher::new();
+    let user = identity::create_user(&t.db, &hasher, "ann@example.com", "a long password!").await.unwrap();
+    let code_hash = [7u8; 32];
+    let refresh_hash = [9u8; 32];
+    let family = uuid::Uuid::now_v7();
+    let mut tx = t.db.tenant(acme).await.unwrap();
+    let grant = db::grants::CodeGrant {
+        client_id: "c".into(),
+        user_id: user.user_id,
+        redirect_uri: "https://x.example.com/cb".into(),
+        scope: "openid".into(),
+        nonce: None,
+        code_challenge: None,
+        auth_time: chrono::Utc::now(),
+        amr: vec!["pwd".into()],
+        acr: "a".into(),
+        sid: "s".into(),
+    };
+    let later = chrono::Utc::now() + chrono::Duration::minutes(1);
+    db::grants::insert_code(&mut tx, &code_hash, &grant, later).await.unwrap();
+    db::grants::insert_family(
+        &mut tx,
+        &db::grants::Family {
+            family_id: family,
+            client_id: "c".into(),
+            user_id: Some(user.user_id),
+            scope: "openid".into(),
+            auth_time: None,
+            amr: vec![],
+            acr: None,
+            sid: None,
+            expires_at: later,
+            revoked_at: None,
+        },
+    )
+    .await
+    .unwrap();
+    db::grants::insert_refresh(&mut tx, &refresh_hash, family, later).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let mut tx = t.db.unscoped().await.unwrap();
+    assert_eq!(db::grants::code_tenant(&mut tx, &code_hash).await.unwrap(), Some(acme));
+    assert_eq!(db::grants::code_tenant(&mut tx, &[1u8; 32]).await.unwrap(), None);
+    assert_eq!(db::grants::refresh_tenant(&mut tx, &refresh_hash).await.unwrap(), Some(acme));
+    assert_eq!(db::grants::refresh_tenant(&mut tx, &[1u8; 32]).await.unwrap(), None);
+    // Without the tenant, the rows themselves stay invisible.
+    assert!(matches!(
+        db::grants::use_refresh(&mut tx, &refresh_hash, "c").await.unwrap(),
+        db::grants::RefreshUse::Invalid
+    ));
 }

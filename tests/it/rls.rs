@@ -91,12 +91,55 @@ async fn seed(t: &TestDb) -> Seed {
         .await
         .unwrap();
     }
-    let _ = both;
+    // Protocol state in every other tenant table, for both tenants.
+    for (tenant, user) in [(a, both.user_id), (b, only_b.user_id)] {
+        grant_state(t, tenant, user).await;
+    }
     Seed {
         a,
         b,
         only_b_user: only_b.user_id,
     }
+}
+
+/// A code, a token family with refresh and access tokens, a consent and an audit event.
+async fn grant_state(t: &TestDb, tenant: Uuid, user: Uuid) {
+    use laventecare_auth::db::{audit, consents, grants};
+    let later = chrono::Utc::now() + chrono::Duration::hours(1);
+    let family = Uuid::now_v7();
+    let mut tx = t.db.tenant(tenant).await.unwrap();
+    let code = grants::CodeGrant {
+        client_id: "c".into(),
+        user_id: user,
+        redirect_uri: "https://app.example.com/cb".into(),
+        scope: "openid".into(),
+        nonce: None,
+        code_challenge: None,
+        auth_time: chrono::Utc::now(),
+        amr: vec!["pwd".into()],
+        acr: "a".into(),
+        sid: "s".into(),
+    };
+    grants::insert_code(&mut tx, &laventecare_auth::secrets::random_bytes::<32>(), &code, later).await.unwrap();
+    let f = grants::Family {
+        family_id: family,
+        client_id: "c".into(),
+        user_id: Some(user),
+        scope: "openid".into(),
+        auth_time: None,
+        amr: vec![],
+        acr: None,
+        sid: None,
+        expires_at: later,
+        revoked_at: None,
+    };
+    grants::insert_family(&mut tx, &f).await.unwrap();
+    grants::insert_refresh(&mut tx, &laventecare_auth::secrets::random_bytes::<32>(), family, later).await.unwrap();
+    grants::insert_access(&mut tx, Uuid::now_v7(), Some(family), "c", later).await.unwrap();
+    consents::grant(&mut tx, user, "c", &["openid".into()]).await.unwrap();
+    let event = audit::Event { actor_kind: "system", action: "test.seed", outcome: "success", ..Default::default() };
+    audit::append(&mut tx, &event).await.unwrap();
+    tx.commit().await.unwrap();
 }
 
 /// With no tenant set, every RLS table reads 0 rows, also on a pooled connection whose
@@ -217,8 +260,13 @@ async fn writes_to_another_tenant_fail() {
         ),
         // Moving one of A's rows to B.
         format!("UPDATE clients SET tenant_id = '{}'", s.b),
-        format!("UPDATE memberships SET tenant_id = '{}'", s.b),
     ];
+    // And moving A's rows to B, in every tenant table the catalogue lists.
+    let mut owner = t.owner().await;
+    let mut attempts = attempts.to_vec();
+    for table in tenant_tables(&mut owner).await {
+        attempts.push(format!("UPDATE {table} SET tenant_id = '{}'", s.b));
+    }
     for sql in &attempts {
         sqlx::query("BEGIN").execute(&mut conn).await.unwrap();
         set_tenant(&mut conn, s.a).await;

@@ -9,6 +9,11 @@ use crate::support::TestDb;
 const NO_RLS_ALLOWLIST: &[&str] = &[
     // sqlx's migration bookkeeping; the runtime role has no grant on it.
     "_sqlx_migrations",
+    // The issuer's signing keys are global (one JWKS for every tenant); no tenant column.
+    "signing_keys",
+    // Browser sessions exist before any tenant is chosen; rows are found only by the SHA-256
+    // of a 128-bit random cookie value.
+    "browser_sessions",
 ];
 
 /// Everything wrong with RLS in the `public` schema, one line per problem.

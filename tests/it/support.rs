@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use laventecare_auth::config::{Config, ConfigArgs};
 use laventecare_auth::db::{self, ConnectTarget, Database, EmbeddedCluster};
-use laventecare_auth::identity::PasswordHasher;
 use laventecare_auth::master_key::MasterKey;
 use laventecare_auth::{AppState, tenancy};
 use sqlx::postgres::PgConnectOptions;
@@ -62,9 +61,7 @@ async fn start_cluster() -> Cluster {
         }
         None => {
             let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("test-cluster");
-            let mut cluster = EmbeddedCluster::start(&dir, None)
-                .await
-                .expect("start the test cluster");
+            let mut cluster = start_embedded(&dir).await;
             cluster
                 .stop_when_process_exits(std::process::id())
                 .expect("cluster watchdog");
@@ -80,6 +77,22 @@ async fn start_cluster() -> Cluster {
         url_base,
         template,
     }
+}
+
+/// Starts (or attaches to) the test cluster. The previous test run's watchdog may be stopping
+/// it right now: then wait for it to stop and start it again.
+async fn start_embedded(dir: &std::path::Path) -> EmbeddedCluster {
+    for _ in 0..60 {
+        let cluster = EmbeddedCluster::start(dir, None).await.expect("start the test cluster");
+        match PgConnection::connect_with(&cluster.connect_options("postgres")).await {
+            Ok(conn) => {
+                conn.close().await.ok();
+                return cluster;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    }
+    panic!("the test cluster did not come up");
 }
 
 /// Creates (once per set of migrations) a migrated database to copy tests' databases from,
@@ -241,15 +254,17 @@ impl TestDb {
     }
 
     /// The application state on this database.
-    pub fn state(&self) -> AppState {
-        AppState {
-            config: Arc::new(test_config(&[])),
-            db: self.db.clone(),
-            passwords: PasswordHasher::new(),
-            master_key: Arc::new(
-                MasterKey::load(&test_config(&[("LCA_MASTER_KEY", TEST_MASTER_KEY)])).unwrap(),
-            ),
-        }
+    pub async fn state(&self) -> AppState {
+        self.state_with(&[]).await
+    }
+
+    /// The application state with these settings (as environment variable names).
+    pub async fn state_with(&self, vars: &[(&str, &str)]) -> AppState {
+        let mut vars = vars.to_vec();
+        vars.push(("LCA_MASTER_KEY", TEST_MASTER_KEY));
+        let config = Arc::new(test_config(&vars));
+        let master_key = Arc::new(MasterKey::load(&config).unwrap());
+        AppState::new(config, self.db.clone(), master_key).await.unwrap()
     }
 
     /// Creates a tenant through the library.

@@ -1,0 +1,111 @@
+//! The PostgreSQL store behind tower-sessions: browser sessions in `browser_sessions`, keyed
+//! by the SHA-256 of the session id.
+//!
+//! Written here rather than taken from tower-sessions-sqlx-store, which builds on sqlx 0.8
+//! while this crate uses 0.9; the store is four small statements.
+
+use tower_sessions::session::{Id, Record};
+use tower_sessions::session_store::{self, SessionStore};
+
+use super::Database;
+use crate::secrets::sha256;
+
+/// Session records in PostgreSQL.
+#[derive(Clone, Debug)]
+pub struct PgSessionStore {
+    db: Database,
+}
+
+impl PgSessionStore {
+    pub fn new(db: Database) -> Self {
+        Self { db }
+    }
+}
+
+fn id_hash(id: &Id) -> [u8; 32] {
+    sha256(id.to_string().as_bytes())
+}
+
+fn backend(e: impl std::fmt::Display) -> session_store::Error {
+    session_store::Error::Backend(e.to_string())
+}
+
+/// The signed-in user recorded in the session data, if any (see `pages::session`).
+fn user_of(record: &Record) -> Option<uuid::Uuid> {
+    record.data.get("auth")?.get("user_id")?.as_str()?.parse().ok()
+}
+
+fn expiry(record: &Record) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp(record.expiry_date.unix_timestamp(), 0).unwrap_or_default()
+}
+
+#[async_trait::async_trait]
+impl SessionStore for PgSessionStore {
+    async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        // A 128-bit random id never collides in practice; if it does, draw another.
+        loop {
+            let data = serde_json::to_value(&record.data).map_err(backend)?;
+            let mut tx = self.db.unscoped().await.map_err(backend)?;
+            let inserted = sqlx::query(
+                "INSERT INTO browser_sessions (id_hash, data, user_id, expires_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (id_hash) DO NOTHING",
+            )
+            .bind(id_hash(&record.id).as_slice())
+            .bind(data)
+            .bind(user_of(record))
+            .bind(expiry(record))
+            .execute(tx.conn())
+            .await
+            .map_err(backend)?
+            .rows_affected();
+            tx.commit().await.map_err(backend)?;
+            if inserted == 1 {
+                return Ok(());
+            }
+            record.id = Id::default();
+        }
+    }
+
+    async fn save(&self, record: &Record) -> session_store::Result<()> {
+        let data = serde_json::to_value(&record.data).map_err(backend)?;
+        let mut tx = self.db.unscoped().await.map_err(backend)?;
+        sqlx::query(
+            "INSERT INTO browser_sessions (id_hash, data, user_id, expires_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (id_hash) DO UPDATE SET data = EXCLUDED.data, user_id = EXCLUDED.user_id, \
+             expires_at = EXCLUDED.expires_at",
+        )
+        .bind(id_hash(&record.id).as_slice())
+        .bind(data)
+        .bind(user_of(record))
+        .bind(expiry(record))
+        .execute(tx.conn())
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
+        let mut tx = self.db.unscoped().await.map_err(backend)?;
+        let row: Option<(serde_json::Value, chrono::DateTime<chrono::Utc>)> =
+            sqlx::query_as("SELECT data, expires_at FROM browser_sessions WHERE id_hash = $1 AND expires_at > now()")
+                .bind(id_hash(id).as_slice())
+                .fetch_optional(tx.conn())
+                .await
+                .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        let Some((data, expires_at)) = row else { return Ok(None) };
+        let data = serde_json::from_value(data).map_err(|e| session_store::Error::Decode(e.to_string()))?;
+        let expiry_date = time::OffsetDateTime::from_unix_timestamp(expires_at.timestamp()).map_err(backend)?;
+        Ok(Some(Record { id: *id, data, expiry_date }))
+    }
+
+    async fn delete(&self, id: &Id) -> session_store::Result<()> {
+        let mut tx = self.db.unscoped().await.map_err(backend)?;
+        sqlx::query("DELETE FROM browser_sessions WHERE id_hash = $1")
+            .bind(id_hash(id).as_slice())
+            .execute(tx.conn())
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)
+    }
+}

@@ -1,0 +1,89 @@
+//! The consent page: which application wants what, remembered per client and scope set.
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use tower_sessions::Session;
+
+use crate::AppState;
+use crate::db;
+use crate::error::AppError;
+use crate::extract::Form;
+use crate::pages::session;
+use crate::pages::{EN, Text, render, text::scope_description};
+use crate::protocol::authorize::{Reply, expired_request, origin_of};
+use crate::protocol::types::Scopes;
+
+#[derive(Template)]
+#[template(path = "consent.html")]
+struct ConsentPage<'a> {
+    t: &'static Text,
+    csrf: &'a str,
+    req: &'a str,
+    client_name: &'a str,
+    email: &'a str,
+    scopes: Vec<&'static str>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ConsentQuery {
+    req: String,
+}
+
+/// `GET /consent?req=…`.
+pub async fn show(State(state): State<AppState>, session: Session, Query(q): Query<ConsentQuery>) -> Result<Response, AppError> {
+    let (Some(p), Some(who)) = (session::pending(&session, &q.req).await?, session::signed_in(&session).await?) else {
+        return Err(expired_request());
+    };
+    let Some(tenant) = p.tenant else { return Err(expired_request()) };
+    let client_name = crate::pages::login::client_name(&state, &p).await?.unwrap_or_default();
+    let mut tx = state.db.tenant(tenant).await?;
+    let email = db::users::claims(&mut tx, who.user_id).await?.map(|u| u.email).unwrap_or_default();
+    tx.commit().await?;
+    let scopes = Scopes::parse(&p.scope).unwrap_or_default();
+    let csrf = session::csrf_token(&session).await?;
+    let page = ConsentPage {
+        t: &EN,
+        csrf: &csrf,
+        req: &p.id,
+        client_name: &client_name,
+        email: &email,
+        scopes: scopes.iter().filter_map(scope_description).collect(),
+    };
+    Ok(render(StatusCode::OK, &page, &[origin_of(&p.redirect_uri)]))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ConsentForm {
+    csrf: String,
+    req: String,
+    decision: String,
+}
+
+/// `POST /consent`.
+pub async fn submit(State(state): State<AppState>, session: Session, Form(form): Form<ConsentForm>) -> Result<Response, AppError> {
+    session::check_csrf(&session, &form.csrf).await?;
+    let (Some(mut p), Some(who)) = (session::pending(&session, &form.req).await?, session::signed_in(&session).await?) else {
+        return Err(expired_request());
+    };
+    let Some(tenant) = p.tenant else { return Err(expired_request()) };
+    if form.decision != "allow" {
+        session::finish_pending(&session, &p.id).await?;
+        let reply = Reply {
+            redirect_uri: &p.redirect_uri,
+            form_post: p.form_post,
+            state: p.state.as_deref(),
+            issuer: &state.config.issuer,
+        };
+        return Ok(reply.error("access_denied", "the user denied the request"));
+    }
+    let scopes = Scopes::parse(&p.scope).unwrap_or_default();
+    let mut tx = state.db.tenant(tenant).await?;
+    db::consents::grant(&mut tx, who.user_id, &p.client_id, &scopes.to_vec()).await?;
+    tx.commit().await?;
+    p.consented = true;
+    session::save_pending(&session, &p).await?;
+    Ok(Redirect::to(&format!("/authorize/continue?req={}", p.id)).into_response())
+}

@@ -1,0 +1,70 @@
+//! Choosing the tenant for a multi-tenant client.
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use tower_sessions::Session;
+
+use crate::AppState;
+use crate::db::{self, memberships::MembershipOf};
+use crate::error::AppError;
+use crate::extract::Form;
+use crate::pages::session;
+use crate::pages::{EN, Text, render};
+use crate::protocol::authorize::{expired_request, origin_of};
+
+#[derive(Template)]
+#[template(path = "select_tenant.html")]
+struct TenantPage<'a> {
+    t: &'static Text,
+    csrf: &'a str,
+    req: &'a str,
+    client_name: &'a str,
+    tenants: &'a [MembershipOf],
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TenantQuery {
+    req: String,
+}
+
+/// `GET /select-tenant?req=…`.
+pub async fn show(State(state): State<AppState>, session: Session, Query(q): Query<TenantQuery>) -> Result<Response, AppError> {
+    let (Some(p), Some(who)) = (session::pending(&session, &q.req).await?, session::signed_in(&session).await?) else {
+        return Err(expired_request());
+    };
+    let mut tx = state.db.unscoped().await?;
+    let tenants = db::memberships::of_user(&mut tx, who.user_id).await?;
+    tx.commit().await?;
+    let client_name = crate::pages::login::client_name(&state, &p).await?.unwrap_or_default();
+    let csrf = session::csrf_token(&session).await?;
+    let page = TenantPage { t: &EN, csrf: &csrf, req: &p.id, client_name: &client_name, tenants: &tenants };
+    Ok(render(StatusCode::OK, &page, &[origin_of(&p.redirect_uri)]))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TenantForm {
+    csrf: String,
+    req: String,
+    tenant: String,
+}
+
+/// `POST /select-tenant`: only one of the user's own memberships can be chosen.
+pub async fn submit(State(state): State<AppState>, session: Session, Form(form): Form<TenantForm>) -> Result<Response, AppError> {
+    session::check_csrf(&session, &form.csrf).await?;
+    let (Some(mut p), Some(who)) = (session::pending(&session, &form.req).await?, session::signed_in(&session).await?) else {
+        return Err(expired_request());
+    };
+    let mut tx = state.db.unscoped().await?;
+    let tenants = db::memberships::of_user(&mut tx, who.user_id).await?;
+    tx.commit().await?;
+    let Some(chosen) = tenants.iter().find(|m| m.slug == form.tenant) else {
+        return Err(crate::pages::page_error(StatusCode::BAD_REQUEST, "Unknown organisation", "Choose one of the listed organisations."));
+    };
+    p.tenant = Some(chosen.tenant_id);
+    p.prompt_select_account = false;
+    session::save_pending(&session, &p).await?;
+    Ok(Redirect::to(&format!("/authorize/continue?req={}", p.id)).into_response())
+}

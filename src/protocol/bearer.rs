@@ -1,0 +1,49 @@
+//! Checking access tokens we issued: signature (by kid), `typ: at+jwt`, issuer and expiry,
+//! then the database for revocation.
+
+use chrono::Utc;
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::db;
+use crate::error::AppError;
+use crate::tokens::{Expected, TokenType, check_claims};
+
+/// A live access token.
+#[derive(Debug, Clone)]
+pub struct AccessToken {
+    pub tenant_id: Uuid,
+    pub jti: Uuid,
+    pub claims: Map<String, Value>,
+}
+
+impl AccessToken {
+    pub fn str_claim(&self, name: &str) -> Option<&str> {
+        self.claims.get(name).and_then(Value::as_str)
+    }
+}
+
+/// The access token's claims if it is ours, unexpired and not revoked; `None` otherwise.
+pub async fn check(state: &AppState, token: &str) -> Result<Option<AccessToken>, AppError> {
+    let Ok(claims) = state.keys.verify_fresh(token, TokenType::AccessToken).await else {
+        return Ok(None);
+    };
+    let expected = Expected {
+        issuer: &state.config.issuer,
+        audience: None,
+        now: Utc::now(),
+        leeway: std::time::Duration::ZERO,
+    };
+    if check_claims(&claims, &expected).is_err() {
+        return Ok(None);
+    }
+    let uuid = |name: &str| claims.get(name).and_then(Value::as_str).and_then(|s| s.parse::<Uuid>().ok());
+    let (Some(tenant_id), Some(jti)) = (uuid("tid"), uuid("jti")) else {
+        return Ok(None);
+    };
+    let mut tx = state.db.tenant(tenant_id).await?;
+    let active = db::grants::access_active(&mut tx, jti).await?;
+    tx.commit().await?;
+    Ok(active.then_some(AccessToken { tenant_id, jti, claims }))
+}

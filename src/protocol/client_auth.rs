@@ -1,0 +1,104 @@
+//! Client authentication at the token, introspection and revocation endpoints
+//! (RFC 6749 §2.3): `client_secret_basic`, `client_secret_post`, and `none` for public
+//! clients.
+
+use axum::http::{HeaderMap, header};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+
+use crate::db::{self, Database, clients::ClientRow};
+use crate::error::{AppError, OAuthError};
+use crate::secrets::Secret;
+
+/// Credentials as presented.
+#[derive(Debug, Default)]
+pub struct Presented<'a> {
+    pub client_id: Option<&'a str>,
+    pub client_secret: Option<&'a str>,
+}
+
+/// Authenticates the calling client. Every failure is the same `invalid_client` (401), so
+/// the answer does not tell an unknown client from a wrong secret.
+pub async fn authenticate(db: &Database, headers: &HeaderMap, body: Presented<'_>) -> Result<ClientRow, AppError> {
+    let basic = match headers.get(header::AUTHORIZATION) {
+        Some(value) => Some(parse_basic(value.to_str().ok()).ok_or_else(OAuthError::invalid_client)?),
+        None => None,
+    };
+    // RFC 6749 §2.3: a client MUST NOT use more than one authentication method.
+    if basic.is_some() && body.client_secret.is_some() {
+        return Err(OAuthError::invalid_request("use one client authentication method").into());
+    }
+    let (client_id, secret) = match &basic {
+        Some((id, secret)) => {
+            if body.client_id.is_some_and(|b| b != id) {
+                return Err(OAuthError::invalid_request("client_id differs from the authenticated client").into());
+            }
+            (id.as_str(), Some(secret.as_str()))
+        }
+        None => match body.client_id {
+            Some(id) => (id, body.client_secret),
+            None => return Err(OAuthError::invalid_client().into()),
+        },
+    };
+    if client_id.is_empty() || client_id.len() > 128 {
+        return Err(OAuthError::invalid_client().into());
+    }
+
+    let mut tx = db.unscoped().await?;
+    let tenant = db::clients::tenant_of(&mut tx, client_id).await?;
+    tx.commit().await?;
+    let client = match tenant {
+        Some(tenant) => {
+            let mut tx = db.tenant(tenant).await?;
+            let client = db::clients::get(&mut tx, client_id).await?;
+            tx.commit().await?;
+            client
+        }
+        None => None,
+    };
+    let Some(client) = client else {
+        return Err(OAuthError::invalid_client().into());
+    };
+    let ok = match (&client.secret_hash, secret) {
+        (Some(hash), Some(secret)) => Secret::from_presented(secret.to_owned()).matches(hash),
+        (None, None) => client.client_type == "public",
+        _ => false,
+    };
+    if !ok {
+        return Err(OAuthError::invalid_client().into());
+    }
+    Ok(client)
+}
+
+/// `Authorization: Basic base64(urlencode(id) ":" urlencode(secret))` (RFC 6749 §2.3.1 asks
+/// for the form-urlencoding of both parts).
+fn parse_basic(value: Option<&str>) -> Option<(String, String)> {
+    let value = value?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = STANDARD.decode(encoded.trim()).ok()?;
+    let decoded = String::from_utf8(decoded).ok()?;
+    let (id, secret) = decoded.split_once(':')?;
+    let unescape = |s: &str| -> Option<String> {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(&format!("v={s}")).ok()?;
+        pairs.into_iter().next().map(|(_, v)| v)
+    };
+    Some((unescape(id)?, unescape(secret)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Basic credentials are base64 of the form-urlencoded parts.
+    #[test]
+    fn basic_credentials() {
+        let header = format!("Basic {}", STANDARD.encode("my%3Aclient:s%2Bcr%20t"));
+        assert_eq!(parse_basic(Some(&header)), Some(("my:client".into(), "s+cr t".into())));
+        assert_eq!(parse_basic(Some("Bearer abc")), None);
+        assert_eq!(parse_basic(Some("Basic !!!")), None);
+        assert_eq!(parse_basic(Some(&format!("Basic {}", STANDARD.encode("nocolon")))), None);
+    }
+}

@@ -1,0 +1,87 @@
+//! OpenID Provider metadata (OIDC Discovery §3, RFC 8414) and the JWKS endpoint. The
+//! metadata is built once at start; the JWKS bytes come from the key store, which rebuilds
+//! them only when the keys change.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::protocol::types::SCOPES_SUPPORTED;
+
+/// Path of each endpoint, relative to the issuer.
+pub mod paths {
+    pub const AUTHORIZE: &str = "/authorize";
+    pub const TOKEN: &str = "/token";
+    pub const USERINFO: &str = "/userinfo";
+    pub const JWKS: &str = "/jwks";
+    pub const INTROSPECT: &str = "/introspect";
+    pub const REVOKE: &str = "/revoke";
+    pub const END_SESSION: &str = "/logout";
+}
+
+/// `acr` of a password login and of a login with a second factor.
+pub const ACR_PASSWORD: &str = "urn:laventecare:acr:pwd";
+pub const ACR_MFA: &str = "urn:laventecare:acr:mfa";
+
+/// The metadata document for `issuer`.
+pub fn metadata(issuer: &str) -> Value {
+    let url = |path: &str| format!("{issuer}{path}");
+    let client_auth = ["client_secret_basic", "client_secret_post", "none"];
+    json!({
+        "issuer": issuer,
+        "authorization_endpoint": url(paths::AUTHORIZE),
+        "token_endpoint": url(paths::TOKEN),
+        "userinfo_endpoint": url(paths::USERINFO),
+        "jwks_uri": url(paths::JWKS),
+        "introspection_endpoint": url(paths::INTROSPECT),
+        "revocation_endpoint": url(paths::REVOKE),
+        "end_session_endpoint": url(paths::END_SESSION),
+        "scopes_supported": SCOPES_SUPPORTED,
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query", "form_post"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256", "ES256", "EdDSA"],
+        "token_endpoint_auth_methods_supported": client_auth,
+        "introspection_endpoint_auth_methods_supported": client_auth,
+        "revocation_endpoint_auth_methods_supported": client_auth,
+        "code_challenge_methods_supported": ["S256"],
+        "acr_values_supported": [ACR_PASSWORD, ACR_MFA],
+        "claims_supported": [
+            "iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "at_hash", "sid",
+            "email", "email_verified", "name", "preferred_username", "updated_at", "tid", "tenant", "roles"
+        ],
+        "claim_types_supported": ["normal"],
+        "display_values_supported": ["page"],
+        "ui_locales_supported": ["en"],
+        "claims_parameter_supported": false,
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
+        "require_request_uri_registration": false,
+        "authorization_response_iss_parameter_supported": true,
+        "frontchannel_logout_supported": false,
+        "backchannel_logout_supported": false,
+    })
+}
+
+/// `GET /.well-known/openid-configuration` (and the RFC 8414 path).
+pub async fn openid_configuration(State(state): State<AppState>) -> Response {
+    cached_json(state.discovery.clone(), "public, max-age=3600")
+}
+
+/// `GET /jwks`: a short cache, so a rotation reaches relying parties within minutes.
+pub async fn jwks(State(state): State<AppState>) -> Response {
+    cached_json(state.keys.jwks(), "public, max-age=300")
+}
+
+fn cached_json(body: Bytes, cache: &'static str) -> Response {
+    let mut res = body.into_response();
+    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    // Relying parties in browsers fetch these cross-origin.
+    res.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    res
+}

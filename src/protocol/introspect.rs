@@ -1,0 +1,97 @@
+//! Token introspection (RFC 7662), for authenticated clients of the token's own tenant.
+//! Anything else — unknown, expired, revoked, another tenant's — is `{"active": false}`.
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use crate::AppState;
+use crate::db;
+use crate::error::AppError;
+use crate::extract::Form;
+use crate::protocol::bearer;
+use crate::protocol::client_auth::{self, Presented};
+use crate::protocol::token::json_no_store;
+use crate::secrets::sha256;
+
+#[derive(Debug, Deserialize)]
+pub struct IntrospectRequest {
+    token: Option<String>,
+    token_type_hint: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+}
+
+/// `POST /introspect`.
+pub async fn introspect(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(req): Form<IntrospectRequest>,
+) -> Result<Response, AppError> {
+    let caller = client_auth::authenticate(
+        &state.db,
+        &headers,
+        Presented { client_id: req.client_id.as_deref(), client_secret: req.client_secret.as_deref() },
+    )
+    .await?;
+    let Some(token) = req.token.as_deref().filter(|t| !t.is_empty() && t.len() <= 16 * 1024) else {
+        return Err(crate::error::OAuthError::invalid_request("token is missing").into());
+    };
+    let inactive = || Ok(json_no_store(json!({ "active": false })));
+
+    // The hint only orders the lookups (RFC 7662 §2.1).
+    let refresh_first = req.token_type_hint.as_deref() == Some("refresh_token");
+    let as_access = if refresh_first { None } else { bearer::check(&state, token).await? };
+    if let Some(at) = as_access {
+        if at.tenant_id != caller.tenant_id {
+            return inactive();
+        }
+        return Ok(json_no_store(describe_access(&at)));
+    }
+
+    let hash = sha256(token.as_bytes());
+    let mut tx = state.db.unscoped().await?;
+    let tenant = db::grants::refresh_tenant(&mut tx, &hash).await?;
+    tx.commit().await?;
+    if let Some(tenant_id) = tenant.filter(|t| *t == caller.tenant_id) {
+        let mut tx = state.db.tenant(tenant_id).await?;
+        let state_of = db::grants::refresh_state(&mut tx, &hash).await?;
+        tx.commit().await?;
+        if let Some((family, true)) = state_of {
+            let mut out = Map::new();
+            out.insert("active".into(), json!(true));
+            out.insert("token_type".into(), json!("refresh_token"));
+            out.insert("scope".into(), json!(family.scope));
+            out.insert("client_id".into(), json!(family.client_id));
+            if let Some(user) = family.user_id {
+                out.insert("sub".into(), json!(user.to_string()));
+            }
+            out.insert("exp".into(), json!(family.expires_at.timestamp()));
+            out.insert("tid".into(), json!(tenant_id.to_string()));
+            return Ok(json_no_store(Value::Object(out)));
+        }
+    }
+    // Hinted wrongly: still answer for an access token.
+    if refresh_first
+        && let Some(at) = bearer::check(&state, token).await?
+        && at.tenant_id == caller.tenant_id
+    {
+        return Ok(json_no_store(describe_access(&at)));
+    }
+    inactive()
+}
+
+/// The introspection response of a live access token (RFC 7662 §2.2).
+fn describe_access(at: &bearer::AccessToken) -> Value {
+    let mut out = Map::new();
+    out.insert("active".into(), json!(true));
+    out.insert("token_type".into(), json!("Bearer"));
+    for name in ["scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti", "tid", "tenant", "roles"] {
+        if let Some(v) = at.claims.get(name) {
+            out.insert(name.into(), v.clone());
+        }
+    }
+    Value::Object(out)
+}

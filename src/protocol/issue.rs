@@ -1,0 +1,158 @@
+//! Minting the tokens of one grant: an RFC 9068 access token, an ID token (OIDC Core §2) when
+//! `openid` was granted, and a rotating refresh token when the client may refresh.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+use sha2::Digest;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::db::{self, Tx, clients::ClientRow};
+use crate::error::AppError;
+use crate::protocol::types::Scopes;
+use crate::secrets::Secret;
+use crate::tokens::{SigningAlg, TokenType};
+
+/// Everything the tokens of one grant say.
+#[derive(Debug, Clone)]
+pub struct Grant<'a> {
+    pub tenant_id: Uuid,
+    pub tenant_slug: &'a str,
+    pub client: &'a ClientRow,
+    /// The user, for user grants; `None` for a service account.
+    pub user_id: Option<Uuid>,
+    /// The expanded role list.
+    pub roles: &'static [&'static str],
+    pub scope: &'a Scopes,
+    pub auth_time: Option<DateTime<Utc>>,
+    pub amr: &'a [String],
+    pub acr: Option<&'a str>,
+    pub sid: Option<&'a str>,
+    /// Only for the code grant's ID token; a refreshed ID token has none (OIDC Core §12.2).
+    pub nonce: Option<&'a str>,
+    /// The family a refresh token joins; `None`: no refresh token.
+    pub family: Option<(Uuid, DateTime<Utc>)>,
+}
+
+/// The token response (RFC 6749 §5.1, OIDC Core §3.1.3.3).
+#[derive(Debug, Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: u64,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "expose")]
+    pub refresh_token: Option<Secret>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+    pub scope: String,
+}
+
+fn expose<S: serde::Serializer>(secret: &Option<Secret>, s: S) -> Result<S::Ok, S::Error> {
+    match secret {
+        Some(secret) => s.serialize_str(secret.expose()),
+        None => s.serialize_none(),
+    }
+}
+
+/// Mints and records the tokens of `grant` in `tx` (the grant's tenant).
+pub async fn issue(state: &AppState, tx: &mut Tx, grant: &Grant<'_>) -> Result<TokenResponse, AppError> {
+    let ttl = state.config.ttl;
+    let now = Utc::now();
+    let alg = SigningAlg::from_name(&grant.client.signing_alg).unwrap_or(SigningAlg::Rs256);
+    let issuer = state.config.issuer.as_str();
+    let sub = match grant.user_id {
+        Some(user) => user.to_string(),
+        None => grant.client.client_id.clone(),
+    };
+
+    // RFC 9068 §2.2.
+    let jti = Uuid::now_v7();
+    let access_exp = now + Duration::from_std(ttl.access_token).unwrap_or_default();
+    let mut at = Map::new();
+    at.insert("iss".into(), json!(issuer));
+    at.insert("sub".into(), json!(sub));
+    at.insert("aud".into(), json!(grant.client.client_id));
+    at.insert("exp".into(), json!(access_exp.timestamp()));
+    at.insert("iat".into(), json!(now.timestamp()));
+    at.insert("jti".into(), json!(jti.to_string()));
+    at.insert("client_id".into(), json!(grant.client.client_id));
+    at.insert("scope".into(), json!(grant.scope.to_string()));
+    at.insert("tid".into(), json!(grant.tenant_id.to_string()));
+    at.insert("tenant".into(), json!(grant.tenant_slug));
+    at.insert("roles".into(), json!(grant.roles));
+    if let Some(auth_time) = grant.auth_time {
+        at.insert("auth_time".into(), json!(auth_time.timestamp()));
+    }
+    if let Some(acr) = grant.acr {
+        at.insert("acr".into(), json!(acr));
+    }
+    if !grant.amr.is_empty() {
+        at.insert("amr".into(), json!(grant.amr));
+    }
+    let access_token = state.keys.sign(alg, TokenType::AccessToken, &at).map_err(AppError::Internal)?;
+    db::grants::insert_access(tx, jti, grant.family.map(|f| f.0), &grant.client.client_id, access_exp).await?;
+
+    let id_token = match (grant.user_id, grant.scope.contains("openid")) {
+        (Some(_), true) => {
+            let exp = now + Duration::from_std(ttl.id_token).unwrap_or_default();
+            let mut id = Map::new();
+            id.insert("iss".into(), json!(issuer));
+            id.insert("sub".into(), json!(sub));
+            id.insert("aud".into(), json!(grant.client.client_id));
+            id.insert("azp".into(), json!(grant.client.client_id));
+            id.insert("exp".into(), json!(exp.timestamp()));
+            id.insert("iat".into(), json!(now.timestamp()));
+            if let Some(auth_time) = grant.auth_time {
+                id.insert("auth_time".into(), json!(auth_time.timestamp()));
+            }
+            if let Some(nonce) = grant.nonce {
+                id.insert("nonce".into(), json!(nonce));
+            }
+            if let Some(acr) = grant.acr {
+                id.insert("acr".into(), json!(acr));
+            }
+            id.insert("amr".into(), json!(grant.amr));
+            if let Some(sid) = grant.sid {
+                id.insert("sid".into(), json!(sid));
+            }
+            id.insert("at_hash".into(), Value::String(at_hash(alg, &access_token)));
+            id.insert("tid".into(), json!(grant.tenant_id.to_string()));
+            id.insert("tenant".into(), json!(grant.tenant_slug));
+            id.insert("roles".into(), json!(grant.roles));
+            Some(state.keys.sign(alg, TokenType::IdToken, &id).map_err(AppError::Internal)?)
+        }
+        _ => None,
+    };
+
+    let refresh_token = match grant.family {
+        Some((family_id, family_end)) => {
+            let token = Secret::generate();
+            let idle_end = now + Duration::from_std(ttl.refresh_token).unwrap_or_default();
+            db::grants::insert_refresh(tx, &token.hash(), family_id, idle_end.min(family_end)).await?;
+            Some(token)
+        }
+        None => None,
+    };
+
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: ttl.access_token.as_secs(),
+        refresh_token,
+        id_token,
+        scope: grant.scope.to_string(),
+    })
+}
+
+/// `at_hash` (OIDC Core §3.1.3.6): the left half of the hash of the access token, with the
+/// hash of the ID token's algorithm (SHA-512 for Ed25519, as OpenID's errata and the
+/// openidconnect crate have it).
+pub fn at_hash(alg: SigningAlg, access_token: &str) -> String {
+    use base64::Engine as _;
+    let digest: Vec<u8> = match alg {
+        SigningAlg::EdDsa => sha2::Sha512::digest(access_token.as_bytes()).to_vec(),
+        _ => sha2::Sha256::digest(access_token.as_bytes()).to_vec(),
+    };
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..digest.len() / 2])
+}

@@ -1,0 +1,100 @@
+//! Token revocation (RFC 7009). Revoking a refresh token ends its whole family, access tokens
+//! included (§2.1); revoking an access token ends that token. The answer is 200 whether or not
+//! the token was valid (§2.2), so it tells a caller nothing about other clients' tokens.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::AppState;
+use crate::db::{self, audit};
+use crate::error::{AppError, OAuthError};
+use crate::extract::Form;
+use crate::protocol::bearer;
+use crate::protocol::client_auth::{self, Presented};
+use crate::protocol::meta::RequestMeta;
+use crate::secrets::sha256;
+
+#[derive(Debug, Deserialize)]
+pub struct RevokeRequest {
+    token: Option<String>,
+    token_type_hint: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+}
+
+/// `POST /revoke`.
+pub async fn revoke(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    headers: HeaderMap,
+    Form(req): Form<RevokeRequest>,
+) -> Result<Response, AppError> {
+    let caller = client_auth::authenticate(
+        &state.db,
+        &headers,
+        Presented { client_id: req.client_id.as_deref(), client_secret: req.client_secret.as_deref() },
+    )
+    .await?;
+    let Some(token) = req.token.as_deref().filter(|t| !t.is_empty() && t.len() <= 16 * 1024) else {
+        return Err(OAuthError::invalid_request("token is missing").into());
+    };
+    match req.token_type_hint.as_deref() {
+        None | Some("access_token" | "refresh_token") => {}
+        Some(_) => return Err(OAuthError::bad("unsupported_token_type", "unknown token_type_hint").into()),
+    }
+
+    let hash = sha256(token.as_bytes());
+    let mut tx = state.db.unscoped().await?;
+    let tenant = db::grants::refresh_tenant(&mut tx, &hash).await?;
+    tx.commit().await?;
+    if let Some(tenant_id) = tenant {
+        let mut tx = state.db.tenant(tenant_id).await?;
+        if let Some((family, _)) = db::grants::refresh_state(&mut tx, &hash).await?
+            && family.client_id == caller.client_id
+            && db::grants::revoke_family(&mut tx, family.family_id, "revoked").await?
+        {
+            audit::append(
+                &mut tx,
+                &audit::Event {
+                    actor_kind: "client",
+                    actor_id: Some(caller.client_id.clone()),
+                    target_kind: Some("token_family"),
+                    target_id: Some(family.family_id.to_string()),
+                    action: "token.revoked",
+                    outcome: "success",
+                    ip: meta.ip,
+                    user_agent: meta.user_agent.clone(),
+                    request_id: meta.request_id.clone(),
+                    details: json!({ "token_type": "refresh_token" }),
+                },
+            )
+            .await?;
+        }
+        tx.commit().await?;
+    } else if let Some(at) = bearer::check(&state, token).await? {
+        let mut tx = state.db.tenant(at.tenant_id).await?;
+        if db::grants::revoke_access(&mut tx, at.jti, &caller.client_id).await? {
+            audit::append(
+                &mut tx,
+                &audit::Event {
+                    actor_kind: "client",
+                    actor_id: Some(caller.client_id.clone()),
+                    target_kind: Some("access_token"),
+                    target_id: Some(at.jti.to_string()),
+                    action: "token.revoked",
+                    outcome: "success",
+                    ip: meta.ip,
+                    user_agent: meta.user_agent.clone(),
+                    request_id: meta.request_id.clone(),
+                    details: json!({ "token_type": "access_token" }),
+                },
+            )
+            .await?;
+        }
+        tx.commit().await?;
+    }
+    Ok(StatusCode::OK.into_response())
+}

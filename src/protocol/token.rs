@@ -1,0 +1,343 @@
+//! The token endpoint (RFC 6749 §3.2): `authorization_code` (with PKCE, RFC 7636),
+//! `refresh_token` (rotation with reuse detection, RFC 9700 §4.14) and `client_credentials`.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{Duration, Utc};
+use serde::Deserialize;
+use serde_json::json;
+use subtle::ConstantTimeEq;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::clients::{GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_REFRESH_TOKEN};
+use crate::db::{self, Tx, audit, clients::ClientRow, grants::RefreshUse};
+use crate::error::{AppError, OAuthError};
+use crate::extract::Form;
+use crate::protocol::client_auth::{self, Presented};
+use crate::protocol::issue::{self, Grant, TokenResponse};
+use crate::protocol::meta::RequestMeta;
+use crate::protocol::types::{Scopes, s256_challenge, valid_pkce_value};
+use crate::secrets::sha256;
+use crate::tenancy::Role;
+
+/// Token request parameters. Unknown parameters are ignored (RFC 6749 §3.2); a repeated one is
+/// refused by the decoder (§3.1).
+#[derive(Debug, Deserialize)]
+pub struct TokenRequest {
+    grant_type: Option<String>,
+    code: Option<String>,
+    redirect_uri: Option<String>,
+    code_verifier: Option<String>,
+    refresh_token: Option<String>,
+    scope: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+}
+
+/// `POST /token`.
+pub async fn token(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    headers: HeaderMap,
+    Form(req): Form<TokenRequest>,
+) -> Result<Response, AppError> {
+    let client = client_auth::authenticate(
+        &state.db,
+        &headers,
+        Presented { client_id: req.client_id.as_deref(), client_secret: req.client_secret.as_deref() },
+    )
+    .await?;
+    let grant_type = req.grant_type.as_deref().ok_or_else(|| OAuthError::invalid_request("grant_type is missing"))?;
+    let allowed = |g: &str| client.grant_types.iter().any(|x| x == g);
+    let response = match grant_type {
+        GRANT_AUTHORIZATION_CODE | GRANT_REFRESH_TOKEN | GRANT_CLIENT_CREDENTIALS if !allowed(grant_type) => {
+            return Err(OAuthError::bad("unauthorized_client", "this client may not use this grant type").into());
+        }
+        GRANT_AUTHORIZATION_CODE => authorization_code(&state, &client, &req, &meta).await?,
+        GRANT_REFRESH_TOKEN => refresh_token(&state, &client, &req, &meta).await?,
+        GRANT_CLIENT_CREDENTIALS => client_credentials(&state, &client, &req).await?,
+        _ => return Err(OAuthError::bad("unsupported_grant_type", "this grant type is not supported").into()),
+    };
+    Ok(token_response(&response))
+}
+
+/// The JSON response with `Cache-Control: no-store` (RFC 6749 §5.1).
+pub fn token_response(body: &TokenResponse) -> Response {
+    json_no_store(body)
+}
+
+/// A JSON body that caches must not keep.
+pub fn json_no_store(body: impl serde::Serialize) -> Response {
+    let mut res = axum::Json(body).into_response();
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    res
+}
+
+/// RFC 6749 §4.1.3 with RFC 7636 §4.6. A second redemption of a code fails and revokes what
+/// the first issued (§4.1.2).
+async fn authorization_code(
+    state: &AppState,
+    client: &ClientRow,
+    req: &TokenRequest,
+    meta: &RequestMeta,
+) -> Result<TokenResponse, AppError> {
+    let code = req.code.as_deref().ok_or_else(|| OAuthError::invalid_request("code is missing"))?;
+    let redirect_uri = req.redirect_uri.as_deref().ok_or_else(|| OAuthError::invalid_request("redirect_uri is missing"))?;
+    if let Some(v) = &req.code_verifier
+        && !valid_pkce_value(v)
+    {
+        return Err(OAuthError::invalid_request("code_verifier is malformed").into());
+    }
+    let code_hash = sha256(code.as_bytes());
+    let mut tx = state.db.unscoped().await?;
+    let tenant = db::grants::code_tenant(&mut tx, &code_hash).await?;
+    tx.commit().await?;
+    let Some(tenant_id) = tenant else {
+        return Err(OAuthError::invalid_grant("the code is invalid or expired").into());
+    };
+
+    let mut tx = state.db.tenant(tenant_id).await?;
+    let family_id = Uuid::now_v7();
+    let Some(grant) = db::grants::consume_code(&mut tx, &code_hash, &client.client_id, family_id).await? else {
+        if let Some(earlier) = db::grants::redeemed_code_family(&mut tx, &code_hash).await? {
+            // Replay: end everything the first redemption issued, and say so in the log.
+            db::grants::revoke_family(&mut tx, earlier, "code_reuse").await?;
+            audit::append(
+                &mut tx,
+                &audit::Event {
+                    actor_kind: "client",
+                    actor_id: Some(client.client_id.clone()),
+                    target_kind: Some("token_family"),
+                    target_id: Some(earlier.to_string()),
+                    action: "code.reuse_detected",
+                    outcome: "failure",
+                    ip: meta.ip,
+                    user_agent: meta.user_agent.clone(),
+                    request_id: meta.request_id.clone(),
+                    details: json!({}),
+                },
+            )
+            .await?;
+            tx.commit().await?;
+        }
+        return Err(OAuthError::invalid_grant("the code is invalid, expired or already used").into());
+    };
+    // From here on the code is spent, whatever happens: a failed redemption burns it.
+    if grant.redirect_uri != redirect_uri {
+        tx.commit().await?;
+        return Err(OAuthError::invalid_grant("redirect_uri does not match the authorization request").into());
+    }
+    let pkce_ok = match (&grant.code_challenge, &req.code_verifier) {
+        (Some(challenge), Some(verifier)) => bool::from(s256_challenge(verifier).as_bytes().ct_eq(challenge.as_bytes())),
+        (None, None) => true,
+        // A verifier without a challenge is a downgrade attempt (RFC 9700 §4.8.2).
+        _ => false,
+    };
+    if !pkce_ok {
+        tx.commit().await?;
+        return Err(OAuthError::invalid_grant("PKCE verification failed").into());
+    }
+    let scope = Scopes::parse(&grant.scope).unwrap_or_default();
+    let (slug, role) = tenant_and_role(&mut tx, grant.user_id).await?;
+    let family = refreshable(client).then(|| {
+        (family_id, Utc::now() + Duration::from_std(state.config.ttl.refresh_family).unwrap_or_default())
+    });
+    if let Some((family_id, expires_at)) = family {
+        db::grants::insert_family(
+            &mut tx,
+            &db::grants::Family {
+                family_id,
+                client_id: client.client_id.clone(),
+                user_id: Some(grant.user_id),
+                scope: grant.scope.clone(),
+                auth_time: Some(grant.auth_time),
+                amr: grant.amr.clone(),
+                acr: Some(grant.acr.clone()),
+                sid: Some(grant.sid.clone()),
+                expires_at,
+                revoked_at: None,
+            },
+        )
+        .await?;
+    }
+    let response = issue::issue(
+        state,
+        &mut tx,
+        &Grant {
+            tenant_id,
+            tenant_slug: &slug,
+            client,
+            user_id: Some(grant.user_id),
+            roles: role.expand(),
+            scope: &scope,
+            auth_time: Some(grant.auth_time),
+            amr: &grant.amr,
+            acr: Some(&grant.acr),
+            sid: Some(&grant.sid),
+            nonce: grant.nonce.as_deref(),
+            family,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(response)
+}
+
+/// Refresh tokens are issued to clients allowed the refresh grant.
+fn refreshable(client: &ClientRow) -> bool {
+    client.grant_types.iter().any(|g| g == GRANT_REFRESH_TOKEN)
+}
+
+/// The tenant's slug and the user's role in it; a user who is no longer an active member (or
+/// a suspended tenant) gets no token.
+async fn tenant_and_role(tx: &mut Tx, user_id: Uuid) -> Result<(String, Role), AppError> {
+    let Some((slug, status)) = db::tenants::current(tx).await? else {
+        return Err(OAuthError::invalid_grant("the tenant no longer exists").into());
+    };
+    if status != "active" {
+        return Err(OAuthError::invalid_grant("the tenant is suspended").into());
+    }
+    let role = db::memberships::role_of(tx, user_id).await?.and_then(|r| r.parse::<Role>().ok());
+    let active = db::users::claims(tx, user_id).await?.is_some_and(|u| u.status == "active");
+    match role {
+        Some(role) if active => Ok((slug, role)),
+        _ => Err(OAuthError::invalid_grant("the user is not an active member of the tenant").into()),
+    }
+}
+
+/// RFC 6749 §6 with rotation: each refresh token works once. Presenting a used one revokes
+/// the whole family and writes an audit event (RFC 9700 §4.14.2).
+async fn refresh_token(
+    state: &AppState,
+    client: &ClientRow,
+    req: &TokenRequest,
+    meta: &RequestMeta,
+) -> Result<TokenResponse, AppError> {
+    let token = req.refresh_token.as_deref().ok_or_else(|| OAuthError::invalid_request("refresh_token is missing"))?;
+    let requested = match &req.scope {
+        Some(s) => Some(Scopes::parse(s).map_err(OAuthError::invalid_request)?),
+        None => None,
+    };
+    let token_hash = sha256(token.as_bytes());
+    let mut tx = state.db.unscoped().await?;
+    let tenant = db::grants::refresh_tenant(&mut tx, &token_hash).await?;
+    tx.commit().await?;
+    let Some(tenant_id) = tenant else {
+        return Err(OAuthError::invalid_grant("the refresh token is invalid").into());
+    };
+    let mut tx = state.db.tenant(tenant_id).await?;
+    let family = match db::grants::use_refresh(&mut tx, &token_hash, &client.client_id).await? {
+        RefreshUse::Rotated(family) => family,
+        RefreshUse::Reused(family_id) => {
+            if db::grants::revoke_family(&mut tx, family_id, "refresh_reuse").await? {
+                audit::append(
+                    &mut tx,
+                    &audit::Event {
+                        actor_kind: "client",
+                        actor_id: Some(client.client_id.clone()),
+                        target_kind: Some("token_family"),
+                        target_id: Some(family_id.to_string()),
+                        action: "refresh_token.reuse_detected",
+                        outcome: "failure",
+                        ip: meta.ip,
+                        user_agent: meta.user_agent.clone(),
+                        request_id: meta.request_id.clone(),
+                        details: json!({}),
+                    },
+                )
+                .await?;
+            }
+            tx.commit().await?;
+            return Err(OAuthError::invalid_grant("the refresh token was already used").into());
+        }
+        RefreshUse::Invalid => return Err(OAuthError::invalid_grant("the refresh token is invalid").into()),
+    };
+    let granted = Scopes::parse(&family.scope).unwrap_or_default();
+    // A narrower scope may be asked for, never a wider one (RFC 6749 §6).
+    let scope = match requested {
+        Some(r) if !r.is_empty() => {
+            if !r.is_subset_of(&granted.to_vec()) {
+                return Err(OAuthError::bad("invalid_scope", "the scope exceeds what was granted").into());
+            }
+            r
+        }
+        _ => granted,
+    };
+    let Some(user_id) = family.user_id else {
+        return Err(OAuthError::invalid_grant("the refresh token is invalid").into());
+    };
+    let (slug, role) = match tenant_and_role(&mut tx, user_id).await {
+        Ok(found) => found,
+        Err(e) => {
+            db::grants::revoke_family(&mut tx, family.family_id, "membership_ended").await?;
+            tx.commit().await?;
+            return Err(e);
+        }
+    };
+    let response = issue::issue(
+        state,
+        &mut tx,
+        &Grant {
+            tenant_id,
+            tenant_slug: &slug,
+            client,
+            user_id: Some(user_id),
+            roles: role.expand(),
+            scope: &scope,
+            auth_time: family.auth_time,
+            amr: &family.amr,
+            acr: family.acr.as_deref(),
+            sid: family.sid.as_deref(),
+            nonce: None,
+            family: Some((family.family_id, family.expires_at)),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(response)
+}
+
+/// RFC 6749 §4.4: a service account acting in its own tenant with its role.
+async fn client_credentials(state: &AppState, client: &ClientRow, req: &TokenRequest) -> Result<TokenResponse, AppError> {
+    let Some(role) = client.service_role.as_deref().and_then(|r| r.parse::<Role>().ok()) else {
+        return Err(OAuthError::bad("unauthorized_client", "this client has no service role").into());
+    };
+    let requested = Scopes::parse(req.scope.as_deref().unwrap_or("")).map_err(OAuthError::invalid_request)?;
+    // No user is behind these tokens, so no OpenID Connect scopes.
+    let allowed: Vec<String> =
+        client.scopes.iter().filter(|s| !["openid", "offline_access"].contains(&s.as_str())).cloned().collect();
+    if !requested.is_subset_of(&allowed) {
+        return Err(OAuthError::bad("invalid_scope", "a requested scope is not allowed for this client").into());
+    }
+    let mut tx = state.db.tenant(client.tenant_id).await?;
+    let Some((slug, status)) = db::tenants::current(&mut tx).await? else {
+        return Err(OAuthError::invalid_client().into());
+    };
+    if status != "active" {
+        return Err(OAuthError::bad("unauthorized_client", "the tenant is suspended").into());
+    }
+    let response = issue::issue(
+        state,
+        &mut tx,
+        &Grant {
+            tenant_id: client.tenant_id,
+            tenant_slug: &slug,
+            client,
+            user_id: None,
+            roles: role.expand(),
+            scope: &requested,
+            auth_time: None,
+            amr: &[],
+            acr: None,
+            sid: None,
+            nonce: None,
+            family: None,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(response)
+}

@@ -1,0 +1,91 @@
+//! The UserInfo endpoint (OIDC Core §5.3), GET and POST, with a Bearer access token
+//! (RFC 6750 §2.1 header, or §2.2 form body for POST).
+
+use axum::extract::{FromRequest, Request, State};
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Map, json};
+
+use crate::AppState;
+use crate::db;
+use crate::error::{AppError, OAuthError};
+use crate::protocol::bearer;
+use crate::protocol::types::Scopes;
+
+#[derive(Debug, Deserialize, Default)]
+struct BodyToken {
+    access_token: Option<String>,
+}
+
+/// `GET|POST /userinfo`.
+pub async fn userinfo(State(state): State<AppState>, req: Request) -> Result<Response, AppError> {
+    let header_token = bearer_from(req.headers());
+    let body_token = if req.method() == axum::http::Method::POST
+        && req.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/x-www-form-urlencoded"))
+    {
+        crate::extract::Form::<BodyToken>::from_request(req, &state).await?.0.access_token
+    } else {
+        None
+    };
+    let token = match (header_token, body_token) {
+        (Some(_), Some(_)) => return Err(OAuthError::invalid_request("send the access token once").into()),
+        (Some(t), None) | (None, Some(t)) => t,
+        (None, None) => {
+            let mut e = OAuthError::invalid_token();
+            e.www_authenticate = Some(axum::http::HeaderValue::from_static("Bearer"));
+            e.description = "an access token is required".into();
+            return Err(e.into());
+        }
+    };
+    let Some(at) = bearer::check(&state, &token).await? else {
+        return Err(OAuthError::invalid_token().into());
+    };
+    let scope = Scopes::parse(at.str_claim("scope").unwrap_or("")).unwrap_or_default();
+    if !scope.contains("openid") {
+        let mut e = OAuthError::invalid_token();
+        e.status = axum::http::StatusCode::FORBIDDEN;
+        e.error = "insufficient_scope";
+        e.description = "the access token lacks the openid scope".into();
+        e.www_authenticate = Some(axum::http::HeaderValue::from_static("Bearer error=\"insufficient_scope\", scope=\"openid\""));
+        return Err(e.into());
+    }
+    let user_id = at.str_claim("sub").and_then(|s| s.parse::<uuid::Uuid>().ok());
+    let Some(user_id) = user_id else { return Err(OAuthError::invalid_token().into()) };
+    let mut tx = state.db.tenant(at.tenant_id).await?;
+    let user = db::users::claims(&mut tx, user_id).await?;
+    tx.commit().await?;
+    let Some(user) = user.filter(|u| u.status == "active") else {
+        return Err(OAuthError::invalid_token().into());
+    };
+    // Claims by scope (OIDC Core §5.4).
+    let mut claims = Map::new();
+    claims.insert("sub".into(), json!(user.id.to_string()));
+    if scope.contains("email") {
+        claims.insert("email".into(), json!(user.email));
+        // Addresses are entered by administrators; no verification mail has been sent.
+        claims.insert("email_verified".into(), json!(false));
+    }
+    if scope.contains("profile") {
+        if let Some(name) = &user.name {
+            claims.insert("name".into(), json!(name));
+        }
+        claims.insert("preferred_username".into(), json!(user.email));
+        claims.insert("updated_at".into(), json!(user.updated_at.timestamp()));
+    }
+    for name in ["tid", "tenant", "roles"] {
+        if let Some(v) = at.claims.get(name) {
+            claims.insert(name.into(), v.clone());
+        }
+    }
+    let mut res = axum::Json(claims).into_response();
+    res.headers_mut().insert(header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+    Ok(res)
+}
+
+/// The token of `Authorization: Bearer …` (the scheme is case-insensitive, RFC 6750 §2.1).
+pub fn bearer_from(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()).then(|| token.trim().to_owned())
+}

@@ -1,0 +1,308 @@
+//! The authorization endpoint and the token endpoint refuse what they must, each the way the
+//! specs say: an error page where the redirect URI is not trusted, an error at the redirect URI
+//! once it is, RFC 6749 §5.2 JSON at the token endpoint.
+
+use crate::flow::{Browser, PASSWORD, Provider, REDIRECT, Step, authorize_url, pkce};
+
+fn url_with(p: &Provider, params: &[(&str, &str)]) -> String {
+    let mut url = url::Url::parse(&p.url("/authorize")).unwrap();
+    url.query_pairs_mut().extend_pairs(params);
+    url.to_string()
+}
+
+/// An unregistered or missing redirect URI, or an unknown client, get an HTML error page and
+/// no redirect anywhere.
+#[tokio::test]
+async fn untrusted_redirect_uri_gets_a_page_not_a_redirect() {
+    let p = Provider::start().await;
+    let (_, challenge) = pkce();
+    let browser = Browser::new(&p);
+    let base = [("response_type", "code"), ("scope", "openid"), ("code_challenge", &challenge), ("code_challenge_method", "S256")];
+    let cases: Vec<Vec<(&str, &str)>> = vec![
+        vec![("client_id", &p.client_id), ("redirect_uri", "https://evil.example.com/callback")],
+        vec![("client_id", &p.client_id), ("redirect_uri", "https://rp.example.com/callback/extra")],
+        vec![("client_id", &p.client_id)],
+        vec![("client_id", "no-such-client"), ("redirect_uri", REDIRECT)],
+        vec![("redirect_uri", REDIRECT)],
+    ];
+    for extra in cases {
+        let mut params = base.to_vec();
+        params.extend(extra.iter().copied());
+        let step = browser.open(&url_with(&p, &params)).await;
+        let Step::Page { status, html, headers, .. } = &step else { panic!("redirected for {extra:?}: {step:?}") };
+        assert_eq!(*status, 400, "{extra:?}");
+        assert!(headers["content-type"].to_str().unwrap().starts_with("text/html"));
+        assert!(html.contains("invalid") || html.contains("not registered"), "{html}");
+        assert!(!html.contains("evil.example.com"));
+    }
+}
+
+/// Malformed requests with a trusted redirect URI: the error goes back to the client with
+/// `state` and `iss`.
+#[tokio::test]
+async fn bad_requests_go_back_to_the_client() {
+    let p = Provider::start().await;
+    let (_, challenge) = pkce();
+    let browser = Browser::new(&p);
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (&[("code_challenge_method", "plain")], "invalid_request"),
+        (&[("response_type", "token")], "unsupported_response_type"),
+        (&[("response_type", "code id_token")], "unsupported_response_type"),
+        (&[("request", "eyJhbGciOiJub25lIn0.e30.")], "request_not_supported"),
+        (&[("request_uri", "https://rp.example.com/req.jwt")], "request_uri_not_supported"),
+        (&[("scope", "openid admin:all")], "invalid_scope"),
+        (&[("prompt", "none login")], "invalid_request"),
+        (&[("max_age", "-1")], "invalid_request"),
+        (&[("code_challenge", "too-short")], "invalid_request"),
+        (&[("id_token_hint", "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.")], "invalid_request"),
+    ];
+    for (extra, error) in cases {
+        // Later values win in our url builder only if the name is new: rebuild without dupes.
+        let mut params: Vec<(&str, &str)> = vec![
+            ("response_type", "code"),
+            ("client_id", &p.client_id),
+            ("redirect_uri", REDIRECT),
+            ("scope", "openid"),
+            ("state", "s t&1"),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+        ];
+        for (k, v) in extra.iter() {
+            params.retain(|(name, _)| name != k);
+            params.push((k, v));
+        }
+        let step = browser.open(&url_with(&p, &params)).await;
+        assert_eq!(step.param("error").as_deref(), Some(*error), "{extra:?}: {step:?}");
+        assert_eq!(step.param("state").as_deref(), Some("s t&1"), "state returned intact");
+        assert_eq!(step.param("iss").as_deref(), Some(p.issuer.as_str()));
+        let description = step.param("error_description").unwrap_or_default();
+        assert!(description.bytes().all(|b| (0x20..=0x7e).contains(&b) && b != b'"' && b != b'\\'));
+        assert!(step.left().as_str().starts_with(REDIRECT));
+    }
+}
+
+/// A public client must send PKCE; a confidential one too by default.
+#[tokio::test]
+async fn pkce_is_required() {
+    let p = Provider::start().await;
+    let public = p
+        .client(laventecare_auth::clients::ClientRequest {
+            name: "SPA".into(),
+            grants: vec!["authorization_code".into()],
+            public: true,
+            redirect_uris: vec![REDIRECT.into()],
+            ..Default::default()
+        })
+        .await;
+    let browser = Browser::new(&p);
+    for client_id in [public.client_id.as_str(), p.client_id.as_str()] {
+        let step = browser
+            .open(&url_with(&p, &[("response_type", "code"), ("client_id", client_id), ("redirect_uri", REDIRECT), ("scope", "openid")]))
+            .await;
+        assert_eq!(step.param("error").as_deref(), Some("invalid_request"));
+        assert!(step.param("error_description").unwrap().contains("PKCE"));
+    }
+}
+
+async fn redeem(p: &Provider, code: &str, verifier: &str) -> (u16, serde_json::Value) {
+    p.token(&[("grant_type", "authorization_code"), ("code", code), ("redirect_uri", REDIRECT), ("code_verifier", verifier)]).await
+}
+
+/// At the token endpoint: a wrong verifier, a missing verifier, a verifier with no challenge,
+/// a wrong secret (401 + WWW-Authenticate), an unknown grant.
+#[tokio::test]
+async fn token_endpoint_refusals() {
+    let p = Provider::start().await;
+    let browser = Browser::new(&p);
+    let (verifier, challenge) = pkce();
+
+    // Wrong verifier: invalid_grant, and the code is spent.
+    let step = browser.sign_in_through(&authorize_url(&p, &challenge, &[]), &p.email, PASSWORD).await;
+    let code = step.param("code").unwrap();
+    let (other_verifier, _) = pkce();
+    let (status, body) = redeem(&p, &code, &other_verifier).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
+    let (status, _) = redeem(&p, &code, &verifier).await;
+    assert_eq!(status, 400, "a failed redemption burns the code");
+
+    // Missing verifier.
+    let step = browser.open(&authorize_url(&p, &challenge, &[])).await;
+    let code = step.param("code").unwrap();
+    let (status, body) = p.token(&[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT)]).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
+
+    // Wrong client secret: 401 with a Basic challenge.
+    let res = p
+        .http()
+        .post(p.url("/token"))
+        .basic_auth(&p.client_id, Some("not-the-secret"))
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    assert!(res.headers()["www-authenticate"].to_str().unwrap().starts_with("Basic"));
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_client");
+
+    // Unknown grant type, and a grant the client is not allowed.
+    let (status, body) = p.token(&[("grant_type", "password"), ("username", "a"), ("password", "b")]).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("unsupported_grant_type")));
+    let (status, body) = p.token(&[("grant_type", "client_credentials")]).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("unauthorized_client")));
+    // A repeated parameter is refused (RFC 6749 §3.1).
+    let (status, body) = p.token(&[("grant_type", "refresh_token"), ("grant_type", "refresh_token")]).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_request")));
+}
+
+/// prompt=none without a session: login_required at the redirect URI; with one, a code and
+/// the same sub and auth_time.
+#[tokio::test]
+async fn prompt_none() {
+    let p = Provider::start().await;
+    let (verifier, challenge) = pkce();
+    let fresh = Browser::new(&p);
+    let step = fresh.open(&authorize_url(&p, &challenge, &[("prompt", "none")])).await;
+    assert_eq!(step.param("error").as_deref(), Some("login_required"));
+    assert_eq!(step.param("state").as_deref(), Some("st-123"));
+
+    let (browser, first) = crate::flow::tokens(&p).await;
+    let id = crate::flow::claims(first["id_token"].as_str().unwrap());
+    let step = browser.open(&authorize_url(&p, &challenge, &[("prompt", "none")])).await;
+    let code = step.param("code").expect("a code without any page");
+    let (_, second) = p
+        .token(&[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT), ("code_verifier", &verifier)])
+        .await;
+    let id2 = crate::flow::claims(second["id_token"].as_str().unwrap());
+    assert_eq!(id2["sub"], id["sub"]);
+    assert_eq!(id2["auth_time"], id["auth_time"]);
+
+    // id_token_hint with the same user: still silent, same sub.
+    let hint = first["id_token"].as_str().unwrap();
+    let step = browser.open(&authorize_url(&p, &challenge, &[("prompt", "none"), ("id_token_hint", hint)])).await;
+    assert!(step.param("code").is_some(), "{step:?}");
+}
+
+/// prompt=login and max_age force a new login, and the new auth_time is strictly later.
+#[tokio::test]
+async fn prompt_login_and_max_age_force_a_new_login() {
+    let p = Provider::start().await;
+    let (browser, first) = crate::flow::tokens(&p).await;
+    let first_auth = crate::flow::claims(first["id_token"].as_str().unwrap())["auth_time"].as_i64().unwrap();
+    for extra in [[("prompt", "login")], [("max_age", "0")]] {
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        let (verifier, challenge) = pkce();
+        let step = browser.open(&authorize_url(&p, &challenge, &extra)).await;
+        assert!(step.html().contains("action=\"/login\""), "{extra:?} asks for the password again");
+        let step = browser.login(&step, &p.email, PASSWORD).await;
+        let code = step.param("code").unwrap();
+        let (_, body) = p
+            .token(&[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT), ("code_verifier", &verifier)])
+            .await;
+        let auth = crate::flow::claims(body["id_token"].as_str().unwrap())["auth_time"].as_i64().unwrap();
+        assert!(auth > first_auth, "{extra:?}: {auth} > {first_auth}");
+    }
+    // max_age large enough: no login page.
+    let (_, challenge) = pkce();
+    let step = browser.open(&authorize_url(&p, &challenge, &[("max_age", "3600")])).await;
+    assert!(step.param("code").is_some());
+}
+
+/// An expired code is invalid_grant.
+#[tokio::test]
+async fn expired_code_is_refused() {
+    let p = Provider::start_with(&[("LCA_CODE_TTL_SECS", "1")]).await;
+    let browser = Browser::new(&p);
+    let (verifier, challenge) = pkce();
+    let step = browser.sign_in_through(&authorize_url(&p, &challenge, &[]), &p.email, PASSWORD).await;
+    let code = step.param("code").unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let (status, body) = p
+        .token(&[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT), ("code_verifier", &verifier)])
+        .await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
+}
+
+/// A wrong password shows the same message as an unknown email, and no code is issued.
+#[tokio::test]
+async fn wrong_password_and_unknown_email_look_the_same() {
+    let p = Provider::start().await;
+    let (_, challenge) = pkce();
+    let mut bodies = Vec::new();
+    for (email, password) in [(p.email.as_str(), "wrong password here"), ("nobody@example.com", PASSWORD)] {
+        let browser = Browser::new(&p);
+        let page = browser.open(&authorize_url(&p, &challenge, &[])).await;
+        let step = browser.login(&page, email, password).await;
+        let Step::Page { status, html, .. } = &step else { panic!("{step:?}") };
+        assert_eq!(*status, 200);
+        assert!(html.contains("The email address or password is incorrect."), "{html}");
+        let normalised = html
+            .replace(email, "EMAIL")
+            .replace(&crate::flow::hidden(html, "csrf"), "CSRF")
+            .replace(&crate::flow::hidden(html, "req"), "REQ");
+        bodies.push(normalised);
+    }
+    assert_eq!(bodies[0], bodies[1]);
+}
+
+/// The user denies consent: access_denied at the redirect URI.
+#[tokio::test]
+async fn denied_consent() {
+    let p = Provider::start().await;
+    let browser = Browser::new(&p);
+    let (_, challenge) = pkce();
+    let page = browser.open(&authorize_url(&p, &challenge, &[])).await;
+    let consent = browser.login(&page, &p.email, PASSWORD).await;
+    let step = browser.consent(&consent, false).await;
+    assert_eq!(step.param("error").as_deref(), Some("access_denied"));
+}
+
+/// A user with no membership in the client's tenant gets access_denied, audited, no code.
+#[tokio::test]
+async fn non_member_is_denied_and_audited() {
+    let p = Provider::start().await;
+    let hasher = laventecare_auth::identity::PasswordHasher::new();
+    laventecare_auth::identity::create_user(&p.t.db, &hasher, "outsider@example.com", PASSWORD).await.unwrap();
+    let browser = Browser::new(&p);
+    let (_, challenge) = pkce();
+    let step = browser.sign_in_through(&authorize_url(&p, &challenge, &[]), "outsider@example.com", PASSWORD).await;
+    assert_eq!(step.param("error").as_deref(), Some("access_denied"));
+    assert!(step.param("code").is_none());
+    let mut owner = p.t.owner().await;
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE action = 'authorization.denied_no_membership'")
+        .fetch_one(&mut owner)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    let codes: i64 = sqlx::query_scalar("SELECT count(*) FROM authorization_codes").fetch_one(&mut owner).await.unwrap();
+    assert_eq!(codes, 0);
+}
+
+/// response_mode=form_post answers with a page that posts the code to the client, under a
+/// CSP that allows no inline script.
+#[tokio::test]
+async fn form_post_response_mode() {
+    let p = Provider::start().await;
+    let browser = Browser::new(&p);
+    let (_, challenge) = pkce();
+    let step = browser.sign_in_through(&authorize_url(&p, &challenge, &[("response_mode", "form_post")]), &p.email, PASSWORD).await;
+    let Step::Page { status, html, headers, .. } = &step else { panic!("{step:?}") };
+    assert_eq!(*status, 200);
+    assert!(html.contains(&format!("action=\"{REDIRECT}\"")));
+    assert!(crate::flow::hidden(html, "code").len() >= 43);
+    assert_eq!(crate::flow::hidden(html, "state"), "st-123");
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{csp}");
+    assert!(csp.contains("form-action 'self' https://rp.example.com"), "{csp}");
+}
+
+/// Codes, refresh tokens and client secrets carry more than 128 bits.
+#[tokio::test]
+async fn secrets_have_enough_entropy() {
+    let p = Provider::start().await;
+    let (_, body) = crate::flow::tokens(&p).await;
+    let rt = body["refresh_token"].as_str().unwrap();
+    // 43 base64url characters = 256 bits.
+    assert!(rt.len() >= 43 && p.client_secret.len() >= 43);
+}

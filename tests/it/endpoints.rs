@@ -1,0 +1,208 @@
+//! UserInfo, introspection, revocation, client credentials and RP-initiated logout.
+
+use crate::flow::{Browser, POST_LOGOUT, PASSWORD, Provider, Step, authorize_url, pkce, tokens};
+
+/// UserInfo answers GET and POST (header or form body), gives claims by scope, and refuses
+/// a missing, forged or revoked token with a Bearer challenge.
+#[tokio::test]
+async fn userinfo_get_post_and_refusals() {
+    let p = Provider::start().await;
+    let (_, body) = tokens(&p).await;
+    let at = body["access_token"].as_str().unwrap();
+    let http = p.http();
+    let get: serde_json::Value = http.get(p.url("/userinfo")).bearer_auth(at).send().await.unwrap().json().await.unwrap();
+    assert_eq!(get["email"], "ann@example.com");
+    assert_eq!(get["preferred_username"], "ann@example.com");
+    assert_eq!(get["tenant"], "acme");
+    let post: serde_json::Value =
+        http.post(p.url("/userinfo")).form(&[("access_token", at)]).send().await.unwrap().json().await.unwrap();
+    assert_eq!(post, get);
+
+    let none = http.get(p.url("/userinfo")).send().await.unwrap();
+    assert_eq!(none.status(), 401);
+    assert!(none.headers()["www-authenticate"].to_str().unwrap().starts_with("Bearer"));
+    let id_token = body["id_token"].as_str().unwrap();
+    let wrong_typ = http.get(p.url("/userinfo")).bearer_auth(id_token).send().await.unwrap();
+    assert_eq!(wrong_typ.status(), 401, "an ID token is not an access token");
+    let mut forged = at.to_owned();
+    forged.pop();
+    forged.push('A');
+    assert_eq!(http.get(p.url("/userinfo")).bearer_auth(&forged).send().await.unwrap().status(), 401);
+
+    // Revoked access token.
+    let res = http
+        .post(p.url("/revoke"))
+        .basic_auth(&p.client_id, Some(&p.client_secret))
+        .form(&[("token", at)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(http.get(p.url("/userinfo")).bearer_auth(at).send().await.unwrap().status(), 401);
+}
+
+/// Only the email scope gives the email claim.
+#[tokio::test]
+async fn userinfo_claims_follow_scope() {
+    let p = Provider::start().await;
+    let browser = Browser::new(&p);
+    let (verifier, challenge) = pkce();
+    let url = authorize_url(&p, &challenge, &[("scope", "openid")]);
+    let url = url.replace("scope=openid+email+profile+offline_access&", "");
+    let step = browser.sign_in_through(&url, &p.email, PASSWORD).await;
+    let code = step.param("code").unwrap();
+    let (_, body) = p
+        .token(&[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", crate::flow::REDIRECT), ("code_verifier", &verifier)])
+        .await;
+    assert_eq!(body["scope"], "openid");
+    let info: serde_json::Value =
+        p.http().get(p.url("/userinfo")).bearer_auth(body["access_token"].as_str().unwrap()).send().await.unwrap().json().await.unwrap();
+    assert!(info.get("email").is_none(), "{info}");
+    assert!(info["sub"].is_string());
+}
+
+/// A client of another tenant learns nothing from introspection; the owner's client does.
+#[tokio::test]
+async fn introspection_stays_inside_the_tenant() {
+    let p = Provider::start().await;
+    let (_, body) = tokens(&p).await;
+    let at = body["access_token"].as_str().unwrap();
+    p.t.tenant("globex").await;
+    let foreign = laventecare_auth::clients::create_client(
+        &p.t.db,
+        laventecare_auth::clients::ClientRequest {
+            tenant: "globex".into(),
+            name: "Globex API".into(),
+            grants: vec!["client_credentials".into()],
+            role: Some(laventecare_auth::tenancy::Role::Viewer),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let res: serde_json::Value = p
+        .http()
+        .post(p.url("/introspect"))
+        .basic_auth(&foreign.client_id, Some(foreign.client_secret.as_ref().unwrap().expose()))
+        .form(&[("token", at)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(res, serde_json::json!({ "active": false }));
+    let unauthenticated = p.http().post(p.url("/introspect")).form(&[("token", at)]).send().await.unwrap();
+    assert_eq!(unauthenticated.status(), 401);
+}
+
+/// A service account gets an access token for its own tenant with its expanded role, and
+/// no ID or refresh token.
+#[tokio::test]
+async fn client_credentials_for_a_service_account() {
+    let p = Provider::start().await;
+    let svc = p
+        .client(laventecare_auth::clients::ClientRequest {
+            name: "Nightly job".into(),
+            grants: vec!["client_credentials".into()],
+            role: Some(laventecare_auth::tenancy::Role::Admin),
+            auth_method: Some("client_secret_post".into()),
+            ..Default::default()
+        })
+        .await;
+    let secret = svc.client_secret.as_ref().unwrap().expose();
+    let res = p
+        .http()
+        .post(p.url("/token"))
+        .form(&[("grant_type", "client_credentials"), ("client_id", &svc.client_id), ("client_secret", secret)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert!(body.get("id_token").is_none() && body.get("refresh_token").is_none());
+    let claims = crate::flow::claims(body["access_token"].as_str().unwrap());
+    assert_eq!(claims["sub"], svc.client_id.as_str());
+    assert_eq!(claims["tenant"], "acme");
+    assert_eq!(claims["roles"], serde_json::json!(["admin", "editor", "viewer"]));
+    let (status, refused) = {
+        let res = p
+            .http()
+            .post(p.url("/token"))
+            .form(&[("grant_type", "client_credentials"), ("client_id", &svc.client_id), ("client_secret", secret), ("scope", "openid")])
+            .send()
+            .await
+            .unwrap();
+        (res.status().as_u16(), res.json::<serde_json::Value>().await.unwrap())
+    };
+    assert_eq!((status, refused["error"].as_str()), (400, Some("invalid_scope")));
+}
+
+/// RP-initiated logout: a valid hint and a registered URI redirect with the state and end the
+/// session; an unregistered URI or a forged or `alg: none` hint get an error page; no
+/// parameters get a confirmation page.
+#[tokio::test]
+async fn rp_initiated_logout() {
+    let p = Provider::start().await;
+    let (browser, body) = tokens(&p).await;
+    let hint = body["id_token"].as_str().unwrap();
+    let logout = |extra: &[(&str, &str)]| {
+        let mut url = url::Url::parse(&p.url("/logout")).unwrap();
+        url.query_pairs_mut().extend_pairs(extra);
+        url.to_string()
+    };
+
+    // Missing parameters: a page asking to confirm, no redirect, still signed in.
+    let page = browser.open(&logout(&[])).await;
+    assert!(page.html().contains("Sign out?"));
+    // Not registered: an error page.
+    let bad = browser.open(&logout(&[("id_token_hint", hint), ("post_logout_redirect_uri", "https://evil.example.com/")])).await;
+    assert_eq!(bad.status(), 400);
+    // Forged signature and alg none.
+    let mut forged = hint.to_owned();
+    forged.truncate(forged.len() - 4);
+    forged.push_str("AAAA");
+    let parts: Vec<&str> = hint.split('.').collect();
+    let none_header = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#)
+    };
+    let alg_none = format!("{none_header}.{}.", parts[1]);
+    for h in [forged.as_str(), alg_none.as_str()] {
+        let step = browser.open(&logout(&[("id_token_hint", h), ("post_logout_redirect_uri", POST_LOGOUT)])).await;
+        let Step::Page { status, html, .. } = &step else { panic!("{step:?}") };
+        assert_eq!(*status, 400);
+        assert!(html.contains("id_token_hint"), "{html}");
+    }
+    // Still signed in after all of that: prompt=none gives a code.
+    let (_, challenge) = pkce();
+    assert!(browser.open(&authorize_url(&p, &challenge, &[("prompt", "none")])).await.param("code").is_some());
+
+    // The real thing: redirect with state (URL-encoded), session over.
+    let step = browser
+        .open(&logout(&[("id_token_hint", hint), ("post_logout_redirect_uri", POST_LOGOUT), ("state", "a b&c")]))
+        .await;
+    assert!(step.left().as_str().starts_with(POST_LOGOUT));
+    assert_eq!(step.param("state").as_deref(), Some("a b&c"));
+    assert!(step.left().as_str().contains("state=a+b%26c"));
+    let after = browser.open(&authorize_url(&p, &challenge, &[("prompt", "none")])).await;
+    assert_eq!(after.param("error").as_deref(), Some("login_required"));
+}
+
+/// Confirming the logout page signs the user out and shows the signed-out page.
+#[tokio::test]
+async fn logout_confirmation_page() {
+    let p = Provider::start().await;
+    let (browser, _) = tokens(&p).await;
+    let page = browser.open(&p.url("/logout")).await;
+    let csrf = crate::flow::hidden(page.html(), "csrf");
+    let done = browser.post("/logout", &[("csrf", &csrf), ("confirm", "yes")]).await;
+    assert!(done.html().contains("You are signed out"));
+    let (_, challenge) = pkce();
+    let after = browser.open(&authorize_url(&p, &challenge, &[("prompt", "none")])).await;
+    assert_eq!(after.param("error").as_deref(), Some("login_required"));
+    // A forged CSRF token is refused.
+    let forged = browser.post("/logout", &[("csrf", "nope"), ("confirm", "yes")]).await;
+    assert_eq!(forged.status(), 403);
+}
