@@ -161,11 +161,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
     outcome
 }
 
-async fn run_with(
-    command: Command,
-    config: &Arc<Config>,
-    db: &Database,
-) -> anyhow::Result<ExitCode> {
+async fn run_with(command: Command, config: &Arc<Config>, db: &Database) -> anyhow::Result<ExitCode> {
     db.migrate().await.context("database migration failed")?;
     let hasher = PasswordHasher::new();
     match command {
@@ -175,47 +171,22 @@ async fn run_with(
         Command::Migrate => {
             eprintln!("migrations applied");
         }
-        Command::Tenant {
-            command: TenantCommand::Create { slug, name, json },
-        } => {
+        Command::Tenant { command: TenantCommand::Create { slug, name, json } } => {
             let created = tenancy::create_tenant(db, &slug, &name, false).await?;
-            print(json, &created, || {
-                format!("created tenant {} ({})", created.slug, created.tenant_id)
-            })?;
+            print(json, &created, || format!("created tenant {} ({})", created.slug, created.tenant_id))?;
         }
-        Command::User {
-            command:
-                UserCommand::Create {
-                    email,
-                    password_stdin: _,
-                    json,
-                },
-        } => {
+        Command::User { command: UserCommand::Create { email, password_stdin: _, json } } => {
             let password = read_password_line()?;
             let created = identity::create_user(db, &hasher, &email, &password).await?;
-            print(json, &created, || {
-                format!("created user {} ({})", created.email, created.user_id)
-            })?;
+            print(json, &created, || format!("created user {} ({})", created.email, created.user_id))?;
         }
-        Command::Member {
-            command:
-                MemberCommand::Add {
-                    tenant,
-                    email,
-                    role,
-                    json,
-                },
-        } => {
+        Command::Member { command: MemberCommand::Add { tenant, email, role, json } } => {
             let role: Role = role.parse()?;
             let added = tenancy::add_member(db, &tenant, &email, role).await?;
-            print(json, &added, || {
-                format!("{email} is now {role} of {tenant}")
-            })?;
+            print(json, &added, || format!("{email} is now {role} of {tenant}"))?;
         }
         Command::Keys { command: KeysCommand::Rotate { json } } => {
             let master_key = MasterKey::load(config)?;
-            // Keys must exist before they can be rotated (a CLI run before the first serve).
-            crate::tokens::ensure_keys(db, &master_key).await?;
             let report = crate::tokens::rotate(db, &master_key, &crate::tokens::RotationPolicy::default()).await?;
             print(json, &report, || {
                 let created: Vec<String> = report.created.iter().map(|k| format!("{} {}", k.alg, k.kid)).collect();
@@ -273,17 +244,9 @@ async fn serve(config: Arc<Config>, db: Database, passwords: PasswordHasher) -> 
     let master_key = Arc::new(MasterKey::load(&config)?);
     if let Some(done) = bootstrap::run(&db, &passwords, &config).await? {
         let mut out = std::io::stdout().lock();
-        writeln!(
-            out,
-            "Created the platform tenant and its admin {}.",
-            done.admin_email
-        )?;
+        writeln!(out, "Created the platform tenant and its admin {}.", done.admin_email)?;
         if let Some(password) = &done.generated_password {
-            writeln!(
-                out,
-                "One-time password (shown only now): {}",
-                password.expose()
-            )?;
+            writeln!(out, "One-time password (shown only now): {}", password.expose())?;
         }
         out.flush()?;
     }
@@ -299,12 +262,9 @@ async fn serve(config: Arc<Config>, db: Database, passwords: PasswordHasher) -> 
         let _ = stopped.await;
     });
     let app = crate::app(state);
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await?;
+    axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     let _ = stop_reloader.send(());
     let _ = reloader.await;
     tracing::info!("server stopped");
@@ -314,10 +274,7 @@ async fn serve(config: Arc<Config>, db: Database, passwords: PasswordHasher) -> 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.
 async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
+    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
         tracing::error!("cannot install signal handlers; stop the server with SIGKILL");
         return std::future::pending().await;
     };
@@ -330,20 +287,13 @@ async fn shutdown_signal() {
 
 fn read_password_line() -> anyhow::Result<String> {
     let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .context("cannot read the password from standard input")?;
+    std::io::stdin().lock().read_line(&mut line).context("cannot read the password from standard input")?;
     let password = line.strip_suffix('\n').unwrap_or(&line);
     let password = password.strip_suffix('\r').unwrap_or(password);
     Ok(password.to_owned())
 }
 
-fn print<T: Serialize>(
-    json: bool,
-    value: &T,
-    human: impl FnOnce() -> String,
-) -> anyhow::Result<()> {
+fn print<T: Serialize>(json: bool, value: &T, human: impl FnOnce() -> String) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     if json {
         serde_json::to_writer(&mut out, value)?;

@@ -14,20 +14,10 @@ use url::Url;
 #[derive(Args, Clone, Debug)]
 pub struct ConfigArgs {
     /// Address the server binds.
-    #[arg(
-        long,
-        env = "LCA_LISTEN",
-        default_value = "127.0.0.1:8080",
-        global = true
-    )]
+    #[arg(long, env = "LCA_LISTEN", default_value = "127.0.0.1:8080", global = true)]
     pub listen: SocketAddr,
     /// Issuer URL (https in production; http only for a loopback host).
-    #[arg(
-        long,
-        env = "LCA_ISSUER",
-        default_value = "http://127.0.0.1:8080",
-        global = true
-    )]
+    #[arg(long, env = "LCA_ISSUER", default_value = "http://127.0.0.1:8080", global = true)]
     pub issuer: String,
     /// Data directory: the embedded PostgreSQL cluster and the generated master key.
     #[arg(long, env = "LCA_DATA_DIR", default_value = "./data", global = true)]
@@ -40,12 +30,7 @@ pub struct ConfigArgs {
     #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
     pub database_url: Option<String>,
     /// Optional separate login for the runtime role `lca_runtime`.
-    #[arg(
-        long,
-        env = "DATABASE_RUNTIME_URL",
-        hide_env_values = true,
-        global = true
-    )]
+    #[arg(long, env = "DATABASE_RUNTIME_URL", hide_env_values = true, global = true)]
     pub database_runtime_url: Option<String>,
     /// Key (32 bytes, base64) that encrypts signing keys and TOTP secrets; generated into the
     /// data directory when unset.
@@ -58,28 +43,13 @@ pub struct ConfigArgs {
     #[arg(long, env = "LCA_LOG", global = true)]
     pub log: Option<String>,
     /// Email of the platform admin created on an empty database.
-    #[arg(
-        long,
-        env = "LCA_ADMIN_EMAIL",
-        default_value = "admin@localhost",
-        global = true
-    )]
+    #[arg(long, env = "LCA_ADMIN_EMAIL", default_value = "admin@localhost", global = true)]
     pub admin_email: String,
     /// Password of that admin; a random one is generated and printed once when unset.
-    #[arg(
-        long,
-        env = "LCA_ADMIN_PASSWORD",
-        hide_env_values = true,
-        global = true
-    )]
+    #[arg(long, env = "LCA_ADMIN_PASSWORD", hide_env_values = true, global = true)]
     pub admin_password: Option<String>,
     /// Upper bound of the request connection pool.
-    #[arg(
-        long,
-        env = "LCA_DB_MAX_CONNECTIONS",
-        default_value_t = 20,
-        global = true
-    )]
+    #[arg(long, env = "LCA_DB_MAX_CONNECTIONS", default_value_t = 20, global = true)]
     pub db_max_connections: u32,
     /// Lifetime of access tokens, in seconds.
     #[arg(long, env = "LCA_ACCESS_TOKEN_TTL_SECS", default_value_t = 600, global = true)]
@@ -100,12 +70,7 @@ pub struct ConfigArgs {
     #[arg(long, env = "LCA_SESSION_TTL_SECS", default_value_t = 12 * 3600, global = true)]
     pub session_ttl_secs: u64,
     /// Seconds a request may take before it is cut off.
-    #[arg(
-        long,
-        env = "LCA_REQUEST_TIMEOUT_SECS",
-        default_value_t = 30,
-        global = true
-    )]
+    #[arg(long, env = "LCA_REQUEST_TIMEOUT_SECS", default_value_t = 30, global = true)]
     pub request_timeout_secs: u64,
 }
 
@@ -115,10 +80,7 @@ pub enum DatabaseConfig {
     /// The embedded cluster in the data directory.
     Embedded,
     /// An external server.
-    External {
-        url: String,
-        runtime_url: Option<String>,
-    },
+    External { url: String, runtime_url: Option<String> },
 }
 
 /// How long things live.
@@ -161,10 +123,9 @@ impl Config {
     pub fn from_args(args: ConfigArgs) -> anyhow::Result<Self> {
         let issuer = validate_issuer(&args.issuer)?;
         let database = match args.database_url.filter(|u| !u.is_empty()) {
-            Some(url) => DatabaseConfig::External {
-                url,
-                runtime_url: args.database_runtime_url.filter(|u| !u.is_empty()),
-            },
+            Some(url) => {
+                DatabaseConfig::External { url, runtime_url: args.database_runtime_url.filter(|u| !u.is_empty()) }
+            }
             None if args.database_runtime_url.is_some() => {
                 bail!("DATABASE_RUNTIME_URL is set without DATABASE_URL")
             }
@@ -229,18 +190,9 @@ mod tests {
     /// https issuers pass, http only on loopback, and the trailing slash goes.
     #[test]
     fn issuers() {
-        assert_eq!(
-            validate_issuer("https://id.example.com/").unwrap(),
-            "https://id.example.com"
-        );
-        assert_eq!(
-            validate_issuer("https://id.example.com/t/acme").unwrap(),
-            "https://id.example.com/t/acme"
-        );
-        assert_eq!(
-            validate_issuer("http://127.0.0.1:8080").unwrap(),
-            "http://127.0.0.1:8080"
-        );
+        assert_eq!(validate_issuer("https://id.example.com/").unwrap(), "https://id.example.com");
+        assert_eq!(validate_issuer("https://id.example.com/t/acme").unwrap(), "https://id.example.com/t/acme");
+        assert_eq!(validate_issuer("http://127.0.0.1:8080").unwrap(), "http://127.0.0.1:8080");
         assert!(validate_issuer("http://localhost:8080").is_ok());
         assert!(validate_issuer("http://id.example.com").is_err());
         assert!(validate_issuer("https://id.example.com/?x=1").is_err());

@@ -91,7 +91,11 @@ pub enum AppError {
     OAuth(OAuthError),
     /// An HTML error page for a browser (never a redirect: the redirect URI was not validated,
     /// or there is none).
-    Page { status: StatusCode, title: &'static str, message: Cow<'static, str> },
+    Page {
+        status: StatusCode,
+        title: &'static str,
+        message: Cow<'static, str>,
+    },
     /// The request is malformed; the description is ours, never a library's.
     BadRequest {
         error: &'static str,
@@ -108,10 +112,7 @@ pub enum AppError {
 
 impl AppError {
     pub fn bad_request(description: impl Into<Cow<'static, str>>) -> Self {
-        AppError::BadRequest {
-            error: "invalid_request",
-            description: description.into(),
-        }
+        AppError::BadRequest { error: "invalid_request", description: description.into() }
     }
 }
 
@@ -125,10 +126,7 @@ impl From<ServiceError> for AppError {
     fn from(e: ServiceError) -> Self {
         match e {
             ServiceError::Invalid(msg) => AppError::bad_request(msg),
-            ServiceError::Conflict(msg) => AppError::BadRequest {
-                error: "conflict",
-                description: msg.into(),
-            },
+            ServiceError::Conflict(msg) => AppError::BadRequest { error: "conflict", description: msg.into() },
             ServiceError::NotFound(_) => AppError::NotFound,
             ServiceError::Database(e) => AppError::Internal(e.into()),
             ServiceError::Internal(e) => AppError::Internal(e),
@@ -153,7 +151,10 @@ impl IntoResponse for AppError {
         let (status, report) = match self {
             AppError::OAuth(e) => {
                 www_authenticate = e.www_authenticate;
-                (e.status, ErrorReport { error: e.error, description: Some(e.description), page_title: None, internal: None })
+                (
+                    e.status,
+                    ErrorReport { error: e.error, description: Some(e.description), page_title: None, internal: None },
+                )
             }
             AppError::Page { status, title, message } => (
                 status,
@@ -164,27 +165,17 @@ impl IntoResponse for AppError {
                 ErrorReport { error, description: Some(description), page_title: None, internal: None },
             ),
             AppError::NotFound => (StatusCode::NOT_FOUND, report_for(StatusCode::NOT_FOUND)),
-            AppError::PayloadTooLarge => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                report_for(StatusCode::PAYLOAD_TOO_LARGE),
-            ),
-            AppError::UnsupportedMediaType => (
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                report_for(StatusCode::UNSUPPORTED_MEDIA_TYPE),
-            ),
+            AppError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, report_for(StatusCode::PAYLOAD_TOO_LARGE)),
+            AppError::UnsupportedMediaType => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, report_for(StatusCode::UNSUPPORTED_MEDIA_TYPE))
+            }
             AppError::Unavailable(e) => (
                 StatusCode::SERVICE_UNAVAILABLE,
-                ErrorReport {
-                    internal: Some(Arc::new(e)),
-                    ..report_for(StatusCode::SERVICE_UNAVAILABLE)
-                },
+                ErrorReport { internal: Some(Arc::new(e)), ..report_for(StatusCode::SERVICE_UNAVAILABLE) },
             ),
             AppError::Internal(e) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
-                ErrorReport {
-                    internal: Some(Arc::new(e)),
-                    ..report_for(StatusCode::INTERNAL_SERVER_ERROR)
-                },
+                ErrorReport { internal: Some(Arc::new(e)), ..report_for(StatusCode::INTERNAL_SERVER_ERROR) },
             ),
         };
         let mut res = status.into_response();
@@ -204,10 +195,7 @@ fn report_for(status: StatusCode) -> ErrorReport {
         StatusCode::PAYLOAD_TOO_LARGE => ("invalid_request", "the request body is too large"),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => ("invalid_request", "unsupported content type"),
         StatusCode::REQUEST_TIMEOUT => ("invalid_request", "the request took too long"),
-        StatusCode::SERVICE_UNAVAILABLE => (
-            "temporarily_unavailable",
-            "the service is temporarily unavailable",
-        ),
+        StatusCode::SERVICE_UNAVAILABLE => ("temporarily_unavailable", "the service is temporarily unavailable"),
         s if s.is_server_error() => ("server_error", "an internal error occurred"),
         _ => ("invalid_request", "the request was not understood"),
     };
@@ -228,12 +216,7 @@ struct ErrorBody<'a> {
 /// Error responses that did not come from an [`AppError`] (axum's 405, the body-limit layer's
 /// 413, the timeout layer's 408) are rewritten too, so every error a caller sees has our shape.
 pub async fn finish_errors(req: Request, next: Next) -> Response {
-    let request_id = req
-        .headers()
-        .get(REQUEST_ID_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-")
-        .to_owned();
+    let request_id = req.headers().get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("-").to_owned();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let mut res = next.run(req).await;
@@ -261,7 +244,8 @@ pub async fn finish_errors(req: Request, next: Next) -> Response {
     let mut out = match report.page_title {
         Some(title) => crate::pages::error_page(status, title, description.as_deref().unwrap_or(""), &request_id),
         None => {
-            let body = ErrorBody { error: report.error, error_description: description.as_deref(), request_id: &request_id };
+            let body =
+                ErrorBody { error: report.error, error_description: description.as_deref(), request_id: &request_id };
             (status, Json(body)).into_response()
         }
     };
@@ -272,8 +256,7 @@ pub async fn finish_errors(req: Request, next: Next) -> Response {
             out.headers_mut().insert(name.clone(), value.clone());
         }
     }
-    out.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    out.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     out
 }
 

@@ -16,10 +16,6 @@ pub async fn healthz() -> Json<Value> {
 /// `GET /readyz`: the database answers. When it does not, 503 with a generic body; the cause
 /// is logged (and reported to Sentry) with the request id.
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, AppError> {
-    state
-        .db
-        .ping()
-        .await
-        .map_err(|e| AppError::Unavailable(e.into()))?;
+    state.db.ping().await.map_err(|e| AppError::Unavailable(e.into()))?;
     Ok(Json(json!({ "status": "ready" })))
 }

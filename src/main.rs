@@ -24,10 +24,7 @@ fn main() -> ExitCode {
         _ => "warn,sqlx=error",
     };
     let _sentry = laventecare_auth::telemetry::init(&config, default_filter);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("laventecare-auth: cannot start the async runtime: {e}");

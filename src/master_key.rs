@@ -31,9 +31,7 @@ impl MasterKey {
     }
 
     fn decode(encoded: &str) -> anyhow::Result<Self> {
-        let bytes = STANDARD
-            .decode(encoded.trim())
-            .context("the master key is not valid base64")?;
+        let bytes = STANDARD.decode(encoded.trim()).context("the master key is not valid base64")?;
         let Ok(key) = <[u8; 32]>::try_from(bytes.as_slice()) else {
             bail!("the master key must be 32 bytes (44 base64 characters)");
         };
@@ -47,12 +45,7 @@ impl MasterKey {
             std::fs::create_dir_all(dir)?;
         }
         let key = crate::secrets::random_bytes::<32>();
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)
-        {
+        match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
             Ok(mut file) => {
                 writeln!(file, "{}", STANDARD.encode(key))?;
                 file.sync_all()?;

@@ -23,12 +23,9 @@ pub fn init(config: &Config, default_filter: &str) -> Option<sentry::ClientInitG
         .as_deref()
         .and_then(|f| EnvFilter::try_new(f).ok())
         .unwrap_or_else(|| EnvFilter::new(default_filter));
-    let registry = tracing_subscriber::registry().with(filter).with(
-        tracing_subscriber::fmt::layer()
-            .json()
-            .flatten_event(true)
-            .with_writer(std::io::stderr),
-    );
+    let registry = tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_subscriber::fmt::layer().json().flatten_event(true).with_writer(std::io::stderr));
     // Error-level events become Sentry events; info and warn become their breadcrumbs.
     if guard.is_some() {
         use sentry::integrations::tracing::{BreadcrumbLayer, ErrorLayer};

@@ -39,10 +39,7 @@ pub struct ClientRequest {
 #[derive(Debug, Serialize)]
 pub struct CreatedClient {
     pub client_id: String,
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "expose_secret"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "expose_secret")]
     pub client_secret: Option<Secret>,
     pub tenant: String,
     pub name: String,
@@ -65,44 +62,31 @@ fn expose_secret<S: serde::Serializer>(secret: &Option<Secret>, s: S) -> Result<
 }
 
 /// Registers a client in a tenant after checking that the request makes sense as a whole.
-pub async fn create_client(
-    db: &Database,
-    req: ClientRequest,
-) -> Result<CreatedClient, ServiceError> {
+pub async fn create_client(db: &Database, req: ClientRequest) -> Result<CreatedClient, ServiceError> {
     let name = req.name.trim().to_owned();
     if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-        return Err(ServiceError::Invalid(
-            "client name must be 1-200 printable characters".into(),
-        ));
+        return Err(ServiceError::Invalid("client name must be 1-200 printable characters".into()));
     }
     let grants = normalise_grants(&req.grants)?;
     let has = |g: &str| grants.iter().any(|x| x == g);
     let interactive = has(GRANT_AUTHORIZATION_CODE) || has(GRANT_DEVICE_CODE);
 
     if req.public && has(GRANT_CLIENT_CREDENTIALS) {
-        return Err(ServiceError::Invalid(
-            "a public client cannot use client_credentials".into(),
-        ));
+        return Err(ServiceError::Invalid("a public client cannot use client_credentials".into()));
     }
     if has(GRANT_REFRESH_TOKEN) && !interactive {
         return Err(ServiceError::Invalid(
-            "refresh_token needs authorization_code or the device grant to issue the first token"
-                .into(),
+            "refresh_token needs authorization_code or the device grant to issue the first token".into(),
         ));
     }
     let redirect_uris = parse_uris(&req.redirect_uris, "--redirect-uri")?;
-    let post_logout_redirect_uris =
-        parse_uris(&req.post_logout_redirect_uris, "--post-logout-redirect-uri")?;
+    let post_logout_redirect_uris = parse_uris(&req.post_logout_redirect_uris, "--post-logout-redirect-uri")?;
     if has(GRANT_AUTHORIZATION_CODE) && redirect_uris.is_empty() {
-        return Err(ServiceError::Invalid(
-            "authorization_code needs at least one --redirect-uri".into(),
-        ));
+        return Err(ServiceError::Invalid("authorization_code needs at least one --redirect-uri".into()));
     }
     let any_uri = !redirect_uris.is_empty() || !post_logout_redirect_uris.is_empty();
     if any_uri && !has(GRANT_AUTHORIZATION_CODE) {
-        return Err(ServiceError::Invalid(
-            "redirect URIs are only used by the authorization_code grant".into(),
-        ));
+        return Err(ServiceError::Invalid("redirect URIs are only used by the authorization_code grant".into()));
     }
     match (has(GRANT_CLIENT_CREDENTIALS), req.role) {
         (true, None) => {
@@ -111,29 +95,21 @@ pub async fn create_client(
             ));
         }
         (false, Some(_)) => {
-            return Err(ServiceError::Invalid(
-                "--role is only for client_credentials clients".into(),
-            ));
+            return Err(ServiceError::Invalid("--role is only for client_credentials clients".into()));
         }
         _ => {}
     }
     if req.multi_tenant && !interactive {
-        return Err(ServiceError::Invalid(
-            "--multi-tenant is only for clients that log users in".into(),
-        ));
+        return Err(ServiceError::Invalid("--multi-tenant is only for clients that log users in".into()));
     }
     let signing_alg = req.signing_alg.unwrap_or_else(|| "RS256".into());
     if !SIGNING_ALGS.contains(&signing_alg.as_str()) {
-        return Err(ServiceError::Invalid(format!(
-            "unknown signing alg {signing_alg:?} (RS256, ES256 or EdDSA)"
-        )));
+        return Err(ServiceError::Invalid(format!("unknown signing alg {signing_alg:?} (RS256, ES256 or EdDSA)")));
     }
     let auth_method = match (req.public, req.auth_method.as_deref()) {
         (true, None | Some("none")) => "none",
         (true, Some(_)) => {
-            return Err(ServiceError::Invalid(
-                "a public client authenticates with \"none\"".into(),
-            ));
+            return Err(ServiceError::Invalid("a public client authenticates with \"none\"".into()));
         }
         (false, None | Some("client_secret_basic")) => "client_secret_basic",
         (false, Some("client_secret_post")) => "client_secret_post",
@@ -148,14 +124,9 @@ pub async fn create_client(
     let client_id = secrets::random_id();
     let secret = (!req.public).then(Secret::generate);
     let secret_hash = secret.as_ref().map(Secret::hash);
-    let redirect_uris: Vec<String> = redirect_uris
-        .into_iter()
-        .map(RedirectUri::into_string)
-        .collect();
-    let post_logout_redirect_uris: Vec<String> = post_logout_redirect_uris
-        .into_iter()
-        .map(RedirectUri::into_string)
-        .collect();
+    let redirect_uris: Vec<String> = redirect_uris.into_iter().map(RedirectUri::into_string).collect();
+    let post_logout_redirect_uris: Vec<String> =
+        post_logout_redirect_uris.into_iter().map(RedirectUri::into_string).collect();
     let client_type = if req.public { "public" } else { "confidential" };
 
     let mut tx = db.tenant(tenant.id).await?;
@@ -223,8 +194,7 @@ fn normalise_grants(grants: &[String]) -> Result<Vec<String>, ServiceError> {
 fn parse_uris(raw: &[String], flag: &str) -> Result<Vec<RedirectUri>, ServiceError> {
     let mut out: Vec<RedirectUri> = Vec::new();
     for r in raw {
-        let uri = RedirectUri::parse(r)
-            .map_err(|why| ServiceError::Invalid(format!("{flag} {r:?}: {why}")))?;
+        let uri = RedirectUri::parse(r).map_err(|why| ServiceError::Invalid(format!("{flag} {r:?}: {why}")))?;
         if !out.contains(&uri) {
             out.push(uri);
         }
@@ -239,12 +209,7 @@ mod tests {
     /// Grant names are normalised, deduplicated, and unknown ones refused.
     #[test]
     fn grants() {
-        let g = normalise_grants(&[
-            "device_code".into(),
-            "refresh_token".into(),
-            "device_code".into(),
-        ])
-        .unwrap();
+        let g = normalise_grants(&["device_code".into(), "refresh_token".into(), "device_code".into()]).unwrap();
         assert_eq!(g, [GRANT_DEVICE_CODE, GRANT_REFRESH_TOKEN]);
         assert!(normalise_grants(&["implicit".into()]).is_err());
         assert!(normalise_grants(&[]).is_err());

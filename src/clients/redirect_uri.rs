@@ -48,9 +48,7 @@ impl RedirectUri {
             }
             scheme if scheme.contains('.') => {}
             _ => {
-                return Err(
-                    "use https, loopback http, or a private-use scheme such as com.example.app",
-                );
+                return Err("use https, loopback http, or a private-use scheme such as com.example.app");
             }
         }
         Ok(Self(raw.to_owned()))
@@ -80,11 +78,7 @@ mod tests {
             "http://[::1]:8000/cb",
             "com.example.app:/oauth2redirect",
         ] {
-            assert_eq!(
-                RedirectUri::parse(ok).map(|u| u.into_string()),
-                Ok(ok.to_owned()),
-                "{ok}"
-            );
+            assert_eq!(RedirectUri::parse(ok).map(|u| u.into_string()), Ok(ok.to_owned()), "{ok}");
         }
         for bad in [
             "",

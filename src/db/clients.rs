@@ -47,10 +47,7 @@ pub async fn insert(tx: &mut Tx, tenant_id: Uuid, c: &NewClient<'_>) -> Result<(
 
 /// The tenant that owns `client_id` (SECURITY DEFINER lookup).
 pub async fn tenant_of(tx: &mut Tx, client_id: &str) -> Result<Option<Uuid>, sqlx::Error> {
-    sqlx::query_scalar("SELECT lca_client_tenant($1)")
-        .bind(client_id)
-        .fetch_one(tx.conn())
-        .await
+    sqlx::query_scalar("SELECT lca_client_tenant($1)").bind(client_id).fetch_one(tx.conn()).await
 }
 
 /// A client as the protocol reads it.

@@ -80,8 +80,7 @@ impl EmbeddedCluster {
     }
 
     fn start_blocking(bin_dir: PathBuf, data_dir: &Path) -> anyhow::Result<Self> {
-        fs::create_dir_all(data_dir)
-            .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+        fs::create_dir_all(data_dir).with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
         let data_dir = fs::canonicalize(data_dir)?;
         let run_as = if Uid::effective().is_root() {
             let user = User::from_name(SUPERUSER)?.context(
@@ -93,20 +92,12 @@ impl EmbeddedCluster {
             None
         };
         let root = cluster_root(&data_dir, run_as.is_some())?;
-        let mut cluster = Self {
-            bin_dir,
-            root,
-            run_as,
-            owned: false,
-        };
+        let mut cluster = Self { bin_dir, root, run_as, owned: false };
 
         // Two processes starting at once: the lock makes the second wait, then find the
         // cluster running.
-        let lock_file = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(data_dir.join(".cluster.lock"))?;
+        let lock_file =
+            fs::OpenOptions::new().create(true).truncate(false).write(true).open(data_dir.join(".cluster.lock"))?;
         let _lock = Flock::lock(lock_file, FlockArg::LockExclusive)
             .map_err(|(_, e)| anyhow::anyhow!("cannot lock the data directory: {e}"))?;
 
@@ -152,28 +143,18 @@ impl EmbeddedCluster {
     /// A URL for `database` on this cluster (for child processes and `psql`).
     pub fn url(&self, database: &str) -> String {
         let host: String =
-            url::form_urlencoded::byte_serialize(self.socket_dir().as_os_str().as_encoded_bytes())
-                .collect();
+            url::form_urlencoded::byte_serialize(self.socket_dir().as_os_str().as_encoded_bytes()).collect();
         format!("postgres:///{database}?host={host}&user={SUPERUSER}")
     }
 
     fn is_running(&self) -> bool {
-        let status = self
-            .command("pg_ctl")
-            .arg("status")
-            .arg("-D")
-            .arg(self.pgdata())
-            .output();
-        matches!(status, Ok(out) if out.status.success())
-            && self.socket_dir().join(".s.PGSQL.5432").exists()
+        let status = self.command("pg_ctl").arg("status").arg("-D").arg(self.pgdata()).output();
+        matches!(status, Ok(out) if out.status.success()) && self.socket_dir().join(".s.PGSQL.5432").exists()
     }
 
     fn init(&self) -> anyhow::Result<()> {
         for dir in [self.root.clone(), self.socket_dir()] {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&dir)?;
+            fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir)?;
             fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))?;
             self.chown(&dir)?;
         }
@@ -182,22 +163,11 @@ impl EmbeddedCluster {
             .command("initdb")
             .arg("-D")
             .arg(self.pgdata())
-            .args([
-                "-U",
-                SUPERUSER,
-                "--auth-local=trust",
-                "--auth-host=reject",
-                "-E",
-                "UTF8",
-                "--no-locale",
-            ])
+            .args(["-U", SUPERUSER, "--auth-local=trust", "--auth-host=reject", "-E", "UTF8", "--no-locale"])
             .output()
             .context("cannot run initdb")?;
         if !out.status.success() {
-            bail!(
-                "initdb failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
+            bail!("initdb failed: {}", String::from_utf8_lossy(&out.stderr).trim());
         }
         Ok(())
     }
@@ -235,18 +205,14 @@ impl EmbeddedCluster {
     /// Creates the application database if it is missing.
     pub async fn ensure_database(&self, database: &str) -> anyhow::Result<()> {
         let mut conn = sqlx::PgConnection::connect_with(&self.connect_options("postgres")).await?;
-        let exists: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-                .bind(database)
-                .fetch_one(&mut conn)
-                .await?;
+        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(database)
+            .fetch_one(&mut conn)
+            .await?;
         if !exists {
             // Identifiers cannot be bound; the name is ours, quote it anyway.
             let stmt = format!("CREATE DATABASE \"{}\"", database.replace('"', "\"\""));
-            match sqlx::raw_sql(sqlx::AssertSqlSafe(stmt))
-                .execute(&mut conn)
-                .await
-            {
+            match sqlx::raw_sql(sqlx::AssertSqlSafe(stmt)).execute(&mut conn).await {
                 Ok(_) => {}
                 // Another process created it between our check and our CREATE.
                 Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => {}
@@ -273,10 +239,7 @@ impl EmbeddedCluster {
             .context("cannot run pg_ctl")?;
         self.owned = false;
         if !out.status.success() {
-            bail!(
-                "pg_ctl stop failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
+            bail!("pg_ctl stop failed: {}", String::from_utf8_lossy(&out.stderr).trim());
         }
         tracing::info!(cluster = %self.root.display(), "embedded PostgreSQL cluster stopped");
         Ok(())
@@ -288,17 +251,11 @@ impl EmbeddedCluster {
         if !self.owned {
             return Ok(());
         }
-        let script = format!(
-            "while [ -d /proc/{pid} ]; do sleep 0.5; done; exec \"$0\" stop -m fast -D \"$1\" >/dev/null 2>&1"
-        );
+        let script =
+            format!("while [ -d /proc/{pid} ]; do sleep 0.5; done; exec \"$0\" stop -m fast -D \"$1\" >/dev/null 2>&1");
         let mut cmd = self.command("sh");
-        cmd.arg("-c")
-            .arg(script)
-            .arg(self.bin_dir.join("pg_ctl"))
-            .arg(self.pgdata());
-        cmd.stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
+        cmd.arg("-c").arg(script).arg(self.bin_dir.join("pg_ctl")).arg(self.pgdata());
+        cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
         cmd.spawn().context("cannot start the cluster watchdog")?;
         self.owned = false;
         Ok(())
@@ -306,18 +263,10 @@ impl EmbeddedCluster {
 
     /// A command for one of the server binaries (or `sh`), run as the cluster's OS user.
     fn command(&self, program: &str) -> Command {
-        let path = if program == "sh" {
-            PathBuf::from("/bin/sh")
-        } else {
-            self.bin_dir.join(program)
-        };
+        let path = if program == "sh" { PathBuf::from("/bin/sh") } else { self.bin_dir.join(program) };
         let mut cmd = Command::new(path);
         // The caller's working directory may be one the postgres user cannot enter.
-        cmd.current_dir(if self.root.exists() {
-            &self.root
-        } else {
-            Path::new("/")
-        });
+        cmd.current_dir(if self.root.exists() { &self.root } else { Path::new("/") });
         cmd.env("LC_ALL", "C");
         if let Some((uid, gid)) = self.run_as {
             // std drops the supplementary groups of root when a uid is set.
@@ -351,20 +300,16 @@ fn cluster_root(data_dir: &Path, as_root: bool) -> anyhow::Result<PathBuf> {
     }
     let id = hex::encode(&Sha256::digest(data_dir.as_os_str().as_encoded_bytes())[..8]);
     let root = Path::new(ROOT_CLUSTERS).join(id);
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o755)
-        .create(ROOT_CLUSTERS)?;
+    fs::DirBuilder::new().recursive(true).mode(0o755).create(ROOT_CLUSTERS)?;
     match fs::read_link(&link) {
         Ok(target) if target == root => {}
         Ok(_) => {
             fs::remove_file(&link)?;
             std::os::unix::fs::symlink(&root, &link)?;
         }
-        Err(_) if link.exists() => bail!(
-            "{} exists and is not the link to the embedded cluster; move it away",
-            link.display()
-        ),
+        Err(_) if link.exists() => {
+            bail!("{} exists and is not the link to the embedded cluster; move it away", link.display())
+        }
         Err(_) => std::os::unix::fs::symlink(&root, &link)?,
     }
     Ok(root)
@@ -396,7 +341,5 @@ pub fn find_server_binaries() -> Option<PathBuf> {
 }
 
 fn has_server_binaries(dir: &Path) -> bool {
-    ["initdb", "pg_ctl", "postgres"]
-        .iter()
-        .all(|b| dir.join(b).is_file())
+    ["initdb", "pg_ctl", "postgres"].iter().all(|b| dir.join(b).is_file())
 }

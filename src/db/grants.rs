@@ -28,7 +28,12 @@ fn tenant(tx: &Tx) -> Uuid {
 }
 
 /// Stores a new code (its hash) in the transaction's tenant.
-pub async fn insert_code(tx: &mut Tx, code_hash: &[u8], grant: &CodeGrant, expires_at: DateTime<Utc>) -> Result<(), sqlx::Error> {
+pub async fn insert_code(
+    tx: &mut Tx,
+    code_hash: &[u8],
+    grant: &CodeGrant,
+    expires_at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
     let tenant_id = tenant(tx);
     sqlx::query(
         "INSERT INTO authorization_codes (tenant_id, code_hash, client_id, user_id, redirect_uri, scope, nonce, \
@@ -214,7 +219,12 @@ pub async fn family(tx: &mut Tx, family_id: Uuid) -> Result<Option<Family>, sqlx
 }
 
 /// Stores a new refresh token (its hash).
-pub async fn insert_refresh(tx: &mut Tx, token_hash: &[u8], family_id: Uuid, expires_at: DateTime<Utc>) -> Result<(), sqlx::Error> {
+pub async fn insert_refresh(
+    tx: &mut Tx,
+    token_hash: &[u8],
+    family_id: Uuid,
+    expires_at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
     let tenant_id = tenant(tx);
     sqlx::query("INSERT INTO refresh_tokens (tenant_id, token_hash, family_id, expires_at) VALUES ($1, $2, $3, $4)")
         .bind(tenant_id)
@@ -253,14 +263,16 @@ pub async fn insert_access(
     expires_at: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
     let tenant_id = tenant(tx);
-    sqlx::query("INSERT INTO access_tokens (tenant_id, jti, family_id, client_id, expires_at) VALUES ($1, $2, $3, $4, $5)")
-        .bind(tenant_id)
-        .bind(jti)
-        .bind(family_id)
-        .bind(client_id)
-        .bind(expires_at)
-        .execute(tx.conn())
-        .await?;
+    sqlx::query(
+        "INSERT INTO access_tokens (tenant_id, jti, family_id, client_id, expires_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(tenant_id)
+    .bind(jti)
+    .bind(family_id)
+    .bind(client_id)
+    .bind(expires_at)
+    .execute(tx.conn())
+    .await?;
     Ok(())
 }
 

@@ -15,12 +15,7 @@ pub struct MembershipOf {
 }
 
 /// Inserts a membership in the transaction's tenant.
-pub async fn insert(
-    tx: &mut Tx,
-    tenant_id: Uuid,
-    user_id: Uuid,
-    role: Role,
-) -> Result<(), sqlx::Error> {
+pub async fn insert(tx: &mut Tx, tenant_id: Uuid, user_id: Uuid, role: Role) -> Result<(), sqlx::Error> {
     sqlx::query("INSERT INTO memberships (tenant_id, user_id, role) VALUES ($1, $2, $3)")
         .bind(tenant_id)
         .bind(user_id)
@@ -32,10 +27,7 @@ pub async fn insert(
 
 /// The user's role in the transaction's tenant.
 pub async fn role_of(tx: &mut Tx, user_id: Uuid) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar("SELECT role FROM memberships WHERE user_id = $1")
-        .bind(user_id)
-        .fetch_optional(tx.conn())
-        .await
+    sqlx::query_scalar("SELECT role FROM memberships WHERE user_id = $1").bind(user_id).fetch_optional(tx.conn()).await
 }
 
 /// Every active tenant the user belongs to.

@@ -70,12 +70,7 @@ impl Database {
                     Ok(())
                 })
             })
-            .connect_lazy_with(
-                target
-                    .runtime
-                    .clone()
-                    .unwrap_or_else(|| target.owner.clone()),
-            );
+            .connect_lazy_with(target.runtime.clone().unwrap_or_else(|| target.owner.clone()));
         Self { owner, runtime }
     }
 
@@ -87,10 +82,7 @@ impl Database {
 
     /// Whether the database answers (readiness).
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        sqlx::query("SELECT 1")
-            .execute(&self.runtime)
-            .await
-            .map(|_| ())
+        sqlx::query("SELECT 1").execute(&self.runtime).await.map(|_| ())
     }
 
     /// A transaction for one tenant: Row Level Security shows and accepts only that tenant's
@@ -116,25 +108,16 @@ impl Database {
         self.scoped(None, None).await
     }
 
-    async fn scoped(
-        &self,
-        tenant_id: Option<Uuid>,
-        user_id: Option<Uuid>,
-    ) -> Result<Tx, sqlx::Error> {
+    async fn scoped(&self, tenant_id: Option<Uuid>, user_id: Option<Uuid>) -> Result<Tx, sqlx::Error> {
         let mut tx = self.runtime.begin().await?;
         if tenant_id.is_some() || user_id.is_some() {
-            sqlx::query(
-                "SELECT set_config('app.tenant_id', $1, true), set_config('app.user_id', $2, true)",
-            )
-            .bind(tenant_id.map(|t| t.to_string()).unwrap_or_default())
-            .bind(user_id.map(|u| u.to_string()).unwrap_or_default())
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query("SELECT set_config('app.tenant_id', $1, true), set_config('app.user_id', $2, true)")
+                .bind(tenant_id.map(|t| t.to_string()).unwrap_or_default())
+                .bind(user_id.map(|u| u.to_string()).unwrap_or_default())
+                .execute(&mut *tx)
+                .await?;
         }
-        Ok(Tx {
-            inner: tx,
-            tenant_id,
-        })
+        Ok(Tx { inner: tx, tenant_id })
     }
 
     /// The owner pool, for migrations and the schema checks of the test suite.
@@ -193,32 +176,20 @@ pub fn unique_violation(err: &sqlx::Error) -> Option<String> {
 
 /// The database of a configuration, with the embedded cluster when there is one (stopping it
 /// is the caller's, by dropping it or calling [`EmbeddedCluster::stop`]).
-pub async fn open(
-    config: &crate::config::Config,
-) -> anyhow::Result<(Database, Option<EmbeddedCluster>)> {
+pub async fn open(config: &crate::config::Config) -> anyhow::Result<(Database, Option<EmbeddedCluster>)> {
     use anyhow::Context as _;
     match &config.database {
         crate::config::DatabaseConfig::External { url, runtime_url } => {
-            let owner: PgConnectOptions = url
-                .parse()
-                .context("DATABASE_URL is not a valid PostgreSQL URL")?;
+            let owner: PgConnectOptions = url.parse().context("DATABASE_URL is not a valid PostgreSQL URL")?;
             let runtime = match runtime_url {
-                Some(u) => Some(
-                    u.parse()
-                        .context("DATABASE_RUNTIME_URL is not a valid PostgreSQL URL")?,
-                ),
+                Some(u) => Some(u.parse().context("DATABASE_RUNTIME_URL is not a valid PostgreSQL URL")?),
                 None => None,
             };
-            let target = ConnectTarget {
-                owner,
-                runtime,
-                max_connections: config.db_max_connections,
-            };
+            let target = ConnectTarget { owner, runtime, max_connections: config.db_max_connections };
             Ok((Database::connect_lazy(&target), None))
         }
         crate::config::DatabaseConfig::Embedded => {
-            let cluster =
-                EmbeddedCluster::start(&config.data_dir, config.pg_bindir.as_deref()).await?;
+            let cluster = EmbeddedCluster::start(&config.data_dir, config.pg_bindir.as_deref()).await?;
             cluster.ensure_database(embedded::DATABASE_NAME).await?;
             let target = ConnectTarget {
                 owner: cluster.connect_options(embedded::DATABASE_NAME),

@@ -13,13 +13,7 @@ pub struct TenantRef {
 }
 
 /// Inserts a tenant. The transaction must be opened for `id`.
-pub async fn insert(
-    tx: &mut Tx,
-    id: Uuid,
-    slug: &str,
-    name: &str,
-    is_platform: bool,
-) -> Result<(), sqlx::Error> {
+pub async fn insert(tx: &mut Tx, id: Uuid, slug: &str, name: &str, is_platform: bool) -> Result<(), sqlx::Error> {
     sqlx::query("INSERT INTO tenants (id, slug, name, is_platform) VALUES ($1, $2, $3, $4)")
         .bind(id)
         .bind(slug)
@@ -40,9 +34,7 @@ pub async fn by_slug(tx: &mut Tx, slug: &str) -> Result<Option<TenantRef>, sqlx:
 
 /// The platform tenant's id, once bootstrap has created it.
 pub async fn platform(tx: &mut Tx) -> Result<Option<Uuid>, sqlx::Error> {
-    sqlx::query_scalar("SELECT lca_platform_tenant()")
-        .fetch_one(tx.conn())
-        .await
+    sqlx::query_scalar("SELECT lca_platform_tenant()").fetch_one(tx.conn()).await
 }
 
 /// The transaction's own tenant: (slug, status).

@@ -14,12 +14,7 @@ pub struct UserByEmail {
 }
 
 /// Inserts a user. The transaction must be opened for the user ([`super::Database::user`]).
-pub async fn insert(
-    tx: &mut Tx,
-    id: Uuid,
-    email: &str,
-    password_hash: &str,
-) -> Result<(), sqlx::Error> {
+pub async fn insert(tx: &mut Tx, id: Uuid, email: &str, password_hash: &str) -> Result<(), sqlx::Error> {
     sqlx::query("INSERT INTO users (id, email, password_hash) VALUES ($1, $2, $3)")
         .bind(id)
         .bind(email)

@@ -24,9 +24,7 @@ impl Email {
         if valid {
             Ok(Self(s.to_owned()))
         } else {
-            Err(ServiceError::Invalid(format!(
-                "{s:?} is not a valid email address"
-            )))
+            Err(ServiceError::Invalid(format!("{s:?} is not a valid email address")))
         }
     }
 
@@ -57,18 +55,12 @@ pub async fn create_user(
     match db::users::insert(&mut tx, id, email.as_str(), &hash).await {
         Ok(()) => {}
         Err(e) if db::unique_violation(&e).is_some() => {
-            return Err(ServiceError::Conflict(format!(
-                "a user with email {:?} already exists",
-                email.as_str()
-            )));
+            return Err(ServiceError::Conflict(format!("a user with email {:?} already exists", email.as_str())));
         }
         Err(e) => return Err(e.into()),
     }
     tx.commit().await?;
-    Ok(CreatedUser {
-        user_id: id,
-        email: email.0,
-    })
+    Ok(CreatedUser { user_id: id, email: email.0 })
 }
 
 #[cfg(test)]
@@ -81,9 +73,7 @@ mod tests {
         for ok in ["a@b", "Ann.Lee+tag@example.com", "  x@y.z  "] {
             assert!(Email::parse(ok).is_ok(), "{ok}");
         }
-        for bad in [
-            "", "a", "@b", "a@", "a@@b", "a b@c", "a@b.", "a@.b", "a\n@b",
-        ] {
+        for bad in ["", "a", "@b", "a@", "a@@b", "a b@c", "a@b.", "a@.b", "a\n@b"] {
             assert!(Email::parse(bad).is_err(), "{bad}");
         }
         let long = format!("{}@example.com", "a".repeat(250));

@@ -27,13 +27,8 @@ pub struct PasswordHasher {
 impl PasswordHasher {
     /// One concurrent hash per available core.
     pub fn new() -> Self {
-        let cores = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2);
-        Self {
-            permits: Arc::new(Semaphore::new(cores)),
-            cost: BCRYPT_COST,
-        }
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        Self { permits: Arc::new(Semaphore::new(cores)), cost: BCRYPT_COST }
     }
 
     /// Hashes a password.
@@ -59,11 +54,7 @@ impl PasswordHasher {
         &self,
         work: impl FnOnce() -> Result<T, bcrypt::BcryptError> + Send + 'static,
     ) -> Result<T, ServiceError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|e| ServiceError::Internal(e.into()))?;
+        let _permit = self.permits.acquire().await.map_err(|e| ServiceError::Internal(e.into()))?;
         tokio::task::spawn_blocking(work)
             .await
             .map_err(|e| ServiceError::Internal(e.into()))?
@@ -90,14 +81,10 @@ fn dummy_hash() -> &'static str {
 /// Checks a new password against the rules: at least 12 characters, at most 72 bytes.
 pub fn check_rules(password: &str) -> Result<(), ServiceError> {
     if password.chars().count() < MIN_CHARS {
-        return Err(ServiceError::Invalid(format!(
-            "the password must have at least {MIN_CHARS} characters"
-        )));
+        return Err(ServiceError::Invalid(format!("the password must have at least {MIN_CHARS} characters")));
     }
     if password.len() > MAX_BYTES {
-        return Err(ServiceError::Invalid(format!(
-            "the password must have at most {MAX_BYTES} bytes"
-        )));
+        return Err(ServiceError::Invalid(format!("the password must have at most {MAX_BYTES} bytes")));
     }
     Ok(())
 }
@@ -119,27 +106,11 @@ mod tests {
     /// A hash verifies its password only; an unknown account never verifies.
     #[tokio::test]
     async fn hash_and_verify() {
-        let hasher = PasswordHasher {
-            permits: Arc::new(Semaphore::new(2)),
-            cost: 4,
-        };
+        let hasher = PasswordHasher { permits: Arc::new(Semaphore::new(2)), cost: 4 };
         let hash = hasher.hash("correct horse battery").await.unwrap();
-        assert!(
-            hasher
-                .verify("correct horse battery", Some(&hash))
-                .await
-                .unwrap()
-        );
-        assert!(
-            !hasher
-                .verify("wrong horse battery", Some(&hash))
-                .await
-                .unwrap()
-        );
+        assert!(hasher.verify("correct horse battery", Some(&hash)).await.unwrap());
+        assert!(!hasher.verify("wrong horse battery", Some(&hash)).await.unwrap());
         assert!(!hasher.verify("correct horse battery", None).await.unwrap());
-        assert!(
-            dummy_hash().starts_with("$2b$12$"),
-            "the dummy hash must be a cost-12 bcrypt hash"
-        );
+        assert!(dummy_hash().starts_with("$2b$12$"), "the dummy hash must be a cost-12 bcrypt hash");
     }
 }

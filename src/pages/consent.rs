@@ -33,7 +33,11 @@ pub struct ConsentQuery {
 }
 
 /// `GET /consent?req=…`.
-pub async fn show(State(state): State<AppState>, session: Session, Query(q): Query<ConsentQuery>) -> Result<Response, AppError> {
+pub async fn show(
+    State(state): State<AppState>,
+    session: Session,
+    Query(q): Query<ConsentQuery>,
+) -> Result<Response, AppError> {
     let (Some(p), Some(who)) = (session::pending(&session, &q.req).await?, session::signed_in(&session).await?) else {
         return Err(expired_request());
     };
@@ -63,9 +67,14 @@ pub struct ConsentForm {
 }
 
 /// `POST /consent`.
-pub async fn submit(State(state): State<AppState>, session: Session, Form(form): Form<ConsentForm>) -> Result<Response, AppError> {
+pub async fn submit(
+    State(state): State<AppState>,
+    session: Session,
+    Form(form): Form<ConsentForm>,
+) -> Result<Response, AppError> {
     session::check_csrf(&session, &form.csrf).await?;
-    let (Some(mut p), Some(who)) = (session::pending(&session, &form.req).await?, session::signed_in(&session).await?) else {
+    let (Some(mut p), Some(who)) = (session::pending(&session, &form.req).await?, session::signed_in(&session).await?)
+    else {
         return Err(expired_request());
     };
     let Some(tenant) = p.tenant else { return Err(expired_request()) };

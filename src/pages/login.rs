@@ -35,7 +35,11 @@ pub struct LoginQuery {
 }
 
 /// `GET /login`.
-pub async fn show(State(state): State<AppState>, session: Session, Query(q): Query<LoginQuery>) -> Result<Response, AppError> {
+pub async fn show(
+    State(state): State<AppState>,
+    session: Session,
+    Query(q): Query<LoginQuery>,
+) -> Result<Response, AppError> {
     let pending = match &q.req {
         Some(id) => session::pending(&session, id).await?,
         None => None,

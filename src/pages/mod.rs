@@ -28,7 +28,8 @@ pub fn csp(form_targets: &[String]) -> HeaderValue {
         "default-src 'none'; style-src 'self'; img-src 'self' data:; script-src 'self'; \
          form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
     );
-    HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"))
+    HeaderValue::from_str(&value)
+        .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"))
 }
 
 /// Renders a template as an HTML response with its CSP and `no-store`.
@@ -94,7 +95,11 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
 }
 
 /// A page error: HTML, with our words.
-pub fn page_error(status: StatusCode, title: &'static str, message: impl Into<std::borrow::Cow<'static, str>>) -> AppError {
+pub fn page_error(
+    status: StatusCode,
+    title: &'static str,
+    message: impl Into<std::borrow::Cow<'static, str>>,
+) -> AppError {
     AppError::Page { status, title, message: message.into() }
 }
 

@@ -31,7 +31,11 @@ pub struct TenantQuery {
 }
 
 /// `GET /select-tenant?req=…`.
-pub async fn show(State(state): State<AppState>, session: Session, Query(q): Query<TenantQuery>) -> Result<Response, AppError> {
+pub async fn show(
+    State(state): State<AppState>,
+    session: Session,
+    Query(q): Query<TenantQuery>,
+) -> Result<Response, AppError> {
     let (Some(p), Some(who)) = (session::pending(&session, &q.req).await?, session::signed_in(&session).await?) else {
         return Err(expired_request());
     };
@@ -52,16 +56,25 @@ pub struct TenantForm {
 }
 
 /// `POST /select-tenant`: only one of the user's own memberships can be chosen.
-pub async fn submit(State(state): State<AppState>, session: Session, Form(form): Form<TenantForm>) -> Result<Response, AppError> {
+pub async fn submit(
+    State(state): State<AppState>,
+    session: Session,
+    Form(form): Form<TenantForm>,
+) -> Result<Response, AppError> {
     session::check_csrf(&session, &form.csrf).await?;
-    let (Some(mut p), Some(who)) = (session::pending(&session, &form.req).await?, session::signed_in(&session).await?) else {
+    let (Some(mut p), Some(who)) = (session::pending(&session, &form.req).await?, session::signed_in(&session).await?)
+    else {
         return Err(expired_request());
     };
     let mut tx = state.db.unscoped().await?;
     let tenants = db::memberships::of_user(&mut tx, who.user_id).await?;
     tx.commit().await?;
     let Some(chosen) = tenants.iter().find(|m| m.slug == form.tenant) else {
-        return Err(crate::pages::page_error(StatusCode::BAD_REQUEST, "Unknown organisation", "Choose one of the listed organisations."));
+        return Err(crate::pages::page_error(
+            StatusCode::BAD_REQUEST,
+            "Unknown organisation",
+            "Choose one of the listed organisations.",
+        ));
     };
     p.tenant = Some(chosen.tenant_id);
     p.prompt_select_account = false;

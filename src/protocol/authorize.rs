@@ -92,11 +92,7 @@ pub async fn resume(
 }
 
 pub fn expired_request() -> AppError {
-    page_error(
-        StatusCode::BAD_REQUEST,
-        "This sign-in has expired",
-        "Go back to the application and sign in again.",
-    )
+    page_error(StatusCode::BAD_REQUEST, "This sign-in has expired", "Go back to the application and sign in again.")
 }
 
 fn bad_client(message: &'static str) -> AppError {
@@ -170,12 +166,18 @@ pub fn origin_of(uri: &str) -> String {
     }
 }
 
-async fn start(state: &AppState, session: &Session, meta: &RequestMeta, p: AuthorizeParams) -> Result<Response, AppError> {
+async fn start(
+    state: &AppState,
+    session: &Session,
+    meta: &RequestMeta,
+    p: AuthorizeParams,
+) -> Result<Response, AppError> {
     // 1. The client and its redirect URI: failures here are a page, never a redirect.
     let Some(client_id) = p.client_id.as_deref().filter(|c| !c.is_empty() && c.len() <= 128) else {
         return Err(bad_client("The request names no application (client_id is missing)."));
     };
-    let client = find_client(state, client_id).await?.ok_or_else(|| bad_client("The application is not registered."))?;
+    let client =
+        find_client(state, client_id).await?.ok_or_else(|| bad_client("The application is not registered."))?;
     let Some(redirect_uri) = p.redirect_uri.as_deref() else {
         return Err(bad_client("The request has no redirect_uri."));
     };
@@ -246,7 +248,9 @@ async fn start(state: &AppState, session: &Session, meta: &RequestMeta, p: Autho
         (None, None) => None,
     };
     if challenge.is_none() && (client.client_type == "public" || client.require_pkce) {
-        return Ok(reply.error("invalid_request", "PKCE is required: send code_challenge with code_challenge_method=S256"));
+        return Ok(
+            reply.error("invalid_request", "PKCE is required: send code_challenge with code_challenge_method=S256")
+        );
     }
     let hint_sub = match p.id_token_hint.as_deref() {
         None | Some("") => None,
@@ -312,7 +316,12 @@ pub async fn id_token_hint_subject(state: &AppState, hint: &str, client_id: &str
 }
 
 /// Resumes a stored request after a step.
-async fn proceed(state: &AppState, session: &Session, meta: &RequestMeta, pending: session::Pending) -> Result<Response, AppError> {
+async fn proceed(
+    state: &AppState,
+    session: &Session,
+    meta: &RequestMeta,
+    pending: session::Pending,
+) -> Result<Response, AppError> {
     let Some(client) = find_client(state, &pending.client_id).await? else {
         return Err(expired_request());
     };

@@ -29,12 +29,8 @@ pub async fn check(state: &AppState, token: &str) -> Result<Option<AccessToken>,
     let Ok(claims) = state.keys.verify_fresh(token, TokenType::AccessToken).await else {
         return Ok(None);
     };
-    let expected = Expected {
-        issuer: &state.config.issuer,
-        audience: None,
-        now: Utc::now(),
-        leeway: std::time::Duration::ZERO,
-    };
+    let expected =
+        Expected { issuer: &state.config.issuer, audience: None, now: Utc::now(), leeway: std::time::Duration::ZERO };
     if check_claims(&claims, &expected).is_err() {
         return Ok(None);
     }

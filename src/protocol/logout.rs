@@ -41,12 +41,20 @@ struct ConfirmPage<'a> {
 }
 
 /// `GET /logout`.
-pub async fn logout_get(State(state): State<AppState>, session: Session, Query(p): Query<LogoutParams>) -> Result<Response, AppError> {
+pub async fn logout_get(
+    State(state): State<AppState>,
+    session: Session,
+    Query(p): Query<LogoutParams>,
+) -> Result<Response, AppError> {
     logout(&state, &session, p).await
 }
 
 /// `POST /logout`.
-pub async fn logout_post(State(state): State<AppState>, session: Session, Form(p): Form<LogoutParams>) -> Result<Response, AppError> {
+pub async fn logout_post(
+    State(state): State<AppState>,
+    session: Session,
+    Form(p): Form<LogoutParams>,
+) -> Result<Response, AppError> {
     logout(&state, &session, p).await
 }
 

@@ -85,7 +85,8 @@ async fn authorization_code(
     meta: &RequestMeta,
 ) -> Result<TokenResponse, AppError> {
     let code = req.code.as_deref().ok_or_else(|| OAuthError::invalid_request("code is missing"))?;
-    let redirect_uri = req.redirect_uri.as_deref().ok_or_else(|| OAuthError::invalid_request("redirect_uri is missing"))?;
+    let redirect_uri =
+        req.redirect_uri.as_deref().ok_or_else(|| OAuthError::invalid_request("redirect_uri is missing"))?;
     if let Some(v) = &req.code_verifier
         && !valid_pkce_value(v)
     {
@@ -131,7 +132,9 @@ async fn authorization_code(
         return Err(OAuthError::invalid_grant("redirect_uri does not match the authorization request").into());
     }
     let pkce_ok = match (&grant.code_challenge, &req.code_verifier) {
-        (Some(challenge), Some(verifier)) => bool::from(s256_challenge(verifier).as_bytes().ct_eq(challenge.as_bytes())),
+        (Some(challenge), Some(verifier)) => {
+            bool::from(s256_challenge(verifier).as_bytes().ct_eq(challenge.as_bytes()))
+        }
         (None, None) => true,
         // A verifier without a challenge is a downgrade attempt (RFC 9700 §4.8.2).
         _ => false,
@@ -142,9 +145,8 @@ async fn authorization_code(
     }
     let scope = Scopes::parse(&grant.scope).unwrap_or_default();
     let (slug, role) = tenant_and_role(&mut tx, grant.user_id).await?;
-    let family = refreshable(client).then(|| {
-        (family_id, Utc::now() + Duration::from_std(state.config.ttl.refresh_family).unwrap_or_default())
-    });
+    let family = refreshable(client)
+        .then(|| (family_id, Utc::now() + Duration::from_std(state.config.ttl.refresh_family).unwrap_or_default()));
     if let Some((family_id, expires_at)) = family {
         db::grants::insert_family(
             &mut tx,
@@ -301,7 +303,11 @@ async fn refresh_token(
 }
 
 /// RFC 6749 §4.4: a service account acting in its own tenant with its role.
-async fn client_credentials(state: &AppState, client: &ClientRow, req: &TokenRequest) -> Result<TokenResponse, AppError> {
+async fn client_credentials(
+    state: &AppState,
+    client: &ClientRow,
+    req: &TokenRequest,
+) -> Result<TokenResponse, AppError> {
     let Some(role) = client.service_role.as_deref().and_then(|r| r.parse::<Role>().ok()) else {
         return Err(OAuthError::bad("unauthorized_client", "this client has no service role").into());
     };

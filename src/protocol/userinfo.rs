@@ -22,7 +22,10 @@ struct BodyToken {
 pub async fn userinfo(State(state): State<AppState>, req: Request) -> Result<Response, AppError> {
     let header_token = bearer_from(req.headers());
     let body_token = if req.method() == axum::http::Method::POST
-        && req.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/x-www-form-urlencoded"))
+        && req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/x-www-form-urlencoded"))
     {
         crate::extract::Form::<BodyToken>::from_request(req, &state).await?.0.access_token
     } else {
@@ -47,7 +50,8 @@ pub async fn userinfo(State(state): State<AppState>, req: Request) -> Result<Res
         e.status = axum::http::StatusCode::FORBIDDEN;
         e.error = "insufficient_scope";
         e.description = "the access token lacks the openid scope".into();
-        e.www_authenticate = Some(axum::http::HeaderValue::from_static("Bearer error=\"insufficient_scope\", scope=\"openid\""));
+        e.www_authenticate =
+            Some(axum::http::HeaderValue::from_static("Bearer error=\"insufficient_scope\", scope=\"openid\""));
         return Err(e.into());
     }
     let user_id = at.str_claim("sub").and_then(|s| s.parse::<uuid::Uuid>().ok());

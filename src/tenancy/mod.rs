@@ -10,9 +10,7 @@ use crate::error::ServiceError;
 use crate::identity::Email;
 
 /// A member's role in a tenant. Roles nest: admin ⊃ editor ⊃ viewer.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Viewer,
@@ -47,9 +45,7 @@ impl FromStr for Role {
             "admin" => Ok(Role::Admin),
             "editor" => Ok(Role::Editor),
             "viewer" => Ok(Role::Viewer),
-            _ => Err(ServiceError::Invalid(format!(
-                "unknown role {s:?} (expected admin, editor or viewer)"
-            ))),
+            _ => Err(ServiceError::Invalid(format!("unknown role {s:?} (expected admin, editor or viewer)"))),
         }
     }
 }
@@ -68,8 +64,7 @@ impl Slug {
     pub fn parse(s: &str) -> Result<Self, ServiceError> {
         let ok = !s.is_empty()
             && s.len() <= 63
-            && s.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
             && !s.starts_with('-')
             && !s.ends_with('-');
         if ok {
@@ -107,35 +102,23 @@ pub async fn create_tenant(
     let slug = Slug::parse(slug)?;
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-        return Err(ServiceError::Invalid(
-            "tenant name must be 1-200 printable characters".into(),
-        ));
+        return Err(ServiceError::Invalid("tenant name must be 1-200 printable characters".into()));
     }
     let id = Uuid::now_v7();
     let mut tx = db.tenant(id).await?;
     match db::tenants::insert(&mut tx, id, slug.as_str(), name, is_platform).await {
         Ok(()) => {}
         Err(e) if db::unique_violation(&e).is_some() => {
-            return Err(ServiceError::Conflict(format!(
-                "a tenant with slug {:?} already exists",
-                slug.as_str()
-            )));
+            return Err(ServiceError::Conflict(format!("a tenant with slug {:?} already exists", slug.as_str())));
         }
         Err(e) => return Err(e.into()),
     }
     tx.commit().await?;
-    Ok(CreatedTenant {
-        tenant_id: id,
-        slug: slug.0,
-        name: name.to_owned(),
-    })
+    Ok(CreatedTenant { tenant_id: id, slug: slug.0, name: name.to_owned() })
 }
 
 /// Finds an active or suspended tenant by slug, or says clearly that there is none.
-pub async fn find_tenant(
-    db: &Database,
-    slug: &str,
-) -> Result<db::tenants::TenantRef, ServiceError> {
+pub async fn find_tenant(db: &Database, slug: &str) -> Result<db::tenants::TenantRef, ServiceError> {
     let slug = Slug::parse(slug)?;
     let mut tx = db.unscoped().await?;
     let tenant = db::tenants::by_slug(&mut tx, slug.as_str()).await?;
@@ -152,20 +135,12 @@ pub struct AddedMember {
 }
 
 /// Makes the user with `email` a member of tenant `slug` with `role`.
-pub async fn add_member(
-    db: &Database,
-    slug: &str,
-    email: &str,
-    role: Role,
-) -> Result<AddedMember, ServiceError> {
+pub async fn add_member(db: &Database, slug: &str, email: &str, role: Role) -> Result<AddedMember, ServiceError> {
     let tenant = find_tenant(db, slug).await?;
     let email = Email::parse(email)?;
     let mut tx = db.tenant(tenant.id).await?;
     let Some(user) = db::users::by_email(&mut tx, email.as_str()).await? else {
-        return Err(ServiceError::NotFound(format!(
-            "no user with email {:?}",
-            email.as_str()
-        )));
+        return Err(ServiceError::NotFound(format!("no user with email {:?}", email.as_str())));
     };
     if let Some(existing) = db::memberships::role_of(&mut tx, user.id).await? {
         return Err(ServiceError::Conflict(format!(
@@ -177,19 +152,12 @@ pub async fn add_member(
         Ok(()) => {}
         // A concurrent `member add` of the same person won the race.
         Err(e) if db::unique_violation(&e).is_some() => {
-            return Err(ServiceError::Conflict(format!(
-                "{} is already a member of {slug:?}",
-                email.as_str()
-            )));
+            return Err(ServiceError::Conflict(format!("{} is already a member of {slug:?}", email.as_str())));
         }
         Err(e) => return Err(e.into()),
     }
     tx.commit().await?;
-    Ok(AddedMember {
-        tenant_id: tenant.id,
-        user_id: user.id,
-        role,
-    })
+    Ok(AddedMember { tenant_id: tenant.id, user_id: user.id, role })
 }
 
 #[cfg(test)]

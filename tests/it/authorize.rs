@@ -17,7 +17,12 @@ async fn untrusted_redirect_uri_gets_a_page_not_a_redirect() {
     let p = Provider::start().await;
     let (_, challenge) = pkce();
     let browser = Browser::new(&p);
-    let base = [("response_type", "code"), ("scope", "openid"), ("code_challenge", &challenge), ("code_challenge_method", "S256")];
+    let base = [
+        ("response_type", "code"),
+        ("scope", "openid"),
+        ("code_challenge", &challenge),
+        ("code_challenge_method", "S256"),
+    ];
     let cases: Vec<Vec<(&str, &str)>> = vec![
         vec![("client_id", &p.client_id), ("redirect_uri", "https://evil.example.com/callback")],
         vec![("client_id", &p.client_id), ("redirect_uri", "https://rp.example.com/callback/extra")],
@@ -97,7 +102,10 @@ async fn pkce_is_required() {
     let browser = Browser::new(&p);
     for client_id in [public.client_id.as_str(), p.client_id.as_str()] {
         let step = browser
-            .open(&url_with(&p, &[("response_type", "code"), ("client_id", client_id), ("redirect_uri", REDIRECT), ("scope", "openid")]))
+            .open(&url_with(
+                &p,
+                &[("response_type", "code"), ("client_id", client_id), ("redirect_uri", REDIRECT), ("scope", "openid")],
+            ))
             .await;
         assert_eq!(step.param("error").as_deref(), Some("invalid_request"));
         assert!(step.param("error_description").unwrap().contains("PKCE"));
@@ -105,7 +113,13 @@ async fn pkce_is_required() {
 }
 
 async fn redeem(p: &Provider, code: &str, verifier: &str) -> (u16, serde_json::Value) {
-    p.token(&[("grant_type", "authorization_code"), ("code", code), ("redirect_uri", REDIRECT), ("code_verifier", verifier)]).await
+    p.token(&[
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", verifier),
+    ])
+    .await
 }
 
 /// At the token endpoint: a wrong verifier, a missing verifier, a verifier with no challenge,
@@ -128,7 +142,8 @@ async fn token_endpoint_refusals() {
     // Missing verifier.
     let step = browser.open(&authorize_url(&p, &challenge, &[])).await;
     let code = step.param("code").unwrap();
-    let (status, body) = p.token(&[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT)]).await;
+    let (status, body) =
+        p.token(&[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT)]).await;
     assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
 
     // Wrong client secret: 401 with a Basic challenge.
@@ -172,7 +187,12 @@ async fn prompt_none() {
     let step = browser.open(&authorize_url(&p, &challenge, &[("prompt", "none")])).await;
     let code = step.param("code").expect("a code without any page");
     let (_, second) = p
-        .token(&[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT), ("code_verifier", &verifier)])
+        .token(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", &verifier),
+        ])
         .await;
     let id2 = crate::flow::claims(second["id_token"].as_str().unwrap());
     assert_eq!(id2["sub"], id["sub"]);
@@ -198,7 +218,12 @@ async fn prompt_login_and_max_age_force_a_new_login() {
         let step = browser.login(&step, &p.email, PASSWORD).await;
         let code = step.param("code").unwrap();
         let (_, body) = p
-            .token(&[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT), ("code_verifier", &verifier)])
+            .token(&[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", &verifier),
+            ])
             .await;
         let auth = crate::flow::claims(body["id_token"].as_str().unwrap())["auth_time"].as_i64().unwrap();
         assert!(auth > first_auth, "{extra:?}: {auth} > {first_auth}");
@@ -219,7 +244,12 @@ async fn expired_code_is_refused() {
     let code = step.param("code").unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     let (status, body) = p
-        .token(&[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT), ("code_verifier", &verifier)])
+        .token(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", &verifier),
+        ])
         .await;
     assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
 }
@@ -270,12 +300,14 @@ async fn non_member_is_denied_and_audited() {
     assert_eq!(step.param("error").as_deref(), Some("access_denied"));
     assert!(step.param("code").is_none());
     let mut owner = p.t.owner().await;
-    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE action = 'authorization.denied_no_membership'")
-        .fetch_one(&mut owner)
-        .await
-        .unwrap();
+    let n: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE action = 'authorization.denied_no_membership'")
+            .fetch_one(&mut owner)
+            .await
+            .unwrap();
     assert_eq!(n, 1);
-    let codes: i64 = sqlx::query_scalar("SELECT count(*) FROM authorization_codes").fetch_one(&mut owner).await.unwrap();
+    let codes: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM authorization_codes").fetch_one(&mut owner).await.unwrap();
     assert_eq!(codes, 0);
 }
 
@@ -286,7 +318,9 @@ async fn form_post_response_mode() {
     let p = Provider::start().await;
     let browser = Browser::new(&p);
     let (_, challenge) = pkce();
-    let step = browser.sign_in_through(&authorize_url(&p, &challenge, &[("response_mode", "form_post")]), &p.email, PASSWORD).await;
+    let step = browser
+        .sign_in_through(&authorize_url(&p, &challenge, &[("response_mode", "form_post")]), &p.email, PASSWORD)
+        .await;
     let Step::Page { status, html, headers, .. } = &step else { panic!("{step:?}") };
     assert_eq!(*status, 200);
     assert!(html.contains(&format!("action=\"{REDIRECT}\"")));

@@ -11,68 +11,26 @@ fn stderr(out: &std::process::Output) -> String {
 #[tokio::test]
 async fn tenant_create_and_duplicate_slug() {
     let t = TestDb::new().await;
-    let v = json_out(&cli(
-        &t,
-        &[
-            "tenant",
-            "create",
-            "--slug",
-            "acme",
-            "--name",
-            "Acme Corp",
-            "--json",
-        ],
-        "",
-    ));
+    let v = json_out(&cli(&t, &["tenant", "create", "--slug", "acme", "--name", "Acme Corp", "--json"], ""));
     assert_eq!(v["slug"], "acme");
     assert_eq!(v["name"], "Acme Corp");
     let id: uuid::Uuid = v["tenant_id"].as_str().unwrap().parse().unwrap();
 
-    let dup = cli(
-        &t,
-        &[
-            "tenant", "create", "--slug", "acme", "--name", "Other", "--json",
-        ],
-        "",
-    );
+    let dup = cli(&t, &["tenant", "create", "--slug", "acme", "--name", "Other", "--json"], "");
     assert!(!dup.status.success());
     assert!(dup.stdout.is_empty());
-    assert!(
-        stderr(&dup).contains(r#"a tenant with slug "acme" already exists"#),
-        "{}",
-        stderr(&dup)
-    );
+    assert!(stderr(&dup).contains(r#"a tenant with slug "acme" already exists"#), "{}", stderr(&dup));
 
-    let bad = cli(
-        &t,
-        &[
-            "tenant",
-            "create",
-            "--slug",
-            "Not Valid",
-            "--name",
-            "x",
-            "--json",
-        ],
-        "",
-    );
+    let bad = cli(&t, &["tenant", "create", "--slug", "Not Valid", "--name", "x", "--json"], "");
     assert!(!bad.status.success());
-    assert!(
-        stderr(&bad).contains("invalid tenant slug"),
-        "{}",
-        stderr(&bad)
-    );
+    assert!(stderr(&bad).contains("invalid tenant slug"), "{}", stderr(&bad));
 
     let mut owner = t.owner().await;
-    let names: Vec<String> = sqlx::query_scalar("SELECT name FROM tenants WHERE slug = 'acme'")
-        .fetch_all(&mut owner)
-        .await
-        .unwrap();
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT name FROM tenants WHERE slug = 'acme'").fetch_all(&mut owner).await.unwrap();
     assert_eq!(names, ["Acme Corp"]);
-    let stored: uuid::Uuid = sqlx::query_scalar("SELECT id FROM tenants WHERE slug = 'acme'")
-        .fetch_one(&mut owner)
-        .await
-        .unwrap();
+    let stored: uuid::Uuid =
+        sqlx::query_scalar("SELECT id FROM tenants WHERE slug = 'acme'").fetch_one(&mut owner).await.unwrap();
     assert_eq!(stored, id);
 }
 
@@ -83,62 +41,28 @@ async fn user_create_and_duplicate_email() {
     let t = TestDb::new().await;
     let v = json_out(&cli(
         &t,
-        &[
-            "user",
-            "create",
-            "--email",
-            "Ann@Example.com",
-            "--password-stdin",
-            "--json",
-        ],
+        &["user", "create", "--email", "Ann@Example.com", "--password-stdin", "--json"],
         "correct horse battery\n",
     ));
     assert_eq!(v["email"], "Ann@Example.com");
 
     let dup = cli(
         &t,
-        &[
-            "user",
-            "create",
-            "--email",
-            "ann@example.COM",
-            "--password-stdin",
-            "--json",
-        ],
+        &["user", "create", "--email", "ann@example.COM", "--password-stdin", "--json"],
         "another long password\n",
     );
     assert!(!dup.status.success());
     assert!(stderr(&dup).contains("already exists"), "{}", stderr(&dup));
 
-    let short = cli(
-        &t,
-        &[
-            "user",
-            "create",
-            "--email",
-            "bob@example.com",
-            "--password-stdin",
-        ],
-        "short\n",
-    );
+    let short = cli(&t, &["user", "create", "--email", "bob@example.com", "--password-stdin"], "short\n");
     assert!(!short.status.success());
-    assert!(
-        stderr(&short).contains("at least 12 characters"),
-        "{}",
-        stderr(&short)
-    );
+    assert!(stderr(&short).contains("at least 12 characters"), "{}", stderr(&short));
 
     let mut owner = t.owner().await;
-    let hash: String = sqlx::query_scalar("SELECT password_hash FROM users")
-        .fetch_one(&mut owner)
-        .await
-        .unwrap();
+    let hash: String = sqlx::query_scalar("SELECT password_hash FROM users").fetch_one(&mut owner).await.unwrap();
     assert!(hash.starts_with("$2b$12$"), "bcrypt cost 12: {hash}");
     assert!(bcrypt::verify("correct horse battery", &hash).unwrap());
-    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
-        .fetch_one(&mut owner)
-        .await
-        .unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(&mut owner).await.unwrap();
     assert_eq!(n, 1);
 }
 
@@ -147,77 +71,27 @@ async fn user_create_and_duplicate_email() {
 #[tokio::test]
 async fn member_add() {
     let t = TestDb::new().await;
-    json_out(&cli(
-        &t,
-        &[
-            "tenant", "create", "--slug", "acme", "--name", "Acme", "--json",
-        ],
-        "",
-    ));
+    json_out(&cli(&t, &["tenant", "create", "--slug", "acme", "--name", "Acme", "--json"], ""));
     let user = json_out(&cli(
         &t,
-        &[
-            "user",
-            "create",
-            "--email",
-            "ann@example.com",
-            "--password-stdin",
-            "--json",
-        ],
+        &["user", "create", "--email", "ann@example.com", "--password-stdin", "--json"],
         "correct horse battery\n",
     ));
     let v = json_out(&cli(
         &t,
-        &[
-            "member",
-            "add",
-            "--tenant",
-            "acme",
-            "--email",
-            "ANN@example.com",
-            "--role",
-            "editor",
-            "--json",
-        ],
+        &["member", "add", "--tenant", "acme", "--email", "ANN@example.com", "--role", "editor", "--json"],
         "",
     ));
     assert_eq!(v["role"], "editor");
     assert_eq!(v["user_id"], user["user_id"]);
 
     for (args, message) in [
+        (vec!["--tenant", "nope", "--email", "ann@example.com", "--role", "viewer"], r#"no tenant with slug "nope""#),
         (
-            vec![
-                "--tenant",
-                "nope",
-                "--email",
-                "ann@example.com",
-                "--role",
-                "viewer",
-            ],
-            r#"no tenant with slug "nope""#,
-        ),
-        (
-            vec![
-                "--tenant",
-                "acme",
-                "--email",
-                "bob@example.com",
-                "--role",
-                "viewer",
-            ],
+            vec!["--tenant", "acme", "--email", "bob@example.com", "--role", "viewer"],
             r#"no user with email "bob@example.com""#,
         ),
-        (
-            vec![
-                "--tenant",
-                "acme",
-                "--email",
-                "ann@example.com",
-                "--role",
-                "admin",
-            ],
-            "already a member",
-        ),
+        (vec!["--tenant", "acme", "--email", "ann@example.com", "--role", "admin"], "already a member"),
     ] {
         let mut full = vec!["member", "add"];
         full.extend(args);
@@ -225,27 +99,11 @@ async fn member_add() {
         assert!(!out.status.success(), "{full:?}");
         assert!(stderr(&out).contains(message), "{full:?}: {}", stderr(&out));
     }
-    let bad_role = cli(
-        &t,
-        &[
-            "member",
-            "add",
-            "--tenant",
-            "acme",
-            "--email",
-            "ann@example.com",
-            "--role",
-            "owner",
-        ],
-        "",
-    );
+    let bad_role = cli(&t, &["member", "add", "--tenant", "acme", "--email", "ann@example.com", "--role", "owner"], "");
     assert!(!bad_role.status.success());
 
     let mut owner = t.owner().await;
-    let roles: Vec<String> = sqlx::query_scalar("SELECT role FROM memberships")
-        .fetch_all(&mut owner)
-        .await
-        .unwrap();
+    let roles: Vec<String> = sqlx::query_scalar("SELECT role FROM memberships").fetch_all(&mut owner).await.unwrap();
     assert_eq!(roles, ["editor"]);
 }
 
@@ -254,13 +112,7 @@ async fn member_add() {
 #[tokio::test]
 async fn client_secret_is_never_stored() {
     let t = TestDb::new().await;
-    json_out(&cli(
-        &t,
-        &[
-            "tenant", "create", "--slug", "acme", "--name", "Acme", "--json",
-        ],
-        "",
-    ));
+    json_out(&cli(&t, &["tenant", "create", "--slug", "acme", "--name", "Acme", "--json"], ""));
     let v = json_out(&cli(
         &t,
         &[
@@ -286,10 +138,7 @@ async fn client_secret_is_never_stored() {
     let client_id = v["client_id"].as_str().unwrap();
     let secret = v["client_secret"].as_str().unwrap();
     assert!(secret.len() >= 43, "256-bit secret");
-    assert_eq!(
-        v["grant_types"],
-        serde_json::json!(["authorization_code", "refresh_token"])
-    );
+    assert_eq!(v["grant_types"], serde_json::json!(["authorization_code", "refresh_token"]));
     assert_eq!(v["token_endpoint_auth_method"], "client_secret_basic");
     assert_eq!(v["signing_alg"], "ES256");
 
@@ -300,10 +149,7 @@ async fn client_secret_is_never_stored() {
             .fetch_one(&mut owner)
             .await
             .unwrap();
-    assert!(
-        !row.contains(secret),
-        "the secret is stored in clear: {row}"
-    );
+    assert!(!row.contains(secret), "the secret is stored in clear: {row}");
     use sha2::Digest;
     assert_eq!(hash, sha2::Sha256::digest(secret.as_bytes()).to_vec());
 
@@ -328,12 +174,11 @@ async fn client_secret_is_never_stored() {
     ));
     assert!(p.get("client_secret").is_none());
     assert_eq!(p["token_endpoint_auth_method"], "none");
-    let hash: Option<Vec<u8>> =
-        sqlx::query_scalar("SELECT secret_hash FROM clients WHERE client_id = $1")
-            .bind(p["client_id"].as_str().unwrap())
-            .fetch_one(&mut owner)
-            .await
-            .unwrap();
+    let hash: Option<Vec<u8>> = sqlx::query_scalar("SELECT secret_hash FROM clients WHERE client_id = $1")
+        .bind(p["client_id"].as_str().unwrap())
+        .fetch_one(&mut owner)
+        .await
+        .unwrap();
     assert_eq!(hash, None);
 }
 
@@ -341,44 +186,16 @@ async fn client_secret_is_never_stored() {
 #[tokio::test]
 async fn client_create_refuses_nonsense() {
     let t = TestDb::new().await;
-    json_out(&cli(
-        &t,
-        &[
-            "tenant", "create", "--slug", "acme", "--name", "Acme", "--json",
-        ],
-        "",
-    ));
+    json_out(&cli(&t, &["tenant", "create", "--slug", "acme", "--name", "Acme", "--json"], ""));
     let cases: &[(&[&str], &str)] = &[
+        (&["--grant", "authorization_code"], "needs at least one --redirect-uri"),
         (
-            &["--grant", "authorization_code"],
-            "needs at least one --redirect-uri",
-        ),
-        (
-            &[
-                "--grant",
-                "authorization_code",
-                "--redirect-uri",
-                "http://evil.example.com/cb",
-            ],
+            &["--grant", "authorization_code", "--redirect-uri", "http://evil.example.com/cb"],
             "http is only allowed for a loopback host",
         ),
+        (&["--grant", "authorization_code", "--redirect-uri", "https://a.example.com/cb#x"], "fragment"),
         (
-            &[
-                "--grant",
-                "authorization_code",
-                "--redirect-uri",
-                "https://a.example.com/cb#x",
-            ],
-            "fragment",
-        ),
-        (
-            &[
-                "--grant",
-                "client_credentials",
-                "--public",
-                "--role",
-                "viewer",
-            ],
+            &["--grant", "client_credentials", "--public", "--role", "viewer"],
             "public client cannot use client_credentials",
         ),
         (&["--grant", "client_credentials"], "needs --role"),
@@ -394,30 +211,12 @@ async fn client_create_refuses_nonsense() {
     }
     let out = cli(
         &t,
-        &[
-            "client",
-            "create",
-            "--tenant",
-            "ghost",
-            "--name",
-            "x",
-            "--grant",
-            "client_credentials",
-            "--role",
-            "viewer",
-        ],
+        &["client", "create", "--tenant", "ghost", "--name", "x", "--grant", "client_credentials", "--role", "viewer"],
         "",
     );
-    assert!(
-        stderr(&out).contains(r#"no tenant with slug "ghost""#),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains(r#"no tenant with slug "ghost""#), "{}", stderr(&out));
 
     let mut owner = t.owner().await;
-    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM clients")
-        .fetch_one(&mut owner)
-        .await
-        .unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM clients").fetch_one(&mut owner).await.unwrap();
     assert_eq!(n, 0, "nothing was written");
 }

@@ -10,8 +10,7 @@ use crate::support::{Server, binary, json_out, run_with_stdin};
 
 fn embedded(data_dir: &Path) -> std::process::Command {
     let mut cmd = binary();
-    cmd.env("LCA_DATA_DIR", data_dir)
-        .env_remove("LCA_MASTER_KEY");
+    cmd.env("LCA_DATA_DIR", data_dir).env_remove("LCA_MASTER_KEY");
     cmd
 }
 
@@ -28,79 +27,35 @@ async fn serve_starts_stops_and_reuses_its_cluster() {
 
     let server = Server::start(embedded(&data)).await;
     let http = reqwest::Client::new();
-    assert_eq!(
-        http.get(format!("{}/readyz", server.base))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(http.get(format!("{}/readyz", server.base)).send().await.unwrap().status(), 200);
     assert!(cluster_is_running(&data));
-    assert!(
-        data.join("master.key").exists(),
-        "master key generated into the data dir"
-    );
+    assert!(data.join("master.key").exists(), "master key generated into the data dir");
 
     // A CLI command on the same data directory while the server runs.
     let mut cmd = embedded(&data);
-    cmd.args([
-        "tenant", "create", "--slug", "kept", "--name", "Kept", "--json",
-    ]);
+    cmd.args(["tenant", "create", "--slug", "kept", "--name", "Kept", "--json"]);
     let created = json_out(&run_with_stdin(cmd, ""));
     assert_eq!(created["slug"], "kept");
     // The server still answers: the CLI did not stop the cluster it did not start.
-    assert_eq!(
-        http.get(format!("{}/readyz", server.base))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(http.get(format!("{}/readyz", server.base)).send().await.unwrap().status(), 200);
 
     let out = server.stop(Signal::SIGINT);
-    assert!(
-        out.status.success(),
-        "clean exit on SIGINT: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "clean exit on SIGINT: {}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        stdout.contains("One-time password (shown only now): "),
-        "{stdout}"
-    );
-    assert!(
-        !cluster_is_running(&data),
-        "cluster stopped with the server"
-    );
+    assert!(stdout.contains("One-time password (shown only now): "), "{stdout}");
+    assert!(!cluster_is_running(&data), "cluster stopped with the server");
 
     // Second start: same data, no second bootstrap.
     let server = Server::start(embedded(&data)).await;
-    assert_eq!(
-        http.get(format!("{}/readyz", server.base))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(http.get(format!("{}/readyz", server.base)).send().await.unwrap().status(), 200);
     let mut cmd = embedded(&data);
-    cmd.args([
-        "tenant", "create", "--slug", "kept", "--name", "Kept", "--json",
-    ]);
+    cmd.args(["tenant", "create", "--slug", "kept", "--name", "Kept", "--json"]);
     let dup = run_with_stdin(cmd, "");
     assert!(!dup.status.success());
-    assert!(
-        String::from_utf8_lossy(&dup.stderr).contains("already exists"),
-        "the tenant survived the restart"
-    );
+    assert!(String::from_utf8_lossy(&dup.stderr).contains("already exists"), "the tenant survived the restart");
     let out = server.stop(Signal::SIGTERM);
     assert!(out.status.success());
-    assert!(
-        !String::from_utf8_lossy(&out.stdout).contains("One-time password"),
-        "bootstrap runs once"
-    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("One-time password"), "bootstrap runs once");
     assert!(!cluster_is_running(&data));
 
     // The cluster of a root process lives outside the data dir; remove it with the test.

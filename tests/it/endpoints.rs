@@ -1,6 +1,6 @@
 //! UserInfo, introspection, revocation, client credentials and RP-initiated logout.
 
-use crate::flow::{Browser, POST_LOGOUT, PASSWORD, Provider, Step, authorize_url, pkce, tokens};
+use crate::flow::{Browser, PASSWORD, POST_LOGOUT, Provider, Step, authorize_url, pkce, tokens};
 
 /// UserInfo answers GET and POST (header or form body), gives claims by scope, and refuses
 /// a missing, forged or revoked token with a Bearer challenge.
@@ -10,7 +10,8 @@ async fn userinfo_get_post_and_refusals() {
     let (_, body) = tokens(&p).await;
     let at = body["access_token"].as_str().unwrap();
     let http = p.http();
-    let get: serde_json::Value = http.get(p.url("/userinfo")).bearer_auth(at).send().await.unwrap().json().await.unwrap();
+    let get: serde_json::Value =
+        http.get(p.url("/userinfo")).bearer_auth(at).send().await.unwrap().json().await.unwrap();
     assert_eq!(get["email"], "ann@example.com");
     assert_eq!(get["preferred_username"], "ann@example.com");
     assert_eq!(get["tenant"], "acme");
@@ -24,9 +25,11 @@ async fn userinfo_get_post_and_refusals() {
     let id_token = body["id_token"].as_str().unwrap();
     let wrong_typ = http.get(p.url("/userinfo")).bearer_auth(id_token).send().await.unwrap();
     assert_eq!(wrong_typ.status(), 401, "an ID token is not an access token");
-    let mut forged = at.to_owned();
-    forged.pop();
-    forged.push('A');
+    // Change a character well inside the signature (the last one may hold only padding bits).
+    let mut forged = at.as_bytes().to_vec();
+    let i = forged.len() - 10;
+    forged[i] = if forged[i] == b'A' { b'B' } else { b'A' };
+    let forged = String::from_utf8(forged).unwrap();
     assert_eq!(http.get(p.url("/userinfo")).bearer_auth(&forged).send().await.unwrap().status(), 401);
 
     // Revoked access token.
@@ -52,11 +55,24 @@ async fn userinfo_claims_follow_scope() {
     let step = browser.sign_in_through(&url, &p.email, PASSWORD).await;
     let code = step.param("code").unwrap();
     let (_, body) = p
-        .token(&[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", crate::flow::REDIRECT), ("code_verifier", &verifier)])
+        .token(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", crate::flow::REDIRECT),
+            ("code_verifier", &verifier),
+        ])
         .await;
     assert_eq!(body["scope"], "openid");
-    let info: serde_json::Value =
-        p.http().get(p.url("/userinfo")).bearer_auth(body["access_token"].as_str().unwrap()).send().await.unwrap().json().await.unwrap();
+    let info: serde_json::Value = p
+        .http()
+        .get(p.url("/userinfo"))
+        .bearer_auth(body["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(info.get("email").is_none(), "{info}");
     assert!(info["sub"].is_string());
 }
@@ -130,7 +146,12 @@ async fn client_credentials_for_a_service_account() {
         let res = p
             .http()
             .post(p.url("/token"))
-            .form(&[("grant_type", "client_credentials"), ("client_id", &svc.client_id), ("client_secret", secret), ("scope", "openid")])
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", &svc.client_id),
+                ("client_secret", secret),
+                ("scope", "openid"),
+            ])
             .send()
             .await
             .unwrap();
@@ -157,12 +178,15 @@ async fn rp_initiated_logout() {
     let page = browser.open(&logout(&[])).await;
     assert!(page.html().contains("Sign out?"));
     // Not registered: an error page.
-    let bad = browser.open(&logout(&[("id_token_hint", hint), ("post_logout_redirect_uri", "https://evil.example.com/")])).await;
+    let bad = browser
+        .open(&logout(&[("id_token_hint", hint), ("post_logout_redirect_uri", "https://evil.example.com/")]))
+        .await;
     assert_eq!(bad.status(), 400);
     // Forged signature and alg none.
-    let mut forged = hint.to_owned();
-    forged.truncate(forged.len() - 4);
-    forged.push_str("AAAA");
+    let mut forged = hint.as_bytes().to_vec();
+    let i = forged.len() - 10;
+    forged[i] = if forged[i] == b'A' { b'B' } else { b'A' };
+    let forged = String::from_utf8(forged).unwrap();
     let parts: Vec<&str> = hint.split('.').collect();
     let none_header = {
         use base64::Engine as _;

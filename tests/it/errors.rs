@@ -13,17 +13,8 @@ use nix::sys::signal::Signal;
 use crate::support::{Server, TestDb, binary};
 
 /// Words that would mean a library's or the database's text leaked.
-const LEAKS: &[&str] = &[
-    "sqlx",
-    "postgres",
-    "database",
-    "SQL",
-    "does not exist",
-    "connection",
-    "pool",
-    "error returned",
-    "Error",
-];
+const LEAKS: &[&str] =
+    &["sqlx", "postgres", "database", "SQL", "does not exist", "connection", "pool", "error returned", "Error"];
 
 /// A stand-in for Sentry's ingestion endpoint that keeps every envelope it receives.
 async fn sentry_stand_in() -> (String, Arc<Mutex<Vec<String>>>) {
@@ -31,15 +22,10 @@ async fn sentry_stand_in() -> (String, Arc<Mutex<Vec<String>>>) {
     let app = Router::new()
         .route(
             "/api/{project}/envelope/",
-            post(
-                |State(store): State<Arc<Mutex<Vec<String>>>>, body: Bytes| async move {
-                    store
-                        .lock()
-                        .unwrap()
-                        .push(String::from_utf8_lossy(&body).into_owned());
-                    "{}"
-                },
-            ),
+            post(|State(store): State<Arc<Mutex<Vec<String>>>>, body: Bytes| async move {
+                store.lock().unwrap().push(String::from_utf8_lossy(&body).into_owned());
+                "{}"
+            }),
         )
         .with_state(received.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -59,20 +45,12 @@ async fn database_going_away_is_opaque_logged_and_reported() {
     cmd.env("DATABASE_URL", t.url()).env("SENTRY_DSN", &dsn);
     let server = Server::start(cmd).await;
     let http = reqwest::Client::new();
-    let ready = http
-        .get(format!("{}/readyz", server.base))
-        .send()
-        .await
-        .unwrap();
+    let ready = http.get(format!("{}/readyz", server.base)).send().await.unwrap();
     assert_eq!(ready.status(), 200);
 
     t.drop_database().await;
 
-    let res = http
-        .get(format!("{}/readyz", server.base))
-        .send()
-        .await
-        .unwrap();
+    let res = http.get(format!("{}/readyz", server.base)).send().await.unwrap();
     assert_eq!(res.status(), 503);
     let request_id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
     assert_eq!(res.headers()["cache-control"], "no-store");
@@ -93,11 +71,8 @@ async fn database_going_away_is_opaque_logged_and_reported() {
     // Sentry: an event carrying the request id arrives.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let found = envelopes
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|e| e.contains(&request_id) && e.contains("\"level\":\"error\""));
+        let found =
+            envelopes.lock().unwrap().iter().any(|e| e.contains(&request_id) && e.contains("\"level\":\"error\""));
         if found {
             break;
         }
@@ -117,8 +92,5 @@ async fn database_going_away_is_opaque_logged_and_reported() {
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .find(|l| l["level"] == "ERROR" && l["request_id"] == request_id.as_str())
         .unwrap_or_else(|| panic!("no error log line with the request id in:\n{log}"));
-    assert!(
-        line["detail"].as_str().unwrap().contains("does not exist"),
-        "the cause is logged: {line}"
-    );
+    assert!(line["detail"].as_str().unwrap().contains("does not exist"), "the cause is logged: {line}");
 }

@@ -190,7 +190,8 @@ impl Browser {
         assert!(html.contains("action=\"/consent\""), "not the consent page: {html}");
         let csrf = hidden(html, "csrf");
         let req = hidden(html, "req");
-        self.post("/consent", &[("csrf", &csrf), ("req", &req), ("decision", if allow { "allow" } else { "deny" })]).await
+        self.post("/consent", &[("csrf", &csrf), ("req", &req), ("decision", if allow { "allow" } else { "deny" })])
+            .await
     }
 
     /// Logs in and consents if asked: the usual way through.
@@ -248,7 +249,12 @@ pub async fn tokens(p: &Provider) -> (Browser, serde_json::Value) {
     let step = browser.sign_in_through(&authorize_url(p, &challenge, &[]), &p.email, PASSWORD).await;
     let code = step.param("code").unwrap();
     let (status, body) = p
-        .token(&[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT), ("code_verifier", &verifier)])
+        .token(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", &verifier),
+        ])
         .await;
     assert_eq!(status, 200, "{body}");
     (browser, body)

@@ -38,7 +38,12 @@ async fn code(p: &Provider) -> (String, String) {
 async fn code_reuse_revokes_what_the_first_redemption_issued() {
     let p = Provider::start().await;
     let (code, verifier) = code(&p).await;
-    let form = [("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT), ("code_verifier", &verifier)];
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", &code),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", &verifier),
+    ];
     let (status, first) = p.token(&form).await;
     assert_eq!(status, 200);
     let access = first["access_token"].as_str().unwrap();
@@ -60,7 +65,12 @@ async fn code_reuse_revokes_what_the_first_redemption_issued() {
 async fn fifty_concurrent_code_redemptions_one_winner() {
     let p = Provider::start_with(&[("LCA_DB_MAX_CONNECTIONS", "50")]).await;
     let (code, verifier) = code(&p).await;
-    let form = [("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", REDIRECT), ("code_verifier", verifier.as_str())];
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", verifier.as_str()),
+    ];
     let attempts = (0..50).map(|_| p.token(&form));
     let results = join_all(attempts).await;
     let wins = results.iter().filter(|(s, _)| *s == 200).count();

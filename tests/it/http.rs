@@ -11,21 +11,12 @@ use tower::ServiceExt;
 
 use crate::support::TestDb;
 
-async fn send(
-    app: &Router,
-    req: Request<Body>,
-) -> (StatusCode, axum::http::HeaderMap, serde_json::Value) {
+async fn send(app: &Router, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, serde_json::Value) {
     let res = app.clone().oneshot(req).await.unwrap();
     let status = res.status();
     let headers = res.headers().clone();
-    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
-        .await
-        .unwrap();
-    let body = if bytes.is_empty() {
-        serde_json::Value::Null
-    } else {
-        serde_json::from_slice(&bytes).unwrap()
-    };
+    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20).await.unwrap();
+    let body = if bytes.is_empty() { serde_json::Value::Null } else { serde_json::from_slice(&bytes).unwrap() };
     (status, headers, body)
 }
 
@@ -46,18 +37,10 @@ async fn probes_answer_with_request_id_and_headers() {
         assert_eq!(uuid::Uuid::parse_str(id).unwrap().get_version_num(), 4);
         assert_eq!(headers["x-content-type-options"], "nosniff");
         assert_eq!(headers["referrer-policy"], "no-referrer");
-        assert!(
-            headers["content-security-policy"]
-                .to_str()
-                .unwrap()
-                .contains("frame-ancestors 'none'")
-        );
+        assert!(headers["content-security-policy"].to_str().unwrap().contains("frame-ancestors 'none'"));
     }
     // A caller's own request id is kept (for tracing across services).
-    let req = Request::get("/healthz")
-        .header("x-request-id", "abc-123")
-        .body(Body::empty())
-        .unwrap();
+    let req = Request::get("/healthz").header("x-request-id", "abc-123").body(Body::empty()).unwrap();
     let (_, headers, _) = send(&app, req).await;
     assert_eq!(headers["x-request-id"], "abc-123");
 }
@@ -71,16 +54,9 @@ async fn every_error_has_our_shape() {
     let big = "x".repeat(65 * 1024);
     let cases = [
         (get("/no/such/page"), StatusCode::NOT_FOUND, "not_found"),
+        (Request::post("/healthz").body(Body::empty()).unwrap(), StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
         (
-            Request::post("/healthz").body(Body::empty()).unwrap(),
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-        ),
-        (
-            Request::post("/healthz")
-                .header("content-length", big.len())
-                .body(Body::from(big))
-                .unwrap(),
+            Request::post("/healthz").header("content-length", big.len()).body(Body::from(big)).unwrap(),
             StatusCode::PAYLOAD_TOO_LARGE,
             "invalid_request",
         ),
@@ -89,17 +65,10 @@ async fn every_error_has_our_shape() {
         let (code, headers, body) = send(&app, req).await;
         assert_eq!(code, status);
         assert_eq!(body["error"], error);
-        assert_eq!(
-            body["request_id"],
-            headers["x-request-id"].to_str().unwrap()
-        );
+        assert_eq!(body["request_id"], headers["x-request-id"].to_str().unwrap());
         assert_eq!(headers["content-type"], "application/json");
         assert_eq!(headers["cache-control"], "no-store");
-        assert_eq!(
-            body.as_object().unwrap().len(),
-            3,
-            "error, error_description, request_id: {body}"
-        );
+        assert_eq!(body.as_object().unwrap().len(), 3, "error, error_description, request_id: {body}");
     }
 }
 
@@ -130,10 +99,7 @@ async fn strict_decoding_rejects_with_our_words() {
     assert_eq!(app.clone().oneshot(ok).await.unwrap().status(), 200);
 
     let json = |body: &'static str| {
-        Request::post("/json")
-            .header("content-type", "application/json")
-            .body(Body::from(body))
-            .unwrap()
+        Request::post("/json").header("content-type", "application/json").body(Body::from(body)).unwrap()
     };
     let form = |body: &'static str| {
         Request::post("/form")
@@ -142,17 +108,12 @@ async fn strict_decoding_rejects_with_our_words() {
             .unwrap()
     };
     let cases = [
-        (
-            json(r#"{"name":"a","count":1,"admin":true}"#),
-            StatusCode::BAD_REQUEST,
-        ),
+        (json(r#"{"name":"a","count":1,"admin":true}"#), StatusCode::BAD_REQUEST),
         (json(r#"{"name":"a","count":300}"#), StatusCode::BAD_REQUEST),
         (json(r#"{"name":"a""#), StatusCode::BAD_REQUEST),
         (json(r#"{"name":"a"}"#), StatusCode::BAD_REQUEST),
         (
-            Request::post("/json")
-                .body(Body::from(r#"{"name":"a","count":1}"#))
-                .unwrap(),
+            Request::post("/json").body(Body::from(r#"{"name":"a","count":1}"#)).unwrap(),
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
         ),
         (form("name=a&count=1&admin=1"), StatusCode::BAD_REQUEST),
@@ -162,20 +123,9 @@ async fn strict_decoding_rejects_with_our_words() {
         let (code, headers, body) = send(&app, req).await;
         assert_eq!(code, status, "{body}");
         assert_eq!(body["error"], "invalid_request");
-        assert_eq!(
-            body["request_id"],
-            headers["x-request-id"].to_str().unwrap()
-        );
+        assert_eq!(body["request_id"], headers["x-request-id"].to_str().unwrap());
         let text = body.to_string();
-        for leak in [
-            "unknown field",
-            "expected",
-            "line",
-            "column",
-            "serde",
-            "admin",
-            "invalid value",
-        ] {
+        for leak in ["unknown field", "expected", "line", "column", "serde", "admin", "invalid value"] {
             assert!(!text.contains(leak), "{leak:?} leaked: {text}");
         }
     }

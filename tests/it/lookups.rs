@@ -46,14 +46,8 @@ async fn definer_functions_are_exactly_the_listed_ones() {
     .execute(&mut conn)
     .await
     .unwrap();
-    sqlx::query("SET ROLE lca_test_nobody")
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    let err = sqlx::query("SELECT * FROM lca_user_by_email('x@example.com')")
-        .execute(&mut conn)
-        .await
-        .unwrap_err();
+    sqlx::query("SET ROLE lca_test_nobody").execute(&mut conn).await.unwrap();
+    let err = sqlx::query("SELECT * FROM lca_user_by_email('x@example.com')").execute(&mut conn).await.unwrap_err();
     assert_eq!(db::sqlstate(&err).as_deref(), Some("42501"));
 }
 
@@ -63,17 +57,8 @@ async fn each_lookup_finds_only_its_object() {
     let t = TestDb::new().await;
     let acme = t.tenant("acme").await;
     let hasher = identity::PasswordHasher::new();
-    let user = identity::create_user(&t.db, &hasher, "Mixed.Case@Example.com", "a long password!")
-        .await
-        .unwrap();
-    tenancy::add_member(
-        &t.db,
-        "acme",
-        "mixed.case@example.com",
-        tenancy::Role::Editor,
-    )
-    .await
-    .unwrap();
+    let user = identity::create_user(&t.db, &hasher, "Mixed.Case@Example.com", "a long password!").await.unwrap();
+    tenancy::add_member(&t.db, "acme", "mixed.case@example.com", tenancy::Role::Editor).await.unwrap();
     let client = clients::create_client(
         &t.db,
         clients::ClientRequest {
@@ -89,68 +74,26 @@ async fn each_lookup_finds_only_its_object() {
 
     let mut tx = t.db.unscoped().await.unwrap();
     // lca_tenant_by_slug
-    let found = db::tenants::by_slug(&mut tx, "acme")
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        (found.id, found.status.as_str(), found.is_platform),
-        (acme, "active", false)
-    );
-    assert!(
-        db::tenants::by_slug(&mut tx, "nope")
-            .await
-            .unwrap()
-            .is_none()
-    );
+    let found = db::tenants::by_slug(&mut tx, "acme").await.unwrap().unwrap();
+    assert_eq!((found.id, found.status.as_str(), found.is_platform), (acme, "active", false));
+    assert!(db::tenants::by_slug(&mut tx, "nope").await.unwrap().is_none());
     // lca_platform_tenant: none before bootstrap.
     assert_eq!(db::tenants::platform(&mut tx).await.unwrap(), None);
     // lca_user_by_email, case-insensitive.
-    let u = db::users::by_email(&mut tx, "MIXED.case@example.COM")
-        .await
-        .unwrap()
-        .unwrap();
+    let u = db::users::by_email(&mut tx, "MIXED.case@example.COM").await.unwrap().unwrap();
     assert_eq!(u.id, user.user_id);
     assert!(u.password_hash.unwrap().starts_with("$2b$12$"));
-    assert!(
-        db::users::by_email(&mut tx, "nobody@example.com")
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(db::users::by_email(&mut tx, "nobody@example.com").await.unwrap().is_none());
     // lca_client_tenant
-    assert_eq!(
-        db::clients::tenant_of(&mut tx, &client.client_id)
-            .await
-            .unwrap(),
-        Some(acme)
-    );
-    assert_eq!(
-        db::clients::tenant_of(&mut tx, "unknown").await.unwrap(),
-        None
-    );
+    assert_eq!(db::clients::tenant_of(&mut tx, &client.client_id).await.unwrap(), Some(acme));
+    assert_eq!(db::clients::tenant_of(&mut tx, "unknown").await.unwrap(), None);
     // lca_memberships_of
-    let m = db::memberships::of_user(&mut tx, user.user_id)
-        .await
-        .unwrap();
+    let m = db::memberships::of_user(&mut tx, user.user_id).await.unwrap();
     assert_eq!(m.len(), 1);
-    assert_eq!(
-        (m[0].tenant_id, m[0].slug.as_str(), m[0].role.as_str()),
-        (acme, "acme", "editor")
-    );
-    assert!(
-        db::memberships::of_user(&mut tx, uuid::Uuid::now_v7())
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert_eq!((m[0].tenant_id, m[0].slug.as_str(), m[0].role.as_str()), (acme, "acme", "editor"));
+    assert!(db::memberships::of_user(&mut tx, uuid::Uuid::now_v7()).await.unwrap().is_empty());
     // And the tables themselves still read as empty in this transaction.
-    assert_eq!(
-        db::memberships::role_of(&mut tx, user.user_id)
-            .await
-            .unwrap(),
-        None
-    );
+    assert_eq!(db::memberships::role_of(&mut tx, user.user_id).await.unwrap(), None);
 }
 
 /// The lookups return only their declared columns: no client secret hash, no user rows
@@ -169,35 +112,17 @@ async fn lookups_return_the_minimum() {
     let expected = [
         ("lca_client_tenant", "uuid"),
         ("lca_code_tenant", "uuid"),
-        (
-            "lca_memberships_of",
-            "TABLE(tenant_id uuid, slug text, name text, role text)",
-        ),
+        ("lca_memberships_of", "TABLE(tenant_id uuid, slug text, name text, role text)"),
         ("lca_platform_tenant", "uuid"),
         ("lca_refresh_token_tenant", "uuid"),
-        (
-            "lca_tenant_by_slug",
-            "TABLE(id uuid, status text, is_platform boolean)",
-        ),
-        (
-            "lca_user_by_email",
-            "TABLE(id uuid, password_hash text, status text)",
-        ),
+        ("lca_tenant_by_slug", "TABLE(id uuid, status text, is_platform boolean)"),
+        ("lca_user_by_email", "TABLE(id uuid, password_hash text, status text)"),
     ];
-    let got: Vec<(&str, &str)> = results
-        .iter()
-        .map(|(a, b)| (a.as_str(), b.as_str()))
-        .collect();
+    let got: Vec<(&str, &str)> = results.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
     assert_eq!(got, expected);
     // lca_lookup cannot read a client's secret hash even directly.
-    sqlx::query("SET ROLE lca_lookup")
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    let err = sqlx::query("SELECT secret_hash FROM clients")
-        .execute(&mut conn)
-        .await
-        .unwrap_err();
+    sqlx::query("SET ROLE lca_lookup").execute(&mut conn).await.unwrap();
+    let err = sqlx::query("SELECT secret_hash FROM clients").execute(&mut conn).await.unwrap_err();
     assert_eq!(db::sqlstate(&err).as_deref(), Some("42501"));
 }
 

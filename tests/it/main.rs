@@ -1,22 +1,20 @@
 //! Integration tests: one binary (one link, one shared test cluster), a module per subject.
 
-#![allow(
-    clippy::unwrap_used,
-    reason = "a test that cannot go on should fail loudly"
-)]
+#![allow(clippy::unwrap_used, reason = "a test that cannot go on should fail loudly")]
 
+mod authorize;
+mod browser;
 mod cli;
 mod embedded;
+mod endpoints;
 mod errors;
+mod flow;
+mod grants;
 mod http;
 mod keys;
 mod lookups;
+mod oidc;
 mod rls;
+mod rotation;
 mod schema;
 mod support;
-mod flow;
-mod oidc;
-mod grants;
-mod authorize;
-mod endpoints;
-mod rotation;

@@ -8,14 +8,16 @@ use openidconnect::core::{
 };
 use openidconnect::{
     AccessTokenHash, AuthorizationCode, ClientId, ClientSecret, CsrfToken, IntrospectionUrl, IssuerUrl, Nonce,
-    OAuth2TokenResponse, PkceCodeChallenge, RedirectUrl, Scope, TokenIntrospectionResponse,
-    TokenResponse,
+    OAuth2TokenResponse, PkceCodeChallenge, RedirectUrl, Scope, TokenIntrospectionResponse, TokenResponse,
 };
 
 use crate::flow::{Browser, PASSWORD, Provider, REDIRECT};
 
 fn http() -> openidconnect::reqwest::Client {
-    openidconnect::reqwest::ClientBuilder::new().redirect(openidconnect::reqwest::redirect::Policy::none()).build().unwrap()
+    openidconnect::reqwest::ClientBuilder::new()
+        .redirect(openidconnect::reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
 }
 
 /// The whole web-app login, as a standard relying-party library sees it.
@@ -23,7 +25,8 @@ fn http() -> openidconnect::reqwest::Client {
 async fn openidconnect_relying_party_end_to_end() {
     let p = Provider::start().await;
     let http = http();
-    let metadata = CoreProviderMetadata::discover_async(IssuerUrl::new(p.issuer.clone()).unwrap(), &http).await.unwrap();
+    let metadata =
+        CoreProviderMetadata::discover_async(IssuerUrl::new(p.issuer.clone()).unwrap(), &http).await.unwrap();
     let client = CoreClient::from_provider_metadata(
         metadata,
         ClientId::new(p.client_id.clone()),
@@ -135,8 +138,13 @@ async fn discovery_document_is_complete() {
     let d: serde_json::Value = res.json().await.unwrap();
     assert_eq!(d["issuer"], p.issuer.as_str());
     for field in [
-        "authorization_endpoint", "token_endpoint", "userinfo_endpoint", "jwks_uri", "introspection_endpoint",
-        "revocation_endpoint", "end_session_endpoint",
+        "authorization_endpoint",
+        "token_endpoint",
+        "userinfo_endpoint",
+        "jwks_uri",
+        "introspection_endpoint",
+        "revocation_endpoint",
+        "end_session_endpoint",
     ] {
         assert!(d[field].as_str().unwrap().starts_with(&p.issuer), "{field}");
     }

@@ -32,18 +32,11 @@ async fn tenant_tables(conn: &mut PgConnection) -> Vec<String> {
 }
 
 async fn count(conn: &mut PgConnection, sql: &str) -> i64 {
-    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
-        .fetch_one(conn)
-        .await
-        .unwrap()
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned())).fetch_one(conn).await.unwrap()
 }
 
 async fn set_tenant(conn: &mut PgConnection, tenant: Uuid) {
-    sqlx::query("SELECT set_config('app.tenant_id', $1, true)")
-        .bind(tenant.to_string())
-        .execute(conn)
-        .await
-        .unwrap();
+    sqlx::query("SELECT set_config('app.tenant_id', $1, true)").bind(tenant.to_string()).execute(conn).await.unwrap();
 }
 
 /// Two tenants, each with a member and a client; one user belongs to both.
@@ -57,26 +50,11 @@ async fn seed(t: &TestDb) -> Seed {
     let a = t.tenant("tenant-a").await;
     let b = t.tenant("tenant-b").await;
     let hasher = identity::PasswordHasher::new();
-    let both = identity::create_user(&t.db, &hasher, "both@example.com", "password-for-both")
-        .await
-        .unwrap();
-    let only_b = identity::create_user(&t.db, &hasher, "onlyb@example.com", "password-for-b!")
-        .await
-        .unwrap();
-    tenancy::add_member(&t.db, "tenant-a", "both@example.com", tenancy::Role::Admin)
-        .await
-        .unwrap();
-    tenancy::add_member(&t.db, "tenant-b", "both@example.com", tenancy::Role::Viewer)
-        .await
-        .unwrap();
-    tenancy::add_member(
-        &t.db,
-        "tenant-b",
-        "onlyb@example.com",
-        tenancy::Role::Editor,
-    )
-    .await
-    .unwrap();
+    let both = identity::create_user(&t.db, &hasher, "both@example.com", "password-for-both").await.unwrap();
+    let only_b = identity::create_user(&t.db, &hasher, "onlyb@example.com", "password-for-b!").await.unwrap();
+    tenancy::add_member(&t.db, "tenant-a", "both@example.com", tenancy::Role::Admin).await.unwrap();
+    tenancy::add_member(&t.db, "tenant-b", "both@example.com", tenancy::Role::Viewer).await.unwrap();
+    tenancy::add_member(&t.db, "tenant-b", "onlyb@example.com", tenancy::Role::Editor).await.unwrap();
     for slug in ["tenant-a", "tenant-b"] {
         clients::create_client(
             &t.db,
@@ -95,11 +73,7 @@ async fn seed(t: &TestDb) -> Seed {
     for (tenant, user) in [(a, both.user_id), (b, only_b.user_id)] {
         grant_state(t, tenant, user).await;
     }
-    Seed {
-        a,
-        b,
-        only_b_user: only_b.user_id,
-    }
+    Seed { a, b, only_b_user: only_b.user_id }
 }
 
 /// A code, a token family with refresh and access tokens, a consent and an audit event.
@@ -154,11 +128,7 @@ async fn no_tenant_reads_nothing() {
         assert!(tables.contains(&table.to_owned()), "{table} has RLS");
     }
     for table in &tables {
-        assert_eq!(
-            count(&mut conn, &format!("SELECT count(*) FROM {table}")).await,
-            0,
-            "{table} without tenant"
-        );
+        assert_eq!(count(&mut conn, &format!("SELECT count(*) FROM {table}")).await, 0, "{table} without tenant");
     }
     // A transaction-local tenant ends with its transaction: the setting reads back as ''.
     sqlx::query("BEGIN").execute(&mut conn).await.unwrap();
@@ -166,20 +136,11 @@ async fn no_tenant_reads_nothing() {
     assert!(count(&mut conn, "SELECT count(*) FROM clients").await > 0);
     sqlx::query("COMMIT").execute(&mut conn).await.unwrap();
     for table in &tables {
-        assert_eq!(
-            count(&mut conn, &format!("SELECT count(*) FROM {table}")).await,
-            0,
-            "{table} after a tenant tx"
-        );
+        assert_eq!(count(&mut conn, &format!("SELECT count(*) FROM {table}")).await, 0, "{table} after a tenant tx");
     }
     // The library's own unscoped transaction sees nothing either.
     let mut tx = t.db.unscoped().await.unwrap();
-    assert_eq!(
-        laventecare_auth::db::memberships::role_of(&mut tx, s.only_b_user)
-            .await
-            .unwrap(),
-        None
-    );
+    assert_eq!(laventecare_auth::db::memberships::role_of(&mut tx, s.only_b_user).await.unwrap(), None);
 }
 
 /// With tenant A set, every tenant table shows A's rows and nothing of B's.
@@ -192,11 +153,7 @@ async fn tenant_a_sees_only_a() {
     assert!(tables.len() >= 2, "tenant tables: {tables:?}");
     // The owner (superuser) sees B's rows, so there is something to hide.
     for table in &tables {
-        let b_rows = count(
-            &mut owner,
-            &format!("SELECT count(*) FROM {table} WHERE tenant_id = '{}'", s.b),
-        )
-        .await;
+        let b_rows = count(&mut owner, &format!("SELECT count(*) FROM {table} WHERE tenant_id = '{}'", s.b)).await;
         assert!(b_rows > 0, "seed has B rows in {table}");
     }
 
@@ -204,35 +161,18 @@ async fn tenant_a_sees_only_a() {
     sqlx::query("BEGIN").execute(&mut conn).await.unwrap();
     set_tenant(&mut conn, s.a).await;
     for table in &tables {
-        let mine = count(
-            &mut conn,
-            &format!("SELECT count(*) FROM {table} WHERE tenant_id = '{}'", s.a),
-        )
-        .await;
-        let other = count(
-            &mut conn,
-            &format!("SELECT count(*) FROM {table} WHERE tenant_id <> '{}'", s.a),
-        )
-        .await;
+        let mine = count(&mut conn, &format!("SELECT count(*) FROM {table} WHERE tenant_id = '{}'", s.a)).await;
+        let other = count(&mut conn, &format!("SELECT count(*) FROM {table} WHERE tenant_id <> '{}'", s.a)).await;
         assert!(mine > 0, "{table}: A sees its rows");
         assert_eq!(other, 0, "{table}: A sees no other tenant's rows");
     }
-    let tenant_ids: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM tenants")
-        .fetch_all(&mut conn)
-        .await
-        .unwrap();
+    let tenant_ids: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM tenants").fetch_all(&mut conn).await.unwrap();
     assert_eq!(tenant_ids, [s.a]);
     // Users: only A's members; the user who is only in B stays invisible.
-    let emails: Vec<String> = sqlx::query_scalar("SELECT email FROM users ORDER BY email")
-        .fetch_all(&mut conn)
-        .await
-        .unwrap();
+    let emails: Vec<String> =
+        sqlx::query_scalar("SELECT email FROM users ORDER BY email").fetch_all(&mut conn).await.unwrap();
     assert_eq!(emails, ["both@example.com"]);
-    let hidden = count(
-        &mut conn,
-        &format!("SELECT count(*) FROM users WHERE id = '{}'", s.only_b_user),
-    )
-    .await;
+    let hidden = count(&mut conn, &format!("SELECT count(*) FROM users WHERE id = '{}'", s.only_b_user)).await;
     assert_eq!(hidden, 0);
     sqlx::query("ROLLBACK").execute(&mut conn).await.unwrap();
 }
@@ -245,19 +185,13 @@ async fn writes_to_another_tenant_fail() {
     let mut conn = t.runtime().await;
 
     let attempts = [
-        format!(
-            "INSERT INTO memberships (tenant_id, user_id, role) VALUES ('{}', '{}', 'admin')",
-            s.b, s.only_b_user
-        ),
+        format!("INSERT INTO memberships (tenant_id, user_id, role) VALUES ('{}', '{}', 'admin')", s.b, s.only_b_user),
         format!(
             "INSERT INTO clients (tenant_id, client_id, name, client_type, token_endpoint_auth_method, grant_types) \
              VALUES ('{}', 'sneaky', 'x', 'public', 'none', '{{authorization_code}}')",
             s.b
         ),
-        format!(
-            "INSERT INTO tenants (id, slug, name) VALUES ('{}', 'sneaky', 'x')",
-            Uuid::now_v7()
-        ),
+        format!("INSERT INTO tenants (id, slug, name) VALUES ('{}', 'sneaky', 'x')", Uuid::now_v7()),
         // Moving one of A's rows to B.
         format!("UPDATE clients SET tenant_id = '{}'", s.b),
     ];
@@ -270,10 +204,7 @@ async fn writes_to_another_tenant_fail() {
     for sql in &attempts {
         sqlx::query("BEGIN").execute(&mut conn).await.unwrap();
         set_tenant(&mut conn, s.a).await;
-        let err = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
-            .execute(&mut conn)
-            .await
-            .unwrap_err();
+        let err = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).execute(&mut conn).await.unwrap_err();
         let code = laventecare_auth::db::sqlstate(&err);
         // 42501: new row violates row-level security policy.
         assert_eq!(code.as_deref(), Some("42501"), "{sql}: {err}");
@@ -284,45 +215,21 @@ async fn writes_to_another_tenant_fail() {
     sqlx::query("BEGIN").execute(&mut conn).await.unwrap();
     set_tenant(&mut conn, s.a).await;
     for sql in [
-        format!(
-            "UPDATE clients SET name = 'pwned' WHERE tenant_id = '{}'",
-            s.b
-        ),
+        format!("UPDATE clients SET name = 'pwned' WHERE tenant_id = '{}'", s.b),
         format!("DELETE FROM memberships WHERE tenant_id = '{}'", s.b),
-        format!(
-            "UPDATE users SET email = 'pwned@example.com' WHERE id = '{}'",
-            s.only_b_user
-        ),
+        format!("UPDATE users SET email = 'pwned@example.com' WHERE id = '{}'", s.only_b_user),
         format!("DELETE FROM tenants WHERE id = '{}'", s.b),
     ] {
-        let done = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
-            .execute(&mut conn)
-            .await
-            .unwrap();
+        let done = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).execute(&mut conn).await.unwrap();
         assert_eq!(done.rows_affected(), 0, "{sql}");
     }
     sqlx::query("COMMIT").execute(&mut conn).await.unwrap();
     let mut owner = t.owner().await;
-    let b_clients = count(
-        &mut owner,
-        &format!(
-            "SELECT count(*) FROM clients WHERE tenant_id = '{}' AND name <> 'pwned'",
-            s.b
-        ),
-    )
-    .await;
+    let b_clients =
+        count(&mut owner, &format!("SELECT count(*) FROM clients WHERE tenant_id = '{}' AND name <> 'pwned'", s.b))
+            .await;
     assert_eq!(b_clients, 1);
-    assert_eq!(
-        count(
-            &mut owner,
-            &format!(
-                "SELECT count(*) FROM memberships WHERE tenant_id = '{}'",
-                s.b
-            )
-        )
-        .await,
-        2
-    );
+    assert_eq!(count(&mut owner, &format!("SELECT count(*) FROM memberships WHERE tenant_id = '{}'", s.b)).await, 2);
 }
 
 /// A transaction for a user reads and writes that user's own record and nobody else's.
@@ -337,24 +244,15 @@ async fn user_scope_is_the_own_record() {
         .execute(&mut conn)
         .await
         .unwrap();
-    let emails: Vec<String> = sqlx::query_scalar("SELECT email FROM users")
-        .fetch_all(&mut conn)
-        .await
-        .unwrap();
+    let emails: Vec<String> = sqlx::query_scalar("SELECT email FROM users").fetch_all(&mut conn).await.unwrap();
     assert_eq!(emails, ["onlyb@example.com"]);
-    let changed = sqlx::query("UPDATE users SET status = 'disabled'")
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    let changed = sqlx::query("UPDATE users SET status = 'disabled'").execute(&mut conn).await.unwrap();
     assert_eq!(changed.rows_affected(), 1);
     let err = sqlx::query("INSERT INTO users (id, email) VALUES ($1, 'other@example.com')")
         .bind(Uuid::now_v7())
         .execute(&mut conn)
         .await
         .unwrap_err();
-    assert_eq!(
-        laventecare_auth::db::sqlstate(&err).as_deref(),
-        Some("42501")
-    );
+    assert_eq!(laventecare_auth::db::sqlstate(&err).as_deref(), Some("42501"));
     sqlx::query("ROLLBACK").execute(&mut conn).await.unwrap();
 }

@@ -10,7 +10,8 @@ use crate::support::{cli, json_out};
 async fn verify(p: &Provider, id_token: &str) -> Result<(), String> {
     let http = openidconnect::reqwest::ClientBuilder::new().build().unwrap();
     // A fresh discovery: the relying party reads the JWKS as it is now.
-    let metadata = CoreProviderMetadata::discover_async(IssuerUrl::new(p.issuer.clone()).unwrap(), &http).await.unwrap();
+    let metadata =
+        CoreProviderMetadata::discover_async(IssuerUrl::new(p.issuer.clone()).unwrap(), &http).await.unwrap();
     let client = CoreClient::from_provider_metadata(
         metadata,
         ClientId::new(p.client_id.clone()),

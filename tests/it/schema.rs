@@ -60,9 +60,7 @@ async fn rls_problems(conn: &mut PgConnection) -> Vec<String> {
             problems.push(format!("{table}: tenant_id is nullable"));
         }
         if first_key.as_deref() != Some("tenant_id") {
-            problems.push(format!(
-                "{table}: primary key does not start with tenant_id"
-            ));
+            problems.push(format!("{table}: primary key does not start with tenant_id"));
         }
     }
     // The runtime role: no superuser, no BYPASSRLS, owns nothing.
@@ -131,9 +129,6 @@ async fn the_check_catches_mistakes() {
         "half: primary key does not start with tenant_id",
         "runtime_owned: owned by lca_runtime",
     ] {
-        assert!(
-            problems.iter().any(|p| p == expected),
-            "missing {expected:?} in {problems:?}"
-        );
+        assert!(problems.iter().any(|p| p == expected), "missing {expected:?} in {problems:?}");
     }
 }

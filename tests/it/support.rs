@@ -39,11 +39,7 @@ fn cluster() -> &'static Cluster {
     CLUSTER.get_or_init(|| {
         // Its own thread and runtime: each test has its own runtime, and this runs once.
         std::thread::spawn(|| {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap()
-                .block_on(start_cluster())
+            tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(start_cluster())
         })
         .join()
         .expect("starting the test cluster panicked")
@@ -54,29 +50,17 @@ async fn start_cluster() -> Cluster {
     let (admin, url_base) = match std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty()) {
         Some(url) => {
             let opts: PgConnectOptions = url.parse().expect("DATABASE_URL");
-            (
-                opts,
-                UrlBase::External(url::Url::parse(&url).expect("DATABASE_URL")),
-            )
+            (opts, UrlBase::External(url::Url::parse(&url).expect("DATABASE_URL")))
         }
         None => {
             let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("test-cluster");
             let mut cluster = start_embedded(&dir).await;
-            cluster
-                .stop_when_process_exits(std::process::id())
-                .expect("cluster watchdog");
-            (
-                cluster.connect_options("postgres"),
-                UrlBase::Embedded(cluster),
-            )
+            cluster.stop_when_process_exits(std::process::id()).expect("cluster watchdog");
+            (cluster.connect_options("postgres"), UrlBase::Embedded(cluster))
         }
     };
     let template = make_template(&admin).await;
-    Cluster {
-        admin,
-        url_base,
-        template,
-    }
+    Cluster { admin, url_base, template }
 }
 
 /// Starts (or attaches to) the test cluster. The previous test run's watchdog may be stopping
@@ -105,73 +89,38 @@ async fn make_template(admin: &PgConnectOptions) -> String {
         }
     }
     let template = format!("lca_tpl_{hash:016x}");
-    let mut conn = PgConnection::connect_with(&admin.clone().database("postgres"))
-        .await
-        .expect("connect to the test cluster");
+    let mut conn =
+        PgConnection::connect_with(&admin.clone().database("postgres")).await.expect("connect to the test cluster");
     // One process at a time builds the template.
-    sqlx::query("SELECT pg_advisory_lock(7419)")
-        .execute(&mut conn)
+    sqlx::query("SELECT pg_advisory_lock(7419)").execute(&mut conn).await.unwrap();
+    let leftovers: Vec<String> = sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 't\\_%'")
+        .fetch_all(&mut conn)
         .await
         .unwrap();
-    let leftovers: Vec<String> =
-        sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 't\\_%'")
-            .fetch_all(&mut conn)
-            .await
-            .unwrap();
     for name in leftovers {
-        let _ = exec(
-            &mut conn,
-            &format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
-        )
-        .await;
+        let _ = exec(&mut conn, &format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await;
     }
-    let exists: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-            .bind(&template)
-            .fetch_one(&mut conn)
-            .await
-            .unwrap();
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+        .bind(&template)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
     if !exists {
         let building = format!("{template}_build");
-        exec(
-            &mut conn,
-            &format!("DROP DATABASE IF EXISTS \"{building}\" WITH (FORCE)"),
-        )
-        .await
-        .unwrap();
-        exec(&mut conn, &format!("CREATE DATABASE \"{building}\""))
-            .await
-            .unwrap();
-        let target = ConnectTarget {
-            owner: admin.clone().database(&building),
-            runtime: None,
-            max_connections: 1,
-        };
+        exec(&mut conn, &format!("DROP DATABASE IF EXISTS \"{building}\" WITH (FORCE)")).await.unwrap();
+        exec(&mut conn, &format!("CREATE DATABASE \"{building}\"")).await.unwrap();
+        let target = ConnectTarget { owner: admin.clone().database(&building), runtime: None, max_connections: 1 };
         let database = Database::connect_lazy(&target);
-        database
-            .migrate()
-            .await
-            .expect("migrations apply to an empty database");
+        database.migrate().await.expect("migrations apply to an empty database");
         database.close().await;
-        exec(
-            &mut conn,
-            &format!("ALTER DATABASE \"{building}\" RENAME TO \"{template}\""),
-        )
-        .await
-        .unwrap();
+        exec(&mut conn, &format!("ALTER DATABASE \"{building}\" RENAME TO \"{template}\"")).await.unwrap();
     }
-    sqlx::query("SELECT pg_advisory_unlock(7419)")
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    sqlx::query("SELECT pg_advisory_unlock(7419)").execute(&mut conn).await.unwrap();
     template
 }
 
 async fn exec(conn: &mut PgConnection, sql: &str) -> Result<(), sqlx::Error> {
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
-        .execute(conn)
-        .await
-        .map(|_| ())
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned())).execute(conn).await.map(|_| ())
 }
 
 /// A fresh, migrated database for one test.
@@ -185,27 +134,12 @@ impl TestDb {
     pub async fn new() -> Self {
         let c = cluster();
         let name = format!("t_{}", Uuid::now_v7().simple());
-        let mut conn = PgConnection::connect_with(&c.admin.clone().database("postgres"))
-            .await
-            .unwrap();
-        exec(
-            &mut conn,
-            &format!("CREATE DATABASE \"{name}\" TEMPLATE \"{}\"", c.template),
-        )
-        .await
-        .unwrap();
+        let mut conn = PgConnection::connect_with(&c.admin.clone().database("postgres")).await.unwrap();
+        exec(&mut conn, &format!("CREATE DATABASE \"{name}\" TEMPLATE \"{}\"", c.template)).await.unwrap();
         conn.close().await.unwrap();
         let owner = c.admin.clone().database(&name);
-        let target = ConnectTarget {
-            owner: owner.clone(),
-            runtime: None,
-            max_connections: 10,
-        };
-        Self {
-            db: Database::connect_lazy(&target),
-            name,
-            owner,
-        }
+        let target = ConnectTarget { owner: owner.clone(), runtime: None, max_connections: 10 };
+        Self { db: Database::connect_lazy(&target), name, owner }
     }
 
     /// A URL of this database with owner rights, for a child process.
@@ -228,29 +162,16 @@ impl TestDb {
     /// A connection stepped down to the runtime role, exactly as the server's pool does.
     pub async fn runtime(&self) -> PgConnection {
         let mut conn = self.owner().await;
-        sqlx::query("SET ROLE lca_runtime")
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        let who: String = sqlx::query_scalar("SELECT current_user::text")
-            .fetch_one(&mut conn)
-            .await
-            .unwrap();
+        sqlx::query("SET ROLE lca_runtime").execute(&mut conn).await.unwrap();
+        let who: String = sqlx::query_scalar("SELECT current_user::text").fetch_one(&mut conn).await.unwrap();
         assert_eq!(who, "lca_runtime");
         conn
     }
 
     /// Drops the database (every connection to it is cut).
     pub async fn drop_database(&self) {
-        let mut conn = PgConnection::connect_with(&cluster().admin.clone().database("postgres"))
-            .await
-            .unwrap();
-        exec(
-            &mut conn,
-            &format!("DROP DATABASE \"{}\" WITH (FORCE)", self.name),
-        )
-        .await
-        .unwrap();
+        let mut conn = PgConnection::connect_with(&cluster().admin.clone().database("postgres")).await.unwrap();
+        exec(&mut conn, &format!("DROP DATABASE \"{}\" WITH (FORCE)", self.name)).await.unwrap();
     }
 
     /// The application state on this database.
@@ -269,10 +190,7 @@ impl TestDb {
 
     /// Creates a tenant through the library.
     pub async fn tenant(&self, slug: &str) -> Uuid {
-        tenancy::create_tenant(&self.db, slug, slug, false)
-            .await
-            .unwrap()
-            .tenant_id
+        tenancy::create_tenant(&self.db, slug, slug, false).await.unwrap().tenant_id
     }
 }
 
@@ -289,10 +207,7 @@ pub fn test_config(vars: &[(&str, &str)]) -> Config {
     }
     let mut argv = vec!["test".to_owned()];
     for (k, v) in vars {
-        let flag = k
-            .trim_start_matches("LCA_")
-            .to_lowercase()
-            .replace('_', "-");
+        let flag = k.trim_start_matches("LCA_").to_lowercase().replace('_', "-");
         argv.push(format!("--{flag}={v}"));
     }
     Config::from_args(Args::try_parse_from(argv).unwrap().config).unwrap()
@@ -319,29 +234,14 @@ pub fn cli(db: &TestDb, args: &[&str], stdin: &str) -> Output {
 
 pub fn run_with_stdin(mut cmd: Command, stdin: &str) -> Output {
     use std::io::Write;
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
+    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
     child.wait_with_output().unwrap()
 }
 
 /// Parses the one JSON object a `--json` command printed.
 pub fn json_out(out: &Output) -> serde_json::Value {
-    assert!(
-        out.status.success(),
-        "command failed: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "command failed: {}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8(out.stdout.clone()).unwrap();
     assert_eq!(stdout.lines().count(), 1, "one line of JSON: {stdout}");
     serde_json::from_str(&stdout).unwrap()
@@ -349,11 +249,7 @@ pub fn json_out(out: &Output) -> serde_json::Value {
 
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// A `serve` child process; killed when dropped.
@@ -373,10 +269,7 @@ impl Server {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let mut server = Self {
-            child: Some(child),
-            base: format!("http://127.0.0.1:{port}"),
-        };
+        let mut server = Self { child: Some(child), base: format!("http://127.0.0.1:{port}") };
         server.wait_for_health(Duration::from_secs(90)).await;
         server
     }
@@ -395,15 +288,9 @@ impl Server {
                 && let Ok(Some(status)) = child.try_wait()
             {
                 let out = self.child.take().unwrap().wait_with_output().unwrap();
-                panic!(
-                    "server exited with {status}: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
+                panic!("server exited with {status}: {}", String::from_utf8_lossy(&out.stderr));
             }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "server did not answer /healthz"
-            );
+            assert!(std::time::Instant::now() < deadline, "server did not answer /healthz");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }

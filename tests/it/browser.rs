@@ -1,0 +1,227 @@
+//! Headless Chromium (Debian's `chromium` + `chromium-driver`, driven over WebDriver by
+//! fantoccini) through the real hosted pages.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+
+use crate::flow::{PASSWORD, Provider, pkce};
+use crate::support::free_port;
+
+/// chromedriver and a Chromium session; both end when dropped.
+struct Chrome {
+    client: Option<Client>,
+    driver: Child,
+    _profile: tempfile::TempDir,
+}
+
+impl Chrome {
+    async fn start() -> Self {
+        let port = free_port();
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver (Debian package chromium-driver) must be installed; .ci/run installs it");
+        let profile = tempfile::tempdir().unwrap();
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            serde_json::json!({
+                "binary": "/usr/bin/chromium",
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--disable-quic", "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ],
+            }),
+        );
+        let url = format!("http://127.0.0.1:{port}");
+        let mut last = None;
+        for _ in 0..100 {
+            match ClientBuilder::native().capabilities(caps.clone()).connect(&url).await {
+                Ok(client) => return Self { client: Some(client), driver, _profile: profile },
+                Err(e) => last = Some(e),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("could not start a Chromium session: {last:?}");
+    }
+
+    fn c(&self) -> &Client {
+        self.client.as_ref().unwrap()
+    }
+
+    async fn wait_for(&self, css: &str) -> fantoccini::elements::Element {
+        self.c().wait().at_most(Duration::from_secs(15)).for_element(Locator::Css(css)).await.unwrap()
+    }
+
+    async fn close(mut self) {
+        if let Some(c) = self.client.take() {
+            c.close().await.ok();
+        }
+    }
+}
+
+impl Drop for Chrome {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+/// A relying party on loopback that records what arrives at its callback.
+async fn relying_party() -> (String, Arc<Mutex<Option<String>>>) {
+    let seen = Arc::new(Mutex::new(None));
+    let store = seen.clone();
+    let app = axum::Router::new().route(
+        "/callback",
+        axum::routing::get(move |axum::extract::RawQuery(q): axum::extract::RawQuery| {
+            let store = store.clone();
+            async move {
+                *store.lock().unwrap() = q;
+                axum::response::Html("<h1 id=done>Signed in to the app</h1>")
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}/callback"), seen)
+}
+
+/// A person signs in through the login and consent pages in Chromium; the app receives a
+/// code that the token endpoint accepts.
+#[tokio::test]
+async fn chromium_signs_in_through_the_pages() {
+    let p = Provider::start().await;
+    let (callback, seen) = relying_party().await;
+    let client = p
+        .client(laventecare_auth::clients::ClientRequest {
+            name: "Browser App".into(),
+            grants: vec!["authorization_code".into()],
+            redirect_uris: vec![callback.clone()],
+            ..Default::default()
+        })
+        .await;
+    let (verifier, challenge) = pkce();
+    let mut url = url::Url::parse(&p.url("/authorize")).unwrap();
+    url.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", &client.client_id)
+        .append_pair("redirect_uri", &callback)
+        .append_pair("scope", "openid email")
+        .append_pair("state", "xyz")
+        .append_pair("nonce", "nnn")
+        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge_method", "S256");
+
+    let chrome = Chrome::start().await;
+    chrome.c().goto(url.as_str()).await.unwrap();
+    assert_eq!(chrome.c().title().await.unwrap(), "Sign in · LaventeCare");
+    // Labels are tied to their inputs (accessibility).
+    chrome.wait_for("label[for=email]").await;
+    chrome.wait_for("input#email").await.send_keys(&p.email).await.unwrap();
+    chrome.wait_for("input#password").await.send_keys(PASSWORD).await.unwrap();
+    chrome.wait_for("button[type=submit]").await.click().await.unwrap();
+    chrome.wait_for("button[value=allow]").await.click().await.unwrap();
+    chrome.wait_for("#done").await;
+    let landed = chrome.c().current_url().await.unwrap();
+    assert!(landed.as_str().starts_with(&callback), "{landed}");
+    chrome.close().await;
+
+    let query = seen.lock().unwrap().clone().unwrap();
+    let params: std::collections::HashMap<String, String> =
+        url::form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+    assert_eq!(params["state"], "xyz");
+    let res = p
+        .http()
+        .post(p.url("/token"))
+        .basic_auth(&client.client_id, Some(client.client_secret.as_ref().unwrap().expose()))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", params["code"].as_str()),
+            ("redirect_uri", callback.as_str()),
+            ("code_verifier", verifier.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body: serde_json::Value = res.json().await.unwrap();
+    let id = crate::flow::claims(body["id_token"].as_str().unwrap());
+    assert_eq!(id["nonce"], "nnn");
+    assert_eq!(id["tenant"], "acme");
+}
+
+/// The pages' cookies as Chromium stores them (HttpOnly, SameSite=Lax, path /), and their
+/// security headers.
+#[tokio::test]
+async fn chromium_sees_safe_cookies_and_headers() {
+    let p = Provider::start().await;
+    let (_, challenge) = pkce();
+    let url = crate::flow::authorize_url(&p, &challenge, &[]);
+    let chrome = Chrome::start().await;
+    chrome.c().goto(&url).await.unwrap();
+    chrome.wait_for("input#email").await;
+    let cookies = chrome.c().get_all_cookies().await.unwrap();
+    let session = cookies.iter().find(|c| c.name() == "lca_session").expect("a session cookie");
+    assert_eq!(session.http_only(), Some(true));
+    assert_eq!(session.same_site(), Some(tower_sessions::cookie::SameSite::Lax));
+    assert_eq!(session.path(), Some("/"));
+    // JavaScript on the page cannot read it.
+    let visible = chrome.c().execute("return document.cookie", vec![]).await.unwrap();
+    assert!(!visible.as_str().unwrap_or("").contains("lca_session"));
+    chrome.close().await;
+
+    // The same page's headers.
+    let res = p.http().get(&url).send().await.unwrap();
+    let login = res.headers()["location"].to_str().unwrap().to_owned();
+    let cookie = res.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let page = p.http().get(p.url(&login)).header("cookie", &cookie).send().await.unwrap();
+    let h = page.headers();
+    let csp = h["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self'"), "{csp}");
+    assert!(!csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"));
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(h["referrer-policy"], "no-referrer");
+    assert_eq!(h["x-frame-options"], "DENY");
+    assert_eq!(h["cache-control"], "no-store");
+}
+
+/// With an https issuer the cookie is `__Host-`, `Secure`, and a login replaces the session id.
+#[tokio::test]
+async fn https_cookies_and_a_new_session_id_on_login() {
+    use tower::ServiceExt;
+    let t = crate::support::TestDb::new().await;
+    let state = t.state_with(&[("LCA_ISSUER", "https://id.example.com")]).await;
+    t.tenant("acme").await;
+    let hasher = laventecare_auth::identity::PasswordHasher::new();
+    laventecare_auth::identity::create_user(&t.db, &hasher, "ann@example.com", PASSWORD).await.unwrap();
+    let app = laventecare_auth::app(state);
+    let get = axum::http::Request::get("/login").body(axum::body::Body::empty()).unwrap();
+    let res = app.clone().oneshot(get).await.unwrap();
+    let set = res.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(set.starts_with("__Host-lca_session="), "{set}");
+    for attr in ["Secure", "HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(set.contains(attr), "{attr} in {set}");
+    }
+    assert!(!set.contains("Domain="), "__Host- cookies have no Domain");
+    let before = set.split(';').next().unwrap().to_owned();
+    let html = String::from_utf8(axum::body::to_bytes(res.into_body(), 1 << 20).await.unwrap().to_vec()).unwrap();
+    let csrf = crate::flow::hidden(&html, "csrf");
+    let body = format!("csrf={csrf}&req=&email=ann%40example.com&password={}", PASSWORD.replace(' ', "+"));
+    let post = axum::http::Request::post("/login")
+        .header("cookie", &before)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(axum::body::Body::from(body))
+        .unwrap();
+    let res = app.oneshot(post).await.unwrap();
+    assert!(res.status().is_redirection(), "{}", res.status());
+    let after = res.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    assert_ne!(after, before, "signing in issues a new session id");
+}
