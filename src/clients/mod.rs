@@ -61,6 +61,19 @@ fn expose_secret<S: serde::Serializer>(secret: &Option<Secret>, s: S) -> Result<
     }
 }
 
+/// A client by its id, from whichever tenant owns it (the owner is found through the
+/// `lca_client_tenant` lookup, the row read in a transaction for that tenant).
+pub async fn find(db: &Database, client_id: &str) -> Result<Option<db::clients::ClientRow>, sqlx::Error> {
+    let mut tx = db.unscoped().await?;
+    let tenant = db::clients::tenant_of(&mut tx, client_id).await?;
+    tx.commit().await?;
+    let Some(tenant) = tenant else { return Ok(None) };
+    let mut tx = db.tenant(tenant).await?;
+    let client = db::clients::get(&mut tx, client_id).await?;
+    tx.commit().await?;
+    Ok(client)
+}
+
 /// Registers a client in a tenant after checking that the request makes sense as a whole.
 pub async fn create_client(db: &Database, req: ClientRequest) -> Result<CreatedClient, ServiceError> {
     let name = req.name.trim().to_owned();

@@ -69,10 +69,7 @@ async fn page(
 
 /// The display name of the client a request is for.
 pub async fn client_name(state: &AppState, p: &Pending) -> Result<Option<String>, AppError> {
-    let mut tx = state.db.tenant(p.client_tenant).await?;
-    let client = db::clients::get(&mut tx, &p.client_id).await?;
-    tx.commit().await?;
-    Ok(client.map(|c| c.name))
+    Ok(crate::clients::find(&state.db, &p.client_id).await?.map(|c| c.name))
 }
 
 #[derive(Debug, Deserialize)]
@@ -111,18 +108,12 @@ pub async fn submit(
         let mut tx = state.db.tenant(p.client_tenant).await?;
         audit::append(
             &mut tx,
-            &audit::Event {
-                actor_kind: "user",
-                actor_id: user.as_ref().map(|u| u.id.to_string()),
-                target_kind: Some("client"),
-                target_id: Some(p.client_id.clone()),
-                action: if user.is_some() { "login.success" } else { "login.failure" },
-                outcome: if user.is_some() { "success" } else { "failure" },
-                ip: meta.ip,
-                user_agent: meta.user_agent.clone(),
-                request_id: meta.request_id.clone(),
-                details: serde_json::json!({}),
-            },
+            &meta.event(
+                if user.is_some() { "login.success" } else { "login.failure" },
+                if user.is_some() { "success" } else { "failure" },
+                ("user", user.as_ref().map(|u| u.id.to_string())),
+                ("client", p.client_id.clone()),
+            ),
         )
         .await?;
         tx.commit().await?;

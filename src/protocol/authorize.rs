@@ -176,8 +176,9 @@ async fn start(
     let Some(client_id) = p.client_id.as_deref().filter(|c| !c.is_empty() && c.len() <= 128) else {
         return Err(bad_client("The request names no application (client_id is missing)."));
     };
-    let client =
-        find_client(state, client_id).await?.ok_or_else(|| bad_client("The application is not registered."))?;
+    let client = crate::clients::find(&state.db, client_id)
+        .await?
+        .ok_or_else(|| bad_client("The application is not registered."))?;
     let Some(redirect_uri) = p.redirect_uri.as_deref() else {
         return Err(bad_client("The request has no redirect_uri."));
     };
@@ -289,17 +290,6 @@ async fn start(
     decide(state, session, meta, &client, pending, false).await
 }
 
-async fn find_client(state: &AppState, client_id: &str) -> Result<Option<ClientRow>, AppError> {
-    let mut tx = state.db.unscoped().await?;
-    let tenant = db::clients::tenant_of(&mut tx, client_id).await?;
-    tx.commit().await?;
-    let Some(tenant) = tenant else { return Ok(None) };
-    let mut tx = state.db.tenant(tenant).await?;
-    let client = db::clients::get(&mut tx, client_id).await?;
-    tx.commit().await?;
-    Ok(client)
-}
-
 /// The `sub` of an ID token we issued to this client. Expired hints are fine (that is their
 /// usual state); forged, `alg: none` or foreign ones are not.
 pub async fn id_token_hint_subject(state: &AppState, hint: &str, client_id: &str) -> Option<Uuid> {
@@ -322,7 +312,7 @@ async fn proceed(
     meta: &RequestMeta,
     pending: session::Pending,
 ) -> Result<Response, AppError> {
-    let Some(client) = find_client(state, &pending.client_id).await? else {
+    let Some(client) = crate::clients::find(&state.db, &pending.client_id).await? else {
         return Err(expired_request());
     };
     decide(state, session, meta, &client, pending, false).await
@@ -388,18 +378,12 @@ async fn decide(
                 let mut tx = state.db.tenant(client.tenant_id).await?;
                 audit::append(
                     &mut tx,
-                    &audit::Event {
-                        actor_kind: "user",
-                        actor_id: Some(who.user_id.to_string()),
-                        target_kind: Some("client"),
-                        target_id: Some(client.client_id.clone()),
-                        action: "authorization.denied_no_membership",
-                        outcome: "failure",
-                        ip: meta.ip,
-                        user_agent: meta.user_agent.clone(),
-                        request_id: meta.request_id.clone(),
-                        details: serde_json::json!({}),
-                    },
+                    &meta.event(
+                        "authorization.denied_no_membership",
+                        "failure",
+                        ("user", Some(who.user_id.to_string())),
+                        ("client", client.client_id.clone()),
+                    ),
                 )
                 .await?;
                 tx.commit().await?;

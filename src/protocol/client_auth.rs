@@ -6,7 +6,7 @@ use axum::http::{HeaderMap, header};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
-use crate::db::{self, Database, clients::ClientRow};
+use crate::db::{Database, clients::ClientRow};
 use crate::error::{AppError, OAuthError};
 use crate::secrets::Secret;
 
@@ -44,19 +44,7 @@ pub async fn authenticate(db: &Database, headers: &HeaderMap, body: Presented<'_
         return Err(OAuthError::invalid_client().into());
     }
 
-    let mut tx = db.unscoped().await?;
-    let tenant = db::clients::tenant_of(&mut tx, client_id).await?;
-    tx.commit().await?;
-    let client = match tenant {
-        Some(tenant) => {
-            let mut tx = db.tenant(tenant).await?;
-            let client = db::clients::get(&mut tx, client_id).await?;
-            tx.commit().await?;
-            client
-        }
-        None => None,
-    };
-    let Some(client) = client else {
+    let Some(client) = crate::clients::find(db, client_id).await? else {
         return Err(OAuthError::invalid_client().into());
     };
     let ok = match (&client.secret_hash, secret) {

@@ -16,7 +16,6 @@ use tower_sessions::Session;
 use url::Url;
 
 use crate::AppState;
-use crate::db;
 use crate::error::AppError;
 use crate::extract::Form;
 use crate::pages::{self, EN, MessagePage, Text, page_error, render, session};
@@ -79,10 +78,9 @@ async fn logout(state: &AppState, session: &Session, p: LogoutParams) -> Result<
             let Some(client_id) = &client_id else {
                 return Err(refused("post_logout_redirect_uri needs an id_token_hint or client_id."));
             };
-            let registered = match client_tenant_and_uris(state, client_id).await? {
-                Some(uris) => uris.iter().any(|r| r == uri),
-                None => false,
-            };
+            let registered = crate::clients::find(&state.db, client_id)
+                .await?
+                .is_some_and(|c| c.post_logout_redirect_uris.iter().any(|r| r == uri));
             if !registered {
                 return Err(refused("The post_logout_redirect_uri is not registered for this application."));
             }
@@ -137,15 +135,4 @@ async fn hint_audience(state: &AppState, hint: &str) -> Option<String> {
         serde_json::Value::Array(list) if list.len() == 1 => list[0].as_str().map(str::to_owned),
         _ => claims.get("azp")?.as_str().map(str::to_owned),
     }
-}
-
-async fn client_tenant_and_uris(state: &AppState, client_id: &str) -> Result<Option<Vec<String>>, AppError> {
-    let mut tx = state.db.unscoped().await?;
-    let tenant = db::clients::tenant_of(&mut tx, client_id).await?;
-    tx.commit().await?;
-    let Some(tenant) = tenant else { return Ok(None) };
-    let mut tx = state.db.tenant(tenant).await?;
-    let client = db::clients::get(&mut tx, client_id).await?;
-    tx.commit().await?;
-    Ok(client.map(|c| c.post_logout_redirect_uris))
 }

@@ -6,6 +6,7 @@ use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header;
 use axum::http::request::Parts;
 
+use crate::db::audit::Event;
 use crate::error::REQUEST_ID_HEADER;
 
 /// Client IP (the TCP peer), user agent and request id of a request.
@@ -28,5 +29,29 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestMeta {
             user_agent: header(header::USER_AGENT.as_str()),
             request_id: header(REQUEST_ID_HEADER),
         })
+    }
+}
+
+impl RequestMeta {
+    /// An audit event of this request: `actor` and `target` are (kind, id).
+    pub fn event<'a>(
+        &self,
+        action: &'a str,
+        outcome: &'a str,
+        actor: (&'a str, Option<String>),
+        target: (&'a str, String),
+    ) -> Event<'a> {
+        Event {
+            actor_kind: actor.0,
+            actor_id: actor.1,
+            target_kind: Some(target.0),
+            target_id: Some(target.1),
+            action,
+            outcome,
+            ip: self.ip,
+            user_agent: self.user_agent.clone(),
+            request_id: self.request_id.clone(),
+            details: serde_json::Value::Object(Default::default()),
+        }
     }
 }

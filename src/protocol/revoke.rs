@@ -59,16 +59,13 @@ pub async fn revoke(
             audit::append(
                 &mut tx,
                 &audit::Event {
-                    actor_kind: "client",
-                    actor_id: Some(caller.client_id.clone()),
-                    target_kind: Some("token_family"),
-                    target_id: Some(family.family_id.to_string()),
-                    action: "token.revoked",
-                    outcome: "success",
-                    ip: meta.ip,
-                    user_agent: meta.user_agent.clone(),
-                    request_id: meta.request_id.clone(),
                     details: json!({ "token_type": "refresh_token" }),
+                    ..meta.event(
+                        "token.revoked",
+                        "success",
+                        ("client", Some(caller.client_id.clone())),
+                        ("token_family", family.family_id.to_string()),
+                    )
                 },
             )
             .await?;
@@ -80,16 +77,13 @@ pub async fn revoke(
             audit::append(
                 &mut tx,
                 &audit::Event {
-                    actor_kind: "client",
-                    actor_id: Some(caller.client_id.clone()),
-                    target_kind: Some("access_token"),
-                    target_id: Some(at.jti.to_string()),
-                    action: "token.revoked",
-                    outcome: "success",
-                    ip: meta.ip,
-                    user_agent: meta.user_agent.clone(),
-                    request_id: meta.request_id.clone(),
                     details: json!({ "token_type": "access_token" }),
+                    ..meta.event(
+                        "token.revoked",
+                        "success",
+                        ("client", Some(caller.client_id.clone())),
+                        ("access_token", at.jti.to_string()),
+                    )
                 },
             )
             .await?;

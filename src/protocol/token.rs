@@ -6,7 +6,6 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{Duration, Utc};
 use serde::Deserialize;
-use serde_json::json;
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
@@ -108,18 +107,12 @@ async fn authorization_code(
             db::grants::revoke_family(&mut tx, earlier, "code_reuse").await?;
             audit::append(
                 &mut tx,
-                &audit::Event {
-                    actor_kind: "client",
-                    actor_id: Some(client.client_id.clone()),
-                    target_kind: Some("token_family"),
-                    target_id: Some(earlier.to_string()),
-                    action: "code.reuse_detected",
-                    outcome: "failure",
-                    ip: meta.ip,
-                    user_agent: meta.user_agent.clone(),
-                    request_id: meta.request_id.clone(),
-                    details: json!({}),
-                },
+                &meta.event(
+                    "code.reuse_detected",
+                    "failure",
+                    ("client", Some(client.client_id.clone())),
+                    ("token_family", earlier.to_string()),
+                ),
             )
             .await?;
             tx.commit().await?;
@@ -237,18 +230,12 @@ async fn refresh_token(
             if db::grants::revoke_family(&mut tx, family_id, "refresh_reuse").await? {
                 audit::append(
                     &mut tx,
-                    &audit::Event {
-                        actor_kind: "client",
-                        actor_id: Some(client.client_id.clone()),
-                        target_kind: Some("token_family"),
-                        target_id: Some(family_id.to_string()),
-                        action: "refresh_token.reuse_detected",
-                        outcome: "failure",
-                        ip: meta.ip,
-                        user_agent: meta.user_agent.clone(),
-                        request_id: meta.request_id.clone(),
-                        details: json!({}),
-                    },
+                    &meta.event(
+                        "refresh_token.reuse_detected",
+                        "failure",
+                        ("client", Some(client.client_id.clone())),
+                        ("token_family", family_id.to_string()),
+                    ),
                 )
                 .await?;
             }
