@@ -13,6 +13,9 @@ use url::Url;
 /// Settings as given on the command line or in the environment.
 #[derive(Args, Clone, Debug)]
 pub struct ConfigArgs {
+    /// A TOML file of settings (keys as the flags, with `_`); flags and environment win.
+    #[arg(long, env = "LCA_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
     /// Address the server binds.
     #[arg(long, env = "LCA_LISTEN", default_value = "127.0.0.1:8080", global = true)]
     pub listen: SocketAddr,
@@ -181,6 +184,44 @@ fn validate_issuer(raw: &str) -> anyhow::Result<String> {
         _ => bail!("LCA_ISSUER must be an https URL"),
     }
     Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
+/// Reads the command line, then fills in settings from the TOML file named by `--config` /
+/// `LCA_CONFIG` for every setting that neither a flag nor an environment variable gave.
+/// Keys are the settings' long names with `_` (`listen`, `database_url`, `code_ttl_secs`…).
+///
+/// Flags and environment win over the file, the file over the defaults: the file is turned
+/// into flags and the command line parsed again, with those already given left out.
+pub fn parse_cli<T: clap::Parser>(argv: Vec<std::ffi::OsString>) -> anyhow::Result<T> {
+    use clap::parser::ValueSource;
+    let matches = T::command().try_get_matches_from(&argv).unwrap_or_else(|e| e.exit());
+    let Some(path) = matches.get_one::<PathBuf>("config").cloned() else {
+        return Ok(T::from_arg_matches(&matches).unwrap_or_else(|e| e.exit()));
+    };
+    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let table: toml::Table = toml::from_str(&text).with_context(|| format!("{} is not valid TOML", path.display()))?;
+    let known: Vec<String> =
+        T::command().get_arguments().filter(|a| a.is_global_set()).map(|a| a.get_id().as_str().to_owned()).collect();
+    let mut extra = Vec::new();
+    for (key, value) in table {
+        if key == "config" || !known.contains(&key) {
+            bail!("{}: unknown setting {key:?}", path.display());
+        }
+        if matches!(matches.value_source(&key), Some(ValueSource::CommandLine | ValueSource::EnvVariable)) {
+            continue;
+        }
+        let value = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            other => bail!("{}: {key} must be a string, integer or boolean, not {}", path.display(), other.type_str()),
+        };
+        extra.push(std::ffi::OsString::from(format!("--{}={value}", key.replace('_', "-"))));
+    }
+    let mut full = argv;
+    // Right after the program name: global flags are accepted before the subcommand.
+    full.splice(1..1, extra);
+    T::try_parse_from(full).map_err(|e| e.exit())
 }
 
 #[cfg(test)]

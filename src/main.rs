@@ -3,13 +3,18 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use laventecare_auth::cli::{Cli, Command};
 use laventecare_auth::config::Config;
 use laventecare_auth::db::embedded::EmbeddedError;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = match laventecare_auth::config::parse_cli(std::env::args_os().collect()) {
+        Ok(cli) => cli,
+        Err(e) => {
+            eprintln!("laventecare-auth: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
     let config = match Config::from_args(cli.config) {
         Ok(config) => config,
         Err(e) => {

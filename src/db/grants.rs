@@ -86,14 +86,17 @@ pub async fn consume_code(
     .await
 }
 
-/// For a code that was already redeemed: the family that redemption created.
-pub async fn redeemed_code_family(tx: &mut Tx, code_hash: &[u8]) -> Result<Option<Uuid>, sqlx::Error> {
+/// For a code of `client_id` that was already redeemed: the family that redemption created.
+/// Another client presenting the code learns and ends nothing.
+pub async fn redeemed_code_family(tx: &mut Tx, code_hash: &[u8], client_id: &str) -> Result<Option<Uuid>, sqlx::Error> {
     let tenant_id = tenant(tx);
     let family: Option<Option<Uuid>> = sqlx::query_scalar(
-        "SELECT family_id FROM authorization_codes WHERE tenant_id = $1 AND code_hash = $2 AND consumed_at IS NOT NULL",
+        "SELECT family_id FROM authorization_codes \
+         WHERE tenant_id = $1 AND code_hash = $2 AND client_id = $3 AND consumed_at IS NOT NULL",
     )
     .bind(tenant_id)
     .bind(code_hash)
+    .bind(client_id)
     .fetch_optional(tx.conn())
     .await?;
     Ok(family.flatten())
@@ -236,21 +239,25 @@ pub async fn insert_refresh(
     Ok(())
 }
 
-/// A refresh token's family and whether it can still be used (introspection, revocation).
-pub async fn refresh_state(tx: &mut Tx, token_hash: &[u8]) -> Result<Option<(Family, bool)>, sqlx::Error> {
+/// A refresh token's family, whether it can still be used, and when it expires
+/// (introspection, revocation).
+pub async fn refresh_state(
+    tx: &mut Tx,
+    token_hash: &[u8],
+) -> Result<Option<(Family, bool, DateTime<Utc>)>, sqlx::Error> {
     let tenant_id = tenant(tx);
-    let row: Option<(Uuid, bool)> = sqlx::query_as(
-        "SELECT family_id, used_at IS NULL AND expires_at > now() FROM refresh_tokens \
+    let row: Option<(Uuid, bool, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT family_id, used_at IS NULL AND expires_at > now(), expires_at FROM refresh_tokens \
          WHERE tenant_id = $1 AND token_hash = $2",
     )
     .bind(tenant_id)
     .bind(token_hash)
     .fetch_optional(tx.conn())
     .await?;
-    let Some((family_id, usable)) = row else { return Ok(None) };
+    let Some((family_id, usable, expires_at)) = row else { return Ok(None) };
     Ok(family(tx, family_id).await?.map(|f| {
         let live = usable && f.revoked_at.is_none() && f.expires_at > Utc::now();
-        (f, live)
+        (f, live, expires_at)
     }))
 }
 

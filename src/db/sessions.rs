@@ -66,21 +66,19 @@ impl SessionStore for PgSessionStore {
         }
     }
 
+    /// Updates an existing record only: a request still in flight when the session was ended
+    /// (sign-out, an administrator ending it) must not bring it back.
     async fn save(&self, record: &Record) -> session_store::Result<()> {
         let data = serde_json::to_value(&record.data).map_err(backend)?;
         let mut tx = self.db.unscoped().await.map_err(backend)?;
-        sqlx::query(
-            "INSERT INTO browser_sessions (id_hash, data, user_id, expires_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (id_hash) DO UPDATE SET data = EXCLUDED.data, user_id = EXCLUDED.user_id, \
-             expires_at = EXCLUDED.expires_at",
-        )
-        .bind(id_hash(&record.id).as_slice())
-        .bind(data)
-        .bind(user_of(record))
-        .bind(expiry(record))
-        .execute(tx.conn())
-        .await
-        .map_err(backend)?;
+        sqlx::query("UPDATE browser_sessions SET data = $2, user_id = $3, expires_at = $4 WHERE id_hash = $1")
+            .bind(id_hash(&record.id).as_slice())
+            .bind(data)
+            .bind(user_of(record))
+            .bind(expiry(record))
+            .execute(tx.conn())
+            .await
+            .map_err(backend)?;
         tx.commit().await.map_err(backend)
     }
 

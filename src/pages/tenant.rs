@@ -66,6 +66,10 @@ pub async fn submit(
     else {
         return Err(expired_request());
     };
+    // Only a multi-tenant client lets the user choose.
+    if !crate::clients::find(&state.db, &p.client_id).await?.is_some_and(|c| c.multi_tenant) {
+        return Err(expired_request());
+    }
     let mut tx = state.db.unscoped().await?;
     let tenants = db::memberships::of_user(&mut tx, who.user_id).await?;
     tx.commit().await?;

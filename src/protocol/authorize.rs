@@ -5,7 +5,7 @@
 //! with `state` and `iss` (RFC 9207). Then the request waits in the browser session for
 //! login, tenant choice and consent, and ends in a single-use code.
 
-use axum::extract::{Query, State};
+use axum::extract::{Query, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{Duration, Utc};
@@ -18,10 +18,9 @@ use crate::AppState;
 use crate::clients::{GRANT_AUTHORIZATION_CODE, RedirectUri};
 use crate::db::{self, audit, clients::ClientRow};
 use crate::error::AppError;
-use crate::extract::Form;
 use crate::pages::{self, page_error, session};
 use crate::protocol::meta::RequestMeta;
-use crate::protocol::types::{Prompt, Scopes, valid_pkce_value};
+use crate::protocol::types::{Prompt, SCOPES_SUPPORTED, Scopes, valid_pkce_value};
 use crate::secrets::Secret;
 use crate::tokens::{Expected, TokenType, check_claims};
 
@@ -53,24 +52,29 @@ pub struct AuthorizeParams {
     pub claims: Option<String>,
 }
 
-/// `GET /authorize`.
+/// `GET /authorize`. Malformed parameters (a repeated one, RFC 6749 §3.1) get the error page:
+/// nothing about the request can be trusted yet.
 pub async fn authorize_get(
     State(state): State<AppState>,
     session: Session,
     meta: RequestMeta,
-    Query(params): Query<AuthorizeParams>,
+    RawQuery(query): RawQuery,
 ) -> Result<Response, AppError> {
+    let Ok(params) = serde_urlencoded::from_str::<AuthorizeParams>(query.as_deref().unwrap_or("")) else {
+        return Err(bad_client("The request parameters are malformed or repeated."));
+    };
     start(&state, &session, &meta, params).await
 }
 
-/// `POST /authorize` (OIDC Core §3.1.2.1: form-encoded POST is allowed too).
-pub async fn authorize_post(
-    State(state): State<AppState>,
-    session: Session,
-    meta: RequestMeta,
-    Form(params): Form<AuthorizeParams>,
-) -> Result<Response, AppError> {
-    start(&state, &session, &meta, params).await
+/// `POST /authorize` (OIDC Core §3.1.2.1 allows form POST). A cross-site POST carries no
+/// `SameSite=Lax` cookie, so the request is answered with a 303 to the same request as GET,
+/// which does: the user's session is found, not replaced by an empty one.
+pub async fn authorize_post(body: axum::body::Bytes) -> Result<Response, AppError> {
+    let Ok(params) = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body) else {
+        return Err(bad_client("The request parameters are malformed."));
+    };
+    let query = serde_urlencoded::to_string(&params).map_err(|e| AppError::Internal(e.into()))?;
+    Ok(Redirect::to(&format!("{}?{query}", crate::protocol::discovery::paths::AUTHORIZE)).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -215,10 +219,14 @@ async fn start(
     if !client.grant_types.iter().any(|g| g == GRANT_AUTHORIZATION_CODE) {
         return Ok(reply.error("unauthorized_client", "this client may not use the authorization code grant"));
     }
-    let scope = match Scopes::parse(p.scope.as_deref().unwrap_or("")) {
+    let requested = match Scopes::parse(p.scope.as_deref().unwrap_or("")) {
         Ok(s) => s,
         Err(why) => return Ok(reply.error("invalid_scope", why)),
     };
+    // Scopes we do not know are ignored (OIDC Core §3.1.2.1); known ones the client may not
+    // have are an error.
+    let known = Scopes::parse(&SCOPES_SUPPORTED.join(" ")).unwrap_or_default();
+    let scope = requested.intersect(&known);
     if !scope.is_subset_of(&client.scopes) {
         return Ok(reply.error("invalid_scope", "a requested scope is not allowed for this client"));
     }
@@ -341,8 +349,8 @@ async fn decide(
     let needs_login = match &who {
         None => true,
         Some(w) => {
-            (pending.prompt_login && !pending.logged_in)
-                || pending.max_age.is_some_and(|max| now - w.auth_time > max)
+            // Once this request has had its login, prompt=login and max_age are satisfied.
+            (!pending.logged_in && (pending.prompt_login || pending.max_age.is_some_and(|max| now - w.auth_time > max)))
                 || pending.hint_sub.is_some_and(|sub| sub != w.user_id)
         }
     };
@@ -353,7 +361,9 @@ async fn decide(
     };
 
     // The tenant the tokens will be for.
-    let tenant_id = match pending.tenant {
+    // A stored choice counts only for a multi-tenant client; any other client's tokens are
+    // for its own tenant, checked again every time.
+    let tenant_id = match pending.tenant.filter(|_| client.multi_tenant) {
         Some(t) => t,
         None => {
             let mut tx = state.db.unscoped().await?;

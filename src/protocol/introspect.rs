@@ -36,6 +36,11 @@ pub async fn introspect(
         Presented { client_id: req.client_id.as_deref(), client_secret: req.client_secret.as_deref() },
     )
     .await?;
+    // Introspection tells who a token belongs to: only a client that proves who it is may ask
+    // (RFC 7662 §2.1, §4), not a public client known by its id.
+    if caller.client_type == "public" {
+        return Err(crate::error::OAuthError::invalid_client().into());
+    }
     let Some(token) = req.token.as_deref().filter(|t| !t.is_empty() && t.len() <= 16 * 1024) else {
         return Err(crate::error::OAuthError::invalid_request("token is missing").into());
     };
@@ -44,8 +49,12 @@ pub async fn introspect(
     // The hint only orders the lookups (RFC 7662 §2.1).
     let refresh_first = req.token_type_hint.as_deref() == Some("refresh_token");
     let as_access = if refresh_first { None } else { bearer::check(&state, token).await? };
+    // A client may introspect the tokens of its own tenant, and its own tokens wherever they
+    // are (a multi-tenant client's tokens are for the user's tenant).
+    let may_see =
+        |tenant_id: uuid::Uuid, client_id: &str| tenant_id == caller.tenant_id || client_id == caller.client_id;
     if let Some(at) = as_access {
-        if at.tenant_id != caller.tenant_id {
+        if !may_see(at.tenant_id, at.str_claim("client_id").unwrap_or("")) {
             return inactive();
         }
         return Ok(json_no_store(describe_access(&at)));
@@ -55,11 +64,13 @@ pub async fn introspect(
     let mut tx = state.db.unscoped().await?;
     let tenant = db::grants::refresh_tenant(&mut tx, &hash).await?;
     tx.commit().await?;
-    if let Some(tenant_id) = tenant.filter(|t| *t == caller.tenant_id) {
+    if let Some(tenant_id) = tenant {
         let mut tx = state.db.tenant(tenant_id).await?;
         let state_of = db::grants::refresh_state(&mut tx, &hash).await?;
         tx.commit().await?;
-        if let Some((family, true)) = state_of {
+        if let Some((family, true, expires_at)) = state_of
+            && may_see(tenant_id, &family.client_id)
+        {
             let mut out = Map::new();
             out.insert("active".into(), json!(true));
             out.insert("token_type".into(), json!("refresh_token"));
@@ -68,7 +79,7 @@ pub async fn introspect(
             if let Some(user) = family.user_id {
                 out.insert("sub".into(), json!(user.to_string()));
             }
-            out.insert("exp".into(), json!(family.expires_at.timestamp()));
+            out.insert("exp".into(), json!(expires_at.timestamp()));
             out.insert("tid".into(), json!(tenant_id.to_string()));
             return Ok(json_no_store(Value::Object(out)));
         }
@@ -76,7 +87,7 @@ pub async fn introspect(
     // Hinted wrongly: still answer for an access token.
     if refresh_first
         && let Some(at) = bearer::check(&state, token).await?
-        && at.tenant_id == caller.tenant_id
+        && may_see(at.tenant_id, at.str_claim("client_id").unwrap_or(""))
     {
         return Ok(json_no_store(describe_access(&at)));
     }

@@ -31,8 +31,11 @@ pub struct Grant<'a> {
     pub sid: Option<&'a str>,
     /// Only for the code grant's ID token; a refreshed ID token has none (OIDC Core §12.2).
     pub nonce: Option<&'a str>,
-    /// The family a refresh token joins; `None`: no refresh token.
+    /// The family the tokens belong to (revoking it ends them) and its end; `None` for a
+    /// service account's tokens.
     pub family: Option<(Uuid, DateTime<Utc>)>,
+    /// Whether a refresh token joins the family (the client may use the refresh grant).
+    pub refresh: bool,
 }
 
 /// The token response (RFC 6749 §5.1, OIDC Core §3.1.3.3).
@@ -125,7 +128,7 @@ pub async fn issue(state: &AppState, tx: &mut Tx, grant: &Grant<'_>) -> Result<T
         _ => None,
     };
 
-    let refresh_token = match grant.family {
+    let refresh_token = match grant.family.filter(|_| grant.refresh) {
         Some((family_id, family_end)) => {
             let token = Secret::generate();
             let idle_end = now + Duration::from_std(ttl.refresh_token).unwrap_or_default();

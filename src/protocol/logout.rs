@@ -4,8 +4,11 @@
 //! - A forged, `alg: none` or foreign `id_token_hint` gets an error page.
 //! - `post_logout_redirect_uri` must match one registered for the client exactly (§3.1);
 //!   otherwise an error page, never a redirect.
-//! - With a valid hint the relying party has shown who it is: the session ends at once.
-//!   Without one, the user confirms on a page first (a bare link must not sign people out).
+//! - With a valid hint for the signed-in user, the relying party has shown who it is: the
+//!   session ends at once. Otherwise (no hint, or another user's) the user confirms on a page
+//!   first, so a link on any site cannot sign people out.
+//! - A POST from the relying party's site carries no `SameSite=Lax` cookie; it is answered
+//!   with a 303 to the same request as GET, which does.
 
 use askama::Template;
 use axum::extract::{Query, State};
@@ -37,6 +40,9 @@ pub struct LogoutParams {
 struct ConfirmPage<'a> {
     t: &'static Text,
     csrf: &'a str,
+    client_id: &'a str,
+    post_logout_redirect_uri: &'a str,
+    state: &'a str,
 }
 
 /// `GET /logout`.
@@ -48,13 +54,31 @@ pub async fn logout_get(
     logout(&state, &session, p).await
 }
 
-/// `POST /logout`.
+/// `POST /logout`: our confirmation form is handled here; a relying party's POST becomes a GET.
 pub async fn logout_post(
     State(state): State<AppState>,
     session: Session,
     Form(p): Form<LogoutParams>,
 ) -> Result<Response, AppError> {
-    logout(&state, &session, p).await
+    if p.confirm.is_some() {
+        return logout(&state, &session, p).await;
+    }
+    let mut url = Url::parse("http://x/logout").map_err(|e| AppError::Internal(e.into()))?;
+    {
+        let mut q = url.query_pairs_mut();
+        for (k, v) in [
+            ("id_token_hint", &p.id_token_hint),
+            ("post_logout_redirect_uri", &p.post_logout_redirect_uri),
+            ("state", &p.state),
+            ("client_id", &p.client_id),
+        ] {
+            if let Some(v) = v {
+                q.append_pair(k, v);
+            }
+        }
+    }
+    let query = url.query().unwrap_or("");
+    Ok(axum::response::Redirect::to(&format!("/logout?{query}")).into_response())
 }
 
 fn refused(message: &'static str) -> AppError {
@@ -63,16 +87,16 @@ fn refused(message: &'static str) -> AppError {
 
 async fn logout(state: &AppState, session: &Session, p: LogoutParams) -> Result<Response, AppError> {
     // Who is asking: the hint's audience, which must agree with client_id if both are given.
-    let hinted_client = match p.id_token_hint.as_deref().filter(|h| !h.is_empty()) {
-        Some(hint) => Some(hint_audience(state, hint).await.ok_or_else(|| refused("The id_token_hint is not valid."))?),
+    let hint = match p.id_token_hint.as_deref().filter(|h| !h.is_empty()) {
+        Some(hint) => Some(verify_hint(state, hint).await.ok_or_else(|| refused("The id_token_hint is not valid."))?),
         None => None,
     };
-    let client_id = match (&hinted_client, p.client_id.as_deref()) {
-        (Some(a), Some(b)) if a != b => return Err(refused("client_id does not match the id_token_hint.")),
-        (Some(a), _) => Some(a.clone()),
+    let client_id = match (&hint, p.client_id.as_deref()) {
+        (Some(h), Some(b)) if h.client_id != b => return Err(refused("client_id does not match the id_token_hint.")),
+        (Some(h), _) => Some(h.client_id.clone()),
         (None, b) => b.map(str::to_owned),
     };
-    let redirect = match p.post_logout_redirect_uri.as_deref() {
+    let redirect = match p.post_logout_redirect_uri.as_deref().filter(|u| !u.is_empty()) {
         None => None,
         Some(uri) => {
             let Some(client_id) = &client_id else {
@@ -95,9 +119,24 @@ async fn logout(state: &AppState, session: &Session, p: LogoutParams) -> Result<
         }
         _ => false,
     };
-    if hinted_client.is_none() && !confirmed {
+    let signed_in = session::signed_in(session).await?;
+    // The hint vouches for this session only if it names the signed-in user.
+    let hint_is_for_this_session = match (&hint, &signed_in) {
+        (Some(h), Some(who)) => h.sub == who.user_id,
+        (Some(_), None) => true,
+        (None, _) => false,
+    };
+    if !confirmed && !hint_is_for_this_session {
         let csrf = session::csrf_token(session).await?;
-        return Ok(render(StatusCode::OK, &ConfirmPage { t: &EN, csrf: &csrf }, &[]));
+        let page = ConfirmPage {
+            t: &EN,
+            csrf: &csrf,
+            client_id: client_id.as_deref().unwrap_or(""),
+            post_logout_redirect_uri: redirect.as_deref().unwrap_or(""),
+            state: p.state.as_deref().unwrap_or(""),
+        };
+        let targets: Vec<String> = redirect.iter().map(|r| crate::protocol::authorize::origin_of(r)).collect();
+        return Ok(render(StatusCode::OK, &page, &targets));
     }
     session::sign_out(session).await?;
     match redirect {
@@ -105,7 +144,7 @@ async fn logout(state: &AppState, session: &Session, p: LogoutParams) -> Result<
             let Ok(mut url) = Url::parse(&uri) else {
                 return Err(refused("The post_logout_redirect_uri is not a URL."));
             };
-            if let Some(state) = p.state.as_deref().filter(|s| s.len() <= 2048) {
+            if let Some(state) = p.state.as_deref().filter(|s| !s.is_empty() && s.len() <= 2048) {
                 url.query_pairs_mut().append_pair("state", state);
             }
             Ok(Redirect::to(url.as_str()).into_response())
@@ -120,8 +159,14 @@ pub fn signed_out() -> Response {
     pages::render(StatusCode::OK, &page, &[])
 }
 
-/// The client (`aud`) of an ID token we issued; expired is fine, forged is not.
-async fn hint_audience(state: &AppState, hint: &str) -> Option<String> {
+/// What a valid `id_token_hint` says.
+struct Hint {
+    client_id: String,
+    sub: uuid::Uuid,
+}
+
+/// The client (`aud`) and user of an ID token we issued; expired is fine, forged is not.
+async fn verify_hint(state: &AppState, hint: &str) -> Option<Hint> {
     let claims = state.keys.verify_fresh(hint, TokenType::IdToken).await.ok()?;
     let expected = Expected {
         issuer: &state.config.issuer,
@@ -130,9 +175,11 @@ async fn hint_audience(state: &AppState, hint: &str) -> Option<String> {
         leeway: std::time::Duration::from_secs(365 * 86400),
     };
     check_claims(&claims, &expected).ok()?;
-    match claims.get("aud")? {
-        serde_json::Value::String(a) => Some(a.clone()),
-        serde_json::Value::Array(list) if list.len() == 1 => list[0].as_str().map(str::to_owned),
-        _ => claims.get("azp")?.as_str().map(str::to_owned),
-    }
+    let client_id = match claims.get("aud")? {
+        serde_json::Value::String(a) => a.clone(),
+        serde_json::Value::Array(list) if list.len() == 1 => list[0].as_str()?.to_owned(),
+        _ => claims.get("azp")?.as_str()?.to_owned(),
+    };
+    let sub = claims.get("sub")?.as_str()?.parse().ok()?;
+    Some(Hint { client_id, sub })
 }

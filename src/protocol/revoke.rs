@@ -20,7 +20,8 @@ use crate::secrets::sha256;
 #[derive(Debug, Deserialize)]
 pub struct RevokeRequest {
     token: Option<String>,
-    token_type_hint: Option<String>,
+    // token_type_hint is not read: both kinds are always tried, so an unknown hint is
+    // ignored as RFC 7009 §2.1 allows.
     client_id: Option<String>,
     client_secret: Option<String>,
 }
@@ -41,10 +42,6 @@ pub async fn revoke(
     let Some(token) = req.token.as_deref().filter(|t| !t.is_empty() && t.len() <= 16 * 1024) else {
         return Err(OAuthError::invalid_request("token is missing").into());
     };
-    match req.token_type_hint.as_deref() {
-        None | Some("access_token" | "refresh_token") => {}
-        Some(_) => return Err(OAuthError::bad("unsupported_token_type", "unknown token_type_hint").into()),
-    }
 
     let hash = sha256(token.as_bytes());
     let mut tx = state.db.unscoped().await?;
@@ -52,7 +49,7 @@ pub async fn revoke(
     tx.commit().await?;
     if let Some(tenant_id) = tenant {
         let mut tx = state.db.tenant(tenant_id).await?;
-        if let Some((family, _)) = db::grants::refresh_state(&mut tx, &hash).await?
+        if let Some((family, _, _)) = db::grants::refresh_state(&mut tx, &hash).await?
             && family.client_id == caller.client_id
             && db::grants::revoke_family(&mut tx, family.family_id, "revoked").await?
         {

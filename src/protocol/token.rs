@@ -102,7 +102,7 @@ async fn authorization_code(
     let mut tx = state.db.tenant(tenant_id).await?;
     let family_id = Uuid::now_v7();
     let Some(grant) = db::grants::consume_code(&mut tx, &code_hash, &client.client_id, family_id).await? else {
-        if let Some(earlier) = db::grants::redeemed_code_family(&mut tx, &code_hash).await? {
+        if let Some(earlier) = db::grants::redeemed_code_family(&mut tx, &code_hash, &client.client_id).await? {
             // Replay: end everything the first redemption issued, and say so in the log.
             db::grants::revoke_family(&mut tx, earlier, "code_reuse").await?;
             audit::append(
@@ -138,8 +138,10 @@ async fn authorization_code(
     }
     let scope = Scopes::parse(&grant.scope).unwrap_or_default();
     let (slug, role) = tenant_and_role(&mut tx, grant.user_id).await?;
-    let family = refreshable(client)
-        .then(|| (family_id, Utc::now() + Duration::from_std(state.config.ttl.refresh_family).unwrap_or_default()));
+    // Every code redemption has a family, so that a replay of the code can end what this
+    // redemption issued (RFC 6749 §4.1.2) even when no refresh token is part of it.
+    let family =
+        Some((family_id, Utc::now() + Duration::from_std(state.config.ttl.refresh_family).unwrap_or_default()));
     if let Some((family_id, expires_at)) = family {
         db::grants::insert_family(
             &mut tx,
@@ -174,6 +176,7 @@ async fn authorization_code(
             sid: Some(&grant.sid),
             nonce: grant.nonce.as_deref(),
             family,
+            refresh: refreshable(client),
         },
     )
     .await?;
@@ -282,6 +285,7 @@ async fn refresh_token(
             sid: family.sid.as_deref(),
             nonce: None,
             family: Some((family.family_id, family.expires_at)),
+            refresh: true,
         },
     )
     .await?;
@@ -328,6 +332,7 @@ async fn client_credentials(
             sid: None,
             nonce: None,
             family: None,
+            refresh: false,
         },
     )
     .await?;

@@ -55,7 +55,6 @@ async fn bad_requests_go_back_to_the_client() {
         (&[("response_type", "code id_token")], "unsupported_response_type"),
         (&[("request", "eyJhbGciOiJub25lIn0.e30.")], "request_not_supported"),
         (&[("request_uri", "https://rp.example.com/req.jwt")], "request_uri_not_supported"),
-        (&[("scope", "openid admin:all")], "invalid_scope"),
         (&[("prompt", "none login")], "invalid_request"),
         (&[("max_age", "-1")], "invalid_request"),
         (&[("code_challenge", "too-short")], "invalid_request"),
@@ -339,4 +338,183 @@ async fn secrets_have_enough_entropy() {
     let rt = body["refresh_token"].as_str().unwrap();
     // 43 base64url characters = 256 bits.
     assert!(rt.len() >= 43 && p.client_secret.len() >= 43);
+}
+
+/// display, ui_locales, claims_locales, acr_values, claims and unknown parameters are
+/// accepted without changing the outcome.
+#[tokio::test]
+async fn optional_parameters_are_accepted() {
+    let p = Provider::start().await;
+    let (_, challenge) = pkce();
+    let extra = [
+        ("display", "page"),
+        ("ui_locales", "nl-NL en"),
+        ("claims_locales", "en"),
+        ("acr_values", "urn:laventecare:acr:pwd"),
+        ("claims", r#"{"userinfo":{"email":{"essential":true}}}"#),
+        ("login_hint", "ann@example.com"),
+        ("something_new", "ignored"),
+    ];
+    let browser = Browser::new(&p);
+    let page = browser.open(&authorize_url(&p, &challenge, &extra)).await;
+    assert!(page.html().contains("value=\"ann@example.com\""), "login_hint fills in the email");
+    let step = browser.login(&page, &p.email, PASSWORD).await;
+    let step = browser.consent(&step, true).await;
+    assert!(step.param("code").is_some(), "{step:?}");
+}
+
+/// A multi-tenant client: a user in two tenants chooses one (or names it with `tenant=`), and
+/// the tokens are for that tenant with that tenant's role; a user's choice is limited to their
+/// own memberships.
+#[tokio::test]
+async fn multi_tenant_client_lets_the_user_choose() {
+    let p = Provider::start().await;
+    p.t.tenant("globex").await;
+    laventecare_auth::tenancy::add_member(&p.t.db, "globex", &p.email, laventecare_auth::tenancy::Role::Admin)
+        .await
+        .unwrap();
+    let shared = p
+        .client(laventecare_auth::clients::ClientRequest {
+            name: "Family App".into(),
+            grants: vec!["authorization_code".into()],
+            redirect_uris: vec![REDIRECT.into()],
+            multi_tenant: true,
+            ..Default::default()
+        })
+        .await;
+    let url = |challenge: &str, extra: &[(&str, &str)]| {
+        let mut params = vec![
+            ("response_type", "code"),
+            ("client_id", shared.client_id.as_str()),
+            ("redirect_uri", REDIRECT),
+            ("scope", "openid"),
+            ("code_challenge", challenge),
+            ("code_challenge_method", "S256"),
+        ];
+        params.extend_from_slice(extra);
+        url_with(&p, &params)
+    };
+    let redeem = |code: String, verifier: String| {
+        let p = &p;
+        let shared = &shared;
+        async move {
+            let res = p
+                .http()
+                .post(p.url("/token"))
+                .basic_auth(&shared.client_id, Some(shared.client_secret.as_ref().unwrap().expose()))
+                .form(&[
+                    ("grant_type", "authorization_code"),
+                    ("code", &code),
+                    ("redirect_uri", REDIRECT),
+                    ("code_verifier", &verifier),
+                ])
+                .send()
+                .await
+                .unwrap();
+            let body: serde_json::Value = res.json().await.unwrap();
+            crate::flow::claims(body["access_token"].as_str().unwrap())
+        }
+    };
+
+    let browser = Browser::new(&p);
+    let (verifier, challenge) = pkce();
+    let page = browser.open(&url(&challenge, &[])).await;
+    let choice = browser.login(&page, &p.email, PASSWORD).await;
+    let html = choice.html();
+    assert!(
+        html.contains("Choose an organisation") && html.contains("value=\"acme\"") && html.contains("value=\"globex\"")
+    );
+    let csrf = crate::flow::hidden(html, "csrf");
+    let req = crate::flow::hidden(html, "req");
+    // A tenant the user does not belong to cannot be chosen.
+    let refused = browser.post("/select-tenant", &[("csrf", &csrf), ("req", &req), ("tenant", "initech")]).await;
+    assert_eq!(refused.status(), 400);
+    let consent = browser.post("/select-tenant", &[("csrf", &csrf), ("req", &req), ("tenant", "globex")]).await;
+    let step = browser.consent(&consent, true).await;
+    let claims = redeem(step.param("code").unwrap(), verifier).await;
+    assert_eq!(claims["tenant"], "globex");
+    assert_eq!(claims["roles"], serde_json::json!(["admin", "editor", "viewer"]));
+
+    // The hint picks the tenant without asking.
+    let (verifier, challenge) = pkce();
+    let step = browser.open(&url(&challenge, &[("tenant", "acme")])).await;
+    let step = if step.status() == 200 { browser.consent(&step, true).await } else { step };
+    let claims = redeem(step.param("code").unwrap(), verifier).await;
+    assert_eq!(claims["tenant"], "acme");
+    assert_eq!(claims["roles"], serde_json::json!(["editor", "viewer"]));
+}
+
+/// Unknown scopes are ignored (OIDC Core §3.1.2.1); a known scope the client may not have is
+/// invalid_scope.
+#[tokio::test]
+async fn unknown_scopes_are_ignored_known_ones_enforced() {
+    let p = Provider::start().await;
+    let mut owner = p.t.owner().await;
+    sqlx::query("UPDATE clients SET scopes = '{openid,email}' WHERE client_id = $1")
+        .bind(&p.client_id)
+        .execute(&mut owner)
+        .await
+        .unwrap();
+    let browser = Browser::new(&p);
+    let (verifier, challenge) = pkce();
+    let step = browser.open(&authorize_url(&p, &challenge, &[("scope", "openid offline_access")])).await;
+    assert_eq!(step.param("error").as_deref(), Some("invalid_scope"));
+    let step = browser
+        .sign_in_through(&authorize_url(&p, &challenge, &[("scope", "openid address x:y")]), &p.email, PASSWORD)
+        .await;
+    let (_, body) = redeem(&p, &step.param("code").unwrap(), &verifier).await;
+    assert_eq!(body["scope"], "openid");
+}
+
+/// A single-tenant client's request cannot be pointed at another tenant through the tenant
+/// choice page.
+#[tokio::test]
+async fn tenant_choice_is_refused_for_a_single_tenant_client() {
+    let p = Provider::start().await;
+    p.t.tenant("globex").await;
+    let hasher = laventecare_auth::identity::PasswordHasher::new();
+    laventecare_auth::identity::create_user(&p.t.db, &hasher, "mallory@example.com", PASSWORD).await.unwrap();
+    laventecare_auth::tenancy::add_member(
+        &p.t.db,
+        "globex",
+        "mallory@example.com",
+        laventecare_auth::tenancy::Role::Admin,
+    )
+    .await
+    .unwrap();
+    let browser = Browser::new(&p);
+    let (_, challenge) = pkce();
+    // Signed in (and denied: not a member of acme).
+    let denied = browser.sign_in_through(&authorize_url(&p, &challenge, &[]), "mallory@example.com", PASSWORD).await;
+    assert_eq!(denied.param("error").as_deref(), Some("access_denied"));
+    // A live request (prompt=login shows the login page), then a forged tenant choice.
+    let page = browser.open(&authorize_url(&p, &challenge, &[("prompt", "login")])).await;
+    let csrf = crate::flow::hidden(page.html(), "csrf");
+    let req = crate::flow::hidden(page.html(), "req");
+    let forged = browser.post("/select-tenant", &[("csrf", &csrf), ("req", &req), ("tenant", "globex")]).await;
+    assert_eq!(forged.status(), 400);
+    let step = browser.login(&page, "mallory@example.com", PASSWORD).await;
+    assert_eq!(step.param("error").as_deref(), Some("access_denied"));
+}
+
+/// A form POST to /authorize is answered with a 303 to the same request as GET, where the
+/// session cookie is sent even from another site.
+#[tokio::test]
+async fn authorize_post_becomes_get() {
+    let p = Provider::start().await;
+    let res = p
+        .http()
+        .post(p.url("/authorize"))
+        .form(&[("response_type", "code"), ("client_id", p.client_id.as_str()), ("scope", "openid email")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let location = res.headers()["location"].to_str().unwrap();
+    assert!(location.starts_with("/authorize?response_type=code&client_id="), "{location}");
+    assert!(location.contains("scope=openid+email"));
+    // A repeated parameter is an error page, not a guess.
+    let res = p.http().get(format!("{}/authorize?client_id=a&client_id=b", p.issuer)).send().await.unwrap();
+    assert_eq!(res.status(), 400);
+    assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
 }

@@ -220,3 +220,31 @@ async fn client_create_refuses_nonsense() {
     let n: i64 = sqlx::query_scalar("SELECT count(*) FROM clients").fetch_one(&mut owner).await.unwrap();
     assert_eq!(n, 0, "nothing was written");
 }
+
+/// Settings from a TOML file (`--config`); the environment wins over the file, and an unknown
+/// key is refused.
+#[tokio::test]
+async fn settings_from_a_toml_file() {
+    let t = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("lca.toml");
+    std::fs::write(&file, format!("database_url = \"{}\"\ncode_ttl_secs = 30\n", t.url())).unwrap();
+    let mut cmd = crate::support::binary();
+    cmd.args(["--config", file.to_str().unwrap(), "tenant", "create", "--slug", "from-file", "--name", "F", "--json"]);
+    let v = json_out(&crate::support::run_with_stdin(cmd, ""));
+    assert_eq!(v["slug"], "from-file");
+
+    // DATABASE_URL in the environment beats the file's (which now points nowhere).
+    std::fs::write(&file, "database_url = \"postgres://nobody@127.0.0.1:1/none\"\n").unwrap();
+    let mut cmd = crate::support::binary();
+    cmd.env("DATABASE_URL", t.url());
+    cmd.args(["--config", file.to_str().unwrap(), "tenant", "create", "--slug", "env-wins", "--name", "E", "--json"]);
+    json_out(&crate::support::run_with_stdin(cmd, ""));
+
+    std::fs::write(&file, "listn = \"127.0.0.1:1\"\n").unwrap();
+    let mut cmd = crate::support::binary();
+    cmd.args(["--config", file.to_str().unwrap(), "migrate"]);
+    let out = crate::support::run_with_stdin(cmd, "");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown setting \"listn\""));
+}

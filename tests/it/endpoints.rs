@@ -230,3 +230,116 @@ async fn logout_confirmation_page() {
     let forged = browser.post("/logout", &[("csrf", "nope"), ("confirm", "yes")]).await;
     assert_eq!(forged.status(), 403);
 }
+
+/// A valid hint for someone else does not sign this user out without asking, and the
+/// confirmation page keeps the redirect and state; a POST from the relying party becomes a GET.
+#[tokio::test]
+async fn logout_with_another_users_hint_asks_first() {
+    let p = Provider::start().await;
+    // Bob's ID token, obtained in his own browser.
+    let hasher = laventecare_auth::identity::PasswordHasher::new();
+    laventecare_auth::identity::create_user(&p.t.db, &hasher, "bob@example.com", PASSWORD).await.unwrap();
+    laventecare_auth::tenancy::add_member(&p.t.db, "acme", "bob@example.com", laventecare_auth::tenancy::Role::Viewer)
+        .await
+        .unwrap();
+    let bob = Browser::new(&p);
+    let (verifier, challenge) = pkce();
+    let step = bob.sign_in_through(&authorize_url(&p, &challenge, &[]), "bob@example.com", PASSWORD).await;
+    let (_, bob_tokens) = p
+        .token(&[
+            ("grant_type", "authorization_code"),
+            ("code", &step.param("code").unwrap()),
+            ("redirect_uri", crate::flow::REDIRECT),
+            ("code_verifier", &verifier),
+        ])
+        .await;
+    let bob_hint = bob_tokens["id_token"].as_str().unwrap();
+
+    let (ann, _) = tokens(&p).await;
+    let mut url = url::Url::parse(&p.url("/logout")).unwrap();
+    url.query_pairs_mut()
+        .append_pair("id_token_hint", bob_hint)
+        .append_pair("post_logout_redirect_uri", POST_LOGOUT)
+        .append_pair("state", "s1");
+    let page = ann.open(url.as_str()).await;
+    assert!(page.html().contains("Sign out?"), "asks instead of signing Ann out");
+    let (_, challenge) = pkce();
+    assert!(
+        ann.open(&authorize_url(&p, &challenge, &[("prompt", "none")])).await.param("code").is_some(),
+        "still signed in"
+    );
+    // Confirming goes back to the relying party with the state.
+    let html = page.html();
+    let done = ann
+        .post(
+            "/logout",
+            &[
+                ("csrf", &crate::flow::hidden(html, "csrf")),
+                ("confirm", "yes"),
+                ("client_id", &crate::flow::hidden(html, "client_id")),
+                ("post_logout_redirect_uri", &crate::flow::hidden(html, "post_logout_redirect_uri")),
+                ("state", &crate::flow::hidden(html, "state")),
+            ],
+        )
+        .await;
+    assert!(done.left().as_str().starts_with(POST_LOGOUT));
+    assert_eq!(done.param("state").as_deref(), Some("s1"));
+
+    // A relying party's POST is turned into a GET.
+    let res =
+        p.http().post(p.url("/logout")).form(&[("id_token_hint", bob_hint), ("state", "x")]).send().await.unwrap();
+    assert_eq!(res.status(), 303);
+    assert!(res.headers()["location"].to_str().unwrap().starts_with("/logout?id_token_hint="));
+}
+
+/// Introspection needs an authenticated confidential client; a multi-tenant client sees its
+/// own tokens in the user's tenant; refresh token `exp` is the token's own.
+#[tokio::test]
+async fn introspection_callers() {
+    let p = Provider::start().await;
+    let (_, body) = tokens(&p).await;
+    let at = body["access_token"].as_str().unwrap();
+    let public = p
+        .client(laventecare_auth::clients::ClientRequest {
+            name: "SPA".into(),
+            grants: vec!["authorization_code".into()],
+            public: true,
+            redirect_uris: vec![crate::flow::REDIRECT.into()],
+            ..Default::default()
+        })
+        .await;
+    let res = p
+        .http()
+        .post(p.url("/introspect"))
+        .form(&[("token", at), ("client_id", &public.client_id)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401, "a public client cannot introspect");
+    let rt = body["refresh_token"].as_str().unwrap();
+    let v: serde_json::Value = p
+        .http()
+        .post(p.url("/introspect"))
+        .basic_auth(&p.client_id, Some(&p.client_secret))
+        .form(&[("token", rt), ("token_type_hint", "refresh_token")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["active"], true);
+    let exp = v["exp"].as_i64().unwrap();
+    let now = chrono::Utc::now().timestamp();
+    assert!(exp <= now + 30 * 86400 + 5, "the refresh token's own (30-day) expiry, not the family's");
+    // Revocation ignores an unknown hint.
+    let res = p
+        .http()
+        .post(p.url("/revoke"))
+        .basic_auth(&p.client_id, Some(&p.client_secret))
+        .form(&[("token", rt), ("token_type_hint", "something_else")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+}

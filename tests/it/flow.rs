@@ -224,21 +224,23 @@ pub fn pkce() -> (String, String) {
 
 /// An authorization URL for the seeded client with PKCE and the given extra parameters.
 pub fn authorize_url(p: &Provider, challenge: &str, extra: &[(&str, &str)]) -> String {
-    let mut url = Url::parse(&p.url("/authorize")).unwrap();
-    {
-        let mut q = url.query_pairs_mut();
-        q.append_pair("response_type", "code")
-            .append_pair("client_id", &p.client_id)
-            .append_pair("redirect_uri", REDIRECT)
-            .append_pair("scope", "openid email profile offline_access")
-            .append_pair("state", "st-123")
-            .append_pair("nonce", "n-456")
-            .append_pair("code_challenge", challenge)
-            .append_pair("code_challenge_method", "S256");
-        for (k, v) in extra {
-            q.append_pair(k, v);
-        }
+    let mut params: Vec<(&str, &str)> = vec![
+        ("response_type", "code"),
+        ("client_id", &p.client_id),
+        ("redirect_uri", REDIRECT),
+        ("scope", "openid email profile offline_access"),
+        ("state", "st-123"),
+        ("nonce", "n-456"),
+        ("code_challenge", challenge),
+        ("code_challenge_method", "S256"),
+    ];
+    // An extra parameter replaces the default of the same name.
+    for (k, v) in extra {
+        params.retain(|(name, _)| name != k);
+        params.push((k, v));
     }
+    let mut url = Url::parse(&p.url("/authorize")).unwrap();
+    url.query_pairs_mut().extend_pairs(params);
     url.to_string()
 }
 

@@ -154,3 +154,50 @@ async fn refresh_token_of_another_client_is_refused() {
     let (status, _) = p.token(&[("grant_type", "refresh_token"), ("refresh_token", rt)]).await;
     assert_eq!(status, 200, "the owner's token was not burnt");
 }
+
+/// A client without the refresh grant: a replayed code still ends the access token the first
+/// redemption issued.
+#[tokio::test]
+async fn code_reuse_revokes_even_without_refresh_tokens() {
+    let p = Provider::start().await;
+    let plain = p
+        .client(laventecare_auth::clients::ClientRequest {
+            name: "No refresh".into(),
+            grants: vec!["authorization_code".into()],
+            redirect_uris: vec![REDIRECT.into()],
+            ..Default::default()
+        })
+        .await;
+    let secret = plain.client_secret.as_ref().unwrap().expose().to_owned();
+    let browser = Browser::new(&p);
+    let (verifier, challenge) = pkce();
+    let url = authorize_url(&p, &challenge, &[]).replace(&p.client_id, &plain.client_id);
+    let step = browser.sign_in_through(&url, &p.email, PASSWORD).await;
+    let code = step.param("code").unwrap();
+    let redeem = || async {
+        let res = p
+            .http()
+            .post(p.url("/token"))
+            .basic_auth(&plain.client_id, Some(&secret))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", code.as_str()),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", verifier.as_str()),
+            ])
+            .send()
+            .await
+            .unwrap();
+        (res.status().as_u16(), res.json::<serde_json::Value>().await.unwrap())
+    };
+    let (status, first) = redeem().await;
+    assert_eq!(status, 200);
+    assert!(first.get("refresh_token").is_none());
+    let at = first["access_token"].as_str().unwrap();
+    let info = p.http().get(p.url("/userinfo")).bearer_auth(at).send().await.unwrap();
+    assert_eq!(info.status(), 200);
+    let (status, _) = redeem().await;
+    assert_eq!(status, 400);
+    let info = p.http().get(p.url("/userinfo")).bearer_auth(at).send().await.unwrap();
+    assert_eq!(info.status(), 401, "the replay ended the first access token");
+}
