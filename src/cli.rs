@@ -55,10 +55,26 @@ pub enum Command {
         #[command(subcommand)]
         command: ClientCommand,
     },
+    /// The audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Signing keys.
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Check every tenant's hash chain (or one tenant's); exits 1 at the first broken row.
+    Verify {
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -185,6 +201,9 @@ async fn run_with(command: Command, config: &Arc<Config>, db: &Database) -> anyh
             let added = tenancy::add_member(db, &tenant, &email, role).await?;
             print(json, &added, || format!("{email} is now {role} of {tenant}"))?;
         }
+        Command::Audit { command: AuditCommand::Verify { tenant, json } } => {
+            return audit_verify(db, tenant.as_deref(), json).await;
+        }
         Command::Keys { command: KeysCommand::Rotate { json } } => {
             let master_key = MasterKey::load(config)?;
             let report = crate::tokens::rotate(db, &master_key, &crate::tokens::RotationPolicy::default()).await?;
@@ -237,6 +256,50 @@ async fn run_with(command: Command, config: &Arc<Config>, db: &Database) -> anyh
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One tenant's verdict.
+#[derive(Serialize)]
+struct ChainReport {
+    tenant: String,
+    rows: usize,
+    ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    broken_at: Option<crate::db::audit::ChainBreak>,
+}
+
+/// `audit verify`: walks each tenant's chain in a transaction for that tenant.
+async fn audit_verify(db: &Database, only: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
+    let mut tx = db.unscoped().await?;
+    let mut tenants = crate::db::tenants::list(&mut tx).await?;
+    tx.commit().await?;
+    if let Some(slug) = only {
+        tenants.retain(|(_, s)| s == slug);
+        if tenants.is_empty() {
+            anyhow::bail!("no tenant with slug {slug:?}");
+        }
+    }
+    let mut reports = Vec::new();
+    for (id, slug) in tenants {
+        let mut tx = db.tenant(id).await?;
+        let rows = crate::db::audit::rows(&mut tx).await?;
+        tx.commit().await?;
+        let verdict = crate::db::audit::verify_chain(&rows);
+        reports.push(ChainReport { tenant: slug, rows: rows.len(), ok: verdict.is_ok(), broken_at: verdict.err() });
+    }
+    let all_ok = reports.iter().all(|r| r.ok);
+    let summary = serde_json::json!({ "ok": all_ok, "tenants": reports });
+    print(json, &summary, || {
+        reports
+            .iter()
+            .map(|r| match &r.broken_at {
+                None => format!("{}: {} rows, chain intact", r.tenant, r.rows),
+                Some(b) => format!("{}: BROKEN at row {}: {}", r.tenant, b.seq, b.problem),
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    })?;
+    Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 /// `serve`: bootstrap, then the HTTP server until SIGINT or SIGTERM; in-flight requests finish.

@@ -42,57 +42,151 @@ pub async fn append(tx: &mut Tx, event: &Event<'_>) -> Result<(), sqlx::Error> {
     let now = chrono::Utc::now();
     let occurred_at = chrono::DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now);
     let details = if event.details.is_null() { serde_json::json!({}) } else { event.details.clone() };
-    let hash = chain_hash(tenant_id, seq, occurred_at, event, &details, &prev_hash);
+    let mut row = AuditRow {
+        tenant_id,
+        seq,
+        occurred_at,
+        actor_kind: event.actor_kind.to_owned(),
+        actor_id: event.actor_id.clone(),
+        target_kind: event.target_kind.map(str::to_owned),
+        target_id: event.target_id.clone(),
+        action: event.action.to_owned(),
+        outcome: event.outcome.to_owned(),
+        ip: event.ip.map(|ip| ip.to_string()),
+        user_agent: event.user_agent.clone(),
+        request_id: event.request_id.clone(),
+        details,
+        prev_hash,
+        hash: Vec::new(),
+    };
+    row.hash = row.compute_hash().to_vec();
     sqlx::query(
         "INSERT INTO audit_events (tenant_id, seq, occurred_at, actor_kind, actor_id, target_kind, target_id, action, \
          outcome, ip, user_agent, request_id, details, prev_hash, hash) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::inet, $11, $12, $13, $14, $15)",
     )
-    .bind(tenant_id)
-    .bind(seq)
-    .bind(occurred_at)
-    .bind(event.actor_kind)
-    .bind(&event.actor_id)
-    .bind(event.target_kind)
-    .bind(&event.target_id)
-    .bind(event.action)
-    .bind(event.outcome)
-    .bind(event.ip.map(|ip| ip.to_string()))
-    .bind(&event.user_agent)
-    .bind(&event.request_id)
-    .bind(&details)
-    .bind(&prev_hash)
-    .bind(hash.as_slice())
+    .bind(row.tenant_id)
+    .bind(row.seq)
+    .bind(row.occurred_at)
+    .bind(&row.actor_kind)
+    .bind(&row.actor_id)
+    .bind(&row.target_kind)
+    .bind(&row.target_id)
+    .bind(&row.action)
+    .bind(&row.outcome)
+    .bind(&row.ip)
+    .bind(&row.user_agent)
+    .bind(&row.request_id)
+    .bind(&row.details)
+    .bind(&row.prev_hash)
+    .bind(&row.hash)
     .execute(tx.conn())
     .await?;
     Ok(())
 }
 
-/// SHA-256 over a canonical encoding of the row and the previous row's hash. Timestamps are
-/// encoded as microseconds, the precision PostgreSQL keeps.
-fn chain_hash(
-    tenant_id: Uuid,
-    seq: i64,
-    occurred_at: chrono::DateTime<chrono::Utc>,
-    e: &Event<'_>,
-    details: &serde_json::Value,
-    prev_hash: &[u8],
-) -> [u8; 32] {
-    let canonical = serde_json::json!([
-        tenant_id,
-        seq,
-        occurred_at.timestamp_micros(),
-        e.actor_kind,
-        e.actor_id,
-        e.target_kind,
-        e.target_id,
-        e.action,
-        e.outcome,
-        e.ip.map(|ip| ip.to_string()),
-        e.user_agent,
-        e.request_id,
-        details,
-        hex::encode(prev_hash),
-    ]);
-    Sha256::digest(canonical.to_string().as_bytes()).into()
+/// One row of the log as stored.
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, serde::Deserialize)]
+pub struct AuditRow {
+    pub tenant_id: Uuid,
+    pub seq: i64,
+    pub occurred_at: chrono::DateTime<chrono::Utc>,
+    pub actor_kind: String,
+    pub actor_id: Option<String>,
+    pub target_kind: Option<String>,
+    pub target_id: Option<String>,
+    pub action: String,
+    pub outcome: String,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+    pub details: serde_json::Value,
+    #[serde(with = "hex::serde")]
+    pub prev_hash: Vec<u8>,
+    #[serde(with = "hex::serde")]
+    pub hash: Vec<u8>,
+}
+
+impl AuditRow {
+    /// SHA-256 over a canonical encoding of the row and the previous row's hash. Timestamps
+    /// are microseconds, the precision PostgreSQL keeps; JSON objects have sorted keys.
+    pub fn compute_hash(&self) -> [u8; 32] {
+        let canonical = serde_json::json!([
+            self.tenant_id,
+            self.seq,
+            self.occurred_at.timestamp_micros(),
+            self.actor_kind,
+            self.actor_id,
+            self.target_kind,
+            self.target_id,
+            self.action,
+            self.outcome,
+            self.ip,
+            self.user_agent,
+            self.request_id,
+            sorted(&self.details),
+            hex::encode(&self.prev_hash),
+        ]);
+        Sha256::digest(canonical.to_string().as_bytes()).into()
+    }
+}
+
+/// `value` with every object's keys in sorted order. PostgreSQL's jsonb reorders keys, and
+/// serde_json keeps insertion order when a dependency turns on `preserve_order`, so the hash
+/// must not depend on either.
+fn sorted(value: &serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut entries: Vec<(&String, &serde_json::Value)> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            serde_json::Value::Object(entries.into_iter().map(|(k, v)| (k.clone(), sorted(v))).collect())
+        }
+        serde_json::Value::Array(items) => serde_json::Value::Array(items.iter().map(sorted).collect()),
+        other => other.clone(),
+    }
+}
+
+/// The first place a chain is broken.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ChainBreak {
+    /// The sequence number of the first row that does not fit.
+    pub seq: i64,
+    pub problem: &'static str,
+}
+
+/// Walks one tenant's rows (in `seq` order) and returns how many verified, or the first break:
+/// an edited row (its hash), a deleted one (a gap), an inserted or reordered one (the link to
+/// the previous hash).
+pub fn verify_chain(rows: &[AuditRow]) -> Result<usize, ChainBreak> {
+    let mut prev_hash = vec![0u8; 32];
+    for (i, row) in rows.iter().enumerate() {
+        let expected_seq = i64::try_from(i).unwrap_or(i64::MAX) + 1;
+        if row.seq != expected_seq {
+            return Err(ChainBreak { seq: row.seq, problem: "a row before this one is missing" });
+        }
+        if row.prev_hash != prev_hash {
+            return Err(ChainBreak {
+                seq: row.seq,
+                problem: "does not follow the previous row (inserted or reordered)",
+            });
+        }
+        if row.compute_hash().as_slice() != row.hash.as_slice() {
+            return Err(ChainBreak { seq: row.seq, problem: "its content was changed" });
+        }
+        prev_hash.clone_from(&row.hash);
+    }
+    Ok(rows.len())
+}
+
+/// Every row of the transaction's tenant, in order.
+pub async fn rows(tx: &mut Tx) -> Result<Vec<AuditRow>, sqlx::Error> {
+    let tenant_id = tx.tenant_id().unwrap_or_default();
+    sqlx::query_as(
+        "SELECT tenant_id, seq, occurred_at, actor_kind, actor_id, target_kind, target_id, action, outcome, \
+         host(ip) AS ip, user_agent, request_id, details, prev_hash, hash \
+         FROM audit_events WHERE tenant_id = $1 ORDER BY seq",
+    )
+    .bind(tenant_id)
+    .fetch_all(tx.conn())
+    .await
 }

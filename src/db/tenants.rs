@@ -41,3 +41,8 @@ pub async fn platform(tx: &mut Tx) -> Result<Option<Uuid>, sqlx::Error> {
 pub async fn current(tx: &mut Tx) -> Result<Option<(String, String)>, sqlx::Error> {
     sqlx::query_as("SELECT slug, status FROM tenants").fetch_optional(tx.conn()).await
 }
+
+/// Every tenant's id and slug (SECURITY DEFINER lookup; for operator commands).
+pub async fn list(tx: &mut Tx) -> Result<Vec<(Uuid, String)>, sqlx::Error> {
+    sqlx::query_as("SELECT id, slug FROM lca_tenant_list()").fetch_all(tx.conn()).await
+}

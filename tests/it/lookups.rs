@@ -14,6 +14,7 @@ const LOOKUPS: &[&str] = &[
     "lca_platform_tenant()",
     "lca_refresh_token_tenant(bytea)",
     "lca_tenant_by_slug(text)",
+    "lca_tenant_list()",
     "lca_user_by_email(text)",
 ];
 
@@ -77,6 +78,8 @@ async fn each_lookup_finds_only_its_object() {
     let found = db::tenants::by_slug(&mut tx, "acme").await.unwrap().unwrap();
     assert_eq!((found.id, found.status.as_str(), found.is_platform), (acme, "active", false));
     assert!(db::tenants::by_slug(&mut tx, "nope").await.unwrap().is_none());
+    // lca_tenant_list: ids and slugs of every tenant.
+    assert_eq!(db::tenants::list(&mut tx).await.unwrap(), [(acme, "acme".to_owned())]);
     // lca_platform_tenant: none before bootstrap.
     assert_eq!(db::tenants::platform(&mut tx).await.unwrap(), None);
     // lca_user_by_email, case-insensitive.
@@ -116,6 +119,7 @@ async fn lookups_return_the_minimum() {
         ("lca_platform_tenant", "uuid"),
         ("lca_refresh_token_tenant", "uuid"),
         ("lca_tenant_by_slug", "TABLE(id uuid, status text, is_platform boolean)"),
+        ("lca_tenant_list", "TABLE(id uuid, slug text)"),
         ("lca_user_by_email", "TABLE(id uuid, password_hash text, status text)"),
     ];
     let got: Vec<(&str, &str)> = results.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
