@@ -126,11 +126,6 @@ impl EmbeddedCluster {
         self.root.join("run")
     }
 
-    /// Whether this process started the cluster.
-    pub fn is_owned(&self) -> bool {
-        self.owned
-    }
-
     /// Connection options for a database of this cluster, as its superuser.
     pub fn connect_options(&self, database: &str) -> PgConnectOptions {
         PgConnectOptions::new()

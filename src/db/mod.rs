@@ -120,11 +120,6 @@ impl Database {
         Ok(Tx { inner: tx, tenant_id })
     }
 
-    /// The owner pool, for migrations and the schema checks of the test suite.
-    pub fn owner_pool(&self) -> &PgPool {
-        &self.owner
-    }
-
     /// Closes both pools.
     pub async fn close(&self) {
         self.runtime.close().await;

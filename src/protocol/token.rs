@@ -103,18 +103,8 @@ async fn authorization_code(
     let family_id = Uuid::now_v7();
     let Some(grant) = db::grants::consume_code(&mut tx, &code_hash, &client.client_id, family_id).await? else {
         if let Some(earlier) = db::grants::redeemed_code_family(&mut tx, &code_hash, &client.client_id).await? {
-            // Replay: end everything the first redemption issued, and say so in the log.
-            db::grants::revoke_family(&mut tx, earlier, "code_reuse").await?;
-            audit::append(
-                &mut tx,
-                &meta.event(
-                    "code.reuse_detected",
-                    "failure",
-                    ("client", Some(client.client_id.clone())),
-                    ("token_family", earlier.to_string()),
-                ),
-            )
-            .await?;
+            // Replay: end everything the first redemption issued.
+            end_replayed_family(&mut tx, meta, client, earlier, "code_reuse", "code.reuse_detected").await?;
             tx.commit().await?;
         }
         return Err(OAuthError::invalid_grant("the code is invalid, expired or already used").into());
@@ -184,6 +174,28 @@ async fn authorization_code(
     Ok(response)
 }
 
+/// Revokes the family a replayed code or refresh token belongs to and records the replay in
+/// the audit log, once: concurrent replays find it revoked already and write nothing more.
+async fn end_replayed_family(
+    tx: &mut Tx,
+    meta: &RequestMeta,
+    client: &ClientRow,
+    family_id: Uuid,
+    reason: &str,
+    action: &'static str,
+) -> Result<(), AppError> {
+    if db::grants::revoke_family(tx, family_id, reason).await? {
+        let event = meta.event(
+            action,
+            "failure",
+            ("client", Some(client.client_id.clone())),
+            ("token_family", family_id.to_string()),
+        );
+        audit::append(tx, &event).await?;
+    }
+    Ok(())
+}
+
 /// Refresh tokens are issued to clients allowed the refresh grant.
 fn refreshable(client: &ClientRow) -> bool {
     client.grant_types.iter().any(|g| g == GRANT_REFRESH_TOKEN)
@@ -230,18 +242,8 @@ async fn refresh_token(
     let family = match db::grants::use_refresh(&mut tx, &token_hash, &client.client_id).await? {
         RefreshUse::Rotated(family) => family,
         RefreshUse::Reused(family_id) => {
-            if db::grants::revoke_family(&mut tx, family_id, "refresh_reuse").await? {
-                audit::append(
-                    &mut tx,
-                    &meta.event(
-                        "refresh_token.reuse_detected",
-                        "failure",
-                        ("client", Some(client.client_id.clone())),
-                        ("token_family", family_id.to_string()),
-                    ),
-                )
+            end_replayed_family(&mut tx, meta, client, family_id, "refresh_reuse", "refresh_token.reuse_detected")
                 .await?;
-            }
             tx.commit().await?;
             return Err(OAuthError::invalid_grant("the refresh token was already used").into());
         }

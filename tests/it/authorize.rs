@@ -111,16 +111,6 @@ async fn pkce_is_required() {
     }
 }
 
-async fn redeem(p: &Provider, code: &str, verifier: &str) -> (u16, serde_json::Value) {
-    p.token(&[
-        ("grant_type", "authorization_code"),
-        ("code", code),
-        ("redirect_uri", REDIRECT),
-        ("code_verifier", verifier),
-    ])
-    .await
-}
-
 /// At the token endpoint: a wrong verifier, a missing verifier, a verifier with no challenge,
 /// a wrong secret (401 + WWW-Authenticate), an unknown grant.
 #[tokio::test]
@@ -133,9 +123,9 @@ async fn token_endpoint_refusals() {
     let step = browser.sign_in_through(&authorize_url(&p, &challenge, &[]), &p.email, PASSWORD).await;
     let code = step.param("code").unwrap();
     let (other_verifier, _) = pkce();
-    let (status, body) = redeem(&p, &code, &other_verifier).await;
+    let (status, body) = p.redeem(&code, &other_verifier).await;
     assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
-    let (status, _) = redeem(&p, &code, &verifier).await;
+    let (status, _) = p.redeem(&code, &verifier).await;
     assert_eq!(status, 400, "a failed redemption burns the code");
 
     // Missing verifier.
@@ -185,14 +175,7 @@ async fn prompt_none() {
     let id = crate::flow::claims(first["id_token"].as_str().unwrap());
     let step = browser.open(&authorize_url(&p, &challenge, &[("prompt", "none")])).await;
     let code = step.param("code").expect("a code without any page");
-    let (_, second) = p
-        .token(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", &verifier),
-        ])
-        .await;
+    let (_, second) = p.redeem(&code, &verifier).await;
     let id2 = crate::flow::claims(second["id_token"].as_str().unwrap());
     assert_eq!(id2["sub"], id["sub"]);
     assert_eq!(id2["auth_time"], id["auth_time"]);
@@ -216,14 +199,7 @@ async fn prompt_login_and_max_age_force_a_new_login() {
         assert!(step.html().contains("action=\"/login\""), "{extra:?} asks for the password again");
         let step = browser.login(&step, &p.email, PASSWORD).await;
         let code = step.param("code").unwrap();
-        let (_, body) = p
-            .token(&[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", REDIRECT),
-                ("code_verifier", &verifier),
-            ])
-            .await;
+        let (_, body) = p.redeem(&code, &verifier).await;
         let auth = crate::flow::claims(body["id_token"].as_str().unwrap())["auth_time"].as_i64().unwrap();
         assert!(auth > first_auth, "{extra:?}: {auth} > {first_auth}");
     }
@@ -242,14 +218,7 @@ async fn expired_code_is_refused() {
     let step = browser.sign_in_through(&authorize_url(&p, &challenge, &[]), &p.email, PASSWORD).await;
     let code = step.param("code").unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
-    let (status, body) = p
-        .token(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", &verifier),
-        ])
-        .await;
+    let (status, body) = p.redeem(&code, &verifier).await;
     assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
 }
 
@@ -462,7 +431,7 @@ async fn unknown_scopes_are_ignored_known_ones_enforced() {
     let step = browser
         .sign_in_through(&authorize_url(&p, &challenge, &[("scope", "openid address x:y")]), &p.email, PASSWORD)
         .await;
-    let (_, body) = redeem(&p, &step.param("code").unwrap(), &verifier).await;
+    let (_, body) = p.redeem(&step.param("code").unwrap(), &verifier).await;
     assert_eq!(body["scope"], "openid");
 }
 

@@ -54,14 +54,7 @@ async fn userinfo_claims_follow_scope() {
     let url = url.replace("scope=openid+email+profile+offline_access&", "");
     let step = browser.sign_in_through(&url, &p.email, PASSWORD).await;
     let code = step.param("code").unwrap();
-    let (_, body) = p
-        .token(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", crate::flow::REDIRECT),
-            ("code_verifier", &verifier),
-        ])
-        .await;
+    let (_, body) = p.redeem(&code, &verifier).await;
     assert_eq!(body["scope"], "openid");
     let info: serde_json::Value = p
         .http()

@@ -83,6 +83,32 @@ impl Provider {
         reqwest::Client::builder().redirect(Policy::none()).build().unwrap()
     }
 
+    /// Redeems a code of the seeded client at the token endpoint.
+    pub async fn redeem(&self, code: &str, verifier: &str) -> (u16, serde_json::Value) {
+        self.token(&[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", verifier),
+        ])
+        .await
+    }
+
+    /// Whether introspection, asked by the seeded client, calls `token` active.
+    pub async fn introspect(&self, token: &str) -> bool {
+        let res = self
+            .http()
+            .post(self.url("/introspect"))
+            .basic_auth(&self.client_id, Some(&self.client_secret))
+            .form(&[("token", token)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let v: serde_json::Value = res.json().await.unwrap();
+        v["active"].as_bool().unwrap()
+    }
+
     /// Posts a form to the token endpoint as the seeded client (Basic authentication).
     pub async fn token(&self, form: &[(&str, &str)]) -> (u16, serde_json::Value) {
         let res = self
@@ -250,14 +276,7 @@ pub async fn tokens(p: &Provider) -> (Browser, serde_json::Value) {
     let (verifier, challenge) = pkce();
     let step = browser.sign_in_through(&authorize_url(p, &challenge, &[]), &p.email, PASSWORD).await;
     let code = step.param("code").unwrap();
-    let (status, body) = p
-        .token(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", &verifier),
-        ])
-        .await;
+    let (status, body) = p.redeem(&code, &verifier).await;
     assert_eq!(status, 200, "{body}");
     (browser, body)
 }

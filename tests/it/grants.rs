@@ -5,20 +5,6 @@ use futures::future::join_all;
 
 use crate::flow::{Browser, PASSWORD, Provider, REDIRECT, authorize_url, pkce, tokens};
 
-async fn introspect(p: &Provider, token: &str) -> bool {
-    let res = p
-        .http()
-        .post(p.url("/introspect"))
-        .basic_auth(&p.client_id, Some(&p.client_secret))
-        .form(&[("token", token)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    let v: serde_json::Value = res.json().await.unwrap();
-    v["active"].as_bool().unwrap()
-}
-
 async fn audit_actions(p: &Provider) -> Vec<String> {
     let mut owner = p.t.owner().await;
     sqlx::query_scalar("SELECT action FROM audit_events ORDER BY tenant_id, seq").fetch_all(&mut owner).await.unwrap()
@@ -48,13 +34,13 @@ async fn code_reuse_revokes_what_the_first_redemption_issued() {
     assert_eq!(status, 200);
     let access = first["access_token"].as_str().unwrap();
     let refresh = first["refresh_token"].as_str().unwrap();
-    assert!(introspect(&p, access).await);
+    assert!(p.introspect(access).await);
 
     let (status, second) = p.token(&form).await;
     assert_eq!(status, 400);
     assert_eq!(second["error"], "invalid_grant");
-    assert!(!introspect(&p, access).await, "the first redemption's access token is revoked");
-    assert!(!introspect(&p, refresh).await);
+    assert!(!p.introspect(access).await, "the first redemption's access token is revoked");
+    assert!(!p.introspect(refresh).await);
     let (status, refreshed) = p.token(&[("grant_type", "refresh_token"), ("refresh_token", refresh)]).await;
     assert_eq!((status, refreshed["error"].as_str()), (400, Some("invalid_grant")));
     assert!(audit_actions(&p).await.contains(&"code.reuse_detected".to_owned()));
@@ -90,7 +76,7 @@ async fn fifty_concurrent_refreshes_one_winner_and_the_family_ends() {
     let winners: Vec<&serde_json::Value> = results.iter().filter(|(s, _)| *s == 200).map(|(_, b)| b).collect();
     assert_eq!(winners.len(), 1, "{results:?}");
     let new_refresh = winners[0]["refresh_token"].as_str().unwrap();
-    assert!(!introspect(&p, new_refresh).await, "reuse ended the family, the winner's token included");
+    assert!(!p.introspect(new_refresh).await, "reuse ended the family, the winner's token included");
     let (status, _) = p.token(&[("grant_type", "refresh_token"), ("refresh_token", new_refresh)]).await;
     assert_eq!(status, 400);
 }
@@ -105,13 +91,13 @@ async fn refresh_reuse_revokes_the_family_and_is_audited() {
     assert_eq!(status, 200);
     let second_rt = second["refresh_token"].as_str().unwrap();
     let second_at = second["access_token"].as_str().unwrap();
-    assert!(introspect(&p, second_at).await);
+    assert!(p.introspect(second_at).await);
 
     // The thief (or a confused client) replays the first token.
     let (status, replay) = p.token(&[("grant_type", "refresh_token"), ("refresh_token", &first)]).await;
     assert_eq!((status, replay["error"].as_str()), (400, Some("invalid_grant")));
-    assert!(!introspect(&p, second_rt).await);
-    assert!(!introspect(&p, second_at).await);
+    assert!(!p.introspect(second_rt).await);
+    assert!(!p.introspect(second_at).await);
 
     let mut owner = p.t.owner().await;
     let (actor, target_kind, reason): (Option<String>, Option<String>, Option<String>) = sqlx::query_as(
