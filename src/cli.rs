@@ -114,6 +114,16 @@ pub enum UserCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Issue a one-time recovery link for a member of a tenant: with it they set a new
+    /// password and enrol their second factor again.
+    Recover {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -196,6 +206,12 @@ async fn run_with(command: Command, config: &Arc<Config>, db: &Database) -> anyh
             let created = identity::create_user(db, &hasher, &email, &password).await?;
             print(json, &created, || format!("created user {} ({})", created.email, created.user_id))?;
         }
+        Command::User { command: UserCommand::Recover { email, tenant, json } } => {
+            let issued = recover_user(config, db, &email, &tenant).await?;
+            print(json, &issued, || {
+                format!("recovery link for {email} (works once, until {}):\n{}", issued.expires_at, issued.link)
+            })?;
+        }
         Command::Member { command: MemberCommand::Add { tenant, email, role, json } } => {
             let role: Role = role.parse()?;
             let added = tenancy::add_member(db, &tenant, &email, role).await?;
@@ -256,6 +272,35 @@ async fn run_with(command: Command, config: &Arc<Config>, db: &Database) -> anyh
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `user recover`: the user must be a member of the tenant.
+async fn recover_user(
+    config: &Config,
+    db: &Database,
+    email: &str,
+    slug: &str,
+) -> anyhow::Result<crate::identity::recovery::IssuedLink> {
+    use crate::identity::recovery;
+    let tenant = tenancy::find_tenant(db, slug).await?;
+    let mut tx = db.unscoped().await?;
+    let user = crate::db::users::by_email(&mut tx, email).await?;
+    tx.commit().await?;
+    let not_member = || anyhow::anyhow!("{email} is not a member of {slug}");
+    let user = user.ok_or_else(not_member)?;
+    let actor = recovery::Actor::Operator(operator_name());
+    recovery::issue_link(db, config, &actor, tenant.id, user.id, &recovery::Origin::default())
+        .await?
+        .ok_or_else(not_member)
+}
+
+/// Who runs the command line, for the audit log's actor.
+fn operator_name() -> String {
+    std::env::var("USER")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .or_else(|| nix::unistd::User::from_uid(nix::unistd::getuid()).ok().flatten().map(|u| u.name))
+        .unwrap_or_else(|| format!("uid:{}", nix::unistd::getuid()))
 }
 
 /// One tenant's verdict.

@@ -72,6 +72,24 @@ pub struct ConfigArgs {
     /// A browser session idle for this many seconds ends (default 12 hours).
     #[arg(long, env = "LCA_SESSION_TTL_SECS", default_value_t = 12 * 3600, global = true)]
     pub session_ttl_secs: u64,
+    /// Failed sign-ins per account before each attempt must wait (1 s, then doubling).
+    #[arg(long, env = "LCA_LOGIN_FREE_FAILURES", default_value_t = 3, global = true)]
+    pub login_free_failures: u32,
+    /// Failed sign-ins (password or second factor) that lock an account.
+    #[arg(long, env = "LCA_LOGIN_LOCK_AFTER", default_value_t = 10, global = true)]
+    pub login_lock_after: u32,
+    /// Seconds an account (or client IP) stays locked.
+    #[arg(long, env = "LCA_LOGIN_LOCK_SECS", default_value_t = 900, global = true)]
+    pub login_lock_secs: u64,
+    /// The longest wait between attempts, in seconds.
+    #[arg(long, env = "LCA_LOGIN_MAX_DELAY_SECS", default_value_t = 30, global = true)]
+    pub login_max_delay_secs: u64,
+    /// Failed sign-ins from one client IP (any accounts) that lock that IP.
+    #[arg(long, env = "LCA_LOGIN_IP_LOCK_AFTER", default_value_t = 100, global = true)]
+    pub login_ip_lock_after: u32,
+    /// Lifetime of an account recovery link, in seconds.
+    #[arg(long, env = "LCA_RECOVERY_LINK_TTL_SECS", default_value_t = 3600, global = true)]
+    pub recovery_link_ttl_secs: u64,
     /// Seconds a request may take before it is cut off.
     #[arg(long, env = "LCA_REQUEST_TIMEOUT_SECS", default_value_t = 30, global = true)]
     pub request_timeout_secs: u64,
@@ -95,6 +113,14 @@ pub struct Lifetimes {
     pub refresh_token: Duration,
     pub refresh_family: Duration,
     pub session: Duration,
+    pub recovery_link: Duration,
+}
+
+/// Brute-force limits of sign-in, per account and per client IP.
+#[derive(Clone, Copy, Debug)]
+pub struct ThrottleConfig {
+    pub account: crate::db::throttle::Limits,
+    pub ip: crate::db::throttle::Limits,
 }
 
 /// The validated configuration.
@@ -117,6 +143,7 @@ pub struct Config {
     pub db_max_connections: u32,
     pub request_timeout: Duration,
     pub ttl: Lifetimes,
+    pub throttle: ThrottleConfig,
     /// Largest request body accepted.
     pub body_limit: usize,
 }
@@ -125,6 +152,7 @@ impl Config {
     /// Validates the settings.
     pub fn from_args(args: ConfigArgs) -> anyhow::Result<Self> {
         let issuer = validate_issuer(&args.issuer)?;
+        let throttle = throttle_limits(&args);
         let database = match args.database_url.filter(|u| !u.is_empty()) {
             Some(url) => {
                 DatabaseConfig::External { url, runtime_url: args.database_runtime_url.filter(|u| !u.is_empty()) }
@@ -158,10 +186,33 @@ impl Config {
                 refresh_token: Duration::from_secs(args.refresh_token_ttl_secs.max(60)),
                 refresh_family: Duration::from_secs(args.refresh_family_ttl_secs.max(60)),
                 session: Duration::from_secs(args.session_ttl_secs.max(60)),
+                recovery_link: Duration::from_secs(args.recovery_link_ttl_secs.clamp(60, 7 * 86400)),
             },
+            throttle,
             body_limit: 64 * 1024,
         })
     }
+}
+
+fn throttle_limits(args: &ConfigArgs) -> ThrottleConfig {
+    let clamp = |v: u32| i32::try_from(v.max(1)).unwrap_or(i32::MAX);
+    let secs = |v: u64| i64::try_from(v.max(1)).unwrap_or(i64::MAX);
+    let account = crate::db::throttle::Limits {
+        free: clamp(args.login_free_failures),
+        lock_after: clamp(args.login_lock_after),
+        lock_seconds: secs(args.login_lock_secs),
+        max_delay_seconds: secs(args.login_max_delay_secs),
+        window_seconds: secs(args.login_lock_secs).max(900),
+    };
+    // An IP is shared by many people (NAT, offices): it only locks, much later, and never
+    // makes anyone wait.
+    let ip = crate::db::throttle::Limits {
+        free: clamp(args.login_ip_lock_after),
+        max_delay_seconds: 0,
+        lock_after: clamp(args.login_ip_lock_after),
+        ..account
+    };
+    ThrottleConfig { account, ip }
 }
 
 /// An issuer is an https URL without query or fragment; http is allowed only for a loopback

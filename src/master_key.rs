@@ -59,6 +59,11 @@ impl MasterKey {
         }
     }
 
+    /// A key from raw bytes (tests, tools).
+    pub fn from_bytes(key: [u8; 32]) -> Self {
+        Self(key)
+    }
+
     pub fn bytes(&self) -> &[u8; 32] {
         &self.0
     }

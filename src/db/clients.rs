@@ -67,14 +67,16 @@ pub struct ClientRow {
     pub multi_tenant: bool,
     pub signing_alg: String,
     pub require_pkce: bool,
+    /// Logins through this client need a second factor.
+    pub require_mfa: bool,
 }
 
 /// A client of the transaction's tenant.
 pub async fn get(tx: &mut Tx, client_id: &str) -> Result<Option<ClientRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT tenant_id, client_id, name, client_type, secret_hash, token_endpoint_auth_method, grant_types, \
-         redirect_uris, post_logout_redirect_uris, scopes, service_role, multi_tenant, signing_alg, require_pkce \
-         FROM clients WHERE client_id = $1",
+         redirect_uris, post_logout_redirect_uris, scopes, service_role, multi_tenant, signing_alg, require_pkce, \
+         require_mfa FROM clients WHERE client_id = $1",
     )
     .bind(client_id)
     .fetch_optional(tx.conn())

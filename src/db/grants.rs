@@ -312,3 +312,23 @@ pub async fn revoke_access(tx: &mut Tx, jti: Uuid, client_id: &str) -> Result<bo
     .await?;
     Ok(done.rows_affected() == 1)
 }
+
+/// Revokes every live family of a user in the transaction's tenant; returns how many.
+pub async fn revoke_user_families(tx: &mut Tx, user_id: Uuid, reason: &str) -> Result<u64, sqlx::Error> {
+    let tenant_id = tenant(tx);
+    Ok(sqlx::query(
+        "UPDATE token_families SET revoked_at = now(), revoked_reason = $3 \
+         WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL",
+    )
+    .bind(tenant_id)
+    .bind(user_id)
+    .bind(reason)
+    .execute(tx.conn())
+    .await?
+    .rows_affected())
+}
+
+/// The tenants where a user has live families (SECURITY DEFINER lookup).
+pub async fn user_family_tenants(tx: &mut Tx, user_id: Uuid) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar("SELECT lca_user_family_tenants($1)").bind(user_id).fetch_all(tx.conn()).await
+}

@@ -37,3 +37,13 @@ pub async fn of_user(tx: &mut Tx, user_id: Uuid) -> Result<Vec<MembershipOf>, sq
         .fetch_all(tx.conn())
         .await
 }
+
+/// The members of the transaction's tenant: (user id, email, role, has TOTP).
+pub async fn members(tx: &mut Tx) -> Result<Vec<(Uuid, String, String, bool)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT m.user_id, u.email, m.role, u.totp_secret IS NOT NULL \
+         FROM memberships m JOIN users u ON u.id = m.user_id ORDER BY u.email LIMIT 1000",
+    )
+    .fetch_all(tx.conn())
+    .await
+}

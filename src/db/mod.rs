@@ -16,8 +16,11 @@ pub mod embedded;
 pub mod grants;
 pub mod keys;
 pub mod memberships;
+pub mod mfa;
+pub mod recovery;
 pub mod sessions;
 pub mod tenants;
+pub mod throttle;
 pub mod users;
 
 use std::time::Duration;
@@ -139,6 +142,27 @@ impl Tx {
     /// The tenant this transaction was opened for.
     pub fn tenant_id(&self) -> Option<Uuid> {
         self.tenant_id
+    }
+
+    /// Moves the transaction to another tenant, for one action that spans a user's tenants
+    /// (a password change ends the user's token families in each).
+    pub async fn switch_tenant(&mut self, tenant_id: Uuid) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT set_config('app.tenant_id', $1, true)")
+            .bind(tenant_id.to_string())
+            .execute(&mut *self.inner)
+            .await?;
+        self.tenant_id = Some(tenant_id);
+        Ok(())
+    }
+
+    /// Lets the transaction act on one user's own record too (a recovery link, found in its
+    /// tenant, then sets that user's password).
+    pub async fn switch_user(&mut self, user_id: Uuid) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT set_config('app.user_id', $1, true)")
+            .bind(user_id.to_string())
+            .execute(&mut *self.inner)
+            .await?;
+        Ok(())
     }
 
     /// The connection, for the query functions of this module's children.

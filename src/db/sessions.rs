@@ -107,3 +107,45 @@ impl SessionStore for PgSessionStore {
         tx.commit().await.map_err(backend)
     }
 }
+
+/// Ends every session of a user except `keep` (a session hash); returns how many ended.
+pub async fn end_for_user(tx: &mut super::Tx, user_id: uuid::Uuid, keep: Option<&[u8]>) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query("DELETE FROM browser_sessions WHERE user_id = $1 AND ($2::bytea IS NULL OR id_hash <> $2)")
+        .bind(user_id)
+        .bind(keep)
+        .execute(tx.conn())
+        .await?
+        .rows_affected())
+}
+
+/// One of a user's sessions, for the account page.
+#[derive(Debug, Clone)]
+pub struct UserSession {
+    /// The stored hash: a handle the user may name to end it (never the cookie's value).
+    pub handle: Vec<u8>,
+    pub data: serde_json::Value,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// The live sessions of a user.
+pub async fn of_user(tx: &mut super::Tx, user_id: uuid::Uuid) -> Result<Vec<UserSession>, sqlx::Error> {
+    let rows: Vec<(Vec<u8>, serde_json::Value, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
+        "SELECT id_hash, data, expires_at FROM browser_sessions WHERE user_id = $1 AND expires_at > now() \
+         ORDER BY expires_at DESC LIMIT 50",
+    )
+    .bind(user_id)
+    .fetch_all(tx.conn())
+    .await?;
+    Ok(rows.into_iter().map(|(handle, data, expires_at)| UserSession { handle, data, expires_at }).collect())
+}
+
+/// Ends one session of a user, named by its handle.
+pub async fn end_one(tx: &mut super::Tx, user_id: uuid::Uuid, handle: &[u8]) -> Result<bool, sqlx::Error> {
+    Ok(sqlx::query("DELETE FROM browser_sessions WHERE user_id = $1 AND id_hash = $2")
+        .bind(user_id)
+        .bind(handle)
+        .execute(tx.conn())
+        .await?
+        .rows_affected()
+        == 1)
+}

@@ -46,3 +46,8 @@ pub async fn current(tx: &mut Tx) -> Result<Option<(String, String)>, sqlx::Erro
 pub async fn list(tx: &mut Tx) -> Result<Vec<(Uuid, String)>, sqlx::Error> {
     sqlx::query_as("SELECT id, slug FROM lca_tenant_list()").fetch_all(tx.conn()).await
 }
+
+/// Whether the transaction's tenant requires MFA of every member.
+pub async fn requires_mfa(tx: &mut Tx) -> Result<bool, sqlx::Error> {
+    Ok(sqlx::query_scalar("SELECT require_mfa FROM tenants").fetch_optional(tx.conn()).await?.unwrap_or(false))
+}

@@ -1,6 +1,10 @@
 //! People: user accounts, email addresses and passwords.
 
+pub mod mfa;
 pub mod password;
+pub mod recovery;
+pub mod security;
+pub mod throttle;
 
 use uuid::Uuid;
 

@@ -78,13 +78,29 @@ fn dummy_hash() -> &'static str {
     &DUMMY
 }
 
-/// Checks a new password against the rules: at least 12 characters, at most 72 bytes.
+/// Common long passwords (`common_passwords.txt`, shipped in the binary).
+fn is_common(password: &str) -> bool {
+    static LIST: std::sync::LazyLock<std::collections::HashSet<&'static str>> = std::sync::LazyLock::new(|| {
+        include_str!("common_passwords.txt").lines().filter(|l| !l.is_empty() && !l.starts_with('#')).collect()
+    });
+    let lower = password.to_lowercase();
+    // Spaces do not make a common phrase uncommon ("correct horse battery staple").
+    let squeezed: String = lower.chars().filter(|c| !c.is_whitespace()).collect();
+    LIST.contains(lower.as_str()) || LIST.contains(squeezed.as_str())
+}
+
+/// Checks a new password against the rules: at least 12 characters, at most 72 bytes, more
+/// than three different characters, and not on the list of common passwords.
 pub fn check_rules(password: &str) -> Result<(), ServiceError> {
     if password.chars().count() < MIN_CHARS {
         return Err(ServiceError::Invalid(format!("the password must have at least {MIN_CHARS} characters")));
     }
     if password.len() > MAX_BYTES {
         return Err(ServiceError::Invalid(format!("the password must have at most {MAX_BYTES} bytes")));
+    }
+    let distinct: std::collections::HashSet<char> = password.chars().collect();
+    if distinct.len() <= 3 || is_common(password) {
+        return Err(ServiceError::Invalid("this password is too common; choose another".into()));
     }
     Ok(())
 }
@@ -99,8 +115,18 @@ mod tests {
         assert!(check_rules("short").is_err());
         assert!(check_rules("eleven char").is_err());
         assert!(check_rules("twelve chars").is_ok());
-        assert!(check_rules(&"x".repeat(72)).is_ok());
-        assert!(check_rules(&"x".repeat(73)).is_err());
+        assert!(check_rules(&"xyz!".repeat(18)).is_ok());
+        assert!(check_rules(&"xyz!".repeat(18).replacen('x', "xx", 1)).is_err(), "73 bytes");
+        for common in [
+            "password1234",
+            "Password1234",
+            "QWERTY123456",
+            "aaaaaaaaaaaaaaa",
+            "abababababab",
+            "Correct Horse Battery Staple",
+        ] {
+            assert!(check_rules(common).is_err(), "{common}");
+        }
     }
 
     /// A hash verifies its password only; an unknown account never verifies.

@@ -6,15 +6,17 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use tower_sessions::Session;
+use uuid::Uuid;
 
 use crate::AppState;
 use crate::db::{self, audit};
 use crate::error::AppError;
 use crate::extract::Form;
+use crate::identity::{security, throttle};
 use crate::pages::session::{self, Pending, SignedIn};
 use crate::pages::{EN, Text, render};
 use crate::protocol::authorize::origin_of;
-use crate::protocol::discovery::ACR_PASSWORD;
+use crate::protocol::discovery::{ACR_MFA, ACR_PASSWORD};
 use crate::protocol::meta::RequestMeta;
 use crate::secrets::Secret;
 
@@ -81,8 +83,9 @@ pub struct LoginForm {
     password: String,
 }
 
-/// `POST /login`. An unknown email, a wrong password and a disabled account get the same
-/// answer after the same bcrypt work, so the page cannot be used to find accounts.
+/// `POST /login`. An unknown email, a wrong password, a disabled account and an account that
+/// must wait or is locked all get the same answer after the same bcrypt work, so the page
+/// cannot be used to find accounts or to tell a lock from a typo.
 pub async fn submit(
     State(state): State<AppState>,
     session: Session,
@@ -90,10 +93,12 @@ pub async fn submit(
     Form(form): Form<LoginForm>,
 ) -> Result<Response, AppError> {
     session::check_csrf(&session, &form.csrf).await?;
-    let mut pending = if form.req.is_empty() { None } else { session::pending(&session, &form.req).await? };
+    let pending = if form.req.is_empty() { None } else { session::pending(&session, &form.req).await? };
     let email = form.email.trim();
     let password = form.password.as_str();
-    let found = if email.len() <= 254 && password.len() <= 1024 {
+    let attempt = throttle::Attempt::new(email, meta.ip);
+    let may_try = throttle::may_try(&state.db, &attempt).await?;
+    let found = if may_try && email.len() <= 254 && password.len() <= 1024 {
         let mut tx = state.db.unscoped().await?;
         let user = db::users::by_email(&mut tx, email).await?;
         tx.commit().await?;
@@ -102,43 +107,153 @@ pub async fn submit(
         None
     };
     let password_ok = state.passwords.verify(password, found.as_ref().and_then(|u| u.password_hash.as_deref())).await?;
+    let found_id = found.as_ref().map(|u| u.id);
     let user = found.filter(|u| password_ok && u.status == "active");
 
-    if let Some(p) = &pending {
-        let mut tx = state.db.tenant(p.client_tenant).await?;
-        audit::append(
-            &mut tx,
-            &meta.event(
-                if user.is_some() { "login.success" } else { "login.failure" },
-                if user.is_some() { "success" } else { "failure" },
-                ("user", user.as_ref().map(|u| u.id.to_string())),
-                ("client", p.client_id.clone()),
-            ),
-        )
-        .await?;
-        tx.commit().await?;
-    }
-
     let Some(user) = user else {
+        let user_id = found_id.map(|u| u.to_string());
+        if may_try {
+            let failure = throttle::failed(&state.db, &state.config.throttle, &attempt).await?;
+            record_lockouts(&state, pending.as_ref(), &meta, found_id, email, failure).await?;
+        }
+        let mut event =
+            meta.event("login.failure", "failure", ("user", user_id), ("client", client_of(pending.as_ref())));
+        // Internal only: the caller sees the same page whatever the reason.
+        event.details = serde_json::json!({ "reason": if may_try { "credentials" } else { "throttled" } });
+        audit_sign_in(&state, pending.as_ref(), &event).await?;
         // 200, not 401: a 401 would need a WWW-Authenticate challenge this form is not.
         return page(&state, &session, pending.as_ref(), email, true, StatusCode::OK).await;
     };
-    let who = SignedIn {
-        user_id: user.id,
-        auth_time: chrono::Utc::now().timestamp(),
-        amr: vec!["pwd".into()],
-        acr: ACR_PASSWORD.into(),
-        sid: Secret::generate().expose().to_owned(),
+
+    let mut tx = state.db.user(user.id).await?;
+    let mfa = db::mfa::state(&mut tx, user.id).await?.ok_or(AppError::NotFound)?;
+    let mut second_factor = security::needs_second_factor(&mut tx, user.id, &mfa).await?;
+    tx.commit().await?;
+    if let Some(p) = &pending {
+        second_factor |= p.mfa_required || client_requires_mfa(&state, p).await?;
+    }
+    if second_factor {
+        // The password was right; the second step decides. Nothing is signed in yet.
+        let pre = session::PreAuth { user_id: user.id, email: email.to_owned(), at: chrono::Utc::now().timestamp() };
+        session::set_pre_auth(&session, &pre).await?;
+        let req = pending.as_ref().map(|p| format!("?req={}", p.id)).unwrap_or_default();
+        let step = if mfa.has_totp() { "/login/mfa" } else { "/mfa/enrol" };
+        return Ok(Redirect::to(&format!("{step}{req}")).into_response());
+    }
+    throttle::succeeded(&state.db, &attempt).await?;
+    let event = meta.event(
+        "login.success",
+        "success",
+        ("user", Some(user.id.to_string())),
+        ("client", client_of(pending.as_ref())),
+    );
+    audit_sign_in(&state, pending.as_ref(), &event).await?;
+    finish_sign_in(&session, &meta, user.id, &["pwd"], pending).await
+}
+
+/// The client of a sign-in, for audit rows ("" on a sign-in straight at the login page).
+pub fn client_of(pending: Option<&Pending>) -> String {
+    pending.map(|p| p.client_id.clone()).unwrap_or_default()
+}
+
+/// Whether the client of the request, or its tenant, requires MFA.
+async fn client_requires_mfa(state: &AppState, p: &Pending) -> Result<bool, AppError> {
+    let client = crate::clients::find(&state.db, &p.client_id).await?;
+    if client.as_ref().is_some_and(|c| c.require_mfa) {
+        return Ok(true);
+    }
+    let mut tx = state.db.tenant(p.client_tenant).await?;
+    let required = db::tenants::requires_mfa(&mut tx).await?;
+    tx.commit().await?;
+    Ok(required)
+}
+
+/// Writes a sign-in event: in the chain of the tenant of the client being signed in to, or
+/// the platform tenant's for a sign-in straight at the login page.
+pub async fn audit_sign_in(
+    state: &AppState,
+    pending: Option<&Pending>,
+    event: &audit::Event<'_>,
+) -> Result<(), AppError> {
+    let tenant = match pending {
+        Some(p) => Some(p.client_tenant),
+        None => {
+            let mut tx = state.db.unscoped().await?;
+            let platform = db::tenants::platform(&mut tx).await?;
+            tx.commit().await?;
+            platform
+        }
     };
-    session::sign_in(&session, &who).await?;
-    match pending.as_mut() {
-        Some(p) => {
+    if let Some(tenant) = tenant {
+        let mut tx = state.db.tenant(tenant).await?;
+        audit::append(&mut tx, event).await?;
+        tx.commit().await?;
+    }
+    Ok(())
+}
+
+/// Audits the locks a failure caused.
+pub async fn record_lockouts(
+    state: &AppState,
+    pending: Option<&Pending>,
+    meta: &RequestMeta,
+    user_id: Option<Uuid>,
+    email: &str,
+    failure: throttle::Failure,
+) -> Result<(), AppError> {
+    if failure.locked_account {
+        let mut event = meta.event(
+            "login.lockout",
+            "failure",
+            ("user", user_id.map(|u| u.to_string())),
+            ("account", email.to_lowercase()),
+        );
+        event.details =
+            serde_json::json!({ "failures": failure.failures, "seconds": state.config.throttle.account.lock_seconds });
+        audit_sign_in(state, pending, &event).await?;
+    }
+    if failure.locked_ip {
+        let ip = meta.ip.map(|ip| ip.to_string()).unwrap_or_default();
+        let mut event = meta.event("login.ip_lockout", "failure", ("system", None), ("ip", ip));
+        event.details = serde_json::json!({ "seconds": state.config.throttle.ip.lock_seconds });
+        audit_sign_in(state, pending, &event).await?;
+    }
+    Ok(())
+}
+
+/// Signs the user in (a new session id) and goes on: to the authorization request, to the
+/// page that sent them here, or home.
+pub async fn finish_sign_in(
+    session: &Session,
+    meta: &RequestMeta,
+    user_id: Uuid,
+    amr: &[&str],
+    pending: Option<Pending>,
+) -> Result<Response, AppError> {
+    let mfa = amr.contains(&"otp");
+    let who = SignedIn {
+        user_id,
+        auth_time: chrono::Utc::now().timestamp(),
+        amr: amr.iter().map(|s| (*s).to_owned()).collect(),
+        acr: if mfa { ACR_MFA } else { ACR_PASSWORD }.into(),
+        sid: Secret::generate().expose().to_owned(),
+        ip: meta.ip.map(|ip| ip.to_string()),
+        user_agent: meta.user_agent.clone(),
+    };
+    session::sign_in(session, &who).await?;
+    Ok(Redirect::to(&next_after_sign_in(session, pending).await?).into_response())
+}
+
+/// Where a completed sign-in goes next.
+pub async fn next_after_sign_in(session: &Session, pending: Option<Pending>) -> Result<String, AppError> {
+    match pending {
+        Some(mut p) => {
             p.logged_in = true;
             // A new sign-in may be another person: choose the tenant again.
             p.tenant = None;
-            session::save_pending(&session, p).await?;
-            Ok(Redirect::to(&format!("/authorize/continue?req={}", p.id)).into_response())
+            session::save_pending(session, &p).await?;
+            Ok(format!("/authorize/continue?req={}", p.id))
         }
-        None => Ok(Redirect::to("/").into_response()),
+        None => Ok(session::take_return_to(session).await?.unwrap_or_else(|| "/".into())),
     }
 }

@@ -2,8 +2,12 @@
 //! needed. Every page gets a strict Content-Security-Policy (no inline script), and every form
 //! a CSRF token bound to the browser session.
 
+pub mod account;
+pub mod admin;
 pub mod consent;
 pub mod login;
+pub mod mfa;
+pub mod recover;
 pub mod session;
 pub mod tenant;
 pub mod text;

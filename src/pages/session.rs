@@ -12,6 +12,8 @@ use crate::pages::page_error;
 const AUTH: &str = "auth";
 const CSRF: &str = "csrf";
 const PENDING: &str = "pending";
+const PRE_AUTH: &str = "pre_auth";
+const RETURN_TO: &str = "return_to";
 /// Authorization requests kept per session; the oldest goes first.
 const MAX_PENDING: usize = 8;
 
@@ -25,6 +27,62 @@ pub struct SignedIn {
     pub acr: String,
     /// Session id for relying parties (OIDC `sid`); random, not the cookie's id.
     pub sid: String,
+    /// Where the sign-in came from, for the account page's list of sessions.
+    #[serde(default)]
+    pub ip: Option<String>,
+    #[serde(default)]
+    pub user_agent: Option<String>,
+}
+
+impl SignedIn {
+    /// Whether this sign-in passed a second factor.
+    pub fn has_mfa(&self) -> bool {
+        self.acr == crate::protocol::discovery::ACR_MFA
+    }
+}
+
+/// A sign-in halfway: the password was right, the second factor (or its enrolment) is next.
+/// Nothing is issued and no page but the second-factor pages accepts it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PreAuth {
+    pub user_id: Uuid,
+    /// The email as typed: the brute-force counter of this sign-in.
+    pub email: String,
+    /// Unix seconds of the password check; a half sign-in lasts 10 minutes.
+    pub at: i64,
+}
+
+/// How long the second step may take after the password.
+const PRE_AUTH_SECONDS: i64 = 600;
+
+pub async fn pre_auth(session: &Session) -> Result<Option<PreAuth>, AppError> {
+    let p: Option<PreAuth> = session.get(PRE_AUTH).await.map_err(internal)?;
+    Ok(p.filter(|p| chrono::Utc::now().timestamp() - p.at < PRE_AUTH_SECONDS))
+}
+
+pub async fn set_pre_auth(session: &Session, p: &PreAuth) -> Result<(), AppError> {
+    session.insert(PRE_AUTH, p).await.map_err(internal)
+}
+
+pub async fn clear_pre_auth(session: &Session) -> Result<(), AppError> {
+    session.remove::<PreAuth>(PRE_AUTH).await.map_err(internal).map(|_| ())
+}
+
+/// A local page to return to after signing in (account, admin).
+pub async fn set_return_to(session: &Session, path: &'static str) -> Result<(), AppError> {
+    session.insert(RETURN_TO, path).await.map_err(internal)
+}
+
+pub async fn take_return_to(session: &Session) -> Result<Option<String>, AppError> {
+    let path: Option<String> = session.remove(RETURN_TO).await.map_err(internal)?;
+    // Only our own paths: never `//host` or a URL.
+    Ok(path.filter(|p| p.starts_with('/') && !p.starts_with("//")))
+}
+
+/// The hash under which the store keeps this session (see `db::sessions`), to tell the
+/// current session from the others.
+pub fn current_handle(session: &Session) -> Option<[u8; 32]> {
+    session.id().map(|id| crate::secrets::sha256(id.to_string().as_bytes()))
 }
 
 fn internal(e: tower_sessions::session::Error) -> AppError {
@@ -40,6 +98,7 @@ pub async fn signed_in(session: &Session) -> Result<Option<SignedIn>, AppError> 
 pub async fn sign_in(session: &Session, who: &SignedIn) -> Result<(), AppError> {
     session.cycle_id().await.map_err(internal)?;
     session.remove::<String>(CSRF).await.map_err(internal)?;
+    session.remove::<PreAuth>(PRE_AUTH).await.map_err(internal)?;
     session.insert(AUTH, who).await.map_err(internal)
 }
 
@@ -96,6 +155,9 @@ pub struct Pending {
     pub logged_in: bool,
     pub tenant: Option<Uuid>,
     pub consented: bool,
+    /// A second factor is needed for this request (`acr_values`, or a step-up).
+    #[serde(default)]
+    pub mfa_required: bool,
 }
 
 pub async fn pending(session: &Session, id: &str) -> Result<Option<Pending>, AppError> {

@@ -18,7 +18,9 @@ use crate::AppState;
 use crate::clients::{GRANT_AUTHORIZATION_CODE, RedirectUri};
 use crate::db::{self, audit, clients::ClientRow};
 use crate::error::AppError;
+use crate::identity::security;
 use crate::pages::{self, page_error, session};
+use crate::protocol::discovery::ACR_MFA;
 use crate::protocol::meta::RequestMeta;
 use crate::protocol::types::{Prompt, SCOPES_SUPPORTED, Scopes, valid_pkce_value};
 use crate::secrets::Secret;
@@ -289,6 +291,9 @@ async fn start(
         logged_in: false,
         tenant: None,
         consented: false,
+        // acr_values is a space-separated preference list (OIDC Core §3.1.2.1); asking for
+        // ours makes the second factor a must for this request.
+        mfa_required: p.acr_values.as_deref().is_some_and(|v| v.split(' ').any(|a| a == ACR_MFA)),
     };
     if prompt.none {
         // Nothing may be shown: decide now, and never store the request.
@@ -311,6 +316,32 @@ pub async fn id_token_hint_subject(state: &AppState, hint: &str, client_id: &str
     };
     check_claims(&claims, &expected).ok()?;
     claims.get("sub")?.as_str()?.parse().ok()
+}
+
+/// Whether this request must pass a second factor before a code is issued.
+async fn needs_mfa(
+    state: &AppState,
+    client: &ClientRow,
+    tenant_id: Uuid,
+    user_id: Uuid,
+    pending: &session::Pending,
+) -> Result<bool, AppError> {
+    if pending.mfa_required || client.require_mfa {
+        return Ok(true);
+    }
+    let mut tx = state.db.tenant(tenant_id).await?;
+    let tenant_requires = db::tenants::requires_mfa(&mut tx).await?;
+    tx.commit().await?;
+    if tenant_requires {
+        return Ok(true);
+    }
+    let mut tx = state.db.user(user_id).await?;
+    let required = match db::mfa::state(&mut tx, user_id).await? {
+        Some(st) => security::needs_second_factor(&mut tx, user_id, &st).await?,
+        None => true,
+    };
+    tx.commit().await?;
+    Ok(required)
 }
 
 /// Resumes a stored request after a step.
@@ -407,6 +438,18 @@ async fn decide(
             tenant_id
         }
     };
+
+    // The second factor: asked for by the request, required by the client or the tenant, or
+    // because the user has one or administers a tenant (admin tokens never rest on a password
+    // alone). A session that signed in with the password only steps up here.
+    if !who.has_mfa() && needs_mfa(state, client, tenant_id, who.user_id, &pending).await? {
+        if prompt_none {
+            return Ok(reply.error("interaction_required", "a second factor is needed"));
+        }
+        pending.mfa_required = true;
+        session::save_pending(session, &pending).await?;
+        return Ok(to("login/mfa"));
+    }
 
     // Consent, remembered per client and scope set (OIDC Core §3.1.2.4).
     let scope = Scopes::parse(&pending.scope).unwrap_or_default();

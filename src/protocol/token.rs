@@ -128,6 +128,10 @@ async fn authorization_code(
     }
     let scope = Scopes::parse(&grant.scope).unwrap_or_default();
     let (slug, role) = tenant_and_role(&mut tx, grant.user_id).await?;
+    if !second_factor_ok(role, Some(&grant.acr)) {
+        tx.commit().await?;
+        return Err(OAuthError::invalid_grant("an administrator must sign in with a second factor").into());
+    }
     // Every code redemption has a family, so that a replay of the code can end what this
     // redemption issued (RFC 6749 §4.1.2) even when no refresh token is part of it.
     let family =
@@ -194,6 +198,11 @@ async fn end_replayed_family(
         audit::append(tx, &event).await?;
     }
     Ok(())
+}
+
+/// Admin tokens never rest on a password alone (DESIGN.md; issue "mandatory MFA").
+fn second_factor_ok(role: Role, acr: Option<&str>) -> bool {
+    role != Role::Admin || acr == Some(crate::protocol::discovery::ACR_MFA)
 }
 
 /// Refresh tokens are issued to clients allowed the refresh grant.
@@ -271,6 +280,12 @@ async fn refresh_token(
             return Err(e);
         }
     };
+    // Made an admin since this family began with a password alone: no admin token from it.
+    if !second_factor_ok(role, family.acr.as_deref()) {
+        db::grants::revoke_family(&mut tx, family.family_id, "mfa_required").await?;
+        tx.commit().await?;
+        return Err(OAuthError::invalid_grant("an administrator must sign in with a second factor").into());
+    }
     let response = issue::issue(
         state,
         &mut tx,

@@ -10,7 +10,7 @@ use url::Url;
 
 use crate::support::TestDb;
 
-pub const PASSWORD: &str = "correct horse battery staple";
+pub const PASSWORD: &str = "violet tundra kayak 42";
 pub const REDIRECT: &str = "https://rp.example.com/callback";
 pub const POST_LOGOUT: &str = "https://rp.example.com/signed-out";
 
@@ -141,6 +141,22 @@ impl Step {
         }
     }
 
+    /// The page, if the step ended on one.
+    pub fn html_opt(&self) -> Option<&str> {
+        match self {
+            Step::Page { html, .. } => Some(html),
+            Step::Left(_) => None,
+        }
+    }
+
+    /// The `code` the browser left with, if it left.
+    pub fn code(&self) -> Option<String> {
+        match self {
+            Step::Left(url) => url.query_pairs().find(|(k, _)| k == "code").map(|(_, v)| v.into_owned()),
+            Step::Page { .. } => None,
+        }
+    }
+
     pub fn left(&self) -> &Url {
         match self {
             Step::Left(url) => url,
@@ -231,6 +247,58 @@ impl Browser {
         }
         step
     }
+}
+
+impl Browser {
+    /// Answers the second-factor page with a code.
+    pub async fn second_factor(&self, page: &Step, code: &str) -> Step {
+        let html = page.html();
+        assert!(html.contains("action=\"/login/mfa\""), "not the second-factor page: {html}");
+        let csrf = hidden(html, "csrf");
+        let req = hidden(html, "req");
+        self.post("/login/mfa", &[("csrf", &csrf), ("req", &req), ("code", code)]).await
+    }
+
+    /// On the enrolment page: reads the key shown as text, enters its current code, and
+    /// returns the key, the backup codes shown once, and that page.
+    pub async fn enrol(&self, page: &Step) -> (String, Vec<String>, Step) {
+        let html = page.html();
+        assert!(html.contains("action=\"/mfa/enrol\""), "not the enrolment page: {html}");
+        let secret = between(html, "<code id=\"totp-secret\">", "</code>");
+        let csrf = hidden(html, "csrf");
+        let req = hidden(html, "req");
+        let step = self.post("/mfa/enrol", &[("csrf", &csrf), ("req", &req), ("code", &totp_code(&secret, 0))]).await;
+        let codes = backup_codes(step.html());
+        (secret, codes, step)
+    }
+
+    /// Follows the "Continue" link of a page (backup codes, notices).
+    pub async fn continue_on(&self, page: &Step) -> Step {
+        let href = between(page.html(), "id=\"continue\" href=\"", "\"").replace("&amp;", "&");
+        let url = Url::parse(&self.issuer).unwrap().join(&href).unwrap();
+        self.open(url.as_str()).await
+    }
+}
+
+/// The TOTP code of a key as the enrolment page shows it, `steps_ahead` 30-second steps from
+/// now (the provider accepts one step of skew; a step already used is refused).
+pub fn totp_code(secret: &str, steps_ahead: u64) -> String {
+    let bytes = totp_rs::Secret::try_from_base32(secret.replace(' ', "")).unwrap().as_ref().to_vec();
+    let totp = laventecare_auth::identity::mfa::totp(&bytes, "test", "t@example.com").unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    totp.generate(now + 30 * steps_ahead).to_string()
+}
+
+/// The backup codes of the page that shows them.
+pub fn backup_codes(html: &str) -> Vec<String> {
+    between(html, "<pre id=\"backup-codes\" class=\"codes\">", "</pre>").lines().map(str::to_owned).collect()
+}
+
+/// The text between two markers.
+pub fn between(html: &str, start: &str, end: &str) -> String {
+    let from = html.find(start).unwrap_or_else(|| panic!("no {start} in {html}")) + start.len();
+    let to = html[from..].find(end).unwrap() + from;
+    html[from..to].to_owned()
 }
 
 /// The value of a hidden input.

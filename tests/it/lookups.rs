@@ -12,10 +12,12 @@ const LOOKUPS: &[&str] = &[
     "lca_code_tenant(bytea)",
     "lca_memberships_of(uuid)",
     "lca_platform_tenant()",
+    "lca_recovery_link_tenant(bytea)",
     "lca_refresh_token_tenant(bytea)",
     "lca_tenant_by_slug(text)",
     "lca_tenant_list()",
     "lca_user_by_email(text)",
+    "lca_user_family_tenants(uuid)",
 ];
 
 /// The catalogue holds exactly the listed SECURITY DEFINER functions, owned by lca_lookup,
@@ -117,10 +119,12 @@ async fn lookups_return_the_minimum() {
         ("lca_code_tenant", "uuid"),
         ("lca_memberships_of", "TABLE(tenant_id uuid, slug text, name text, role text)"),
         ("lca_platform_tenant", "uuid"),
+        ("lca_recovery_link_tenant", "uuid"),
         ("lca_refresh_token_tenant", "uuid"),
         ("lca_tenant_by_slug", "TABLE(id uuid, status text, is_platform boolean)"),
         ("lca_tenant_list", "TABLE(id uuid, slug text)"),
         ("lca_user_by_email", "TABLE(id uuid, password_hash text, status text)"),
+        ("lca_user_family_tenants", "SETOF uuid"),
     ];
     let got: Vec<(&str, &str)> = results.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
     assert_eq!(got, expected);
@@ -130,8 +134,9 @@ async fn lookups_return_the_minimum() {
     assert_eq!(db::sqlstate(&err).as_deref(), Some("42501"));
 }
 
-/// lca_code_tenant and lca_refresh_token_tenant find the tenant of a stored hash, and nothing
-/// for an unknown one.
+/// lca_code_tenant, lca_refresh_token_tenant and lca_recovery_link_tenant find the tenant of
+/// a stored hash, and nothing for an unknown one; lca_user_family_tenants lists where a user
+/// has live token families.
 #[tokio::test]
 async fn code_and_refresh_lookups() {
     let t = TestDb::new().await;
@@ -174,6 +179,8 @@ async fn code_and_refresh_lookups() {
     .await
     .unwrap();
     db::grants::insert_refresh(&mut tx, &refresh_hash, family, later).await.unwrap();
+    let link_hash = [5u8; 32];
+    db::recovery::insert(&mut tx, &link_hash, user.user_id, "test", later).await.unwrap();
     tx.commit().await.unwrap();
 
     let mut tx = t.db.unscoped().await.unwrap();
@@ -181,6 +188,13 @@ async fn code_and_refresh_lookups() {
     assert_eq!(db::grants::code_tenant(&mut tx, &[1u8; 32]).await.unwrap(), None);
     assert_eq!(db::grants::refresh_tenant(&mut tx, &refresh_hash).await.unwrap(), Some(acme));
     assert_eq!(db::grants::refresh_tenant(&mut tx, &[1u8; 32]).await.unwrap(), None);
+    // lca_recovery_link_tenant
+    assert_eq!(db::recovery::tenant_of(&mut tx, &link_hash).await.unwrap(), Some(acme));
+    assert_eq!(db::recovery::tenant_of(&mut tx, &[1u8; 32]).await.unwrap(), None);
+    // lca_user_family_tenants: the tenants with live families of the user, nobody else's.
+    assert_eq!(db::grants::user_family_tenants(&mut tx, user.user_id).await.unwrap(), [acme]);
+    assert!(db::grants::user_family_tenants(&mut tx, uuid::Uuid::now_v7()).await.unwrap().is_empty());
+    assert_eq!(db::recovery::peek(&mut tx, &link_hash).await.unwrap(), None, "the link row stays invisible");
     // Without the tenant, the rows themselves stay invisible.
     assert!(matches!(
         db::grants::use_refresh(&mut tx, &refresh_hash, "c").await.unwrap(),

@@ -14,6 +14,7 @@ mod grants;
 mod http;
 mod keys;
 mod lookups;
+mod mfa;
 mod oidc;
 mod rls;
 mod rotation;

@@ -111,6 +111,15 @@ async fn grant_state(t: &TestDb, tenant: Uuid, user: Uuid) {
     grants::insert_refresh(&mut tx, &laventecare_auth::secrets::random_bytes::<32>(), family, later).await.unwrap();
     grants::insert_access(&mut tx, Uuid::now_v7(), Some(family), "c", later).await.unwrap();
     consents::grant(&mut tx, user, "c", &["openid".into()]).await.unwrap();
+    laventecare_auth::db::recovery::insert(
+        &mut tx,
+        &laventecare_auth::secrets::random_bytes::<32>(),
+        user,
+        "test",
+        later,
+    )
+    .await
+    .unwrap();
     let event = audit::Event { actor_kind: "system", action: "test.seed", outcome: "success", ..Default::default() };
     audit::append(&mut tx, &event).await.unwrap();
     tx.commit().await.unwrap();

@@ -14,6 +14,9 @@ const NO_RLS_ALLOWLIST: &[&str] = &[
     // Browser sessions exist before any tenant is chosen; rows are found only by the SHA-256
     // of a 128-bit random cookie value.
     "browser_sessions",
+    // Failed sign-in counters exist before anyone is identified; keys are SHA-256 of an email
+    // or IP, and no tenant data is in them.
+    "login_throttle",
 ];
 
 /// Everything wrong with RLS in the `public` schema, one line per problem.

@@ -1,0 +1,110 @@
+//! Failed sign-in counters (`login_throttle`), per account and per client IP.
+//!
+//! One statement per failure: the counter, its window, the next allowed time and the lock are
+//! all computed in the UPDATE, so concurrent failures never lose a count.
+
+use super::Tx;
+
+/// The limits (see `identity::throttle`).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Failures allowed before delays start.
+    pub free: i32,
+    /// Failures that lock the key.
+    pub lock_after: i32,
+    pub lock_seconds: i64,
+    /// The longest delay between attempts.
+    pub max_delay_seconds: i64,
+    /// Failures older than this are forgotten.
+    pub window_seconds: i64,
+}
+
+/// Where a key stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    Open,
+    /// Waiting out a delay.
+    Delayed,
+    Locked,
+}
+
+/// The standing of a key now.
+pub async fn standing(tx: &mut Tx, key_hash: &[u8]) -> Result<Standing, sqlx::Error> {
+    let row: Option<(bool, bool)> = sqlx::query_as(
+        "SELECT coalesce(locked_until > now(), false), next_allowed_at > now() FROM login_throttle WHERE key_hash = $1",
+    )
+    .bind(key_hash)
+    .fetch_optional(tx.conn())
+    .await?;
+    Ok(match row {
+        Some((true, _)) => Standing::Locked,
+        Some((false, true)) => Standing::Delayed,
+        _ => Standing::Open,
+    })
+}
+
+/// Counts a failure and sets the delay (and, at the limit, the lock) that follows it.
+/// Returns the failures in the window and whether this failure locked the key.
+pub async fn record_failure(tx: &mut Tx, key_hash: &[u8], limits: &Limits) -> Result<(i32, bool), sqlx::Error> {
+    // The upsert locks the row, so the update below sees this count and no other.
+    let (failures, was_locked): (i32, bool) = sqlx::query_as(
+        "INSERT INTO login_throttle AS t (key_hash, failures, window_start, next_allowed_at, updated_at) \
+         VALUES ($1, 1, now(), now(), now()) \
+         ON CONFLICT (key_hash) DO UPDATE SET \
+           failures = CASE WHEN t.window_start < now() - make_interval(secs => $2) THEN 1 ELSE t.failures + 1 END, \
+           window_start = CASE WHEN t.window_start < now() - make_interval(secs => $2) THEN now() \
+                          ELSE t.window_start END, \
+           updated_at = now() \
+         RETURNING failures, coalesce(locked_until > now(), false)",
+    )
+    .bind(key_hash)
+    .bind(limits.window_seconds as f64)
+    .fetch_one(tx.conn())
+    .await?;
+    let delay = delay_after(failures, limits);
+    let lock = failures >= limits.lock_after && !was_locked;
+    sqlx::query(
+        "UPDATE login_throttle SET next_allowed_at = now() + make_interval(secs => $2), \
+           locked_until = CASE WHEN $3 THEN now() + make_interval(secs => $4) ELSE locked_until END \
+         WHERE key_hash = $1",
+    )
+    .bind(key_hash)
+    .bind(delay as f64)
+    .bind(lock)
+    .bind(limits.lock_seconds as f64)
+    .execute(tx.conn())
+    .await?;
+    Ok((failures, lock))
+}
+
+/// Seconds to wait after `failures` failures: none for the free ones, then 1, 2, 4, ... up to
+/// the maximum.
+pub fn delay_after(failures: i32, limits: &Limits) -> i64 {
+    if failures < limits.free {
+        return 0;
+    }
+    let exponent = u32::try_from(failures - limits.free).unwrap_or(0).min(20);
+    (1i64 << exponent).min(limits.max_delay_seconds)
+}
+
+/// Forgets an account's failures after a successful sign-in (not while it is locked).
+pub async fn clear(tx: &mut Tx, key_hash: &[u8]) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM login_throttle WHERE key_hash = $1 AND coalesce(locked_until <= now(), true)")
+        .bind(key_hash)
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// No delay for the free failures, then doubling delays up to the cap.
+    #[test]
+    fn delays_grow_to_the_cap() {
+        let l = Limits { free: 3, lock_after: 10, lock_seconds: 900, max_delay_seconds: 30, window_seconds: 900 };
+        let delays: Vec<i64> = (1..=10).map(|f| delay_after(f, &l)).collect();
+        assert_eq!(delays, [0, 0, 1, 2, 4, 8, 16, 30, 30, 30]);
+    }
+}

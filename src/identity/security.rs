@@ -1,0 +1,70 @@
+//! Actions on a user's security that span tenants: ending every session and token family,
+//! and recording account events in the audit chain of each tenant the user belongs to.
+
+use uuid::Uuid;
+
+use crate::db::{self, Tx, audit};
+
+/// Sessions and token families ended.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct Ended {
+    pub sessions: u64,
+    pub families: u64,
+}
+
+/// Ends every browser session of the user but `keep` (the hash of the current one), and
+/// every live token family of the user in every tenant. Runs in the caller's transaction, so
+/// it commits with the action that caused it (password change, MFA reset, recovery).
+pub async fn end_sessions_and_families(
+    tx: &mut Tx,
+    user_id: Uuid,
+    keep: Option<&[u8]>,
+    reason: &str,
+) -> Result<Ended, sqlx::Error> {
+    let sessions = db::sessions::end_for_user(tx, user_id, keep).await?;
+    let mut families = 0;
+    let original = tx.tenant_id();
+    for tenant in db::grants::user_family_tenants(tx, user_id).await? {
+        tx.switch_tenant(tenant).await?;
+        families += db::grants::revoke_user_families(tx, user_id, reason).await?;
+    }
+    if let Some(t) = original {
+        tx.switch_tenant(t).await?;
+    }
+    Ok(Ended { sessions, families })
+}
+
+/// Appends an account event (password change, MFA enrolment…) to the chain of every tenant
+/// the user is an active member of, so each tenant's administrators see it; a user with no
+/// membership has it in the platform tenant's chain.
+pub async fn append_for_user(tx: &mut Tx, user_id: Uuid, event: &audit::Event<'_>) -> Result<(), sqlx::Error> {
+    let original = tx.tenant_id();
+    let mut tenants: Vec<Uuid> =
+        db::memberships::of_user(tx, user_id).await?.into_iter().map(|m| m.tenant_id).collect();
+    if tenants.is_empty() {
+        tenants.extend(db::tenants::platform(tx).await?);
+    }
+    for tenant in tenants {
+        tx.switch_tenant(tenant).await?;
+        audit::append(tx, event).await?;
+    }
+    if let Some(t) = original {
+        tx.switch_tenant(t).await?;
+    }
+    Ok(())
+}
+
+/// Whether a user must pass a second factor to sign in at all: they have one, an
+/// administrator reset it (enrol again), or they administer a tenant (admin tokens and admin
+/// pages never rest on a password alone).
+pub async fn needs_second_factor(tx: &mut Tx, user_id: Uuid, state: &db::mfa::MfaState) -> Result<bool, sqlx::Error> {
+    if state.has_totp() || state.mfa_enrol_required {
+        return Ok(true);
+    }
+    is_admin_anywhere(tx, user_id).await
+}
+
+/// Admin of any active tenant (the platform tenant's admins included).
+pub async fn is_admin_anywhere(tx: &mut Tx, user_id: Uuid) -> Result<bool, sqlx::Error> {
+    Ok(db::memberships::of_user(tx, user_id).await?.iter().any(|m| m.role == "admin"))
+}

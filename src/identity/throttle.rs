@@ -1,0 +1,70 @@
+//! Brute-force defence for sign-in: failed passwords and second-factor codes are counted per
+//! account and per client IP in PostgreSQL (so every server instance sees the same counts).
+//! After a few failures each attempt must wait (1 s, doubling, up to a cap); at the limit the
+//! account is locked for a while. An attempt made while waiting or locked is refused without
+//! looking at the password, but only after the same bcrypt work, and with the same page as a
+//! wrong password, so a caller cannot tell a lock from a typo or an unknown address.
+//!
+//! The account key is the lower-cased email as typed, whether or not such an account exists:
+//! an unknown address is delayed and locked exactly like a real one.
+
+use std::net::IpAddr;
+
+use crate::config::ThrottleConfig;
+use crate::db::Database;
+use crate::db::throttle::{self, Standing};
+use crate::secrets::sha256;
+
+/// The counter keys of one attempt.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    account: [u8; 32],
+    ip: Option<[u8; 32]>,
+}
+
+impl Attempt {
+    pub fn new(email: &str, ip: Option<IpAddr>) -> Self {
+        let account = sha256(format!("account:{}", email.trim().to_lowercase()).as_bytes());
+        Self { account, ip: ip.map(|ip| sha256(format!("ip:{ip}").as_bytes())) }
+    }
+}
+
+/// What a failure led to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Failure {
+    pub failures: i32,
+    /// This failure locked the account.
+    pub locked_account: bool,
+    /// This failure locked the client IP.
+    pub locked_ip: bool,
+}
+
+/// Whether the attempt may be checked now (neither key waiting nor locked).
+pub async fn may_try(db: &Database, attempt: &Attempt) -> Result<bool, sqlx::Error> {
+    let mut tx = db.unscoped().await?;
+    let mut open = throttle::standing(&mut tx, &attempt.account).await? == Standing::Open;
+    if let Some(ip) = &attempt.ip {
+        open &= throttle::standing(&mut tx, ip).await? != Standing::Locked;
+    }
+    tx.commit().await?;
+    Ok(open)
+}
+
+/// Counts a failed attempt on both keys.
+pub async fn failed(db: &Database, limits: &ThrottleConfig, attempt: &Attempt) -> Result<Failure, sqlx::Error> {
+    let mut tx = db.unscoped().await?;
+    let (failures, locked_account) = throttle::record_failure(&mut tx, &attempt.account, &limits.account).await?;
+    let locked_ip = match &attempt.ip {
+        Some(ip) => throttle::record_failure(&mut tx, ip, &limits.ip).await?.1,
+        None => false,
+    };
+    tx.commit().await?;
+    Ok(Failure { failures, locked_account, locked_ip })
+}
+
+/// Forgets the account's failures after a complete sign-in.
+pub async fn succeeded(db: &Database, attempt: &Attempt) -> Result<(), sqlx::Error> {
+    let mut tx = db.unscoped().await?;
+    throttle::clear(&mut tx, &attempt.account).await?;
+    tx.commit().await
+}

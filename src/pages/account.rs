@@ -1,0 +1,242 @@
+//! The account page: two-step verification, password change, and the user's sessions.
+
+use askama::Template;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use tower_sessions::Session;
+
+use crate::AppState;
+use crate::db;
+use crate::error::AppError;
+use crate::extract::Form;
+use crate::identity::{mfa, password, security, throttle};
+use crate::pages::session::{self, SignedIn};
+use crate::pages::{EN, Text, render};
+use crate::protocol::meta::RequestMeta;
+
+/// One line of the sessions list.
+pub struct SessionLine {
+    pub label: String,
+    pub handle: String,
+    pub current: bool,
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+struct AccountPage<'a> {
+    t: &'static Text,
+    csrf: &'a str,
+    email: &'a str,
+    mfa_on: bool,
+    backup_left: i64,
+    sessions: &'a [SessionLine],
+    notice: Option<&'a str>,
+    problem: Option<&'a str>,
+}
+
+/// The signed-in user, or a redirect to sign in and come back.
+async fn signed_in(session: &Session) -> Result<Result<SignedIn, Response>, AppError> {
+    match session::signed_in(session).await? {
+        Some(who) => Ok(Ok(who)),
+        None => {
+            session::set_return_to(session, "/account").await?;
+            Ok(Err(Redirect::to("/login").into_response()))
+        }
+    }
+}
+
+/// `GET /account`.
+pub async fn show(State(state): State<AppState>, session: Session) -> Result<Response, AppError> {
+    let who = match signed_in(&session).await? {
+        Ok(w) => w,
+        Err(to_login) => return Ok(to_login),
+    };
+    page(&state, &session, &who, None, None, StatusCode::OK).await
+}
+
+async fn page(
+    state: &AppState,
+    session: &Session,
+    who: &SignedIn,
+    notice: Option<&str>,
+    problem: Option<&str>,
+    status: StatusCode,
+) -> Result<Response, AppError> {
+    let mut tx = state.db.user(who.user_id).await?;
+    let st = db::mfa::state(&mut tx, who.user_id).await?.ok_or(AppError::NotFound)?;
+    let rows = db::sessions::of_user(&mut tx, who.user_id).await?;
+    tx.commit().await?;
+    let current = session::current_handle(session);
+    let sessions: Vec<SessionLine> = rows
+        .iter()
+        .map(|r| {
+            let auth = r.data.get("auth");
+            let field = |name: &str| auth.and_then(|a| a.get(name)).and_then(|v| v.as_str()).unwrap_or("").to_owned();
+            let since = auth
+                .and_then(|a| a.get("auth_time"))
+                .and_then(serde_json::Value::as_i64)
+                .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+                .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+                .unwrap_or_default();
+            let agent: String = field("user_agent").chars().take(60).collect();
+            SessionLine {
+                label: format!("{since} · {} · {agent}", field("ip")),
+                handle: hex::encode(&r.handle),
+                current: current.is_some_and(|c| c.as_slice() == r.handle.as_slice()),
+            }
+        })
+        .collect();
+    let csrf = session::csrf_token(session).await?;
+    let page = AccountPage {
+        t: &EN,
+        csrf: &csrf,
+        email: &st.email,
+        mfa_on: st.has_totp(),
+        backup_left: st.backup_codes_left,
+        sessions: &sessions,
+        notice,
+        problem,
+    };
+    Ok(render(status, &page, &[]))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PasswordForm {
+    csrf: String,
+    current: String,
+    new: String,
+}
+
+/// `POST /account/password`: needs the current password (a wrong one counts towards the
+/// account's lock), then ends every other session and every token family of the user.
+pub async fn change_password(
+    State(state): State<AppState>,
+    session: Session,
+    meta: RequestMeta,
+    Form(form): Form<PasswordForm>,
+) -> Result<Response, AppError> {
+    session::check_csrf(&session, &form.csrf).await?;
+    let who = match signed_in(&session).await? {
+        Ok(w) => w,
+        Err(to_login) => return Ok(to_login),
+    };
+    let mut tx = state.db.user(who.user_id).await?;
+    let stored = db::mfa::password_hash(&mut tx, who.user_id).await?;
+    let email = db::mfa::state(&mut tx, who.user_id).await?.map(|s| s.email).unwrap_or_default();
+    tx.commit().await?;
+    let attempt = throttle::Attempt::new(&email, meta.ip);
+    let may_try = throttle::may_try(&state.db, &attempt).await?;
+    let current_ok = form.current.len() <= 1024
+        && state.passwords.verify(&form.current, stored.as_deref().filter(|_| may_try)).await?
+        && may_try;
+    if !current_ok {
+        if may_try {
+            throttle::failed(&state.db, &state.config.throttle, &attempt).await?;
+        }
+        let event = meta.event(
+            "password.change",
+            "failure",
+            ("user", Some(who.user_id.to_string())),
+            ("user", who.user_id.to_string()),
+        );
+        let mut tx = state.db.user(who.user_id).await?;
+        security::append_for_user(&mut tx, who.user_id, &event).await?;
+        tx.commit().await?;
+        return page(&state, &session, &who, None, Some(EN.account_password_wrong), StatusCode::OK).await;
+    }
+    if let Err(e) = password::check_rules(&form.new) {
+        return page(&state, &session, &who, None, Some(&e.to_string()), StatusCode::OK).await;
+    }
+    let hash = state.passwords.hash(&form.new).await?;
+    let mut tx = state.db.user(who.user_id).await?;
+    db::mfa::set_password(&mut tx, who.user_id, &hash).await?;
+    let keep = session::current_handle(&session);
+    let ended = security::end_sessions_and_families(
+        &mut tx,
+        who.user_id,
+        keep.as_ref().map(|k| k.as_slice()),
+        "password_change",
+    )
+    .await?;
+    let mut event = meta.event(
+        "password.change",
+        "success",
+        ("user", Some(who.user_id.to_string())),
+        ("user", who.user_id.to_string()),
+    );
+    event.details = serde_json::json!({ "sessions_ended": ended.sessions, "families_revoked": ended.families });
+    security::append_for_user(&mut tx, who.user_id, &event).await?;
+    tx.commit().await?;
+    throttle::succeeded(&state.db, &attempt).await?;
+    page(&state, &session, &who, Some(EN.account_password_changed), None, StatusCode::OK).await
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CsrfForm {
+    csrf: String,
+}
+
+/// `POST /account/backup-codes`: replaces the backup codes (a session that passed MFA only).
+pub async fn regenerate_backup_codes(
+    State(state): State<AppState>,
+    session: Session,
+    meta: RequestMeta,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, AppError> {
+    session::check_csrf(&session, &form.csrf).await?;
+    let who = match signed_in(&session).await? {
+        Ok(w) => w,
+        Err(to_login) => return Ok(to_login),
+    };
+    if !who.has_mfa() {
+        return Ok(Redirect::to("/login/mfa").into_response());
+    }
+    let codes = mfa::new_backup_codes();
+    let hashes: Vec<[u8; 32]> = codes.iter().filter_map(|c| mfa::backup_code_hash(c)).collect();
+    let mut tx = state.db.user(who.user_id).await?;
+    db::mfa::replace_backup_codes(&mut tx, who.user_id, &hashes).await?;
+    let event = meta.event(
+        "mfa.backup_codes_regenerated",
+        "success",
+        ("user", Some(who.user_id.to_string())),
+        ("user", who.user_id.to_string()),
+    );
+    security::append_for_user(&mut tx, who.user_id, &event).await?;
+    tx.commit().await?;
+    crate::pages::mfa::backup_codes_page(&codes, "/account")
+}
+
+#[derive(Debug, Deserialize)]
+pub struct EndSessionForm {
+    csrf: String,
+    session: String,
+}
+
+/// `POST /account/sessions/end`: signs one of the user's other sessions out.
+pub async fn end_session(
+    State(state): State<AppState>,
+    session: Session,
+    meta: RequestMeta,
+    Form(form): Form<EndSessionForm>,
+) -> Result<Response, AppError> {
+    session::check_csrf(&session, &form.csrf).await?;
+    let who = match signed_in(&session).await? {
+        Ok(w) => w,
+        Err(to_login) => return Ok(to_login),
+    };
+    let Ok(handle) = hex::decode(&form.session) else { return Err(AppError::NotFound) };
+    let mut tx = state.db.user(who.user_id).await?;
+    if db::sessions::end_one(&mut tx, who.user_id, &handle).await? {
+        let event = meta.event(
+            "session.ended",
+            "success",
+            ("user", Some(who.user_id.to_string())),
+            ("session", form.session.clone()),
+        );
+        security::append_for_user(&mut tx, who.user_id, &event).await?;
+    }
+    tx.commit().await?;
+    Ok(Redirect::to("/account").into_response())
+}

@@ -1,0 +1,88 @@
+//! The recovery page: a one-time link from an administrator lets the user set a new password;
+//! their second factor is removed, to be enrolled again at the next sign-in.
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::Deserialize;
+use tower_sessions::Session;
+
+use crate::AppState;
+use crate::error::AppError;
+use crate::extract::Form;
+use crate::identity::password;
+use crate::identity::recovery::{self, Origin};
+use crate::pages::mfa::NoticePage;
+use crate::pages::session;
+use crate::pages::{EN, Text, render};
+use crate::protocol::meta::RequestMeta;
+
+#[derive(Template)]
+#[template(path = "recover.html")]
+struct RecoverPage<'a> {
+    t: &'static Text,
+    csrf: &'a str,
+    token: &'a str,
+    problem: Option<&'a str>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RecoverQuery {
+    token: Option<String>,
+}
+
+fn invalid() -> Response {
+    let page = NoticePage { t: &EN, title: EN.recover_title, body: EN.recover_invalid, code: None, next: None };
+    render(StatusCode::GONE, &page, &[])
+}
+
+/// `GET /recover?token=…`: the new-password form, if the link is usable.
+pub async fn show(
+    State(state): State<AppState>,
+    session: Session,
+    Query(q): Query<RecoverQuery>,
+) -> Result<Response, AppError> {
+    let token = q.token.unwrap_or_default();
+    if token.len() > 128 || !recovery::link_usable(&state.db, &token).await? {
+        return Ok(invalid());
+    }
+    let csrf = session::csrf_token(&session).await?;
+    Ok(render(StatusCode::OK, &RecoverPage { t: &EN, csrf: &csrf, token: &token, problem: None }, &[]))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RecoverForm {
+    csrf: String,
+    token: String,
+    password: String,
+}
+
+/// `POST /recover`: the password is checked against the rules before the link is used, so a
+/// rejected password does not spend it.
+pub async fn submit(
+    State(state): State<AppState>,
+    session: Session,
+    meta: RequestMeta,
+    Form(form): Form<RecoverForm>,
+) -> Result<Response, AppError> {
+    session::check_csrf(&session, &form.csrf).await?;
+    if form.token.len() > 128 || !recovery::link_usable(&state.db, &form.token).await? {
+        return Ok(invalid());
+    }
+    if let Err(e) = password::check_rules(&form.password) {
+        let csrf = session::csrf_token(&session).await?;
+        let problem = e.to_string();
+        let page = RecoverPage { t: &EN, csrf: &csrf, token: &form.token, problem: Some(&problem) };
+        return Ok(render(StatusCode::OK, &page, &[]));
+    }
+    let hash = state.passwords.hash(&form.password).await?;
+    let origin = Origin { ip: meta.ip, user_agent: meta.user_agent.clone(), request_id: meta.request_id.clone() };
+    if recovery::use_link(&state.db, &form.token, &hash, &origin).await?.is_none() {
+        return Ok(invalid());
+    }
+    // Whoever was signed in in this browser is not any more.
+    session::sign_out(&session).await?;
+    let page = NoticePage { t: &EN, title: EN.recover_title, body: EN.recover_done, code: None, next: Some("/login") };
+    Ok(render(StatusCode::OK, &page, &[]))
+}

@@ -1,0 +1,408 @@
+//! The second factor, through the hosted pages and the token endpoint: TOTP enrolment and
+//! single use, backup codes, mandatory MFA for admins, password change, brute force and
+//! administrator-assisted recovery.
+
+use std::time::{Duration, Instant};
+
+use laventecare_auth::{identity, tenancy};
+use uuid::Uuid;
+
+use crate::flow::{Browser, PASSWORD, Provider, Step, authorize_url, claims, pkce, totp_code};
+
+/// An audit row, as the tests look at it.
+#[derive(Debug, sqlx::FromRow)]
+pub struct Row {
+    pub actor_kind: String,
+    pub actor_id: Option<String>,
+    pub target_kind: Option<String>,
+    pub target_id: Option<String>,
+    pub outcome: String,
+    pub ip: Option<String>,
+    pub details: serde_json::Value,
+}
+
+/// The rows of one action in one tenant's chain, oldest first.
+pub async fn audit_rows(p: &Provider, tenant: Uuid, action: &str) -> Vec<Row> {
+    let mut conn = p.t.owner().await;
+    sqlx::query_as(
+        "SELECT actor_kind, actor_id, target_kind, target_id, outcome, host(ip) AS ip, details \
+         FROM audit_events WHERE tenant_id = $1 AND action = $2 ORDER BY seq",
+    )
+    .bind(tenant)
+    .bind(action)
+    .fetch_all(&mut conn)
+    .await
+    .unwrap()
+}
+
+async fn tenant_id(p: &Provider, slug: &str) -> Uuid {
+    laventecare_auth::tenancy::find_tenant(&p.t.db, slug).await.unwrap().id
+}
+
+async fn user_id(p: &Provider, email: &str) -> Uuid {
+    let mut tx = p.t.db.unscoped().await.unwrap();
+    let id = laventecare_auth::db::users::by_email(&mut tx, email).await.unwrap().unwrap().id;
+    tx.commit().await.unwrap();
+    id
+}
+
+/// Signs in at the login page (no client) and enrols TOTP from the account page; returns the
+/// browser, the key and the backup codes.
+async fn enrolled(p: &Provider, email: &str, password: &str) -> (Browser, String, Vec<String>) {
+    let b = Browser::new(p);
+    let login = b.open(&p.url("/account")).await;
+    let after = b.login(&login, email, password).await;
+    // Straight to enrolment for someone who must have MFA; else via the account page.
+    let enrol = if after.html().contains("action=\"/mfa/enrol\"") {
+        after
+    } else {
+        assert!(after.html().contains("id=\"enrol\""), "account page: {}", after.html());
+        b.open(&p.url("/mfa/enrol")).await
+    };
+    let (secret, codes, shown) = b.enrol(&enrol).await;
+    assert_eq!(codes.len(), 10, "{}", shown.html());
+    (b, secret, codes)
+}
+
+/// Runs an authorization through login (and the second factor, with `code`, when asked) and
+/// returns the step the browser ends at.
+async fn authorize_with(p: &Provider, b: &Browser, password: &str, code: Option<&str>) -> (Step, String) {
+    let (verifier, challenge) = pkce();
+    let mut step = b.open(&authorize_url(p, &challenge, &[])).await;
+    if step.html_opt().is_some_and(|h| h.contains("action=\"/login\"")) {
+        step = b.login(&step, &p.email, password).await;
+    }
+    if let Some(code) = code
+        && step.html_opt().is_some_and(|h| h.contains("action=\"/login/mfa\""))
+    {
+        step = b.second_factor(&step, code).await;
+    }
+    if step.html_opt().is_some_and(|h| h.contains("id=\"continue\"")) {
+        step = b.continue_on(&step).await;
+    }
+    if step.html_opt().is_some_and(|h| h.contains("action=\"/consent\"")) {
+        step = b.consent(&step, true).await;
+    }
+    (step, verifier)
+}
+
+/// Must-show 2: a TOTP code works once (a replay in its window fails), a backup code works
+/// once and only once, and each is audited; ID tokens then say `amr` `otp` and the MFA `acr`.
+#[tokio::test]
+async fn totp_and_backup_codes_work_once() {
+    let p = Provider::start().await;
+    let acme = tenant_id(&p, "acme").await;
+    let ann = user_id(&p, &p.email).await;
+    let (_, secret, codes) = enrolled(&p, &p.email, PASSWORD).await;
+    let enrolled_rows = audit_rows(&p, acme, "mfa.enrol").await;
+    assert_eq!(enrolled_rows.len(), 1);
+    assert_eq!(enrolled_rows[0].actor_id.as_deref(), Some(ann.to_string().as_str()));
+    assert_eq!(enrolled_rows[0].ip.as_deref(), Some("127.0.0.1"));
+
+    // The enrolment used this step's code: the next step's code signs in.
+    let code = totp_code(&secret, 1);
+    let b = Browser::new(&p);
+    let (step, verifier) = authorize_with(&p, &b, PASSWORD, Some(&code)).await;
+    let (status, body) = p.redeem(&step.code().expect("a code after the second factor"), &verifier).await;
+    assert_eq!(status, 200, "{body}");
+    let id = claims(body["id_token"].as_str().unwrap());
+    assert_eq!(id["amr"], serde_json::json!(["pwd", "otp"]));
+    assert_eq!(id["acr"], laventecare_auth::protocol::discovery::ACR_MFA);
+
+    // The same code again, in another browser, within its window: refused.
+    let other = Browser::new(&p);
+    let (step, _) = authorize_with(&p, &other, PASSWORD, Some(&code)).await;
+    assert!(step.html().contains("action=\"/login/mfa\""), "the replayed code must not pass");
+    assert!(step.html().contains("That code did not work"));
+    let failures = audit_rows(&p, acme, "mfa.failure").await;
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0].details["reason"], "totp_replayed");
+    assert_eq!(failures[0].actor_id.as_deref(), Some(ann.to_string().as_str()));
+
+    // A backup code, typed in capitals: works, and says how many are left.
+    let shown = other.second_factor(&step, &codes[3].to_uppercase()).await;
+    assert!(shown.html().contains("Backup codes left: 9"), "{}", shown.html());
+    let mut next = other.continue_on(&shown).await;
+    if next.html_opt().is_some_and(|h| h.contains("action=\"/consent\"")) {
+        next = other.consent(&next, true).await;
+    }
+    assert!(next.code().is_some(), "the backup code completes the sign-in");
+    let used = audit_rows(&p, acme, "mfa.backup_code_used").await;
+    assert_eq!(used.len(), 1);
+    assert_eq!(used[0].details["remaining"], 9);
+    assert_eq!((used[0].target_kind.as_deref(), used[0].ip.as_deref()), (Some("client"), Some("127.0.0.1")));
+
+    // The same backup code a second time: refused.
+    let third = Browser::new(&p);
+    let (step, _) = authorize_with(&p, &third, PASSWORD, Some(&codes[3])).await;
+    assert!(step.html().contains("That code did not work"), "a backup code works once");
+    let failures = audit_rows(&p, acme, "mfa.failure").await;
+    assert_eq!(failures.last().unwrap().details["reason"], "backup_code");
+}
+
+/// Must-show 3: a member made admin of a tenant, without TOTP, gets no token at all until
+/// enrolled: not by refreshing what they had, not by signing in with the password.
+#[tokio::test]
+async fn a_new_admin_gets_no_token_until_enrolled() {
+    let p = Provider::start().await;
+    let (_, before) = crate::flow::tokens(&p).await;
+    let refresh = before["refresh_token"].as_str().unwrap().to_owned();
+    let mut owner = p.t.owner().await;
+    sqlx::query("UPDATE memberships SET role = 'admin'").execute(&mut owner).await.unwrap();
+
+    // The family began on a password alone: it ends instead of giving an admin token.
+    let (status, body) = p.token(&[("grant_type", "refresh_token"), ("refresh_token", &refresh)]).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{body}");
+
+    // A session that signed in with the password only: sent to enrolment, no code.
+    let b = Browser::new(&p);
+    let (step, verifier) = authorize_with(&p, &b, PASSWORD, None).await;
+    assert!(step.html().contains("action=\"/mfa/enrol\""), "{}", step.html());
+    // prompt=none cannot skip it either.
+    let (_, challenge) = pkce();
+    let silent = b.open(&authorize_url(&p, &challenge, &[("prompt", "none")])).await;
+    assert!(silent.code().is_none());
+    assert!(silent.param("error").is_some(), "prompt=none without MFA is an error");
+
+    // Enrolled, the same request goes through and the token says admin.
+    let (_, _, shown) = b.enrol(&step).await;
+    let mut next = b.continue_on(&shown).await;
+    if next.html_opt().is_some_and(|h| h.contains("action=\"/consent\"")) {
+        next = b.consent(&next, true).await;
+    }
+    let code = next.code().expect("a code once enrolled");
+    let (status, body) = p.redeem(&code, &verifier).await;
+    assert_eq!(status, 200, "{body}");
+    let access = claims(body["access_token"].as_str().unwrap());
+    assert_eq!(access["roles"], serde_json::json!(["admin", "editor", "viewer"]));
+    assert_eq!(claims(body["id_token"].as_str().unwrap())["amr"], serde_json::json!(["pwd", "otp"]));
+}
+
+/// Must-show 4: changing the password ends the user's other sessions and every refresh-token
+/// family, tried through the token endpoint; the session that changed it stays.
+#[tokio::test]
+async fn password_change_ends_other_sessions_and_families() {
+    let p = Provider::start().await;
+    let acme = tenant_id(&p, "acme").await;
+    let (first, a) = crate::flow::tokens(&p).await;
+    let (second, b) = crate::flow::tokens(&p).await;
+    let account = first.open(&p.url("/account")).await;
+    assert_eq!(account.status(), 200);
+    let csrf = crate::flow::hidden(account.html(), "csrf");
+    let new_password = "plum orbit lantern 77";
+
+    // The current password is needed.
+    let refused =
+        first.post("/account/password", &[("csrf", &csrf), ("current", "wrong one"), ("new", new_password)]).await;
+    assert!(refused.html().contains("The current password is incorrect"));
+    // New passwords follow the rules.
+    let weak =
+        first.post("/account/password", &[("csrf", &csrf), ("current", PASSWORD), ("new", "password1234")]).await;
+    assert!(weak.html().contains("too common"), "{}", weak.html());
+
+    let done = first.post("/account/password", &[("csrf", &csrf), ("current", PASSWORD), ("new", new_password)]).await;
+    assert!(done.html().contains("Your password is changed"), "{}", done.html());
+    for tokens in [&a, &b] {
+        let (status, body) = p
+            .token(&[("grant_type", "refresh_token"), ("refresh_token", tokens["refresh_token"].as_str().unwrap())])
+            .await;
+        assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{body}");
+        assert!(!p.introspect(tokens["access_token"].as_str().unwrap()).await, "access tokens end with the family");
+    }
+    // The other browser is signed out; this one is not.
+    let other = second.open(&p.url("/account")).await;
+    assert!(other.html().contains("action=\"/login\""), "the other session ended");
+    assert_eq!(first.open(&p.url("/account")).await.status(), 200);
+    // Only the new password signs in.
+    let fresh = Browser::new(&p);
+    let login = fresh.open(&p.url("/login")).await;
+    assert!(fresh.login(&login, &p.email, PASSWORD).await.html().contains("is incorrect"));
+    let ok = fresh.login(&fresh.open(&p.url("/login")).await, &p.email, new_password).await;
+    assert!(ok.html().contains("You are signed in"), "{}", ok.html());
+
+    let rows = audit_rows(&p, acme, "password.change").await;
+    let outcomes: Vec<&str> = rows.iter().map(|r| r.outcome.as_str()).collect();
+    assert_eq!(outcomes, ["failure", "success"]);
+    assert_eq!(rows[1].details["families_revoked"], 2);
+    assert_eq!(rows[1].details["sessions_ended"], 1);
+    assert_eq!(rows[1].ip.as_deref(), Some("127.0.0.1"));
+}
+
+/// One login attempt: (status, body with the email and CSRF token blanked, time taken).
+async fn attempt(p: &Provider, email: &str, password: &str) -> (u16, String, Duration) {
+    let b = Browser::new(p);
+    let page = b.open(&p.url("/login")).await;
+    let csrf = crate::flow::hidden(page.html(), "csrf");
+    let started = Instant::now();
+    let step = b.post("/login", &[("csrf", &csrf), ("req", ""), ("email", email), ("password", password)]).await;
+    let took = started.elapsed();
+    let body = step.html_opt().unwrap_or_default().replace(email, "EMAIL").replace(&csrf, "CSRF");
+    (step.status(), body, took)
+}
+
+/// Must-show 5: wrong passwords lead to delays, then a lock; the right password is refused
+/// while waiting or locked; every step is audited; and an unknown email, a wrong password
+/// and a locked account look the same to the caller: status, body, and time (within one
+/// bcrypt).
+#[tokio::test]
+async fn brute_force_delays_then_locks_and_looks_the_same() {
+    let p = Provider::start_with(&[
+        ("LCA_LOGIN_FREE_FAILURES", "2"),
+        ("LCA_LOGIN_LOCK_AFTER", "4"),
+        ("LCA_LOGIN_MAX_DELAY_SECS", "1"),
+        ("LCA_LOGIN_LOCK_SECS", "60"),
+    ])
+    .await;
+    // Sign-ins straight at the login page are audited in the platform tenant's chain.
+    let platform = tenancy::create_tenant(&p.t.db, "platform", "Platform", true).await.unwrap().tenant_id;
+    let hasher = identity::PasswordHasher::new();
+    identity::create_user(&p.t.db, &hasher, "dan@example.com", "dan's own passphrase").await.unwrap();
+    let ann = user_id(&p, &p.email).await;
+    let wrong = "not the password!";
+    let (s1, wrong_body, _) = attempt(&p, &p.email, wrong).await;
+    attempt(&p, &p.email, wrong).await;
+    // Two failures: the next attempt must wait a second, so even the right password fails now…
+    let (s_delayed, delayed_body, _) = attempt(&p, &p.email, PASSWORD).await;
+    assert_eq!((s_delayed, &delayed_body), (s1, &wrong_body), "refused while waiting, with the same page");
+    // …and passes after the wait (it was a delay, not a lock), which clears the count.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (_, ok, _) = attempt(&p, &p.email, PASSWORD).await;
+    assert!(ok.contains("You are signed in"), "{ok}");
+
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        attempt(&p, &p.email, wrong).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (s_locked, locked_body, t_locked) = attempt(&p, &p.email, PASSWORD).await;
+    assert!(!locked_body.contains("You are signed in"), "the right password is refused while locked");
+    let (s_wrong, wrong_body, t_wrong) = attempt(&p, "dan@example.com", wrong).await;
+    let (s_unknown, unknown_body, t_unknown) = attempt(&p, "nobody@example.com", wrong).await;
+    assert_eq!(s_locked, 200);
+    assert_eq!((s_wrong, s_unknown), (s_locked, s_locked));
+    assert_eq!(locked_body, wrong_body, "locked and wrong password look alike");
+    assert_eq!(unknown_body, wrong_body, "unknown email and wrong password look alike");
+    assert!(locked_body.contains("too many attempts"));
+    // Each did one bcrypt; they differ by less than one bcrypt's time.
+    let hasher = identity::PasswordHasher::new();
+    let hash = hasher.hash("measure one bcrypt").await.unwrap();
+    let started = Instant::now();
+    hasher.verify("measure one bcrypt", Some(&hash)).await.unwrap();
+    let one_bcrypt = started.elapsed();
+    let times = [t_locked, t_wrong, t_unknown];
+    let (fastest, slowest) = (times.iter().min().unwrap(), times.iter().max().unwrap());
+    assert!(*fastest >= one_bcrypt / 2, "every answer did the bcrypt work: {times:?} vs {one_bcrypt:?}");
+    assert!(*slowest - *fastest < one_bcrypt, "{times:?} vs one bcrypt {one_bcrypt:?}");
+
+    // Audited: the failures, the refusals, and the lock, with the user and the IP.
+    let failures = audit_rows(&p, platform, "login.failure").await;
+    assert!(failures.iter().filter(|r| r.details["reason"] == "credentials").count() >= 6);
+    assert!(failures.iter().any(|r| r.details["reason"] == "throttled"));
+    let locks = audit_rows(&p, platform, "login.lockout").await;
+    assert_eq!(locks.len(), 1);
+    assert_eq!(locks[0].actor_id.as_deref(), Some(ann.to_string().as_str()));
+    assert_eq!(locks[0].target_id.as_deref(), Some(p.email.as_str()));
+    assert_eq!(locks[0].ip.as_deref(), Some("127.0.0.1"));
+}
+
+/// Must-show 6: an admin issues a recovery link from the admin pages (and the CLI can too);
+/// the user sets a new password with it and enrols again; the link works once and not after
+/// expiry; an admin of one tenant cannot recover someone who is only in another, nor someone
+/// who also administers another tenant.
+#[tokio::test]
+async fn recovery_link_end_to_end() {
+    let p = Provider::start().await;
+    let acme = tenant_id(&p, "acme").await;
+    let hasher = identity::PasswordHasher::new();
+    let admin_password = "admin passphrase 2026";
+    for (email, tenant, role) in [
+        ("root@example.com", "acme", tenancy::Role::Admin),
+        ("bob@example.com", "globex", tenancy::Role::Viewer),
+        ("carol@example.com", "acme", tenancy::Role::Viewer),
+        ("carol@example.com", "globex", tenancy::Role::Admin),
+    ] {
+        if laventecare_auth::tenancy::find_tenant(&p.t.db, tenant).await.is_err() {
+            p.t.tenant(tenant).await;
+        }
+        let _ = identity::create_user(&p.t.db, &hasher, email, admin_password).await;
+        tenancy::add_member(&p.t.db, tenant, email, role).await.unwrap();
+    }
+    let ann = user_id(&p, &p.email).await;
+    let (_, _ann_secret, _) = enrolled(&p, &p.email, PASSWORD).await;
+    // The admin must enrol before the admin pages open.
+    let (admin, _, _) = enrolled(&p, "root@example.com", admin_password).await;
+    let root = user_id(&p, "root@example.com").await;
+    let page = admin.open(&p.url("/admin/t/acme")).await;
+    assert_eq!(page.status(), 200, "{}", page.html());
+    assert!(page.html().contains("data-email=\"ann@example.com\""));
+    let csrf = crate::flow::hidden(page.html(), "csrf");
+
+    // Not across tenants: bob is only in globex, carol administers globex.
+    for who in ["bob@example.com", "carol@example.com"] {
+        let id = user_id(&p, who).await;
+        for slug in ["acme", "globex"] {
+            let refused = admin.post(&format!("/admin/t/{slug}/members/{id}/recovery-link"), &[("csrf", &csrf)]).await;
+            assert_eq!(refused.status(), 404, "{who} via {slug}");
+        }
+    }
+
+    let shown = admin.post(&format!("/admin/t/acme/members/{ann}/recovery-link"), &[("csrf", &csrf)]).await;
+    let link = crate::flow::between(shown.html(), "<code id=\"notice-code\" class=\"wrap\">", "</code>");
+    assert!(link.starts_with(&p.url("/recover?token=")), "{link}");
+    let issued = audit_rows(&p, acme, "recovery.issued").await;
+    assert_eq!(issued.len(), 1);
+    assert_eq!((issued[0].actor_kind.as_str(), issued[0].actor_id.clone()), ("user", Some(root.to_string())));
+    assert_eq!((issued[0].target_id.clone(), issued[0].ip.as_deref()), (Some(ann.to_string()), Some("127.0.0.1")));
+
+    // The user: a weak password is refused without spending the link, then a good one.
+    let user = Browser::new(&p);
+    let form = user.open(&link).await;
+    let csrf_u = crate::flow::hidden(form.html(), "csrf");
+    let token = crate::flow::hidden(form.html(), "token");
+    let weak = user.post("/recover", &[("csrf", &csrf_u), ("token", &token), ("password", "qwerty123456")]).await;
+    assert!(weak.html().contains("too common"), "{}", weak.html());
+    let new_password = "granite meadow swift 9";
+    let done = user.post("/recover", &[("csrf", &csrf_u), ("token", &token), ("password", new_password)]).await;
+    assert!(done.html().contains("Your password is set"), "{}", done.html());
+    // Twice: no.
+    assert_eq!(user.open(&link).await.status(), 410);
+    let late = Browser::new(&p);
+    let csrf_l = crate::flow::hidden(late.open(&p.url("/login")).await.html(), "csrf");
+    let again =
+        late.post("/recover", &[("csrf", &csrf_l), ("token", &token), ("password", "another fine passphrase")]).await;
+    assert_eq!(again.status(), 410);
+    let used = audit_rows(&p, acme, "recovery.used").await;
+    assert_eq!(used.len(), 1);
+    assert_eq!((used[0].target_id.clone(), used[0].ip.as_deref()), (Some(ann.to_string()), Some("127.0.0.1")));
+
+    // The new password signs in, and the second factor must be enrolled again.
+    let b = Browser::new(&p);
+    let login = b.open(&p.url("/login")).await;
+    let next = b.login(&login, &p.email, new_password).await;
+    assert!(next.html().contains("action=\"/mfa/enrol\""), "{}", next.html());
+
+    // The command line issues links too; an expired one does not work.
+    let out = crate::support::cli(&p.t, &["user", "recover", "--email", &p.email, "--tenant", "acme", "--json"], "");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let cli_link = crate::support::json_out(&out)["link"].as_str().unwrap().to_owned();
+    let mut owner = p.t.owner().await;
+    sqlx::query("UPDATE recovery_links SET expires_at = now() - interval '1 second' WHERE used_at IS NULL")
+        .execute(&mut owner)
+        .await
+        .unwrap();
+    let cli_link = cli_link.replace(&cli_link[..cli_link.find("/recover").unwrap()], &p.issuer);
+    assert_eq!(Browser::new(&p).open(&cli_link).await.status(), 410, "expired");
+    let by_cli = audit_rows(&p, acme, "recovery.issued").await;
+    assert_eq!(by_cli.last().unwrap().actor_kind, "operator");
+    assert_eq!(by_cli.last().unwrap().ip, None);
+    let out =
+        crate::support::cli(&p.t, &["user", "recover", "--email", "bob@example.com", "--tenant", "acme", "--json"], "");
+    assert!(!out.status.success(), "bob is not a member of acme");
+
+    // Resetting MFA from the admin page: audited, and ann must enrol again.
+    let reset = admin.post(&format!("/admin/t/acme/members/{ann}/reset-mfa"), &[("csrf", &csrf)]).await;
+    assert!(reset.html().contains("Two-step verification is reset"), "{}", reset.html());
+    let rows = audit_rows(&p, acme, "mfa.reset").await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!((rows[0].actor_id.clone(), rows[0].target_id.clone()), (Some(root.to_string()), Some(ann.to_string())));
+}
