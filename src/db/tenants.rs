@@ -46,3 +46,14 @@ pub async fn current(tx: &mut Tx) -> Result<Option<(String, String)>, sqlx::Erro
 pub async fn list(tx: &mut Tx) -> Result<Vec<(Uuid, String)>, sqlx::Error> {
     sqlx::query_as("SELECT id, slug FROM lca_tenant_list()").fetch_all(tx.conn()).await
 }
+
+/// Sets the transaction's tenant's status (`active` or `suspended`); true if it changed.
+pub async fn set_status(tx: &mut Tx, status: &str) -> Result<bool, sqlx::Error> {
+    let tenant_id = tx.tenant_id().unwrap_or_default();
+    let done = sqlx::query("UPDATE tenants SET status = $2 WHERE id = $1 AND status <> $2")
+        .bind(tenant_id)
+        .bind(status)
+        .execute(tx.conn())
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
