@@ -72,6 +72,12 @@ pub struct ConfigArgs {
     /// A browser session idle for this many seconds ends (default 12 hours).
     #[arg(long, env = "LCA_SESSION_TTL_SECS", default_value_t = 12 * 3600, global = true)]
     pub session_ttl_secs: u64,
+    /// Seconds between the janitor's runs in `serve` (0: the server runs no janitor).
+    #[arg(long, env = "LCA_JANITOR_INTERVAL", default_value_t = 300, global = true)]
+    pub janitor_interval: u64,
+    /// Rows the janitor deletes per batch (each batch is its own transaction).
+    #[arg(long, env = "LCA_JANITOR_BATCH_SIZE", default_value_t = 1000, global = true)]
+    pub janitor_batch_size: u32,
     /// Seconds a request may take before it is cut off.
     #[arg(long, env = "LCA_REQUEST_TIMEOUT_SECS", default_value_t = 30, global = true)]
     pub request_timeout_secs: u64,
@@ -97,6 +103,14 @@ pub struct Lifetimes {
     pub session: Duration,
 }
 
+/// The janitor's schedule (`crate::janitor`).
+#[derive(Clone, Copy, Debug)]
+pub struct JanitorSettings {
+    /// Between runs in `serve`; `None`: no background janitor.
+    pub interval: Option<Duration>,
+    pub batch_size: u32,
+}
+
 /// The validated configuration.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -117,6 +131,7 @@ pub struct Config {
     pub db_max_connections: u32,
     pub request_timeout: Duration,
     pub ttl: Lifetimes,
+    pub janitor: JanitorSettings,
     /// Largest request body accepted.
     pub body_limit: usize,
 }
@@ -134,6 +149,9 @@ impl Config {
             }
             None => DatabaseConfig::Embedded,
         };
+        if args.janitor_batch_size == 0 {
+            bail!("LCA_JANITOR_BATCH_SIZE must be at least 1");
+        }
         if args.db_max_connections == 0 {
             bail!("LCA_DB_MAX_CONNECTIONS must be at least 1");
         }
@@ -158,6 +176,10 @@ impl Config {
                 refresh_token: Duration::from_secs(args.refresh_token_ttl_secs.max(60)),
                 refresh_family: Duration::from_secs(args.refresh_family_ttl_secs.max(60)),
                 session: Duration::from_secs(args.session_ttl_secs.max(60)),
+            },
+            janitor: JanitorSettings {
+                interval: (args.janitor_interval > 0).then(|| Duration::from_secs(args.janitor_interval)),
+                batch_size: args.janitor_batch_size,
             },
             body_limit: 64 * 1024,
         })
