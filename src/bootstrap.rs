@@ -3,6 +3,7 @@
 use uuid::Uuid;
 
 use crate::config::Config;
+use crate::db::audit::{self, Actor};
 use crate::db::{self, Database};
 use crate::error::ServiceError;
 use crate::identity::{Email, PasswordHasher, password};
@@ -59,6 +60,11 @@ pub async fn run(
         db::users::insert(&mut tx, user_id, email.as_str(), hash).await?;
     }
     db::memberships::insert(&mut tx, tenant_id, user_id, Role::Admin).await?;
+    let system = Actor::system();
+    let details = serde_json::json!({ "slug": PLATFORM_SLUG, "name": "Platform", "is_platform": true });
+    audit::append(&mut tx, &system.event("tenant.created", ("tenant", Some(tenant_id.to_string())), details)).await?;
+    let details = serde_json::json!({ "role": Role::Admin });
+    audit::append(&mut tx, &system.event("membership.added", ("user", Some(user_id.to_string())), details)).await?;
     tx.commit().await?;
     Ok(Some(Bootstrapped {
         tenant_id,

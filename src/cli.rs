@@ -3,6 +3,7 @@
 //! directory or database.
 
 use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use serde::Serialize;
 
 use crate::config::{Config, ConfigArgs};
 use crate::db::Database;
+use crate::db::audit::{Actor, AuditRow};
 use crate::identity::PasswordHasher;
 use crate::master_key::MasterKey;
 use crate::tenancy::Role;
@@ -65,14 +67,44 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Deleting what has expired.
+    Janitor {
+        #[command(subcommand)]
+        command: JanitorCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum JanitorCommand {
+    /// Delete expired sessions, codes, token families and retired keys once, in batches;
+    /// does nothing while another janitor (a server's, or another run) is working.
+    Run {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
 pub enum AuditCommand {
-    /// Check every tenant's hash chain (or one tenant's); exits 1 at the first broken row.
+    /// Check every tenant's hash chain (or one tenant's, or an export file without any
+    /// database); exits 1 at the first broken row.
     Verify {
         #[arg(long)]
         tenant: Option<String>,
+        /// A file written by `audit export`; checked offline.
+        #[arg(long, conflicts_with = "tenant")]
+        file: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write one tenant's chain as JSON lines (one row a line, in order), to keep outside the
+    /// database. Its last hash is the chain's head: an anchor against cutting rows off the end.
+    Export {
+        #[arg(long)]
+        tenant: String,
+        /// Write to this file instead of standard output (then a summary is printed).
+        #[arg(long)]
+        output: Option<PathBuf>,
         #[arg(long)]
         json: bool,
     },
@@ -97,6 +129,20 @@ pub enum TenantCommand {
         #[arg(long)]
         name: String,
         /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Suspend a tenant: no logins, no tokens, until it is reactivated.
+    Suspend {
+        #[arg(long)]
+        slug: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Reactivate a suspended tenant.
+    Reactivate {
+        #[arg(long)]
+        slug: String,
         #[arg(long)]
         json: bool,
     },
@@ -139,6 +185,26 @@ pub enum MemberCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Change a member's role.
+    SetRole {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long, value_parser = ["admin", "editor", "viewer"])]
+        role: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// End a membership, and every token family of that user in the tenant.
+    Remove {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -173,10 +239,41 @@ pub enum ClientCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Change a client's name or redirect URIs; each list given replaces the registered one.
+    Update {
+        #[arg(long)]
+        client_id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+        #[arg(long = "post-logout-redirect-uri")]
+        post_logout_redirect_uris: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Give a confidential client a new secret (printed once); the old one stops working.
+    RotateSecret {
+        #[arg(long)]
+        client_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a client and end every token it was issued.
+    Delete {
+        #[arg(long)]
+        client_id: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Runs a command; the exit code says whether it worked.
 pub async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
+    // Checking an export needs no database: answer before one is opened (or started).
+    if let Command::Audit { command: AuditCommand::Verify { file: Some(file), json, .. } } = &command {
+        return audit_verify_file(file, *json);
+    }
     let config = Arc::new(config);
     let (db, cluster) = crate::db::open(&config).await?;
     let outcome = run_with(command, &config, &db).await;
@@ -190,6 +287,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
 async fn run_with(command: Command, config: &Arc<Config>, db: &Database) -> anyhow::Result<ExitCode> {
     db.migrate().await.context("database migration failed")?;
     let hasher = PasswordHasher::new();
+    let operator = operator();
     match command {
         Command::Serve => {
             serve(config.clone(), db.clone(), hasher).await?;
@@ -198,8 +296,16 @@ async fn run_with(command: Command, config: &Arc<Config>, db: &Database) -> anyh
             eprintln!("migrations applied");
         }
         Command::Tenant { command: TenantCommand::Create { slug, name, json } } => {
-            let created = tenancy::create_tenant(db, &slug, &name, false).await?;
+            let created = tenancy::create_tenant_by(db, &operator, &slug, &name, false).await?;
             print(json, &created, || format!("created tenant {} ({})", created.slug, created.tenant_id))?;
+        }
+        Command::Tenant { command: TenantCommand::Suspend { slug, json } } => {
+            let done = tenancy::set_suspended(db, &operator, &slug, true).await?;
+            print(json, &done, || status_line(&done))?;
+        }
+        Command::Tenant { command: TenantCommand::Reactivate { slug, json } } => {
+            let done = tenancy::set_suspended(db, &operator, &slug, false).await?;
+            print(json, &done, || status_line(&done))?;
         }
         Command::User { command: UserCommand::Create { email, password_stdin: _, json } } => {
             let password = read_password_line()?;
@@ -214,15 +320,47 @@ async fn run_with(command: Command, config: &Arc<Config>, db: &Database) -> anyh
         }
         Command::Member { command: MemberCommand::Add { tenant, email, role, json } } => {
             let role: Role = role.parse()?;
-            let added = tenancy::add_member(db, &tenant, &email, role).await?;
+            let added = tenancy::add_member_by(db, &operator, &tenant, &email, role).await?;
             print(json, &added, || format!("{email} is now {role} of {tenant}"))?;
         }
-        Command::Audit { command: AuditCommand::Verify { tenant, json } } => {
+        Command::Member { command: MemberCommand::SetRole { tenant, email, role, json } } => {
+            let role: Role = role.parse()?;
+            let changed = tenancy::set_role(db, &operator, &tenant, &email, role).await?;
+            print(json, &changed, || format!("{email} is now {role} of {tenant} (was {})", changed.previous_role))?;
+        }
+        Command::Member { command: MemberCommand::Remove { tenant, email, json } } => {
+            let removed = tenancy::remove_member(db, &operator, &tenant, &email).await?;
+            print(json, &removed, || {
+                format!("{email} is no longer a member of {tenant}; {} token families ended", removed.families_revoked)
+            })?;
+        }
+        Command::Audit { command: AuditCommand::Verify { tenant, file: None, json } } => {
             return audit_verify(db, tenant.as_deref(), json).await;
+        }
+        Command::Audit { command: AuditCommand::Verify { file: Some(file), json, .. } } => {
+            return audit_verify_file(&file, json);
+        }
+        Command::Audit { command: AuditCommand::Export { tenant, output, json } } => {
+            audit_export(db, &tenant, output.as_deref(), json).await?;
+        }
+        Command::Janitor { command: JanitorCommand::Run { json } } => {
+            let report = crate::janitor::run_once(db, config.janitor.batch_size).await?;
+            print(json, &report, || match report.message {
+                Some(message) => message.to_owned(),
+                None => {
+                    let lines: Vec<String> = report
+                        .sweeps
+                        .iter()
+                        .map(|s| format!("  {}: {} rows in {} batches", s.sweep, s.deleted, s.batches))
+                        .collect();
+                    format!("removed {} rows in {} ms:\n{}", report.deleted, report.elapsed_ms, lines.join("\n"))
+                }
+            })?;
         }
         Command::Keys { command: KeysCommand::Rotate { json } } => {
             let master_key = MasterKey::load(config)?;
-            let report = crate::tokens::rotate(db, &master_key, &crate::tokens::RotationPolicy::default()).await?;
+            let policy = crate::tokens::RotationPolicy::default();
+            let report = crate::tokens::rotate_by(db, &operator, &master_key, &policy).await?;
             print(json, &report, || {
                 let created: Vec<String> = report.created.iter().map(|k| format!("{} {}", k.alg, k.kid)).collect();
                 format!("new signing keys:\n  {}\n(running servers pick them up within a minute)", created.join("\n  "))
@@ -245,8 +383,9 @@ async fn run_with(command: Command, config: &Arc<Config>, db: &Database) -> anyh
                 },
         } => {
             let role = role.map(|r| r.parse::<Role>()).transpose()?;
-            let created = clients::create_client(
+            let created = clients::create_client_by(
                 db,
+                &operator,
                 clients::ClientRequest {
                     tenant,
                     name,
@@ -270,6 +409,39 @@ async fn run_with(command: Command, config: &Arc<Config>, db: &Database) -> anyh
                 None => format!("client_id: {} (public client)", created.client_id),
             })?;
         }
+        Command::Client {
+            command: ClientCommand::Update { client_id, name, redirect_uris, post_logout_redirect_uris, json },
+        } => {
+            let update = clients::ClientUpdate {
+                client_id,
+                name,
+                redirect_uris: (!redirect_uris.is_empty()).then_some(redirect_uris),
+                post_logout_redirect_uris: (!post_logout_redirect_uris.is_empty()).then_some(post_logout_redirect_uris),
+            };
+            let updated = clients::update_client(db, &operator, update).await?;
+            print(json, &updated, || {
+                format!("updated {} of client {}", updated.changed.join(", "), updated.client_id)
+            })?;
+        }
+        Command::Client { command: ClientCommand::RotateSecret { client_id, json } } => {
+            let rotated = clients::rotate_secret(db, &operator, &client_id).await?;
+            print(json, &rotated, || {
+                format!(
+                    "client_id:     {}\nclient_secret: {}\n(the secret is shown only now; the old one no longer works)",
+                    rotated.client_id,
+                    rotated.client_secret.expose()
+                )
+            })?;
+        }
+        Command::Client { command: ClientCommand::Delete { client_id, json } } => {
+            let deleted = clients::delete_client(db, &operator, &client_id).await?;
+            print(json, &deleted, || {
+                format!(
+                    "deleted client {}; {} token families and {} access tokens ended",
+                    deleted.client_id, deleted.families_revoked, deleted.access_tokens_revoked
+                )
+            })?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -288,19 +460,27 @@ async fn recover_user(
     tx.commit().await?;
     let not_member = || anyhow::anyhow!("{email} is not a member of {slug}");
     let user = user.ok_or_else(not_member)?;
-    let actor = recovery::Actor::Operator(operator_name());
-    recovery::issue_link(db, config, &actor, tenant.id, user.id, &recovery::Origin::default())
-        .await?
-        .ok_or_else(not_member)
+    recovery::issue_link(db, config, &operator(), tenant.id, user.id).await?.ok_or_else(not_member)
 }
 
-/// Who runs the command line, for the audit log's actor.
-fn operator_name() -> String {
-    std::env::var("USER")
-        .ok()
-        .filter(|u| !u.is_empty())
-        .or_else(|| nix::unistd::User::from_uid(nix::unistd::getuid()).ok().flatten().map(|u| u.name))
-        .unwrap_or_else(|| format!("uid:{}", nix::unistd::getuid()))
+/// The person running a command: the OS user ($USER, else the name of the real uid).
+fn operator() -> Actor {
+    let name = std::env::var("USER").ok().filter(|u| !u.is_empty()).unwrap_or_else(|| {
+        let uid = nix::unistd::getuid();
+        match nix::unistd::User::from_uid(uid) {
+            Ok(Some(user)) => user.name,
+            _ => format!("uid:{uid}"),
+        }
+    });
+    Actor::operator(name)
+}
+
+fn status_line(done: &tenancy::TenantStatus) -> String {
+    match (done.changed, done.status) {
+        (true, "suspended") => format!("suspended tenant {}: no logins or tokens until it is reactivated", done.slug),
+        (true, _) => format!("reactivated tenant {}", done.slug),
+        (false, status) => format!("tenant {} was already {status}", done.slug),
+    }
 }
 
 /// One tenant's verdict.
@@ -309,6 +489,8 @@ struct ChainReport {
     tenant: String,
     rows: usize,
     ok: bool,
+    /// Hex hash of the last row: compare with an export's to see rows cut off the end.
+    head: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     broken_at: Option<crate::db::audit::ChainBreak>,
 }
@@ -330,7 +512,14 @@ async fn audit_verify(db: &Database, only: Option<&str>, json: bool) -> anyhow::
         let rows = crate::db::audit::rows(&mut tx).await?;
         tx.commit().await?;
         let verdict = crate::db::audit::verify_chain(&rows);
-        reports.push(ChainReport { tenant: slug, rows: rows.len(), ok: verdict.is_ok(), broken_at: verdict.err() });
+        let head = rows.last().map(|r| hex::encode(&r.hash));
+        reports.push(ChainReport {
+            tenant: slug,
+            rows: rows.len(),
+            ok: verdict.is_ok(),
+            head,
+            broken_at: verdict.err(),
+        });
     }
     let all_ok = reports.iter().all(|r| r.ok);
     let summary = serde_json::json!({ "ok": all_ok, "tenants": reports });
@@ -345,6 +534,83 @@ async fn audit_verify(db: &Database, only: Option<&str>, json: bool) -> anyhow::
             .join("\n")
     })?;
     Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// `audit export`: one tenant's chain as JSON lines, in `seq` order.
+async fn audit_export(db: &Database, slug: &str, output: Option<&Path>, json: bool) -> anyhow::Result<()> {
+    let tenant = tenancy::find_tenant(db, slug).await?;
+    let mut tx = db.tenant(tenant.id).await?;
+    let rows = crate::db::audit::rows(&mut tx).await?;
+    tx.commit().await?;
+    let mut text = String::new();
+    for row in &rows {
+        text.push_str(&serde_json::to_string(row)?);
+        text.push('\n');
+    }
+    let Some(path) = output else {
+        std::io::stdout().lock().write_all(text.as_bytes())?;
+        return Ok(());
+    };
+    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    let head = rows.last().map(|r| hex::encode(&r.hash));
+    let summary = serde_json::json!({
+        "tenant": slug, "tenant_id": tenant.id, "rows": rows.len(), "head": head, "file": path.display().to_string(),
+    });
+    print(json, &summary, || {
+        format!("wrote {} rows of {slug} to {}; head {}", rows.len(), path.display(), head.as_deref().unwrap_or("-"))
+    })
+}
+
+/// `audit verify --file`: checks an export offline. A line that is not a row, a row of another
+/// tenant, and every break `verify_chain` finds are reported with their line number.
+fn audit_verify_file(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut rows: Vec<AuditRow> = Vec::new();
+    let mut lines: Vec<usize> = Vec::new();
+    let mut problem: Option<(usize, Option<i64>, String)> = None;
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<AuditRow>(line) {
+            Ok(row) if rows.first().is_some_and(|first| first.tenant_id != row.tenant_id) => {
+                problem = Some((i + 1, Some(row.seq), "belongs to another tenant's chain".into()));
+                break;
+            }
+            Ok(row) => {
+                rows.push(row);
+                lines.push(i + 1);
+            }
+            Err(_) => {
+                problem = Some((i + 1, None, "is not an audit row".into()));
+                break;
+            }
+        }
+    }
+    if problem.is_none()
+        && let Some((index, broken)) = crate::db::audit::first_break(&rows)
+    {
+        problem = Some((lines[index], Some(broken.seq), broken.problem.to_owned()));
+    }
+    let head = rows.last().map(|r| hex::encode(&r.hash));
+    let broken_at =
+        problem.as_ref().map(|(line, seq, why)| serde_json::json!({ "line": line, "seq": seq, "problem": why }));
+    let report = serde_json::json!({
+        "file": path.display().to_string(),
+        "tenant_id": rows.first().map(|r| r.tenant_id),
+        "rows": rows.len(),
+        "ok": problem.is_none(),
+        "head": if problem.is_none() { head.clone() } else { None },
+        "broken_at": broken_at,
+    });
+    print(json, &report, || match &problem {
+        None => {
+            format!("{}: {} rows, chain intact; head {}", path.display(), rows.len(), head.as_deref().unwrap_or("-"))
+        }
+        Some((line, Some(seq), why)) => format!("{}: BROKEN at line {line} (row {seq}): {why}", path.display()),
+        Some((line, None, why)) => format!("{}: BROKEN at line {line}: {why}", path.display()),
+    })?;
+    Ok(if problem.is_none() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 /// `serve`: bootstrap, then the HTTP server until SIGINT or SIGTERM; in-flight requests finish.
@@ -369,12 +635,22 @@ async fn serve(config: Arc<Config>, db: Database, passwords: PasswordHasher) -> 
     let reloader = crate::tokens::spawn_reloader(state.keys.clone(), crate::tokens::DEFAULT_RELOAD_INTERVAL, async {
         let _ = stopped.await;
     });
+    let (stop_janitor, janitor_stopped) = tokio::sync::oneshot::channel::<()>();
+    let janitor = config.janitor.interval.map(|interval| {
+        crate::janitor::spawn(state.db.clone(), interval, config.janitor.batch_size, async move {
+            let _ = janitor_stopped.await;
+        })
+    });
     let app = crate::app(state);
     axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     let _ = stop_reloader.send(());
     let _ = reloader.await;
+    let _ = stop_janitor.send(());
+    if let Some(janitor) = janitor {
+        let _ = janitor.await;
+    }
     tracing::info!("server stopped");
     Ok(())
 }

@@ -90,6 +90,12 @@ pub struct ConfigArgs {
     /// Lifetime of an account recovery link, in seconds.
     #[arg(long, env = "LCA_RECOVERY_LINK_TTL_SECS", default_value_t = 3600, global = true)]
     pub recovery_link_ttl_secs: u64,
+    /// Seconds between the janitor's runs in `serve` (0: the server runs no janitor).
+    #[arg(long, env = "LCA_JANITOR_INTERVAL", default_value_t = 300, global = true)]
+    pub janitor_interval: u64,
+    /// Rows the janitor deletes per batch (each batch is its own transaction).
+    #[arg(long, env = "LCA_JANITOR_BATCH_SIZE", default_value_t = 1000, global = true)]
+    pub janitor_batch_size: u32,
     /// Seconds a request may take before it is cut off.
     #[arg(long, env = "LCA_REQUEST_TIMEOUT_SECS", default_value_t = 30, global = true)]
     pub request_timeout_secs: u64,
@@ -123,6 +129,14 @@ pub struct ThrottleConfig {
     pub ip: crate::db::throttle::Limits,
 }
 
+/// The janitor's schedule (`crate::janitor`).
+#[derive(Clone, Copy, Debug)]
+pub struct JanitorSettings {
+    /// Between runs in `serve`; `None`: no background janitor.
+    pub interval: Option<Duration>,
+    pub batch_size: u32,
+}
+
 /// The validated configuration.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -144,6 +158,7 @@ pub struct Config {
     pub request_timeout: Duration,
     pub ttl: Lifetimes,
     pub throttle: ThrottleConfig,
+    pub janitor: JanitorSettings,
     /// Largest request body accepted.
     pub body_limit: usize,
 }
@@ -162,6 +177,9 @@ impl Config {
             }
             None => DatabaseConfig::Embedded,
         };
+        if args.janitor_batch_size == 0 {
+            bail!("LCA_JANITOR_BATCH_SIZE must be at least 1");
+        }
         if args.db_max_connections == 0 {
             bail!("LCA_DB_MAX_CONNECTIONS must be at least 1");
         }
@@ -189,6 +207,10 @@ impl Config {
                 recovery_link: Duration::from_secs(args.recovery_link_ttl_secs.clamp(60, 7 * 86400)),
             },
             throttle,
+            janitor: JanitorSettings {
+                interval: (args.janitor_interval > 0).then(|| Duration::from_secs(args.janitor_interval)),
+                batch_size: args.janitor_batch_size,
+            },
             body_limit: 64 * 1024,
         })
     }

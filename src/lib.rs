@@ -12,6 +12,7 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod identity;
+pub mod janitor;
 pub mod master_key;
 pub mod pages;
 pub mod protocol;

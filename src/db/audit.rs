@@ -24,6 +24,51 @@ pub struct Event<'a> {
     pub details: serde_json::Value,
 }
 
+/// Who acts, and from where: the half of an [`Event`] that is the same for everything one
+/// request or command does. A request's actor comes from its `RequestMeta`
+/// (`crate::protocol::meta`); a CLI command's is the operator (the OS user, no IP).
+#[derive(Debug, Clone, Default)]
+pub struct Actor {
+    pub kind: &'static str,
+    pub id: Option<String>,
+    pub ip: Option<std::net::IpAddr>,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+}
+
+impl Actor {
+    /// The provider itself (bootstrap, library callers without a person behind them).
+    pub fn system() -> Self {
+        Self { kind: "system", ..Self::default() }
+    }
+
+    /// A person at the command line, by OS user name.
+    pub fn operator(name: impl Into<String>) -> Self {
+        Self { kind: "operator", id: Some(name.into()), ..Self::default() }
+    }
+
+    /// An event by this actor on `target` (kind, id).
+    pub fn event<'a>(
+        &'a self,
+        action: &'a str,
+        target: (&'a str, Option<String>),
+        details: serde_json::Value,
+    ) -> Event<'a> {
+        Event {
+            actor_kind: self.kind,
+            actor_id: self.id.clone(),
+            target_kind: Some(target.0),
+            target_id: target.1,
+            action,
+            outcome: "success",
+            ip: self.ip,
+            user_agent: self.user_agent.clone(),
+            request_id: self.request_id.clone(),
+            details,
+        }
+    }
+}
+
 /// Appends `event` to the chain of the transaction's tenant.
 pub async fn append(tx: &mut Tx, event: &Event<'_>) -> Result<(), sqlx::Error> {
     let tenant_id = tx.tenant_id().unwrap_or_default();
@@ -158,24 +203,30 @@ pub struct ChainBreak {
 /// an edited row (its hash), a deleted one (a gap), an inserted or reordered one (the link to
 /// the previous hash).
 pub fn verify_chain(rows: &[AuditRow]) -> Result<usize, ChainBreak> {
+    first_break(rows).map_or(Ok(rows.len()), |(_, b)| Err(b))
+}
+
+/// The first break of a chain read from a file in its own order, with the index of the row
+/// where it shows (lines of an export may have been moved, not only edited or deleted).
+pub fn first_break(rows: &[AuditRow]) -> Option<(usize, ChainBreak)> {
     let mut prev_hash = vec![0u8; 32];
     for (i, row) in rows.iter().enumerate() {
         let expected_seq = i64::try_from(i).unwrap_or(i64::MAX) + 1;
         if row.seq != expected_seq {
-            return Err(ChainBreak { seq: row.seq, problem: "a row before this one is missing" });
+            let moved = rows.iter().any(|r| r.seq == expected_seq);
+            let problem = if moved { "out of order (rows were moved)" } else { "a row before this one is missing" };
+            return Some((i, ChainBreak { seq: row.seq, problem }));
         }
         if row.prev_hash != prev_hash {
-            return Err(ChainBreak {
-                seq: row.seq,
-                problem: "does not follow the previous row (inserted or reordered)",
-            });
+            let problem = "does not follow the previous row (inserted or reordered)";
+            return Some((i, ChainBreak { seq: row.seq, problem }));
         }
         if row.compute_hash().as_slice() != row.hash.as_slice() {
-            return Err(ChainBreak { seq: row.seq, problem: "its content was changed" });
+            return Some((i, ChainBreak { seq: row.seq, problem: "its content was changed" }));
         }
         prev_hash.clone_from(&row.hash);
     }
-    Ok(rows.len())
+    None
 }
 
 /// Every row of the transaction's tenant, in order.

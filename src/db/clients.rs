@@ -50,6 +50,64 @@ pub async fn tenant_of(tx: &mut Tx, client_id: &str) -> Result<Option<Uuid>, sql
     sqlx::query_scalar("SELECT lca_client_tenant($1)").bind(client_id).fetch_one(tx.conn()).await
 }
 
+/// The tenant that owns `client_id`, whatever its status (SECURITY DEFINER lookup, for
+/// operator commands and signing out).
+pub async fn owner_of(tx: &mut Tx, client_id: &str) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar("SELECT lca_client_owner($1)").bind(client_id).fetch_one(tx.conn()).await
+}
+
+/// What `client update` changes; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct ClientChange<'a> {
+    pub name: Option<&'a str>,
+    pub redirect_uris: Option<&'a [String]>,
+    pub post_logout_redirect_uris: Option<&'a [String]>,
+}
+
+/// Updates a client of the transaction's tenant; false if there is none.
+pub async fn update(tx: &mut Tx, client_id: &str, c: &ClientChange<'_>) -> Result<bool, sqlx::Error> {
+    let tenant_id = tx.tenant_id().unwrap_or_default();
+    let done = sqlx::query(
+        "UPDATE clients SET name = COALESCE($3, name), redirect_uris = COALESCE($4, redirect_uris), \
+         post_logout_redirect_uris = COALESCE($5, post_logout_redirect_uris), updated_at = now() \
+         WHERE tenant_id = $1 AND client_id = $2",
+    )
+    .bind(tenant_id)
+    .bind(client_id)
+    .bind(c.name)
+    .bind(c.redirect_uris)
+    .bind(c.post_logout_redirect_uris)
+    .execute(tx.conn())
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Replaces a confidential client's secret hash; false if there is no such client.
+pub async fn set_secret_hash(tx: &mut Tx, client_id: &str, secret_hash: &[u8]) -> Result<bool, sqlx::Error> {
+    let tenant_id = tx.tenant_id().unwrap_or_default();
+    let done = sqlx::query(
+        "UPDATE clients SET secret_hash = $3, updated_at = now() \
+         WHERE tenant_id = $1 AND client_id = $2 AND client_type = 'confidential'",
+    )
+    .bind(tenant_id)
+    .bind(client_id)
+    .bind(secret_hash)
+    .execute(tx.conn())
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Deletes a client of the transaction's tenant; false if there is none.
+pub async fn delete(tx: &mut Tx, client_id: &str) -> Result<bool, sqlx::Error> {
+    let tenant_id = tx.tenant_id().unwrap_or_default();
+    let done = sqlx::query("DELETE FROM clients WHERE tenant_id = $1 AND client_id = $2")
+        .bind(tenant_id)
+        .bind(client_id)
+        .execute(tx.conn())
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// A client as the protocol reads it.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ClientRow {

@@ -154,6 +154,46 @@ pub async fn revoke_family(tx: &mut Tx, family_id: Uuid, reason: &str) -> Result
     Ok(done.rows_affected() == 1)
 }
 
+/// Revokes every live family of a user in the transaction's tenant; returns how many.
+pub async fn revoke_user_families(tx: &mut Tx, user_id: Uuid, reason: &str) -> Result<u64, sqlx::Error> {
+    let tenant_id = tenant(tx);
+    let done = sqlx::query(
+        "UPDATE token_families SET revoked_at = now(), revoked_reason = $3 \
+         WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL",
+    )
+    .bind(tenant_id)
+    .bind(user_id)
+    .bind(reason)
+    .execute(tx.conn())
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Revokes everything a client was issued in the transaction's tenant: its live families
+/// (refresh tokens and the access tokens of each) and its access tokens without a family
+/// (client credentials). Returns (families, access tokens) revoked.
+pub async fn revoke_client_grants(tx: &mut Tx, client_id: &str, reason: &str) -> Result<(u64, u64), sqlx::Error> {
+    let tenant_id = tenant(tx);
+    let families = sqlx::query(
+        "UPDATE token_families SET revoked_at = now(), revoked_reason = $3 \
+         WHERE tenant_id = $1 AND client_id = $2 AND revoked_at IS NULL",
+    )
+    .bind(tenant_id)
+    .bind(client_id)
+    .bind(reason)
+    .execute(tx.conn())
+    .await?;
+    let tokens = sqlx::query(
+        "UPDATE access_tokens SET revoked_at = now() \
+         WHERE tenant_id = $1 AND client_id = $2 AND family_id IS NULL AND revoked_at IS NULL AND expires_at > now()",
+    )
+    .bind(tenant_id)
+    .bind(client_id)
+    .execute(tx.conn())
+    .await?;
+    Ok((families.rows_affected(), tokens.rows_affected()))
+}
+
 /// What presenting a refresh token found.
 #[derive(Debug)]
 pub enum RefreshUse {
@@ -283,14 +323,16 @@ pub async fn insert_access(
     Ok(())
 }
 
-/// Whether an access token is unexpired and neither it nor its family is revoked.
+/// Whether an access token is unexpired, neither it nor its family is revoked, and its tenant
+/// is not suspended.
 pub async fn access_active(tx: &mut Tx, jti: Uuid) -> Result<bool, sqlx::Error> {
     let tenant_id = tenant(tx);
     sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM access_tokens a \
            LEFT JOIN token_families f ON f.tenant_id = a.tenant_id AND f.family_id = a.family_id \
          WHERE a.tenant_id = $1 AND a.jti = $2 AND a.revoked_at IS NULL AND a.expires_at > now() \
-           AND f.revoked_at IS NULL)",
+           AND f.revoked_at IS NULL \
+           AND EXISTS (SELECT 1 FROM tenants t WHERE t.id = a.tenant_id AND t.status = 'active'))",
     )
     .bind(tenant_id)
     .bind(jti)
@@ -311,21 +353,6 @@ pub async fn revoke_access(tx: &mut Tx, jti: Uuid, client_id: &str) -> Result<bo
     .execute(tx.conn())
     .await?;
     Ok(done.rows_affected() == 1)
-}
-
-/// Revokes every live family of a user in the transaction's tenant; returns how many.
-pub async fn revoke_user_families(tx: &mut Tx, user_id: Uuid, reason: &str) -> Result<u64, sqlx::Error> {
-    let tenant_id = tenant(tx);
-    Ok(sqlx::query(
-        "UPDATE token_families SET revoked_at = now(), revoked_reason = $3 \
-         WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL",
-    )
-    .bind(tenant_id)
-    .bind(user_id)
-    .bind(reason)
-    .execute(tx.conn())
-    .await?
-    .rows_affected())
 }
 
 /// The tenants where a user has live families (SECURITY DEFINER lookup).

@@ -30,6 +30,32 @@ pub async fn role_of(tx: &mut Tx, user_id: Uuid) -> Result<Option<String>, sqlx:
     sqlx::query_scalar("SELECT role FROM memberships WHERE user_id = $1").bind(user_id).fetch_optional(tx.conn()).await
 }
 
+/// Changes the user's role in the transaction's tenant; returns the role before, or `None`
+/// when the user is not a member. One statement: the old role is read from the locked row.
+pub async fn set_role(tx: &mut Tx, user_id: Uuid, role: Role) -> Result<Option<String>, sqlx::Error> {
+    let tenant_id = tx.tenant_id().unwrap_or_default();
+    sqlx::query_scalar(
+        "UPDATE memberships m SET role = $3 FROM memberships old \
+         WHERE m.tenant_id = $1 AND m.user_id = $2 AND old.tenant_id = m.tenant_id AND old.user_id = m.user_id \
+         RETURNING old.role",
+    )
+    .bind(tenant_id)
+    .bind(user_id)
+    .bind(role.as_str())
+    .fetch_optional(tx.conn())
+    .await
+}
+
+/// Ends the user's membership of the transaction's tenant; returns the role it had.
+pub async fn delete(tx: &mut Tx, user_id: Uuid) -> Result<Option<String>, sqlx::Error> {
+    let tenant_id = tx.tenant_id().unwrap_or_default();
+    sqlx::query_scalar("DELETE FROM memberships WHERE tenant_id = $1 AND user_id = $2 RETURNING role")
+        .bind(tenant_id)
+        .bind(user_id)
+        .fetch_optional(tx.conn())
+        .await
+}
+
 /// Every active tenant the user belongs to.
 pub async fn of_user(tx: &mut Tx, user_id: Uuid) -> Result<Vec<MembershipOf>, sqlx::Error> {
     sqlx::query_as("SELECT tenant_id, slug, name, role FROM lca_memberships_of($1)")

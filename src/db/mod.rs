@@ -14,6 +14,7 @@ pub mod clients;
 pub mod consents;
 pub mod embedded;
 pub mod grants;
+pub mod janitor;
 pub mod keys;
 pub mod memberships;
 pub mod mfa;
@@ -26,7 +27,7 @@ pub mod users;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::{Connection as _, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 pub use embedded::EmbeddedCluster;
@@ -123,6 +124,22 @@ impl Database {
         Ok(Tx { inner: tx, tenant_id })
     }
 
+    /// Takes the session-level advisory lock `key` on a connection of its own, if no other
+    /// session holds it. The lock lasts until [`SessionLock::release`], or until the
+    /// connection ends (a process that dies releases it too).
+    pub async fn try_session_lock(&self, key: i64) -> Result<Option<SessionLock>, sqlx::Error> {
+        // Detached from the pool: the lock must never travel with a pooled connection into
+        // someone else's hands.
+        let mut conn = self.runtime.acquire().await?.detach();
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(key).fetch_one(&mut conn).await?;
+        if locked {
+            Ok(Some(SessionLock { conn, key }))
+        } else {
+            conn.close().await.ok();
+            Ok(None)
+        }
+    }
+
     /// Closes both pools.
     pub async fn close(&self) {
         self.runtime.close().await;
@@ -172,6 +189,22 @@ impl Tx {
 
     pub async fn commit(self) -> Result<(), sqlx::Error> {
         self.inner.commit().await
+    }
+}
+
+/// A session-level advisory lock held on its own connection (see
+/// [`Database::try_session_lock`]). Dropped, it closes the connection, which releases it.
+#[derive(Debug)]
+pub struct SessionLock {
+    conn: sqlx::PgConnection,
+    key: i64,
+}
+
+impl SessionLock {
+    /// Releases the lock and closes its connection.
+    pub async fn release(mut self) {
+        let _ = sqlx::query("SELECT pg_advisory_unlock($1)").bind(self.key).execute(&mut self.conn).await;
+        let _ = self.conn.close().await;
     }
 }
 

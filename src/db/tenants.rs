@@ -51,3 +51,14 @@ pub async fn list(tx: &mut Tx) -> Result<Vec<(Uuid, String)>, sqlx::Error> {
 pub async fn requires_mfa(tx: &mut Tx) -> Result<bool, sqlx::Error> {
     Ok(sqlx::query_scalar("SELECT require_mfa FROM tenants").fetch_optional(tx.conn()).await?.unwrap_or(false))
 }
+
+/// Sets the transaction's tenant's status (`active` or `suspended`); true if it changed.
+pub async fn set_status(tx: &mut Tx, status: &str) -> Result<bool, sqlx::Error> {
+    let tenant_id = tx.tenant_id().unwrap_or_default();
+    let done = sqlx::query("UPDATE tenants SET status = $2 WHERE id = $1 AND status <> $2")
+        .bind(tenant_id)
+        .bind(status)
+        .execute(tx.conn())
+        .await?;
+    Ok(done.rows_affected() == 1)
+}

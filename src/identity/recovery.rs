@@ -9,36 +9,11 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::db::{self, Database, audit};
+use crate::db::audit::{self, Actor};
+use crate::db::{self, Database};
 use crate::error::ServiceError;
 use crate::identity::security;
 use crate::secrets::Secret;
-
-/// Who acts: for the audit row and the permission check.
-#[derive(Debug, Clone)]
-pub enum Actor {
-    /// A signed-in administrator (user id).
-    Admin(Uuid),
-    /// The command line (operator name).
-    Operator(String),
-}
-
-impl Actor {
-    fn kind_and_id(&self) -> (&'static str, String) {
-        match self {
-            Actor::Admin(id) => ("user", id.to_string()),
-            Actor::Operator(name) => ("operator", name.clone()),
-        }
-    }
-}
-
-/// Where the request came from (none for the command line).
-#[derive(Debug, Clone, Default)]
-pub struct Origin {
-    pub ip: Option<std::net::IpAddr>,
-    pub user_agent: Option<String>,
-    pub request_id: Option<String>,
-}
 
 /// An issued link, shown once.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -48,41 +23,27 @@ pub struct IssuedLink {
     pub user_id: Uuid,
 }
 
-/// Whether `actor` may recover `target` as an admin of `tenant_id`. Operators may.
+/// Whether `actor` may recover `target` as an admin of `tenant_id`: an operator (the
+/// command line) may for any member; a user (kind `user`, id their uuid) as above.
 pub async fn may_act(db: &Database, actor: &Actor, tenant_id: Uuid, target: Uuid) -> Result<bool, ServiceError> {
     let mut tx = db.tenant(tenant_id).await?;
     // RLS: the target's membership is visible only in a transaction of this tenant.
     let member = db::memberships::role_of(&mut tx, target).await?.is_some();
-    let allowed = match actor {
-        Actor::Operator(_) => member,
-        Actor::Admin(admin) if member => {
-            let theirs = db::memberships::of_user(&mut tx, *admin).await?;
+    let admin: Option<Uuid> = actor.id.as_deref().and_then(|id| id.parse().ok()).filter(|_| actor.kind == "user");
+    let allowed = match (actor.kind, admin) {
+        ("operator", _) => member,
+        ("user", Some(admin)) if member => {
+            let theirs = db::memberships::of_user(&mut tx, admin).await?;
             let platform = db::tenants::platform(&mut tx).await?;
             let is_platform_admin = theirs.iter().any(|m| m.role == "admin" && Some(m.tenant_id) == platform);
             let administers = |t: Uuid| theirs.iter().any(|m| m.role == "admin" && m.tenant_id == t);
             let target_tenants = db::memberships::of_user(&mut tx, target).await?;
             is_platform_admin || (administers(tenant_id) && target_tenants.iter().all(|m| administers(m.tenant_id)))
         }
-        Actor::Admin(_) => false,
+        _ => false,
     };
     tx.commit().await?;
     Ok(allowed)
-}
-
-fn event<'a>(action: &'a str, actor: &'a Actor, target: Uuid, origin: &Origin) -> audit::Event<'a> {
-    let (kind, id) = actor.kind_and_id();
-    audit::Event {
-        actor_kind: kind,
-        actor_id: Some(id),
-        target_kind: Some("user"),
-        target_id: Some(target.to_string()),
-        action,
-        outcome: "success",
-        ip: origin.ip,
-        user_agent: origin.user_agent.clone(),
-        request_id: origin.request_id.clone(),
-        details: serde_json::json!({}),
-    }
 }
 
 /// Removes the target's second factor (they enrol again at the next sign-in) and ends every
@@ -92,7 +53,6 @@ pub async fn reset_mfa(
     actor: &Actor,
     tenant_id: Uuid,
     target: Uuid,
-    origin: &Origin,
 ) -> Result<Option<security::Ended>, ServiceError> {
     if !may_act(db, actor, tenant_id, target).await? {
         return Ok(None);
@@ -100,9 +60,8 @@ pub async fn reset_mfa(
     let mut tx = db.tenant_and_user(tenant_id, target).await?;
     db::mfa::reset(&mut tx, target).await?;
     let ended = security::end_sessions_and_families(&mut tx, target, None, "mfa_reset").await?;
-    let mut e = event("mfa.reset", actor, target, origin);
-    e.details = serde_json::json!({ "sessions_ended": ended.sessions, "families_revoked": ended.families });
-    audit::append(&mut tx, &e).await?;
+    let details = serde_json::json!({ "sessions_ended": ended.sessions, "families_revoked": ended.families });
+    audit::append(&mut tx, &actor.event("mfa.reset", ("user", Some(target.to_string())), details)).await?;
     tx.commit().await?;
     Ok(Some(ended))
 }
@@ -114,19 +73,17 @@ pub async fn issue_link(
     actor: &Actor,
     tenant_id: Uuid,
     target: Uuid,
-    origin: &Origin,
 ) -> Result<Option<IssuedLink>, ServiceError> {
     if !may_act(db, actor, tenant_id, target).await? {
         return Ok(None);
     }
     let token = Secret::generate();
     let expires_at = Utc::now() + chrono::Duration::from_std(config.ttl.recovery_link).unwrap_or_default();
-    let (kind, id) = actor.kind_and_id();
+    let issued_by = format!("{}:{}", actor.kind, actor.id.as_deref().unwrap_or(""));
     let mut tx = db.tenant(tenant_id).await?;
-    db::recovery::insert(&mut tx, &token.hash(), target, &format!("{kind}:{id}"), expires_at).await?;
-    let mut e = event("recovery.issued", actor, target, origin);
-    e.details = serde_json::json!({ "expires_at": expires_at });
-    audit::append(&mut tx, &e).await?;
+    db::recovery::insert(&mut tx, &token.hash(), target, &issued_by, expires_at).await?;
+    let details = serde_json::json!({ "expires_at": expires_at });
+    audit::append(&mut tx, &actor.event("recovery.issued", ("user", Some(target.to_string())), details)).await?;
     tx.commit().await?;
     Ok(Some(IssuedLink {
         link: format!("{}/recover?token={}", config.issuer, token.expose()),
@@ -137,12 +94,13 @@ pub async fn issue_link(
 
 /// Uses a recovery link: sets the new password, removes the second factor (to be enrolled
 /// again), and ends every session and token family, in one transaction with the link's single
-/// use. `None` when the link is unknown, used or expired.
+/// use. `None` when the link is unknown, used or expired. `origin` is the request's actor
+/// (kind and id are taken from the link's user).
 pub async fn use_link(
     db: &Database,
     token: &str,
     password_hash: &str,
-    origin: &Origin,
+    origin: &Actor,
 ) -> Result<Option<Uuid>, ServiceError> {
     let token_hash = crate::secrets::sha256(token.as_bytes());
     let mut tx = db.unscoped().await?;
@@ -155,19 +113,9 @@ pub async fn use_link(
     db::mfa::set_password(&mut tx, user_id, password_hash).await?;
     db::mfa::reset(&mut tx, user_id).await?;
     let ended = security::end_sessions_and_families(&mut tx, user_id, None, "recovery").await?;
-    let mut e = audit::Event {
-        actor_kind: "user",
-        actor_id: Some(user_id.to_string()),
-        target_kind: Some("user"),
-        target_id: Some(user_id.to_string()),
-        action: "recovery.used",
-        outcome: "success",
-        ip: origin.ip,
-        user_agent: origin.user_agent.clone(),
-        request_id: origin.request_id.clone(),
-        details: serde_json::json!({}),
-    };
-    e.details = serde_json::json!({ "sessions_ended": ended.sessions, "families_revoked": ended.families });
+    let actor = Actor { kind: "user", id: Some(user_id.to_string()), ..origin.clone() };
+    let details = serde_json::json!({ "sessions_ended": ended.sessions, "families_revoked": ended.families });
+    let e = actor.event("recovery.used", ("user", Some(user_id.to_string())), details);
     audit::append(&mut tx, &e).await?;
     tx.commit().await?;
     Ok(Some(user_id))

@@ -13,7 +13,7 @@ use crate::AppState;
 use crate::db;
 use crate::error::AppError;
 use crate::extract::Form;
-use crate::identity::recovery::{self, Actor, Origin};
+use crate::identity::recovery;
 use crate::pages::mfa::NoticePage;
 use crate::pages::session::{self, SignedIn};
 use crate::pages::{EN, Text, render};
@@ -140,10 +140,6 @@ pub struct CsrfForm {
     csrf: String,
 }
 
-fn origin(meta: &RequestMeta) -> Origin {
-    Origin { ip: meta.ip, user_agent: meta.user_agent.clone(), request_id: meta.request_id.clone() }
-}
-
 /// `POST /admin/t/{slug}/members/{user_id}/reset-mfa`.
 pub async fn reset_mfa(
     State(state): State<AppState>,
@@ -158,9 +154,8 @@ pub async fn reset_mfa(
         Err(r) => return Ok(r),
     };
     let (tenants, id) = tenant_for(&state, &who, &slug).await?;
-    recovery::reset_mfa(&state.db, &Actor::Admin(who.user_id), id, target, &origin(&meta))
-        .await?
-        .ok_or(AppError::NotFound)?;
+    let actor = meta.actor("user", Some(who.user_id.to_string()));
+    recovery::reset_mfa(&state.db, &actor, id, target).await?.ok_or(AppError::NotFound)?;
     page(&state, &session, &tenants, Some((id, &slug)), Some(EN.admin_mfa_reset_done)).await
 }
 
@@ -178,9 +173,8 @@ pub async fn recovery_link(
         Err(r) => return Ok(r),
     };
     let (_, id) = tenant_for(&state, &who, &slug).await?;
-    let issued = recovery::issue_link(&state.db, &state.config, &Actor::Admin(who.user_id), id, target, &origin(&meta))
-        .await?
-        .ok_or(AppError::NotFound)?;
+    let actor = meta.actor("user", Some(who.user_id.to_string()));
+    let issued = recovery::issue_link(&state.db, &state.config, &actor, id, target).await?.ok_or(AppError::NotFound)?;
     let body = format!("{} {}", EN.admin_link_body, issued.expires_at.format("%Y-%m-%d %H:%M UTC"));
     let back = format!("/admin/t/{slug}");
     let notice =

@@ -12,7 +12,7 @@ use crate::AppState;
 use crate::error::AppError;
 use crate::extract::Form;
 use crate::identity::password;
-use crate::identity::recovery::{self, Origin};
+use crate::identity::recovery;
 use crate::pages::mfa::NoticePage;
 use crate::pages::session;
 use crate::pages::{EN, Text, render};
@@ -77,8 +77,7 @@ pub async fn submit(
         return Ok(render(StatusCode::OK, &page, &[]));
     }
     let hash = state.passwords.hash(&form.password).await?;
-    let origin = Origin { ip: meta.ip, user_agent: meta.user_agent.clone(), request_id: meta.request_id.clone() };
-    if recovery::use_link(&state.db, &form.token, &hash, &origin).await?.is_none() {
+    if recovery::use_link(&state.db, &form.token, &hash, &meta.actor("user", None)).await?.is_none() {
         return Ok(invalid());
     }
     // Whoever was signed in in this browser is not any more.

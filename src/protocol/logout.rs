@@ -19,9 +19,11 @@ use tower_sessions::Session;
 use url::Url;
 
 use crate::AppState;
+use crate::db::{self, audit};
 use crate::error::AppError;
 use crate::extract::Form;
 use crate::pages::{self, EN, MessagePage, Text, page_error, render, session};
+use crate::protocol::meta::RequestMeta;
 use crate::tokens::{Expected, TokenType, check_claims};
 
 #[derive(Debug, Default, Deserialize)]
@@ -49,19 +51,21 @@ struct ConfirmPage<'a> {
 pub async fn logout_get(
     State(state): State<AppState>,
     session: Session,
+    meta: RequestMeta,
     Query(p): Query<LogoutParams>,
 ) -> Result<Response, AppError> {
-    logout(&state, &session, p).await
+    logout(&state, &session, &meta, p).await
 }
 
 /// `POST /logout`: our confirmation form is handled here; a relying party's POST becomes a GET.
 pub async fn logout_post(
     State(state): State<AppState>,
     session: Session,
+    meta: RequestMeta,
     Form(p): Form<LogoutParams>,
 ) -> Result<Response, AppError> {
     if p.confirm.is_some() {
-        return logout(&state, &session, p).await;
+        return logout(&state, &session, &meta, p).await;
     }
     let mut url = Url::parse("http://x/logout").map_err(|e| AppError::Internal(e.into()))?;
     {
@@ -85,7 +89,12 @@ fn refused(message: &'static str) -> AppError {
     page_error(StatusCode::BAD_REQUEST, "The sign-out request is invalid", message)
 }
 
-async fn logout(state: &AppState, session: &Session, p: LogoutParams) -> Result<Response, AppError> {
+async fn logout(
+    state: &AppState,
+    session: &Session,
+    meta: &RequestMeta,
+    p: LogoutParams,
+) -> Result<Response, AppError> {
     // Who is asking: the hint's audience, which must agree with client_id if both are given.
     let hint = match p.id_token_hint.as_deref().filter(|h| !h.is_empty()) {
         Some(hint) => Some(verify_hint(state, hint).await.ok_or_else(|| refused("The id_token_hint is not valid."))?),
@@ -96,15 +105,18 @@ async fn logout(state: &AppState, session: &Session, p: LogoutParams) -> Result<
         (Some(h), _) => Some(h.client_id.clone()),
         (None, b) => b.map(str::to_owned),
     };
+    // Signing out works for a suspended tenant's clients too.
+    let client = match &client_id {
+        Some(id) if !id.is_empty() && id.len() <= 128 => crate::clients::find_any(&state.db, id).await?,
+        _ => None,
+    };
     let redirect = match p.post_logout_redirect_uri.as_deref().filter(|u| !u.is_empty()) {
         None => None,
         Some(uri) => {
-            let Some(client_id) = &client_id else {
+            if client_id.is_none() {
                 return Err(refused("post_logout_redirect_uri needs an id_token_hint or client_id."));
-            };
-            let registered = crate::clients::find(&state.db, client_id)
-                .await?
-                .is_some_and(|c| c.post_logout_redirect_uris.iter().any(|r| r == uri));
+            }
+            let registered = client.as_ref().is_some_and(|c| c.post_logout_redirect_uris.iter().any(|r| r == uri));
             if !registered {
                 return Err(refused("The post_logout_redirect_uri is not registered for this application."));
             }
@@ -138,6 +150,34 @@ async fn logout(state: &AppState, session: &Session, p: LogoutParams) -> Result<
         let targets: Vec<String> = redirect.iter().map(|r| crate::protocol::authorize::origin_of(r)).collect();
         return Ok(render(StatusCode::OK, &page, &targets));
     }
+    // The event first: if it cannot be written, the session does not end either.
+    if let Some(who) = &signed_in {
+        // The tenant whose chain records it: the hint's, when the hint is this user's; else
+        // the client's; else (a bare sign-out) the platform's.
+        let tenant = match (&hint, &client) {
+            (Some(h), _) if h.sub == who.user_id && h.tenant.is_some() => h.tenant,
+            (_, Some(c)) => Some(c.tenant_id),
+            _ => {
+                let mut tx = state.db.unscoped().await?;
+                let platform = db::tenants::platform(&mut tx).await?;
+                tx.commit().await?;
+                platform
+            }
+        };
+        if let Some(tenant) = tenant {
+            let target = match &client {
+                Some(c) => ("client", c.client_id.clone()),
+                None => ("user", who.user_id.to_string()),
+            };
+            let event = audit::Event {
+                details: serde_json::json!({ "sid": who.sid, "confirmed": confirmed }),
+                ..meta.event("logout", "success", ("user", Some(who.user_id.to_string())), target)
+            };
+            let mut tx = state.db.tenant(tenant).await?;
+            audit::append(&mut tx, &event).await?;
+            tx.commit().await?;
+        }
+    }
     session::sign_out(session).await?;
     match redirect {
         Some(uri) => {
@@ -163,6 +203,8 @@ pub fn signed_out() -> Response {
 struct Hint {
     client_id: String,
     sub: uuid::Uuid,
+    /// The tenant the ID token was for (`tid`).
+    tenant: Option<uuid::Uuid>,
 }
 
 /// The client (`aud`) and user of an ID token we issued; expired is fine, forged is not.
@@ -181,5 +223,6 @@ async fn verify_hint(state: &AppState, hint: &str) -> Option<Hint> {
         _ => claims.get("azp")?.as_str()?.to_owned(),
     };
     let sub = claims.get("sub")?.as_str()?.parse().ok()?;
-    Some(Hint { client_id, sub })
+    let tenant = claims.get("tid").and_then(|t| t.as_str()).and_then(|t| t.parse().ok());
+    Some(Hint { client_id, sub, tenant })
 }

@@ -6,7 +6,7 @@ use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header;
 use axum::http::request::Parts;
 
-use crate::db::audit::Event;
+use crate::db::audit::{Actor, Event};
 use crate::error::REQUEST_ID_HEADER;
 
 /// Client IP (the TCP peer), user agent and request id of a request.
@@ -53,5 +53,10 @@ impl RequestMeta {
             request_id: self.request_id.clone(),
             details: serde_json::Value::Object(Default::default()),
         }
+    }
+
+    /// The actor of this request's events: `kind` and `id` say who, the request where from.
+    pub fn actor(&self, kind: &'static str, id: Option<String>) -> Actor {
+        Actor { kind, id, ip: self.ip, user_agent: self.user_agent.clone(), request_id: self.request_id.clone() }
     }
 }

@@ -248,6 +248,11 @@ async fn refresh_token(
         return Err(OAuthError::invalid_grant("the refresh token is invalid").into());
     };
     let mut tx = state.db.tenant(tenant_id).await?;
+    // A suspended tenant's refresh tokens are refused without being used up, so reactivating
+    // the tenant brings them back (a multi-tenant client of another tenant gets here).
+    if db::tenants::current(&mut tx).await?.is_none_or(|(_, status)| status != "active") {
+        return Err(OAuthError::invalid_grant("the tenant is suspended").into());
+    }
     let family = match db::grants::use_refresh(&mut tx, &token_hash, &client.client_id).await? {
         RefreshUse::Rotated(family) => family,
         RefreshUse::Reused(family_id) => {

@@ -5,6 +5,7 @@ use std::str::FromStr;
 
 use uuid::Uuid;
 
+use crate::db::audit::{self, Actor};
 use crate::db::{self, Database};
 use crate::error::ServiceError;
 use crate::identity::Email;
@@ -92,9 +93,20 @@ pub struct CreatedTenant {
     pub name: String,
 }
 
-/// Creates a tenant.
+/// Creates a tenant (as the system; see [`create_tenant_by`]).
 pub async fn create_tenant(
     db: &Database,
+    slug: &str,
+    name: &str,
+    is_platform: bool,
+) -> Result<CreatedTenant, ServiceError> {
+    create_tenant_by(db, &Actor::system(), slug, name, is_platform).await
+}
+
+/// Creates a tenant; `tenant.created` opens its audit chain in the same transaction.
+pub async fn create_tenant_by(
+    db: &Database,
+    actor: &Actor,
     slug: &str,
     name: &str,
     is_platform: bool,
@@ -113,6 +125,8 @@ pub async fn create_tenant(
         }
         Err(e) => return Err(e.into()),
     }
+    let details = serde_json::json!({ "slug": slug.as_str(), "name": name, "is_platform": is_platform });
+    audit::append(&mut tx, &actor.event("tenant.created", ("tenant", Some(id.to_string())), details)).await?;
     tx.commit().await?;
     Ok(CreatedTenant { tenant_id: id, slug: slug.0, name: name.to_owned() })
 }
@@ -134,8 +148,20 @@ pub struct AddedMember {
     pub role: Role,
 }
 
-/// Makes the user with `email` a member of tenant `slug` with `role`.
+/// Makes the user with `email` a member of tenant `slug` with `role` (as the system; see
+/// [`add_member_by`]).
 pub async fn add_member(db: &Database, slug: &str, email: &str, role: Role) -> Result<AddedMember, ServiceError> {
+    add_member_by(db, &Actor::system(), slug, email, role).await
+}
+
+/// Makes the user with `email` a member of tenant `slug` with `role`; `membership.added`.
+pub async fn add_member_by(
+    db: &Database,
+    actor: &Actor,
+    slug: &str,
+    email: &str,
+    role: Role,
+) -> Result<AddedMember, ServiceError> {
     let tenant = find_tenant(db, slug).await?;
     let email = Email::parse(email)?;
     let mut tx = db.tenant(tenant.id).await?;
@@ -156,8 +182,117 @@ pub async fn add_member(db: &Database, slug: &str, email: &str, role: Role) -> R
         }
         Err(e) => return Err(e.into()),
     }
+    let details = serde_json::json!({ "role": role });
+    audit::append(&mut tx, &actor.event("membership.added", ("user", Some(user.id.to_string())), details)).await?;
     tx.commit().await?;
     Ok(AddedMember { tenant_id: tenant.id, user_id: user.id, role })
+}
+
+/// A tenant's status after `tenant suspend` or `tenant reactivate`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TenantStatus {
+    pub tenant_id: Uuid,
+    pub slug: String,
+    pub status: &'static str,
+    /// False when the tenant already had this status (nothing was done or recorded).
+    pub changed: bool,
+}
+
+/// Suspends (`suspend`) or reactivates a tenant; `tenant.suspended` / `tenant.reactivated`.
+/// A suspended tenant stops working at once: its clients are not found by the protocol, it is
+/// not offered to multi-tenant clients, its tokens are not refreshed and introspect as
+/// inactive. Nothing is deleted, so reactivating brings everything back.
+pub async fn set_suspended(
+    db: &Database,
+    actor: &Actor,
+    slug: &str,
+    suspend: bool,
+) -> Result<TenantStatus, ServiceError> {
+    let tenant = find_tenant(db, slug).await?;
+    if tenant.is_platform && suspend {
+        return Err(ServiceError::Invalid("the platform tenant cannot be suspended".into()));
+    }
+    let (status, action) = if suspend { ("suspended", "tenant.suspended") } else { ("active", "tenant.reactivated") };
+    let mut tx = db.tenant(tenant.id).await?;
+    let changed = db::tenants::set_status(&mut tx, status).await?;
+    if changed {
+        let event = actor.event(action, ("tenant", Some(tenant.id.to_string())), serde_json::json!({ "slug": slug }));
+        audit::append(&mut tx, &event).await?;
+    }
+    tx.commit().await?;
+    Ok(TenantStatus { tenant_id: tenant.id, slug: slug.to_owned(), status, changed })
+}
+
+/// A membership after `member set-role` or `member remove`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MembershipChange {
+    pub tenant_id: Uuid,
+    pub user_id: Uuid,
+    /// The role before.
+    pub previous_role: String,
+    /// The role now; `None` once removed.
+    pub role: Option<Role>,
+    /// Token families of the user in the tenant that were ended.
+    pub families_revoked: u64,
+}
+
+/// The tenant and the user a membership command names.
+async fn tenant_and_user(db: &Database, slug: &str, email: &str) -> Result<(Uuid, Uuid), ServiceError> {
+    let tenant = find_tenant(db, slug).await?;
+    let email = Email::parse(email)?;
+    let mut tx = db.unscoped().await?;
+    let user = db::users::by_email(&mut tx, email.as_str()).await?;
+    tx.commit().await?;
+    let user = user.ok_or_else(|| ServiceError::NotFound(format!("no user with email {:?}", email.as_str())))?;
+    Ok((tenant.id, user.id))
+}
+
+fn not_a_member(email: &str, slug: &str) -> ServiceError {
+    ServiceError::NotFound(format!("{email} is not a member of {slug:?}"))
+}
+
+/// Changes a member's role; `membership.role_changed` (with the roles before and after). The
+/// next refresh carries the new role; access tokens already issued keep theirs until they
+/// expire (minutes).
+pub async fn set_role(
+    db: &Database,
+    actor: &Actor,
+    slug: &str,
+    email: &str,
+    role: Role,
+) -> Result<MembershipChange, ServiceError> {
+    let (tenant_id, user_id) = tenant_and_user(db, slug, email).await?;
+    let mut tx = db.tenant(tenant_id).await?;
+    let Some(previous) = db::memberships::set_role(&mut tx, user_id, role).await? else {
+        return Err(not_a_member(email, slug));
+    };
+    if previous != role.as_str() {
+        let details = serde_json::json!({ "from": previous, "to": role });
+        let event = actor.event("membership.role_changed", ("user", Some(user_id.to_string())), details);
+        audit::append(&mut tx, &event).await?;
+    }
+    tx.commit().await?;
+    Ok(MembershipChange { tenant_id, user_id, previous_role: previous, role: Some(role), families_revoked: 0 })
+}
+
+/// Ends a membership and every token family of that user in the tenant;
+/// `membership.removed`.
+pub async fn remove_member(
+    db: &Database,
+    actor: &Actor,
+    slug: &str,
+    email: &str,
+) -> Result<MembershipChange, ServiceError> {
+    let (tenant_id, user_id) = tenant_and_user(db, slug, email).await?;
+    let mut tx = db.tenant(tenant_id).await?;
+    let Some(previous) = db::memberships::delete(&mut tx, user_id).await? else {
+        return Err(not_a_member(email, slug));
+    };
+    let families = db::grants::revoke_user_families(&mut tx, user_id, "membership_removed").await?;
+    let details = serde_json::json!({ "role": previous, "families_revoked": families });
+    audit::append(&mut tx, &actor.event("membership.removed", ("user", Some(user_id.to_string())), details)).await?;
+    tx.commit().await?;
+    Ok(MembershipChange { tenant_id, user_id, previous_role: previous, role: None, families_revoked: families })
 }
 
 #[cfg(test)]

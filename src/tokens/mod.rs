@@ -21,5 +21,5 @@ mod store;
 
 pub use jwt::{Expected, TokenType, VerifyError, check_claims};
 pub use keys::SigningAlg;
-pub use rotate::{CreatedKey, RetiredKey, RotationPolicy, RotationReport, ensure_keys, rotate};
+pub use rotate::{CreatedKey, RetiredKey, RotationPolicy, RotationReport, ensure_keys, rotate, rotate_by};
 pub use store::{DEFAULT_RELOAD_INTERVAL, KeyStore, spawn_reloader};

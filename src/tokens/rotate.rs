@@ -11,7 +11,8 @@ use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::db::{Database, keys};
+use crate::db::audit::{self, Actor};
+use crate::db::{Database, keys, tenants};
 use crate::master_key::MasterKey;
 use crate::tokens::keys::{PrivateKey, SigningAlg};
 
@@ -74,13 +75,45 @@ struct NewKey {
 /// Retires every active key and creates a new one per algorithm, in one transaction. A
 /// retired key no longer signs once a server reloads, and leaves the JWKS after
 /// `policy.publish_for()`.
+///
+/// As the system; see [`rotate_by`].
 pub async fn rotate(db: &Database, master_key: &MasterKey, policy: &RotationPolicy) -> anyhow::Result<RotationReport> {
+    rotate_by(db, &Actor::system(), master_key, policy).await
+}
+
+/// [`rotate`], recorded as `keys.rotated` in the platform tenant's audit chain in the same
+/// transaction. Keys are global (no tenant of their own); the platform tenant's chain is the
+/// issuer's. Before bootstrap has created the platform tenant there is no chain to write to,
+/// and the rotation is only logged.
+pub async fn rotate_by(
+    db: &Database,
+    actor: &Actor,
+    master_key: &MasterKey,
+    policy: &RotationPolicy,
+) -> anyhow::Result<RotationReport> {
     let new_keys = generate(SigningAlg::ALL.to_vec(), master_key).await?;
     let mut tx = db.unscoped().await?;
+    let platform = tenants::platform(&mut tx).await?;
+    tx.commit().await?;
+    // signing_keys has no Row Level Security, so a transaction for the platform tenant writes
+    // the keys and the event together.
+    let mut tx = match platform {
+        Some(id) => db.tenant(id).await?,
+        None => db.unscoped().await?,
+    };
     keys::lock(&mut tx).await?;
     let retired = keys::retire_active(&mut tx, policy.publish_for()).await?;
     for key in &new_keys {
         keys::insert(&mut tx, &key.kid, key.alg.as_str(), &key.public_jwk, &key.sealed).await?;
+    }
+    if platform.is_some() {
+        let details = serde_json::json!({
+            "created": new_keys.iter().map(|k| serde_json::json!({ "alg": k.alg.as_str(), "kid": k.kid })).collect::<Vec<_>>(),
+            "retired": retired.iter().map(|k| serde_json::json!({ "alg": k.alg, "kid": k.kid, "publish_until": k.publish_until })).collect::<Vec<_>>(),
+        });
+        audit::append(&mut tx, &actor.event("keys.rotated", ("signing_keys", None), details)).await?;
+    } else {
+        tracing::warn!("no platform tenant yet: the key rotation is not in the audit log");
     }
     tx.commit().await?;
     let retired = retired

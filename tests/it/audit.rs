@@ -4,7 +4,7 @@
 use laventecare_auth::db::audit;
 use uuid::Uuid;
 
-use crate::support::{TestDb, cli};
+use crate::support::{TestDb, binary, cli, json_out};
 
 async fn append_n(t: &TestDb, tenant: Uuid, n: usize, tag: &str) {
     for i in 0..n {
@@ -45,7 +45,7 @@ async fn audit_rows_cannot_be_changed() {
         assert!(err.to_string().contains("append-only"), "{sql}: {err}");
     }
     let n: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_events").fetch_one(&mut owner).await.unwrap();
-    assert_eq!(n, 2);
+    assert_eq!(n, 3, "tenant.created and the two appended");
 }
 
 /// With the triggers disabled by a superuser: an edited row, a deleted row and two swapped
@@ -98,7 +98,7 @@ async fn tampering_is_detected() {
     // One tenant at a time.
     let one = cli(&t, &["audit", "verify", "--tenant", "clean"], "");
     assert!(one.status.success());
-    assert!(String::from_utf8_lossy(&one.stdout).contains("clean: 5 rows, chain intact"));
+    assert!(String::from_utf8_lossy(&one.stdout).contains("clean: 6 rows, chain intact"));
 }
 
 /// 8 writers appending to one tenant's chain at once never fork it.
@@ -113,7 +113,92 @@ async fn concurrent_writers_keep_one_chain() {
     futures::future::join_all(writers).await;
     let mut tx = t.db.tenant(acme).await.unwrap();
     let rows = audit::rows(&mut tx).await.unwrap();
-    assert_eq!(rows.len(), 200);
-    assert_eq!(audit::verify_chain(&rows), Ok(200));
+    assert_eq!(rows.len(), 201, "tenant.created and 8 × 25");
+    assert_eq!(audit::verify_chain(&rows), Ok(201));
     assert!(cli(&t, &["audit", "verify", "--tenant", "acme"], "").status.success());
+}
+
+/// Runs `audit verify --file` with no database at all: no DATABASE_URL, and a data directory
+/// whose cluster could not even start (no PostgreSQL binaries there).
+fn verify_file_offline(file: &std::path::Path) -> std::process::Output {
+    let data = tempfile::tempdir().unwrap();
+    let mut cmd = binary();
+    cmd.env("LCA_DATA_DIR", data.path()).env("LCA_PG_BINDIR", "/nonexistent");
+    cmd.args(["audit", "verify", "--file", file.to_str().unwrap(), "--json"]);
+    let out = crate::support::run_with_stdin(cmd, "");
+    assert!(!data.path().join("postgres").exists(), "no cluster was set up");
+    out
+}
+
+/// `audit export` writes the chain as JSON lines whose last hash is the database's head;
+/// `audit verify --file` checks it offline; an edited, deleted or moved line is named by line
+/// and row, with exit code 1.
+#[tokio::test]
+async fn export_verifies_offline_and_names_tampering() {
+    let t = TestDb::new().await;
+    let acme = t.tenant("acme").await;
+    append_n(&t, acme, 5, "x").await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("acme.jsonl");
+    let summary =
+        json_out(&cli(&t, &["audit", "export", "--tenant", "acme", "--output", file.to_str().unwrap(), "--json"], ""));
+    assert_eq!(summary["rows"], 6);
+    let text = std::fs::read_to_string(&file).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 6);
+    // One AuditRow per line, in seq order; the last hash is the head in the database.
+    let seqs: Vec<i64> = lines.iter().map(|l| serde_json::from_str::<audit::AuditRow>(l).unwrap().seq).collect();
+    assert_eq!(seqs, [1, 2, 3, 4, 5, 6]);
+    let last: serde_json::Value = serde_json::from_str(lines[5]).unwrap();
+    let mut owner = t.owner().await;
+    let head: Vec<u8> =
+        sqlx::query_scalar("SELECT hash FROM audit_events WHERE tenant_id = $1 ORDER BY seq DESC LIMIT 1")
+            .bind(acme)
+            .fetch_one(&mut owner)
+            .await
+            .unwrap();
+    assert_eq!(last["hash"], hex::encode(&head));
+    assert_eq!(summary["head"], hex::encode(&head));
+    // Standard output without --output: the same lines.
+    let stdout = cli(&t, &["audit", "export", "--tenant", "acme"], "");
+    assert!(stdout.status.success());
+    assert_eq!(String::from_utf8(stdout.stdout).unwrap(), text);
+
+    let ok = verify_file_offline(&file);
+    let v = json_out(&ok);
+    assert_eq!((v["ok"].as_bool(), v["rows"].as_i64()), (Some(true), Some(6)));
+    assert_eq!(v["head"], hex::encode(&head));
+
+    let tampered = |name: &str, lines: Vec<String>| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+        let out = verify_file_offline(&path);
+        assert_eq!(out.status.code(), Some(1), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["ok"], false, "{name}");
+        v["broken_at"].clone()
+    };
+    let owned: Vec<String> = lines.iter().map(|l| (*l).to_owned()).collect();
+
+    let mut edited = owned.clone();
+    edited[2] = edited[2].replace("\"test.event\"", "\"test.forged\"");
+    assert_ne!(edited[2], owned[2]);
+    let b = tampered("edited.jsonl", edited);
+    assert_eq!((b["line"].as_i64(), b["seq"].as_i64()), (Some(3), Some(3)), "{b}");
+    assert_eq!(b["problem"], "its content was changed");
+
+    let mut deleted = owned.clone();
+    deleted.remove(2);
+    let b = tampered("deleted.jsonl", deleted);
+    assert_eq!((b["line"].as_i64(), b["seq"].as_i64()), (Some(3), Some(4)), "{b}");
+    assert_eq!(b["problem"], "a row before this one is missing");
+
+    let mut swapped = owned.clone();
+    swapped.swap(1, 3);
+    let b = tampered("swapped.jsonl", swapped);
+    assert_eq!((b["line"].as_i64(), b["seq"].as_i64()), (Some(2), Some(4)), "{b}");
+    assert_eq!(b["problem"], "out of order (rows were moved)");
+
+    let b = tampered("garbage.jsonl", vec![owned[0].clone(), "not json".into()]);
+    assert_eq!(b["line"].as_i64(), Some(2));
 }

@@ -6,22 +6,25 @@ use laventecare_auth::{clients, identity, tenancy};
 
 use crate::support::TestDb;
 
-/// The functions migrations/0003_lookups.sql declares; a new one must be added here and tested.
+/// The SECURITY DEFINER functions the migrations declare (0003 and later); a new one must be
+/// added here and tested.
 const LOOKUPS: &[&str] = &[
+    "lca_client_owner(text)",
     "lca_client_tenant(text)",
     "lca_code_tenant(bytea)",
     "lca_memberships_of(uuid)",
     "lca_platform_tenant()",
     "lca_recovery_link_tenant(bytea)",
     "lca_refresh_token_tenant(bytea)",
+    "lca_sweep_signing_keys(integer)",
     "lca_tenant_by_slug(text)",
     "lca_tenant_list()",
     "lca_user_by_email(text)",
     "lca_user_family_tenants(uuid)",
 ];
 
-/// The catalogue holds exactly the listed SECURITY DEFINER functions, owned by lca_lookup,
-/// executable by lca_runtime and not by PUBLIC.
+/// The catalogue holds exactly the listed SECURITY DEFINER functions, owned by lca_lookup
+/// (the janitor's key sweep by lca_janitor), executable by lca_runtime and not by PUBLIC.
 #[tokio::test]
 async fn definer_functions_are_exactly_the_listed_ones() {
     let t = TestDb::new().await;
@@ -38,7 +41,8 @@ async fn definer_functions_are_exactly_the_listed_ones() {
     let names: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
     assert_eq!(names, LOOKUPS);
     for (name, owner, runtime_may) in &rows {
-        assert_eq!(owner, "lca_lookup", "{name}");
+        let expected = if name.starts_with("lca_sweep_") { "lca_janitor" } else { "lca_lookup" };
+        assert_eq!(owner, expected, "{name}");
         assert!(runtime_may, "{name} executable by lca_runtime");
     }
     // A role with no grants cannot call them.
@@ -89,9 +93,11 @@ async fn each_lookup_finds_only_its_object() {
     assert_eq!(u.id, user.user_id);
     assert!(u.password_hash.unwrap().starts_with("$2b$12$"));
     assert!(db::users::by_email(&mut tx, "nobody@example.com").await.unwrap().is_none());
-    // lca_client_tenant
+    // lca_client_tenant, and lca_client_owner (the same while the tenant is active)
     assert_eq!(db::clients::tenant_of(&mut tx, &client.client_id).await.unwrap(), Some(acme));
     assert_eq!(db::clients::tenant_of(&mut tx, "unknown").await.unwrap(), None);
+    assert_eq!(db::clients::owner_of(&mut tx, &client.client_id).await.unwrap(), Some(acme));
+    assert_eq!(db::clients::owner_of(&mut tx, "unknown").await.unwrap(), None);
     // lca_memberships_of
     let m = db::memberships::of_user(&mut tx, user.user_id).await.unwrap();
     assert_eq!(m.len(), 1);
@@ -115,12 +121,14 @@ async fn lookups_return_the_minimum() {
     .await
     .unwrap();
     let expected = [
+        ("lca_client_owner", "uuid"),
         ("lca_client_tenant", "uuid"),
         ("lca_code_tenant", "uuid"),
         ("lca_memberships_of", "TABLE(tenant_id uuid, slug text, name text, role text)"),
         ("lca_platform_tenant", "uuid"),
         ("lca_recovery_link_tenant", "uuid"),
         ("lca_refresh_token_tenant", "uuid"),
+        ("lca_sweep_signing_keys", "bigint"),
         ("lca_tenant_by_slug", "TABLE(id uuid, status text, is_platform boolean)"),
         ("lca_tenant_list", "TABLE(id uuid, slug text)"),
         ("lca_user_by_email", "TABLE(id uuid, password_hash text, status text)"),
@@ -200,4 +208,68 @@ async fn code_and_refresh_lookups() {
         db::grants::use_refresh(&mut tx, &refresh_hash, "c").await.unwrap(),
         db::grants::RefreshUse::Invalid
     ));
+}
+
+/// A suspended tenant's clients are unknown to lca_client_tenant (the protocol's lookup) and
+/// still found by lca_client_owner (operator commands, signing out); its memberships leave
+/// lca_memberships_of.
+#[tokio::test]
+async fn suspended_tenants_leave_the_protocol_lookups() {
+    let t = TestDb::new().await;
+    let acme = t.tenant("acme").await;
+    let hasher = identity::PasswordHasher::new();
+    let user = identity::create_user(&t.db, &hasher, "ann@example.com", "a long password!").await.unwrap();
+    tenancy::add_member(&t.db, "acme", "ann@example.com", tenancy::Role::Viewer).await.unwrap();
+    let client = clients::create_client(
+        &t.db,
+        clients::ClientRequest {
+            tenant: "acme".into(),
+            name: "svc".into(),
+            grants: vec!["client_credentials".into()],
+            role: Some(tenancy::Role::Viewer),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let system = db::audit::Actor::system();
+    tenancy::set_suspended(&t.db, &system, "acme", true).await.unwrap();
+    let mut tx = t.db.unscoped().await.unwrap();
+    assert_eq!(db::clients::tenant_of(&mut tx, &client.client_id).await.unwrap(), None);
+    assert_eq!(db::clients::owner_of(&mut tx, &client.client_id).await.unwrap(), Some(acme));
+    assert!(db::memberships::of_user(&mut tx, user.user_id).await.unwrap().is_empty());
+    tx.commit().await.unwrap();
+    tenancy::set_suspended(&t.db, &system, "acme", false).await.unwrap();
+    let mut tx = t.db.unscoped().await.unwrap();
+    assert_eq!(db::clients::tenant_of(&mut tx, &client.client_id).await.unwrap(), Some(acme));
+}
+
+/// lca_sweep_signing_keys deletes retired keys whose publish window has ended, up to its
+/// limit, and never an active key or one still published.
+#[tokio::test]
+async fn signing_key_sweep_deletes_only_unpublished_keys() {
+    let t = TestDb::new().await;
+    let mut owner = t.owner().await;
+    sqlx::raw_sql(
+        "INSERT INTO signing_keys (kid, alg, public_jwk, private_enc, retired_at, publish_until) \
+         SELECT k, 'RS256', jsonb_build_object('kid', k), decode(repeat('00', 40), 'hex'), r, p FROM (VALUES \
+           (repeat('a', 43), now() - interval '3 days', now() - interval '2 days'), \
+           (repeat('b', 43), now() - interval '3 days', now() - interval '1 day'), \
+           (repeat('c', 43), now() - interval '1 hour', now() + interval '1 day'), \
+           (repeat('d', 43), NULL::timestamptz, NULL::timestamptz)) AS v(k, r, p)",
+    )
+    .execute(&mut owner)
+    .await
+    .unwrap();
+    let mut runtime = t.runtime().await;
+    let gone: i64 = sqlx::query_scalar("SELECT lca_sweep_signing_keys(1)").fetch_one(&mut runtime).await.unwrap();
+    assert_eq!(gone, 1, "at most the limit");
+    let gone: i64 = sqlx::query_scalar("SELECT lca_sweep_signing_keys(100)").fetch_one(&mut runtime).await.unwrap();
+    assert_eq!(gone, 1);
+    let left: Vec<String> =
+        sqlx::query_scalar("SELECT left(kid, 1) FROM signing_keys ORDER BY kid").fetch_all(&mut owner).await.unwrap();
+    assert_eq!(left, ["c", "d"]);
+    // The runtime role itself still may not delete keys.
+    let err = sqlx::query("DELETE FROM signing_keys").execute(&mut runtime).await.unwrap_err();
+    assert_eq!(db::sqlstate(&err).as_deref(), Some("42501"));
 }
