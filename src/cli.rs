@@ -146,6 +146,15 @@ pub enum TenantCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Require a second factor of every member of a tenant (`--off` to stop requiring it).
+    RequireMfa {
+        #[arg(long)]
+        slug: String,
+        #[arg(long)]
+        off: bool,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -231,6 +240,9 @@ pub enum ClientCommand {
         /// Let users choose among their tenants at login.
         #[arg(long)]
         multi_tenant: bool,
+        /// Every login through this client needs a second factor.
+        #[arg(long)]
+        require_mfa: bool,
         #[arg(long, value_parser = ["RS256", "ES256", "EdDSA"])]
         signing_alg: Option<String>,
         /// client_secret_basic (default) or client_secret_post.
@@ -307,6 +319,13 @@ async fn run_with(command: Command, config: &Arc<Config>, db: &Database) -> anyh
             let done = tenancy::set_suspended(db, &operator, &slug, false).await?;
             print(json, &done, || status_line(&done))?;
         }
+        Command::Tenant { command: TenantCommand::RequireMfa { slug, off, json } } => {
+            let done = tenancy::set_require_mfa(db, &operator, &slug, !off).await?;
+            print(json, &done, || {
+                let state = if done.require_mfa { "requires" } else { "does not require" };
+                format!("tenant {slug} {state} a second factor of its members")
+            })?;
+        }
         Command::User { command: UserCommand::Create { email, password_stdin: _, json } } => {
             let password = read_password_line()?;
             let created = identity::create_user(db, &hasher, &email, &password).await?;
@@ -377,6 +396,7 @@ async fn run_with(command: Command, config: &Arc<Config>, db: &Database) -> anyh
                     post_logout_redirect_uris,
                     role,
                     multi_tenant,
+                    require_mfa,
                     signing_alg,
                     auth_method,
                     json,
@@ -395,6 +415,7 @@ async fn run_with(command: Command, config: &Arc<Config>, db: &Database) -> anyh
                     post_logout_redirect_uris,
                     role,
                     multi_tenant,
+                    require_mfa,
                     signing_alg,
                     auth_method,
                 },

@@ -34,6 +34,8 @@ pub struct ClientRequest {
     pub signing_alg: Option<String>,
     /// `client_secret_basic` (default) or `client_secret_post`, for confidential clients.
     pub auth_method: Option<String>,
+    /// Every login through this client needs a second factor.
+    pub require_mfa: bool,
 }
 
 /// A registered client. The secret is shown here once; only its hash is stored.
@@ -53,6 +55,7 @@ pub struct CreatedClient {
     pub role: Option<Role>,
     pub multi_tenant: bool,
     pub signing_alg: String,
+    pub require_mfa: bool,
 }
 
 fn expose_secret<S: serde::Serializer>(secret: &Option<Secret>, s: S) -> Result<S::Ok, S::Error> {
@@ -132,6 +135,9 @@ pub async fn create_client_by(db: &Database, actor: &Actor, req: ClientRequest) 
         }
         _ => {}
     }
+    if req.require_mfa && !interactive {
+        return Err(ServiceError::Invalid("--require-mfa is only for clients that log users in".into()));
+    }
     if req.multi_tenant && !interactive {
         return Err(ServiceError::Invalid("--multi-tenant is only for clients that log users in".into()));
     }
@@ -178,6 +184,7 @@ pub async fn create_client_by(db: &Database, actor: &Actor, req: ClientRequest) 
             service_role: req.role.map(Role::as_str),
             multi_tenant: req.multi_tenant,
             signing_alg: &signing_alg,
+            require_mfa: req.require_mfa,
         },
     )
     .await?;
@@ -190,6 +197,7 @@ pub async fn create_client_by(db: &Database, actor: &Actor, req: ClientRequest) 
         "service_role": req.role,
         "multi_tenant": req.multi_tenant,
         "signing_alg": signing_alg,
+        "require_mfa": req.require_mfa,
     });
     audit::append(&mut tx, &actor.event("client.created", ("client", Some(client_id.clone())), details)).await?;
     tx.commit().await?;
@@ -207,6 +215,7 @@ pub async fn create_client_by(db: &Database, actor: &Actor, req: ClientRequest) 
         role: req.role,
         multi_tenant: req.multi_tenant,
         signing_alg,
+        require_mfa: req.require_mfa,
     })
 }
 

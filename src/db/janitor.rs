@@ -1,7 +1,6 @@
 //! What the janitor deletes: one [`Sweep`] per kind of expired row, each a batched `DELETE`.
 //!
-//! To clean up a new table, add one entry to [`SWEEPS`] (device grants, recovery links and
-//! rate-limit counters are expected to). A sweep's statement
+//! To clean up a new table, add one entry to [`SWEEPS`]. A sweep's statement
 //! - takes the batch size as `$1` and deletes at most that many rows, chosen by a
 //!   `... IN (SELECT <key> ... LIMIT $1)` subquery, so every batch is a short transaction;
 //! - returns the number of rows it deleted as one `bigint` (`WITH gone AS (DELETE ...
@@ -87,6 +86,25 @@ pub const SWEEPS: &[Sweep] = &[
         sql: "WITH gone AS (DELETE FROM token_families WHERE (tenant_id, family_id) IN \
               (SELECT tenant_id, family_id FROM token_families \
                WHERE revoked_at IS NOT NULL OR expires_at < now() LIMIT $1) RETURNING 1) \
+              SELECT count(*) FROM gone",
+    },
+    // Recovery links once used or expired: the audit log keeps the record of both.
+    Sweep {
+        name: "recovery_links",
+        scope: Scope::PerTenant,
+        sql: "WITH gone AS (DELETE FROM recovery_links WHERE (tenant_id, token_hash) IN \
+              (SELECT tenant_id, token_hash FROM recovery_links \
+               WHERE used_at IS NOT NULL OR expires_at < now() LIMIT $1) RETURNING 1) \
+              SELECT count(*) FROM gone",
+    },
+    // Sign-in failure counters not touched for a day and not holding a lock. The counting
+    // window is at most the lock time (default 15 minutes), so nothing still counting goes.
+    Sweep {
+        name: "login_throttle",
+        scope: Scope::Global,
+        sql: "WITH gone AS (DELETE FROM login_throttle WHERE key_hash IN \
+              (SELECT key_hash FROM login_throttle WHERE updated_at < now() - interval '1 day' \
+                 AND coalesce(locked_until < now(), true) LIMIT $1) RETURNING 1) \
               SELECT count(*) FROM gone",
     },
     // Retired signing keys that have left the JWKS. The runtime role may not delete keys, so

@@ -62,3 +62,14 @@ pub async fn set_status(tx: &mut Tx, status: &str) -> Result<bool, sqlx::Error> 
         .await?;
     Ok(done.rows_affected() == 1)
 }
+
+/// Sets whether the transaction's tenant requires MFA; true if it changed.
+pub async fn set_require_mfa(tx: &mut Tx, require: bool) -> Result<bool, sqlx::Error> {
+    let tenant_id = tx.tenant_id().unwrap_or_default();
+    let done = sqlx::query("UPDATE tenants SET require_mfa = $2 WHERE id = $1 AND require_mfa <> $2")
+        .bind(tenant_id)
+        .bind(require)
+        .execute(tx.conn())
+        .await?;
+    Ok(done.rows_affected() == 1)
+}

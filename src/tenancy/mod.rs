@@ -321,3 +321,33 @@ mod tests {
         }
     }
 }
+
+/// A tenant's MFA policy after `tenant require-mfa`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MfaPolicy {
+    pub tenant_id: Uuid,
+    pub slug: String,
+    pub require_mfa: bool,
+}
+
+/// Requires (or stops requiring) a second factor of every member of a tenant at their next
+/// sign-in for it; `tenant.mfa_policy_changed`.
+pub async fn set_require_mfa(
+    db: &Database,
+    actor: &Actor,
+    slug: &str,
+    require: bool,
+) -> Result<MfaPolicy, ServiceError> {
+    let tenant = find_tenant(db, slug).await?;
+    let mut tx = db.tenant(tenant.id).await?;
+    if db::tenants::set_require_mfa(&mut tx, require).await? {
+        let details = serde_json::json!({ "require_mfa": require });
+        audit::append(
+            &mut tx,
+            &actor.event("tenant.mfa_policy_changed", ("tenant", Some(tenant.id.to_string())), details),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(MfaPolicy { tenant_id: tenant.id, slug: slug.to_owned(), require_mfa: require })
+}

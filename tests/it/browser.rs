@@ -225,3 +225,83 @@ async fn https_cookies_and_a_new_session_id_on_login() {
     let after = res.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
     assert_ne!(after, before, "signing in issues a new session id");
 }
+
+/// Issue #5, must-show 1: in Chromium, a person enrols TOTP from the account page (the key is
+/// read off the page, the QR code is an inline SVG), signs out, signs in to an app with the
+/// password and a code computed here, and the app's ID token says `amr` `otp`.
+#[tokio::test]
+async fn chromium_enrols_totp_and_signs_in_with_it() {
+    let p = Provider::start().await;
+    let (callback, seen) = relying_party().await;
+    let client = p
+        .client(laventecare_auth::clients::ClientRequest {
+            name: "Browser App".into(),
+            grants: vec!["authorization_code".into()],
+            redirect_uris: vec![callback.clone()],
+            ..Default::default()
+        })
+        .await;
+    let chrome = Chrome::start().await;
+    chrome.c().goto(&p.url("/account")).await.unwrap();
+    chrome.wait_for("input#email").await.send_keys(&p.email).await.unwrap();
+    chrome.wait_for("input#password").await.send_keys(PASSWORD).await.unwrap();
+    chrome.wait_for("button[type=submit]").await.click().await.unwrap();
+    chrome.wait_for("a#enrol").await.click().await.unwrap();
+    chrome.wait_for(".qr svg").await;
+    let secret = chrome.wait_for("#totp-secret").await.text().await.unwrap();
+    chrome.wait_for("input#code").await.send_keys(&crate::flow::totp_code(&secret, 0)).await.unwrap();
+    chrome.wait_for("button[type=submit]").await.click().await.unwrap();
+    let codes = chrome.wait_for("#backup-codes").await.text().await.unwrap();
+    assert_eq!(codes.lines().filter(|l| !l.trim().is_empty()).count(), 10, "{codes}");
+    chrome.wait_for("a#continue").await.click().await.unwrap();
+    chrome.wait_for("#backup-left").await;
+    chrome.wait_for("button#sign-out").await.click().await.unwrap();
+    chrome.wait_for("h1").await;
+    assert!(chrome.c().source().await.unwrap().contains("You are signed out"));
+
+    let (verifier, challenge) = pkce();
+    let mut url = url::Url::parse(&p.url("/authorize")).unwrap();
+    url.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", &client.client_id)
+        .append_pair("redirect_uri", &callback)
+        .append_pair("scope", "openid email")
+        .append_pair("state", "xyz")
+        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge_method", "S256");
+    chrome.c().goto(url.as_str()).await.unwrap();
+    chrome.wait_for("input#email").await.send_keys(&p.email).await.unwrap();
+    chrome.wait_for("input#password").await.send_keys(PASSWORD).await.unwrap();
+    chrome.wait_for("button[type=submit]").await.click().await.unwrap();
+    // The enrolment used this step's code; the next step's is accepted (one step of skew).
+    chrome.wait_for("input#code[autocomplete=one-time-code]").await;
+    assert!(chrome.c().current_url().await.unwrap().path().starts_with("/login/mfa"));
+    chrome.wait_for("input#code").await.send_keys(&crate::flow::totp_code(&secret, 1)).await.unwrap();
+    chrome.wait_for("button[type=submit]").await.click().await.unwrap();
+    chrome.wait_for("button[value=allow]").await.click().await.unwrap();
+    chrome.wait_for("#done").await;
+    chrome.close().await;
+
+    let query = seen.lock().unwrap().clone().unwrap();
+    let params: std::collections::HashMap<String, String> =
+        url::form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+    let res = p
+        .http()
+        .post(p.url("/token"))
+        .basic_auth(&client.client_id, Some(client.client_secret.as_ref().unwrap().expose()))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", params["code"].as_str()),
+            ("redirect_uri", callback.as_str()),
+            ("code_verifier", verifier.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body: serde_json::Value = res.json().await.unwrap();
+    let id = crate::flow::claims(body["id_token"].as_str().unwrap());
+    let amr: Vec<&str> = id["amr"].as_array().unwrap().iter().filter_map(|v| v.as_str()).collect();
+    assert!(amr.contains(&"otp") && amr.contains(&"pwd"), "{amr:?}");
+    assert_eq!(id["acr"], laventecare_auth::protocol::discovery::ACR_MFA);
+}

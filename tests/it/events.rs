@@ -201,7 +201,8 @@ async fn protocol_events_are_audited() {
     let (verifier, challenge) = pkce();
     let login = browser.open(&authorize_url(&p, &challenge, &[])).await;
     let again = browser.login(&login, &p.email, "not the password").await;
-    latest(&mut db, "login.failure").await.is(acme, "failure", ("user", None), client, ip);
+    // The row names the account a wrong password was typed for (the page never says).
+    latest(&mut db, "login.failure").await.is(acme, "failure", ("user", Some(&ann_id)), client, ip);
     let consent = browser.login(&again, &p.email, PASSWORD).await;
     latest(&mut db, "login.success").await.is(acme, "success", ("user", Some(&ann_id)), client, ip);
 

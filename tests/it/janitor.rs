@@ -104,6 +104,27 @@ async fn seed_live(conn: &mut PgConnection, tenant: Uuid, user: Uuid) {
     .unwrap();
 }
 
+/// Recovery links (20 used, 20 expired, 5 live) and sign-in counters (100 stale, 10 recent,
+/// 5 stale but still locked).
+async fn seed_mfa_state(conn: &mut PgConnection, tenant: Uuid, user: Uuid) {
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO recovery_links (tenant_id, token_hash, user_id, issued_by, expires_at, used_at) \
+         SELECT '{tenant}', sha256(('link' || g)::bytea), '{user}', 'test', \
+           CASE WHEN g <= 20 THEN now() + interval '1 hour' WHEN g <= 40 THEN now() - interval '1 minute' \
+                ELSE now() + interval '1 hour' END, \
+           CASE WHEN g <= 20 THEN now() END \
+         FROM generate_series(1, 45) g; \
+         INSERT INTO login_throttle (key_hash, failures, updated_at, locked_until) \
+         SELECT sha256(('key' || g)::bytea), 3, \
+           CASE WHEN g <= 100 OR g > 110 THEN now() - interval '2 days' ELSE now() END, \
+           CASE WHEN g > 110 THEN now() + interval '1 hour' END \
+         FROM generate_series(1, 115) g"
+    )))
+    .execute(conn)
+    .await
+    .unwrap();
+}
+
 /// Counts of what must stay.
 async fn live_counts(conn: &mut PgConnection) -> Vec<i64> {
     let mut out = Vec::new();
@@ -115,6 +136,8 @@ async fn live_counts(conn: &mut PgConnection) -> Vec<i64> {
          WHERE f.client_id = 'live-client'",
         "SELECT count(*) FROM access_tokens WHERE client_id = 'live-client'",
         "SELECT count(*) FROM signing_keys WHERE kid = repeat('z', 43) OR retired_at IS NULL",
+        "SELECT count(*) FROM recovery_links WHERE used_at IS NULL AND expires_at > now()",
+        "SELECT count(*) FROM login_throttle WHERE updated_at > now() - interval '1 day' OR locked_until > now()",
     ] {
         out.push(count(conn, sql).await);
     }
@@ -130,7 +153,10 @@ async fn expired_left(conn: &mut PgConnection) -> i64 {
               + (SELECT count(*) FROM refresh_tokens WHERE family_id IN \
                    (SELECT family_id FROM token_families WHERE revoked_at IS NOT NULL OR expires_at < now())) \
               + (SELECT count(*) FROM access_tokens WHERE expires_at < now()) \
-              + (SELECT count(*) FROM signing_keys WHERE publish_until < now())",
+              + (SELECT count(*) FROM signing_keys WHERE publish_until < now()) \
+              + (SELECT count(*) FROM recovery_links WHERE used_at IS NOT NULL OR expires_at < now()) \
+              + (SELECT count(*) FROM login_throttle WHERE updated_at < now() - interval '1 day' \
+                   AND coalesce(locked_until < now(), true))",
     )
     .await
 }
@@ -167,8 +193,12 @@ async fn one_run_removes_exactly_the_expired_rows() {
     }
     seed_live(&mut db, acme, user).await;
     expected.insert("signing_keys", 2);
+    let bulk: i64 = expected.values().sum::<i64>() - 2;
+    assert_eq!(bulk, 100_000, "{expected:?}");
+    seed_mfa_state(&mut db, acme, user).await;
+    expected.insert("recovery_links", 40);
+    expected.insert("login_throttle", 100);
     let total: i64 = expected.values().sum();
-    assert_eq!(total - 2, 100_000, "{expected:?}");
     assert_eq!(expired_left(&mut db).await, total);
     eprintln!("seeded {total} expired rows in {:?}", seeded.elapsed());
     let live_before = live_counts(&mut db).await;

@@ -406,3 +406,62 @@ async fn recovery_link_end_to_end() {
     assert_eq!(rows.len(), 1);
     assert_eq!((rows[0].actor_id.clone(), rows[0].target_id.clone()), (Some(root.to_string()), Some(ann.to_string())));
 }
+
+/// `acr_values` asking for MFA, the tenant's policy (`tenant require-mfa`) and the client's
+/// (`--require-mfa`) each make a member who signs in with a password alone enrol first; with
+/// none of them, the password is enough and the ID token says so.
+#[tokio::test]
+async fn acr_values_tenant_and_client_policies_require_mfa() {
+    use laventecare_auth::protocol::discovery::{ACR_MFA, ACR_PASSWORD};
+    let p = Provider::start().await;
+    let enrol_page = |step: &Step| step.html_opt().is_some_and(|h| h.contains("action=\"/mfa/enrol\""));
+
+    let (_, challenge) = pkce();
+    let asked = Browser::new(&p)
+        .sign_in_through(
+            &authorize_url(&p, &challenge, &[("acr_values", &format!("{ACR_PASSWORD} {ACR_MFA}"))]),
+            &p.email,
+            PASSWORD,
+        )
+        .await;
+    assert!(enrol_page(&asked), "acr_values with the MFA value forces the step");
+
+    let (verifier, challenge) = pkce();
+    let plain = Browser::new(&p).sign_in_through(&authorize_url(&p, &challenge, &[]), &p.email, PASSWORD).await;
+    let (_, body) = p.redeem(&plain.code().expect("a password is enough here"), &verifier).await;
+    assert_eq!(claims(body["id_token"].as_str().unwrap())["acr"], ACR_PASSWORD);
+
+    let out = crate::support::cli(&p.t, &["tenant", "require-mfa", "--slug", "acme", "--json"], "");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(crate::support::json_out(&out)["require_mfa"], true);
+    let (_, challenge) = pkce();
+    let tenant_policy = Browser::new(&p).sign_in_through(&authorize_url(&p, &challenge, &[]), &p.email, PASSWORD).await;
+    assert!(enrol_page(&tenant_policy), "the tenant requires MFA");
+    let changed = audit_rows(&p, tenant_id(&p, "acme").await, "tenant.mfa_policy_changed").await;
+    assert_eq!((changed.len(), changed[0].actor_kind.as_str()), (1, "operator"));
+    let out = crate::support::cli(&p.t, &["tenant", "require-mfa", "--slug", "acme", "--off", "--json"], "");
+    assert!(out.status.success());
+
+    let strict = p
+        .client(laventecare_auth::clients::ClientRequest {
+            name: "Strict".into(),
+            grants: vec!["authorization_code".into()],
+            redirect_uris: vec![crate::flow::REDIRECT.into()],
+            require_mfa: true,
+            ..Default::default()
+        })
+        .await;
+    let (_, challenge) = pkce();
+    let mut url = url::Url::parse(&authorize_url(&p, &challenge, &[])).unwrap();
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .map(|(k, v)| {
+            let v = if k == "client_id" { strict.client_id.clone() } else { v.into_owned() };
+            (k.into_owned(), v)
+        })
+        .filter(|(k, _)| k != "scope")
+        .collect();
+    url.query_pairs_mut().clear().extend_pairs(pairs).append_pair("scope", "openid");
+    let client_policy = Browser::new(&p).sign_in_through(url.as_str(), &p.email, PASSWORD).await;
+    assert!(enrol_page(&client_policy), "the client requires MFA");
+}
