@@ -100,3 +100,17 @@ ALTER FUNCTION lca_user_family_tenants(uuid) OWNER TO lca_lookup;
 REVOKE CREATE ON SCHEMA public FROM lca_lookup;
 REVOKE ALL ON FUNCTION lca_user_family_tenants(uuid) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION lca_user_family_tenants(uuid) TO lca_runtime;
+
+-- Recovery's permission rule weighs every membership of the person to be recovered, in
+-- suspended tenants too (a suspended tenant's admin is still that tenant's admin once it is
+-- reactivated).
+CREATE FUNCTION lca_memberships_any_status(p_user_id uuid)
+RETURNS TABLE (tenant_id uuid, role text)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+    SELECT m.tenant_id, m.role FROM public.memberships m WHERE m.user_id = p_user_id ORDER BY m.tenant_id
+$$;
+GRANT CREATE ON SCHEMA public TO lca_lookup;
+ALTER FUNCTION lca_memberships_any_status(uuid) OWNER TO lca_lookup;
+REVOKE CREATE ON SCHEMA public FROM lca_lookup;
+REVOKE ALL ON FUNCTION lca_memberships_any_status(uuid) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION lca_memberships_any_status(uuid) TO lca_runtime;

@@ -98,7 +98,8 @@ pub const SWEEPS: &[Sweep] = &[
               SELECT count(*) FROM gone",
     },
     // Sign-in failure counters not touched for a day and not holding a lock. The counting
-    // window is at most the lock time (default 15 minutes), so nothing still counting goes.
+    // window is the lock time or 15 minutes, whichever is longer; a lock time over a day would
+    // forget failures older than a day here, which only ever favours the account's owner.
     Sweep {
         name: "login_throttle",
         scope: Scope::Global,

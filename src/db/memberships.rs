@@ -73,3 +73,12 @@ pub async fn members(tx: &mut Tx) -> Result<Vec<(Uuid, String, String, bool)>, s
     .fetch_all(tx.conn())
     .await
 }
+
+/// Every membership of a user, whatever the tenant's status: (tenant, role) (SECURITY
+/// DEFINER lookup; for recovery's permission rule).
+pub async fn all_of(tx: &mut Tx, user_id: Uuid) -> Result<Vec<(Uuid, String)>, sqlx::Error> {
+    sqlx::query_as("SELECT tenant_id, role FROM lca_memberships_any_status($1)")
+        .bind(user_id)
+        .fetch_all(tx.conn())
+        .await
+}

@@ -9,6 +9,7 @@ use super::Tx;
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct MfaState {
     pub email: String,
+    pub status: String,
     pub totp_secret: Option<Vec<u8>>,
     pub totp_pending: Option<Vec<u8>>,
     pub mfa_enrol_required: bool,
@@ -24,7 +25,7 @@ impl MfaState {
 
 pub async fn state(tx: &mut Tx, user_id: Uuid) -> Result<Option<MfaState>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT email, totp_secret, totp_pending, mfa_enrol_required, \
+        "SELECT email, status, totp_secret, totp_pending, mfa_enrol_required, \
                 (SELECT count(*) FROM backup_codes b WHERE b.user_id = u.id AND b.used_at IS NULL) AS backup_codes_left \
          FROM users u WHERE id = $1",
     )

@@ -41,6 +41,16 @@ pub async fn peek(tx: &mut Tx, token_hash: &[u8]) -> Result<Option<Uuid>, sqlx::
     .await
 }
 
+/// The user and issuer of a usable link, without using it.
+pub async fn usable(tx: &mut Tx, token_hash: &[u8]) -> Result<Option<(Uuid, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT user_id, issued_by FROM recovery_links WHERE token_hash = $1 AND used_at IS NULL AND expires_at > now()",
+    )
+    .bind(token_hash)
+    .fetch_optional(tx.conn())
+    .await
+}
+
 /// Uses a link: one atomic UPDATE, so it works once however many requests race.
 pub async fn consume(tx: &mut Tx, token_hash: &[u8]) -> Result<Option<Uuid>, sqlx::Error> {
     sqlx::query_scalar(

@@ -31,8 +31,11 @@ fn backend(e: impl std::fmt::Display) -> session_store::Error {
 }
 
 /// The signed-in user recorded in the session data, if any (see `pages::session`).
+/// A half sign-in (`pre_auth`: password done, second factor next) counts too, so that ending
+/// a user's sessions also ends those.
 fn user_of(record: &Record) -> Option<uuid::Uuid> {
-    record.data.get("auth")?.get("user_id")?.as_str()?.parse().ok()
+    let of = |key: &str| record.data.get(key)?.get("user_id")?.as_str()?.parse().ok();
+    of("auth").or_else(|| of("pre_auth"))
 }
 
 fn expiry(record: &Record) -> chrono::DateTime<chrono::Utc> {

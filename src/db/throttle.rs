@@ -1,7 +1,7 @@
 //! Failed sign-in counters (`login_throttle`), per account and per client IP.
 //!
-//! One statement per failure: the counter, its window, the next allowed time and the lock are
-//! all computed in the UPDATE, so concurrent failures never lose a count.
+//! An account key counts every attempt before it is checked ([`reserve`]), so concurrent
+//! attempts never slip past one open check; the client IP key counts failures and only locks.
 
 use super::Tx;
 
@@ -43,11 +43,14 @@ pub async fn standing(tx: &mut Tx, key_hash: &[u8]) -> Result<Standing, sqlx::Er
     })
 }
 
-/// Counts a failure and sets the delay (and, at the limit, the lock) that follows it.
-/// Returns the failures in the window and whether this failure locked the key.
-pub async fn record_failure(tx: &mut Tx, key_hash: &[u8], limits: &Limits) -> Result<(i32, bool), sqlx::Error> {
+/// Counts an attempt *before* it is checked, if the key is open: one upsert that adds the
+/// attempt only when no delay or lock holds, then sets the delay the next attempt must wait.
+/// Returns the attempts in the window, or `None` when the key must wait or is locked (the
+/// attempt must then be refused unchecked). Counting first means parallel requests cannot all
+/// pass one open check: after the free attempts, each one sets the delay for the next.
+pub async fn reserve(tx: &mut Tx, key_hash: &[u8], limits: &Limits) -> Result<Option<i32>, sqlx::Error> {
     // The upsert locks the row, so the update below sees this count and no other.
-    let (failures, was_locked): (i32, bool) = sqlx::query_as(
+    let failures: Option<i32> = sqlx::query_scalar(
         "INSERT INTO login_throttle AS t (key_hash, failures, window_start, next_allowed_at, updated_at) \
          VALUES ($1, 1, now(), now(), now()) \
          ON CONFLICT (key_hash) DO UPDATE SET \
@@ -55,26 +58,58 @@ pub async fn record_failure(tx: &mut Tx, key_hash: &[u8], limits: &Limits) -> Re
            window_start = CASE WHEN t.window_start < now() - make_interval(secs => $2) THEN now() \
                           ELSE t.window_start END, \
            updated_at = now() \
-         RETURNING failures, coalesce(locked_until > now(), false)",
+         WHERE t.next_allowed_at <= now() AND coalesce(t.locked_until <= now(), true) \
+         RETURNING failures",
+    )
+    .bind(key_hash)
+    .bind(limits.window_seconds as f64)
+    .fetch_optional(tx.conn())
+    .await?;
+    let Some(failures) = failures else { return Ok(None) };
+    sqlx::query("UPDATE login_throttle SET next_allowed_at = now() + make_interval(secs => $2) WHERE key_hash = $1")
+        .bind(key_hash)
+        .bind(delay_after(failures, limits) as f64)
+        .execute(tx.conn())
+        .await?;
+    Ok(Some(failures))
+}
+
+/// After a reserved attempt failed: locks the key if it reached the limit. True if this
+/// failure locked it.
+pub async fn lock_if_due(tx: &mut Tx, key_hash: &[u8], failures: i32, limits: &Limits) -> Result<bool, sqlx::Error> {
+    if failures < limits.lock_after {
+        return Ok(false);
+    }
+    Ok(sqlx::query(
+        "UPDATE login_throttle SET locked_until = now() + make_interval(secs => $2) \
+         WHERE key_hash = $1 AND coalesce(locked_until <= now(), true)",
+    )
+    .bind(key_hash)
+    .bind(limits.lock_seconds as f64)
+    .execute(tx.conn())
+    .await?
+    .rows_affected()
+        == 1)
+}
+
+/// Counts a failure of a key that only locks (the client IP): no delay, a lock at the limit.
+/// True if this failure locked it.
+pub async fn record_failure(tx: &mut Tx, key_hash: &[u8], limits: &Limits) -> Result<bool, sqlx::Error> {
+    let failures: i32 = sqlx::query_scalar(
+        "INSERT INTO login_throttle AS t (key_hash, failures, window_start, next_allowed_at, updated_at) \
+         VALUES ($1, 1, now(), now(), now()) \
+         ON CONFLICT (key_hash) DO UPDATE SET \
+           failures = CASE WHEN t.window_start < now() - make_interval(secs => $2) THEN 1 ELSE t.failures + 1 END, \
+           window_start = CASE WHEN t.window_start < now() - make_interval(secs => $2) THEN now() \
+                          ELSE t.window_start END, \
+           updated_at = now() \
+         RETURNING failures",
     )
     .bind(key_hash)
     .bind(limits.window_seconds as f64)
     .fetch_one(tx.conn())
     .await?;
-    let delay = delay_after(failures, limits);
-    let lock = failures >= limits.lock_after && !was_locked;
-    sqlx::query(
-        "UPDATE login_throttle SET next_allowed_at = now() + make_interval(secs => $2), \
-           locked_until = CASE WHEN $3 THEN now() + make_interval(secs => $4) ELSE locked_until END \
-         WHERE key_hash = $1",
-    )
-    .bind(key_hash)
-    .bind(delay as f64)
-    .bind(lock)
-    .bind(limits.lock_seconds as f64)
-    .execute(tx.conn())
-    .await?;
-    Ok((failures, lock))
+    lock_if_due(tx, key_hash, failures, limits).await
 }
 
 /// Seconds to wait after `failures` failures: none for the free ones, then 1, 2, 4, ... up to
@@ -87,7 +122,8 @@ pub fn delay_after(failures: i32, limits: &Limits) -> i64 {
     (1i64 << exponent).min(limits.max_delay_seconds)
 }
 
-/// Forgets an account's failures after a successful sign-in (not while it is locked).
+/// Forgets an account's attempts after a successful sign-in (a locked key is never reserved,
+/// so a success cannot end a lock).
 pub async fn clear(tx: &mut Tx, key_hash: &[u8]) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM login_throttle WHERE key_hash = $1 AND coalesce(locked_until <= now(), true)")
         .bind(key_hash)

@@ -37,8 +37,9 @@ pub async fn may_act(db: &Database, actor: &Actor, tenant_id: Uuid, target: Uuid
             let platform = db::tenants::platform(&mut tx).await?;
             let is_platform_admin = theirs.iter().any(|m| m.role == "admin" && Some(m.tenant_id) == platform);
             let administers = |t: Uuid| theirs.iter().any(|m| m.role == "admin" && m.tenant_id == t);
-            let target_tenants = db::memberships::of_user(&mut tx, target).await?;
-            is_platform_admin || (administers(tenant_id) && target_tenants.iter().all(|m| administers(m.tenant_id)))
+            // Suspended tenants count: their admins are admins again once reactivated.
+            let target_tenants = db::memberships::all_of(&mut tx, target).await?;
+            is_platform_admin || (administers(tenant_id) && target_tenants.iter().all(|(t, _)| administers(*t)))
         }
         _ => false,
     };
@@ -61,7 +62,8 @@ pub async fn reset_mfa(
     db::mfa::reset(&mut tx, target).await?;
     let ended = security::end_sessions_and_families(&mut tx, target, None, "mfa_reset").await?;
     let details = serde_json::json!({ "sessions_ended": ended.sessions, "families_revoked": ended.families });
-    audit::append(&mut tx, &actor.event("mfa.reset", ("user", Some(target.to_string())), details)).await?;
+    let event = actor.event("mfa.reset", ("user", Some(target.to_string())), details);
+    security::append_for_user(&mut tx, target, &event).await?;
     tx.commit().await?;
     Ok(Some(ended))
 }
@@ -107,6 +109,14 @@ pub async fn use_link(
     let tenant = db::recovery::tenant_of(&mut tx, &token_hash).await?;
     tx.commit().await?;
     let Some(tenant_id) = tenant else { return Ok(None) };
+    // Whoever issued the link must still be allowed to recover this person now (they may have
+    // become an admin elsewhere since, or the issuer may have lost the role).
+    let mut tx = db.tenant(tenant_id).await?;
+    let Some((user_id, issued_by)) = db::recovery::usable(&mut tx, &token_hash).await? else { return Ok(None) };
+    tx.commit().await?;
+    if !may_act(db, &issuer(&issued_by), tenant_id, user_id).await? {
+        return Ok(None);
+    }
     let mut tx = db.tenant(tenant_id).await?;
     let Some(user_id) = db::recovery::consume(&mut tx, &token_hash).await? else { return Ok(None) };
     tx.switch_user(user_id).await?;
@@ -116,9 +126,18 @@ pub async fn use_link(
     let actor = Actor { kind: "user", id: Some(user_id.to_string()), ..origin.clone() };
     let details = serde_json::json!({ "sessions_ended": ended.sessions, "families_revoked": ended.families });
     let e = actor.event("recovery.used", ("user", Some(user_id.to_string())), details);
-    audit::append(&mut tx, &e).await?;
+    security::append_for_user(&mut tx, user_id, &e).await?;
     tx.commit().await?;
     Ok(Some(user_id))
+}
+
+/// The actor recorded as a link's issuer (`user:<id>` or `operator:<name>`).
+fn issuer(issued_by: &str) -> Actor {
+    match issued_by.split_once(':') {
+        Some(("user", id)) => Actor { kind: "user", id: Some(id.to_owned()), ..Actor::default() },
+        Some(("operator", name)) => Actor::operator(name),
+        _ => Actor { kind: "unknown", ..Actor::default() },
+    }
 }
 
 /// Whether a link is usable now (for the form; using it is [`use_link`]).

@@ -39,30 +39,49 @@ pub struct Failure {
     pub locked_ip: bool,
 }
 
-/// Whether the attempt may be checked now (neither key waiting nor locked).
-pub async fn may_try(db: &Database, attempt: &Attempt) -> Result<bool, sqlx::Error> {
-    let mut tx = db.unscoped().await?;
-    let mut open = throttle::standing(&mut tx, &attempt.account).await? == Standing::Open;
-    if let Some(ip) = &attempt.ip {
-        open &= throttle::standing(&mut tx, ip).await? != Standing::Locked;
-    }
-    tx.commit().await?;
-    Ok(open)
+/// An attempt that may be checked: it has been counted already.
+#[derive(Debug, Clone, Copy)]
+pub struct Reserved {
+    failures: i32,
 }
 
-/// Counts a failed attempt on both keys.
-pub async fn failed(db: &Database, limits: &ThrottleConfig, attempt: &Attempt) -> Result<Failure, sqlx::Error> {
+/// Counts the attempt on the account key if neither key is waiting or locked; `None` means
+/// refuse it unchecked (after the same work as a check).
+pub async fn reserve(
+    db: &Database,
+    limits: &ThrottleConfig,
+    attempt: &Attempt,
+) -> Result<Option<Reserved>, sqlx::Error> {
     let mut tx = db.unscoped().await?;
-    let (failures, locked_account) = throttle::record_failure(&mut tx, &attempt.account, &limits.account).await?;
+    if let Some(ip) = &attempt.ip
+        && throttle::standing(&mut tx, ip).await? == Standing::Locked
+    {
+        tx.commit().await?;
+        return Ok(None);
+    }
+    let failures = throttle::reserve(&mut tx, &attempt.account, &limits.account).await?;
+    tx.commit().await?;
+    Ok(failures.map(|failures| Reserved { failures }))
+}
+
+/// A reserved attempt failed: the account locks at the limit, and the client IP counts it.
+pub async fn failed(
+    db: &Database,
+    limits: &ThrottleConfig,
+    attempt: &Attempt,
+    reserved: Reserved,
+) -> Result<Failure, sqlx::Error> {
+    let mut tx = db.unscoped().await?;
+    let locked_account = throttle::lock_if_due(&mut tx, &attempt.account, reserved.failures, &limits.account).await?;
     let locked_ip = match &attempt.ip {
-        Some(ip) => throttle::record_failure(&mut tx, ip, &limits.ip).await?.1,
+        Some(ip) => throttle::record_failure(&mut tx, ip, &limits.ip).await?,
         None => false,
     };
     tx.commit().await?;
-    Ok(Failure { failures, locked_account, locked_ip })
+    Ok(Failure { failures: reserved.failures, locked_account, locked_ip })
 }
 
-/// Forgets the account's failures after a complete sign-in.
+/// Forgets the account's attempts after a complete sign-in.
 pub async fn succeeded(db: &Database, attempt: &Attempt) -> Result<(), sqlx::Error> {
     let mut tx = db.unscoped().await?;
     throttle::clear(&mut tx, &attempt.account).await?;

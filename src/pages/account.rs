@@ -36,20 +36,29 @@ struct AccountPage<'a> {
     problem: Option<&'a str>,
 }
 
-/// The signed-in user, or a redirect to sign in and come back.
-async fn signed_in(session: &Session) -> Result<Result<SignedIn, Response>, AppError> {
-    match session::signed_in(session).await? {
-        Some(who) => Ok(Ok(who)),
-        None => {
+/// The signed-in user, or a redirect to sign in and come back. A user who has a second factor
+/// reaches the account area only with a session that passed it (a password-only session,
+/// from before they enrolled, steps up first).
+async fn signed_in(state: &AppState, session: &Session) -> Result<Result<SignedIn, Response>, AppError> {
+    let Some(who) = session::signed_in(session).await? else {
+        session::set_return_to(session, "/account").await?;
+        return Ok(Err(Redirect::to("/login").into_response()));
+    };
+    if !who.has_mfa() {
+        let mut tx = state.db.user(who.user_id).await?;
+        let has_totp = db::mfa::state(&mut tx, who.user_id).await?.is_some_and(|s| s.has_totp());
+        tx.commit().await?;
+        if has_totp {
             session::set_return_to(session, "/account").await?;
-            Ok(Err(Redirect::to("/login").into_response()))
+            return Ok(Err(Redirect::to("/login/mfa").into_response()));
         }
     }
+    Ok(Ok(who))
 }
 
 /// `GET /account`.
 pub async fn show(State(state): State<AppState>, session: Session) -> Result<Response, AppError> {
-    let who = match signed_in(&session).await? {
+    let who = match signed_in(&state, &session).await? {
         Ok(w) => w,
         Err(to_login) => return Ok(to_login),
     };
@@ -118,7 +127,7 @@ pub async fn change_password(
     Form(form): Form<PasswordForm>,
 ) -> Result<Response, AppError> {
     session::check_csrf(&session, &form.csrf).await?;
-    let who = match signed_in(&session).await? {
+    let who = match signed_in(&state, &session).await? {
         Ok(w) => w,
         Err(to_login) => return Ok(to_login),
     };
@@ -127,13 +136,14 @@ pub async fn change_password(
     let email = db::mfa::state(&mut tx, who.user_id).await?.map(|s| s.email).unwrap_or_default();
     tx.commit().await?;
     let attempt = throttle::Attempt::new(&email, meta.ip);
-    let may_try = throttle::may_try(&state.db, &attempt).await?;
+    let reserved = throttle::reserve(&state.db, &state.config.throttle, &attempt).await?;
+    let may_try = reserved.is_some();
     let current_ok = form.current.len() <= 1024
         && state.passwords.verify(&form.current, stored.as_deref().filter(|_| may_try)).await?
         && may_try;
     if !current_ok {
-        if may_try {
-            throttle::failed(&state.db, &state.config.throttle, &attempt).await?;
+        if let Some(reserved) = reserved {
+            throttle::failed(&state.db, &state.config.throttle, &attempt, reserved).await?;
         }
         let event = meta.event(
             "password.change",
@@ -186,7 +196,7 @@ pub async fn regenerate_backup_codes(
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, AppError> {
     session::check_csrf(&session, &form.csrf).await?;
-    let who = match signed_in(&session).await? {
+    let who = match signed_in(&state, &session).await? {
         Ok(w) => w,
         Err(to_login) => return Ok(to_login),
     };
@@ -222,7 +232,7 @@ pub async fn end_session(
     Form(form): Form<EndSessionForm>,
 ) -> Result<Response, AppError> {
     session::check_csrf(&session, &form.csrf).await?;
-    let who = match signed_in(&session).await? {
+    let who = match signed_in(&state, &session).await? {
         Ok(w) => w,
         Err(to_login) => return Ok(to_login),
     };

@@ -97,7 +97,8 @@ pub async fn submit(
     let email = form.email.trim();
     let password = form.password.as_str();
     let attempt = throttle::Attempt::new(email, meta.ip);
-    let may_try = throttle::may_try(&state.db, &attempt).await?;
+    let reserved = throttle::reserve(&state.db, &state.config.throttle, &attempt).await?;
+    let may_try = reserved.is_some();
     let found = if may_try && email.len() <= 254 && password.len() <= 1024 {
         let mut tx = state.db.unscoped().await?;
         let user = db::users::by_email(&mut tx, email).await?;
@@ -112,8 +113,8 @@ pub async fn submit(
 
     let Some(user) = user else {
         let user_id = found_id.map(|u| u.to_string());
-        if may_try {
-            let failure = throttle::failed(&state.db, &state.config.throttle, &attempt).await?;
+        if let Some(reserved) = reserved {
+            let failure = throttle::failed(&state.db, &state.config.throttle, &attempt, reserved).await?;
             record_lockouts(&state, pending.as_ref(), &meta, found_id, email, failure).await?;
         }
         let mut event =
@@ -156,35 +157,34 @@ pub fn client_of(pending: Option<&Pending>) -> String {
     pending.map(|p| p.client_id.clone()).unwrap_or_default()
 }
 
-/// Whether the client of the request, or its tenant, requires MFA.
+/// Whether the client of the request requires MFA. (A tenant's policy applies to the tenant
+/// the tokens will be for, which a multi-tenant client's user chooses later: the
+/// authorization endpoint steps up then.)
 async fn client_requires_mfa(state: &AppState, p: &Pending) -> Result<bool, AppError> {
-    let client = crate::clients::find(&state.db, &p.client_id).await?;
-    if client.as_ref().is_some_and(|c| c.require_mfa) {
-        return Ok(true);
-    }
-    let mut tx = state.db.tenant(p.client_tenant).await?;
-    let required = db::tenants::requires_mfa(&mut tx).await?;
-    tx.commit().await?;
-    Ok(required)
+    Ok(crate::clients::find(&state.db, &p.client_id).await?.is_some_and(|c| c.require_mfa))
 }
 
-/// Writes a sign-in event: in the chain of the tenant of the client being signed in to, or
+/// The tenant whose chain records a sign-in: the tenant of the client being signed in to, or
 /// the platform tenant's for a sign-in straight at the login page.
+pub async fn sign_in_tenant(state: &AppState, pending: Option<&Pending>) -> Result<Option<Uuid>, AppError> {
+    match pending {
+        Some(p) => Ok(Some(p.client_tenant)),
+        None => {
+            let mut tx = state.db.unscoped().await?;
+            let platform = db::tenants::platform(&mut tx).await?;
+            tx.commit().await?;
+            Ok(platform)
+        }
+    }
+}
+
+/// Writes a sign-in event in the chain of [`sign_in_tenant`].
 pub async fn audit_sign_in(
     state: &AppState,
     pending: Option<&Pending>,
     event: &audit::Event<'_>,
 ) -> Result<(), AppError> {
-    let tenant = match pending {
-        Some(p) => Some(p.client_tenant),
-        None => {
-            let mut tx = state.db.unscoped().await?;
-            let platform = db::tenants::platform(&mut tx).await?;
-            tx.commit().await?;
-            platform
-        }
-    };
-    if let Some(tenant) = tenant {
+    if let Some(tenant) = sign_in_tenant(state, pending).await? {
         let mut tx = state.db.tenant(tenant).await?;
         audit::append(&mut tx, event).await?;
         tx.commit().await?;

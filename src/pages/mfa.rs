@@ -6,15 +6,18 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
+use subtle::ConstantTimeEq;
 use tower_sessions::Session;
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::db;
+use crate::db::{self, audit};
 use crate::error::AppError;
 use crate::extract::Form;
 use crate::identity::{mfa, security, throttle};
-use crate::pages::login::{audit_sign_in, client_of, finish_sign_in, next_after_sign_in, record_lockouts};
+use crate::pages::login::{
+    audit_sign_in, client_of, finish_sign_in, next_after_sign_in, record_lockouts, sign_in_tenant,
+};
 use crate::pages::session::{self, Pending, PreAuth};
 use crate::pages::{EN, Text, render};
 use crate::protocol::authorize::origin_of;
@@ -154,27 +157,50 @@ pub async fn submit(
         Actor::Signed(_) => email_of(&state, user_id).await?,
     };
     let attempt = throttle::Attempt::new(&email, meta.ip);
-    let may_try = throttle::may_try(&state.db, &attempt).await?;
-
-    let mut tx = state.db.user(user_id).await?;
-    let verdict = if may_try { check(&state, &mut tx, user_id, &form.code).await? } else { Verdict::Refused };
-    tx.commit().await?;
+    let reserved = throttle::reserve(&state.db, &state.config.throttle, &attempt).await?;
+    let may_try = reserved.is_some();
 
     let user = ("user", Some(user_id.to_string()));
     let client = ("client", client_of(pending.as_ref()));
+    let audit_tenant = sign_in_tenant(&state, pending.as_ref()).await?;
+    let mut tx = state.db.user(user_id).await?;
+    let verdict = if may_try { check(&state, &mut tx, user_id, &form.code).await? } else { Verdict::Refused };
+    // The verdict's events commit with the code's use (a used backup code is never unrecorded).
+    let mut events = Vec::new();
     match verdict {
         Verdict::Totp | Verdict::Backup(_) => {
             let mut event = meta.event("mfa.verify", "success", user.clone(), client.clone());
-            event.details =
-                serde_json::json!({ "method": if matches!(verdict, Verdict::Totp) { "totp" } else { "backup_code" } });
-            audit_sign_in(&state, pending.as_ref(), &event).await?;
+            let method = if matches!(verdict, Verdict::Totp) { "totp" } else { "backup_code" };
+            event.details = serde_json::json!({ "method": method });
+            events.push(event);
             if let Verdict::Backup(left) = verdict {
                 let mut event = meta.event("mfa.backup_code_used", "success", user.clone(), client.clone());
                 event.details = serde_json::json!({ "remaining": left });
-                audit_sign_in(&state, pending.as_ref(), &event).await?;
+                events.push(event);
             }
-            let login = meta.event("login.success", "success", user, client);
-            audit_sign_in(&state, pending.as_ref(), &login).await?;
+            events.push(meta.event("login.success", "success", user.clone(), client.clone()));
+        }
+        Verdict::Wrong(reason) => {
+            let mut event = meta.event("mfa.failure", "failure", user.clone(), client.clone());
+            event.details = serde_json::json!({ "reason": reason });
+            events.push(event);
+        }
+        Verdict::Refused => {
+            let mut event = meta.event("mfa.failure", "failure", user.clone(), client.clone());
+            event.details = serde_json::json!({ "reason": "throttled" });
+            events.push(event);
+        }
+    }
+    if let Some(tenant) = audit_tenant {
+        tx.switch_tenant(tenant).await?;
+        for event in &events {
+            audit::append(&mut tx, event).await?;
+        }
+    }
+    tx.commit().await?;
+
+    match verdict {
+        Verdict::Totp | Verdict::Backup(_) => {
             throttle::succeeded(&state.db, &attempt).await?;
             let response = finish_sign_in(&session, &meta, user_id, &["pwd", "otp"], pending).await?;
             match verdict {
@@ -193,17 +219,10 @@ pub async fn submit(
             }
         }
         Verdict::Wrong(_) | Verdict::Refused => {
-            let reason = match verdict {
-                Verdict::Wrong(reason) => reason,
-                _ => "throttled",
-            };
-            if may_try {
-                let failure = throttle::failed(&state.db, &state.config.throttle, &attempt).await?;
+            if let Some(reserved) = reserved {
+                let failure = throttle::failed(&state.db, &state.config.throttle, &attempt, reserved).await?;
                 record_lockouts(&state, pending.as_ref(), &meta, Some(user_id), &email, failure).await?;
             }
-            let mut event = meta.event("mfa.failure", "failure", user, client);
-            event.details = serde_json::json!({ "reason": reason });
-            audit_sign_in(&state, pending.as_ref(), &event).await?;
             code_page(&session, pending.as_ref(), true).await
         }
     }
@@ -224,6 +243,10 @@ enum Verdict {
 /// Checks a code against the user's TOTP secret, else their backup codes.
 async fn check(state: &AppState, tx: &mut db::Tx, user_id: Uuid, code: &str) -> Result<Verdict, AppError> {
     let Some(st) = db::mfa::state(tx, user_id).await? else { return Ok(Verdict::Wrong("no_user")) };
+    // Disabled since the password step: the sign-in does not complete.
+    if st.status != "active" {
+        return Ok(Verdict::Wrong("disabled"));
+    }
     let Some(sealed) = &st.totp_secret else { return Ok(Verdict::Wrong("no_totp")) };
     if code.len() > 64 {
         return Ok(Verdict::Wrong("malformed"));
@@ -271,28 +294,48 @@ pub async fn enrol_show(
     let user_id = actor.user_id();
     let mut tx = state.db.user(user_id).await?;
     let st = db::mfa::state(&mut tx, user_id).await?.ok_or(AppError::NotFound)?;
-    if let Actor::Signed(s) = &actor
-        && st.has_totp()
-        && !s.has_mfa()
-    {
+    if let Some(elsewhere) = enrol_gate(&session, &actor, &st, q.req.as_deref()).await? {
         tx.commit().await?;
-        return Ok(Redirect::to("/login/mfa").into_response());
-    }
-    if let Actor::Half(_) = &actor
-        && st.has_totp()
-    {
-        // A half sign-in of a user with TOTP proves the code first; it cannot replace it.
-        tx.commit().await?;
-        let req = q.req.as_deref().map(|r| format!("?req={r}")).unwrap_or_default();
-        return Ok(Redirect::to(&format!("/login/mfa{req}")).into_response());
+        return Ok(elsewhere);
     }
     let secret = mfa::new_secret();
     let sealed = mfa::seal_secret(&state.master_key, user_id, &secret).map_err(AppError::Internal)?;
     db::mfa::set_pending(&mut tx, user_id, &sealed).await?;
     tx.commit().await?;
+    session::set_enrolment(&session, &hex::encode(crate::secrets::sha256(&sealed))).await?;
     let pending = pending_of(&session, q.req.as_deref()).await?;
     enrol_page(&session, pending.as_ref(), &st.email, &secret, matches!(actor, Actor::Half(_)), false).await
 }
+
+/// Who may enrol now. A half sign-in of a user who has TOTP must pass it (it cannot replace
+/// it); replacing an authenticator needs a session that passed the current one in the last ten
+/// minutes (else it steps up first and comes back). `None`: go ahead.
+async fn enrol_gate(
+    session: &Session,
+    actor: &Actor,
+    st: &db::mfa::MfaState,
+    req: Option<&str>,
+) -> Result<Option<Response>, AppError> {
+    if !st.has_totp() {
+        return Ok(None);
+    }
+    match actor {
+        Actor::Half(_) => {
+            let req = req.filter(|r| !r.is_empty()).map(|r| format!("?req={r}")).unwrap_or_default();
+            Ok(Some(Redirect::to(&format!("/login/mfa{req}")).into_response()))
+        }
+        Actor::Signed(who) if who.has_mfa() && chrono::Utc::now().timestamp() - who.auth_time < REENROL_SECONDS => {
+            Ok(None)
+        }
+        Actor::Signed(_) => {
+            session::set_return_to(session, "/mfa/enrol").await?;
+            Ok(Some(Redirect::to("/login/mfa").into_response()))
+        }
+    }
+}
+
+/// How recent a second-factor sign-in must be to replace the authenticator.
+const REENROL_SECONDS: i64 = 600;
 
 async fn enrol_page(
     session: &Session,
@@ -325,13 +368,20 @@ pub async fn enrol_submit(
     let pending = pending_of(&session, Some(&form.req)).await?;
     let mut tx = state.db.user(user_id).await?;
     let st = db::mfa::state(&mut tx, user_id).await?.ok_or(AppError::NotFound)?;
-    let Some(sealed) = st.totp_pending.clone() else {
+    if let Some(elsewhere) = enrol_gate(&session, &actor, &st, Some(&form.req)).await? {
+        tx.commit().await?;
+        return Ok(elsewhere);
+    }
+    // Only the secret this session was shown can be activated here (and shown again).
+    let marker = session::enrolment(&session).await?;
+    let Some(sealed) = st.totp_pending.clone().filter(|sealed| {
+        marker
+            .as_deref()
+            .is_some_and(|m| bool::from(m.as_bytes().ct_eq(hex::encode(crate::secrets::sha256(sealed)).as_bytes())))
+    }) else {
         tx.commit().await?;
         return Ok(Redirect::to("/mfa/enrol").into_response());
     };
-    if matches!(actor, Actor::Half(_)) && st.has_totp() {
-        return Err(AppError::NotFound);
-    }
     let secret = mfa::open_secret(&state.master_key, user_id, &sealed).map_err(AppError::Internal)?;
     let totp = mfa::totp(&secret, EN.product, &st.email).map_err(AppError::Internal)?;
     let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0);
@@ -350,9 +400,12 @@ pub async fn enrol_submit(
         tx.commit().await?;
         return Ok(Redirect::to("/mfa/enrol").into_response());
     }
+    // Sessions that never passed this factor end (the current one goes on).
+    let keep = session::current_handle(&session);
+    let ended = db::sessions::end_for_user(&mut tx, user_id, keep.as_ref().map(|k| k.as_slice())).await?;
     let mut event =
         meta.event("mfa.enrol", "success", ("user", Some(user_id.to_string())), ("user", user_id.to_string()));
-    event.details = serde_json::json!({ "method": "totp", "backup_codes": codes.len() });
+    event.details = serde_json::json!({ "method": "totp", "backup_codes": codes.len(), "sessions_ended": ended });
     security::append_for_user(&mut tx, user_id, &event).await?;
     tx.commit().await?;
 

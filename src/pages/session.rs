@@ -14,6 +14,7 @@ const CSRF: &str = "csrf";
 const PENDING: &str = "pending";
 const PRE_AUTH: &str = "pre_auth";
 const RETURN_TO: &str = "return_to";
+const ENROLMENT: &str = "enrolment";
 /// Authorization requests kept per session; the oldest goes first.
 const MAX_PENDING: usize = 8;
 
@@ -60,8 +61,23 @@ pub async fn pre_auth(session: &Session) -> Result<Option<PreAuth>, AppError> {
     Ok(p.filter(|p| chrono::Utc::now().timestamp() - p.at < PRE_AUTH_SECONDS))
 }
 
+/// Records a half sign-in, under a new session id (no fixation of a session that is about to
+/// matter).
 pub async fn set_pre_auth(session: &Session, p: &PreAuth) -> Result<(), AppError> {
+    session.cycle_id().await.map_err(internal)?;
+    session.remove::<String>(CSRF).await.map_err(internal)?;
+    session.remove::<String>(ENROLMENT).await.map_err(internal)?;
     session.insert(PRE_AUTH, p).await.map_err(internal)
+}
+
+/// Marks the TOTP secret this session is enrolling (the SHA-256 of its sealed form): only the
+/// session that was shown a secret may activate it.
+pub async fn set_enrolment(session: &Session, marker: &str) -> Result<(), AppError> {
+    session.insert(ENROLMENT, marker).await.map_err(internal)
+}
+
+pub async fn enrolment(session: &Session) -> Result<Option<String>, AppError> {
+    session.get(ENROLMENT).await.map_err(internal)
 }
 
 pub async fn clear_pre_auth(session: &Session) -> Result<(), AppError> {

@@ -15,6 +15,7 @@ use crate::db::{self, Tx, audit, clients::ClientRow, grants::RefreshUse};
 use crate::error::{AppError, OAuthError};
 use crate::extract::Form;
 use crate::protocol::client_auth::{self, Presented};
+use crate::protocol::discovery::ACR_MFA;
 use crate::protocol::issue::{self, Grant, TokenResponse};
 use crate::protocol::meta::RequestMeta;
 use crate::protocol::types::{Scopes, s256_challenge, valid_pkce_value};
@@ -130,7 +131,7 @@ async fn authorization_code(
     let (slug, role) = tenant_and_role(&mut tx, grant.user_id).await?;
     if !second_factor_ok(role, Some(&grant.acr)) {
         tx.commit().await?;
-        return Err(OAuthError::invalid_grant("an administrator must sign in with a second factor").into());
+        return Err(OAuthError::invalid_grant("the grant needs a new sign-in with a second factor").into());
     }
     // Every code redemption has a family, so that a replay of the code can end what this
     // redemption issued (RFC 6749 §4.1.2) even when no refresh token is part of it.
@@ -200,9 +201,22 @@ async fn end_replayed_family(
     Ok(())
 }
 
+/// Whether the user must now pass a second factor for tokens of this client in the
+/// transaction's tenant. The transaction is switched to act for the user as well.
+async fn second_factor_now_required(tx: &mut Tx, client: &ClientRow, user_id: Uuid) -> Result<bool, AppError> {
+    if client.require_mfa || db::tenants::requires_mfa(tx).await? {
+        return Ok(true);
+    }
+    tx.switch_user(user_id).await?;
+    Ok(match db::mfa::state(tx, user_id).await? {
+        Some(st) => crate::identity::security::needs_second_factor(tx, user_id, &st).await?,
+        None => true,
+    })
+}
+
 /// Admin tokens never rest on a password alone (DESIGN.md; issue "mandatory MFA").
 fn second_factor_ok(role: Role, acr: Option<&str>) -> bool {
-    role != Role::Admin || acr == Some(crate::protocol::discovery::ACR_MFA)
+    role != Role::Admin || acr == Some(ACR_MFA)
 }
 
 /// Refresh tokens are issued to clients allowed the refresh grant.
@@ -285,11 +299,12 @@ async fn refresh_token(
             return Err(e);
         }
     };
-    // Made an admin since this family began with a password alone: no admin token from it.
-    if !second_factor_ok(role, family.acr.as_deref()) {
+    // A family that began with a password alone ends once a second factor is required of
+    // this user (made an admin anywhere, enrolled TOTP, or a tenant or client policy since).
+    if family.acr.as_deref() != Some(ACR_MFA) && second_factor_now_required(&mut tx, client, user_id).await? {
         db::grants::revoke_family(&mut tx, family.family_id, "mfa_required").await?;
         tx.commit().await?;
-        return Err(OAuthError::invalid_grant("an administrator must sign in with a second factor").into());
+        return Err(OAuthError::invalid_grant("the grant needs a new sign-in with a second factor").into());
     }
     let response = issue::issue(
         state,

@@ -12,6 +12,7 @@ const LOOKUPS: &[&str] = &[
     "lca_client_owner(text)",
     "lca_client_tenant(text)",
     "lca_code_tenant(bytea)",
+    "lca_memberships_any_status(uuid)",
     "lca_memberships_of(uuid)",
     "lca_platform_tenant()",
     "lca_recovery_link_tenant(bytea)",
@@ -103,6 +104,9 @@ async fn each_lookup_finds_only_its_object() {
     assert_eq!(m.len(), 1);
     assert_eq!((m[0].tenant_id, m[0].slug.as_str(), m[0].role.as_str()), (acme, "acme", "editor"));
     assert!(db::memberships::of_user(&mut tx, uuid::Uuid::now_v7()).await.unwrap().is_empty());
+    // lca_memberships_any_status: (tenant, role) only.
+    assert_eq!(db::memberships::all_of(&mut tx, user.user_id).await.unwrap(), [(acme, "editor".to_owned())]);
+    assert!(db::memberships::all_of(&mut tx, uuid::Uuid::now_v7()).await.unwrap().is_empty());
     // And the tables themselves still read as empty in this transaction.
     assert_eq!(db::memberships::role_of(&mut tx, user.user_id).await.unwrap(), None);
 }
@@ -124,6 +128,7 @@ async fn lookups_return_the_minimum() {
         ("lca_client_owner", "uuid"),
         ("lca_client_tenant", "uuid"),
         ("lca_code_tenant", "uuid"),
+        ("lca_memberships_any_status", "TABLE(tenant_id uuid, role text)"),
         ("lca_memberships_of", "TABLE(tenant_id uuid, slug text, name text, role text)"),
         ("lca_platform_tenant", "uuid"),
         ("lca_recovery_link_tenant", "uuid"),

@@ -346,6 +346,11 @@ async fn recovery_link_end_to_end() {
         }
     }
 
+    // Someone with ann's old password, stopped at her second factor.
+    let intruder = Browser::new(&p);
+    let at_mfa = intruder.login(&intruder.open(&p.url("/login")).await, &p.email, PASSWORD).await;
+    assert!(at_mfa.html().contains("action=\"/login/mfa\""));
+
     let shown = admin.post(&format!("/admin/t/acme/members/{ann}/recovery-link"), &[("csrf", &csrf)]).await;
     let link = crate::flow::between(shown.html(), "<code id=\"notice-code\" class=\"wrap\">", "</code>");
     assert!(link.starts_with(&p.url("/recover?token=")), "{link}");
@@ -374,6 +379,9 @@ async fn recovery_link_end_to_end() {
     let used = audit_rows(&p, acme, "recovery.used").await;
     assert_eq!(used.len(), 1);
     assert_eq!((used[0].target_id.clone(), used[0].ip.as_deref()), (Some(ann.to_string()), Some("127.0.0.1")));
+
+    // The half sign-in ended with the recovery: it cannot enrol a factor of its own now.
+    assert!(intruder.open(&p.url("/mfa/enrol")).await.html().contains("action=\"/login\""));
 
     // The new password signs in, and the second factor must be enrolled again.
     let b = Browser::new(&p);
@@ -430,6 +438,7 @@ async fn acr_values_tenant_and_client_policies_require_mfa() {
     let plain = Browser::new(&p).sign_in_through(&authorize_url(&p, &challenge, &[]), &p.email, PASSWORD).await;
     let (_, body) = p.redeem(&plain.code().expect("a password is enough here"), &verifier).await;
     assert_eq!(claims(body["id_token"].as_str().unwrap())["acr"], ACR_PASSWORD);
+    let refresh = body["refresh_token"].as_str().unwrap().to_owned();
 
     let out = crate::support::cli(&p.t, &["tenant", "require-mfa", "--slug", "acme", "--json"], "");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -437,6 +446,9 @@ async fn acr_values_tenant_and_client_policies_require_mfa() {
     let (_, challenge) = pkce();
     let tenant_policy = Browser::new(&p).sign_in_through(&authorize_url(&p, &challenge, &[]), &p.email, PASSWORD).await;
     assert!(enrol_page(&tenant_policy), "the tenant requires MFA");
+    // A family begun with the password alone does not outlive the new policy.
+    let (status, refreshed) = p.token(&[("grant_type", "refresh_token"), ("refresh_token", &refresh)]).await;
+    assert_eq!((status, refreshed["error"].as_str()), (400, Some("invalid_grant")), "{refreshed}");
     let changed = audit_rows(&p, tenant_id(&p, "acme").await, "tenant.mfa_policy_changed").await;
     assert_eq!((changed.len(), changed[0].actor_kind.as_str()), (1, "operator"));
     let out = crate::support::cli(&p.t, &["tenant", "require-mfa", "--slug", "acme", "--off", "--json"], "");
@@ -464,4 +476,55 @@ async fn acr_values_tenant_and_client_policies_require_mfa() {
     url.query_pairs_mut().clear().extend_pairs(pairs).append_pair("scope", "openid");
     let client_policy = Browser::new(&p).sign_in_through(url.as_str(), &p.email, PASSWORD).await;
     assert!(enrol_page(&client_policy), "the client requires MFA");
+}
+
+/// Attempts are counted before they are checked: a burst of parallel wrong passwords gets only
+/// the free attempts checked; the rest are refused unchecked (and look the same).
+#[tokio::test]
+async fn parallel_guesses_cannot_outrun_the_counter() {
+    let p = Provider::start_with(&[("LCA_LOGIN_FREE_FAILURES", "3"), ("LCA_LOGIN_LOCK_AFTER", "100")]).await;
+    let acme = tenant_id(&p, "acme").await;
+    let mut pages = Vec::new();
+    for _ in 0..12 {
+        let b = Browser::new(&p);
+        let (_, challenge) = pkce();
+        let page = b.open(&authorize_url(&p, &challenge, &[])).await;
+        pages.push((b, page));
+    }
+    let guesses = pages.iter().map(|(b, page)| b.login(page, &p.email, "a wrong guess!"));
+    let steps = futures::future::join_all(guesses).await;
+    assert!(steps.iter().all(|s| s.html().contains("is incorrect")));
+    let rows = audit_rows(&p, acme, "login.failure").await;
+    assert_eq!(rows.len(), 12);
+    let checked = rows.iter().filter(|r| r.details["reason"] == "credentials").count();
+    assert!(checked <= 3, "only the free attempts are checked, got {checked}");
+}
+
+/// A session shown no secret cannot see or activate another session's pending one, and
+/// enrolling ends the user's other sessions (which never passed the new factor).
+#[tokio::test]
+async fn enrolment_belongs_to_the_session_that_started_it() {
+    let p = Provider::start().await;
+    let sign_in = || async {
+        let b = Browser::new(&p);
+        let login = b.open(&p.url("/account")).await;
+        let account = b.login(&login, &p.email, PASSWORD).await;
+        assert_eq!(account.status(), 200);
+        b
+    };
+    let (owner, other) = (sign_in().await, sign_in().await);
+    let enrol = owner.open(&p.url("/mfa/enrol")).await;
+    let secret = crate::flow::between(enrol.html(), "<code id=\"totp-secret\">", "</code>");
+    let page = other.open(&p.url("/account")).await;
+    let csrf = crate::flow::hidden(page.html(), "csrf");
+    let probe = other.post("/mfa/enrol", &[("csrf", &csrf), ("req", ""), ("code", "000000")]).await;
+    assert!(!probe.html().contains(&secret), "another session's secret is never shown");
+    let steal = other.post("/mfa/enrol", &[("csrf", &csrf), ("req", ""), ("code", &totp_code(&secret, 0))]).await;
+    assert!(!steal.html().contains("backup-codes"), "nor activated by it");
+    // The owner enrols; the other session (a new pending secret of its own now) has ended.
+    let fresh = owner.open(&p.url("/mfa/enrol")).await;
+    let (_, codes, _) = owner.enrol(&fresh).await;
+    assert_eq!(codes.len(), 10);
+    assert!(other.open(&p.url("/account")).await.html().contains("action=\"/login\""), "other session ended");
+    assert_eq!(owner.open(&p.url("/account")).await.status(), 200);
 }
