@@ -64,6 +64,8 @@ impl AppState {
     ) -> anyhow::Result<Self> {
         let keys = tokens::KeyStore::load(db.clone(), master_key.clone()).await?;
         let discovery = serde_json::to_vec(&protocol::discovery::metadata(&config.issuer))?.into();
+        // The first unknown-email sign-in must not be slower than the rest.
+        tokio::task::spawn_blocking(identity::password::warm_up);
         Ok(Self { config, db, passwords: PasswordHasher::new(), master_key, keys, discovery })
     }
 }

@@ -68,8 +68,14 @@ impl Default for PasswordHasher {
     }
 }
 
+/// Makes the dummy hash now (call it at start-up on the blocking pool), so that the first
+/// sign-in for an unknown account does not take one bcrypt longer than the others.
+pub fn warm_up() {
+    let _ = dummy_hash();
+}
+
 /// A cost-12 hash of a random password, to compare against when the account does not exist.
-/// Made once, on the blocking pool, by the first such comparison.
+/// Made once: at start-up by [`warm_up`], else by the first such comparison.
 fn dummy_hash() -> &'static str {
     static DUMMY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         let random = hex::encode(crate::secrets::random_bytes::<16>());

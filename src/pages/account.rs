@@ -90,8 +90,14 @@ async fn page(
                 .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
                 .unwrap_or_default();
             let agent: String = field("user_agent").chars().take(60).collect();
+            // A half sign-in: someone got the password right and stopped at the second step.
+            let label = if auth.is_none() {
+                EN.account_half_sign_in.to_owned()
+            } else {
+                format!("{since} · {} · {agent}", field("ip"))
+            };
             SessionLine {
-                label: format!("{since} · {} · {agent}", field("ip")),
+                label,
                 handle: hex::encode(&r.handle),
                 current: current.is_some_and(|c| c.as_slice() == r.handle.as_slice()),
             }
