@@ -63,6 +63,9 @@ pub struct ConfigArgs {
     /// Lifetime of authorization codes, in seconds.
     #[arg(long, env = "LCA_CODE_TTL_SECS", default_value_t = 60, global = true)]
     pub code_ttl_secs: u64,
+    /// Lifetime of a device authorization request (RFC 8628 device and user codes), in seconds.
+    #[arg(long, env = "LCA_DEVICE_CODE_TTL_SECS", default_value_t = 600, global = true)]
+    pub device_code_ttl_secs: u64,
     /// A refresh token unused for this many seconds expires (default 30 days).
     #[arg(long, env = "LCA_REFRESH_TOKEN_TTL_SECS", default_value_t = 30 * 86400, global = true)]
     pub refresh_token_ttl_secs: u64,
@@ -116,6 +119,7 @@ pub struct Lifetimes {
     pub access_token: Duration,
     pub id_token: Duration,
     pub code: Duration,
+    pub device_code: Duration,
     pub refresh_token: Duration,
     pub refresh_family: Duration,
     pub session: Duration,
@@ -201,6 +205,7 @@ impl Config {
                 access_token: Duration::from_secs(args.access_token_ttl_secs.clamp(10, 86400)),
                 id_token: Duration::from_secs(args.id_token_ttl_secs.clamp(10, 86400)),
                 code: Duration::from_secs(args.code_ttl_secs.clamp(1, 600)),
+                device_code: Duration::from_secs(args.device_code_ttl_secs.clamp(1, 1800)),
                 refresh_token: Duration::from_secs(args.refresh_token_ttl_secs.max(60)),
                 refresh_family: Duration::from_secs(args.refresh_family_ttl_secs.max(60)),
                 session: Duration::from_secs(args.session_ttl_secs.max(60)),

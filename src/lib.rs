@@ -103,6 +103,9 @@ pub fn app(state: AppState) -> Router {
         .route("/admin/t/{slug}/members/{user_id}/recovery-link", post(pages::admin::recovery_link))
         .route("/recover", get(pages::recover::show).post(pages::recover::submit))
         .route("/consent", get(pages::consent::show).post(pages::consent::submit))
+        .route(paths::DEVICE, get(pages::device::show).post(pages::device::submit))
+        .route("/device/decide", post(pages::device::decide))
+        .route("/account/devices/revoke", post(pages::account::revoke_device))
         .route("/select-tenant", get(pages::tenant::show).post(pages::tenant::submit))
         .route(paths::END_SESSION, get(logout::logout_get).post(logout::logout_post))
         .layer(sessions);
@@ -117,6 +120,7 @@ pub fn app(state: AppState) -> Router {
         .route(paths::USERINFO, get(userinfo::userinfo).post(userinfo::userinfo))
         .route(paths::INTROSPECT, post(introspect::introspect))
         .route(paths::REVOKE, post(revoke::revoke))
+        .route(paths::DEVICE_AUTHORIZATION, post(protocol::device::device_authorization))
         .route("/static/app.css", get(pages::stylesheet))
         .route("/static/form_post.js", get(pages::form_post_script))
         .merge(browser)

@@ -56,6 +56,16 @@ pub const SWEEPS: &[Sweep] = &[
               (SELECT tenant_id, code_hash FROM authorization_codes WHERE expires_at < now() LIMIT $1) RETURNING 1) \
               SELECT count(*) FROM gone",
     },
+    // Device authorization requests past their expiry, whatever their state. A consumed one
+    // is kept until then so that a replay of its device code still finds it and revokes what
+    // it issued (RFC 8628 §3.5 with RFC 6749 §4.1.2).
+    Sweep {
+        name: "device_grants",
+        scope: Scope::PerTenant,
+        sql: "WITH gone AS (DELETE FROM device_grants WHERE (tenant_id, device_code_hash) IN \
+              (SELECT tenant_id, device_code_hash FROM device_grants WHERE expires_at < now() LIMIT $1) RETURNING 1) \
+              SELECT count(*) FROM gone",
+    },
     // Access tokens are kept by jti for introspection; an expired one is inactive anyway.
     Sweep {
         name: "access_tokens",

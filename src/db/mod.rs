@@ -12,6 +12,7 @@
 pub mod audit;
 pub mod clients;
 pub mod consents;
+pub mod device;
 pub mod embedded;
 pub mod grants;
 pub mod janitor;

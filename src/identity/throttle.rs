@@ -27,6 +27,16 @@ impl Attempt {
         let account = sha256(format!("account:{}", email.trim().to_lowercase()).as_bytes());
         Self { account, ip: ip.map(|ip| sha256(format!("ip:{ip}").as_bytes())) }
     }
+
+    /// Guesses of something other than a password (user codes at the device page): counted
+    /// per `kind` and `who` (e.g. the signed-in user) and per client IP, apart from sign-in's
+    /// counters, with the same limits.
+    pub fn guesses(kind: &str, who: &str, ip: Option<IpAddr>) -> Self {
+        Self {
+            account: sha256(format!("{kind}:{who}").as_bytes()),
+            ip: ip.map(|ip| sha256(format!("{kind}-ip:{ip}").as_bytes())),
+        }
+    }
 }
 
 /// What a failure led to.

@@ -1,4 +1,5 @@
-//! The account page: two-step verification, password change, and the user's sessions.
+//! The account page: two-step verification, password change, the user's sessions, and the
+//! devices connected with the device grant.
 
 use askama::Template;
 use axum::extract::State;
@@ -8,7 +9,7 @@ use serde::Deserialize;
 use tower_sessions::Session;
 
 use crate::AppState;
-use crate::db;
+use crate::db::{self, audit};
 use crate::error::AppError;
 use crate::extract::Form;
 use crate::identity::{mfa, password, security, throttle};
@@ -23,6 +24,14 @@ pub struct SessionLine {
     pub current: bool,
 }
 
+/// One line of the devices list: a live token family begun by the device grant.
+pub struct DeviceLine {
+    pub client_name: String,
+    pub since: String,
+    pub tenant: String,
+    pub family: String,
+}
+
 #[derive(Template)]
 #[template(path = "account.html")]
 struct AccountPage<'a> {
@@ -32,6 +41,7 @@ struct AccountPage<'a> {
     mfa_on: bool,
     backup_left: i64,
     sessions: &'a [SessionLine],
+    devices: &'a [DeviceLine],
     notice: Option<&'a str>,
     problem: Option<&'a str>,
 }
@@ -103,6 +113,7 @@ async fn page(
             }
         })
         .collect();
+    let devices = device_lines(state, who).await?;
     let csrf = session::csrf_token(session).await?;
     let page = AccountPage {
         t: &EN,
@@ -111,6 +122,7 @@ async fn page(
         mfa_on: st.has_totp(),
         backup_left: st.backup_codes_left,
         sessions: &sessions,
+        devices: &devices,
         notice,
         problem,
     };
@@ -253,6 +265,62 @@ pub async fn end_session(
         );
         security::append_for_user(&mut tx, who.user_id, &event).await?;
     }
+    tx.commit().await?;
+    Ok(Redirect::to("/account").into_response())
+}
+
+/// The user's live device families, in each tenant where the user has live families.
+async fn device_lines(state: &AppState, who: &SignedIn) -> Result<Vec<DeviceLine>, AppError> {
+    let mut tx = state.db.user(who.user_id).await?;
+    let mut lines = Vec::new();
+    for tenant in db::grants::user_family_tenants(&mut tx, who.user_id).await? {
+        tx.switch_tenant(tenant).await?;
+        for f in db::device::families_of_user(&mut tx, who.user_id).await? {
+            lines.push(DeviceLine {
+                client_name: f.client_name.unwrap_or(f.client_id),
+                since: f.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+                tenant: tenant.to_string(),
+                family: f.family_id.to_string(),
+            });
+        }
+    }
+    tx.commit().await?;
+    Ok(lines)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RevokeDeviceForm {
+    csrf: String,
+    tenant: uuid::Uuid,
+    family: uuid::Uuid,
+}
+
+/// `POST /account/devices/revoke`: ends one of the user's device families (its refresh and
+/// access tokens), with `device.revoked` in the family's tenant. Another user's family, or one
+/// not begun by the device grant, is a 404 like a missing one.
+pub async fn revoke_device(
+    State(state): State<AppState>,
+    session: Session,
+    meta: RequestMeta,
+    Form(form): Form<RevokeDeviceForm>,
+) -> Result<Response, AppError> {
+    session::check_csrf(&session, &form.csrf).await?;
+    let who = match signed_in(&state, &session).await? {
+        Ok(w) => w,
+        Err(to_login) => return Ok(to_login),
+    };
+    let mut tx = state.db.tenant(form.tenant).await?;
+    let Some(client_id) = db::device::revoke_user_family(&mut tx, who.user_id, form.family).await? else {
+        return Err(AppError::NotFound);
+    };
+    let mut event = meta.event(
+        "device.revoked",
+        "success",
+        ("user", Some(who.user_id.to_string())),
+        ("token_family", form.family.to_string()),
+    );
+    event.details = serde_json::json!({ "client_id": client_id });
+    audit::append(&mut tx, &event).await?;
     tx.commit().await?;
     Ok(Redirect::to("/account").into_response())
 }

@@ -5,6 +5,7 @@
 pub mod account;
 pub mod admin;
 pub mod consent;
+pub mod device;
 pub mod login;
 pub mod mfa;
 pub mod recover;

@@ -84,9 +84,10 @@ pub async fn clear_pre_auth(session: &Session) -> Result<(), AppError> {
     session.remove::<PreAuth>(PRE_AUTH).await.map_err(internal).map(|_| ())
 }
 
-/// A local page to return to after signing in (account, admin).
-pub async fn set_return_to(session: &Session, path: &'static str) -> Result<(), AppError> {
-    session.insert(RETURN_TO, path).await.map_err(internal)
+/// A local page to return to after signing in (account, admin, the device page with its
+/// query). [`take_return_to`] gives back only local paths.
+pub async fn set_return_to(session: &Session, path: impl Into<String>) -> Result<(), AppError> {
+    session.insert(RETURN_TO, path.into()).await.map_err(internal)
 }
 
 pub async fn take_return_to(session: &Session) -> Result<Option<String>, AppError> {

@@ -318,15 +318,18 @@ pub async fn id_token_hint_subject(state: &AppState, hint: &str, client_id: &str
     claims.get("sub")?.as_str()?.parse().ok()
 }
 
-/// Whether this request must pass a second factor before a code is issued.
-async fn needs_mfa(
+/// Whether a sign-in through `client` into `tenant_id` must have passed a second factor:
+/// `requested` by the request (`acr_values`, a step-up), required by the client or the tenant,
+/// or because the user has one or administers a tenant. The code flow and the device page
+/// both ask this.
+pub async fn needs_mfa(
     state: &AppState,
     client: &ClientRow,
     tenant_id: Uuid,
     user_id: Uuid,
-    pending: &session::Pending,
+    requested: bool,
 ) -> Result<bool, AppError> {
-    if pending.mfa_required || client.require_mfa {
+    if requested || client.require_mfa {
         return Ok(true);
     }
     let mut tx = state.db.tenant(tenant_id).await?;
@@ -442,7 +445,7 @@ async fn decide(
     // The second factor: asked for by the request, required by the client or the tenant, or
     // because the user has one or administers a tenant (admin tokens never rest on a password
     // alone). A session that signed in with the password only steps up here.
-    if !who.has_mfa() && needs_mfa(state, client, tenant_id, who.user_id, &pending).await? {
+    if !who.has_mfa() && needs_mfa(state, client, tenant_id, who.user_id, pending.mfa_required).await? {
         if prompt_none {
             return Ok(reply.error("interaction_required", "a second factor is needed"));
         }

@@ -20,6 +20,9 @@ pub mod paths {
     pub const INTROSPECT: &str = "/introspect";
     pub const REVOKE: &str = "/revoke";
     pub const END_SESSION: &str = "/logout";
+    pub const DEVICE_AUTHORIZATION: &str = "/device_authorization";
+    /// The device page (RFC 8628 `verification_uri`).
+    pub const DEVICE: &str = "/device";
 }
 
 /// `acr` of a password login and of a login with a second factor.
@@ -39,10 +42,13 @@ pub fn metadata(issuer: &str) -> Value {
         "introspection_endpoint": url(paths::INTROSPECT),
         "revocation_endpoint": url(paths::REVOKE),
         "end_session_endpoint": url(paths::END_SESSION),
+        "device_authorization_endpoint": url(paths::DEVICE_AUTHORIZATION),
         "scopes_supported": SCOPES_SUPPORTED,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query", "form_post"],
-        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "grant_types_supported": [
+            "authorization_code", "refresh_token", "client_credentials", crate::clients::GRANT_DEVICE_CODE
+        ],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256", "ES256", "EdDSA"],
         "token_endpoint_auth_methods_supported": client_auth,

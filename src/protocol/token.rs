@@ -1,5 +1,6 @@
 //! The token endpoint (RFC 6749 §3.2): `authorization_code` (with PKCE, RFC 7636),
-//! `refresh_token` (rotation with reuse detection, RFC 9700 §4.14) and `client_credentials`.
+//! `refresh_token` (rotation with reuse detection, RFC 9700 §4.14), `client_credentials` and
+//! the device grant (RFC 8628 §3.4, in `protocol::device`).
 
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
@@ -10,7 +11,7 @@ use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::clients::{GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_REFRESH_TOKEN};
+use crate::clients::{GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_DEVICE_CODE, GRANT_REFRESH_TOKEN};
 use crate::db::{self, Tx, audit, clients::ClientRow, grants::RefreshUse};
 use crate::error::{AppError, OAuthError};
 use crate::extract::Form;
@@ -34,6 +35,8 @@ pub struct TokenRequest {
     scope: Option<String>,
     client_id: Option<String>,
     client_secret: Option<String>,
+    /// RFC 8628 §3.4.
+    device_code: Option<String>,
 }
 
 /// `POST /token`.
@@ -52,12 +55,17 @@ pub async fn token(
     let grant_type = req.grant_type.as_deref().ok_or_else(|| OAuthError::invalid_request("grant_type is missing"))?;
     let allowed = |g: &str| client.grant_types.iter().any(|x| x == g);
     let response = match grant_type {
-        GRANT_AUTHORIZATION_CODE | GRANT_REFRESH_TOKEN | GRANT_CLIENT_CREDENTIALS if !allowed(grant_type) => {
+        GRANT_AUTHORIZATION_CODE | GRANT_REFRESH_TOKEN | GRANT_CLIENT_CREDENTIALS | GRANT_DEVICE_CODE
+            if !allowed(grant_type) =>
+        {
             return Err(OAuthError::bad("unauthorized_client", "this client may not use this grant type").into());
         }
         GRANT_AUTHORIZATION_CODE => authorization_code(&state, &client, &req, &meta).await?,
         GRANT_REFRESH_TOKEN => refresh_token(&state, &client, &req, &meta).await?,
         GRANT_CLIENT_CREDENTIALS => client_credentials(&state, &client, &req).await?,
+        GRANT_DEVICE_CODE => {
+            crate::protocol::device::redeem(&state, &client, req.device_code.as_deref(), &meta).await?
+        }
         _ => return Err(OAuthError::bad("unsupported_grant_type", "this grant type is not supported").into()),
     };
     Ok(token_response(&response))
@@ -181,7 +189,7 @@ async fn authorization_code(
 
 /// Revokes the family a replayed code or refresh token belongs to and records the replay in
 /// the audit log, once: concurrent replays find it revoked already and write nothing more.
-async fn end_replayed_family(
+pub(crate) async fn end_replayed_family(
     tx: &mut Tx,
     meta: &RequestMeta,
     client: &ClientRow,
@@ -215,18 +223,18 @@ async fn second_factor_now_required(tx: &mut Tx, client: &ClientRow, user_id: Uu
 }
 
 /// Admin tokens never rest on a password alone (DESIGN.md; issue "mandatory MFA").
-fn second_factor_ok(role: Role, acr: Option<&str>) -> bool {
+pub(crate) fn second_factor_ok(role: Role, acr: Option<&str>) -> bool {
     role != Role::Admin || acr == Some(ACR_MFA)
 }
 
 /// Refresh tokens are issued to clients allowed the refresh grant.
-fn refreshable(client: &ClientRow) -> bool {
+pub(crate) fn refreshable(client: &ClientRow) -> bool {
     client.grant_types.iter().any(|g| g == GRANT_REFRESH_TOKEN)
 }
 
 /// The tenant's slug and the user's role in it; a user who is no longer an active member (or
 /// a suspended tenant) gets no token.
-async fn tenant_and_role(tx: &mut Tx, user_id: Uuid) -> Result<(String, Role), AppError> {
+pub(crate) async fn tenant_and_role(tx: &mut Tx, user_id: Uuid) -> Result<(String, Role), AppError> {
     let Some((slug, status)) = db::tenants::current(tx).await? else {
         return Err(OAuthError::invalid_grant("the tenant no longer exists").into());
     };

@@ -305,3 +305,59 @@ async fn chromium_enrols_totp_and_signs_in_with_it() {
     assert!(amr.contains(&"otp") && amr.contains(&"pwd"), "{amr:?}");
     assert_eq!(id["acr"], laventecare_auth::protocol::discovery::ACR_MFA);
 }
+
+/// A person connects a device in Chromium: opens the verification URI, signs in, types the
+/// user code the device shows (lower case, no dash), approves; the device's poll gets tokens.
+#[tokio::test]
+async fn chromium_approves_a_device() {
+    let p = Provider::start().await;
+    let device = p
+        .client(laventecare_auth::clients::ClientRequest {
+            name: "Chromium Thermostat".into(),
+            grants: vec!["device_code".into()],
+            public: true,
+            ..Default::default()
+        })
+        .await;
+    let codes: serde_json::Value = p
+        .http()
+        .post(p.url("/device_authorization"))
+        .form(&[("client_id", device.client_id.as_str()), ("scope", "openid")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let chrome = Chrome::start().await;
+    chrome.c().goto(codes["verification_uri"].as_str().unwrap()).await.unwrap();
+    chrome.wait_for("input#email").await.send_keys(&p.email).await.unwrap();
+    chrome.wait_for("input#password").await.send_keys(PASSWORD).await.unwrap();
+    chrome.wait_for("button[type=submit]").await.click().await.unwrap();
+    let typed = codes["user_code"].as_str().unwrap().replace('-', "").to_lowercase();
+    chrome.wait_for("label[for=user_code]").await;
+    chrome.wait_for("input#user_code").await.send_keys(&typed).await.unwrap();
+    chrome.wait_for("#device-continue").await.click().await.unwrap();
+    let shown = chrome.wait_for("#device-user-code").await.text().await.unwrap();
+    assert_eq!(shown, codes["user_code"].as_str().unwrap());
+    assert_eq!(chrome.wait_for("#device-client").await.text().await.unwrap(), "Chromium Thermostat");
+    chrome.wait_for("#device-approve").await.click().await.unwrap();
+    chrome.wait_for("h1").await;
+    assert_eq!(chrome.c().title().await.unwrap(), "Device connected · LaventeCare");
+    chrome.close().await;
+
+    let res = p
+        .http()
+        .post(p.url("/token"))
+        .form(&[
+            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+            ("device_code", codes["device_code"].as_str().unwrap()),
+            ("client_id", device.client_id.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(crate::flow::claims(body["access_token"].as_str().unwrap())["tenant"], "acme");
+}

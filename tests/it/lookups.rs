@@ -12,6 +12,7 @@ const LOOKUPS: &[&str] = &[
     "lca_client_owner(text)",
     "lca_client_tenant(text)",
     "lca_code_tenant(bytea)",
+    "lca_device_code_tenant(bytea)",
     "lca_memberships_any_status(uuid)",
     "lca_memberships_of(uuid)",
     "lca_platform_tenant()",
@@ -21,6 +22,7 @@ const LOOKUPS: &[&str] = &[
     "lca_tenant_by_slug(text)",
     "lca_tenant_list()",
     "lca_user_by_email(text)",
+    "lca_user_code_tenant(bytea)",
     "lca_user_family_tenants(uuid)",
 ];
 
@@ -128,6 +130,7 @@ async fn lookups_return_the_minimum() {
         ("lca_client_owner", "uuid"),
         ("lca_client_tenant", "uuid"),
         ("lca_code_tenant", "uuid"),
+        ("lca_device_code_tenant", "uuid"),
         ("lca_memberships_any_status", "TABLE(tenant_id uuid, role text)"),
         ("lca_memberships_of", "TABLE(tenant_id uuid, slug text, name text, role text)"),
         ("lca_platform_tenant", "uuid"),
@@ -137,6 +140,7 @@ async fn lookups_return_the_minimum() {
         ("lca_tenant_by_slug", "TABLE(id uuid, status text, is_platform boolean)"),
         ("lca_tenant_list", "TABLE(id uuid, slug text)"),
         ("lca_user_by_email", "TABLE(id uuid, password_hash text, status text)"),
+        ("lca_user_code_tenant", "uuid"),
         ("lca_user_family_tenants", "SETOF uuid"),
     ];
     let got: Vec<(&str, &str)> = results.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
@@ -277,4 +281,46 @@ async fn signing_key_sweep_deletes_only_unpublished_keys() {
     // The runtime role itself still may not delete keys.
     let err = sqlx::query("DELETE FROM signing_keys").execute(&mut runtime).await.unwrap_err();
     assert_eq!(db::sqlstate(&err).as_deref(), Some("42501"));
+}
+
+/// lca_device_code_tenant finds a device grant's tenant by its device code, whatever its
+/// state; lca_user_code_tenant only a pending, unexpired one by its user code.
+#[tokio::test]
+async fn device_code_lookups() {
+    let t = TestDb::new().await;
+    let acme = t.tenant("acme").await;
+    let soon = chrono::Utc::now() + chrono::Duration::minutes(5);
+    let past = chrono::Utc::now() - chrono::Duration::minutes(5);
+    let mut tx = t.db.tenant(acme).await.unwrap();
+    assert!(db::device::insert(&mut tx, &[1u8; 32], &[2u8; 32], "c", "openid", soon).await.unwrap());
+    assert!(db::device::insert(&mut tx, &[3u8; 32], &[4u8; 32], "c", "openid", past).await.unwrap());
+    // A user code is unique while stored.
+    assert!(!db::device::insert(&mut tx, &[5u8; 32], &[2u8; 32], "c", "openid", soon).await.unwrap());
+    tx.commit().await.unwrap();
+
+    let mut tx = t.db.unscoped().await.unwrap();
+    assert_eq!(db::device::code_tenant(&mut tx, &[1u8; 32]).await.unwrap(), Some(acme));
+    assert_eq!(db::device::code_tenant(&mut tx, &[3u8; 32]).await.unwrap(), Some(acme), "expired: still found");
+    assert_eq!(db::device::code_tenant(&mut tx, &[9u8; 32]).await.unwrap(), None);
+    assert_eq!(db::device::user_code_tenant(&mut tx, &[2u8; 32]).await.unwrap(), Some(acme));
+    assert_eq!(db::device::user_code_tenant(&mut tx, &[4u8; 32]).await.unwrap(), None, "expired");
+    assert_eq!(db::device::user_code_tenant(&mut tx, &[9u8; 32]).await.unwrap(), None);
+    // The rows themselves stay invisible without the tenant.
+    assert!(db::device::pending_by_user_code(&mut tx, &[2u8; 32]).await.unwrap().is_none());
+    tx.commit().await.unwrap();
+
+    // Decided: no longer found by its user code.
+    let mut tx = t.db.tenant(acme).await.unwrap();
+    let who = db::device::Decider {
+        user_id: uuid::Uuid::now_v7(),
+        auth_time: chrono::Utc::now(),
+        amr: &[],
+        acr: "a",
+        sid: "s",
+    };
+    assert!(db::device::decide(&mut tx, &[2u8; 32], false, &who).await.unwrap().is_some());
+    assert!(db::device::decide(&mut tx, &[2u8; 32], true, &who).await.unwrap().is_none(), "decided once");
+    tx.commit().await.unwrap();
+    let mut tx = t.db.unscoped().await.unwrap();
+    assert_eq!(db::device::user_code_tenant(&mut tx, &[2u8; 32]).await.unwrap(), None);
 }

@@ -6,6 +6,7 @@ mod audit;
 mod authorize;
 mod browser;
 mod cli;
+mod device;
 mod embedded;
 mod endpoints;
 mod errors;

@@ -76,7 +76,8 @@ async fn seed(t: &TestDb) -> Seed {
     Seed { a, b, only_b_user: only_b.user_id }
 }
 
-/// A code, a token family with refresh and access tokens, a consent and an audit event.
+/// A code, a token family with refresh and access tokens, a consent, a recovery link, a
+/// device grant and an audit event.
 async fn grant_state(t: &TestDb, tenant: Uuid, user: Uuid) {
     use laventecare_auth::db::{audit, consents, grants};
     let later = chrono::Utc::now() + chrono::Duration::hours(1);
@@ -116,6 +117,16 @@ async fn grant_state(t: &TestDb, tenant: Uuid, user: Uuid) {
         &laventecare_auth::secrets::random_bytes::<32>(),
         user,
         "test",
+        later,
+    )
+    .await
+    .unwrap();
+    laventecare_auth::db::device::insert(
+        &mut tx,
+        &laventecare_auth::secrets::random_bytes::<32>(),
+        &laventecare_auth::secrets::random_bytes::<32>(),
+        "c",
+        "openid",
         later,
     )
     .await

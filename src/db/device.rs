@@ -1,0 +1,225 @@
+//! Device authorization grants (RFC 8628). Every state change is one atomic statement on the
+//! grant's row (see `migrations/0009_device.sql`).
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::Tx;
+
+fn tenant(tx: &Tx) -> Uuid {
+    tx.tenant_id().unwrap_or_default()
+}
+
+/// Stores a new pending grant in the transaction's tenant. `Ok(false)` when the user code is
+/// taken already (the caller draws another).
+pub async fn insert(
+    tx: &mut Tx,
+    device_code_hash: &[u8],
+    user_code_hash: &[u8],
+    client_id: &str,
+    scope: &str,
+    expires_at: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let tenant_id = tenant(tx);
+    let done = sqlx::query(
+        "INSERT INTO device_grants (tenant_id, device_code_hash, user_code_hash, client_id, scope, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (user_code_hash) DO NOTHING",
+    )
+    .bind(tenant_id)
+    .bind(device_code_hash)
+    .bind(user_code_hash)
+    .bind(client_id)
+    .bind(scope)
+    .bind(expires_at)
+    .execute(tx.conn())
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The tenant of a device code (SECURITY DEFINER lookup).
+pub async fn code_tenant(tx: &mut Tx, device_code_hash: &[u8]) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar("SELECT lca_device_code_tenant($1)").bind(device_code_hash).fetch_one(tx.conn()).await
+}
+
+/// The tenant of a pending, unexpired grant by its user code (SECURITY DEFINER lookup).
+pub async fn user_code_tenant(tx: &mut Tx, user_code_hash: &[u8]) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar("SELECT lca_user_code_tenant($1)").bind(user_code_hash).fetch_one(tx.conn()).await
+}
+
+/// A pending grant as the device page shows it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PendingGrant {
+    pub client_id: String,
+    pub scope: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The pending, unexpired grant of a user code in the transaction's tenant.
+pub async fn pending_by_user_code(tx: &mut Tx, user_code_hash: &[u8]) -> Result<Option<PendingGrant>, sqlx::Error> {
+    let tenant_id = tenant(tx);
+    sqlx::query_as(
+        "SELECT client_id, scope, expires_at FROM device_grants \
+         WHERE tenant_id = $1 AND user_code_hash = $2 AND status = 'pending' AND expires_at > now()",
+    )
+    .bind(tenant_id)
+    .bind(user_code_hash)
+    .fetch_optional(tx.conn())
+    .await
+}
+
+/// Who decides, from their browser session.
+#[derive(Debug, Clone)]
+pub struct Decider<'a> {
+    pub user_id: Uuid,
+    pub auth_time: DateTime<Utc>,
+    pub amr: &'a [String],
+    pub acr: &'a str,
+    pub sid: &'a str,
+}
+
+/// Approves or denies a pending, unexpired grant, atomically: of two decisions only the first
+/// counts. Returns the client of the grant decided, `None` when there was none to decide.
+pub async fn decide(
+    tx: &mut Tx,
+    user_code_hash: &[u8],
+    approve: bool,
+    who: &Decider<'_>,
+) -> Result<Option<String>, sqlx::Error> {
+    let tenant_id = tenant(tx);
+    sqlx::query_scalar(
+        "UPDATE device_grants SET status = CASE WHEN $3 THEN 'approved' ELSE 'denied' END, decided_at = now(), \
+           user_id = $4, auth_time = $5, amr = $6, acr = $7, sid = $8 \
+         WHERE tenant_id = $1 AND user_code_hash = $2 AND status = 'pending' AND expires_at > now() \
+         RETURNING client_id",
+    )
+    .bind(tenant_id)
+    .bind(user_code_hash)
+    .bind(approve)
+    .bind(who.user_id)
+    .bind(who.auth_time)
+    .bind(who.amr)
+    .bind(who.acr)
+    .bind(who.sid)
+    .fetch_optional(tx.conn())
+    .await
+}
+
+/// What one poll of the token endpoint found.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Poll {
+    pub status: String,
+    pub expired: bool,
+    /// This poll came sooner than the interval after the previous one (RFC 8628 §3.5).
+    pub too_fast: bool,
+    pub interval_secs: i32,
+    pub family_id: Option<Uuid>,
+}
+
+/// Records a poll of a grant of `client_id`, atomically: the row is locked, the poll time
+/// stored, and the interval raised by 5 s when this poll came too fast (a pending grant
+/// only). `None` for an unknown code or another client's.
+pub async fn poll(tx: &mut Tx, device_code_hash: &[u8], client_id: &str) -> Result<Option<Poll>, sqlx::Error> {
+    let tenant_id = tenant(tx);
+    sqlx::query_as(
+        "WITH prev AS ( \
+           SELECT tenant_id, device_code_hash, status, \
+                  status = 'pending' AND last_polled_at IS NOT NULL \
+                    AND last_polled_at > now() - make_interval(secs => interval_secs) AS too_fast \
+           FROM device_grants WHERE tenant_id = $1 AND device_code_hash = $2 AND client_id = $3 FOR UPDATE) \
+         UPDATE device_grants d SET last_polled_at = now(), \
+           interval_secs = CASE WHEN prev.too_fast THEN d.interval_secs + 5 ELSE d.interval_secs END \
+         FROM prev WHERE d.tenant_id = prev.tenant_id AND d.device_code_hash = prev.device_code_hash \
+         RETURNING d.status, d.expires_at <= now() AS expired, prev.too_fast, d.interval_secs, d.family_id",
+    )
+    .bind(tenant_id)
+    .bind(device_code_hash)
+    .bind(client_id)
+    .fetch_optional(tx.conn())
+    .await
+}
+
+/// The approval a redemption consumes.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Approval {
+    pub user_id: Uuid,
+    pub scope: String,
+    pub auth_time: DateTime<Utc>,
+    pub amr: Vec<String>,
+    pub acr: String,
+    pub sid: String,
+}
+
+/// Consumes an approved, unexpired grant, recording the family its tokens join. `None` when
+/// it is not (or no longer) approved.
+pub async fn consume(
+    tx: &mut Tx,
+    device_code_hash: &[u8],
+    client_id: &str,
+    family_id: Uuid,
+) -> Result<Option<Approval>, sqlx::Error> {
+    let tenant_id = tenant(tx);
+    sqlx::query_as(
+        "UPDATE device_grants SET status = 'consumed', consumed_at = now(), family_id = $4 \
+         WHERE tenant_id = $1 AND device_code_hash = $2 AND client_id = $3 AND status = 'approved' \
+           AND expires_at > now() AND user_id IS NOT NULL \
+         RETURNING user_id, scope, auth_time, amr, acr, sid",
+    )
+    .bind(tenant_id)
+    .bind(device_code_hash)
+    .bind(client_id)
+    .bind(family_id)
+    .fetch_optional(tx.conn())
+    .await
+}
+
+/// Marks a family as begun by the device grant (the account page lists those).
+pub async fn mark_family(tx: &mut Tx, family_id: Uuid) -> Result<(), sqlx::Error> {
+    let tenant_id = tenant(tx);
+    sqlx::query("UPDATE token_families SET origin_grant = 'device_code' WHERE tenant_id = $1 AND family_id = $2")
+        .bind(tenant_id)
+        .bind(family_id)
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}
+
+/// A live device family of a user, for the account page.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DeviceFamily {
+    pub family_id: Uuid,
+    pub client_id: String,
+    pub client_name: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The user's live device families in the transaction's tenant.
+pub async fn families_of_user(tx: &mut Tx, user_id: Uuid) -> Result<Vec<DeviceFamily>, sqlx::Error> {
+    let tenant_id = tenant(tx);
+    sqlx::query_as(
+        "SELECT f.family_id, f.client_id, c.name AS client_name, f.created_at FROM token_families f \
+           LEFT JOIN clients c ON c.tenant_id = f.tenant_id AND c.client_id = f.client_id \
+         WHERE f.tenant_id = $1 AND f.user_id = $2 AND f.origin_grant = 'device_code' \
+           AND f.revoked_at IS NULL AND f.expires_at > now() \
+         ORDER BY f.created_at LIMIT 100",
+    )
+    .bind(tenant_id)
+    .bind(user_id)
+    .fetch_all(tx.conn())
+    .await
+}
+
+/// Revokes one live device family of the user; returns its client when this call revoked it.
+pub async fn revoke_user_family(tx: &mut Tx, user_id: Uuid, family_id: Uuid) -> Result<Option<String>, sqlx::Error> {
+    let tenant_id = tenant(tx);
+    sqlx::query_scalar(
+        "UPDATE token_families SET revoked_at = now(), revoked_reason = 'device_revoked' \
+         WHERE tenant_id = $1 AND family_id = $2 AND user_id = $3 AND origin_grant = 'device_code' \
+           AND revoked_at IS NULL \
+         RETURNING client_id",
+    )
+    .bind(tenant_id)
+    .bind(family_id)
+    .bind(user_id)
+    .fetch_optional(tx.conn())
+    .await
+}
