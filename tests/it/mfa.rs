@@ -226,6 +226,8 @@ async fn password_change_ends_other_sessions_and_families() {
     assert_eq!(rows[1].details["families_revoked"], 2);
     assert_eq!(rows[1].details["sessions_ended"], 1);
     assert_eq!(rows[1].ip.as_deref(), Some("127.0.0.1"));
+    let ann = user_id(&p, &p.email).await.to_string();
+    rows[1].is(("user", Some(&ann)), ("user", Some(&ann)), Some("127.0.0.1"));
 }
 
 /// One login attempt: (status, body with the email and CSRF token blanked, time taken).
@@ -395,7 +397,7 @@ async fn recovery_link_end_to_end() {
     assert_eq!(again.status(), 410);
     let used = audit_rows(&p, acme, "recovery.used").await;
     assert_eq!(used.len(), 1);
-    assert_eq!((used[0].target_id.clone(), used[0].ip.as_deref()), (Some(ann.to_string()), Some("127.0.0.1")));
+    used[0].is(("user", Some(&ann.to_string())), ("user", Some(&ann.to_string())), Some("127.0.0.1"));
 
     // The half sign-in ended with the recovery: it cannot enrol a factor of its own now.
     assert!(intruder.open(&p.url("/mfa/enrol")).await.html().contains("action=\"/login\""));
@@ -429,7 +431,7 @@ async fn recovery_link_end_to_end() {
     assert!(reset.html().contains("Two-step verification is reset"), "{}", reset.html());
     let rows = audit_rows(&p, acme, "mfa.reset").await;
     assert_eq!(rows.len(), 1);
-    assert_eq!((rows[0].actor_id.clone(), rows[0].target_id.clone()), (Some(root.to_string()), Some(ann.to_string())));
+    rows[0].is(("user", Some(&root.to_string())), ("user", Some(&ann.to_string())), Some("127.0.0.1"));
 }
 
 /// `acr_values` asking for MFA, the tenant's policy (`tenant require-mfa`) and the client's
@@ -468,6 +470,12 @@ async fn acr_values_tenant_and_client_policies_require_mfa() {
     assert_eq!((status, refreshed["error"].as_str()), (400, Some("invalid_grant")), "{refreshed}");
     let changed = audit_rows(&p, tenant_id(&p, "acme").await, "tenant.mfa_policy_changed").await;
     assert_eq!((changed.len(), changed[0].actor_kind.as_str()), (1, "operator"));
+    let acme = tenant_id(&p, "acme").await.to_string();
+    assert_eq!(
+        (changed[0].target_kind.as_deref(), changed[0].target_id.as_deref()),
+        (Some("tenant"), Some(acme.as_str()))
+    );
+    assert_eq!(changed[0].ip, None, "the command line has no IP");
     let out = crate::support::cli(&p.t, &["tenant", "require-mfa", "--slug", "acme", "--off", "--json"], "");
     assert!(out.status.success());
 
