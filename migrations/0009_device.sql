@@ -72,3 +72,17 @@ ALTER FUNCTION lca_user_code_tenant(bytea) OWNER TO lca_lookup;
 REVOKE CREATE ON SCHEMA public FROM lca_lookup;
 REVOKE ALL ON FUNCTION lca_device_code_tenant(bytea), lca_user_code_tenant(bytea) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION lca_device_code_tenant(bytea), lca_user_code_tenant(bytea) TO lca_runtime;
+
+-- A password change, MFA reset or recovery ends a user's token families in every tenant
+-- where they have some; an approved device request not yet redeemed would become one, so
+-- those tenants count too (the request is then refused, see identity::security).
+GRANT SELECT (user_id) ON device_grants TO lca_lookup;
+CREATE OR REPLACE FUNCTION lca_user_family_tenants(p_user_id uuid)
+RETURNS SETOF uuid
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+    SELECT f.tenant_id FROM public.token_families f
+    WHERE f.user_id = p_user_id AND f.revoked_at IS NULL AND f.expires_at > now()
+    UNION
+    SELECT d.tenant_id FROM public.device_grants d
+    WHERE d.user_id = p_user_id AND d.status = 'approved' AND d.expires_at > now()
+$$;

@@ -223,3 +223,17 @@ pub async fn revoke_user_family(tx: &mut Tx, user_id: Uuid, family_id: Uuid) -> 
     .fetch_optional(tx.conn())
     .await
 }
+
+/// Refuses the user's approved requests not yet redeemed in the transaction's tenant (their
+/// password changed, their second factor was reset): the device must be approved again.
+pub async fn deny_approved_of_user(tx: &mut Tx, user_id: Uuid) -> Result<u64, sqlx::Error> {
+    let tenant_id = tenant(tx);
+    Ok(sqlx::query(
+        "UPDATE device_grants SET status = 'denied' WHERE tenant_id = $1 AND user_id = $2 AND status = 'approved'",
+    )
+    .bind(tenant_id)
+    .bind(user_id)
+    .execute(tx.conn())
+    .await?
+    .rows_affected())
+}

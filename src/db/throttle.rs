@@ -122,6 +122,15 @@ pub fn delay_after(failures: i32, limits: &Limits) -> i64 {
     (1i64 << exponent).min(limits.max_delay_seconds)
 }
 
+/// Takes one attempt back (the delay it set stays: it lapses by itself).
+pub async fn refund(tx: &mut Tx, key_hash: &[u8]) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE login_throttle SET failures = greatest(failures - 1, 0) WHERE key_hash = $1")
+        .bind(key_hash)
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}
+
 /// Forgets an account's attempts after a successful sign-in (a locked key is never reserved,
 /// so a success cannot end a lock).
 pub async fn clear(tx: &mut Tx, key_hash: &[u8]) -> Result<(), sqlx::Error> {

@@ -13,7 +13,8 @@ pub struct Ended {
 }
 
 /// Ends every browser session of the user but `keep` (the hash of the current one), and
-/// every live token family of the user in every tenant. Runs in the caller's transaction, so
+/// every live token family of the user in every tenant (and approved device requests not yet
+/// redeemed). Runs in the caller's transaction, so
 /// it commits with the action that caused it (password change, MFA reset, recovery).
 pub async fn end_sessions_and_families(
     tx: &mut Tx,
@@ -27,6 +28,8 @@ pub async fn end_sessions_and_families(
     for tenant in db::grants::user_family_tenants(tx, user_id).await? {
         tx.switch_tenant(tenant).await?;
         families += db::grants::revoke_user_families(tx, user_id, reason).await?;
+        // An approved device request not yet redeemed would become a family after this.
+        db::device::deny_approved_of_user(tx, user_id).await?;
     }
     if let Some(t) = original {
         tx.switch_tenant(t).await?;

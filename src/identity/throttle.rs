@@ -91,6 +91,14 @@ pub async fn failed(
     Ok(Failure { failures: reserved.failures, locked_account, locked_ip })
 }
 
+/// Gives back the one attempt a right answer reserved (user codes: a right code must neither
+/// count as a guess nor clear the guesses before it).
+pub async fn refund(db: &Database, attempt: &Attempt) -> Result<(), sqlx::Error> {
+    let mut tx = db.unscoped().await?;
+    throttle::refund(&mut tx, &attempt.account).await?;
+    tx.commit().await
+}
+
 /// Forgets the account's attempts after a complete sign-in.
 pub async fn succeeded(db: &Database, attempt: &Attempt) -> Result<(), sqlx::Error> {
     let mut tx = db.unscoped().await?;

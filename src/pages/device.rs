@@ -239,44 +239,35 @@ async fn find(
         tx.commit().await?;
         return Ok(Err(entry_page(session, "", true).await?));
     };
-    // A right code: the attempt it reserved does not count against the user.
-    throttle::succeeded(&state.db, &attempt).await?;
     let code = code.unwrap_or_default();
 
-    // DESIGN.md: no membership → access_denied, audited, and no token.
+    // DESIGN.md: no membership → access_denied, audited, and no token. The page says only
+    // what a mistyped code gets (nothing tells a caller another tenant's request exists), the
+    // guess counts, and the device's request stays pending: a stranger who hits a code must
+    // not be able to cancel someone else's device.
     let mut tx = state.db.unscoped().await?;
     let membership =
         db::memberships::of_user(&mut tx, who.user_id).await?.into_iter().find(|m| m.tenant_id == tenant_id);
     tx.commit().await?;
     let Some(membership) = membership else {
-        let mut tx = state.db.tenant(tenant_id).await?;
-        let decider = db::device::Decider {
-            user_id: who.user_id,
-            auth_time: chrono::DateTime::from_timestamp(who.auth_time, 0).unwrap_or_default(),
-            amr: &who.amr,
-            acr: &who.acr,
-            sid: &who.sid,
-        };
-        if db::device::decide(&mut tx, &user_code_hash(&code), false, &decider).await?.is_some() {
-            let mut event = meta.event(
-                "authorization.denied_no_membership",
-                "failure",
-                ("user", Some(who.user_id.to_string())),
-                ("client", client.client_id.clone()),
-            );
-            event.details = serde_json::json!({ "grant": "device_code", "user_code": display_user_code(&code) });
-            audit::append(&mut tx, &event).await?;
+        if let Some(reserved) = reserved {
+            throttle::failed(&state.db, &state.config.throttle, &attempt, reserved).await?;
         }
+        let mut tx = state.db.tenant(tenant_id).await?;
+        let mut event = meta.event(
+            "authorization.denied_no_membership",
+            "failure",
+            ("user", Some(who.user_id.to_string())),
+            ("client", client.client_id.clone()),
+        );
+        event.details = serde_json::json!({ "grant": "device_code" });
+        audit::append(&mut tx, &event).await?;
         tx.commit().await?;
-        let page = NoticePage {
-            t: &EN,
-            title: EN.device_not_member_title,
-            body: EN.device_not_member_body,
-            code: None,
-            next: None,
-        };
-        return Ok(Err(render(StatusCode::FORBIDDEN, &page, &[])));
+        return Ok(Err(entry_page(session, "", true).await?));
     };
+    // A right code: only the attempt it reserved is given back (clearing the counter would
+    // let anyone reset it with a code of their own between guesses).
+    throttle::refund(&state.db, &attempt).await?;
 
     // The second factor, as for a code: the session must have passed it where a sign-in
     // through this client would need it.

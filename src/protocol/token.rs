@@ -211,7 +211,11 @@ pub(crate) async fn end_replayed_family(
 
 /// Whether the user must now pass a second factor for tokens of this client in the
 /// transaction's tenant. The transaction is switched to act for the user as well.
-async fn second_factor_now_required(tx: &mut Tx, client: &ClientRow, user_id: Uuid) -> Result<bool, AppError> {
+pub(crate) async fn second_factor_now_required(
+    tx: &mut Tx,
+    client: &ClientRow,
+    user_id: Uuid,
+) -> Result<bool, AppError> {
     if client.require_mfa || db::tenants::requires_mfa(tx).await? {
         return Ok(true);
     }

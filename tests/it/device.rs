@@ -368,8 +368,9 @@ async fn second_redemption_revokes_the_family() {
     assert_eq!(rows[0].ip.as_deref(), Some("127.0.0.1"));
 }
 
-/// A user who is not a member of the client's tenant cannot approve: the request is denied
-/// (`access_denied` at the device) and audited.
+/// A user who is not a member of the client's tenant cannot approve: the page says only what
+/// a mistyped code gets, the request stays pending for its rightful owner, and the refusal is
+/// audited in the client's tenant.
 #[tokio::test]
 async fn non_member_cannot_approve() {
     let p = Provider::start().await;
@@ -381,10 +382,14 @@ async fn non_member_cannot_approve() {
     let (_, codes) = request_codes(&p, &device, "openid").await;
     let browser = Browser::new(&p);
     let page = confirm_page(&browser, &codes, "bob@example.com").await;
-    assert_eq!(page.status(), 403);
-    assert!(page.html().contains("not a member"), "{}", page.html());
+    // The page says what a mistyped code gets: nothing about another tenant's request.
+    assert!(page.html().contains("That code did not work"), "{}", page.html());
+    let mistyped = submit_code(&browser, &page, "BCDF-GHJK").await;
+    let blank = |h: &str| h.replace(&hidden(h, "csrf"), "CSRF");
+    assert_eq!(blank(page.html()), blank(mistyped.html()), "a hit looks like a miss");
+    // And a stranger cannot cancel the device's request: it is still pending.
     let (status, body) = poll(&p, &device, codes["device_code"].as_str().unwrap()).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("access_denied")));
+    assert_eq!((status, body["error"].as_str()), (400, Some("authorization_pending")));
     let acme = tenant_id(&p, "acme").await;
     let bob = user_id(&p, "bob@example.com").await;
     let rows = audit_rows(&p, acme, "authorization.denied_no_membership").await;
@@ -492,4 +497,47 @@ async fn janitor_sweeps_expired_device_grants() {
     let mut owner = p.t.owner().await;
     let left: i64 = sqlx::query_scalar("SELECT count(*) FROM device_grants").fetch_one(&mut owner).await.unwrap();
     assert_eq!(left, 1);
+}
+
+/// A right code gives back only the attempt it took: typing one's own code between guesses
+/// does not reset the guess counter.
+#[tokio::test]
+async fn a_right_code_does_not_reset_the_guess_counter() {
+    let p = Provider::start().await;
+    let device = device_client(&p).await;
+    let (_, codes) = request_codes(&p, &device, "openid").await;
+    let right = codes["user_code"].as_str().unwrap().to_owned();
+    let browser = Browser::new(&p);
+    let entry = browser.login(&browser.open(&p.url("/device")).await, &p.email, PASSWORD).await;
+    let wrong = if right == "BCDF-GHJK" { "ZZZZ-ZZZZ" } else { "BCDF-GHJK" };
+    submit_code(&browser, &entry, wrong).await;
+    submit_code(&browser, &entry, wrong).await;
+    let own = submit_code(&browser, &entry, &right).await;
+    assert!(own.html().contains("action=\"/device/decide\""), "{}", own.html());
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // Three guesses counted: the next one sets a wait, so the one after is refused unchecked.
+    submit_code(&browser, &entry, wrong).await;
+    submit_code(&browser, &entry, &right).await;
+    let rows = audit_rows(&p, tenant_id(&p, "acme").await, "device.user_code_failure").await;
+    assert_eq!(rows.last().unwrap().details["reason"], "throttled", "the counter was not reset");
+}
+
+/// A device approved but not yet redeemed gets nothing after the user changes their password:
+/// the approval ends with their sessions and token families.
+#[tokio::test]
+async fn a_password_change_ends_an_unredeemed_approval() {
+    let p = Provider::start().await;
+    let device = device_client(&p).await;
+    let (_, codes) = request_codes(&p, &device, "openid offline_access").await;
+    let browser = Browser::new(&p);
+    let page = confirm_page(&browser, &codes, &p.email).await;
+    decide(&browser, &page, true).await;
+    let account = browser.open(&p.url("/account")).await;
+    let csrf = hidden(account.html(), "csrf");
+    let changed = browser
+        .post("/account/password", &[("csrf", &csrf), ("current", PASSWORD), ("new", "plum orbit lantern 77")])
+        .await;
+    assert!(changed.html().contains("Your password is changed"), "{}", changed.html());
+    let (status, body) = poll(&p, &device, codes["device_code"].as_str().unwrap()).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("access_denied")), "{body}");
 }
