@@ -79,11 +79,11 @@ async fn seed_live(conn: &mut PgConnection, tenant: Uuid, user: Uuid) {
     let family = Uuid::now_v7();
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
         "INSERT INTO browser_sessions (id_hash, data, expires_at) \
-         SELECT sha256(('live' || g)::bytea), '{{}}', now() + interval '1 hour' FROM generate_series(1, 50) g; \
+         SELECT sha256(('live' || g)::bytea), '{{}}', now() + interval '1 day' FROM generate_series(1, 50) g; \
          INSERT INTO authorization_codes (tenant_id, code_hash, client_id, user_id, redirect_uri, scope, auth_time, \
            amr, acr, sid, expires_at, consumed_at) \
          SELECT '{tenant}', sha256(('livec' || g)::bytea), 'live-client', '{user}', 'https://x.example/cb', 'openid', \
-           now(), '{{pwd}}', 'a', 's', now() + interval '1 minute', CASE WHEN g % 2 = 0 THEN now() END \
+           now(), '{{pwd}}', 'a', 's', now() + interval '1 day', CASE WHEN g % 2 = 0 THEN now() END \
          FROM generate_series(1, 50) g; \
          INSERT INTO token_families (tenant_id, family_id, client_id, user_id, scope, expires_at) \
          VALUES ('{tenant}', '{family}', 'live-client', '{user}', 'openid', now() + interval '30 days'); \
@@ -91,7 +91,7 @@ async fn seed_live(conn: &mut PgConnection, tenant: Uuid, user: Uuid) {
            ('{tenant}', sha256('live-used'::bytea), '{family}', now() - interval '1 day', now() - interval '2 days'), \
            ('{tenant}', sha256('live-new'::bytea), '{family}', now() + interval '1 day', NULL); \
          INSERT INTO access_tokens (tenant_id, jti, family_id, client_id, expires_at) \
-         SELECT '{tenant}', gen_random_uuid(), '{family}', 'live-client', now() + interval '5 minutes' \
+         SELECT '{tenant}', gen_random_uuid(), '{family}', 'live-client', now() + interval '1 day' \
          FROM generate_series(1, 50) g; \
          INSERT INTO signing_keys (kid, alg, public_jwk, private_enc, retired_at, publish_until) \
          SELECT k, 'ES256', jsonb_build_object('kid', k), decode(repeat('00', 40), 'hex'), r, p FROM (VALUES \
@@ -175,9 +175,10 @@ async fn audit_state(conn: &mut PgConnection) -> (i64, Vec<u8>) {
 /// 200s quickly; the audit log is unchanged.
 #[tokio::test]
 async fn one_run_removes_exactly_the_expired_rows() {
-    // Codes live ten minutes here, so the one the login below leaves is not expired by the time
-    // the janitor runs, however slow the seeding is.
-    let p = Provider::start_with(&[("LCA_CODE_TTL_SECS", "600")]).await;
+    // Codes and access tokens live long here, and the live rows below a day, so that nothing
+    // the test leaves live (the refresh loop's tokens included) expires during the run,
+    // however slow a loaded machine makes it.
+    let p = Provider::start_with(&[("LCA_CODE_TTL_SECS", "600"), ("LCA_ACCESS_TOKEN_TTL_SECS", "86400")]).await;
     let globex = p.t.tenant("globex").await;
     let mut db = p.t.owner().await;
     let acme: Uuid = sqlx::query_scalar("SELECT id FROM tenants WHERE slug = 'acme'").fetch_one(&mut db).await.unwrap();
