@@ -31,16 +31,6 @@ pub async fn tenant_of(tx: &mut Tx, token_hash: &[u8]) -> Result<Option<Uuid>, s
     sqlx::query_scalar("SELECT lca_recovery_link_tenant($1)").bind(token_hash).fetch_one(tx.conn()).await
 }
 
-/// The user of a usable link (unused, not expired), without using it.
-pub async fn peek(tx: &mut Tx, token_hash: &[u8]) -> Result<Option<Uuid>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT user_id FROM recovery_links WHERE token_hash = $1 AND used_at IS NULL AND expires_at > now()",
-    )
-    .bind(token_hash)
-    .fetch_optional(tx.conn())
-    .await
-}
-
 /// The user and issuer of a usable link, without using it.
 pub async fn usable(tx: &mut Tx, token_hash: &[u8]) -> Result<Option<(Uuid, String)>, sqlx::Error> {
     sqlx::query_as(

@@ -22,7 +22,8 @@ impl PgSessionStore {
     }
 }
 
-fn id_hash(id: &Id) -> [u8; 32] {
+/// The key a session is stored under (also the handle the account page names it by).
+pub fn id_hash(id: &Id) -> [u8; 32] {
     sha256(id.to_string().as_bytes())
 }
 

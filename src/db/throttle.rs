@@ -19,28 +19,41 @@ pub struct Limits {
     pub window_seconds: i64,
 }
 
-/// Where a key stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Standing {
-    Open,
-    /// Waiting out a delay.
-    Delayed,
-    Locked,
+/// Whether a key is locked now.
+pub async fn locked(tx: &mut Tx, key_hash: &[u8]) -> Result<bool, sqlx::Error> {
+    let locked: Option<bool> =
+        sqlx::query_scalar("SELECT coalesce(locked_until > now(), false) FROM login_throttle WHERE key_hash = $1")
+            .bind(key_hash)
+            .fetch_optional(tx.conn())
+            .await?;
+    Ok(locked.unwrap_or(false))
 }
 
-/// The standing of a key now.
-pub async fn standing(tx: &mut Tx, key_hash: &[u8]) -> Result<Standing, sqlx::Error> {
-    let row: Option<(bool, bool)> = sqlx::query_as(
-        "SELECT coalesce(locked_until > now(), false), next_allowed_at > now() FROM login_throttle WHERE key_hash = $1",
+/// Adds one to a key's count in its window (a new window once the old one is over), and
+/// returns the count. With `only_when_open`, nothing is counted (`None`) while the key must
+/// wait or is locked.
+async fn count(
+    tx: &mut Tx,
+    key_hash: &[u8],
+    limits: &Limits,
+    only_when_open: bool,
+) -> Result<Option<i32>, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO login_throttle AS t (key_hash, failures, window_start, next_allowed_at, updated_at) \
+         VALUES ($1, 1, now(), now(), now()) \
+         ON CONFLICT (key_hash) DO UPDATE SET \
+           failures = CASE WHEN t.window_start < now() - make_interval(secs => $2) THEN 1 ELSE t.failures + 1 END, \
+           window_start = CASE WHEN t.window_start < now() - make_interval(secs => $2) THEN now() \
+                          ELSE t.window_start END, \
+           updated_at = now() \
+         WHERE NOT $3 OR (t.next_allowed_at <= now() AND coalesce(t.locked_until <= now(), true)) \
+         RETURNING failures",
     )
     .bind(key_hash)
+    .bind(limits.window_seconds as f64)
+    .bind(only_when_open)
     .fetch_optional(tx.conn())
-    .await?;
-    Ok(match row {
-        Some((true, _)) => Standing::Locked,
-        Some((false, true)) => Standing::Delayed,
-        _ => Standing::Open,
-    })
+    .await
 }
 
 /// Counts an attempt *before* it is checked, if the key is open: one upsert that adds the
@@ -50,21 +63,7 @@ pub async fn standing(tx: &mut Tx, key_hash: &[u8]) -> Result<Standing, sqlx::Er
 /// pass one open check: after the free attempts, each one sets the delay for the next.
 pub async fn reserve(tx: &mut Tx, key_hash: &[u8], limits: &Limits) -> Result<Option<i32>, sqlx::Error> {
     // The upsert locks the row, so the update below sees this count and no other.
-    let failures: Option<i32> = sqlx::query_scalar(
-        "INSERT INTO login_throttle AS t (key_hash, failures, window_start, next_allowed_at, updated_at) \
-         VALUES ($1, 1, now(), now(), now()) \
-         ON CONFLICT (key_hash) DO UPDATE SET \
-           failures = CASE WHEN t.window_start < now() - make_interval(secs => $2) THEN 1 ELSE t.failures + 1 END, \
-           window_start = CASE WHEN t.window_start < now() - make_interval(secs => $2) THEN now() \
-                          ELSE t.window_start END, \
-           updated_at = now() \
-         WHERE t.next_allowed_at <= now() AND coalesce(t.locked_until <= now(), true) \
-         RETURNING failures",
-    )
-    .bind(key_hash)
-    .bind(limits.window_seconds as f64)
-    .fetch_optional(tx.conn())
-    .await?;
+    let failures = count(tx, key_hash, limits, true).await?;
     let Some(failures) = failures else { return Ok(None) };
     sqlx::query("UPDATE login_throttle SET next_allowed_at = now() + make_interval(secs => $2) WHERE key_hash = $1")
         .bind(key_hash)
@@ -95,20 +94,7 @@ pub async fn lock_if_due(tx: &mut Tx, key_hash: &[u8], failures: i32, limits: &L
 /// Counts a failure of a key that only locks (the client IP): no delay, a lock at the limit.
 /// True if this failure locked it.
 pub async fn record_failure(tx: &mut Tx, key_hash: &[u8], limits: &Limits) -> Result<bool, sqlx::Error> {
-    let failures: i32 = sqlx::query_scalar(
-        "INSERT INTO login_throttle AS t (key_hash, failures, window_start, next_allowed_at, updated_at) \
-         VALUES ($1, 1, now(), now(), now()) \
-         ON CONFLICT (key_hash) DO UPDATE SET \
-           failures = CASE WHEN t.window_start < now() - make_interval(secs => $2) THEN 1 ELSE t.failures + 1 END, \
-           window_start = CASE WHEN t.window_start < now() - make_interval(secs => $2) THEN now() \
-                          ELSE t.window_start END, \
-           updated_at = now() \
-         RETURNING failures",
-    )
-    .bind(key_hash)
-    .bind(limits.window_seconds as f64)
-    .fetch_one(tx.conn())
-    .await?;
+    let failures = count(tx, key_hash, limits, false).await?.unwrap_or(0);
     lock_if_due(tx, key_hash, failures, limits).await
 }
 

@@ -148,7 +148,7 @@ pub async fn link_usable(db: &Database, token: &str) -> Result<bool, ServiceErro
     tx.commit().await?;
     let Some(tenant_id) = tenant else { return Ok(false) };
     let mut tx = db.tenant(tenant_id).await?;
-    let usable = db::recovery::peek(&mut tx, &token_hash).await?.is_some();
+    let usable = db::recovery::usable(&mut tx, &token_hash).await?.is_some();
     tx.commit().await?;
     Ok(usable)
 }

@@ -71,3 +71,18 @@ pub async fn needs_second_factor(tx: &mut Tx, user_id: Uuid, state: &db::mfa::Mf
 pub async fn is_admin_anywhere(tx: &mut Tx, user_id: Uuid) -> Result<bool, sqlx::Error> {
     Ok(db::memberships::of_user(tx, user_id).await?.iter().any(|m| m.role == "admin"))
 }
+
+/// Whether this user must pass a second factor for tokens in the transaction's tenant: the
+/// client or the tenant requires it, or [`needs_second_factor`] says so. One rule for the
+/// authorization endpoint, the device page, refreshes and device redemption. The
+/// transaction must be opened for the tenant; it is switched to act for the user as well.
+pub async fn second_factor_required(tx: &mut Tx, client_requires: bool, user_id: Uuid) -> Result<bool, sqlx::Error> {
+    if client_requires || db::tenants::requires_mfa(tx).await? {
+        return Ok(true);
+    }
+    tx.switch_user(user_id).await?;
+    match db::mfa::state(tx, user_id).await? {
+        Some(st) => needs_second_factor(tx, user_id, &st).await,
+        None => Ok(true),
+    }
+}

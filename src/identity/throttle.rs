@@ -12,7 +12,7 @@ use std::net::IpAddr;
 
 use crate::config::ThrottleConfig;
 use crate::db::Database;
-use crate::db::throttle::{self, Standing};
+use crate::db::throttle;
 use crate::secrets::sha256;
 
 /// The counter keys of one attempt.
@@ -64,7 +64,7 @@ pub async fn reserve(
 ) -> Result<Option<Reserved>, sqlx::Error> {
     let mut tx = db.unscoped().await?;
     if let Some(ip) = &attempt.ip
-        && throttle::standing(&mut tx, ip).await? == Standing::Locked
+        && throttle::locked(&mut tx, ip).await?
     {
         tx.commit().await?;
         return Ok(None);

@@ -230,6 +230,17 @@ pub async fn finish_sign_in(
     amr: &[&str],
     pending: Option<Pending>,
 ) -> Result<Response, AppError> {
+    Ok(Redirect::to(&sign_in(session, meta, user_id, amr, pending).await?).into_response())
+}
+
+/// Signs the user in (a new session id) and returns where to go next.
+pub async fn sign_in(
+    session: &Session,
+    meta: &RequestMeta,
+    user_id: Uuid,
+    amr: &[&str],
+    pending: Option<Pending>,
+) -> Result<String, AppError> {
     let mfa = amr.contains(&"otp");
     let who = SignedIn {
         user_id,
@@ -241,7 +252,7 @@ pub async fn finish_sign_in(
         user_agent: meta.user_agent.clone(),
     };
     session::sign_in(session, &who).await?;
-    Ok(Redirect::to(&next_after_sign_in(session, pending).await?).into_response())
+    next_after_sign_in(session, pending).await
 }
 
 /// Where a completed sign-in goes next.

@@ -15,9 +15,7 @@ use crate::db::{self, audit};
 use crate::error::AppError;
 use crate::extract::Form;
 use crate::identity::{mfa, security, throttle};
-use crate::pages::login::{
-    audit_sign_in, client_of, finish_sign_in, next_after_sign_in, record_lockouts, sign_in_tenant,
-};
+use crate::pages::login::{audit_sign_in, client_of, next_after_sign_in, record_lockouts, sign_in, sign_in_tenant};
 use crate::pages::session::{self, Pending, PreAuth};
 use crate::pages::{EN, Text, render};
 use crate::protocol::authorize::origin_of;
@@ -202,12 +200,10 @@ pub async fn submit(
     match verdict {
         Verdict::Totp | Verdict::Backup(_) => {
             throttle::succeeded(&state.db, &attempt).await?;
-            let response = finish_sign_in(&session, &meta, user_id, &["pwd", "otp"], pending).await?;
+            let next = sign_in(&session, &meta, user_id, &["pwd", "otp"], pending).await?;
             match verdict {
                 // Say how many backup codes are left before going on.
                 Verdict::Backup(left) => {
-                    let next =
-                        response.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("/").to_owned();
                     let body = format!("{} {left}", EN.backup_used);
                     Ok(render(
                         StatusCode::OK,
@@ -215,7 +211,7 @@ pub async fn submit(
                         &[],
                     ))
                 }
-                _ => Ok(response),
+                _ => Ok(Redirect::to(&next).into_response()),
             }
         }
         Verdict::Wrong(_) | Verdict::Refused => {
@@ -419,8 +415,7 @@ pub async fn enrol_submit(
                 ("client", client_of(pending.as_ref())),
             );
             audit_sign_in(&state, pending.as_ref(), &login).await?;
-            let response = finish_sign_in(&session, &meta, user_id, &["pwd", "otp"], pending).await?;
-            response.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("/").to_owned()
+            sign_in(&session, &meta, user_id, &["pwd", "otp"], pending).await?
         }
         Actor::Signed(mut who) => {
             // Enrolling proved the new factor: this session now counts as MFA.

@@ -99,7 +99,7 @@ pub async fn take_return_to(session: &Session) -> Result<Option<String>, AppErro
 /// The hash under which the store keeps this session (see `db::sessions`), to tell the
 /// current session from the others.
 pub fn current_handle(session: &Session) -> Option<[u8; 32]> {
-    session.id().map(|id| crate::secrets::sha256(id.to_string().as_bytes()))
+    session.id().map(|id| crate::db::sessions::id_hash(&id))
 }
 
 fn internal(e: tower_sessions::session::Error) -> AppError {

@@ -329,20 +329,11 @@ pub async fn needs_mfa(
     user_id: Uuid,
     requested: bool,
 ) -> Result<bool, AppError> {
-    if requested || client.require_mfa {
+    if requested {
         return Ok(true);
     }
-    let mut tx = state.db.tenant(tenant_id).await?;
-    let tenant_requires = db::tenants::requires_mfa(&mut tx).await?;
-    tx.commit().await?;
-    if tenant_requires {
-        return Ok(true);
-    }
-    let mut tx = state.db.user(user_id).await?;
-    let required = match db::mfa::state(&mut tx, user_id).await? {
-        Some(st) => security::needs_second_factor(&mut tx, user_id, &st).await?,
-        None => true,
-    };
+    let mut tx = state.db.tenant_and_user(tenant_id, user_id).await?;
+    let required = security::second_factor_required(&mut tx, client.require_mfa, user_id).await?;
     tx.commit().await?;
     Ok(required)
 }

@@ -21,9 +21,7 @@ use crate::protocol::client_auth::{self, Presented};
 use crate::protocol::discovery::ACR_MFA;
 use crate::protocol::issue::{self, Grant, TokenResponse};
 use crate::protocol::meta::RequestMeta;
-use crate::protocol::token::{
-    end_replayed_family, json_no_store, refreshable, second_factor_now_required, second_factor_ok, tenant_and_role,
-};
+use crate::protocol::token::{end_replayed_family, json_no_store, refreshable, second_factor_ok, tenant_and_role};
 use crate::protocol::types::{SCOPES_SUPPORTED, Scopes};
 use crate::secrets::{Secret, random_bytes, sha256};
 
@@ -227,7 +225,8 @@ pub async fn redeem(
     };
     // As at a refresh: approved with a password alone, but a second factor is required now.
     if !second_factor_ok(role, Some(&approval.acr))
-        || (approval.acr != ACR_MFA && second_factor_now_required(&mut tx, client, approval.user_id).await?)
+        || (approval.acr != ACR_MFA
+            && crate::identity::security::second_factor_required(&mut tx, client.require_mfa, approval.user_id).await?)
     {
         tx.commit().await?;
         return Err(OAuthError::invalid_grant("the grant needs a new sign-in with a second factor").into());

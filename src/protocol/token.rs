@@ -209,23 +209,6 @@ pub(crate) async fn end_replayed_family(
     Ok(())
 }
 
-/// Whether the user must now pass a second factor for tokens of this client in the
-/// transaction's tenant. The transaction is switched to act for the user as well.
-pub(crate) async fn second_factor_now_required(
-    tx: &mut Tx,
-    client: &ClientRow,
-    user_id: Uuid,
-) -> Result<bool, AppError> {
-    if client.require_mfa || db::tenants::requires_mfa(tx).await? {
-        return Ok(true);
-    }
-    tx.switch_user(user_id).await?;
-    Ok(match db::mfa::state(tx, user_id).await? {
-        Some(st) => crate::identity::security::needs_second_factor(tx, user_id, &st).await?,
-        None => true,
-    })
-}
-
 /// Admin tokens never rest on a password alone (DESIGN.md; issue "mandatory MFA").
 pub(crate) fn second_factor_ok(role: Role, acr: Option<&str>) -> bool {
     role != Role::Admin || acr == Some(ACR_MFA)
@@ -313,7 +296,9 @@ async fn refresh_token(
     };
     // A family that began with a password alone ends once a second factor is required of
     // this user (made an admin anywhere, enrolled TOTP, or a tenant or client policy since).
-    if family.acr.as_deref() != Some(ACR_MFA) && second_factor_now_required(&mut tx, client, user_id).await? {
+    if family.acr.as_deref() != Some(ACR_MFA)
+        && crate::identity::security::second_factor_required(&mut tx, client.require_mfa, user_id).await?
+    {
         db::grants::revoke_family(&mut tx, family.family_id, "mfa_required").await?;
         tx.commit().await?;
         return Err(OAuthError::invalid_grant("the grant needs a new sign-in with a second factor").into());

@@ -94,6 +94,32 @@ async fn relying_party() -> (String, Arc<Mutex<Option<String>>>) {
     (format!("http://{addr}/callback"), seen)
 }
 
+/// What the relying party at `callback` does with the code it received: redeems it at the
+/// token endpoint (a 200 is required) and returns the token response.
+async fn redeem(
+    p: &Provider,
+    client: &laventecare_auth::clients::CreatedClient,
+    code: &str,
+    callback: &str,
+    verifier: &str,
+) -> serde_json::Value {
+    let res = p
+        .http()
+        .post(p.url("/token"))
+        .basic_auth(&client.client_id, Some(client.client_secret.as_ref().unwrap().expose()))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", callback),
+            ("code_verifier", verifier),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    res.json().await.unwrap()
+}
+
 /// A person signs in through the login and consent pages in Chromium; the app receives a
 /// code that the token endpoint accepts.
 #[tokio::test]
@@ -138,21 +164,7 @@ async fn chromium_signs_in_through_the_pages() {
     let params: std::collections::HashMap<String, String> =
         url::form_urlencoded::parse(query.as_bytes()).into_owned().collect();
     assert_eq!(params["state"], "xyz");
-    let res = p
-        .http()
-        .post(p.url("/token"))
-        .basic_auth(&client.client_id, Some(client.client_secret.as_ref().unwrap().expose()))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", params["code"].as_str()),
-            ("redirect_uri", callback.as_str()),
-            ("code_verifier", verifier.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    let body: serde_json::Value = res.json().await.unwrap();
+    let body = redeem(&p, &client, &params["code"], &callback, &verifier).await;
     let id = crate::flow::claims(body["id_token"].as_str().unwrap());
     assert_eq!(id["nonce"], "nnn");
     assert_eq!(id["tenant"], "acme");
@@ -285,21 +297,7 @@ async fn chromium_enrols_totp_and_signs_in_with_it() {
     let query = seen.lock().unwrap().clone().unwrap();
     let params: std::collections::HashMap<String, String> =
         url::form_urlencoded::parse(query.as_bytes()).into_owned().collect();
-    let res = p
-        .http()
-        .post(p.url("/token"))
-        .basic_auth(&client.client_id, Some(client.client_secret.as_ref().unwrap().expose()))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", params["code"].as_str()),
-            ("redirect_uri", callback.as_str()),
-            ("code_verifier", verifier.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    let body: serde_json::Value = res.json().await.unwrap();
+    let body = redeem(&p, &client, &params["code"], &callback, &verifier).await;
     let id = crate::flow::claims(body["id_token"].as_str().unwrap());
     let amr: Vec<&str> = id["amr"].as_array().unwrap().iter().filter_map(|v| v.as_str()).collect();
     assert!(amr.contains(&"otp") && amr.contains(&"pwd"), "{amr:?}");

@@ -35,21 +35,27 @@ async fn request_codes(p: &Provider, client_id: &str, scope: &str) -> (u16, Valu
     (status, res.json().await.unwrap())
 }
 
-/// One poll of the token endpoint by a public client.
-async fn poll(p: &Provider, client_id: &str, device_code: &str) -> (u16, Value) {
-    let res = p
-        .http()
-        .post(p.url("/token"))
-        .form(&[
-            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
-            ("device_code", device_code),
-            ("client_id", client_id),
-        ])
-        .send()
-        .await
-        .unwrap();
+/// A token request of a public client (it names itself with `client_id`).
+async fn public_token(p: &Provider, form: &[(&str, &str)]) -> (u16, Value) {
+    let res = p.http().post(p.url("/token")).form(form).send().await.unwrap();
     let status = res.status().as_u16();
     (status, res.json().await.unwrap())
+}
+
+/// One poll of the token endpoint by a public client.
+async fn poll(p: &Provider, client_id: &str, device_code: &str) -> (u16, Value) {
+    let form = [
+        ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+        ("device_code", device_code),
+        ("client_id", client_id),
+    ];
+    public_token(p, &form).await
+}
+
+/// A refresh by a public client.
+async fn refresh(p: &Provider, client_id: &str, refresh_token: &str) -> (u16, Value) {
+    public_token(p, &[("grant_type", "refresh_token"), ("refresh_token", refresh_token), ("client_id", client_id)])
+        .await
 }
 
 /// Opens `verification_uri_complete` signed out, signs in, and confirms the prefilled code:
@@ -148,19 +154,8 @@ async fn approved_device_gets_tokens_and_refreshes() {
     assert_eq!(id["aud"], device);
 
     // Months of refreshing: the refresh token rotates like any other.
-    let res = p
-        .http()
-        .post(p.url("/token"))
-        .form(&[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
-            ("client_id", &device),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    let refreshed: Value = res.json().await.unwrap();
+    let (status, refreshed) = refresh(&p, &device, tokens["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(status, 200);
     assert_eq!(claims(refreshed["access_token"].as_str().unwrap())["tenant"], "acme");
 
     let requested = audit_rows(&p, acme, "device.authorization_requested").await;
@@ -348,18 +343,8 @@ async fn second_redemption_revokes_the_family() {
     assert_eq!(status, 200);
     let (status, body) = poll(&p, &device, &code).await;
     assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
-    let res = p
-        .http()
-        .post(p.url("/token"))
-        .form(&[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
-            ("client_id", &device),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 400, "the family is revoked");
+    let (status, _) = refresh(&p, &device, tokens["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(status, 400, "the family is revoked");
     let acme = tenant_id(&p, "acme").await;
     let rows = audit_rows(&p, acme, "device_code.reuse_detected").await;
     assert_eq!(rows.len(), 1);
@@ -438,18 +423,8 @@ async fn account_page_lists_and_revokes_devices() {
         .post("/account/devices/revoke", &[("csrf", &hidden(html, "csrf")), ("tenant", &tenant), ("family", &family)])
         .await;
     assert!(step.html().contains("No devices are connected"), "{}", step.html());
-    let res = p
-        .http()
-        .post(p.url("/token"))
-        .form(&[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
-            ("client_id", &device),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 400);
+    let (status, _) = refresh(&p, &device, tokens["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(status, 400);
     let acme = tenant_id(&p, "acme").await;
     let ann = user_id(&p, &p.email).await;
     let rows = audit_rows(&p, acme, "device.revoked").await;

@@ -211,7 +211,7 @@ async fn code_and_refresh_lookups() {
     // lca_user_family_tenants: the tenants with live families of the user, nobody else's.
     assert_eq!(db::grants::user_family_tenants(&mut tx, user.user_id).await.unwrap(), [acme]);
     assert!(db::grants::user_family_tenants(&mut tx, uuid::Uuid::now_v7()).await.unwrap().is_empty());
-    assert_eq!(db::recovery::peek(&mut tx, &link_hash).await.unwrap(), None, "the link row stays invisible");
+    assert_eq!(db::recovery::usable(&mut tx, &link_hash).await.unwrap(), None, "the link row stays invisible");
     // Without the tenant, the rows themselves stay invisible.
     assert!(matches!(
         db::grants::use_refresh(&mut tx, &refresh_hash, "c").await.unwrap(),
