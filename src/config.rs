@@ -75,6 +75,10 @@ pub struct ConfigArgs {
     /// A browser session idle for this many seconds ends (default 12 hours).
     #[arg(long, env = "LCA_SESSION_TTL_SECS", default_value_t = 12 * 3600, global = true)]
     pub session_ttl_secs: u64,
+    /// A browser session ends this many seconds after its sign-in, however active (default 12
+    /// hours).
+    #[arg(long, env = "LCA_SESSION_MAX_SECS", default_value_t = 12 * 3600, global = true)]
+    pub session_max_secs: u64,
     /// Failed sign-ins per account before each attempt must wait (1 s, then doubling).
     #[arg(long, env = "LCA_LOGIN_FREE_FAILURES", default_value_t = 3, global = true)]
     pub login_free_failures: u32,
@@ -122,7 +126,10 @@ pub struct Lifetimes {
     pub device_code: Duration,
     pub refresh_token: Duration,
     pub refresh_family: Duration,
+    /// Idle lifetime of a browser session.
     pub session: Duration,
+    /// Absolute lifetime of a browser session, from its sign-in.
+    pub session_max: Duration,
     pub recovery_link: Duration,
 }
 
@@ -209,6 +216,7 @@ impl Config {
                 refresh_token: Duration::from_secs(args.refresh_token_ttl_secs.max(60)),
                 refresh_family: Duration::from_secs(args.refresh_family_ttl_secs.max(60)),
                 session: Duration::from_secs(args.session_ttl_secs.max(60)),
+                session_max: Duration::from_secs(args.session_max_secs.max(60)),
                 recovery_link: Duration::from_secs(args.recovery_link_ttl_secs.clamp(60, 7 * 86400)),
             },
             throttle,

@@ -71,6 +71,9 @@ pub async fn pending_by_user_code(tx: &mut Tx, user_code_hash: &[u8]) -> Result<
 #[derive(Debug, Clone)]
 pub struct Decider<'a> {
     pub user_id: Uuid,
+    /// The security stamp of the deciding session; redemption refuses an approval once the
+    /// user's stamp has changed (ARCHITECTURE.md, "Security stamp").
+    pub stamp: Uuid,
     pub auth_time: DateTime<Utc>,
     pub amr: &'a [String],
     pub acr: &'a str,
@@ -88,7 +91,7 @@ pub async fn decide(
     let tenant_id = tenant(tx);
     sqlx::query_scalar(
         "UPDATE device_grants SET status = CASE WHEN $3 THEN 'approved' ELSE 'denied' END, decided_at = now(), \
-           user_id = $4, auth_time = $5, amr = $6, acr = $7, sid = $8 \
+           user_id = $4, auth_time = $5, amr = $6, acr = $7, sid = $8, security_stamp = $9 \
          WHERE tenant_id = $1 AND user_code_hash = $2 AND status = 'pending' AND expires_at > now() \
          RETURNING client_id",
     )
@@ -100,6 +103,7 @@ pub async fn decide(
     .bind(who.amr)
     .bind(who.acr)
     .bind(who.sid)
+    .bind(who.stamp)
     .fetch_optional(tx.conn())
     .await
 }
@@ -147,6 +151,9 @@ pub struct Approval {
     pub amr: Vec<String>,
     pub acr: String,
     pub sid: String,
+    /// The approving user's security stamp is unchanged since the approval (as for codes:
+    /// `grants::ConsumedCode::stamp_current`).
+    pub stamp_current: bool,
 }
 
 /// Consumes an approved, unexpired grant, recording the family its tokens join. `None` when
@@ -159,10 +166,12 @@ pub async fn consume(
 ) -> Result<Option<Approval>, sqlx::Error> {
     let tenant_id = tenant(tx);
     sqlx::query_as(
-        "UPDATE device_grants SET status = 'consumed', consumed_at = now(), family_id = $4 \
+        "UPDATE device_grants d SET status = 'consumed', consumed_at = now(), family_id = $4 \
          WHERE tenant_id = $1 AND device_code_hash = $2 AND client_id = $3 AND status = 'approved' \
            AND expires_at > now() AND user_id IS NOT NULL \
-         RETURNING user_id, scope, auth_time, amr, acr, sid",
+         RETURNING user_id, scope, auth_time, amr, acr, sid, \
+           coalesce(security_stamp = (SELECT u.security_stamp FROM users u WHERE u.id = d.user_id), false) \
+             AS stamp_current",
     )
     .bind(tenant_id)
     .bind(device_code_hash)

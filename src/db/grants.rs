@@ -21,6 +21,18 @@ pub struct CodeGrant {
     pub amr: Vec<String>,
     pub acr: String,
     pub sid: String,
+    /// The user's security stamp when the code was issued (ARCHITECTURE.md, "Security stamp").
+    pub security_stamp: Option<Uuid>,
+}
+
+/// A code consumed by [`consume_code`].
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ConsumedCode {
+    #[sqlx(flatten)]
+    pub grant: CodeGrant,
+    /// The user's security stamp is still the one the code was issued under: no password
+    /// change, MFA reset, recovery or "sign out everywhere" since.
+    pub stamp_current: bool,
 }
 
 fn tenant(tx: &Tx) -> Uuid {
@@ -37,8 +49,8 @@ pub async fn insert_code(
     let tenant_id = tenant(tx);
     sqlx::query(
         "INSERT INTO authorization_codes (tenant_id, code_hash, client_id, user_id, redirect_uri, scope, nonce, \
-         code_challenge, auth_time, amr, acr, sid, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+         code_challenge, auth_time, amr, acr, sid, expires_at, security_stamp) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
     )
     .bind(tenant_id)
     .bind(code_hash)
@@ -53,6 +65,7 @@ pub async fn insert_code(
     .bind(&grant.acr)
     .bind(&grant.sid)
     .bind(expires_at)
+    .bind(grant.security_stamp)
     .execute(tx.conn())
     .await?;
     Ok(())
@@ -64,19 +77,23 @@ pub async fn code_tenant(tx: &mut Tx, code_hash: &[u8]) -> Result<Option<Uuid>, 
 }
 
 /// Consumes an unexpired, unused code issued to `client_id`, recording the family its
-/// redemption creates. `None` when the code is unknown, expired, already used, or another
-/// client's (which leaves it untouched, so presenting it elsewhere cannot burn it).
+/// redemption creates, and says whether the user's security stamp is still the code's (the
+/// user must be visible in the tenant: a former member's code reads as stale). `None` when the
+/// code is unknown, expired, already used, or another client's (which leaves it untouched, so
+/// presenting it elsewhere cannot burn it).
 pub async fn consume_code(
     tx: &mut Tx,
     code_hash: &[u8],
     client_id: &str,
     family_id: Uuid,
-) -> Result<Option<CodeGrant>, sqlx::Error> {
+) -> Result<Option<ConsumedCode>, sqlx::Error> {
     let tenant_id = tenant(tx);
     sqlx::query_as(
-        "UPDATE authorization_codes SET consumed_at = now(), family_id = $4 \
+        "UPDATE authorization_codes c SET consumed_at = now(), family_id = $4 \
          WHERE tenant_id = $1 AND code_hash = $2 AND client_id = $3 AND consumed_at IS NULL AND expires_at > now() \
-         RETURNING client_id, user_id, redirect_uri, scope, nonce, code_challenge, auth_time, amr, acr, sid",
+         RETURNING client_id, user_id, redirect_uri, scope, nonce, code_challenge, auth_time, amr, acr, sid, \
+           security_stamp, coalesce(security_stamp = (SELECT u.security_stamp FROM users u WHERE u.id = c.user_id), \
+             false) AS stamp_current",
     )
     .bind(tenant_id)
     .bind(code_hash)

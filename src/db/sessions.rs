@@ -3,6 +3,11 @@
 //!
 //! Written here rather than taken from tower-sessions-sqlx-store, which builds on sqlx 0.8
 //! while this crate uses 0.9; the store is four small statements.
+//!
+//! A session row records every identity the session holds (the signed-in user and a half
+//! sign-in), each with the security stamp it was made under (ARCHITECTURE.md, "Security
+//! stamp"). Loading refuses a session any of whose identities has a new stamp, or that is older
+//! than the absolute lifetime: such a session reads as absent, so the browser starts afresh.
 
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{self, SessionStore};
@@ -14,11 +19,13 @@ use crate::secrets::sha256;
 #[derive(Clone, Debug)]
 pub struct PgSessionStore {
     db: Database,
+    /// Absolute lifetime from the session id's issue (a sign-in issues a new one), seconds.
+    max_age_secs: f64,
 }
 
 impl PgSessionStore {
-    pub fn new(db: Database) -> Self {
-        Self { db }
+    pub fn new(db: Database, max_age: std::time::Duration) -> Self {
+        Self { db, max_age_secs: max_age.as_secs_f64() }
     }
 }
 
@@ -31,13 +38,27 @@ fn backend(e: impl std::fmt::Display) -> session_store::Error {
     session_store::Error::Backend(e.to_string())
 }
 
-/// The signed-in user recorded in the session data, if any (see `pages::session`).
-/// A half sign-in (`pre_auth`: password done, second factor next) counts too, so that ending
-/// a user's sessions also ends those.
-fn user_of(record: &Record) -> Option<uuid::Uuid> {
-    let of = |key: &str| record.data.get(key)?.get("user_id")?.as_str()?.parse().ok();
-    of("auth").or_else(|| of("pre_auth"))
+/// Every identity recorded in the session data (see `pages::session`): the signed-in user and
+/// a half sign-in (`pre_auth`: password done, second factor next), each with its security
+/// stamp. An identity without a readable stamp gets the nil stamp, which no user has, so the
+/// session is refused rather than trusted.
+fn identities_of(record: &Record) -> (Vec<uuid::Uuid>, Vec<uuid::Uuid>) {
+    let mut users = Vec::new();
+    let mut stamps = Vec::new();
+    for key in [SIGNED_IN_KEY, PRE_AUTH_KEY] {
+        let Some(who) = record.data.get(key) else { continue };
+        let field = |name: &str| who.get(name).and_then(|v| v.as_str()).and_then(|s| s.parse::<uuid::Uuid>().ok());
+        // An identity whose id cannot be read is no identity; the page code never writes one.
+        let Some(user) = field("user_id") else { continue };
+        users.push(user);
+        stamps.push(field("stamp").unwrap_or_else(uuid::Uuid::nil));
+    }
+    (users, stamps)
 }
+
+/// The session data keys of the signed-in user and of a half sign-in (`pages::session`).
+pub const SIGNED_IN_KEY: &str = "auth";
+pub const PRE_AUTH_KEY: &str = "pre_auth";
 
 fn expiry(record: &Record) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp(record.expiry_date.unix_timestamp(), 0).unwrap_or_default()
@@ -50,14 +71,18 @@ impl SessionStore for PgSessionStore {
         loop {
             let data = serde_json::to_value(&record.data).map_err(backend)?;
             let mut tx = self.db.unscoped().await.map_err(backend)?;
+            let (users, stamps) = identities_of(record);
             let inserted = sqlx::query(
-                "INSERT INTO browser_sessions (id_hash, data, user_id, expires_at) VALUES ($1, $2, $3, $4) \
+                "INSERT INTO browser_sessions (id_hash, data, user_ids, stamps, expires_at) \
+                 VALUES ($1, $2, $3, $4, LEAST($5, now() + make_interval(secs => $6))) \
                  ON CONFLICT (id_hash) DO NOTHING",
             )
             .bind(id_hash(&record.id).as_slice())
             .bind(data)
-            .bind(user_of(record))
+            .bind(&users)
+            .bind(&stamps)
             .bind(expiry(record))
+            .bind(self.max_age_secs)
             .execute(tx.conn())
             .await
             .map_err(backend)?
@@ -75,11 +100,17 @@ impl SessionStore for PgSessionStore {
     async fn save(&self, record: &Record) -> session_store::Result<()> {
         let data = serde_json::to_value(&record.data).map_err(backend)?;
         let mut tx = self.db.unscoped().await.map_err(backend)?;
-        sqlx::query("UPDATE browser_sessions SET data = $2, user_id = $3, expires_at = $4 WHERE id_hash = $1")
-            .bind(id_hash(&record.id).as_slice())
-            .bind(data)
-            .bind(user_of(record))
-            .bind(expiry(record))
+        let (users, stamps) = identities_of(record);
+        sqlx::query(
+            "UPDATE browser_sessions SET data = $2, user_ids = $3, stamps = $4, \
+             expires_at = LEAST($5, created_at + make_interval(secs => $6)) WHERE id_hash = $1",
+        )
+        .bind(id_hash(&record.id).as_slice())
+        .bind(data)
+        .bind(&users)
+        .bind(&stamps)
+        .bind(expiry(record))
+        .bind(self.max_age_secs)
             .execute(tx.conn())
             .await
             .map_err(backend)?;
@@ -89,8 +120,12 @@ impl SessionStore for PgSessionStore {
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
         let mut tx = self.db.unscoped().await.map_err(backend)?;
         let row: Option<(serde_json::Value, chrono::DateTime<chrono::Utc>)> =
-            sqlx::query_as("SELECT data, expires_at FROM browser_sessions WHERE id_hash = $1 AND expires_at > now()")
-                .bind(id_hash(id).as_slice())
+            sqlx::query_as(
+                "SELECT data, expires_at FROM browser_sessions WHERE id_hash = $1 AND expires_at > now() \
+                 AND created_at > now() - make_interval(secs => $2) AND lca_identities_current(user_ids, stamps)",
+            )
+            .bind(id_hash(id).as_slice())
+            .bind(self.max_age_secs)
                 .fetch_optional(tx.conn())
                 .await
                 .map_err(backend)?;
@@ -112,9 +147,10 @@ impl SessionStore for PgSessionStore {
     }
 }
 
-/// Ends every session of a user except `keep` (a session hash); returns how many ended.
+/// Ends every session that holds a user (signed in or halfway) except `keep` (a session
+/// hash); returns how many ended.
 pub async fn end_for_user(tx: &mut super::Tx, user_id: uuid::Uuid, keep: Option<&[u8]>) -> Result<u64, sqlx::Error> {
-    Ok(sqlx::query("DELETE FROM browser_sessions WHERE user_id = $1 AND ($2::bytea IS NULL OR id_hash <> $2)")
+    Ok(sqlx::query("DELETE FROM browser_sessions WHERE user_ids @> ARRAY[$1] AND ($2::bytea IS NULL OR id_hash <> $2)")
         .bind(user_id)
         .bind(keep)
         .execute(tx.conn())
@@ -134,8 +170,8 @@ pub struct UserSession {
 /// The live sessions of a user.
 pub async fn of_user(tx: &mut super::Tx, user_id: uuid::Uuid) -> Result<Vec<UserSession>, sqlx::Error> {
     let rows: Vec<(Vec<u8>, serde_json::Value, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
-        "SELECT id_hash, data, expires_at FROM browser_sessions WHERE user_id = $1 AND expires_at > now() \
-         ORDER BY expires_at DESC LIMIT 50",
+        "SELECT id_hash, data, expires_at FROM browser_sessions WHERE user_ids @> ARRAY[$1] AND expires_at > now() \
+         AND lca_identities_current(user_ids, stamps) ORDER BY expires_at DESC LIMIT 50",
     )
     .bind(user_id)
     .fetch_all(tx.conn())
@@ -145,7 +181,7 @@ pub async fn of_user(tx: &mut super::Tx, user_id: uuid::Uuid) -> Result<Vec<User
 
 /// Ends one session of a user, named by its handle.
 pub async fn end_one(tx: &mut super::Tx, user_id: uuid::Uuid, handle: &[u8]) -> Result<bool, sqlx::Error> {
-    Ok(sqlx::query("DELETE FROM browser_sessions WHERE user_id = $1 AND id_hash = $2")
+    Ok(sqlx::query("DELETE FROM browser_sessions WHERE user_ids @> ARRAY[$1] AND id_hash = $2")
         .bind(user_id)
         .bind(handle)
         .execute(tx.conn())

@@ -11,6 +11,9 @@ pub struct UserByEmail {
     pub id: Uuid,
     pub password_hash: Option<String>,
     pub status: String,
+    /// Recorded by whatever this sign-in makes (half sign-in, session); see
+    /// [`bump_security_stamp`].
+    pub security_stamp: Uuid,
 }
 
 /// Inserts a user. The transaction must be opened for the user ([`super::Database::user`]).
@@ -26,7 +29,7 @@ pub async fn insert(tx: &mut Tx, id: Uuid, email: &str, password_hash: &str) -> 
 
 /// Finds a user by email, case-insensitively (SECURITY DEFINER lookup).
 pub async fn by_email(tx: &mut Tx, email: &str) -> Result<Option<UserByEmail>, sqlx::Error> {
-    sqlx::query_as("SELECT id, password_hash, status FROM lca_user_by_email($1)")
+    sqlx::query_as("SELECT id, password_hash, status, security_stamp FROM lca_user_by_email($1)")
         .bind(email)
         .fetch_optional(tx.conn())
         .await
@@ -48,4 +51,21 @@ pub async fn claims(tx: &mut Tx, user_id: Uuid) -> Result<Option<UserClaims>, sq
         .bind(user_id)
         .fetch_optional(tx.conn())
         .await
+}
+
+/// Gives the user a new security stamp and returns it: every session, half sign-in,
+/// unredeemed code and approved device request made under the old one is refused from now on
+/// (ARCHITECTURE.md, "Security stamp"). The transaction must act for the user.
+pub async fn bump_security_stamp(tx: &mut Tx, user_id: Uuid) -> Result<Uuid, sqlx::Error> {
+    sqlx::query_scalar(
+        "UPDATE users SET security_stamp = gen_random_uuid(), updated_at = now() WHERE id = $1 RETURNING security_stamp",
+    )
+    .bind(user_id)
+    .fetch_one(tx.conn())
+    .await
+}
+
+/// The user's current security stamp (the transaction must see the user).
+pub async fn security_stamp(tx: &mut Tx, user_id: Uuid) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar("SELECT security_stamp FROM users WHERE id = $1").bind(user_id).fetch_optional(tx.conn()).await
 }

@@ -10,18 +10,25 @@ use crate::db::{self, Tx, audit};
 pub struct Ended {
     pub sessions: u64,
     pub families: u64,
+    /// The user's new security stamp: a session kept (`keep`) must record it to go on.
+    #[serde(skip)]
+    pub stamp: Uuid,
 }
 
-/// Ends every browser session of the user but `keep` (the hash of the current one), and
-/// every live token family of the user in every tenant (and approved device requests not yet
-/// redeemed). Runs in the caller's transaction, so
-/// it commits with the action that caused it (password change, MFA reset, recovery).
+/// Signs the user out everywhere: gives them a new security stamp (so anything made under the
+/// old one is refused even where a row below is missed), ends every browser session that
+/// holds them but `keep` (the hash of the current one), every live token family of theirs in
+/// every tenant, and approved device requests not yet redeemed. Runs in the caller's
+/// transaction, so it commits with the action that caused it (password change, MFA reset,
+/// recovery, "sign out everywhere"). The transaction is switched to act for the user.
 pub async fn end_sessions_and_families(
     tx: &mut Tx,
     user_id: Uuid,
     keep: Option<&[u8]>,
     reason: &str,
 ) -> Result<Ended, sqlx::Error> {
+    tx.switch_user(user_id).await?;
+    let stamp = db::users::bump_security_stamp(tx, user_id).await?;
     let sessions = db::sessions::end_for_user(tx, user_id, keep).await?;
     let mut families = 0;
     let original = tx.tenant_id();
@@ -34,7 +41,7 @@ pub async fn end_sessions_and_families(
     if let Some(t) = original {
         tx.switch_tenant(t).await?;
     }
-    Ok(Ended { sessions, families })
+    Ok(Ended { sessions, families, stamp })
 }
 
 /// Appends an account event (password change, MFA enrolment…) to the chain of every tenant

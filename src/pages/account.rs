@@ -197,6 +197,9 @@ pub async fn change_password(
     event.details = serde_json::json!({ "sessions_ended": ended.sessions, "families_revoked": ended.families });
     security::append_for_user(&mut tx, who.user_id, &event).await?;
     tx.commit().await?;
+    // This session goes on under the new stamp (and a new id, as after any sign-in).
+    let who = SignedIn { stamp: ended.stamp, ..who };
+    session::sign_in(&session, &who).await?;
     throttle::succeeded(&state.db, &attempt).await?;
     page(&state, &session, &who, Some(EN.account_password_changed), None, StatusCode::OK).await
 }

@@ -157,6 +157,7 @@ pub async fn decide(
     let mut tx = state.db.tenant(found.tenant_id).await?;
     let decider = db::device::Decider {
         user_id: who.user_id,
+        stamp: who.stamp,
         auth_time: chrono::DateTime::from_timestamp(who.auth_time, 0).unwrap_or_default(),
         amr: &who.amr,
         acr: &who.acr,

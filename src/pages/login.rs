@@ -93,6 +93,7 @@ pub async fn submit(
     Form(form): Form<LoginForm>,
 ) -> Result<Response, AppError> {
     session::check_csrf(&session, &form.csrf).await?;
+    session::begin_password_step(&session).await?;
     let pending = if form.req.is_empty() { None } else { session::pending(&session, &form.req).await? };
     let email = form.email.trim();
     let password = form.password.as_str();
@@ -135,7 +136,12 @@ pub async fn submit(
     }
     if second_factor {
         // The password was right; the second step decides. Nothing is signed in yet.
-        let pre = session::PreAuth { user_id: user.id, email: email.to_owned(), at: chrono::Utc::now().timestamp() };
+        let pre = session::PreAuth {
+            user_id: user.id,
+            stamp: user.security_stamp,
+            email: email.to_owned(),
+            at: chrono::Utc::now().timestamp(),
+        };
         session::set_pre_auth(&session, &pre).await?;
         let req = pending.as_ref().map(|p| format!("?req={}", p.id)).unwrap_or_default();
         let step = if mfa.has_totp() { "/login/mfa" } else { "/mfa/enrol" };
@@ -149,7 +155,7 @@ pub async fn submit(
         ("client", client_of(pending.as_ref())),
     );
     audit_sign_in(&state, pending.as_ref(), &event).await?;
-    finish_sign_in(&session, &meta, user.id, &["pwd"], pending).await
+    finish_sign_in(&session, &meta, (user.id, user.security_stamp), &["pwd"], pending).await
 }
 
 /// The client of a sign-in, for audit rows ("" on a sign-in straight at the login page).
@@ -226,24 +232,26 @@ pub async fn record_lockouts(
 pub async fn finish_sign_in(
     session: &Session,
     meta: &RequestMeta,
-    user_id: Uuid,
+    user: (Uuid, Uuid),
     amr: &[&str],
     pending: Option<Pending>,
 ) -> Result<Response, AppError> {
-    Ok(Redirect::to(&sign_in(session, meta, user_id, amr, pending).await?).into_response())
+    Ok(Redirect::to(&sign_in(session, meta, user, amr, pending).await?).into_response())
 }
 
-/// Signs the user in (a new session id) and returns where to go next.
+/// Signs the user (id, security stamp at the password check) in, under a new session id, and
+/// returns where to go next.
 pub async fn sign_in(
     session: &Session,
     meta: &RequestMeta,
-    user_id: Uuid,
+    (user_id, stamp): (Uuid, Uuid),
     amr: &[&str],
     pending: Option<Pending>,
 ) -> Result<String, AppError> {
     let mfa = amr.contains(&"otp");
     let who = SignedIn {
         user_id,
+        stamp,
         auth_time: chrono::Utc::now().timestamp(),
         amr: amr.iter().map(|s| (*s).to_owned()).collect(),
         acr: if mfa { ACR_MFA } else { ACR_PASSWORD }.into(),

@@ -74,9 +74,14 @@ enum Actor {
 
 impl Actor {
     fn user_id(&self) -> Uuid {
+        self.identity().0
+    }
+
+    /// The user and the security stamp the session holds for them.
+    fn identity(&self) -> (Uuid, Uuid) {
         match self {
-            Actor::Half(p) => p.user_id,
-            Actor::Signed(s) => s.user_id,
+            Actor::Half(p) => (p.user_id, p.stamp),
+            Actor::Signed(s) => (s.user_id, s.stamp),
         }
     }
 }
@@ -200,7 +205,7 @@ pub async fn submit(
     match verdict {
         Verdict::Totp | Verdict::Backup(_) => {
             throttle::succeeded(&state.db, &attempt).await?;
-            let next = sign_in(&session, &meta, user_id, &["pwd", "otp"], pending).await?;
+            let next = sign_in(&session, &meta, actor.identity(), &["pwd", "otp"], pending).await?;
             match verdict {
                 // Say how many backup codes are left before going on.
                 Verdict::Backup(left) => {
@@ -415,7 +420,7 @@ pub async fn enrol_submit(
                 ("client", client_of(pending.as_ref())),
             );
             audit_sign_in(&state, pending.as_ref(), &login).await?;
-            sign_in(&session, &meta, user_id, &["pwd", "otp"], pending).await?
+            sign_in(&session, &meta, (user_id, pre.stamp), &["pwd", "otp"], pending).await?
         }
         Actor::Signed(mut who) => {
             // Enrolling proved the new factor: this session now counts as MFA.

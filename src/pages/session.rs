@@ -9,10 +9,10 @@ use uuid::Uuid;
 use crate::error::AppError;
 use crate::pages::page_error;
 
-const AUTH: &str = "auth";
+const AUTH: &str = crate::db::sessions::SIGNED_IN_KEY;
 const CSRF: &str = "csrf";
 const PENDING: &str = "pending";
-const PRE_AUTH: &str = "pre_auth";
+const PRE_AUTH: &str = crate::db::sessions::PRE_AUTH_KEY;
 const RETURN_TO: &str = "return_to";
 const ENROLMENT: &str = "enrolment";
 /// Authorization requests kept per session; the oldest goes first.
@@ -22,6 +22,9 @@ const MAX_PENDING: usize = 8;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SignedIn {
     pub user_id: Uuid,
+    /// The user's security stamp when they signed in; the session store refuses the session
+    /// once the user's stamp has changed (ARCHITECTURE.md, "Security stamp").
+    pub stamp: Uuid,
     /// Unix seconds of the last interactive authentication (OIDC `auth_time`).
     pub auth_time: i64,
     pub amr: Vec<String>,
@@ -47,6 +50,8 @@ impl SignedIn {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PreAuth {
     pub user_id: Uuid,
+    /// The user's security stamp at the password check (see [`SignedIn::stamp`]).
+    pub stamp: Uuid,
     /// The email as typed: the brute-force counter of this sign-in.
     pub email: String,
     /// Unix seconds of the password check; a half sign-in lasts 10 minutes.
@@ -62,9 +67,12 @@ pub async fn pre_auth(session: &Session) -> Result<Option<PreAuth>, AppError> {
 }
 
 /// Records a half sign-in, under a new session id (no fixation of a session that is about to
-/// matter).
+/// matter). Whoever was signed in on this browser is signed out first: a session never holds
+/// one person's sign-in and another's half sign-in, so ending the second person's sessions
+/// cannot leave the first person holding a step of theirs.
 pub async fn set_pre_auth(session: &Session, p: &PreAuth) -> Result<(), AppError> {
     session.cycle_id().await.map_err(internal)?;
+    session.remove_value(AUTH).await.map_err(internal)?;
     session.remove::<String>(CSRF).await.map_err(internal)?;
     session.remove::<String>(ENROLMENT).await.map_err(internal)?;
     session.insert(PRE_AUTH, p).await.map_err(internal)
@@ -117,6 +125,15 @@ pub async fn sign_in(session: &Session, who: &SignedIn) -> Result<(), AppError> 
     session.remove::<String>(CSRF).await.map_err(internal)?;
     session.remove::<PreAuth>(PRE_AUTH).await.map_err(internal)?;
     session.insert(AUTH, who).await.map_err(internal)
+}
+
+/// Starts a password step: whoever this browser held, signed in or halfway, is signed out
+/// first, whatever the password turns out to be. The authorization requests in progress stay.
+pub async fn begin_password_step(session: &Session) -> Result<(), AppError> {
+    for key in [AUTH, PRE_AUTH, ENROLMENT] {
+        session.remove_value(key).await.map_err(internal)?;
+    }
+    Ok(())
 }
 
 /// Ends the session entirely.

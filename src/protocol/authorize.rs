@@ -473,6 +473,7 @@ async fn decide(
         amr: who.amr.clone(),
         acr: who.acr.clone(),
         sid: who.sid.clone(),
+        security_stamp: Some(who.stamp),
     };
     let expires = Utc::now() + Duration::from_std(state.config.ttl.code).unwrap_or_default();
     let mut tx = state.db.tenant(tenant_id).await?;

@@ -216,6 +216,20 @@ pub async fn redeem(
         return Err(OAuthError::invalid_grant("the device code is invalid").into());
     };
     // From here on the grant is spent, whatever happens.
+    if !approval.stamp_current {
+        // Approved by a session of the user that has since been ended everywhere (password
+        // change, recovery, MFA reset): the device must be approved again.
+        let mut event = meta.event(
+            "device_code.redemption_failed",
+            "failure",
+            ("client", Some(client.client_id.clone())),
+            ("user", approval.user_id.to_string()),
+        );
+        event.details = serde_json::json!({ "reason": "signed_out_since" });
+        audit::append(&mut tx, &event).await?;
+        tx.commit().await?;
+        return Err(OAuthError::bad("access_denied", "the approval was withdrawn; approve the device again").into());
+    }
     let (slug, role) = match tenant_and_role(&mut tx, approval.user_id).await {
         Ok(found) => found,
         Err(e) => {

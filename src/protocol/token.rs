@@ -110,7 +110,7 @@ async fn authorization_code(
 
     let mut tx = state.db.tenant(tenant_id).await?;
     let family_id = Uuid::now_v7();
-    let Some(grant) = db::grants::consume_code(&mut tx, &code_hash, &client.client_id, family_id).await? else {
+    let Some(consumed) = db::grants::consume_code(&mut tx, &code_hash, &client.client_id, family_id).await? else {
         if let Some(earlier) = db::grants::redeemed_code_family(&mut tx, &code_hash, &client.client_id).await? {
             // Replay: end everything the first redemption issued.
             end_replayed_family(&mut tx, meta, client, earlier, "code_reuse", "code.reuse_detected").await?;
@@ -118,11 +118,9 @@ async fn authorization_code(
         }
         return Err(OAuthError::invalid_grant("the code is invalid, expired or already used").into());
     };
-    // From here on the code is spent, whatever happens: a failed redemption burns it.
-    if grant.redirect_uri != redirect_uri {
-        tx.commit().await?;
-        return Err(OAuthError::invalid_grant("redirect_uri does not match the authorization request").into());
-    }
+    let grant = consumed.grant;
+    // From here on the code is spent, whatever happens: a failed redemption burns it, and
+    // says why in the audit log.
     let pkce_ok = match (&grant.code_challenge, &req.code_verifier) {
         (Some(challenge), Some(verifier)) => {
             bool::from(s256_challenge(verifier).as_bytes().ct_eq(challenge.as_bytes()))
@@ -131,9 +129,28 @@ async fn authorization_code(
         // A verifier without a challenge is a downgrade attempt (RFC 9700 §4.8.2).
         _ => false,
     };
-    if !pkce_ok {
+    let failure = if grant.redirect_uri != redirect_uri {
+        Some(("redirect_uri_mismatch", "redirect_uri does not match the authorization request"))
+    } else if !pkce_ok {
+        Some(("pkce_failed", "PKCE verification failed"))
+    } else if !consumed.stamp_current {
+        // The user changed their password, was recovered or signed out everywhere after this
+        // code was issued (ARCHITECTURE.md, "Security stamp").
+        Some(("signed_out_since", "the code was issued before the user's sessions were ended"))
+    } else {
+        None
+    };
+    if let Some((reason, description)) = failure {
+        let mut event = meta.event(
+            "code.redemption_failed",
+            "failure",
+            ("client", Some(client.client_id.clone())),
+            ("user", grant.user_id.to_string()),
+        );
+        event.details = serde_json::json!({ "reason": reason });
+        audit::append(&mut tx, &event).await?;
         tx.commit().await?;
-        return Err(OAuthError::invalid_grant("PKCE verification failed").into());
+        return Err(OAuthError::invalid_grant(description).into());
     }
     let scope = Scopes::parse(&grant.scope).unwrap_or_default();
     let (slug, role) = tenant_and_role(&mut tx, grant.user_id).await?;

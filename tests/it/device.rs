@@ -11,7 +11,7 @@ use crate::flow::{Browser, PASSWORD, Provider, Step, claims, hidden};
 use crate::mfa::audit_rows;
 
 /// A device client of `acme`: public, with the device and refresh grants.
-async fn device_client(p: &Provider) -> String {
+pub async fn device_client(p: &Provider) -> String {
     p.client(clients::ClientRequest {
         name: "Acme Thermostat".into(),
         grants: vec!["device_code".into(), "refresh_token".into()],
@@ -23,7 +23,7 @@ async fn device_client(p: &Provider) -> String {
 }
 
 /// `POST /device_authorization` as a public client.
-async fn request_codes(p: &Provider, client_id: &str, scope: &str) -> (u16, Value) {
+pub async fn request_codes(p: &Provider, client_id: &str, scope: &str) -> (u16, Value) {
     let res = p
         .http()
         .post(p.url("/device_authorization"))
@@ -43,7 +43,7 @@ async fn public_token(p: &Provider, form: &[(&str, &str)]) -> (u16, Value) {
 }
 
 /// One poll of the token endpoint by a public client.
-async fn poll(p: &Provider, client_id: &str, device_code: &str) -> (u16, Value) {
+pub async fn poll(p: &Provider, client_id: &str, device_code: &str) -> (u16, Value) {
     let form = [
         ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
         ("device_code", device_code),
@@ -60,7 +60,7 @@ async fn refresh(p: &Provider, client_id: &str, refresh_token: &str) -> (u16, Va
 
 /// Opens `verification_uri_complete` signed out, signs in, and confirms the prefilled code:
 /// the page that asks to approve or deny.
-async fn confirm_page(browser: &Browser, codes: &Value, email: &str) -> Step {
+pub async fn confirm_page(browser: &Browser, codes: &Value, email: &str) -> Step {
     let step = browser.open(codes["verification_uri_complete"].as_str().unwrap()).await;
     let step = browser.login(&step, email, PASSWORD).await;
     submit_code(browser, &step, &hidden(step.html(), "user_code")).await
@@ -74,7 +74,7 @@ async fn submit_code(browser: &Browser, page: &Step, code: &str) -> Step {
 }
 
 /// Approves or denies on the confirmation page.
-async fn decide(browser: &Browser, page: &Step, approve: bool) -> Step {
+pub async fn decide(browser: &Browser, page: &Step, approve: bool) -> Step {
     let html = page.html();
     assert!(html.contains("action=\"/device/decide\""), "not the confirmation page: {html}");
     let decision = if approve { "approve" } else { "deny" };

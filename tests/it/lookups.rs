@@ -175,6 +175,7 @@ async fn code_and_refresh_lookups() {
         amr: vec!["pwd".into()],
         acr: "a".into(),
         sid: "s".into(),
+        security_stamp: None,
     };
     let later = chrono::Utc::now() + chrono::Duration::minutes(1);
     db::grants::insert_code(&mut tx, &code_hash, &grant, later).await.unwrap();
@@ -313,6 +314,7 @@ async fn device_code_lookups() {
     let mut tx = t.db.tenant(acme).await.unwrap();
     let who = db::device::Decider {
         user_id: uuid::Uuid::now_v7(),
+        stamp: uuid::Uuid::nil(),
         auth_time: chrono::Utc::now(),
         amr: &[],
         acr: "a",

@@ -22,4 +22,5 @@ mod oidc;
 mod rls;
 mod rotation;
 mod schema;
+mod stamp;
 mod support;

@@ -35,11 +35,11 @@ pub async fn audit_rows(p: &Provider, tenant: Uuid, action: &str) -> Vec<Row> {
     .unwrap()
 }
 
-async fn tenant_id(p: &Provider, slug: &str) -> Uuid {
+pub async fn tenant_id(p: &Provider, slug: &str) -> Uuid {
     laventecare_auth::tenancy::find_tenant(&p.t.db, slug).await.unwrap().id
 }
 
-async fn user_id(p: &Provider, email: &str) -> Uuid {
+pub async fn user_id(p: &Provider, email: &str) -> Uuid {
     let mut tx = p.t.db.unscoped().await.unwrap();
     let id = laventecare_auth::db::users::by_email(&mut tx, email).await.unwrap().unwrap().id;
     tx.commit().await.unwrap();
@@ -48,7 +48,7 @@ async fn user_id(p: &Provider, email: &str) -> Uuid {
 
 /// Signs in at the login page (no client) and enrols TOTP from the account page; returns the
 /// browser, the key and the backup codes.
-async fn enrolled(p: &Provider, email: &str, password: &str) -> (Browser, String, Vec<String>) {
+pub async fn enrolled(p: &Provider, email: &str, password: &str) -> (Browser, String, Vec<String>) {
     let b = Browser::new(p);
     let login = b.open(&p.url("/account")).await;
     let after = b.login(&login, email, password).await;
@@ -556,7 +556,7 @@ async fn enrolment_belongs_to_the_session_that_started_it() {
 
 impl Row {
     /// Asserts who did it to what, from where.
-    fn is(&self, actor: (&str, Option<&str>), target: (&str, Option<&str>), ip: Option<&str>) {
+    pub fn is(&self, actor: (&str, Option<&str>), target: (&str, Option<&str>), ip: Option<&str>) {
         assert_eq!((self.actor_kind.as_str(), self.actor_id.as_deref()), actor, "actor of {self:?}");
         assert_eq!(
             (self.target_kind.as_deref(), self.target_id.as_deref()),

@@ -94,6 +94,7 @@ async fn grant_state(t: &TestDb, tenant: Uuid, user: Uuid) {
         amr: vec!["pwd".into()],
         acr: "a".into(),
         sid: "s".into(),
+        security_stamp: None,
     };
     grants::insert_code(&mut tx, &laventecare_auth::secrets::random_bytes::<32>(), &code, later).await.unwrap();
     let f = grants::Family {

@@ -1,0 +1,152 @@
+//! The security stamp and what a browser session holds: a password step signs the previous
+//! user out, a session holds every identity it carries, and sessions, half sign-ins, codes and
+//! device approvals made under an old stamp are refused (ARCHITECTURE.md, "Security stamp").
+
+use laventecare_auth::db::audit::Actor;
+use laventecare_auth::{identity, tenancy};
+use uuid::Uuid;
+
+use crate::flow::{Browser, PASSWORD, Provider, authorize_url, hidden, pkce};
+use crate::mfa::{audit_rows, enrolled, tenant_id, user_id};
+
+const BOB: &str = "bob@example.com";
+const BOB_PASSWORD: &str = "quartz harbour fable 31";
+
+/// Adds bob to acme as a viewer.
+async fn add_bob(p: &Provider) -> Uuid {
+    let hasher = identity::PasswordHasher::new();
+    identity::create_user(&p.t.db, &hasher, BOB, BOB_PASSWORD).await.unwrap();
+    tenancy::add_member(&p.t.db, "acme", BOB, tenancy::Role::Viewer).await.unwrap();
+    user_id(p, BOB).await
+}
+
+/// Gives a user a new stamp behind the provider's back, ending nothing: what a row missed by
+/// "end every session" would see.
+async fn bump_stamp_only(p: &Provider, user: Uuid) {
+    let mut conn = p.t.owner().await;
+    sqlx::query("UPDATE users SET security_stamp = gen_random_uuid() WHERE id = $1")
+        .bind(user)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+}
+
+/// Signed in as ann, then bob's password in the same browser, then bob's recovery: the half
+/// sign-in must not survive to enrol its own authenticator for bob, and ann is signed out.
+#[tokio::test]
+async fn a_half_sign_in_on_someone_elses_session_dies_with_recovery() {
+    let p = Provider::start().await;
+    let acme = tenant_id(&p, "acme").await;
+    let bob = add_bob(&p).await;
+    // Bob has an authenticator, so his password alone makes a half sign-in.
+    enrolled(&p, BOB, BOB_PASSWORD).await;
+
+    let shared = Browser::new(&p);
+    let signed_in = shared.login(&shared.open(&p.url("/login")).await, &p.email, PASSWORD).await;
+    assert!(signed_in.html().contains("You are signed in"), "{}", signed_in.html());
+    let at_mfa = shared.login(&shared.open(&p.url("/login")).await, BOB, BOB_PASSWORD).await;
+    assert!(at_mfa.html().contains("action=\"/login/mfa\""), "{}", at_mfa.html());
+    // The password step signed ann out of this browser.
+    let account = shared.open(&p.url("/account")).await;
+    assert!(!account.html().contains("ann@example.com"), "ann is still signed in: {}", account.html());
+
+    // Bob's recovery: an operator's link, used from bob's own browser. It removes his TOTP.
+    let link = identity::recovery::issue_link(&p.t.db, &p.state.config, &Actor::operator("test"), acme, bob)
+        .await
+        .unwrap()
+        .unwrap();
+    let own = Browser::new(&p);
+    let form = own.open(&link.link).await;
+    let fields = [
+        ("csrf", hidden(form.html(), "csrf")),
+        ("token", hidden(form.html(), "token")),
+        ("password", "granite meadow swift 9".to_owned()),
+    ];
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let done = own.post("/recover", &fields).await;
+    assert!(done.html().contains("Your password is set"), "{}", done.html());
+
+    // The shared browser cannot enrol an authenticator for bob: it is sent to sign in.
+    let enrol = shared.open(&p.url("/mfa/enrol")).await;
+    assert!(enrol.html().contains("action=\"/login\""), "the half sign-in survived: {}", enrol.html());
+    assert!(!enrol.html().contains("totp-secret"));
+    let mut conn = p.t.owner().await;
+    let (has_secret, enrol_required): (bool, bool) =
+        sqlx::query_as("SELECT totp_secret IS NOT NULL, mfa_enrol_required FROM users WHERE id = $1")
+            .bind(bob)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert!(!has_secret && enrol_required, "bob enrols again himself");
+}
+
+/// A session or half sign-in made under an old stamp is refused even when no row was ended;
+/// a session older than the absolute lifetime is refused too.
+#[tokio::test]
+async fn stale_sessions_and_half_sign_ins_are_refused_without_their_rows_ending() {
+    let p = Provider::start().await;
+    let bob = add_bob(&p).await;
+    let (enrolled_bob, _, _) = enrolled(&p, BOB, BOB_PASSWORD).await;
+    let ann_browser = Browser::new(&p);
+    ann_browser.login(&ann_browser.open(&p.url("/login")).await, &p.email, PASSWORD).await;
+    assert_eq!(ann_browser.open(&p.url("/account")).await.status(), 200);
+    let half = Browser::new(&p);
+    let at_mfa = half.login(&half.open(&p.url("/login")).await, BOB, BOB_PASSWORD).await;
+    assert!(at_mfa.html().contains("action=\"/login/mfa\""));
+    assert_eq!(enrolled_bob.open(&p.url("/account")).await.status(), 200);
+
+    bump_stamp_only(&p, bob).await;
+    let mut conn = p.t.owner().await;
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM browser_sessions WHERE user_ids @> ARRAY[$1]")
+        .bind(bob)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(rows, 2, "both of bob's sessions are still stored");
+    assert!(enrolled_bob.open(&p.url("/account")).await.html().contains("action=\"/login\""));
+    assert!(half.open(&p.url("/login/mfa")).await.html().contains("action=\"/login\""));
+    // Ann's session is not bob's business.
+    assert_eq!(ann_browser.open(&p.url("/account")).await.status(), 200);
+
+    // The absolute lifetime counts from the sign-in, however active the session since.
+    let ann = user_id(&p, &p.email).await;
+    sqlx::query("UPDATE browser_sessions SET created_at = now() - interval '13 hours' WHERE user_ids @> ARRAY[$1]")
+        .bind(ann)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    assert!(ann_browser.open(&p.url("/account")).await.html().contains("action=\"/login\""));
+}
+
+/// A code issued before the stamp changed is refused at the token endpoint, and the refusal
+/// is audited; so is an approved device request.
+#[tokio::test]
+async fn codes_and_device_approvals_from_before_the_stamp_are_refused() {
+    let p = Provider::start().await;
+    let acme = tenant_id(&p, "acme").await;
+    let ann = user_id(&p, &p.email).await;
+    let browser = Browser::new(&p);
+    let (verifier, challenge) = pkce();
+    let step = browser.sign_in_through(&authorize_url(&p, &challenge, &[]), &p.email, PASSWORD).await;
+    let code = step.param("code").unwrap();
+    bump_stamp_only(&p, ann).await;
+    let (status, body) = p.redeem(&code, &verifier).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{body}");
+    let failed = audit_rows(&p, acme, "code.redemption_failed").await;
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].details["reason"], "signed_out_since");
+    failed[0].is(("client", Some(&p.client_id)), ("user", Some(&ann.to_string())), Some("127.0.0.1"));
+
+    // The device grant: approved, then the stamp changes before the device polls.
+    let device = crate::device::device_client(&p).await;
+    let (_, codes) = crate::device::request_codes(&p, &device, "openid offline_access").await;
+    let approver = Browser::new(&p);
+    let confirm = crate::device::confirm_page(&approver, &codes, &p.email).await;
+    crate::device::decide(&approver, &confirm, true).await;
+    bump_stamp_only(&p, ann).await;
+    let (status, body) = crate::device::poll(&p, &device, codes["device_code"].as_str().unwrap()).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("access_denied")), "{body}");
+    let failed = audit_rows(&p, acme, "device_code.redemption_failed").await;
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].details["reason"], "signed_out_since");
+}
