@@ -77,15 +77,16 @@ pub fn app(state: AppState) -> Router {
     let config = state.config.clone();
 
     // Browser routes: they carry the session cookie.
-    let sessions = SessionManagerLayer::new(db::sessions::PgSessionStore::new(state.db.clone(), config.ttl.session_max))
-        .with_name(if config.secure_cookies { "__Host-lca_session" } else { "lca_session" })
-        .with_secure(config.secure_cookies)
-        .with_http_only(true)
-        .with_same_site(SameSite::Lax)
-        .with_path("/")
-        .with_expiry(Expiry::OnInactivity(time::Duration::seconds(
-            i64::try_from(config.ttl.session.as_secs()).unwrap_or(43200),
-        )));
+    let sessions =
+        SessionManagerLayer::new(db::sessions::PgSessionStore::new(state.db.clone(), config.ttl.session_max))
+            .with_name(if config.secure_cookies { "__Host-lca_session" } else { "lca_session" })
+            .with_secure(config.secure_cookies)
+            .with_http_only(true)
+            .with_same_site(SameSite::Lax)
+            .with_path("/")
+            .with_expiry(Expiry::OnInactivity(time::Duration::seconds(
+                i64::try_from(config.ttl.session.as_secs()).unwrap_or(43200),
+            )));
     let browser = Router::new()
         .route("/", get(pages::home))
         .route(paths::AUTHORIZE, get(authorize::authorize_get).post(authorize::authorize_post))
@@ -97,10 +98,12 @@ pub fn app(state: AppState) -> Router {
         .route("/account/password", post(pages::account::change_password))
         .route("/account/backup-codes", post(pages::account::regenerate_backup_codes))
         .route("/account/sessions/end", post(pages::account::end_session))
+        .route("/account/sign-out-everywhere", post(pages::account::sign_out_everywhere))
         .route("/admin", get(pages::admin::index))
         .route("/admin/t/{slug}", get(pages::admin::tenant))
         .route("/admin/t/{slug}/members/{user_id}/reset-mfa", post(pages::admin::reset_mfa))
         .route("/admin/t/{slug}/members/{user_id}/recovery-link", post(pages::admin::recovery_link))
+        .route("/admin/t/{slug}/members/{user_id}/sign-out", post(pages::admin::sign_out_everywhere))
         .route("/recover", get(pages::recover::show).post(pages::recover::submit))
         .route("/consent", get(pages::consent::show).post(pages::consent::submit))
         .route(paths::DEVICE, get(pages::device::show).post(pages::device::submit))

@@ -111,24 +111,23 @@ impl SessionStore for PgSessionStore {
         .bind(&stamps)
         .bind(expiry(record))
         .bind(self.max_age_secs)
-            .execute(tx.conn())
-            .await
-            .map_err(backend)?;
+        .execute(tx.conn())
+        .await
+        .map_err(backend)?;
         tx.commit().await.map_err(backend)
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
         let mut tx = self.db.unscoped().await.map_err(backend)?;
-        let row: Option<(serde_json::Value, chrono::DateTime<chrono::Utc>)> =
-            sqlx::query_as(
-                "SELECT data, expires_at FROM browser_sessions WHERE id_hash = $1 AND expires_at > now() \
+        let row: Option<(serde_json::Value, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
+            "SELECT data, expires_at FROM browser_sessions WHERE id_hash = $1 AND expires_at > now() \
                  AND created_at > now() - make_interval(secs => $2) AND lca_identities_current(user_ids, stamps)",
-            )
-            .bind(id_hash(id).as_slice())
-            .bind(self.max_age_secs)
-                .fetch_optional(tx.conn())
-                .await
-                .map_err(backend)?;
+        )
+        .bind(id_hash(id).as_slice())
+        .bind(self.max_age_secs)
+        .fetch_optional(tx.conn())
+        .await
+        .map_err(backend)?;
         tx.commit().await.map_err(backend)?;
         let Some((data, expires_at)) = row else { return Ok(None) };
         let data = serde_json::from_value(data).map_err(|e| session_store::Error::Decode(e.to_string()))?;

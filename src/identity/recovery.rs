@@ -68,6 +68,26 @@ pub async fn reset_mfa(
     Ok(Some(ended))
 }
 
+/// Signs the target out everywhere (a new security stamp; every session, half sign-in and
+/// token family ends), as an administrator acting on a member. `None` when the actor may not.
+pub async fn sign_out_everywhere(
+    db: &Database,
+    actor: &Actor,
+    tenant_id: Uuid,
+    target: Uuid,
+) -> Result<Option<security::Ended>, ServiceError> {
+    if !may_act(db, actor, tenant_id, target).await? {
+        return Ok(None);
+    }
+    let mut tx = db.tenant_and_user(tenant_id, target).await?;
+    let ended = security::end_sessions_and_families(&mut tx, target, None, "signed_out_everywhere").await?;
+    let details = serde_json::json!({ "sessions_ended": ended.sessions, "families_revoked": ended.families });
+    let event = actor.event("user.signed_out_everywhere", ("user", Some(target.to_string())), details);
+    security::append_for_user(&mut tx, target, &event).await?;
+    tx.commit().await?;
+    Ok(Some(ended))
+}
+
 /// Issues a one-time recovery link for the target (256 random bits; only its hash is kept).
 pub async fn issue_link(
     db: &Database,

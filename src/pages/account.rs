@@ -239,6 +239,34 @@ pub async fn regenerate_backup_codes(
     crate::pages::mfa::backup_codes_page(&codes, "/account")
 }
 
+/// `POST /account/sign-out-everywhere`: a new security stamp; every session of the user, this
+/// one included, every half sign-in and every token family in every tenant ends.
+pub async fn sign_out_everywhere(
+    State(state): State<AppState>,
+    session: Session,
+    meta: RequestMeta,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, AppError> {
+    session::check_csrf(&session, &form.csrf).await?;
+    let who = match signed_in(&state, &session).await? {
+        Ok(w) => w,
+        Err(to_login) => return Ok(to_login),
+    };
+    let mut tx = state.db.user(who.user_id).await?;
+    let ended = security::end_sessions_and_families(&mut tx, who.user_id, None, "signed_out_everywhere").await?;
+    let mut event = meta.event(
+        "user.signed_out_everywhere",
+        "success",
+        ("user", Some(who.user_id.to_string())),
+        ("user", who.user_id.to_string()),
+    );
+    event.details = serde_json::json!({ "sessions_ended": ended.sessions, "families_revoked": ended.families });
+    security::append_for_user(&mut tx, who.user_id, &event).await?;
+    tx.commit().await?;
+    session::sign_out(&session).await?;
+    Ok(Redirect::to("/login").into_response())
+}
+
 #[derive(Debug, Deserialize)]
 pub struct EndSessionForm {
     csrf: String,

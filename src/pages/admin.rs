@@ -159,6 +159,30 @@ pub async fn reset_mfa(
     page(&state, &session, &tenants, Some((id, &slug)), Some(EN.admin_mfa_reset_done)).await
 }
 
+/// `POST /admin/t/{slug}/members/{user_id}/sign-out`: signs the member out everywhere.
+pub async fn sign_out_everywhere(
+    State(state): State<AppState>,
+    session: Session,
+    meta: RequestMeta,
+    Path((slug, target)): Path<(String, Uuid)>,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, AppError> {
+    session::check_csrf(&session, &form.csrf).await?;
+    let who = match admin_session(&session).await? {
+        Ok(w) => w,
+        Err(r) => return Ok(r),
+    };
+    let (tenants, id) = tenant_for(&state, &who, &slug).await?;
+    let actor = meta.actor("user", Some(who.user_id.to_string()));
+    recovery::sign_out_everywhere(&state.db, &actor, id, target).await?.ok_or(AppError::NotFound)?;
+    if target == who.user_id {
+        // An admin who signs themselves out everywhere is signed out here too.
+        session::sign_out(&session).await?;
+        return Ok(Redirect::to("/login").into_response());
+    }
+    page(&state, &session, &tenants, Some((id, &slug)), Some(EN.admin_sign_out_done)).await
+}
+
 /// `POST /admin/t/{slug}/members/{user_id}/recovery-link`: the link is shown once.
 pub async fn recovery_link(
     State(state): State<AppState>,

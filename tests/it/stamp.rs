@@ -150,3 +150,56 @@ async fn codes_and_device_approvals_from_before_the_stamp_are_refused() {
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].details["reason"], "signed_out_since");
 }
+
+/// "Sign out everywhere" from the account page ends every session (this one too) and every
+/// token family; from the admin page an admin does the same to a member, and a tenant admin
+/// cannot do it to someone outside their tenants. Both are audited.
+#[tokio::test]
+async fn sign_out_everywhere_from_the_account_and_admin_pages() {
+    let p = Provider::start().await;
+    let acme = tenant_id(&p, "acme").await;
+    let ann = user_id(&p, &p.email).await;
+    let (first, a) = crate::flow::tokens(&p).await;
+    let (second, b) = crate::flow::tokens(&p).await;
+    let account = first.open(&p.url("/account")).await;
+    let done = first.post("/account/sign-out-everywhere", &[("csrf", &hidden(account.html(), "csrf"))]).await;
+    assert!(done.html().contains("action=\"/login\""), "{}", done.html());
+    for browser in [&first, &second] {
+        assert!(browser.open(&p.url("/account")).await.html().contains("action=\"/login\""));
+    }
+    for tokens in [&a, &b] {
+        let refresh = tokens["refresh_token"].as_str().unwrap();
+        let (status, body) = p.token(&[("grant_type", "refresh_token"), ("refresh_token", refresh)]).await;
+        assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{body}");
+    }
+    let rows = audit_rows(&p, acme, "user.signed_out_everywhere").await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0].details["sessions_ended"].as_u64(), rows[0].details["families_revoked"].as_u64()),
+        (Some(2), Some(2))
+    );
+    rows[0].is(("user", Some(&ann.to_string())), ("user", Some(&ann.to_string())), Some("127.0.0.1"));
+
+    // An admin of acme signs ann out everywhere; not bob, who is only in globex.
+    let hasher = identity::PasswordHasher::new();
+    identity::create_user(&p.t.db, &hasher, "root@example.com", "admin passphrase 2026").await.unwrap();
+    tenancy::add_member(&p.t.db, "acme", "root@example.com", tenancy::Role::Admin).await.unwrap();
+    p.t.tenant("globex").await;
+    identity::create_user(&p.t.db, &hasher, BOB, BOB_PASSWORD).await.unwrap();
+    tenancy::add_member(&p.t.db, "globex", BOB, tenancy::Role::Viewer).await.unwrap();
+    let bob = user_id(&p, BOB).await;
+    let (admin, _, _) = enrolled(&p, "root@example.com", "admin passphrase 2026").await;
+    let (ann_browser, _) = crate::flow::tokens(&p).await;
+    let page = admin.open(&p.url("/admin/t/acme")).await;
+    let csrf = hidden(page.html(), "csrf");
+    let refused = admin.post(&format!("/admin/t/acme/members/{bob}/sign-out"), &[("csrf", &csrf)]).await;
+    assert_eq!(refused.status(), 404);
+    let done = admin.post(&format!("/admin/t/acme/members/{ann}/sign-out"), &[("csrf", &csrf)]).await;
+    assert!(done.html().contains("signed out everywhere"), "{}", done.html());
+    assert!(ann_browser.open(&p.url("/account")).await.html().contains("action=\"/login\""));
+    assert_eq!(admin.open(&p.url("/admin/t/acme")).await.status(), 200, "the admin stays signed in");
+    let root = user_id(&p, "root@example.com").await;
+    let rows = audit_rows(&p, acme, "user.signed_out_everywhere").await;
+    assert_eq!(rows.len(), 2);
+    rows[1].is(("user", Some(&root.to_string())), ("user", Some(&ann.to_string())), Some("127.0.0.1"));
+}
