@@ -156,34 +156,40 @@ pub async fn insert_family(tx: &mut Tx, f: &Family) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
-/// Revokes a family (and so every token it issued). True if this call revoked it.
-pub async fn revoke_family(tx: &mut Tx, family_id: Uuid, reason: &str) -> Result<bool, sqlx::Error> {
+/// A family that a call ended.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Ended {
+    pub family_id: Uuid,
+    pub client_id: String,
+    pub user_id: Option<Uuid>,
+}
+
+/// Revokes a family (and so every token it issued). `Some` if this call revoked it.
+pub async fn revoke_family(tx: &mut Tx, family_id: Uuid, reason: &str) -> Result<Option<Ended>, sqlx::Error> {
     let tenant_id = tenant(tx);
-    let done = sqlx::query(
+    sqlx::query_as(
         "UPDATE token_families SET revoked_at = now(), revoked_reason = $3 \
-         WHERE tenant_id = $1 AND family_id = $2 AND revoked_at IS NULL",
+         WHERE tenant_id = $1 AND family_id = $2 AND revoked_at IS NULL RETURNING family_id, client_id, user_id",
     )
     .bind(tenant_id)
     .bind(family_id)
     .bind(reason)
-    .execute(tx.conn())
-    .await?;
-    Ok(done.rows_affected() == 1)
+    .fetch_optional(tx.conn())
+    .await
 }
 
-/// Revokes every live family of a user in the transaction's tenant; returns how many.
-pub async fn revoke_user_families(tx: &mut Tx, user_id: Uuid, reason: &str) -> Result<u64, sqlx::Error> {
+/// Revokes every live family of a user in the transaction's tenant; returns those ended.
+pub async fn revoke_user_families(tx: &mut Tx, user_id: Uuid, reason: &str) -> Result<Vec<Ended>, sqlx::Error> {
     let tenant_id = tenant(tx);
-    let done = sqlx::query(
+    sqlx::query_as(
         "UPDATE token_families SET revoked_at = now(), revoked_reason = $3 \
-         WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL",
+         WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL RETURNING family_id, client_id, user_id",
     )
     .bind(tenant_id)
     .bind(user_id)
     .bind(reason)
-    .execute(tx.conn())
-    .await?;
-    Ok(done.rows_affected())
+    .fetch_all(tx.conn())
+    .await
 }
 
 /// Revokes everything a client was issued in the transaction's tenant: its live families

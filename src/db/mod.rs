@@ -14,6 +14,7 @@ pub mod clients;
 pub mod consents;
 pub mod device;
 pub mod embedded;
+pub mod families;
 pub mod grants;
 pub mod janitor;
 pub mod keys;

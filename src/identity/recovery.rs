@@ -60,7 +60,7 @@ pub async fn reset_mfa(
     }
     let mut tx = db.tenant_and_user(tenant_id, target).await?;
     db::mfa::reset(&mut tx, target).await?;
-    let ended = security::end_sessions_and_families(&mut tx, target, None, "mfa_reset").await?;
+    let ended = security::end_sessions_and_families(&mut tx, actor, target, None, "mfa_reset").await?;
     let details = serde_json::json!({ "sessions_ended": ended.sessions, "families_revoked": ended.families });
     let event = actor.event("mfa.reset", ("user", Some(target.to_string())), details);
     security::append_for_user(&mut tx, target, &event).await?;
@@ -80,7 +80,7 @@ pub async fn sign_out_everywhere(
         return Ok(None);
     }
     let mut tx = db.tenant_and_user(tenant_id, target).await?;
-    let ended = security::end_sessions_and_families(&mut tx, target, None, "signed_out_everywhere").await?;
+    let ended = security::end_sessions_and_families(&mut tx, actor, target, None, "signed_out_everywhere").await?;
     let details = serde_json::json!({ "sessions_ended": ended.sessions, "families_revoked": ended.families });
     let event = actor.event("user.signed_out_everywhere", ("user", Some(target.to_string())), details);
     security::append_for_user(&mut tx, target, &event).await?;
@@ -142,8 +142,8 @@ pub async fn use_link(
     tx.switch_user(user_id).await?;
     db::mfa::set_password(&mut tx, user_id, password_hash).await?;
     db::mfa::reset(&mut tx, user_id).await?;
-    let ended = security::end_sessions_and_families(&mut tx, user_id, None, "recovery").await?;
     let actor = Actor { kind: "user", id: Some(user_id.to_string()), ..origin.clone() };
+    let ended = security::end_sessions_and_families(&mut tx, &actor, user_id, None, "recovery").await?;
     let details = serde_json::json!({ "sessions_ended": ended.sessions, "families_revoked": ended.families });
     let e = actor.event("recovery.used", ("user", Some(user_id.to_string())), details);
     security::append_for_user(&mut tx, user_id, &e).await?;

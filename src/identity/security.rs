@@ -20,9 +20,11 @@ pub struct Ended {
 /// holds them but `keep` (the hash of the current one), every live token family of theirs in
 /// every tenant, and approved device requests not yet redeemed. Runs in the caller's
 /// transaction, so it commits with the action that caused it (password change, MFA reset,
-/// recovery, "sign out everywhere"). The transaction is switched to act for the user.
+/// recovery, "sign out everywhere"), and each ended family is audited as done by `actor`.
+/// The transaction is switched to act for the user.
 pub async fn end_sessions_and_families(
     tx: &mut Tx,
+    actor: &audit::Actor,
     user_id: Uuid,
     keep: Option<&[u8]>,
     reason: &str,
@@ -34,7 +36,7 @@ pub async fn end_sessions_and_families(
     let original = tx.tenant_id();
     for tenant in db::grants::user_family_tenants(tx, user_id).await? {
         tx.switch_tenant(tenant).await?;
-        families += db::grants::revoke_user_families(tx, user_id, reason).await?;
+        families += db::families::revoke_of_user(tx, actor, user_id, reason).await?;
         // An approved device request not yet redeemed would become a family after this.
         db::device::deny_approved_of_user(tx, user_id).await?;
     }

@@ -181,8 +181,10 @@ pub async fn change_password(
     let mut tx = state.db.user(who.user_id).await?;
     db::mfa::set_password(&mut tx, who.user_id, &hash).await?;
     let keep = session::current_handle(&session);
+    let actor = meta.actor("user", Some(who.user_id.to_string()));
     let ended = security::end_sessions_and_families(
         &mut tx,
+        &actor,
         who.user_id,
         keep.as_ref().map(|k| k.as_slice()),
         "password_change",
@@ -253,7 +255,9 @@ pub async fn sign_out_everywhere(
         Err(to_login) => return Ok(to_login),
     };
     let mut tx = state.db.user(who.user_id).await?;
-    let ended = security::end_sessions_and_families(&mut tx, who.user_id, None, "signed_out_everywhere").await?;
+    let actor = meta.actor("user", Some(who.user_id.to_string()));
+    let ended =
+        security::end_sessions_and_families(&mut tx, &actor, who.user_id, None, "signed_out_everywhere").await?;
     let mut event = meta.event(
         "user.signed_out_everywhere",
         "success",

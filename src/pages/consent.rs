@@ -8,12 +8,13 @@ use serde::Deserialize;
 use tower_sessions::Session;
 
 use crate::AppState;
-use crate::db;
+use crate::db::{self, audit};
 use crate::error::AppError;
 use crate::extract::Form;
 use crate::pages::session;
 use crate::pages::{EN, Text, render, text::scope_description};
 use crate::protocol::authorize::{Reply, expired_request, origin_of};
+use crate::protocol::meta::RequestMeta;
 use crate::protocol::types::Scopes;
 
 #[derive(Template)]
@@ -70,6 +71,7 @@ pub struct ConsentForm {
 pub async fn submit(
     State(state): State<AppState>,
     session: Session,
+    meta: RequestMeta,
     Form(form): Form<ConsentForm>,
 ) -> Result<Response, AppError> {
     session::check_csrf(&session, &form.csrf).await?;
@@ -79,6 +81,16 @@ pub async fn submit(
     };
     let Some(tenant) = p.tenant else { return Err(expired_request()) };
     if form.decision != "allow" {
+        let mut event = meta.event(
+            "consent.denied",
+            "success",
+            ("user", Some(who.user_id.to_string())),
+            ("client", p.client_id.clone()),
+        );
+        event.details = serde_json::json!({ "scope": p.scope });
+        let mut tx = state.db.tenant(tenant).await?;
+        audit::append(&mut tx, &event).await?;
+        tx.commit().await?;
         session::finish_pending(&session, &p.id).await?;
         let reply = Reply {
             redirect_uri: &p.redirect_uri,
@@ -91,6 +103,14 @@ pub async fn submit(
     let scopes = Scopes::parse(&p.scope).unwrap_or_default();
     let mut tx = state.db.tenant(tenant).await?;
     db::consents::grant(&mut tx, who.user_id, &p.client_id, &scopes.to_vec()).await?;
+    let mut event = meta.event(
+        "consent.granted",
+        "success",
+        ("user", Some(who.user_id.to_string())),
+        ("client", p.client_id.clone()),
+    );
+    event.details = serde_json::json!({ "scope": scopes.to_string() });
+    audit::append(&mut tx, &event).await?;
     tx.commit().await?;
     p.consented = true;
     session::save_pending(&session, &p).await?;

@@ -267,7 +267,9 @@ pub async fn redeem(
     let response = issue::issue(
         state,
         &mut tx,
+        meta,
         &Grant {
+            grant_type: GRANT_DEVICE_CODE,
             tenant_id,
             tenant_slug: &slug,
             client,

@@ -10,6 +10,7 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::db::{self, Tx, clients::ClientRow};
 use crate::error::AppError;
+use crate::protocol::meta::RequestMeta;
 use crate::protocol::types::Scopes;
 use crate::secrets::Secret;
 use crate::tokens::{SigningAlg, TokenType};
@@ -17,6 +18,8 @@ use crate::tokens::{SigningAlg, TokenType};
 /// Everything the tokens of one grant say.
 #[derive(Debug, Clone)]
 pub struct Grant<'a> {
+    /// The grant type that led here (RFC 6749 §4), for the audit log.
+    pub grant_type: &'static str,
     pub tenant_id: Uuid,
     pub tenant_slug: &'a str,
     pub client: &'a ClientRow,
@@ -58,8 +61,16 @@ fn expose<S: serde::Serializer>(secret: &Option<Secret>, s: S) -> Result<S::Ok, 
     }
 }
 
-/// Mints and records the tokens of `grant` in `tx` (the grant's tenant).
-pub async fn issue(state: &AppState, tx: &mut Tx, grant: &Grant<'_>) -> Result<TokenResponse, AppError> {
+/// Mints and records the tokens of `grant` in `tx` (the grant's tenant), with a
+/// `token.issued` audit event (no token material: the access token's `jti` names it). The
+/// event is the last statement before the caller commits, so the tenant's audit chain is
+/// locked only for the append and the commit, never for the signing.
+pub async fn issue(
+    state: &AppState,
+    tx: &mut Tx,
+    meta: &RequestMeta,
+    grant: &Grant<'_>,
+) -> Result<TokenResponse, AppError> {
     let ttl = state.config.ttl;
     let now = Utc::now();
     let alg = SigningAlg::from_name(&grant.client.signing_alg).unwrap_or(SigningAlg::Rs256);
@@ -137,6 +148,24 @@ pub async fn issue(state: &AppState, tx: &mut Tx, grant: &Grant<'_>) -> Result<T
         }
         None => None,
     };
+
+    let target = match grant.family {
+        Some((family_id, _)) => ("token_family", family_id.to_string()),
+        None => ("client", grant.client.client_id.clone()),
+    };
+    let mut event = meta.event("token.issued", "success", ("client", Some(grant.client.client_id.clone())), target);
+    event.details = json!({
+        "grant_type": grant.grant_type,
+        "client_id": grant.client.client_id,
+        "user_id": grant.user_id,
+        "family_id": grant.family.map(|f| f.0),
+        "scope": grant.scope.to_string(),
+        "acr": grant.acr,
+        "jti": jti,
+        "refresh_token": refresh_token.is_some(),
+        "id_token": id_token.is_some(),
+    });
+    db::audit::append(tx, &event).await?;
 
     Ok(TokenResponse {
         access_token,

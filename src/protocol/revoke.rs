@@ -51,7 +51,13 @@ pub async fn revoke(
         let mut tx = state.db.tenant(tenant_id).await?;
         if let Some((family, _, _)) = db::grants::refresh_state(&mut tx, &hash).await?
             && family.client_id == caller.client_id
-            && db::grants::revoke_family(&mut tx, family.family_id, "revoked").await?
+            && db::families::revoke(
+                &mut tx,
+                &meta.actor("client", Some(caller.client_id.clone())),
+                family.family_id,
+                "revoked",
+            )
+            .await?
         {
             audit::append(
                 &mut tx,

@@ -62,7 +62,7 @@ pub async fn token(
         }
         GRANT_AUTHORIZATION_CODE => authorization_code(&state, &client, &req, &meta).await?,
         GRANT_REFRESH_TOKEN => refresh_token(&state, &client, &req, &meta).await?,
-        GRANT_CLIENT_CREDENTIALS => client_credentials(&state, &client, &req).await?,
+        GRANT_CLIENT_CREDENTIALS => client_credentials(&state, &client, &req, &meta).await?,
         GRANT_DEVICE_CODE => {
             crate::protocol::device::redeem(&state, &client, req.device_code.as_deref(), &meta).await?
         }
@@ -183,7 +183,9 @@ async fn authorization_code(
     let response = issue::issue(
         state,
         &mut tx,
+        meta,
         &Grant {
+            grant_type: GRANT_AUTHORIZATION_CODE,
             tenant_id,
             tenant_slug: &slug,
             client,
@@ -214,7 +216,7 @@ pub(crate) async fn end_replayed_family(
     reason: &str,
     action: &'static str,
 ) -> Result<(), AppError> {
-    if db::grants::revoke_family(tx, family_id, reason).await? {
+    if db::families::revoke(tx, &client_actor(meta, client), family_id, reason).await? {
         let event = meta.event(
             action,
             "failure",
@@ -224,6 +226,11 @@ pub(crate) async fn end_replayed_family(
         audit::append(tx, &event).await?;
     }
     Ok(())
+}
+
+/// The actor of what a client's token request causes.
+pub(crate) fn client_actor(meta: &RequestMeta, client: &ClientRow) -> audit::Actor {
+    meta.actor("client", Some(client.client_id.clone()))
 }
 
 /// Admin tokens never rest on a password alone (DESIGN.md; issue "mandatory MFA").
@@ -306,7 +313,7 @@ async fn refresh_token(
     let (slug, role) = match tenant_and_role(&mut tx, user_id).await {
         Ok(found) => found,
         Err(e) => {
-            db::grants::revoke_family(&mut tx, family.family_id, "membership_ended").await?;
+            db::families::revoke(&mut tx, &client_actor(meta, client), family.family_id, "membership_ended").await?;
             tx.commit().await?;
             return Err(e);
         }
@@ -316,14 +323,16 @@ async fn refresh_token(
     if family.acr.as_deref() != Some(ACR_MFA)
         && crate::identity::security::second_factor_required(&mut tx, client.require_mfa, user_id).await?
     {
-        db::grants::revoke_family(&mut tx, family.family_id, "mfa_required").await?;
+        db::families::revoke(&mut tx, &client_actor(meta, client), family.family_id, "mfa_required").await?;
         tx.commit().await?;
         return Err(OAuthError::invalid_grant("the grant needs a new sign-in with a second factor").into());
     }
     let response = issue::issue(
         state,
         &mut tx,
+        meta,
         &Grant {
+            grant_type: GRANT_REFRESH_TOKEN,
             tenant_id,
             tenant_slug: &slug,
             client,
@@ -349,6 +358,7 @@ async fn client_credentials(
     state: &AppState,
     client: &ClientRow,
     req: &TokenRequest,
+    meta: &RequestMeta,
 ) -> Result<TokenResponse, AppError> {
     let Some(role) = client.service_role.as_deref().and_then(|r| r.parse::<Role>().ok()) else {
         return Err(OAuthError::bad("unauthorized_client", "this client has no service role").into());
@@ -370,7 +380,9 @@ async fn client_credentials(
     let response = issue::issue(
         state,
         &mut tx,
+        meta,
         &Grant {
+            grant_type: GRANT_CLIENT_CREDENTIALS,
             tenant_id: client.tenant_id,
             tenant_slug: &slug,
             client,

@@ -288,7 +288,7 @@ pub async fn remove_member(
     let Some(previous) = db::memberships::delete(&mut tx, user_id).await? else {
         return Err(not_a_member(email, slug));
     };
-    let families = db::grants::revoke_user_families(&mut tx, user_id, "membership_removed").await?;
+    let families = db::families::revoke_of_user(&mut tx, actor, user_id, "membership_removed").await?;
     let details = serde_json::json!({ "role": previous, "families_revoked": families });
     audit::append(&mut tx, &actor.event("membership.removed", ("user", Some(user_id.to_string())), details)).await?;
     tx.commit().await?;

@@ -470,3 +470,145 @@ async fn removed_members_and_deleted_clients_keep_no_tokens() {
     let rt = body["refresh_token"].as_str().unwrap();
     assert_eq!(p.token(&[("grant_type", "refresh_token"), ("refresh_token", rt)]).await.0, 401);
 }
+
+/// Issuance, consent and every way a family ends are audited: `token.issued` per grant type
+/// (no token material in the row), `consent.granted` and `consent.denied`,
+/// `code.redemption_failed` for a wrong redirect URI and a wrong PKCE verifier, and
+/// `token_family.revoked` with its reason.
+#[tokio::test]
+async fn issuance_consent_and_revocation_reasons_are_audited() {
+    let p = Provider::start().await;
+    let mut db = p.t.owner().await;
+    let acme: Uuid = sqlx::query_scalar("SELECT id FROM tenants WHERE slug = 'acme'").fetch_one(&mut db).await.unwrap();
+    let ann: Uuid = sqlx::query_scalar("SELECT id FROM users").fetch_one(&mut db).await.unwrap();
+    let ann_id = ann.to_string();
+    let ip = Some("127.0.0.1");
+    let client = ("client", Some(p.client_id.as_str()));
+
+    // Consent, then the code grant.
+    let browser = Browser::new(&p);
+    let (verifier, challenge) = pkce();
+    let consent = browser.login(&browser.open(&authorize_url(&p, &challenge, &[])).await, &p.email, PASSWORD).await;
+    let code = browser.consent(&consent, true).await.param("code").unwrap();
+    let row = latest(&mut db, "consent.granted").await;
+    row.is(acme, "success", ("user", Some(&ann_id)), client, ip);
+    assert_eq!(row.details["scope"], "email offline_access openid profile");
+    let (status, body) = p.redeem(&code, &verifier).await;
+    assert_eq!(status, 200, "{body}");
+    let family: Uuid =
+        sqlx::query_scalar("SELECT family_id FROM authorization_codes").fetch_one(&mut db).await.unwrap();
+    let family_id = family.to_string();
+    let row = latest(&mut db, "token.issued").await;
+    row.is(acme, "success", client, ("token_family", Some(&family_id)), ip);
+    assert_eq!(row.details["grant_type"], "authorization_code");
+    assert_eq!(row.details["user_id"], ann_id.as_str());
+    assert_eq!(row.details["acr"], "urn:laventecare:acr:pwd");
+    assert_eq!((row.details["refresh_token"].as_bool(), row.details["id_token"].as_bool()), (Some(true), Some(true)));
+    let jti = crate::flow::claims(body["access_token"].as_str().unwrap())["jti"].clone();
+    assert_eq!(row.details["jti"], jti);
+    let text = row.details.to_string();
+    for secret in ["access_token", "refresh_token", "id_token"] {
+        assert!(!text.contains(body[secret].as_str().unwrap()), "{secret} in the audit row");
+    }
+
+    // A refresh is an issuance of its own.
+    let rt = body["refresh_token"].as_str().unwrap();
+    let (status, refreshed) = p.token(&[("grant_type", "refresh_token"), ("refresh_token", rt)]).await;
+    assert_eq!(status, 200, "{refreshed}");
+    let row = latest(&mut db, "token.issued").await;
+    assert_eq!(
+        (row.details["grant_type"].as_str(), row.target_id.as_deref()),
+        (Some("refresh_token"), Some(&*family_id))
+    );
+
+    // Reuse ends the family, with the reason.
+    assert_eq!(p.token(&[("grant_type", "refresh_token"), ("refresh_token", rt)]).await.0, 400);
+    let row = latest(&mut db, "token_family.revoked").await;
+    row.is(acme, "success", client, ("token_family", Some(&family_id)), ip);
+    assert_eq!(row.details["reason"], "refresh_reuse");
+    assert_eq!(row.details["user_id"], ann_id.as_str());
+
+    // A code redeemed with the wrong redirect URI, another with the wrong verifier.
+    for (form_redirect, form_verifier, reason) in [
+        ("https://rp.example.com/other", None, "redirect_uri_mismatch"),
+        (REDIRECT, Some("x".repeat(43)), "pkce_failed"),
+    ] {
+        let (verifier, challenge) = pkce();
+        let step = browser.open(&authorize_url(&p, &challenge, &[])).await;
+        let code = step.param("code").unwrap();
+        let verifier = form_verifier.unwrap_or(verifier);
+        let form = [
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", form_redirect),
+            ("code_verifier", verifier.as_str()),
+        ];
+        let (status, body) = p.token(&form).await;
+        assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{body}");
+        let row = latest(&mut db, "code.redemption_failed").await;
+        row.is(acme, "failure", client, ("user", Some(&ann_id)), ip);
+        assert_eq!(row.details["reason"], reason);
+    }
+
+    // A service account's token names the client, with no user and no family.
+    let service = p
+        .client(clients::ClientRequest {
+            name: "Acme Jobs".into(),
+            grants: vec!["client_credentials".into()],
+            role: Some(tenancy::Role::Viewer),
+            ..Default::default()
+        })
+        .await;
+    let res = p
+        .http()
+        .post(p.url("/token"))
+        .basic_auth(&service.client_id, Some(service.client_secret.as_ref().unwrap().expose()))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let row = latest(&mut db, "token.issued").await;
+    row.is(acme, "success", ("client", Some(&service.client_id)), ("client", Some(&service.client_id)), ip);
+    assert_eq!(row.details["grant_type"], "client_credentials");
+    assert!(row.details["user_id"].is_null() && row.details["family_id"].is_null());
+
+    // Removing the member ends her families, each with the reason.
+    let (_, live) = tokens(&p).await;
+    tenancy::remove_member(&p.t.db, &Actor::operator(OPERATOR), "acme", &p.email).await.unwrap();
+    let row = latest(&mut db, "token_family.revoked").await;
+    assert_eq!((row.actor_kind.as_str(), row.details["reason"].as_str()), ("operator", Some("membership_removed")));
+    let (status, _) =
+        p.token(&[("grant_type", "refresh_token"), ("refresh_token", live["refresh_token"].as_str().unwrap())]).await;
+    assert_eq!(status, 400);
+
+    // Denying consent is recorded too.
+    tenancy::add_member(&p.t.db, "acme", &p.email, tenancy::Role::Viewer).await.unwrap();
+    let other = p
+        .client(clients::ClientRequest {
+            name: "Acme Other".into(),
+            grants: vec!["authorization_code".into()],
+            redirect_uris: vec![REDIRECT.into()],
+            ..Default::default()
+        })
+        .await;
+    let mut url = url::Url::parse(&authorize_url(&p, &challenge, &[])).unwrap();
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .map(|(k, v)| {
+            let v = if k == "client_id" { other.client_id.clone() } else { v.into_owned() };
+            (k.into_owned(), v)
+        })
+        .collect();
+    url.query_pairs_mut().clear().extend_pairs(pairs);
+    let consent = browser.open(url.as_str()).await;
+    let denied = browser.consent(&consent, false).await;
+    assert_eq!(denied.param("error").as_deref(), Some("access_denied"));
+    latest(&mut db, "consent.denied").await.is(
+        acme,
+        "success",
+        ("user", Some(&ann_id)),
+        ("client", Some(&other.client_id)),
+        ip,
+    );
+}
