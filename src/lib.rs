@@ -157,6 +157,14 @@ pub fn with_common_layers(routes: Router, config: &Config) -> Router {
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
         ))
+        // RFC 6797: an https issuer tells browsers to use nothing else for two years. Not
+        // `includeSubDomains`: other hosts of the deployer's domain are not ours to pin.
+        .layer(tower::util::option_layer(config.secure_cookies.then(|| {
+            SetResponseHeaderLayer::if_not_present(
+                header::STRICT_TRANSPORT_SECURITY,
+                HeaderValue::from_static("max-age=63072000"),
+            )
+        })))
         .layer(axum::middleware::from_fn(error::finish_errors))
         .layer(CatchPanicLayer::custom(|_panic: Box<dyn std::any::Any + Send>| {
             axum::response::IntoResponse::into_response(AppError::Internal(anyhow::anyhow!("handler panicked")))

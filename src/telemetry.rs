@@ -15,7 +15,11 @@ pub fn init(config: &Config, default_filter: &str) -> Option<sentry::ClientInitG
                 .dsn(dsn)
                 .maybe_release(sentry::release_name!())
                 // No request bodies, cookies or IP addresses leave the process.
-                .send_default_pii(false),
+                .send_default_pii(false)
+                .before_send(|mut event| {
+                    scrub(&mut event);
+                    Some(event)
+                }),
         )
     });
     let filter = config
@@ -40,4 +44,50 @@ pub fn init(config: &Config, default_filter: &str) -> Option<sentry::ClientInitG
         registry.try_init().ok();
     }
     guard
+}
+
+/// Takes what may carry a secret out of an event before it leaves the process: query strings
+/// hold recovery tokens, `id_token_hint`s, codes and `state`; cookies hold the session; and
+/// `Authorization` holds client secrets and bearer tokens. The path stays, for triage.
+fn scrub(event: &mut sentry::protocol::Event<'static>) {
+    if let Some(request) = event.request.as_mut() {
+        if let Some(url) = request.url.as_mut() {
+            url.set_query(None);
+            url.set_fragment(None);
+        }
+        request.query_string = None;
+        request.cookies = None;
+        request.data = None;
+        request.headers.retain(|name, _| {
+            let name = name.to_ascii_lowercase();
+            ["user-agent", "content-type", "content-length", "accept", "x-request-id"].contains(&name.as_str())
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A request's query, cookies and credentials never reach Sentry; its path does.
+    #[test]
+    fn events_lose_queries_cookies_and_credentials() {
+        let mut event = sentry::protocol::Event::default();
+        let mut headers = std::collections::BTreeMap::new();
+        headers.insert("Authorization".to_owned(), "Basic c2VjcmV0".to_owned());
+        headers.insert("Cookie".to_owned(), "lca_session=abc".to_owned());
+        headers.insert("User-Agent".to_owned(), "test".to_owned());
+        event.request = Some(sentry::protocol::Request {
+            url: "https://id.example.com/recover?token=s3cret#frag".parse().ok(),
+            query_string: Some("token=s3cret".into()),
+            cookies: Some("lca_session=abc".into()),
+            headers,
+            ..Default::default()
+        });
+        scrub(&mut event);
+        let request = event.request.unwrap();
+        assert_eq!(request.url.unwrap().as_str(), "https://id.example.com/recover");
+        assert_eq!((request.query_string, request.cookies), (None, None));
+        assert_eq!(request.headers.keys().collect::<Vec<_>>(), ["User-Agent"]);
+    }
 }

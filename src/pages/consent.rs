@@ -1,7 +1,7 @@
 //! The consent page: which application wants what, remembered per client and scope set.
 
 use askama::Template;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
@@ -10,7 +10,7 @@ use tower_sessions::Session;
 use crate::AppState;
 use crate::db::{self, audit};
 use crate::error::AppError;
-use crate::extract::Form;
+use crate::extract::{Form, Query};
 use crate::pages::session;
 use crate::pages::{EN, Text, render, text::scope_description};
 use crate::protocol::authorize::{Reply, expired_request, origin_of};

@@ -11,7 +11,7 @@
 //!   a member of the client's tenant (a device grant is always for the client's own tenant).
 
 use askama::Template;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
@@ -21,7 +21,7 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::db::{self, audit, clients::ClientRow};
 use crate::error::AppError;
-use crate::extract::Form;
+use crate::extract::{Form, Query};
 use crate::identity::{security, throttle};
 use crate::pages::mfa::NoticePage;
 use crate::pages::session::{self, SignedIn};

@@ -1,7 +1,7 @@
 //! The login page (email + password).
 
 use askama::Template;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::db::{self, audit};
 use crate::error::AppError;
-use crate::extract::Form;
+use crate::extract::{Form, Query};
 use crate::identity::{security, throttle};
 use crate::pages::session::{self, Pending, SignedIn};
 use crate::pages::{EN, Text, render};

@@ -2,7 +2,7 @@
 //! also where a user whose account needs MFA lands before anything is issued to them.
 
 use askama::Template;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::db::{self, audit};
 use crate::error::AppError;
-use crate::extract::Form;
+use crate::extract::{Form, Query};
 use crate::identity::{mfa, security, throttle};
 use crate::pages::login::{audit_sign_in, client_of, next_after_sign_in, record_lockouts, sign_in, sign_in_tenant};
 use crate::pages::session::{self, Pending, PreAuth};

@@ -2,7 +2,7 @@
 //! their second factor is removed, to be enrolled again at the next sign-in.
 
 use askama::Template;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
@@ -10,7 +10,7 @@ use tower_sessions::Session;
 
 use crate::AppState;
 use crate::error::AppError;
-use crate::extract::Form;
+use crate::extract::{Form, Query};
 use crate::identity::password;
 use crate::identity::recovery;
 use crate::pages::mfa::NoticePage;

@@ -1,7 +1,7 @@
 //! Choosing the tenant for a multi-tenant client.
 
 use askama::Template;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
@@ -10,7 +10,7 @@ use tower_sessions::Session;
 use crate::AppState;
 use crate::db::{self, memberships::MembershipOf};
 use crate::error::AppError;
-use crate::extract::Form;
+use crate::extract::{Form, Query};
 use crate::pages::session;
 use crate::pages::{EN, Text, render};
 use crate::protocol::authorize::{expired_request, origin_of};

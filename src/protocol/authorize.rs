@@ -5,7 +5,7 @@
 //! with `state` and `iss` (RFC 9207). Then the request waits in the browser session for
 //! login, tenant choice and consent, and ends in a single-use code.
 
-use axum::extract::{Query, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{Duration, Utc};
@@ -18,6 +18,7 @@ use crate::AppState;
 use crate::clients::{GRANT_AUTHORIZATION_CODE, RedirectUri};
 use crate::db::{self, audit, clients::ClientRow};
 use crate::error::AppError;
+use crate::extract::{Query, has_control_character};
 use crate::identity::security;
 use crate::pages::{self, page_error, session};
 use crate::protocol::discovery::ACR_MFA;
@@ -62,7 +63,12 @@ pub async fn authorize_get(
     meta: RequestMeta,
     RawQuery(query): RawQuery,
 ) -> Result<Response, AppError> {
-    let Ok(params) = serde_urlencoded::from_str::<AuthorizeParams>(query.as_deref().unwrap_or("")) else {
+    let query = query.unwrap_or_default();
+    let pairs = serde_urlencoded::from_str::<Vec<(String, String)>>(&query).unwrap_or_default();
+    if has_control_character(&pairs) {
+        return Err(bad_client("The request parameters contain control characters."));
+    }
+    let Ok(params) = serde_urlencoded::from_str::<AuthorizeParams>(&query) else {
         return Err(bad_client("The request parameters are malformed or repeated."));
     };
     start(&state, &session, &meta, params).await
@@ -75,6 +81,9 @@ pub async fn authorize_post(body: axum::body::Bytes) -> Result<Response, AppErro
     let Ok(params) = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body) else {
         return Err(bad_client("The request parameters are malformed."));
     };
+    if has_control_character(&params) {
+        return Err(bad_client("The request parameters contain control characters."));
+    }
     let query = serde_urlencoded::to_string(&params).map_err(|e| AppError::Internal(e.into()))?;
     Ok(Redirect::to(&format!("{}?{query}", crate::protocol::discovery::paths::AUTHORIZE)).into_response())
 }

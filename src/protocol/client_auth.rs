@@ -10,6 +10,11 @@ use crate::db::{Database, clients::ClientRow};
 use crate::error::{AppError, OAuthError};
 use crate::secrets::Secret;
 
+/// The registered `token_endpoint_auth_method` values (RFC 7591 §2).
+pub const METHOD_BASIC: &str = "client_secret_basic";
+pub const METHOD_POST: &str = "client_secret_post";
+pub const METHOD_NONE: &str = "none";
+
 /// Credentials as presented.
 #[derive(Debug, Default)]
 pub struct Presented<'a> {
@@ -40,6 +45,11 @@ pub async fn authenticate(db: &Database, headers: &HeaderMap, body: Presented<'_
             None => return Err(OAuthError::invalid_client().into()),
         },
     };
+    let method = match (&basic, secret) {
+        (Some(_), _) => METHOD_BASIC,
+        (None, Some(_)) => METHOD_POST,
+        (None, None) => METHOD_NONE,
+    };
     if client_id.is_empty() || client_id.len() > 128 {
         return Err(OAuthError::invalid_client().into());
     }
@@ -52,7 +62,10 @@ pub async fn authenticate(db: &Database, headers: &HeaderMap, body: Presented<'_
         (None, None) => client.client_type == "public",
         _ => false,
     };
-    if !ok {
+    // The method the client registered is the only one it may use (RFC 7591 §2,
+    // `token_endpoint_auth_method`): a secret meant for the Authorization header is refused
+    // in the body, and the other way round.
+    if !ok || client.token_endpoint_auth_method != method {
         return Err(OAuthError::invalid_client().into());
     }
     Ok(client)

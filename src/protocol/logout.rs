@@ -11,7 +11,7 @@
 //!   with a 303 to the same request as GET, which does.
 
 use askama::Template;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
@@ -21,7 +21,7 @@ use url::Url;
 use crate::AppState;
 use crate::db::{self, audit};
 use crate::error::AppError;
-use crate::extract::Form;
+use crate::extract::{Form, Query};
 use crate::pages::{self, EN, MessagePage, Text, page_error, render, session};
 use crate::protocol::meta::RequestMeta;
 use crate::tokens::{Expected, TokenType, check_claims};

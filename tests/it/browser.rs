@@ -60,6 +60,20 @@ impl Chrome {
         self.c().wait().at_most(Duration::from_secs(15)).for_element(Locator::Css(css)).await.unwrap()
     }
 
+    /// Waits until the page's title is `title` (a click's navigation may not have happened
+    /// yet when the next step looks).
+    async fn wait_for_title(&self, title: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let now = self.c().title().await.unwrap();
+            if now == title {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "the title stayed {now:?}, not {title:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     async fn close(mut self) {
         if let Some(c) = self.client.take() {
             c.close().await.ok();
@@ -217,6 +231,7 @@ async fn https_cookies_and_a_new_session_id_on_login() {
     let app = laventecare_auth::app(state);
     let get = axum::http::Request::get("/login").body(axum::body::Body::empty()).unwrap();
     let res = app.clone().oneshot(get).await.unwrap();
+    assert_eq!(res.headers()["strict-transport-security"], "max-age=63072000", "HSTS on an https issuer");
     let set = res.headers()["set-cookie"].to_str().unwrap().to_owned();
     assert!(set.starts_with("__Host-lca_session="), "{set}");
     for attr in ["Secure", "HttpOnly", "SameSite=Lax", "Path=/"] {
@@ -340,8 +355,7 @@ async fn chromium_approves_a_device() {
     assert_eq!(shown, codes["user_code"].as_str().unwrap());
     assert_eq!(chrome.wait_for("#device-client").await.text().await.unwrap(), "Chromium Thermostat");
     chrome.wait_for("#device-approve").await.click().await.unwrap();
-    chrome.wait_for("h1").await;
-    assert_eq!(chrome.c().title().await.unwrap(), "Device connected · LaventeCare");
+    chrome.wait_for_title("Device connected · LaventeCare").await;
     chrome.close().await;
 
     let res = p

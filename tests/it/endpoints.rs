@@ -151,6 +151,34 @@ async fn client_credentials_for_a_service_account() {
         (res.status().as_u16(), res.json::<serde_json::Value>().await.unwrap())
     };
     assert_eq!((status, refused["error"].as_str()), (400, Some("invalid_scope")));
+
+    // Only the registered authentication method works: this client's secret in the
+    // Authorization header is refused, as is the seeded client's (client_secret_basic) in the
+    // body.
+    let basic = p
+        .http()
+        .post(p.url("/token"))
+        .basic_auth(&svc.client_id, Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(basic.status(), 401);
+    assert_eq!(basic.json::<serde_json::Value>().await.unwrap()["error"], "invalid_client");
+    let posted = p
+        .http()
+        .post(p.url("/token"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", "x"),
+            ("client_id", &p.client_id),
+            ("client_secret", &p.client_secret),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 401);
+    assert_eq!(posted.json::<serde_json::Value>().await.unwrap()["error"], "invalid_client");
 }
 
 /// RP-initiated logout: a valid hint and a registered URI redirect with the state and end the

@@ -50,7 +50,8 @@ async fn database_going_away_is_opaque_logged_and_reported() {
 
     t.drop_database().await;
 
-    let res = http.get(format!("{}/readyz", server.base)).send().await.unwrap();
+    // A query string (recovery tokens, id_token_hint) must not travel to Sentry.
+    let res = http.get(format!("{}/readyz?token=leak-me-0123", server.base)).send().await.unwrap();
     assert_eq!(res.status(), 503);
     let request_id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
     assert_eq!(res.headers()["cache-control"], "no-store");
@@ -74,6 +75,9 @@ async fn database_going_away_is_opaque_logged_and_reported() {
         let found =
             envelopes.lock().unwrap().iter().any(|e| e.contains(&request_id) && e.contains("\"level\":\"error\""));
         if found {
+            let all = envelopes.lock().unwrap().join("\n");
+            assert!(!all.contains("leak-me-0123"), "the query string reached Sentry: {all}");
+            assert!(all.contains("/readyz"), "the path is kept for triage");
             break;
         }
         assert!(

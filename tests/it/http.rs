@@ -37,6 +37,7 @@ async fn probes_answer_with_request_id_and_headers() {
         assert_eq!(uuid::Uuid::parse_str(id).unwrap().get_version_num(), 4);
         assert_eq!(headers["x-content-type-options"], "nosniff");
         assert_eq!(headers["referrer-policy"], "no-referrer");
+        assert!(headers.get("strict-transport-security").is_none(), "no HSTS over a loopback http issuer");
         assert!(headers["content-security-policy"].to_str().unwrap().contains("frame-ancestors 'none'"));
     }
     // A caller's own request id is kept (for tracing across services).
@@ -129,4 +130,55 @@ async fn strict_decoding_rejects_with_our_words() {
             assert!(!text.contains(leak), "{leak:?} leaked: {text}");
         }
     }
+}
+
+/// Control characters are refused at the edge with a 400, never a 500: a CR/LF in `req` that
+/// would reach a `Location` header, and NUL bytes that PostgreSQL cannot store, in forms,
+/// queries, JSON, the authorization request and the token endpoint.
+#[tokio::test]
+async fn control_characters_are_refused_at_the_edge() {
+    let t = TestDb::new().await;
+    let state = t.state().await;
+    let app = laventecare_auth::app(state.clone());
+    let form = |path: &str, body: &str| {
+        Request::post(path)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::from(body.to_owned()))
+            .unwrap()
+    };
+    let cases = [
+        get("/login/mfa?req=x%0D%0ASet-Cookie:%20a=b"),
+        get("/login?req=%00"),
+        get("/mfa/enrol?req=a%0Ab"),
+        get("/authorize/continue?req=%0D%0Aa"),
+        get("/device?user_code=BCDF%00GHJK"),
+        form("/login", "csrf=x&req=&email=ann%00%40example.com&password=long+enough+password"),
+        form("/token", "grant_type=authorization_code&code=%00&redirect_uri=x&client_id=c"),
+        form("/token", "grant_type=refresh_token&refresh_token=a%0Db&client_id=c"),
+        form("/revoke", "token=%00&client_id=c"),
+    ];
+    for req in cases {
+        let path = req.uri().to_string();
+        let (code, _, body) = send(&app, req).await;
+        assert_eq!(code, StatusCode::BAD_REQUEST, "{path}: {body}");
+        assert_eq!(body["error"], "invalid_request", "{path}");
+        assert_eq!(body["error_description"], "the request contains a control character", "{path}");
+    }
+    // The authorization endpoint answers with its error page, as for any untrusted request.
+    for query in ["client_id=c%00", "client_id=c&nonce=a%00b", "client_id=c&state=%0D%0A"] {
+        let res = app.clone().oneshot(get(&format!("/authorize?{query}"))).await.unwrap();
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{query}");
+        assert!(res.headers().get("location").is_none());
+        let html = axum::body::to_bytes(res.into_body(), 1 << 20).await.unwrap();
+        assert!(String::from_utf8_lossy(&html).contains("control characters"), "{query}");
+    }
+    // JSON may carry a newline, never NUL.
+    let probe = Router::new().route("/json", post(|Json(s): Json<Strict>| async move { s.name }));
+    let probe = laventecare_auth::with_common_layers(probe, &state.config);
+    let json = |body: &'static str| {
+        Request::post("/json").header("content-type", "application/json").body(Body::from(body)).unwrap()
+    };
+    assert_eq!(probe.clone().oneshot(json(r#"{"name":"a\nb","count":1}"#)).await.unwrap().status(), 200);
+    let (code, _, body) = send(&probe, json(r#"{"name":"a\u0000b","count":1}"#)).await;
+    assert_eq!((code, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_request")));
 }

@@ -13,6 +13,7 @@ const LOOKUPS: &[&str] = &[
     "lca_client_tenant(text)",
     "lca_code_tenant(bytea)",
     "lca_device_code_tenant(bytea)",
+    "lca_identities_current(uuid[],uuid[])",
     "lca_memberships_any_status(uuid)",
     "lca_memberships_of(uuid)",
     "lca_platform_tenant()",
@@ -131,6 +132,7 @@ async fn lookups_return_the_minimum() {
         ("lca_client_tenant", "uuid"),
         ("lca_code_tenant", "uuid"),
         ("lca_device_code_tenant", "uuid"),
+        ("lca_identities_current", "boolean"),
         ("lca_memberships_any_status", "TABLE(tenant_id uuid, role text)"),
         ("lca_memberships_of", "TABLE(tenant_id uuid, slug text, name text, role text)"),
         ("lca_platform_tenant", "uuid"),
@@ -139,7 +141,7 @@ async fn lookups_return_the_minimum() {
         ("lca_sweep_signing_keys", "bigint"),
         ("lca_tenant_by_slug", "TABLE(id uuid, status text, is_platform boolean)"),
         ("lca_tenant_list", "TABLE(id uuid, slug text)"),
-        ("lca_user_by_email", "TABLE(id uuid, password_hash text, status text)"),
+        ("lca_user_by_email", "TABLE(id uuid, password_hash text, status text, security_stamp uuid)"),
         ("lca_user_code_tenant", "uuid"),
         ("lca_user_family_tenants", "SETOF uuid"),
     ];
@@ -325,4 +327,40 @@ async fn device_code_lookups() {
     tx.commit().await.unwrap();
     let mut tx = t.db.unscoped().await.unwrap();
     assert_eq!(db::device::user_code_tenant(&mut tx, &[2u8; 32]).await.unwrap(), None);
+}
+
+/// lca_identities_current says only whether every (user, stamp) pair is current: a stamp that
+/// changed, a disabled user, an unknown user and pairs of unequal length are not; no identity
+/// at all is.
+#[tokio::test]
+async fn identities_current_checks_every_stamp() {
+    let t = TestDb::new().await;
+    let hasher = identity::PasswordHasher::new();
+    let ann = identity::create_user(&t.db, &hasher, "ann@example.com", "a long password!").await.unwrap().user_id;
+    let bob = identity::create_user(&t.db, &hasher, "bob@example.com", "a long password!").await.unwrap().user_id;
+    let mut owner = t.owner().await;
+    let stamp =
+        |id: uuid::Uuid| sqlx::query_scalar::<_, uuid::Uuid>("SELECT security_stamp FROM users WHERE id = $1").bind(id);
+    let (ann_stamp, bob_stamp) =
+        (stamp(ann).fetch_one(&mut owner).await.unwrap(), stamp(bob).fetch_one(&mut owner).await.unwrap());
+    let mut runtime = t.runtime().await;
+    let mut current = async |users: &[uuid::Uuid], stamps: &[uuid::Uuid]| -> bool {
+        sqlx::query_scalar("SELECT lca_identities_current($1, $2)")
+            .bind(users)
+            .bind(stamps)
+            .fetch_one(&mut runtime)
+            .await
+            .unwrap()
+    };
+    assert!(current(&[], &[]).await);
+    assert!(current(&[ann], &[ann_stamp]).await);
+    assert!(current(&[ann, bob], &[ann_stamp, bob_stamp]).await);
+    assert!(!current(&[ann, bob], &[ann_stamp, ann_stamp]).await, "one stale pair is enough");
+    assert!(!current(&[ann], &[]).await, "unequal lengths");
+    assert!(!current(&[uuid::Uuid::now_v7()], &[ann_stamp]).await, "unknown user");
+    sqlx::query("UPDATE users SET status = 'disabled' WHERE id = $1").bind(bob).execute(&mut owner).await.unwrap();
+    assert!(!current(&[bob], &[bob_stamp]).await, "a disabled user");
+    // The runtime role cannot read the stamps themselves without a tenant or user scope.
+    let seen: i64 = sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(&mut t.runtime().await).await.unwrap();
+    assert_eq!(seen, 0);
 }
