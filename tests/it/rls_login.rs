@@ -138,7 +138,9 @@ async fn probe_request_connection(db: &Database) {
 async fn embedded_request_connections_cannot_switch_role() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let config = test_config(&[("LCA_DATA_DIR", data.to_str().unwrap()), ("LCA_MASTER_KEY", TEST_MASTER_KEY)]);
+    let mut config = test_config(&[("LCA_DATA_DIR", data.to_str().unwrap()), ("LCA_MASTER_KEY", TEST_MASTER_KEY)]);
+    // The embedded default also when this run's own DATABASE_URL is in the environment.
+    config.database = laventecare_auth::config::DatabaseConfig::Embedded;
     let (database, cluster) = db::open(&config).await.unwrap();
     let mut cluster = cluster.expect("the embedded default runs its own cluster");
     database.migrate().await.unwrap();
