@@ -118,6 +118,21 @@ async fn forged_tenant(conn: &mut PgConnection, a: Uuid, b: Uuid) {
         sqlx::query("ROLLBACK TO SAVEPOINT attempt").execute(&mut *conn).await.unwrap();
     }
     sqlx::query("ROLLBACK").execute(&mut *conn).await.unwrap();
+
+    // A session-level forgery (is_local = false) outlives its transaction on this connection,
+    // but a transaction opened for a tenant overrides it with its own transaction-local value.
+    sqlx::query(sqlx::AssertSqlSafe(format!("SELECT set_config('app.tenant_id', '{b}', false)")))
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    sqlx::query("BEGIN").execute(&mut *conn).await.unwrap();
+    sqlx::query("SELECT set_config('app.tenant_id', $1, true)").bind(a.to_string()).execute(&mut *conn).await.unwrap();
+    let seen: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM tenants").fetch_all(&mut *conn).await.unwrap();
+    assert_eq!(seen, [a], "the tenant transaction's own setting wins");
+    sqlx::query("COMMIT").execute(&mut *conn).await.unwrap();
+    let seen: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM tenants").fetch_all(&mut *conn).await.unwrap();
+    assert_eq!(seen, [b], "outside it, the forged session value is back");
+    sqlx::query("RESET app.tenant_id").execute(&mut *conn).await.unwrap();
 }
 
 /// The probe as the request connection of a running `Database`, with its login checked.
