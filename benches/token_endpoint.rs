@@ -43,7 +43,7 @@ async fn setup() -> Setup {
     cluster.ensure_database(&name).await.unwrap();
     let database = Database::connect_lazy(&ConnectTarget {
         owner: cluster.connect_options(&name),
-        runtime: None,
+        runtime: Some(cluster.runtime_connect_options(&name)),
         max_connections: 8,
     });
     database.migrate().await.unwrap();

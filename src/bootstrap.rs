@@ -49,7 +49,9 @@ pub async fn run(
         None => Some(hasher.hash(password.expose()).await?),
         Some(_) => None,
     };
-    let mut tx = db.tenant_and_user(tenant_id, user_id).await?;
+    // Writing a tenant takes owner rights (migrations/0010); the user, membership and audit rows
+    // go in the same transaction, still under RLS for this tenant and user.
+    let mut tx = db.operator_tenant_and_user(tenant_id, user_id).await?;
     match db::tenants::insert(&mut tx, tenant_id, PLATFORM_SLUG, "Platform", true).await {
         Ok(()) => {}
         // Another instance bootstrapped first.

@@ -298,6 +298,11 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
 
 async fn run_with(command: Command, config: &Arc<Config>, db: &Database) -> anyhow::Result<ExitCode> {
     db.migrate().await.context("database migration failed")?;
+    // Every other command makes request-style connections: refuse before any of them if their
+    // login is not a plain lca_runtime (never fall back to the owner's).
+    if !matches!(command, Command::Migrate) {
+        db.verify_runtime_login().await?;
+    }
     let hasher = PasswordHasher::new();
     let operator = operator();
     match command {

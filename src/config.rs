@@ -32,7 +32,8 @@ pub struct ConfigArgs {
     /// An external PostgreSQL (owner rights); when set, no embedded cluster is started.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
     pub database_url: Option<String>,
-    /// Optional separate login for the runtime role `lca_runtime`.
+    /// Login of the runtime role `lca_runtime` on the database of DATABASE_URL, for request
+    /// connections; needed with DATABASE_URL for every command but `migrate`.
     #[arg(long, env = "DATABASE_RUNTIME_URL", hide_env_values = true, global = true)]
     pub database_runtime_url: Option<String>,
     /// Key (32 bytes, base64) that encrypts signing keys and TOTP secrets; generated into the

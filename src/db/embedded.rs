@@ -14,6 +14,15 @@
 //! 0700, so the `trust` authentication of the local socket reaches only its owner) and
 //! `postgres.log`.
 //!
+//! Two logins use that socket: the superuser (the owner: migrations, operator tasks) and
+//! `lca_runtime` (request connections; `migrations/0010_runtime_login.sql`). The runtime login
+//! gets no password of its own, on purpose: the socket directory is the authentication.
+//! Whoever can enter it (the cluster's OS user, or root) can already log in as the superuser
+//! over the same `trust` line, and a password file in the data directory would be readable by
+//! exactly those people, so it would add a secret to manage and no wall. What matters for the
+//! runtime login is that SQL on a request connection cannot turn into more rights, and that
+//! holds because the session user is `lca_runtime` itself, whatever the authentication.
+//!
 //! The process that starts the cluster stops it (`stop`); a second process on the same data
 //! directory (a CLI command while `serve` runs) finds it running and uses it without owning it.
 
@@ -135,11 +144,26 @@ impl EmbeddedCluster {
             .log_statements(tracing::log::LevelFilter::Debug)
     }
 
+    /// Connection options for a database of this cluster, as the runtime role `lca_runtime`
+    /// (request connections; see the module documentation for why there is no password).
+    pub fn runtime_connect_options(&self, database: &str) -> PgConnectOptions {
+        self.connect_options(database).username(super::RUNTIME_ROLE)
+    }
+
     /// A URL for `database` on this cluster (for child processes and `psql`).
     pub fn url(&self, database: &str) -> String {
+        self.url_as(database, SUPERUSER)
+    }
+
+    /// A URL for `database` on this cluster logging in as `lca_runtime`.
+    pub fn runtime_url(&self, database: &str) -> String {
+        self.url_as(database, super::RUNTIME_ROLE)
+    }
+
+    fn url_as(&self, database: &str, user: &str) -> String {
         let host: String =
             url::form_urlencoded::byte_serialize(self.socket_dir().as_os_str().as_encoded_bytes()).collect();
-        format!("postgres:///{database}?host={host}&user={SUPERUSER}")
+        format!("postgres:///{database}?host={host}&user={user}")
     }
 
     fn is_running(&self) -> bool {

@@ -1,5 +1,8 @@
 //! Signing key rows (`migrations/0004_signing_keys.sql`). The table is global, so these run in
-//! [`Database::unscoped`](super::Database::unscoped) transactions.
+//! transactions without a tenant, or the platform tenant's (for its audit row). Reads work in
+//! any transaction; [`insert`] and [`retire_active`] need an owner-pool transaction
+//! ([`Database::operator`](super::Database::operator)): request connections may only read keys
+//! (`migrations/0010_runtime_login.sql`).
 
 use std::time::Duration;
 

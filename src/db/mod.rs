@@ -4,10 +4,16 @@
 //! Errors here are `sqlx::Error` (data code speaks the database's language); the HTTP edge
 //! turns them into opaque `server_error`s.
 //!
-//! Two roles (DESIGN.md, "Storage and Row Level Security"):
-//! - the *owner* (the login of `DATABASE_URL`) runs migrations and owns the tables;
-//! - the *runtime* role `lca_runtime` (no BYPASSRLS, owns nothing) is what every request runs
-//!   as: each pooled connection steps down to it with `SET ROLE` when it is opened.
+//! Two logins (ARCHITECTURE.md, "Storage and Row Level Security"):
+//! - the *owner* (the login of `DATABASE_URL`, the superuser of the embedded cluster) runs
+//!   migrations and owns the tables. Its pool also runs the few writes the request path may
+//!   not do (tenants, signing keys), stepped down to `lca_operator` ([`Database::operator`]);
+//! - the *runtime* role `lca_runtime` (`LOGIN NOINHERIT`, no BYPASSRLS, not a superuser, owns
+//!   nothing, member of nothing) is what every request connection logs in as. Its session user
+//!   is `lca_runtime` itself, so `RESET ROLE` and `SET ROLE` cannot climb out of it; a
+//!   `SET ROLE` from an owner login could be undone by any SQL on that connection. Every new
+//!   request connection is checked ([`runtime_login_problem`]) and refused if it is anything
+//!   else, so a misconfigured login fails closed instead of running requests with more rights.
 
 pub mod audit;
 pub mod clients;
@@ -34,8 +40,13 @@ use uuid::Uuid;
 
 pub use embedded::EmbeddedCluster;
 
-/// The role request paths run as. Created by the first migration.
+/// The role request connections log in as. Created by the first migration, made a login by
+/// `migrations/0010_runtime_login.sql`.
 pub const RUNTIME_ROLE: &str = "lca_runtime";
+
+/// The role owner-pool transactions step down to for the writes the runtime role may not do
+/// (`migrations/0010_runtime_login.sql`).
+pub const OPERATOR_ROLE: &str = "lca_operator";
 
 /// Migrations embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -50,9 +61,11 @@ pub struct Database {
 /// Where to connect.
 #[derive(Clone, Debug)]
 pub struct ConnectTarget {
-    /// Owner rights: migrations.
+    /// Owner rights: migrations, and the [`Database::operator`] transactions.
     pub owner: PgConnectOptions,
-    /// Login for the runtime pool; the owner's login when `None`.
+    /// The login of `lca_runtime` for the request pool. `None` leaves the pool without a
+    /// usable login: it is then tried with the owner's, which the check of every new
+    /// connection refuses. Enough for `migrate`, which needs no request connection.
     pub runtime: Option<PgConnectOptions>,
     /// Upper bound of the runtime pool.
     pub max_connections: u32,
@@ -62,8 +75,9 @@ impl Database {
     /// Opens both pools. Connections are made lazily, so a server can start (and answer
     /// `/healthz`) before the database is reachable.
     pub fn connect_lazy(target: &ConnectTarget) -> Self {
+        // Migrations and the operator transactions: few, short, and lazily opened.
         let owner = PgPoolOptions::new()
-            .max_connections(2)
+            .max_connections(4)
             .acquire_timeout(Duration::from_secs(10))
             .connect_lazy_with(target.owner.clone());
         let runtime = PgPoolOptions::new()
@@ -71,13 +85,54 @@ impl Database {
             .acquire_timeout(Duration::from_secs(5))
             .after_connect(|conn, _meta| {
                 Box::pin(async move {
-                    // Every request connection steps down to the runtime role before first use.
-                    sqlx::query("SET ROLE lca_runtime").execute(conn).await?;
-                    Ok(())
+                    // Fail closed: a connection that is not a plain lca_runtime login never
+                    // reaches request code (sqlx logs the error and retries until the acquire
+                    // times out). One query per new connection, not per request.
+                    match runtime_login_problem(conn).await? {
+                        None => Ok(()),
+                        Some(problem) => Err(sqlx::Error::Configuration(problem.into())),
+                    }
                 })
             })
             .connect_lazy_with(target.runtime.clone().unwrap_or_else(|| target.owner.clone()));
         Self { owner, runtime }
+    }
+
+    /// Checks, on a connection of its own, that the runtime pool's login is what request
+    /// connections must be (see [`runtime_login_problem`]), and says what to fix if it is not.
+    /// Run at start, after the migrations (which make `lca_runtime` a login).
+    pub async fn verify_runtime_login(&self) -> anyhow::Result<()> {
+        use anyhow::Context as _;
+        let options = self.runtime.connect_options();
+        let mut conn = sqlx::PgConnection::connect_with(&options).await.with_context(|| {
+            format!(
+                "cannot log in as {RUNTIME_ROLE} for request connections (user {:?}); with an external \
+                 database, set DATABASE_RUNTIME_URL to a login of {RUNTIME_ROLE} (README, \"An external PostgreSQL\")",
+                options.get_username()
+            )
+        })?;
+        let problem = runtime_login_problem(&mut conn).await?;
+        conn.close().await.ok();
+        let unset = if options.get_username() == self.owner.connect_options().get_username() {
+            " (DATABASE_RUNTIME_URL is not set, or logs in as the owner of DATABASE_URL)"
+        } else {
+            ""
+        };
+        match problem {
+            None => Ok(()),
+            Some(problem) => anyhow::bail!(
+                "refusing to run with this database login for requests: {problem}{unset}. Request connections must log in as {RUNTIME_ROLE} itself \
+                 (LOGIN NOINHERIT, not a superuser, no BYPASSRLS, no CREATEROLE, owning nothing, member of no \
+                 role): with an external database, set DATABASE_RUNTIME_URL to a login of {RUNTIME_ROLE} \
+                 (README, \"An external PostgreSQL\")"
+            ),
+        }
+    }
+
+    /// A connection of the request pool, with no transaction and no tenant: for diagnostics and
+    /// for tests that show what SQL on a request connection can and cannot do.
+    pub async fn request_connection(&self) -> Result<sqlx::pool::PoolConnection<Postgres>, sqlx::Error> {
+        self.runtime.acquire().await
     }
 
     /// Applies pending migrations as the owner. Serialised across processes by sqlx's
@@ -114,8 +169,43 @@ impl Database {
         self.scoped(None, None).await
     }
 
+    /// An owner-pool transaction stepped down to `lca_operator` for one tenant: for the writes
+    /// request connections may not do (creating a tenant, its status and MFA policy, signing
+    /// keys). `SET LOCAL ROLE` makes Row Level Security hold as in any tenant transaction, also
+    /// when the owner is a superuser, and ends with the transaction. Audit rows go in the same
+    /// transaction, as everywhere.
+    pub async fn operator(&self, tenant_id: Uuid) -> Result<Tx, sqlx::Error> {
+        self.operator_scoped(Some(tenant_id), None).await
+    }
+
+    /// [`Database::operator`] for a tenant and one of its users (bootstrap: the platform tenant
+    /// and its first admin in one transaction).
+    pub async fn operator_tenant_and_user(&self, tenant_id: Uuid, user_id: Uuid) -> Result<Tx, sqlx::Error> {
+        self.operator_scoped(Some(tenant_id), Some(user_id)).await
+    }
+
+    /// [`Database::operator`] with no tenant: tenant tables read as empty (signing keys, which
+    /// are global, before a platform tenant exists).
+    pub async fn operator_unscoped(&self) -> Result<Tx, sqlx::Error> {
+        self.operator_scoped(None, None).await
+    }
+
+    async fn operator_scoped(&self, tenant_id: Option<Uuid>, user_id: Option<Uuid>) -> Result<Tx, sqlx::Error> {
+        let mut tx = self.owner.begin().await?;
+        sqlx::query("SET LOCAL ROLE lca_operator").execute(&mut *tx).await?;
+        Self::scope(tx, tenant_id, user_id).await
+    }
+
     async fn scoped(&self, tenant_id: Option<Uuid>, user_id: Option<Uuid>) -> Result<Tx, sqlx::Error> {
-        let mut tx = self.runtime.begin().await?;
+        let tx = self.runtime.begin().await?;
+        Self::scope(tx, tenant_id, user_id).await
+    }
+
+    async fn scope(
+        mut tx: Transaction<'static, Postgres>,
+        tenant_id: Option<Uuid>,
+        user_id: Option<Uuid>,
+    ) -> Result<Tx, sqlx::Error> {
         if tenant_id.is_some() || user_id.is_some() {
             sqlx::query("SELECT set_config('app.tenant_id', $1, true), set_config('app.user_id', $2, true)")
                 .bind(tenant_id.map(|t| t.to_string()).unwrap_or_default())
@@ -210,6 +300,39 @@ impl SessionLock {
     }
 }
 
+/// What is wrong with `conn` as a request connection, or `None` when it is a plain
+/// `lca_runtime` login: its session user is `lca_runtime` (so `RESET ROLE` cannot return to
+/// anyone else), which is not a superuser, has no BYPASSRLS and no CREATEROLE (which could grant
+/// it other roles), is a member of no role at all (so `SET ROLE` has nowhere to go; this also
+/// catches owning the database, which makes it a member of `pg_database_owner`), and owns no
+/// table, schema or function of this database.
+pub async fn runtime_login_problem(conn: &mut sqlx::PgConnection) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT CASE \
+           WHEN session_user <> 'lca_runtime' THEN format('the login is %I, not lca_runtime', session_user) \
+           WHEN current_user <> session_user THEN format('the connection has switched to role %I', current_user) \
+           WHEN r.rolsuper THEN 'lca_runtime is a superuser' \
+           WHEN r.rolbypassrls THEN 'lca_runtime has BYPASSRLS' \
+           WHEN r.rolcreaterole THEN 'lca_runtime has CREATEROLE' \
+           WHEN m.roles IS NOT NULL THEN format('lca_runtime is a member of %s', m.roles) \
+           WHEN EXISTS (SELECT 1 FROM pg_class c WHERE c.relowner = r.oid) \
+             OR EXISTS (SELECT 1 FROM pg_namespace n WHERE n.nspowner = r.oid) \
+             OR EXISTS (SELECT 1 FROM pg_proc p WHERE p.proowner = r.oid) \
+             THEN 'lca_runtime owns objects of this database' \
+         END \
+         FROM pg_roles r, LATERAL ( \
+           SELECT string_agg(quote_ident(o.rolname), ', ' ORDER BY o.rolname) AS roles FROM pg_roles o \
+           WHERE o.oid <> r.oid AND pg_has_role(r.oid, o.oid, 'MEMBER')) m \
+         WHERE r.rolname = session_user",
+    )
+    .fetch_optional(conn)
+    .await
+    .map(|problem: Option<Option<String>>| match problem {
+        Some(problem) => problem,
+        None => Some("the login's role is not in pg_roles".to_owned()),
+    })
+}
+
 /// The SQLSTATE of a database error, if it is one.
 pub fn sqlstate(err: &sqlx::Error) -> Option<String> {
     match err {
@@ -247,7 +370,7 @@ pub async fn open(config: &crate::config::Config) -> anyhow::Result<(Database, O
             cluster.ensure_database(embedded::DATABASE_NAME).await?;
             let target = ConnectTarget {
                 owner: cluster.connect_options(embedded::DATABASE_NAME),
-                runtime: None,
+                runtime: Some(cluster.runtime_connect_options(embedded::DATABASE_NAME)),
                 max_connections: config.db_max_connections,
             };
             Ok((Database::connect_lazy(&target), Some(cluster)))

@@ -12,7 +12,9 @@ pub struct TenantRef {
     pub is_platform: bool,
 }
 
-/// Inserts a tenant. The transaction must be opened for `id`.
+/// Inserts a tenant. The transaction must be an operator transaction opened for `id`
+/// ([`Database::operator`](super::Database::operator)): request connections may not write
+/// tenants (`migrations/0010_runtime_login.sql`).
 pub async fn insert(tx: &mut Tx, id: Uuid, slug: &str, name: &str, is_platform: bool) -> Result<(), sqlx::Error> {
     sqlx::query("INSERT INTO tenants (id, slug, name, is_platform) VALUES ($1, $2, $3, $4)")
         .bind(id)
@@ -53,6 +55,7 @@ pub async fn requires_mfa(tx: &mut Tx) -> Result<bool, sqlx::Error> {
 }
 
 /// Sets the transaction's tenant's status (`active` or `suspended`); true if it changed.
+/// Operator transactions only, like [`insert`].
 pub async fn set_status(tx: &mut Tx, status: &str) -> Result<bool, sqlx::Error> {
     let tenant_id = tx.tenant_id().unwrap_or_default();
     let done = sqlx::query("UPDATE tenants SET status = $2 WHERE id = $1 AND status <> $2")
@@ -63,7 +66,8 @@ pub async fn set_status(tx: &mut Tx, status: &str) -> Result<bool, sqlx::Error> 
     Ok(done.rows_affected() == 1)
 }
 
-/// Sets whether the transaction's tenant requires MFA; true if it changed.
+/// Sets whether the transaction's tenant requires MFA; true if it changed. Operator
+/// transactions only, like [`insert`].
 pub async fn set_require_mfa(tx: &mut Tx, require: bool) -> Result<bool, sqlx::Error> {
     let tenant_id = tx.tenant_id().unwrap_or_default();
     let done = sqlx::query("UPDATE tenants SET require_mfa = $2 WHERE id = $1 AND require_mfa <> $2")

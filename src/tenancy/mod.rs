@@ -117,7 +117,9 @@ pub async fn create_tenant_by(
         return Err(ServiceError::Invalid("tenant name must be 1-200 printable characters".into()));
     }
     let id = Uuid::now_v7();
-    let mut tx = db.tenant(id).await?;
+    // Request connections may not write tenants (migrations/0010): an owner-pool transaction
+    // stepped down to lca_operator, for this tenant, so RLS still checks the row.
+    let mut tx = db.operator(id).await?;
     match db::tenants::insert(&mut tx, id, slug.as_str(), name, is_platform).await {
         Ok(()) => {}
         Err(e) if db::unique_violation(&e).is_some() => {
@@ -213,7 +215,7 @@ pub async fn set_suspended(
         return Err(ServiceError::Invalid("the platform tenant cannot be suspended".into()));
     }
     let (status, action) = if suspend { ("suspended", "tenant.suspended") } else { ("active", "tenant.reactivated") };
-    let mut tx = db.tenant(tenant.id).await?;
+    let mut tx = db.operator(tenant.id).await?;
     let changed = db::tenants::set_status(&mut tx, status).await?;
     if changed {
         let event = actor.event(action, ("tenant", Some(tenant.id.to_string())), serde_json::json!({ "slug": slug }));
@@ -339,7 +341,7 @@ pub async fn set_require_mfa(
     require: bool,
 ) -> Result<MfaPolicy, ServiceError> {
     let tenant = find_tenant(db, slug).await?;
-    let mut tx = db.tenant(tenant.id).await?;
+    let mut tx = db.operator(tenant.id).await?;
     if db::tenants::set_require_mfa(&mut tx, require).await? {
         let details = serde_json::json!({ "require_mfa": require });
         audit::append(

@@ -96,10 +96,11 @@ pub async fn rotate_by(
     let platform = tenants::platform(&mut tx).await?;
     tx.commit().await?;
     // signing_keys has no Row Level Security, so a transaction for the platform tenant writes
-    // the keys and the event together.
+    // the keys and the event together. Request connections may not write keys
+    // (migrations/0010): this is an owner-pool transaction stepped down to lca_operator.
     let mut tx = match platform {
-        Some(id) => db.tenant(id).await?,
-        None => db.unscoped().await?,
+        Some(id) => db.operator(id).await?,
+        None => db.operator_unscoped().await?,
     };
     keys::lock(&mut tx).await?;
     let retired = keys::retire_active(&mut tx, policy.publish_for()).await?;
@@ -139,7 +140,8 @@ pub async fn ensure_keys(db: &Database, master_key: &MasterKey) -> anyhow::Resul
         return Ok(Vec::new());
     }
     let new_keys = generate(missing, master_key).await?;
-    let mut tx = db.unscoped().await?;
+    // Owner rights, stepped down to lca_operator (request connections may not add keys).
+    let mut tx = db.operator_unscoped().await?;
     keys::lock(&mut tx).await?;
     // Under the lock: a concurrent start may have created some of them meanwhile; its keys
     // win and ours are dropped unused.

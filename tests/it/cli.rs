@@ -228,16 +228,24 @@ async fn settings_from_a_toml_file() {
     let t = TestDb::new().await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("lca.toml");
-    std::fs::write(&file, format!("database_url = \"{}\"\ncode_ttl_secs = 30\n", t.url())).unwrap();
+    std::fs::write(
+        &file,
+        format!("database_url = \"{}\"\ndatabase_runtime_url = \"{}\"\ncode_ttl_secs = 30\n", t.url(), t.runtime_url()),
+    )
+    .unwrap();
     let mut cmd = crate::support::binary();
     cmd.args(["--config", file.to_str().unwrap(), "tenant", "create", "--slug", "from-file", "--name", "F", "--json"]);
     let v = json_out(&crate::support::run_with_stdin(cmd, ""));
     assert_eq!(v["slug"], "from-file");
 
     // DATABASE_URL in the environment beats the file's (which now points nowhere).
-    std::fs::write(&file, "database_url = \"postgres://nobody@127.0.0.1:1/none\"\n").unwrap();
+    std::fs::write(
+        &file,
+        "database_url = \"postgres://nobody@127.0.0.1:1/none\"\ndatabase_runtime_url = \"postgres://nobody@127.0.0.1:1/none\"\n",
+    )
+    .unwrap();
     let mut cmd = crate::support::binary();
-    cmd.env("DATABASE_URL", t.url());
+    t.database_env(&mut cmd);
     cmd.args(["--config", file.to_str().unwrap(), "tenant", "create", "--slug", "env-wins", "--name", "E", "--json"]);
     json_out(&crate::support::run_with_stdin(cmd, ""));
 

@@ -42,7 +42,7 @@ async fn database_going_away_is_opaque_logged_and_reported() {
     let t = TestDb::new().await;
     let (dsn, envelopes) = sentry_stand_in().await;
     let mut cmd = binary();
-    cmd.env("DATABASE_URL", t.url()).env("SENTRY_DSN", &dsn);
+    t.database_env(&mut cmd).env("SENTRY_DSN", &dsn);
     let server = Server::start(cmd).await;
     let http = reqwest::Client::new();
     let ready = http.get(format!("{}/readyz", server.base)).send().await.unwrap();

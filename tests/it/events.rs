@@ -61,7 +61,7 @@ const OPERATOR: &str = "ops-tester";
 /// A CLI command run by the OS user `ops-tester`.
 fn operator_cli(t: &TestDb, args: &[&str], stdin: &str) -> serde_json::Value {
     let mut cmd = binary();
-    cmd.env("DATABASE_URL", t.url()).env("USER", OPERATOR).args(args).arg("--json");
+    t.database_env(&mut cmd).env("USER", OPERATOR).args(args).arg("--json");
     json_out(&run_with_stdin(cmd, stdin))
 }
 

@@ -309,7 +309,7 @@ async fn only_one_janitor_works_at_a_time() {
 async fn the_server_runs_the_janitor() {
     let t = TestDb::new().await;
     let mut cmd = binary();
-    cmd.env("DATABASE_URL", t.url()).env("LCA_JANITOR_INTERVAL", "1").env("LCA_ADMIN_PASSWORD", "an admin password");
+    t.database_env(&mut cmd).env("LCA_JANITOR_INTERVAL", "1").env("LCA_ADMIN_PASSWORD", "an admin password");
     let server = crate::support::Server::start(cmd).await;
     let mut db = t.owner().await;
     sqlx::raw_sql(

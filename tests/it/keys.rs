@@ -120,7 +120,8 @@ async fn load_with_another_master_key_fails() {
     assert!(format!("{err:#}").contains("master key"), "{err:#}");
 }
 
-/// The runtime role may read, add and retire keys, and may not delete them.
+/// The runtime role may read keys and may not delete them (nor add or retire them: see
+/// `rls_login::runtime_may_not_write_tenants_or_keys`).
 #[tokio::test]
 async fn runtime_role_cannot_delete_keys() {
     let t = TestDb::new().await;

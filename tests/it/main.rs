@@ -20,6 +20,7 @@ mod lookups;
 mod mfa;
 mod oidc;
 mod rls;
+mod rls_login;
 mod rotation;
 mod schema;
 mod stamp;

@@ -22,6 +22,10 @@ use uuid::Uuid;
 struct Cluster {
     /// Owner/superuser options, database left to the caller.
     admin: PgConnectOptions,
+    /// The login of `lca_runtime`, database left to the caller: what request connections use.
+    runtime: PgConnectOptions,
+    /// Its URL, for child processes (`DATABASE_RUNTIME_URL`); the database is replaced.
+    runtime_url: RuntimeUrl,
     /// Builds a URL for a database (for child processes).
     url_base: UrlBase,
     template: String,
@@ -32,6 +36,17 @@ enum UrlBase {
     Embedded(EmbeddedCluster),
     External(url::Url),
 }
+
+enum RuntimeUrl {
+    /// The embedded cluster's socket, as `lca_runtime` (see `EmbeddedCluster::runtime_url`).
+    Embedded,
+    External(url::Url),
+}
+
+/// The password the harness gives `lca_runtime` on an external test server when
+/// `DATABASE_RUNTIME_URL` does not name a login of its own (a deployment sets its own; see
+/// the README, "An external PostgreSQL").
+const TEST_RUNTIME_PASSWORD: &str = "lca-runtime-test-password";
 
 static CLUSTER: OnceLock<Cluster> = OnceLock::new();
 
@@ -60,7 +75,36 @@ async fn start_cluster() -> Cluster {
         }
     };
     let template = make_template(&admin).await;
-    Cluster { admin, url_base, template }
+    // The runtime login exists once the migrations have run (0010 makes lca_runtime a login).
+    let (runtime, runtime_url) = match &url_base {
+        UrlBase::Embedded(cluster) => (cluster.runtime_connect_options("postgres"), RuntimeUrl::Embedded),
+        UrlBase::External(base) => external_runtime_login(&admin, base).await,
+    };
+    Cluster { admin, url_base, runtime, runtime_url, template }
+}
+
+/// The runtime login of an external test server: `DATABASE_RUNTIME_URL` if the run names one,
+/// else `DATABASE_URL`'s server and user `lca_runtime` with [`TEST_RUNTIME_PASSWORD`], which the
+/// harness sets (as a deployment's administrator would) unless that login already works.
+async fn external_runtime_login(admin: &PgConnectOptions, base: &url::Url) -> (PgConnectOptions, RuntimeUrl) {
+    if let Some(url) = std::env::var("DATABASE_RUNTIME_URL").ok().filter(|u| !u.is_empty()) {
+        let opts: PgConnectOptions = url.parse().expect("DATABASE_RUNTIME_URL");
+        return (opts, RuntimeUrl::External(url::Url::parse(&url).expect("DATABASE_RUNTIME_URL")));
+    }
+    let mut url = base.clone();
+    url.set_username("lca_runtime").unwrap();
+    url.set_password(Some(TEST_RUNTIME_PASSWORD)).unwrap();
+    let opts: PgConnectOptions = url.as_str().parse().unwrap();
+    let works = PgConnection::connect_with(&opts.clone().database("postgres")).await;
+    match works {
+        Ok(conn) => conn.close().await.unwrap(),
+        Err(_) => {
+            let mut conn = PgConnection::connect_with(&admin.clone().database("postgres")).await.unwrap();
+            exec(&mut conn, &format!("ALTER ROLE lca_runtime PASSWORD '{TEST_RUNTIME_PASSWORD}'")).await.unwrap();
+            conn.close().await.unwrap();
+        }
+    }
+    (opts, RuntimeUrl::External(url))
 }
 
 /// Starts (or attaches to) the test cluster. The previous test run's watchdog may be stopping
@@ -126,8 +170,11 @@ async fn exec(conn: &mut PgConnection, sql: &str) -> Result<(), sqlx::Error> {
 /// A fresh, migrated database for one test.
 pub struct TestDb {
     pub name: String,
+    /// The library's handle, as the server opens it: owner pool and a request pool that logs in
+    /// as `lca_runtime`.
     pub db: Database,
     owner: PgConnectOptions,
+    runtime: PgConnectOptions,
 }
 
 impl TestDb {
@@ -138,8 +185,31 @@ impl TestDb {
         exec(&mut conn, &format!("CREATE DATABASE \"{name}\" TEMPLATE \"{}\"", c.template)).await.unwrap();
         conn.close().await.unwrap();
         let owner = c.admin.clone().database(&name);
-        let target = ConnectTarget { owner: owner.clone(), runtime: None, max_connections: 10 };
-        Self { db: Database::connect_lazy(&target), name, owner }
+        let runtime = c.runtime.clone().database(&name);
+        let target = ConnectTarget { owner: owner.clone(), runtime: Some(runtime.clone()), max_connections: 10 };
+        Self { db: Database::connect_lazy(&target), name, owner, runtime }
+    }
+
+    /// A URL of this database logging in as `lca_runtime`, for a child process's
+    /// `DATABASE_RUNTIME_URL`.
+    pub fn runtime_url(&self) -> String {
+        match &cluster().runtime_url {
+            RuntimeUrl::Embedded => match &cluster().url_base {
+                UrlBase::Embedded(cluster) => cluster.runtime_url(&self.name),
+                UrlBase::External(_) => unreachable!("an embedded runtime login on an external server"),
+            },
+            RuntimeUrl::External(base) => {
+                let mut url = base.clone();
+                url.set_path(&format!("/{}", self.name));
+                url.to_string()
+            }
+        }
+    }
+
+    /// Points a child process at this database: `DATABASE_URL` (owner) and
+    /// `DATABASE_RUNTIME_URL` (request connections), as a deployment on an external server.
+    pub fn database_env<'a>(&self, cmd: &'a mut Command) -> &'a mut Command {
+        cmd.env("DATABASE_URL", self.url()).env("DATABASE_RUNTIME_URL", self.runtime_url())
     }
 
     /// A URL of this database with owner rights, for a child process.
@@ -159,12 +229,21 @@ impl TestDb {
         PgConnection::connect_with(&self.owner).await.unwrap()
     }
 
-    /// A connection stepped down to the runtime role, exactly as the server's pool does.
+    /// A connection logged in as the runtime role, exactly as the server's request pool does
+    /// (its session user is lca_runtime: no role to return to).
     pub async fn runtime(&self) -> PgConnection {
+        let mut conn = PgConnection::connect_with(&self.runtime).await.unwrap();
+        let who: (String, String) =
+            sqlx::query_as("SELECT session_user::text, current_user::text").fetch_one(&mut conn).await.unwrap();
+        assert_eq!(who, ("lca_runtime".to_owned(), "lca_runtime".to_owned()));
+        conn
+    }
+
+    /// A connection as the request pool made it before issue #9: the owner's login stepped
+    /// down with `SET ROLE lca_runtime` (for tests that show why that was not enough).
+    pub async fn owner_stepped_down(&self) -> PgConnection {
         let mut conn = self.owner().await;
         sqlx::query("SET ROLE lca_runtime").execute(&mut conn).await.unwrap();
-        let who: String = sqlx::query_scalar("SELECT current_user::text").fetch_one(&mut conn).await.unwrap();
-        assert_eq!(who, "lca_runtime");
         conn
     }
 
@@ -228,7 +307,7 @@ pub fn binary() -> Command {
 /// Runs a CLI command against `db`, feeding `stdin`.
 pub fn cli(db: &TestDb, args: &[&str], stdin: &str) -> Output {
     let mut cmd = binary();
-    cmd.env("DATABASE_URL", db.url()).args(args);
+    db.database_env(&mut cmd).args(args);
     run_with_stdin(cmd, stdin)
 }
 
