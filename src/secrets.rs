@@ -6,6 +6,29 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+/// What a caller presents (passwords, codes, tokens, client secrets) is decoded into
+/// `secrecy`'s `SecretString`, whose `Debug` prints `[REDACTED]`, so a logged request struct
+/// cannot show one. [`exposed`] reads an optional one.
+pub use secrecy::{ExposeSecret, SecretString};
+
+/// The text of an optional presented secret.
+pub fn exposed(secret: &Option<SecretString>) -> Option<&str> {
+    secret.as_ref().map(ExposeSecret::expose_secret)
+}
+
+/// For the request types' tests: decodes `form` (urlencoded) as `T` and asserts that its
+/// `Debug` shows none of `secrets`.
+#[cfg(test)]
+#[track_caller]
+pub(crate) fn assert_debug_redacts<T: std::fmt::Debug + serde::de::DeserializeOwned>(form: &str, secrets: &[&str]) {
+    let decoded: T = serde_urlencoded::from_str(form).unwrap_or_else(|e| panic!("{form}: {e}"));
+    let shown = format!("{decoded:?}");
+    for secret in secrets {
+        assert!(!shown.contains(secret), "{secret} shown by Debug: {shown}");
+    }
+    assert!(shown.contains("REDACTED"), "{shown}");
+}
+
 /// A secret value (client secret, code, token). `Debug` prints `Secret([redacted])`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);

@@ -16,6 +16,7 @@ use crate::identity::{mfa, password, security, throttle};
 use crate::pages::session::{self, SignedIn};
 use crate::pages::{EN, Text, render};
 use crate::protocol::meta::RequestMeta;
+use crate::secrets::{ExposeSecret, SecretString};
 
 /// One line of the sessions list.
 pub struct SessionLine {
@@ -132,8 +133,8 @@ async fn page(
 #[derive(Debug, Deserialize)]
 pub struct PasswordForm {
     csrf: String,
-    current: String,
-    new: String,
+    current: SecretString,
+    new: SecretString,
 }
 
 /// `POST /account/password`: needs the current password (a wrong one counts towards the
@@ -156,8 +157,9 @@ pub async fn change_password(
     let attempt = throttle::Attempt::new(&email, meta.ip);
     let reserved = throttle::reserve(&state.db, &state.config.throttle, &attempt).await?;
     let may_try = reserved.is_some();
-    let current_ok = form.current.len() <= 1024
-        && state.passwords.verify(&form.current, stored.as_deref().filter(|_| may_try)).await?
+    let (current, new) = (form.current.expose_secret(), form.new.expose_secret());
+    let current_ok = current.len() <= 1024
+        && state.passwords.verify(current, stored.as_deref().filter(|_| may_try)).await?
         && may_try;
     if !current_ok {
         if let Some(reserved) = reserved {
@@ -174,10 +176,10 @@ pub async fn change_password(
         tx.commit().await?;
         return page(&state, &session, &who, None, Some(EN.account_password_wrong), StatusCode::OK).await;
     }
-    if let Err(e) = password::check_rules(&form.new) {
+    if let Err(e) = password::check_rules(new) {
         return page(&state, &session, &who, None, Some(&e.to_string()), StatusCode::OK).await;
     }
-    let hash = state.passwords.hash(&form.new).await?;
+    let hash = state.passwords.hash(new).await?;
     let mut tx = state.db.user(who.user_id).await?;
     db::mfa::set_password(&mut tx, who.user_id, &hash).await?;
     let keep = session::current_handle(&session);
@@ -358,4 +360,16 @@ pub async fn revoke_device(
     audit::append(&mut tx, &event).await?;
     tx.commit().await?;
     Ok(Redirect::to("/account").into_response())
+}
+
+#[cfg(test)]
+mod redaction {
+    /// A logged `PasswordForm` shows no secret it carries.
+    #[test]
+    fn debug_shows_no_secret() {
+        crate::secrets::assert_debug_redacts::<super::PasswordForm>(
+            "csrf=x&current=old-pa55word&new=new-pa55word",
+            &["old-pa55word", "new-pa55word"],
+        );
+    }
 }

@@ -20,6 +20,7 @@ use crate::pages::session::{self, Pending, PreAuth};
 use crate::pages::{EN, Text, render};
 use crate::protocol::authorize::origin_of;
 use crate::protocol::meta::RequestMeta;
+use crate::secrets::{ExposeSecret, SecretString};
 
 #[derive(Template)]
 #[template(path = "mfa.html")]
@@ -62,7 +63,7 @@ pub struct CodeForm {
     csrf: String,
     #[serde(default)]
     req: String,
-    code: String,
+    code: SecretString,
 }
 
 /// Who the second-factor pages act for: a sign-in halfway (password done), or a signed-in
@@ -167,7 +168,8 @@ pub async fn submit(
     let client = ("client", client_of(pending.as_ref()));
     let audit_tenant = sign_in_tenant(&state, pending.as_ref()).await?;
     let mut tx = state.db.user(user_id).await?;
-    let verdict = if may_try { check(&state, &mut tx, user_id, &form.code).await? } else { Verdict::Refused };
+    let verdict =
+        if may_try { check(&state, &mut tx, user_id, form.code.expose_secret()).await? } else { Verdict::Refused };
     // The verdict's events commit with the code's use (a used backup code is never unrecorded).
     let mut events = Vec::new();
     match verdict {
@@ -386,7 +388,7 @@ pub async fn enrol_submit(
     let secret = mfa::open_secret(&state.master_key, user_id, &sealed).map_err(AppError::Internal)?;
     let totp = mfa::totp(&secret, EN.product, &st.email).map_err(AppError::Internal)?;
     let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0);
-    let Some(step) = mfa::check_code(&totp, &form.code, now) else {
+    let Some(step) = mfa::check_code(&totp, form.code.expose_secret(), now) else {
         tx.commit().await?;
         let event =
             meta.event("mfa.enrol", "failure", ("user", Some(user_id.to_string())), ("user", user_id.to_string()));
@@ -444,4 +446,13 @@ pub fn backup_codes_page(codes: &[String], next: &str) -> Result<Response, AppEr
     let download: String =
         url::form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>().replace('+', "%20");
     Ok(render(StatusCode::OK, &BackupCodesPage { t: &EN, codes, download: &download, next }, &[]))
+}
+
+#[cfg(test)]
+mod redaction {
+    /// A logged `CodeForm` shows no secret it carries.
+    #[test]
+    fn debug_shows_no_secret() {
+        crate::secrets::assert_debug_redacts::<super::CodeForm>("csrf=x&req=r&code=123456", &["123456"]);
+    }
 }

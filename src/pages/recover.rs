@@ -17,6 +17,7 @@ use crate::pages::mfa::NoticePage;
 use crate::pages::session;
 use crate::pages::{EN, Text, render};
 use crate::protocol::meta::RequestMeta;
+use crate::secrets::{ExposeSecret, SecretString, exposed};
 
 #[derive(Template)]
 #[template(path = "recover.html")]
@@ -29,7 +30,7 @@ struct RecoverPage<'a> {
 
 #[derive(Debug, Deserialize)]
 pub struct RecoverQuery {
-    token: Option<String>,
+    token: Option<SecretString>,
 }
 
 fn invalid() -> Response {
@@ -43,7 +44,7 @@ pub async fn show(
     session: Session,
     Query(q): Query<RecoverQuery>,
 ) -> Result<Response, AppError> {
-    let token = q.token.unwrap_or_default();
+    let token = exposed(&q.token).unwrap_or_default();
     if token.len() > 128 || !recovery::link_usable(&state.db, &token).await? {
         return Ok(invalid());
     }
@@ -54,8 +55,8 @@ pub async fn show(
 #[derive(Debug, Deserialize)]
 pub struct RecoverForm {
     csrf: String,
-    token: String,
-    password: String,
+    token: SecretString,
+    password: SecretString,
 }
 
 /// `POST /recover`: the password is checked against the rules before the link is used, so a
@@ -67,21 +68,34 @@ pub async fn submit(
     Form(form): Form<RecoverForm>,
 ) -> Result<Response, AppError> {
     session::check_csrf(&session, &form.csrf).await?;
-    if form.token.len() > 128 || !recovery::link_usable(&state.db, &form.token).await? {
+    let (token, password) = (form.token.expose_secret(), form.password.expose_secret());
+    if token.len() > 128 || !recovery::link_usable(&state.db, token).await? {
         return Ok(invalid());
     }
-    if let Err(e) = password::check_rules(&form.password) {
+    if let Err(e) = password::check_rules(password) {
         let csrf = session::csrf_token(&session).await?;
         let problem = e.to_string();
-        let page = RecoverPage { t: &EN, csrf: &csrf, token: &form.token, problem: Some(&problem) };
+        let page = RecoverPage { t: &EN, csrf: &csrf, token, problem: Some(&problem) };
         return Ok(render(StatusCode::OK, &page, &[]));
     }
-    let hash = state.passwords.hash(&form.password).await?;
-    if recovery::use_link(&state.db, &form.token, &hash, &meta.actor("user", None)).await?.is_none() {
+    let hash = state.passwords.hash(password).await?;
+    if recovery::use_link(&state.db, token, &hash, &meta.actor("user", None)).await?.is_none() {
         return Ok(invalid());
     }
     // Whoever was signed in in this browser is not any more.
     session::sign_out(&session).await?;
     let page = NoticePage { t: &EN, title: EN.recover_title, body: EN.recover_done, code: None, next: Some("/login") };
     Ok(render(StatusCode::OK, &page, &[]))
+}
+
+#[cfg(test)]
+mod redaction {
+    /// A logged `RecoverForm` shows no secret it carries.
+    #[test]
+    fn debug_shows_no_secret() {
+        crate::secrets::assert_debug_redacts::<super::RecoverForm>(
+            "csrf=x&token=l1nk-s3cret&password=new-pa55word",
+            &["l1nk-s3cret", "new-pa55word"],
+        );
+    }
 }

@@ -14,14 +14,14 @@ use crate::extract::Form;
 use crate::protocol::bearer;
 use crate::protocol::client_auth::{self, Presented};
 use crate::protocol::token::json_no_store;
-use crate::secrets::sha256;
+use crate::secrets::{SecretString, exposed, sha256};
 
 #[derive(Debug, Deserialize)]
 pub struct IntrospectRequest {
-    token: Option<String>,
+    token: Option<SecretString>,
     token_type_hint: Option<String>,
     client_id: Option<String>,
-    client_secret: Option<String>,
+    client_secret: Option<SecretString>,
 }
 
 /// `POST /introspect`.
@@ -33,7 +33,7 @@ pub async fn introspect(
     let caller = client_auth::authenticate(
         &state.db,
         &headers,
-        Presented { client_id: req.client_id.as_deref(), client_secret: req.client_secret.as_deref() },
+        Presented { client_id: req.client_id.as_deref(), client_secret: exposed(&req.client_secret) },
     )
     .await?;
     // Introspection tells who a token belongs to: only a client that proves who it is may ask
@@ -41,7 +41,7 @@ pub async fn introspect(
     if caller.client_type == "public" {
         return Err(crate::error::OAuthError::invalid_client().into());
     }
-    let Some(token) = req.token.as_deref().filter(|t| !t.is_empty() && t.len() <= 16 * 1024) else {
+    let Some(token) = exposed(&req.token).filter(|t| !t.is_empty() && t.len() <= 16 * 1024) else {
         return Err(crate::error::OAuthError::invalid_request("token is missing").into());
     };
     let inactive = || Ok(json_no_store(json!({ "active": false })));
@@ -105,4 +105,16 @@ fn describe_access(at: &bearer::AccessToken) -> Value {
         }
     }
     Value::Object(out)
+}
+
+#[cfg(test)]
+mod redaction {
+    /// A logged `IntrospectRequest` shows no secret it carries.
+    #[test]
+    fn debug_shows_no_secret() {
+        crate::secrets::assert_debug_redacts::<super::IntrospectRequest>(
+            "token=t0ken-s3cret&client_id=c&client_secret=cl1ent-s3cret",
+            &["t0ken-s3cret", "cl1ent-s3cret"],
+        );
+    }
 }

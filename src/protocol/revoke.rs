@@ -15,15 +15,15 @@ use crate::extract::Form;
 use crate::protocol::bearer;
 use crate::protocol::client_auth::{self, Presented};
 use crate::protocol::meta::RequestMeta;
-use crate::secrets::sha256;
+use crate::secrets::{SecretString, exposed, sha256};
 
 #[derive(Debug, Deserialize)]
 pub struct RevokeRequest {
-    token: Option<String>,
+    token: Option<SecretString>,
     // token_type_hint is not read: both kinds are always tried, so an unknown hint is
     // ignored as RFC 7009 §2.1 allows.
     client_id: Option<String>,
-    client_secret: Option<String>,
+    client_secret: Option<SecretString>,
 }
 
 /// `POST /revoke`.
@@ -36,10 +36,10 @@ pub async fn revoke(
     let caller = client_auth::authenticate(
         &state.db,
         &headers,
-        Presented { client_id: req.client_id.as_deref(), client_secret: req.client_secret.as_deref() },
+        Presented { client_id: req.client_id.as_deref(), client_secret: exposed(&req.client_secret) },
     )
     .await?;
-    let Some(token) = req.token.as_deref().filter(|t| !t.is_empty() && t.len() <= 16 * 1024) else {
+    let Some(token) = exposed(&req.token).filter(|t| !t.is_empty() && t.len() <= 16 * 1024) else {
         return Err(OAuthError::invalid_request("token is missing").into());
     };
 
@@ -94,4 +94,16 @@ pub async fn revoke(
         tx.commit().await?;
     }
     Ok(StatusCode::OK.into_response())
+}
+
+#[cfg(test)]
+mod redaction {
+    /// A logged `RevokeRequest` shows no secret it carries.
+    #[test]
+    fn debug_shows_no_secret() {
+        crate::secrets::assert_debug_redacts::<super::RevokeRequest>(
+            "token=t0ken-s3cret&client_id=c&client_secret=cl1ent-s3cret",
+            &["t0ken-s3cret", "cl1ent-s3cret"],
+        );
+    }
 }

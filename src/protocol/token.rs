@@ -20,7 +20,7 @@ use crate::protocol::discovery::ACR_MFA;
 use crate::protocol::issue::{self, Grant, TokenResponse};
 use crate::protocol::meta::RequestMeta;
 use crate::protocol::types::{Scopes, s256_challenge, valid_pkce_value};
-use crate::secrets::sha256;
+use crate::secrets::{SecretString, exposed, sha256};
 use crate::tenancy::Role;
 
 /// Token request parameters. Unknown parameters are ignored (RFC 6749 §3.2); a repeated one is
@@ -28,15 +28,15 @@ use crate::tenancy::Role;
 #[derive(Debug, Deserialize)]
 pub struct TokenRequest {
     grant_type: Option<String>,
-    code: Option<String>,
+    code: Option<SecretString>,
     redirect_uri: Option<String>,
-    code_verifier: Option<String>,
-    refresh_token: Option<String>,
+    code_verifier: Option<SecretString>,
+    refresh_token: Option<SecretString>,
     scope: Option<String>,
     client_id: Option<String>,
-    client_secret: Option<String>,
+    client_secret: Option<SecretString>,
     /// RFC 8628 §3.4.
-    device_code: Option<String>,
+    device_code: Option<SecretString>,
 }
 
 /// `POST /token`.
@@ -49,7 +49,7 @@ pub async fn token(
     let client = client_auth::authenticate(
         &state.db,
         &headers,
-        Presented { client_id: req.client_id.as_deref(), client_secret: req.client_secret.as_deref() },
+        Presented { client_id: req.client_id.as_deref(), client_secret: exposed(&req.client_secret) },
     )
     .await?;
     let grant_type = req.grant_type.as_deref().ok_or_else(|| OAuthError::invalid_request("grant_type is missing"))?;
@@ -63,9 +63,7 @@ pub async fn token(
         GRANT_AUTHORIZATION_CODE => authorization_code(&state, &client, &req, &meta).await?,
         GRANT_REFRESH_TOKEN => refresh_token(&state, &client, &req, &meta).await?,
         GRANT_CLIENT_CREDENTIALS => client_credentials(&state, &client, &req, &meta).await?,
-        GRANT_DEVICE_CODE => {
-            crate::protocol::device::redeem(&state, &client, req.device_code.as_deref(), &meta).await?
-        }
+        GRANT_DEVICE_CODE => crate::protocol::device::redeem(&state, &client, exposed(&req.device_code), &meta).await?,
         _ => return Err(OAuthError::bad("unsupported_grant_type", "this grant type is not supported").into()),
     };
     Ok(token_response(&response))
@@ -92,10 +90,11 @@ async fn authorization_code(
     req: &TokenRequest,
     meta: &RequestMeta,
 ) -> Result<TokenResponse, AppError> {
-    let code = req.code.as_deref().ok_or_else(|| OAuthError::invalid_request("code is missing"))?;
+    let code = exposed(&req.code).ok_or_else(|| OAuthError::invalid_request("code is missing"))?;
+    let code_verifier = exposed(&req.code_verifier);
     let redirect_uri =
         req.redirect_uri.as_deref().ok_or_else(|| OAuthError::invalid_request("redirect_uri is missing"))?;
-    if let Some(v) = &req.code_verifier
+    if let Some(v) = code_verifier
         && !valid_pkce_value(v)
     {
         return Err(OAuthError::invalid_request("code_verifier is malformed").into());
@@ -121,7 +120,7 @@ async fn authorization_code(
     let grant = consumed.grant;
     // From here on the code is spent, whatever happens: a failed redemption burns it, and
     // says why in the audit log.
-    let pkce_ok = match (&grant.code_challenge, &req.code_verifier) {
+    let pkce_ok = match (&grant.code_challenge, code_verifier) {
         (Some(challenge), Some(verifier)) => {
             bool::from(s256_challenge(verifier).as_bytes().ct_eq(challenge.as_bytes()))
         }
@@ -268,7 +267,7 @@ async fn refresh_token(
     req: &TokenRequest,
     meta: &RequestMeta,
 ) -> Result<TokenResponse, AppError> {
-    let token = req.refresh_token.as_deref().ok_or_else(|| OAuthError::invalid_request("refresh_token is missing"))?;
+    let token = exposed(&req.refresh_token).ok_or_else(|| OAuthError::invalid_request("refresh_token is missing"))?;
     let requested = match &req.scope {
         Some(s) => Some(Scopes::parse(s).map_err(OAuthError::invalid_request)?),
         None => None,
@@ -401,4 +400,16 @@ async fn client_credentials(
     .await?;
     tx.commit().await?;
     Ok(response)
+}
+
+#[cfg(test)]
+mod redaction {
+    /// A logged `TokenRequest` shows no secret it carries.
+    #[test]
+    fn debug_shows_no_secret() {
+        crate::secrets::assert_debug_redacts::<super::TokenRequest>(
+            "grant_type=authorization_code&code=c0de-s3cret&code_verifier=v3rifier-s3cret&refresh_token=r3fresh-s3cret&client_id=c&client_secret=cl1ent-s3cret&device_code=d3vice-s3cret",
+            &["c0de-s3cret", "v3rifier-s3cret", "r3fresh-s3cret", "cl1ent-s3cret", "d3vice-s3cret"],
+        );
+    }
 }
