@@ -45,11 +45,11 @@ pub async fn show(
     Query(q): Query<RecoverQuery>,
 ) -> Result<Response, AppError> {
     let token = exposed(&q.token).unwrap_or_default();
-    if token.len() > 128 || !recovery::link_usable(&state.db, &token).await? {
+    if token.len() > 128 || !recovery::link_usable(&state.db, token).await? {
         return Ok(invalid());
     }
     let csrf = session::csrf_token(&session).await?;
-    Ok(render(StatusCode::OK, &RecoverPage { t: &EN, csrf: &csrf, token: &token, problem: None }, &[]))
+    Ok(render(StatusCode::OK, &RecoverPage { t: &EN, csrf: &csrf, token, problem: None }, &[]))
 }
 
 #[derive(Debug, Deserialize)]
