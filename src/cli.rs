@@ -259,13 +259,18 @@ pub enum ClientCommand {
 
 /// Runs a command; the exit code says whether it worked.
 pub async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
-    // Checking an export needs no database: answer before one is opened (or started).
-    if let Command::Audit { command: AuditCommand::Verify { file: Some(file), json, .. } } = &command {
-        return audit::audit_verify_file(file, *json);
+    // Checking an export needs no database: answer before one is opened (or started). It
+    // needs the key the chain was made with, and must not make up a new one.
+    if let Command::Audit { command: AuditCommand::Verify { file: Some(file), against, json, .. } } = &command {
+        let key = MasterKey::load_existing(&config)?.audit_key();
+        return audit::audit_verify_file(file, &key, against.as_ref(), *json);
     }
     let config = Arc::new(config);
+    // The audit key is derived once, here; every transaction of `db` carries it to the appends.
+    let master_key = Arc::new(MasterKey::load(&config)?);
     let (db, cluster) = crate::db::open(&config).await?;
-    let outcome = run_with(command, &config, &db).await;
+    let db = db.with_audit_key(Arc::new(master_key.audit_key()));
+    let outcome = run_with(command, &config, &db, &master_key).await;
     db.close().await;
     if let Some(mut cluster) = cluster {
         cluster.stop()?;
@@ -273,13 +278,18 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
     outcome
 }
 
-async fn run_with(command: Command, config: &Arc<Config>, db: &Database) -> anyhow::Result<ExitCode> {
+async fn run_with(
+    command: Command,
+    config: &Arc<Config>,
+    db: &Database,
+    master_key: &Arc<MasterKey>,
+) -> anyhow::Result<ExitCode> {
     db.migrate().await.context("database migration failed")?;
     let hasher = PasswordHasher::new();
     let operator = operator();
     match command {
         Command::Serve => {
-            serve(config.clone(), db.clone(), hasher).await?;
+            serve(config.clone(), db.clone(), master_key.clone(), hasher).await?;
         }
         Command::Migrate => {
             eprintln!("migrations applied");
@@ -330,11 +340,12 @@ async fn run_with(command: Command, config: &Arc<Config>, db: &Database) -> anyh
                 format!("{email} is no longer a member of {tenant}; {} token families ended", removed.families_revoked)
             })?;
         }
-        Command::Audit { command: AuditCommand::Verify { tenant, file: None, json } } => {
-            return audit::audit_verify(db, tenant.as_deref(), json).await;
+        Command::Audit { command: AuditCommand::Verify { tenant, file: None, against, json } } => {
+            let key = master_key.audit_key();
+            return audit::audit_verify(db, &key, tenant.as_deref(), against.as_ref(), json).await;
         }
-        Command::Audit { command: AuditCommand::Verify { file: Some(file), json, .. } } => {
-            return audit::audit_verify_file(&file, json);
+        Command::Audit { command: AuditCommand::Verify { file: Some(file), against, json, .. } } => {
+            return audit::audit_verify_file(&file, &master_key.audit_key(), against.as_ref(), json);
         }
         Command::Audit { command: AuditCommand::Export { tenant, output, json } } => {
             audit::audit_export(db, &tenant, output.as_deref(), json).await?;
@@ -354,9 +365,8 @@ async fn run_with(command: Command, config: &Arc<Config>, db: &Database) -> anyh
             })?;
         }
         Command::Keys { command: KeysCommand::Rotate { json } } => {
-            let master_key = MasterKey::load(config)?;
             let policy = crate::tokens::RotationPolicy::default();
-            let report = crate::tokens::rotate_by(db, &operator, &master_key, &policy).await?;
+            let report = crate::tokens::rotate_by(db, &operator, master_key, &policy).await?;
             print(json, &report, || {
                 let created: Vec<String> = report.created.iter().map(|k| format!("{} {}", k.alg, k.kid)).collect();
                 format!("new signing keys:\n  {}\n(running servers pick them up within a minute)", created.join("\n  "))
@@ -482,8 +492,12 @@ fn status_line(done: &tenancy::TenantStatus) -> String {
 }
 
 /// `serve`: bootstrap, then the HTTP server until SIGINT or SIGTERM; in-flight requests finish.
-async fn serve(config: Arc<Config>, db: Database, passwords: PasswordHasher) -> anyhow::Result<()> {
-    let master_key = Arc::new(MasterKey::load(&config)?);
+async fn serve(
+    config: Arc<Config>,
+    db: Database,
+    master_key: Arc<MasterKey>,
+    passwords: PasswordHasher,
+) -> anyhow::Result<()> {
     if let Some(done) = bootstrap::run(&db, &passwords, &config).await? {
         let mut out = std::io::stdout().lock();
         writeln!(out, "Created the platform tenant and its admin {}.", done.admin_email)?;

@@ -1,5 +1,8 @@
-//! The audit commands: `audit verify` (the database's chains, or an export file offline) and
-//! `audit export`.
+//! The audit commands: `audit verify` (the database's chains, or an export file offline),
+//! optionally against an anchor kept from an earlier export, and `audit export`.
+//!
+//! Both kinds of verify need the audit key, derived from the master key: a chain is keyed
+//! (ARCHITECTURE.md, "Audit log"), so checking it without the key proves nothing.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -11,24 +14,32 @@ use serde::Serialize;
 
 use super::print;
 use crate::db::Database;
-use crate::db::audit::AuditRow;
+use crate::db::audit::{Anchor, AnchorCheck, AuditRow, ChainBreak, check_anchor, first_break, verify_chain};
+use crate::master_key::AuditKey;
 use crate::tenancy;
 
 #[derive(Subcommand, Debug)]
 pub enum AuditCommand {
-    /// Check every tenant's hash chain (or one tenant's, or an export file without any
-    /// database); exits 1 at the first broken row.
+    /// Check every tenant's keyed hash chain (or one tenant's, or an export file without any
+    /// database); exits 1 at the first broken row, or when the anchor given with --against is
+    /// no longer in the chain.
     Verify {
         #[arg(long)]
         tenant: Option<String>,
-        /// A file written by `audit export`; checked offline.
+        /// A file written by `audit export`; checked offline (the master key is still needed).
         #[arg(long, conflicts_with = "tenant")]
         file: Option<PathBuf>,
+        /// An earlier export's head: its file, or the anchor TENANT:SEQ:HASH `audit export`
+        /// printed. Proves that row is still in the chain at its SEQ with the same hash, so no
+        /// row at or before it was changed or cut off.
+        #[arg(long, value_name = "FILE|HEAD", value_parser = parse_against)]
+        against: Option<Against>,
         #[arg(long)]
         json: bool,
     },
     /// Write one tenant's chain as JSON lines (one row a line, in order), to keep outside the
-    /// database. Its last hash is the chain's head: an anchor against cutting rows off the end.
+    /// database. Its head (last row) is printed as an anchor TENANT:SEQ:HASH (on standard
+    /// error when the rows go to standard output) for a later `audit verify --against`.
     Export {
         #[arg(long)]
         tenant: String,
@@ -40,20 +51,93 @@ pub enum AuditCommand {
     },
 }
 
+/// What `--against` names: an anchor string, or an export file whose last row is one.
+#[derive(Debug, Clone)]
+pub enum Against {
+    Head(Anchor),
+    File(PathBuf),
+}
+
+/// An anchor if the text is one, else a file that exists; anything else is a usage error.
+fn parse_against(s: &str) -> Result<Against, String> {
+    match s.parse::<Anchor>() {
+        Ok(anchor) => Ok(Against::Head(anchor)),
+        Err(_) if Path::new(s).is_file() => Ok(Against::File(PathBuf::from(s))),
+        Err(e) => Err(format!("neither an export file that exists nor an anchor: {e}")),
+    }
+}
+
+/// The anchor `--against` names. A file's last row is the anchor only if the file itself is
+/// an intact export under this key: a damaged or foreign file proves nothing.
+fn resolve_anchor(against: &Against, key: &AuditKey) -> anyhow::Result<Anchor> {
+    let path = match against {
+        Against::Head(anchor) => return Ok(anchor.clone()),
+        Against::File(path) => path,
+    };
+    let export = read_export(path, key)?;
+    if let Some((line, _, why)) = &export.problem {
+        anyhow::bail!("--against {}: not an intact export (line {line} {why})", path.display());
+    }
+    let last = export.rows.last().with_context(|| format!("--against {}: the export has no rows", path.display()))?;
+    Anchor::of(last, &last.tenant_id.to_string()).with_context(|| format!("--against {}: bad hash", path.display()))
+}
+
 /// One tenant's verdict.
 #[derive(Serialize)]
 struct ChainReport {
     tenant: String,
+    tenant_id: uuid::Uuid,
     rows: usize,
+    /// Rows from before the chain was keyed (migration 0011): checked with plain SHA-256 only.
+    legacy_rows: usize,
     ok: bool,
-    /// Hex hash of the last row: compare with an export's to see rows cut off the end.
+    /// The last row as an anchor (TENANT:SEQ:HASH): keep it to check against later.
     head: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    broken_at: Option<crate::db::audit::ChainBreak>,
+    broken_at: Option<ChainBreak>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    against: Option<AnchorReport>,
 }
 
-/// `audit verify`: walks each tenant's chain in a transaction for that tenant.
-pub(super) async fn audit_verify(db: &Database, only: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
+/// How the `--against` anchor compared with a chain.
+#[derive(Serialize)]
+struct AnchorReport {
+    anchor: String,
+    holds: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    problem: Option<String>,
+}
+
+impl AnchorReport {
+    fn new(anchor: &Anchor, rows: &[AuditRow]) -> Self {
+        let problem = match check_anchor(rows, anchor) {
+            AnchorCheck::Holds => None,
+            AnchorCheck::CutOff { end } => {
+                Some(format!("row {} is gone: the chain ends at row {end} (rows were cut off its end)", anchor.seq))
+            }
+            AnchorCheck::Differs => Some(format!("row {} differs: it or a row before it was rewritten", anchor.seq)),
+        };
+        Self { anchor: anchor.to_string(), holds: problem.is_none(), problem }
+    }
+
+    fn line(&self) -> String {
+        match &self.problem {
+            None => format!("anchor {} holds", self.anchor),
+            Some(why) => format!("anchor {} FAILS: {why}", self.anchor),
+        }
+    }
+}
+
+/// `audit verify`: walks each tenant's chain in a transaction for that tenant; with an anchor,
+/// only the anchor's tenant.
+pub(super) async fn audit_verify(
+    db: &Database,
+    key: &AuditKey,
+    only: Option<&str>,
+    against: Option<&Against>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let anchor = against.map(|a| resolve_anchor(a, key)).transpose()?;
     let mut tx = db.unscoped().await?;
     let mut tenants = crate::db::tenants::list(&mut tx).await?;
     tx.commit().await?;
@@ -63,37 +147,55 @@ pub(super) async fn audit_verify(db: &Database, only: Option<&str>, json: bool) 
             anyhow::bail!("no tenant with slug {slug:?}");
         }
     }
+    if let Some(anchor) = &anchor {
+        tenants.retain(|(id, slug)| anchor.names(*id, slug));
+        if tenants.is_empty() {
+            anyhow::bail!("the anchor names tenant {:?}, which is not {}", anchor.tenant, only.unwrap_or("a tenant"));
+        }
+    }
     let mut reports = Vec::new();
     for (id, slug) in tenants {
         let mut tx = db.tenant(id).await?;
         let rows = crate::db::audit::rows(&mut tx).await?;
         tx.commit().await?;
-        let verdict = crate::db::audit::verify_chain(&rows);
-        let head = rows.last().map(|r| hex::encode(&r.hash));
+        let verdict = verify_chain(&rows, key);
+        let against = anchor.as_ref().map(|a| AnchorReport::new(a, &rows));
         reports.push(ChainReport {
+            head: rows.last().and_then(|r| Anchor::of(r, &slug)).map(|a| a.to_string()),
             tenant: slug,
+            tenant_id: id,
             rows: rows.len(),
-            ok: verdict.is_ok(),
-            head,
+            legacy_rows: verdict.as_ref().map_or(0, |s| s.legacy_rows),
+            ok: verdict.is_ok() && against.as_ref().is_none_or(|a| a.holds),
             broken_at: verdict.err(),
+            against,
         });
     }
     let all_ok = reports.iter().all(|r| r.ok);
     let summary = serde_json::json!({ "ok": all_ok, "tenants": reports });
-    print(json, &summary, || {
-        reports
-            .iter()
-            .map(|r| match &r.broken_at {
-                None => format!("{}: {} rows, chain intact", r.tenant, r.rows),
-                Some(b) => format!("{}: BROKEN at row {}: {}", r.tenant, b.seq, b.problem),
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-    })?;
+    print(json, &summary, || reports.iter().map(human_line).collect::<Vec<_>>().join("\n"))?;
     Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
-/// `audit export`: one tenant's chain as JSON lines, in `seq` order.
+fn human_line(r: &ChainReport) -> String {
+    let chain = match &r.broken_at {
+        None if r.legacy_rows > 0 => format!(
+            "{}: {} rows, chain intact ({} legacy rows before the keyed ones, checked with plain SHA-256 only); head {}",
+            r.tenant,
+            r.rows,
+            r.legacy_rows,
+            r.head.as_deref().unwrap_or("-")
+        ),
+        None => format!("{}: {} rows, chain intact; head {}", r.tenant, r.rows, r.head.as_deref().unwrap_or("-")),
+        Some(b) => format!("{}: BROKEN at row {}: {}", r.tenant, b.seq, b.problem),
+    };
+    match &r.against {
+        None => chain,
+        Some(a) => format!("{chain}\n{}: {}", r.tenant, a.line()),
+    }
+}
+
+/// `audit export`: one tenant's chain as JSON lines, in `seq` order, and its head as an anchor.
 pub(super) async fn audit_export(db: &Database, slug: &str, output: Option<&Path>, json: bool) -> anyhow::Result<()> {
     let tenant = tenancy::find_tenant(db, slug).await?;
     let mut tx = db.tenant(tenant.id).await?;
@@ -104,23 +206,33 @@ pub(super) async fn audit_export(db: &Database, slug: &str, output: Option<&Path
         text.push_str(&serde_json::to_string(row)?);
         text.push('\n');
     }
+    let anchor = rows.last().and_then(|r| Anchor::of(r, slug)).map(|a| a.to_string());
     let Some(path) = output else {
         std::io::stdout().lock().write_all(text.as_bytes())?;
+        // Standard output is the export itself; the anchor goes beside it.
+        eprintln!("head {}", anchor.as_deref().unwrap_or("-"));
         return Ok(());
     };
     std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
     let head = rows.last().map(|r| hex::encode(&r.hash));
     let summary = serde_json::json!({
-        "tenant": slug, "tenant_id": tenant.id, "rows": rows.len(), "head": head, "file": path.display().to_string(),
+        "tenant": slug, "tenant_id": tenant.id, "rows": rows.len(), "head": head, "anchor": anchor,
+        "file": path.display().to_string(),
     });
     print(json, &summary, || {
-        format!("wrote {} rows of {slug} to {}; head {}", rows.len(), path.display(), head.as_deref().unwrap_or("-"))
+        format!("wrote {} rows of {slug} to {}; head {}", rows.len(), path.display(), anchor.as_deref().unwrap_or("-"))
     })
 }
 
-/// `audit verify --file`: checks an export offline. A line that is not a row, a row of another
-/// tenant, and every break `verify_chain` finds are reported with their line number.
-pub(super) fn audit_verify_file(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
+/// An export file read and checked: its rows and the first problem (line, seq if known, what).
+struct Export {
+    rows: Vec<AuditRow>,
+    problem: Option<(usize, Option<i64>, String)>,
+}
+
+/// Reads an export and checks its chain under `key`. A line that is not a row, a row of
+/// another tenant, and every break `first_break` finds are reported with their line number.
+fn read_export(path: &Path, key: &AuditKey) -> anyhow::Result<Export> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut rows: Vec<AuditRow> = Vec::new();
     let mut lines: Vec<usize> = Vec::new();
@@ -145,27 +257,60 @@ pub(super) fn audit_verify_file(path: &Path, json: bool) -> anyhow::Result<ExitC
         }
     }
     if problem.is_none()
-        && let Some((index, broken)) = crate::db::audit::first_break(&rows)
+        && let Some((index, broken)) = first_break(&rows, key)
     {
         problem = Some((lines[index], Some(broken.seq), broken.problem.to_owned()));
     }
+    Ok(Export { rows, problem })
+}
+
+/// `audit verify --file`: checks an export offline, and with `--against`, that the anchor is
+/// in it. An anchor naming a tenant by id must name the file's; one naming it by slug cannot
+/// be told apart offline, but its hash covers the tenant id, so another tenant's never holds.
+pub(super) fn audit_verify_file(
+    path: &Path,
+    key: &AuditKey,
+    against: Option<&Against>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let anchor = against.map(|a| resolve_anchor(a, key)).transpose()?;
+    let Export { rows, problem } = read_export(path, key)?;
+    let tenant_id = rows.first().map(|r| r.tenant_id);
+    if let (Some(anchor), Some(id)) = (&anchor, tenant_id)
+        && uuid::Uuid::try_parse(&anchor.tenant).is_ok_and(|a| a != id)
+    {
+        anyhow::bail!("the anchor names tenant {}, but {} is tenant {id}'s", anchor.tenant, path.display());
+    }
+    let against = anchor.as_ref().map(|a| AnchorReport::new(a, &rows));
+    let ok = problem.is_none() && against.as_ref().is_none_or(|a| a.holds);
     let head = rows.last().map(|r| hex::encode(&r.hash));
     let broken_at =
         problem.as_ref().map(|(line, seq, why)| serde_json::json!({ "line": line, "seq": seq, "problem": why }));
     let report = serde_json::json!({
         "file": path.display().to_string(),
-        "tenant_id": rows.first().map(|r| r.tenant_id),
+        "tenant_id": tenant_id,
         "rows": rows.len(),
-        "ok": problem.is_none(),
+        "legacy_rows": rows.iter().take_while(|r| r.mac_version == crate::db::audit::LEGACY_SHA256).count(),
+        "ok": ok,
         "head": if problem.is_none() { head.clone() } else { None },
         "broken_at": broken_at,
+        "against": against,
     });
-    print(json, &report, || match &problem {
-        None => {
-            format!("{}: {} rows, chain intact; head {}", path.display(), rows.len(), head.as_deref().unwrap_or("-"))
+    print(json, &report, || {
+        let chain = match &problem {
+            None => format!(
+                "{}: {} rows, chain intact; head {}",
+                path.display(),
+                rows.len(),
+                head.as_deref().unwrap_or("-")
+            ),
+            Some((line, Some(seq), why)) => format!("{}: BROKEN at line {line} (row {seq}): {why}", path.display()),
+            Some((line, None, why)) => format!("{}: BROKEN at line {line}: {why}", path.display()),
+        };
+        match &against {
+            None => chain,
+            Some(a) => format!("{chain}\n{}: {}", path.display(), a.line()),
         }
-        Some((line, Some(seq), why)) => format!("{}: BROKEN at line {line} (row {seq}): {why}", path.display()),
-        Some((line, None, why)) => format!("{}: BROKEN at line {line}: {why}", path.display()),
     })?;
-    Ok(if problem.is_none() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

@@ -25,6 +25,7 @@ pub mod tenants;
 pub mod throttle;
 pub mod users;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -32,6 +33,8 @@ use sqlx::{Connection as _, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 pub use embedded::EmbeddedCluster;
+
+use crate::master_key::AuditKey;
 
 /// The role request paths run as. Created by the first migration.
 pub const RUNTIME_ROLE: &str = "lca_runtime";
@@ -44,6 +47,8 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 pub struct Database {
     owner: PgPool,
     runtime: PgPool,
+    /// The audit chain's MAC key, handed to every transaction (see [`Database::with_audit_key`]).
+    audit_key: Option<Arc<AuditKey>>,
 }
 
 /// Where to connect.
@@ -76,7 +81,15 @@ impl Database {
                 })
             })
             .connect_lazy_with(target.runtime.clone().unwrap_or_else(|| target.owner.clone()));
-        Self { owner, runtime }
+        Self { owner, runtime, audit_key: None }
+    }
+
+    /// This handle with the audit chain's key: every transaction it opens carries the key to
+    /// `audit::append`, which refuses to write without one (fail closed). Set once where the
+    /// application state or a CLI command builds the database, never derived per append.
+    pub fn with_audit_key(mut self, key: Arc<AuditKey>) -> Self {
+        self.audit_key = Some(key);
+        self
     }
 
     /// Applies pending migrations as the owner. Serialised across processes by sqlx's
@@ -122,7 +135,7 @@ impl Database {
                 .execute(&mut *tx)
                 .await?;
         }
-        Ok(Tx { inner: tx, tenant_id })
+        Ok(Tx { inner: tx, tenant_id, audit_key: self.audit_key.clone() })
     }
 
     /// Takes the session-level advisory lock `key` on a connection of its own, if no other
@@ -154,6 +167,7 @@ impl Database {
 pub struct Tx {
     inner: Transaction<'static, Postgres>,
     tenant_id: Option<Uuid>,
+    audit_key: Option<Arc<AuditKey>>,
 }
 
 impl Tx {
@@ -181,6 +195,11 @@ impl Tx {
             .execute(&mut *self.inner)
             .await?;
         Ok(())
+    }
+
+    /// The key `audit::append` MACs rows with, if the database was given one.
+    pub(crate) fn audit_key(&self) -> Option<&AuditKey> {
+        self.audit_key.as_deref()
     }
 
     /// The connection, for the query functions of this module's children.

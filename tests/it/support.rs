@@ -139,7 +139,10 @@ impl TestDb {
         conn.close().await.unwrap();
         let owner = c.admin.clone().database(&name);
         let target = ConnectTarget { owner: owner.clone(), runtime: None, max_connections: 10 };
-        Self { db: Database::connect_lazy(&target), name, owner }
+        // The key the binary derives from TEST_MASTER_KEY, so library and CLI write one chain.
+        let master_key = MasterKey::load(&test_config(&[("LCA_MASTER_KEY", TEST_MASTER_KEY)])).unwrap();
+        let db = Database::connect_lazy(&target).with_audit_key(Arc::new(master_key.audit_key()));
+        Self { db, name, owner }
     }
 
     /// A URL of this database with owner rights, for a child process.
