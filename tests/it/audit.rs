@@ -1,5 +1,9 @@
-//! The audit log is append-only in the database itself, and its per-tenant hash chain shows
-//! any edit, deletion or reordering (`audit verify`).
+//! The audit log is append-only in the database itself, and its per-tenant keyed hash chain
+//! shows any edit, deletion or reordering (`audit verify`), even one whose hashes were
+//! recomputed; an anchor from an earlier export shows rows cut off the end (`--against`).
+//!
+//! These tests use only what the code of 310a6ac had too (plus the CLI), so they can be run
+//! against it: the forged-chain and anchor tests fail there.
 
 use laventecare_auth::db::audit;
 use uuid::Uuid;
@@ -114,8 +118,8 @@ async fn concurrent_writers_keep_one_chain() {
     let mut tx = t.db.tenant(acme).await.unwrap();
     let rows = audit::rows(&mut tx).await.unwrap();
     assert_eq!(rows.len(), 201, "tenant.created and 8 × 25");
-    assert_eq!(audit::verify_chain(&rows), Ok(201));
-    assert!(cli(&t, &["audit", "verify", "--tenant", "acme"], "").status.success());
+    let v = json_out(&cli(&t, &["audit", "verify", "--tenant", "acme", "--json"], ""));
+    assert_eq!((v["ok"].as_bool(), v["tenants"][0]["rows"].as_i64()), (Some(true), Some(201)), "{v}");
 }
 
 /// Runs `audit verify --file` with no database at all: no DATABASE_URL, and a data directory
@@ -201,4 +205,319 @@ async fn export_verifies_offline_and_names_tampering() {
 
     let b = tampered("garbage.jsonl", vec![owned[0].clone(), "not json".into()]);
     assert_eq!(b["line"].as_i64(), Some(2));
+}
+
+/// The hash of the code before the chain was keyed (`AuditRow::compute_hash` at 310a6ac),
+/// written out here: plain SHA-256 of the canonical row, which anyone with the rows can compute.
+fn plain_sha256(row: &audit::AuditRow) -> Vec<u8> {
+    use sha2::Digest;
+    fn sorted(value: &serde_json::Value) -> serde_json::Value {
+        match value {
+            serde_json::Value::Object(map) => {
+                let mut entries: Vec<_> = map.iter().collect();
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+                serde_json::Value::Object(entries.into_iter().map(|(k, v)| (k.clone(), sorted(v))).collect())
+            }
+            serde_json::Value::Array(items) => serde_json::Value::Array(items.iter().map(sorted).collect()),
+            other => other.clone(),
+        }
+    }
+    let canonical = serde_json::json!([
+        row.tenant_id,
+        row.seq,
+        row.occurred_at.timestamp_micros(),
+        row.actor_kind,
+        row.actor_id,
+        row.target_kind,
+        row.target_id,
+        row.action,
+        row.outcome,
+        row.ip,
+        row.user_agent,
+        row.request_id,
+        sorted(&row.details),
+        hex::encode(&row.prev_hash),
+    ]);
+    sha2::Sha256::digest(canonical.to_string().as_bytes()).to_vec()
+}
+
+/// A superuser's session with the append-only triggers off (`session_replication_role`).
+async fn superuser(t: &TestDb) -> sqlx::PgConnection {
+    let mut owner = t.owner().await;
+    sqlx::raw_sql("SET session_replication_role = replica").execute(&mut owner).await.unwrap();
+    owner
+}
+
+/// As a superuser: sets row `from`'s details to `forged` (if `edit`), then recomputes its hash
+/// and every later row's up to `to` (and their links) with plain SHA-256, exactly as the old
+/// `compute_hash` did. `extra` is more SQL for each rewritten row (e.g. marking it legacy).
+async fn rewrite(t: &TestDb, tenant: Uuid, (from, to): (i64, i64), edit: bool, extra: &str) {
+    let mut tx = t.db.tenant(tenant).await.unwrap();
+    let mut rows = audit::rows(&mut tx).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut owner = superuser(t).await;
+    for i in usize::try_from(from - 1).unwrap()..rows.len().min(usize::try_from(to).unwrap_or(usize::MAX)) {
+        if edit && rows[i].seq == from {
+            rows[i].details = serde_json::json!({ "writer": "forged" });
+        }
+        rows[i].prev_hash = if i == 0 { vec![0; 32] } else { rows[i - 1].hash.clone() };
+        rows[i].hash = plain_sha256(&rows[i]);
+        let sql = format!(
+            "UPDATE audit_events SET details = $1, prev_hash = $2, hash = $3{extra} WHERE tenant_id = $4 AND seq = $5"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(&rows[i].details)
+            .bind(&rows[i].prev_hash)
+            .bind(&rows[i].hash)
+            .bind(tenant)
+            .bind(rows[i].seq)
+            .execute(&mut owner)
+            .await
+            .unwrap();
+    }
+}
+
+/// Issue #9 item 3: a superuser edits row 3 and recomputes it and every later hash with plain
+/// SHA-256; `audit verify` still names row 3 and exits 1, and so does `audit verify --file` on
+/// an export of the forged chain. (At 310a6ac both accepted the forgery.)
+#[tokio::test]
+async fn a_chain_recomputed_with_plain_sha256_is_named() {
+    let t = TestDb::new().await;
+    let acme = t.tenant("acme").await;
+    append_n(&t, acme, 5, "x").await;
+    assert!(cli(&t, &["audit", "verify", "--tenant", "acme"], "").status.success());
+
+    rewrite(&t, acme, (3, i64::MAX), true, "").await;
+    // The forgery is consistent as a plain SHA-256 chain: every link and hash recomputed.
+    let mut owner = t.owner().await;
+    let stored: Vec<(i64, Vec<u8>, Vec<u8>)> =
+        sqlx::query_as("SELECT seq, prev_hash, hash FROM audit_events WHERE tenant_id = $1 ORDER BY seq")
+            .bind(acme)
+            .fetch_all(&mut owner)
+            .await
+            .unwrap();
+    assert!(stored.windows(2).all(|w| w[1].1 == w[0].2), "links recomputed");
+
+    let out = cli(&t, &["audit", "verify", "--json"], "");
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let acme_report = v["tenants"].as_array().unwrap().iter().find(|r| r["tenant"] == "acme").unwrap().clone();
+    assert_eq!(acme_report["ok"], false);
+    assert_eq!(acme_report["broken_at"]["seq"], 3, "{acme_report}");
+    let human = cli(&t, &["audit", "verify", "--tenant", "acme"], "");
+    assert_eq!(human.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&human.stdout).contains("acme: BROKEN at row 3"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("forged.jsonl");
+    let exported = cli(&t, &["audit", "export", "--tenant", "acme", "--output", file.to_str().unwrap()], "");
+    assert!(exported.status.success());
+    let out = verify_file_offline(&file);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((v["broken_at"]["line"].as_i64(), v["broken_at"]["seq"].as_i64()), (Some(3), Some(3)), "{v}");
+}
+
+/// The forger also marks the rewritten rows as legacy (plain SHA-256, as rows from before the
+/// keyed chain are): an unkeyed row after keyed ones is named. A chain that really starts with
+/// legacy rows (an upgraded deployment) verifies and says how many; editing a legacy row and
+/// recomputing the rest of the legacy prefix breaks the first keyed row.
+#[tokio::test]
+async fn forged_rows_never_pass_as_legacy() {
+    let t = TestDb::new().await;
+    let downgraded = t.tenant("downgraded").await;
+    append_n(&t, downgraded, 5, "x").await;
+    rewrite(&t, downgraded, (4, i64::MAX), true, ", mac_version = 0").await;
+    let out = cli(&t, &["audit", "verify", "--tenant", "downgraded", "--json"], "");
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["tenants"][0]["broken_at"]["seq"], 4, "{v}");
+    assert_eq!(v["tenants"][0]["broken_at"]["problem"], "an unkeyed row after keyed ones (forged)");
+
+    // An upgraded deployment: its first 3 rows were written before migration 0011.
+    let upgraded = t.tenant("upgraded").await;
+    append_n(&t, upgraded, 2, "old").await;
+    rewrite(&t, upgraded, (1, 3), false, ", mac_version = 0").await;
+    append_n(&t, upgraded, 2, "new").await;
+    let v = json_out(&cli(&t, &["audit", "verify", "--tenant", "upgraded", "--json"], ""));
+    let r = &v["tenants"][0];
+    assert_eq!(
+        (r["ok"].as_bool(), r["rows"].as_i64(), r["legacy_rows"].as_i64()),
+        (Some(true), Some(5), Some(3)),
+        "{r}"
+    );
+    let human = cli(&t, &["audit", "verify", "--tenant", "upgraded"], "");
+    assert!(String::from_utf8_lossy(&human.stdout).contains("3 legacy rows"), "{human:?}");
+
+    // Row 2 (legacy) edited, rows 2–3 recomputed as legacy: row 4's MAC covers row 3's hash.
+    rewrite(&t, upgraded, (2, 3), true, ", mac_version = 0").await;
+    let out = cli(&t, &["audit", "verify", "--tenant", "upgraded", "--json"], "");
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["tenants"][0]["broken_at"]["seq"], 4, "{v}");
+    assert_eq!(v["tenants"][0]["broken_at"]["problem"], "does not follow the previous row (inserted or reordered)");
+}
+
+/// `audit verify --against`: an anchor taken from an export (its file, or the TENANT:SEQ:HASH
+/// `audit export` prints) holds while the chain grows; after a superuser deletes the last two
+/// rows, which plain `audit verify` cannot see, the later anchor fails, naming itself and where
+/// the chain now ends, while the earlier anchor still holds. (At 310a6ac there was no
+/// `--against`, and the deletion went unnoticed.)
+#[tokio::test]
+async fn an_anchor_catches_rows_cut_off_the_end() {
+    let t = TestDb::new().await;
+    let acme = t.tenant("acme").await;
+    t.tenant("other").await;
+    append_n(&t, acme, 5, "x").await;
+    let dir = tempfile::tempdir().unwrap();
+    let export = |name: &str| {
+        let file = dir.path().join(name);
+        let args = ["audit", "export", "--tenant", "acme", "--output", file.to_str().unwrap(), "--json"];
+        (file.clone(), json_out(&cli(&t, &args, ""))["anchor"].as_str().unwrap().to_owned())
+    };
+    let (early, early_anchor) = export("early.jsonl");
+    let head: Vec<u8> = sqlx::query_scalar("SELECT hash FROM audit_events WHERE tenant_id = $1 AND seq = 6")
+        .bind(acme)
+        .fetch_one(&mut t.owner().await)
+        .await
+        .unwrap();
+    assert_eq!(early_anchor, format!("acme:6:{}", hex::encode(&head)));
+    // Without --output the rows go to standard output, the anchor to standard error.
+    let plain = cli(&t, &["audit", "export", "--tenant", "acme"], "");
+    assert_eq!(String::from_utf8_lossy(&plain.stderr).trim(), format!("head {early_anchor}"));
+
+    append_n(&t, acme, 2, "y").await;
+    let (late, late_anchor) = export("late.jsonl");
+    assert!(late_anchor.starts_with("acme:8:"), "{late_anchor}");
+    let against = |anchor: &str| {
+        let out = cli(&t, &["audit", "verify", "--against", anchor, "--json"], "");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        (out.status.code(), v)
+    };
+    let id_anchor = late_anchor.replacen("acme", &acme.to_string(), 1);
+    for anchor in [early.to_str().unwrap(), late.to_str().unwrap(), &early_anchor, &late_anchor, &id_anchor] {
+        let (code, v) = against(anchor);
+        assert_eq!(code, Some(0), "{anchor}: {v}");
+        let tenants = v["tenants"].as_array().unwrap();
+        assert_eq!(tenants.len(), 1, "only the anchor's tenant");
+        assert_eq!(
+            (tenants[0]["tenant"].as_str(), tenants[0]["against"]["holds"].as_bool()),
+            (Some("acme"), Some(true))
+        );
+    }
+
+    let mut owner = superuser(&t).await;
+    sqlx::query("DELETE FROM audit_events WHERE tenant_id = $1 AND seq > 6")
+        .bind(acme)
+        .execute(&mut owner)
+        .await
+        .unwrap();
+    // What is left is an intact chain: without an anchor nothing shows.
+    assert!(cli(&t, &["audit", "verify", "--tenant", "acme"], "").status.success());
+
+    for anchor in [late.to_str().unwrap(), &late_anchor] {
+        let (code, v) = against(anchor);
+        assert_eq!(code, Some(1), "{anchor}: {v}");
+        let r = &v["tenants"][0];
+        assert_eq!(
+            (v["ok"].as_bool(), r["ok"].as_bool(), r["against"]["holds"].as_bool()),
+            (Some(false), Some(false), Some(false))
+        );
+        assert!(r["against"]["anchor"].as_str().unwrap().ends_with(&late_anchor[5..]), "{r}");
+        assert_eq!(r["against"]["problem"], "row 8 is gone: the chain ends at row 6 (rows were cut off its end)");
+    }
+    let human = cli(&t, &["audit", "verify", "--against", &late_anchor], "");
+    assert_eq!(human.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&human.stdout).contains(&format!("acme: anchor {late_anchor} FAILS: row 8 is gone"))
+    );
+    assert_eq!(against(&early_anchor).0, Some(0), "rows up to 6 are untouched");
+
+    // Offline: today's export against the late anchor fails the same way.
+    let (now, _) = export("now.jsonl");
+    let out = verify_file_offline_against(&now, &late_anchor);
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["against"]["holds"], false, "{v}");
+    assert_eq!(verify_file_offline_against(&now, early.to_str().unwrap()).status.code(), Some(0));
+}
+
+fn verify_file_offline_against(file: &std::path::Path, anchor: &str) -> std::process::Output {
+    let data = tempfile::tempdir().unwrap();
+    let mut cmd = binary();
+    cmd.env("LCA_DATA_DIR", data.path()).env("LCA_PG_BINDIR", "/nonexistent");
+    cmd.args(["audit", "verify", "--file", file.to_str().unwrap(), "--against", anchor, "--json"]);
+    crate::support::run_with_stdin(cmd, "")
+}
+
+/// Malformed anchors are usage errors (exit 2) saying what is wrong; an anchor of a tenant that
+/// does not exist, of another tenant than `--tenant`, another tenant's export, a damaged export
+/// and the wrong master key each get a clear error, never a pass.
+#[tokio::test]
+async fn bad_anchors_are_refused_clearly() {
+    let t = TestDb::new().await;
+    let acme = t.tenant("acme").await;
+    t.tenant("other").await;
+    append_n(&t, acme, 2, "x").await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("acme.jsonl");
+    let summary =
+        json_out(&cli(&t, &["audit", "export", "--tenant", "acme", "--output", file.to_str().unwrap(), "--json"], ""));
+    let anchor = summary["anchor"].as_str().unwrap().to_owned();
+    let hash = &anchor[anchor.rfind(':').unwrap() + 1..];
+    let run = |args: &[&str]| {
+        let out = cli(&t, args, "");
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    for (bad, says) in [
+        ("acme:3".to_owned(), "TENANT:SEQ:HASH"),
+        (format!("acme:0:{hash}"), "SEQ"),
+        (format!("acme:-1:{hash}"), "SEQ"),
+        (format!("acme:3:{}", &hash[..63]), "HASH"),
+        (format!("ACME:3:{hash}"), "tenant"),
+        ("/nonexistent/early.jsonl".to_owned(), "neither an export file that exists nor an anchor"),
+    ] {
+        let (code, stderr) = run(&["audit", "verify", "--against", &bad]);
+        assert_eq!(code, Some(2), "{bad}: {stderr}");
+        assert!(stderr.contains(says), "{bad}: {stderr}");
+    }
+    let (code, stderr) = run(&["audit", "verify", "--against", &format!("nosuch:3:{hash}")]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("the anchor names tenant \"nosuch\""), "{stderr}");
+    let (code, stderr) = run(&["audit", "verify", "--tenant", "other", "--against", &anchor]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("which is not other"), "{stderr}");
+    // Acme's anchor under another tenant's name: the hash is not in that chain.
+    let (code, _) = run(&["audit", "verify", "--against", &anchor.replacen("acme", "other", 1)]);
+    assert_eq!(code, Some(1));
+
+    let damaged = dir.path().join("damaged.jsonl");
+    std::fs::write(&damaged, std::fs::read_to_string(&file).unwrap().replace("\"test.event\"", "\"test.forged\""))
+        .unwrap();
+    let (code, stderr) = run(&["audit", "verify", "--against", damaged.to_str().unwrap()]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("not an intact export"), "{stderr}");
+    let empty = dir.path().join("empty.jsonl");
+    std::fs::write(&empty, "").unwrap();
+    let (code, stderr) = run(&["audit", "verify", "--against", empty.to_str().unwrap()]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("the export has no rows"), "{stderr}");
+
+    // Another master key: the export does not verify (from row 1), so it proves nothing.
+    let mut cmd = binary();
+    cmd.env("LCA_MASTER_KEY", "b3RoZXItbWFzdGVyLWtleS10aGlydHktdHdvLWJ5dGU=");
+    cmd.env("LCA_DATA_DIR", dir.path()).args(["audit", "verify", "--file", file.to_str().unwrap(), "--json"]);
+    let out = crate::support::run_with_stdin(cmd, "");
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["broken_at"]["seq"], 1, "{v}");
+    // No master key at all: verify --file says so and does not make one up.
+    let empty_dir = tempfile::tempdir().unwrap();
+    let mut cmd = binary();
+    cmd.env_remove("LCA_MASTER_KEY").env("LCA_DATA_DIR", empty_dir.path());
+    cmd.args(["audit", "verify", "--file", file.to_str().unwrap()]);
+    let out = crate::support::run_with_stdin(cmd, "");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no master key"), "{out:?}");
+    assert!(!empty_dir.path().join("master.key").exists());
 }
