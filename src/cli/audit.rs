@@ -91,8 +91,10 @@ struct ChainReport {
     /// Rows from before the chain was keyed (migration 0011): checked with plain SHA-256 only.
     legacy_rows: usize,
     ok: bool,
-    /// The last row as an anchor (TENANT:SEQ:HASH): keep it to check against later.
+    /// Hex hash of the last row.
     head: Option<String>,
+    /// The last row as an anchor (TENANT:SEQ:HASH): keep it to check against later.
+    anchor: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     broken_at: Option<ChainBreak>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -161,7 +163,8 @@ pub(super) async fn audit_verify(
         let verdict = verify_chain(&rows, key);
         let against = anchor.as_ref().map(|a| AnchorReport::new(a, &rows));
         reports.push(ChainReport {
-            head: rows.last().and_then(|r| Anchor::of(r, &slug)).map(|a| a.to_string()),
+            head: rows.last().map(|r| hex::encode(&r.hash)),
+            anchor: rows.last().and_then(|r| Anchor::of(r, &slug)).map(|a| a.to_string()),
             tenant: slug,
             tenant_id: id,
             rows: rows.len(),
@@ -184,9 +187,9 @@ fn human_line(r: &ChainReport) -> String {
             r.tenant,
             r.rows,
             r.legacy_rows,
-            r.head.as_deref().unwrap_or("-")
+            r.anchor.as_deref().unwrap_or("-")
         ),
-        None => format!("{}: {} rows, chain intact; head {}", r.tenant, r.rows, r.head.as_deref().unwrap_or("-")),
+        None => format!("{}: {} rows, chain intact; head {}", r.tenant, r.rows, r.anchor.as_deref().unwrap_or("-")),
         Some(b) => format!("{}: BROKEN at row {}: {}", r.tenant, b.seq, b.problem),
     };
     match &r.against {
@@ -284,6 +287,7 @@ pub(super) fn audit_verify_file(
     let against = anchor.as_ref().map(|a| AnchorReport::new(a, &rows));
     let ok = problem.is_none() && against.as_ref().is_none_or(|a| a.holds);
     let head = rows.last().map(|r| hex::encode(&r.hash));
+    let anchor = rows.last().and_then(|r| Anchor::of(r, &r.tenant_id.to_string())).map(|a| a.to_string());
     let broken_at =
         problem.as_ref().map(|(line, seq, why)| serde_json::json!({ "line": line, "seq": seq, "problem": why }));
     let report = serde_json::json!({
@@ -292,7 +296,8 @@ pub(super) fn audit_verify_file(
         "rows": rows.len(),
         "legacy_rows": rows.iter().take_while(|r| r.mac_version == crate::db::audit::LEGACY_SHA256).count(),
         "ok": ok,
-        "head": if problem.is_none() { head.clone() } else { None },
+        "head": if problem.is_none() { head } else { None },
+        "anchor": if problem.is_none() { anchor.clone() } else { None },
         "broken_at": broken_at,
         "against": against,
     });
@@ -302,7 +307,7 @@ pub(super) fn audit_verify_file(
                 "{}: {} rows, chain intact; head {}",
                 path.display(),
                 rows.len(),
-                head.as_deref().unwrap_or("-")
+                anchor.as_deref().unwrap_or("-")
             ),
             Some((line, Some(seq), why)) => format!("{}: BROKEN at line {line} (row {seq}): {why}", path.display()),
             Some((line, None, why)) => format!("{}: BROKEN at line {line}: {why}", path.display()),

@@ -172,6 +172,7 @@ async fn export_verifies_offline_and_names_tampering() {
     let v = json_out(&ok);
     assert_eq!((v["ok"].as_bool(), v["rows"].as_i64()), (Some(true), Some(6)));
     assert_eq!(v["head"], hex::encode(&head));
+    assert_eq!(v["anchor"], format!("{acme}:6:{}", hex::encode(&head)));
 
     let tampered = |name: &str, lines: Vec<String>| {
         let path = dir.path().join(name);
@@ -520,4 +521,27 @@ async fn bad_anchors_are_refused_clearly() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no master key"), "{out:?}");
     assert!(!empty_dir.path().join("master.key").exists());
+}
+
+/// A database handle without the audit key (one not built by the application state or the
+/// CLI) cannot append: the action's transaction fails and no unkeyed row is written.
+#[tokio::test]
+async fn appending_without_the_key_fails_closed() {
+    let t = TestDb::new().await;
+    let acme = t.tenant("acme").await;
+    let config = crate::support::test_config(&[("DATABASE_URL", &t.url())]);
+    let (keyless, cluster) = laventecare_auth::db::open(&config).await.unwrap();
+    assert!(cluster.is_none());
+    let mut tx = keyless.tenant(acme).await.unwrap();
+    let event = audit::Event { actor_kind: "system", action: "test.event", outcome: "success", ..Default::default() };
+    let err = audit::append(&mut tx, &event).await.unwrap_err();
+    assert!(err.to_string().contains("no key"), "{err}");
+    drop(tx);
+    keyless.close().await;
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE tenant_id = $1")
+        .bind(acme)
+        .fetch_one(&mut t.owner().await)
+        .await
+        .unwrap();
+    assert_eq!(n, 1, "only tenant.created");
 }
