@@ -285,6 +285,9 @@ async fn run_with(
     master_key: &Arc<MasterKey>,
 ) -> anyhow::Result<ExitCode> {
     db.migrate().await.context("database migration failed")?;
+    if !matches!(command, Command::Migrate | Command::Audit { .. }) {
+        audit::check_master_key(db, &master_key.audit_key()).await?;
+    }
     let hasher = PasswordHasher::new();
     let operator = operator();
     match command {

@@ -51,6 +51,33 @@ pub enum AuditCommand {
     },
 }
 
+/// Refuses a master key other than the one the audit log was written with, before a command
+/// writes: its rows would break the chain for good. The newest row of the first tenant (by
+/// slug, of the first 16) whose newest row is keyed decides; with none, there is nothing to
+/// compare with. `audit verify` and `audit export` skip this: they write nothing, and verify
+/// is how an operator finds out which it is, another key or a tampered row.
+pub(super) async fn check_master_key(db: &Database, key: &AuditKey) -> anyhow::Result<()> {
+    let mut tx = db.unscoped().await?;
+    let tenants = crate::db::tenants::list(&mut tx).await?;
+    tx.commit().await?;
+    for (id, slug) in tenants.into_iter().take(16) {
+        let mut tx = db.tenant(id).await?;
+        let head = crate::db::audit::head(&mut tx).await?;
+        tx.commit().await?;
+        match head.as_ref().and_then(|h| h.written_under(key)) {
+            Some(true) => return Ok(()),
+            Some(false) => anyhow::bail!(
+                "the newest audit row of tenant {slug} (row {}) was not written under this master key: \
+                 LCA_MASTER_KEY (or the data directory's master.key) is not the server's, or that row \
+                 was tampered with (`audit verify` shows which); refusing to write",
+                head.map_or(0, |h| h.seq)
+            ),
+            None => {}
+        }
+    }
+    Ok(())
+}
+
 /// What `--against` names: an anchor string, or an export file whose last row is one.
 #[derive(Debug, Clone)]
 pub enum Against {

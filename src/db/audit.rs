@@ -184,3 +184,16 @@ pub async fn rows(tx: &mut Tx) -> Result<Vec<AuditRow>, sqlx::Error> {
     .fetch_all(tx.conn())
     .await
 }
+
+/// The last row of the transaction's tenant.
+pub async fn head(tx: &mut Tx) -> Result<Option<AuditRow>, sqlx::Error> {
+    let tenant_id = tx.tenant_id().unwrap_or_default();
+    sqlx::query_as(
+        "SELECT tenant_id, seq, occurred_at, actor_kind, actor_id, target_kind, target_id, action, outcome, \
+         host(ip) AS ip, user_agent, request_id, details, mac_version, prev_hash, hash \
+         FROM audit_events WHERE tenant_id = $1 ORDER BY seq DESC LIMIT 1",
+    )
+    .bind(tenant_id)
+    .fetch_optional(tx.conn())
+    .await
+}

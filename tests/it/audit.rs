@@ -545,3 +545,31 @@ async fn appending_without_the_key_fails_closed() {
         .unwrap();
     assert_eq!(n, 1, "only tenant.created");
 }
+
+/// A CLI command run with another master key than the one the log was written with is refused
+/// before it writes anything (its rows would break the chain for good); `audit verify` still
+/// runs with it and names row 1; the right key works.
+#[tokio::test]
+async fn a_cli_with_another_master_key_writes_nothing() {
+    let t = TestDb::new().await;
+    t.tenant("acme").await;
+    let other_key = |args: &[&str]| {
+        let mut cmd = binary();
+        cmd.env("DATABASE_URL", t.url()).env("LCA_MASTER_KEY", "b3RoZXItbWFzdGVyLWtleS10aGlydHktdHdvLWJ5dGU=");
+        cmd.args(args);
+        crate::support::run_with_stdin(cmd, "")
+    };
+    let out = other_key(&["tenant", "create", "--slug", "beta", "--name", "Beta", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not written under this master key"), "{out:?}");
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM tenants WHERE slug = 'beta'")
+        .fetch_one(&mut t.owner().await)
+        .await
+        .unwrap();
+    assert_eq!(n, 0, "no tenant beta");
+    let out = other_key(&["audit", "verify", "--tenant", "acme", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["tenants"][0]["broken_at"]["seq"], 1, "{v}");
+    json_out(&cli(&t, &["tenant", "create", "--slug", "beta", "--name", "Beta", "--json"], ""));
+}

@@ -125,7 +125,7 @@ mod tests {
 
         let bad = |s: String| s.parse::<Anchor>().unwrap_err();
         assert_eq!(bad(String::new()), AnchorError::Shape);
-        assert_eq!(bad(format!("acme:42")), AnchorError::Shape);
+        assert_eq!(bad("acme:42".into()), AnchorError::Shape);
         assert_eq!(bad(format!("acme:42:{HASH}:x")), AnchorError::Shape);
         assert_eq!(bad(format!("Acme:42:{HASH}")), AnchorError::Tenant);
         assert_eq!(bad(format!(":42:{HASH}")), AnchorError::Tenant);

@@ -68,6 +68,11 @@ impl AuditRow {
         mac
     }
 
+    /// For a keyed row, whether it was written under `key`; `None` for a legacy row.
+    pub fn written_under(&self, key: &AuditKey) -> Option<bool> {
+        (self.mac_version == HMAC_SHA256_V1).then(|| self.mac_matches(key))
+    }
+
     /// Whether the stored hash is this row's MAC under `key`, compared in constant time.
     fn mac_matches(&self, key: &AuditKey) -> bool {
         self.mac(key).verify_slice(&self.hash).is_ok()
