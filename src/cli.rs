@@ -16,7 +16,7 @@ use crate::config::{Config, ConfigArgs};
 use crate::db::Database;
 use crate::db::audit::Actor;
 use crate::identity::PasswordHasher;
-use crate::master_key::MasterKey;
+use crate::master_key::{AuditKey, MasterKey};
 use crate::tenancy::Role;
 use crate::{AppState, bootstrap, clients, identity, tenancy};
 
@@ -269,8 +269,9 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
     // The audit key is derived once, here; every transaction of `db` carries it to the appends.
     let master_key = Arc::new(MasterKey::load(&config)?);
     let (db, cluster) = crate::db::open(&config).await?;
-    let db = db.with_audit_key(Arc::new(master_key.audit_key()));
-    let outcome = run_with(command, &config, &db, &master_key).await;
+    let audit_key = Arc::new(master_key.audit_key());
+    let db = db.with_audit_key(audit_key.clone());
+    let outcome = run_with(command, &config, &db, (&master_key, &audit_key)).await;
     db.close().await;
     if let Some(mut cluster) = cluster {
         cluster.stop()?;
@@ -282,11 +283,11 @@ async fn run_with(
     command: Command,
     config: &Arc<Config>,
     db: &Database,
-    master_key: &Arc<MasterKey>,
+    (master_key, audit_key): (&Arc<MasterKey>, &AuditKey),
 ) -> anyhow::Result<ExitCode> {
     db.migrate().await.context("database migration failed")?;
     if !matches!(command, Command::Migrate | Command::Audit { .. }) {
-        audit::check_master_key(db, &master_key.audit_key()).await?;
+        audit::check_master_key(db, audit_key).await?;
     }
     let hasher = PasswordHasher::new();
     let operator = operator();
@@ -344,11 +345,10 @@ async fn run_with(
             })?;
         }
         Command::Audit { command: AuditCommand::Verify { tenant, file: None, against, json } } => {
-            let key = master_key.audit_key();
-            return audit::audit_verify(db, &key, tenant.as_deref(), against.as_ref(), json).await;
+            return audit::audit_verify(db, audit_key, tenant.as_deref(), against.as_ref(), json).await;
         }
         Command::Audit { command: AuditCommand::Verify { file: Some(file), against, json, .. } } => {
-            return audit::audit_verify_file(&file, &master_key.audit_key(), against.as_ref(), json);
+            return audit::audit_verify_file(&file, audit_key, against.as_ref(), json);
         }
         Command::Audit { command: AuditCommand::Export { tenant, output, json } } => {
             audit::audit_export(db, &tenant, output.as_deref(), json).await?;
