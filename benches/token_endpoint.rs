@@ -52,6 +52,8 @@ async fn setup() -> Setup {
     let config = Arc::new(Config::from_args(args.config).unwrap());
     let master_key = Arc::new(MasterKey::load(&config).unwrap());
     let state = AppState::new(config, database.clone(), master_key).await.unwrap();
+    // The state's handle carries the audit key the appends below need.
+    let database = state.db.clone();
 
     let tenant = tenancy::create_tenant(&database, "bench", "Bench", false).await.unwrap().tenant_id;
     let hasher = identity::PasswordHasher::new();

@@ -2,8 +2,9 @@
 //! then prints one JSON object; each works whether or not a server runs on the same data
 //! directory or database.
 
+mod audit;
+
 use std::io::{BufRead, Write};
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -13,11 +14,13 @@ use serde::Serialize;
 
 use crate::config::{Config, ConfigArgs};
 use crate::db::Database;
-use crate::db::audit::{Actor, AuditRow};
+use crate::db::audit::Actor;
 use crate::identity::PasswordHasher;
-use crate::master_key::MasterKey;
+use crate::master_key::{AuditKey, MasterKey};
 use crate::tenancy::Role;
 use crate::{AppState, bootstrap, clients, identity, tenancy};
+
+pub use self::audit::AuditCommand;
 
 /// LaventeCare Auth: a multi-tenant OpenID Connect provider.
 ///
@@ -79,32 +82,6 @@ pub enum JanitorCommand {
     /// Delete expired sessions, codes, token families and retired keys once, in batches;
     /// does nothing while another janitor (a server's, or another run) is working.
     Run {
-        #[arg(long)]
-        json: bool,
-    },
-}
-
-#[derive(Subcommand, Debug)]
-pub enum AuditCommand {
-    /// Check every tenant's hash chain (or one tenant's, or an export file without any
-    /// database); exits 1 at the first broken row.
-    Verify {
-        #[arg(long)]
-        tenant: Option<String>,
-        /// A file written by `audit export`; checked offline.
-        #[arg(long, conflicts_with = "tenant")]
-        file: Option<PathBuf>,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Write one tenant's chain as JSON lines (one row a line, in order), to keep outside the
-    /// database. Its last hash is the chain's head: an anchor against cutting rows off the end.
-    Export {
-        #[arg(long)]
-        tenant: String,
-        /// Write to this file instead of standard output (then a summary is printed).
-        #[arg(long)]
-        output: Option<PathBuf>,
         #[arg(long)]
         json: bool,
     },
@@ -282,13 +259,19 @@ pub enum ClientCommand {
 
 /// Runs a command; the exit code says whether it worked.
 pub async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
-    // Checking an export needs no database: answer before one is opened (or started).
-    if let Command::Audit { command: AuditCommand::Verify { file: Some(file), json, .. } } = &command {
-        return audit_verify_file(file, *json);
+    // Checking an export needs no database: answer before one is opened (or started). It
+    // needs the key the chain was made with, and must not make up a new one.
+    if let Command::Audit { command: AuditCommand::Verify { file: Some(file), against, json, .. } } = &command {
+        let key = MasterKey::load_existing(&config)?.audit_key();
+        return audit::audit_verify_file(file, &key, against.as_ref(), *json);
     }
     let config = Arc::new(config);
+    // The audit key is derived once, here; every transaction of `db` carries it to the appends.
+    let master_key = Arc::new(MasterKey::load(&config)?);
     let (db, cluster) = crate::db::open(&config).await?;
-    let outcome = run_with(command, &config, &db).await;
+    let audit_key = Arc::new(master_key.audit_key());
+    let db = db.with_audit_key(audit_key.clone());
+    let outcome = run_with(command, &config, &db, (&master_key, &audit_key)).await;
     db.close().await;
     if let Some(mut cluster) = cluster {
         cluster.stop()?;
@@ -296,18 +279,26 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
     outcome
 }
 
-async fn run_with(command: Command, config: &Arc<Config>, db: &Database) -> anyhow::Result<ExitCode> {
+async fn run_with(
+    command: Command,
+    config: &Arc<Config>,
+    db: &Database,
+    (master_key, audit_key): (&Arc<MasterKey>, &AuditKey),
+) -> anyhow::Result<ExitCode> {
     db.migrate().await.context("database migration failed")?;
     // Every other command makes request-style connections: refuse before any of them if their
     // login is not a plain lca_runtime (never fall back to the owner's).
     if !matches!(command, Command::Migrate) {
         db.verify_runtime_login().await?;
     }
+    if !matches!(command, Command::Migrate | Command::Audit { .. }) {
+        audit::check_master_key(db, audit_key).await?;
+    }
     let hasher = PasswordHasher::new();
     let operator = operator();
     match command {
         Command::Serve => {
-            serve(config.clone(), db.clone(), hasher).await?;
+            serve(config.clone(), db.clone(), master_key.clone(), hasher).await?;
         }
         Command::Migrate => {
             eprintln!("migrations applied");
@@ -358,14 +349,14 @@ async fn run_with(command: Command, config: &Arc<Config>, db: &Database) -> anyh
                 format!("{email} is no longer a member of {tenant}; {} token families ended", removed.families_revoked)
             })?;
         }
-        Command::Audit { command: AuditCommand::Verify { tenant, file: None, json } } => {
-            return audit_verify(db, tenant.as_deref(), json).await;
+        Command::Audit { command: AuditCommand::Verify { tenant, file: None, against, json } } => {
+            return audit::audit_verify(db, audit_key, tenant.as_deref(), against.as_ref(), json).await;
         }
-        Command::Audit { command: AuditCommand::Verify { file: Some(file), json, .. } } => {
-            return audit_verify_file(&file, json);
+        Command::Audit { command: AuditCommand::Verify { file: Some(file), against, json, .. } } => {
+            return audit::audit_verify_file(&file, audit_key, against.as_ref(), json);
         }
         Command::Audit { command: AuditCommand::Export { tenant, output, json } } => {
-            audit_export(db, &tenant, output.as_deref(), json).await?;
+            audit::audit_export(db, &tenant, output.as_deref(), json).await?;
         }
         Command::Janitor { command: JanitorCommand::Run { json } } => {
             let report = crate::janitor::run_once(db, config.janitor.batch_size).await?;
@@ -382,9 +373,8 @@ async fn run_with(command: Command, config: &Arc<Config>, db: &Database) -> anyh
             })?;
         }
         Command::Keys { command: KeysCommand::Rotate { json } } => {
-            let master_key = MasterKey::load(config)?;
             let policy = crate::tokens::RotationPolicy::default();
-            let report = crate::tokens::rotate_by(db, &operator, &master_key, &policy).await?;
+            let report = crate::tokens::rotate_by(db, &operator, master_key, &policy).await?;
             print(json, &report, || {
                 let created: Vec<String> = report.created.iter().map(|k| format!("{} {}", k.alg, k.kid)).collect();
                 format!("new signing keys:\n  {}\n(running servers pick them up within a minute)", created.join("\n  "))
@@ -509,139 +499,13 @@ fn status_line(done: &tenancy::TenantStatus) -> String {
     }
 }
 
-/// One tenant's verdict.
-#[derive(Serialize)]
-struct ChainReport {
-    tenant: String,
-    rows: usize,
-    ok: bool,
-    /// Hex hash of the last row: compare with an export's to see rows cut off the end.
-    head: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    broken_at: Option<crate::db::audit::ChainBreak>,
-}
-
-/// `audit verify`: walks each tenant's chain in a transaction for that tenant.
-async fn audit_verify(db: &Database, only: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
-    let mut tx = db.unscoped().await?;
-    let mut tenants = crate::db::tenants::list(&mut tx).await?;
-    tx.commit().await?;
-    if let Some(slug) = only {
-        tenants.retain(|(_, s)| s == slug);
-        if tenants.is_empty() {
-            anyhow::bail!("no tenant with slug {slug:?}");
-        }
-    }
-    let mut reports = Vec::new();
-    for (id, slug) in tenants {
-        let mut tx = db.tenant(id).await?;
-        let rows = crate::db::audit::rows(&mut tx).await?;
-        tx.commit().await?;
-        let verdict = crate::db::audit::verify_chain(&rows);
-        let head = rows.last().map(|r| hex::encode(&r.hash));
-        reports.push(ChainReport {
-            tenant: slug,
-            rows: rows.len(),
-            ok: verdict.is_ok(),
-            head,
-            broken_at: verdict.err(),
-        });
-    }
-    let all_ok = reports.iter().all(|r| r.ok);
-    let summary = serde_json::json!({ "ok": all_ok, "tenants": reports });
-    print(json, &summary, || {
-        reports
-            .iter()
-            .map(|r| match &r.broken_at {
-                None => format!("{}: {} rows, chain intact", r.tenant, r.rows),
-                Some(b) => format!("{}: BROKEN at row {}: {}", r.tenant, b.seq, b.problem),
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-    })?;
-    Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
-}
-
-/// `audit export`: one tenant's chain as JSON lines, in `seq` order.
-async fn audit_export(db: &Database, slug: &str, output: Option<&Path>, json: bool) -> anyhow::Result<()> {
-    let tenant = tenancy::find_tenant(db, slug).await?;
-    let mut tx = db.tenant(tenant.id).await?;
-    let rows = crate::db::audit::rows(&mut tx).await?;
-    tx.commit().await?;
-    let mut text = String::new();
-    for row in &rows {
-        text.push_str(&serde_json::to_string(row)?);
-        text.push('\n');
-    }
-    let Some(path) = output else {
-        std::io::stdout().lock().write_all(text.as_bytes())?;
-        return Ok(());
-    };
-    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
-    let head = rows.last().map(|r| hex::encode(&r.hash));
-    let summary = serde_json::json!({
-        "tenant": slug, "tenant_id": tenant.id, "rows": rows.len(), "head": head, "file": path.display().to_string(),
-    });
-    print(json, &summary, || {
-        format!("wrote {} rows of {slug} to {}; head {}", rows.len(), path.display(), head.as_deref().unwrap_or("-"))
-    })
-}
-
-/// `audit verify --file`: checks an export offline. A line that is not a row, a row of another
-/// tenant, and every break `verify_chain` finds are reported with their line number.
-fn audit_verify_file(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut rows: Vec<AuditRow> = Vec::new();
-    let mut lines: Vec<usize> = Vec::new();
-    let mut problem: Option<(usize, Option<i64>, String)> = None;
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        match serde_json::from_str::<AuditRow>(line) {
-            Ok(row) if rows.first().is_some_and(|first| first.tenant_id != row.tenant_id) => {
-                problem = Some((i + 1, Some(row.seq), "belongs to another tenant's chain".into()));
-                break;
-            }
-            Ok(row) => {
-                rows.push(row);
-                lines.push(i + 1);
-            }
-            Err(_) => {
-                problem = Some((i + 1, None, "is not an audit row".into()));
-                break;
-            }
-        }
-    }
-    if problem.is_none()
-        && let Some((index, broken)) = crate::db::audit::first_break(&rows)
-    {
-        problem = Some((lines[index], Some(broken.seq), broken.problem.to_owned()));
-    }
-    let head = rows.last().map(|r| hex::encode(&r.hash));
-    let broken_at =
-        problem.as_ref().map(|(line, seq, why)| serde_json::json!({ "line": line, "seq": seq, "problem": why }));
-    let report = serde_json::json!({
-        "file": path.display().to_string(),
-        "tenant_id": rows.first().map(|r| r.tenant_id),
-        "rows": rows.len(),
-        "ok": problem.is_none(),
-        "head": if problem.is_none() { head.clone() } else { None },
-        "broken_at": broken_at,
-    });
-    print(json, &report, || match &problem {
-        None => {
-            format!("{}: {} rows, chain intact; head {}", path.display(), rows.len(), head.as_deref().unwrap_or("-"))
-        }
-        Some((line, Some(seq), why)) => format!("{}: BROKEN at line {line} (row {seq}): {why}", path.display()),
-        Some((line, None, why)) => format!("{}: BROKEN at line {line}: {why}", path.display()),
-    })?;
-    Ok(if problem.is_none() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
-}
-
 /// `serve`: bootstrap, then the HTTP server until SIGINT or SIGTERM; in-flight requests finish.
-async fn serve(config: Arc<Config>, db: Database, passwords: PasswordHasher) -> anyhow::Result<()> {
-    let master_key = Arc::new(MasterKey::load(&config)?);
+async fn serve(
+    config: Arc<Config>,
+    db: Database,
+    master_key: Arc<MasterKey>,
+    passwords: PasswordHasher,
+) -> anyhow::Result<()> {
     if let Some(done) = bootstrap::run(&db, &passwords, &config).await? {
         let mut out = std::io::stdout().lock();
         writeln!(out, "Created the platform tenant and its admin {}.", done.admin_email)?;

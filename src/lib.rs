@@ -62,6 +62,9 @@ impl AppState {
         db: Database,
         master_key: Arc<master_key::MasterKey>,
     ) -> anyhow::Result<Self> {
+        // Derived once per state; every transaction carries it to `audit::append`. Set before
+        // the key store loads, which audits the keys it creates on an empty database.
+        let db = db.with_audit_key(Arc::new(master_key.audit_key()));
         let keys = tokens::KeyStore::load(db.clone(), master_key.clone()).await?;
         let discovery = serde_json::to_vec(&protocol::discovery::metadata(&config.issuer))?.into();
         // The first unknown-email sign-in must not be slower than the rest.

@@ -1,12 +1,18 @@
-//! Appending to the audit log: one hash chain per tenant.
+//! Appending to the audit log: one keyed hash chain per tenant.
 //!
 //! Appends to one tenant's chain are serialised by a transaction-level advisory lock on the
 //! tenant, so concurrent writers never fork the chain; the row is written in the caller's
-//! transaction, so the event and the action it records commit (or fail) together.
+//! transaction, so the event and the action it records commit (or fail) together. Each row's
+//! `hash` is an HMAC under the audit key (`chain.rs`), which the transaction carries from the
+//! [`Database`](super::Database) it was opened on; without a key nothing is written.
 
-use sha2::{Digest, Sha256};
+mod anchor;
+mod chain;
+
 use uuid::Uuid;
 
+pub use self::anchor::{Anchor, AnchorCheck, AnchorError, check_anchor};
+pub use self::chain::{ChainBreak, ChainSummary, HMAC_SHA256_V1, LEGACY_SHA256, first_break, verify_chain};
 use super::Tx;
 
 /// One event, as the caller describes it.
@@ -69,8 +75,12 @@ impl Actor {
     }
 }
 
-/// Appends `event` to the chain of the transaction's tenant.
+/// Appends `event` to the chain of the transaction's tenant. Fails, writing nothing, when the
+/// transaction has no audit key: an unkeyed row would break the chain for good.
 pub async fn append(tx: &mut Tx, event: &Event<'_>) -> Result<(), sqlx::Error> {
+    if tx.audit_key().is_none() {
+        return Err(no_audit_key());
+    }
     let tenant_id = tx.tenant_id().unwrap_or_default();
     // hashtextextended gives a stable 64-bit key per tenant for the advisory lock.
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('audit:' || $1::text, 0))")
@@ -101,14 +111,15 @@ pub async fn append(tx: &mut Tx, event: &Event<'_>) -> Result<(), sqlx::Error> {
         user_agent: event.user_agent.clone(),
         request_id: event.request_id.clone(),
         details,
+        mac_version: HMAC_SHA256_V1,
         prev_hash,
         hash: Vec::new(),
     };
-    row.hash = row.compute_hash().to_vec();
+    row.hash = row.keyed_hash(tx.audit_key().ok_or_else(no_audit_key)?).to_vec();
     sqlx::query(
         "INSERT INTO audit_events (tenant_id, seq, occurred_at, actor_kind, actor_id, target_kind, target_id, action, \
-         outcome, ip, user_agent, request_id, details, prev_hash, hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::inet, $11, $12, $13, $14, $15)",
+         outcome, ip, user_agent, request_id, details, mac_version, prev_hash, hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::inet, $11, $12, $13, $14, $15, $16)",
     )
     .bind(row.tenant_id)
     .bind(row.seq)
@@ -123,6 +134,7 @@ pub async fn append(tx: &mut Tx, event: &Event<'_>) -> Result<(), sqlx::Error> {
     .bind(&row.user_agent)
     .bind(&row.request_id)
     .bind(&row.details)
+    .bind(row.mac_version)
     .bind(&row.prev_hash)
     .bind(&row.hash)
     .execute(tx.conn())
@@ -130,7 +142,11 @@ pub async fn append(tx: &mut Tx, event: &Event<'_>) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
-/// One row of the log as stored.
+fn no_audit_key() -> sqlx::Error {
+    sqlx::Error::Configuration("the audit log has no key (Database::with_audit_key was not called)".into())
+}
+
+/// One row of the log as stored (and as `audit export` writes it, one JSON object a line).
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, serde::Deserialize)]
 pub struct AuditRow {
     pub tenant_id: Uuid,
@@ -146,87 +162,14 @@ pub struct AuditRow {
     pub user_agent: Option<String>,
     pub request_id: Option<String>,
     pub details: serde_json::Value,
+    /// How `hash` was computed: [`HMAC_SHA256_V1`], or [`LEGACY_SHA256`] for rows written
+    /// before migration 0011 (and lines of exports from then, which lack the field).
+    #[serde(default)]
+    pub mac_version: i16,
     #[serde(with = "hex::serde")]
     pub prev_hash: Vec<u8>,
     #[serde(with = "hex::serde")]
     pub hash: Vec<u8>,
-}
-
-impl AuditRow {
-    /// SHA-256 over a canonical encoding of the row and the previous row's hash. Timestamps
-    /// are microseconds, the precision PostgreSQL keeps; JSON objects have sorted keys.
-    pub fn compute_hash(&self) -> [u8; 32] {
-        let canonical = serde_json::json!([
-            self.tenant_id,
-            self.seq,
-            self.occurred_at.timestamp_micros(),
-            self.actor_kind,
-            self.actor_id,
-            self.target_kind,
-            self.target_id,
-            self.action,
-            self.outcome,
-            self.ip,
-            self.user_agent,
-            self.request_id,
-            sorted(&self.details),
-            hex::encode(&self.prev_hash),
-        ]);
-        Sha256::digest(canonical.to_string().as_bytes()).into()
-    }
-}
-
-/// `value` with every object's keys in sorted order. PostgreSQL's jsonb reorders keys, and
-/// serde_json keeps insertion order when a dependency turns on `preserve_order`, so the hash
-/// must not depend on either.
-fn sorted(value: &serde_json::Value) -> serde_json::Value {
-    match value {
-        serde_json::Value::Object(map) => {
-            let mut entries: Vec<(&String, &serde_json::Value)> = map.iter().collect();
-            entries.sort_by(|a, b| a.0.cmp(b.0));
-            serde_json::Value::Object(entries.into_iter().map(|(k, v)| (k.clone(), sorted(v))).collect())
-        }
-        serde_json::Value::Array(items) => serde_json::Value::Array(items.iter().map(sorted).collect()),
-        other => other.clone(),
-    }
-}
-
-/// The first place a chain is broken.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct ChainBreak {
-    /// The sequence number of the first row that does not fit.
-    pub seq: i64,
-    pub problem: &'static str,
-}
-
-/// Walks one tenant's rows (in `seq` order) and returns how many verified, or the first break:
-/// an edited row (its hash), a deleted one (a gap), an inserted or reordered one (the link to
-/// the previous hash).
-pub fn verify_chain(rows: &[AuditRow]) -> Result<usize, ChainBreak> {
-    first_break(rows).map_or(Ok(rows.len()), |(_, b)| Err(b))
-}
-
-/// The first break of a chain read from a file in its own order, with the index of the row
-/// where it shows (lines of an export may have been moved, not only edited or deleted).
-pub fn first_break(rows: &[AuditRow]) -> Option<(usize, ChainBreak)> {
-    let mut prev_hash = vec![0u8; 32];
-    for (i, row) in rows.iter().enumerate() {
-        let expected_seq = i64::try_from(i).unwrap_or(i64::MAX) + 1;
-        if row.seq != expected_seq {
-            let moved = rows.iter().any(|r| r.seq == expected_seq);
-            let problem = if moved { "out of order (rows were moved)" } else { "a row before this one is missing" };
-            return Some((i, ChainBreak { seq: row.seq, problem }));
-        }
-        if row.prev_hash != prev_hash {
-            let problem = "does not follow the previous row (inserted or reordered)";
-            return Some((i, ChainBreak { seq: row.seq, problem }));
-        }
-        if row.compute_hash().as_slice() != row.hash.as_slice() {
-            return Some((i, ChainBreak { seq: row.seq, problem: "its content was changed" }));
-        }
-        prev_hash.clone_from(&row.hash);
-    }
-    None
 }
 
 /// Every row of the transaction's tenant, in order.
@@ -234,10 +177,23 @@ pub async fn rows(tx: &mut Tx) -> Result<Vec<AuditRow>, sqlx::Error> {
     let tenant_id = tx.tenant_id().unwrap_or_default();
     sqlx::query_as(
         "SELECT tenant_id, seq, occurred_at, actor_kind, actor_id, target_kind, target_id, action, outcome, \
-         host(ip) AS ip, user_agent, request_id, details, prev_hash, hash \
+         host(ip) AS ip, user_agent, request_id, details, mac_version, prev_hash, hash \
          FROM audit_events WHERE tenant_id = $1 ORDER BY seq",
     )
     .bind(tenant_id)
     .fetch_all(tx.conn())
+    .await
+}
+
+/// The last row of the transaction's tenant.
+pub async fn head(tx: &mut Tx) -> Result<Option<AuditRow>, sqlx::Error> {
+    let tenant_id = tx.tenant_id().unwrap_or_default();
+    sqlx::query_as(
+        "SELECT tenant_id, seq, occurred_at, actor_kind, actor_id, target_kind, target_id, action, outcome, \
+         host(ip) AS ip, user_agent, request_id, details, mac_version, prev_hash, hash \
+         FROM audit_events WHERE tenant_id = $1 ORDER BY seq DESC LIMIT 1",
+    )
+    .bind(tenant_id)
+    .fetch_optional(tx.conn())
     .await
 }

@@ -32,6 +32,7 @@ pub mod tenants;
 pub mod throttle;
 pub mod users;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -39,6 +40,8 @@ use sqlx::{Connection as _, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 pub use embedded::EmbeddedCluster;
+
+use crate::master_key::AuditKey;
 
 /// The role request connections log in as. Created by the first migration, made a login by
 /// `migrations/0010_runtime_login.sql`.
@@ -56,6 +59,8 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 pub struct Database {
     owner: PgPool,
     runtime: PgPool,
+    /// The audit chain's MAC key, handed to every transaction (see [`Database::with_audit_key`]).
+    audit_key: Option<Arc<AuditKey>>,
 }
 
 /// Where to connect.
@@ -95,7 +100,15 @@ impl Database {
                 })
             })
             .connect_lazy_with(target.runtime.clone().unwrap_or_else(|| target.owner.clone()));
-        Self { owner, runtime }
+        Self { owner, runtime, audit_key: None }
+    }
+
+    /// This handle with the audit chain's key: every transaction it opens carries the key to
+    /// `audit::append`, which refuses to write without one (fail closed). Set once where the
+    /// application state or a CLI command builds the database, never derived per append.
+    pub fn with_audit_key(mut self, key: Arc<AuditKey>) -> Self {
+        self.audit_key = Some(key);
+        self
     }
 
     /// Checks, on a connection of its own, that the runtime pool's login is what request
@@ -193,15 +206,16 @@ impl Database {
     async fn operator_scoped(&self, tenant_id: Option<Uuid>, user_id: Option<Uuid>) -> Result<Tx, sqlx::Error> {
         let mut tx = self.owner.begin().await?;
         sqlx::query("SET LOCAL ROLE lca_operator").execute(&mut *tx).await?;
-        Self::scope(tx, tenant_id, user_id).await
+        self.scope(tx, tenant_id, user_id).await
     }
 
     async fn scoped(&self, tenant_id: Option<Uuid>, user_id: Option<Uuid>) -> Result<Tx, sqlx::Error> {
         let tx = self.runtime.begin().await?;
-        Self::scope(tx, tenant_id, user_id).await
+        self.scope(tx, tenant_id, user_id).await
     }
 
     async fn scope(
+        &self,
         mut tx: Transaction<'static, Postgres>,
         tenant_id: Option<Uuid>,
         user_id: Option<Uuid>,
@@ -213,7 +227,7 @@ impl Database {
                 .execute(&mut *tx)
                 .await?;
         }
-        Ok(Tx { inner: tx, tenant_id })
+        Ok(Tx { inner: tx, tenant_id, audit_key: self.audit_key.clone() })
     }
 
     /// Takes the session-level advisory lock `key` on a connection of its own, if no other
@@ -245,6 +259,7 @@ impl Database {
 pub struct Tx {
     inner: Transaction<'static, Postgres>,
     tenant_id: Option<Uuid>,
+    audit_key: Option<Arc<AuditKey>>,
 }
 
 impl Tx {
@@ -272,6 +287,11 @@ impl Tx {
             .execute(&mut *self.inner)
             .await?;
         Ok(())
+    }
+
+    /// The key `audit::append` MACs rows with, if the database was given one.
+    pub(crate) fn audit_key(&self) -> Option<&AuditKey> {
+        self.audit_key.as_deref()
     }
 
     /// The connection, for the query functions of this module's children.

@@ -187,7 +187,10 @@ impl TestDb {
         let owner = c.admin.clone().database(&name);
         let runtime = c.runtime.clone().database(&name);
         let target = ConnectTarget { owner: owner.clone(), runtime: Some(runtime.clone()), max_connections: 10 };
-        Self { db: Database::connect_lazy(&target), name, owner, runtime }
+        // The key the binary derives from TEST_MASTER_KEY, so library and CLI write one chain.
+        let master_key = MasterKey::load(&test_config(&[("LCA_MASTER_KEY", TEST_MASTER_KEY)])).unwrap();
+        let db = Database::connect_lazy(&target).with_audit_key(Arc::new(master_key.audit_key()));
+        Self { db, name, owner, runtime }
     }
 
     /// A URL of this database logging in as `lca_runtime`, for a child process's
