@@ -368,7 +368,7 @@ async fn forged_rows_never_pass_as_legacy() {
 async fn appending_without_the_key_fails_closed() {
     let t = TestDb::new().await;
     let acme = t.tenant("acme").await;
-    let config = crate::support::test_config(&[("DATABASE_URL", &t.url())]);
+    let config = crate::support::test_config(&[("DATABASE_URL", &t.url()), ("DATABASE_RUNTIME_URL", &t.runtime_url())]);
     let (keyless, cluster) = laventecare_auth::db::open(&config).await.unwrap();
     assert!(cluster.is_none());
     let mut tx = keyless.tenant(acme).await.unwrap();
@@ -394,7 +394,7 @@ async fn a_cli_with_another_master_key_writes_nothing() {
     t.tenant("acme").await;
     let other_key = |args: &[&str]| {
         let mut cmd = binary();
-        cmd.env("DATABASE_URL", t.url()).env("LCA_MASTER_KEY", "b3RoZXItbWFzdGVyLWtleS10aGlydHktdHdvLWJ5dGU=");
+        t.database_env(&mut cmd).env("LCA_MASTER_KEY", "b3RoZXItbWFzdGVyLWtleS10aGlydHktdHdvLWJ5dGU=");
         cmd.args(args);
         crate::support::run_with_stdin(cmd, "")
     };

@@ -157,6 +157,7 @@ async fn embedded_request_connections_cannot_switch_role() {
     // The embedded default also when this run's own DATABASE_URL is in the environment.
     config.database = laventecare_auth::config::DatabaseConfig::Embedded;
     let (database, cluster) = db::open(&config).await.unwrap();
+    let database = database.with_audit_key(std::sync::Arc::new(master_key().audit_key()));
     let mut cluster = cluster.expect("the embedded default runs its own cluster");
     database.migrate().await.unwrap();
     probe_request_connection(&database).await;
@@ -175,6 +176,7 @@ async fn database_url_request_connections_cannot_switch_role() {
     let (url, runtime_url) = (t.url(), t.runtime_url());
     let config = test_config(&[("DATABASE_URL", url.as_str()), ("DATABASE_RUNTIME_URL", runtime_url.as_str())]);
     let (database, cluster) = db::open(&config).await.unwrap();
+    let database = database.with_audit_key(std::sync::Arc::new(master_key().audit_key()));
     assert!(cluster.is_none(), "no cluster of its own");
     database.migrate().await.unwrap();
     probe_request_connection(&database).await;
