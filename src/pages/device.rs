@@ -237,7 +237,7 @@ async fn find(
         );
         event.details = serde_json::json!({ "reason": if may_try { "unknown" } else { "throttled" } });
         // Every counted guess is audited; of the refused ones only the first of each lock
-        // window, so a flood writes a bounded number of rows (DESIGN.md, "Audit log").
+        // window, so a flood writes a bounded number of rows (ARCHITECTURE.md, "Audit log").
         if !matches!(admission, throttle::Admission::Refused { audit: false }) {
             let mut tx = state.db.user(who.user_id).await?;
             security::append_for_user(&mut tx, who.user_id, &event).await?;

@@ -110,7 +110,7 @@ pub async fn submit(
         throttle::Admission::Refused { audit } => {
             drop(ticket);
             // One row per lock window: a flood of refused attempts must not be a flood of
-            // permanent rows (DESIGN.md, "Audit log").
+            // permanent rows (ARCHITECTURE.md, "Audit log").
             if audit {
                 let mut event =
                     meta.event("login.failure", "failure", ("user", None), ("client", client_of(pending.as_ref())));
