@@ -107,6 +107,23 @@ pub struct ConfigArgs {
     /// Seconds a request may take before it is cut off.
     #[arg(long, env = "LCA_REQUEST_TIMEOUT_SECS", default_value_t = 30, global = true)]
     pub request_timeout_secs: u64,
+
+    // --- Proxies and rate limits (issue #9, items 4 and 6) ---
+    /// Reverse proxies (CIDRs or addresses, comma-separated) whose forwarding header names the
+    /// client; from any other peer the header is ignored [default: none, the TCP peer is the
+    /// client].
+    #[arg(long, env = "LCA_TRUSTED_PROXIES", default_value = "", global = true)]
+    pub trusted_proxies: String,
+    /// The header the trusted proxies append the client to: `x-forwarded-for` or `forwarded`
+    /// (RFC 7239). Only that one is read: a proxy passes the other through as the client sent it.
+    #[arg(long, env = "LCA_PROXY_HEADER", default_value = "x-forwarded-for", global = true)]
+    pub proxy_header: String,
+    /// Device authorization requests (RFC 8628 §3.1) per client per minute.
+    #[arg(long, env = "LCA_DEVICE_AUTHORIZATIONS_PER_CLIENT", default_value_t = 60, global = true)]
+    pub device_authorizations_per_client: u32,
+    /// Device authorization requests from one client IP (an IPv6 /64) per minute.
+    #[arg(long, env = "LCA_DEVICE_AUTHORIZATIONS_PER_IP", default_value_t = 20, global = true)]
+    pub device_authorizations_per_ip: u32,
 }
 
 /// Where the data lives.
@@ -141,6 +158,33 @@ pub struct ThrottleConfig {
     pub ip: crate::db::throttle::Limits,
 }
 
+/// Which forwarding header trusted proxies write (`LCA_PROXY_HEADER`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProxyHeader {
+    /// `X-Forwarded-For: client, proxy1, proxy2` (de facto standard).
+    XForwardedFor,
+    /// `Forwarded: for=client, for=proxy1` (RFC 7239 §4).
+    Forwarded,
+}
+
+/// Who may tell us the client's address (`protocol::meta`).
+#[derive(Clone, Debug, Default)]
+pub struct ProxyConfig {
+    /// Peers whose forwarding header is believed; empty: none.
+    pub trusted: Vec<ipnet::IpNet>,
+    pub header: Option<ProxyHeader>,
+}
+
+/// Fixed-window limits of unauthenticated requests that write rows (`db::rate_limit`).
+#[derive(Clone, Copy, Debug)]
+pub struct RateLimits {
+    /// Device authorization requests per client per window.
+    pub device_per_client: i32,
+    /// Device authorization requests per client IP per window.
+    pub device_per_ip: i32,
+    pub window_seconds: i64,
+}
+
 /// The janitor's schedule (`crate::janitor`).
 #[derive(Clone, Copy, Debug)]
 pub struct JanitorSettings {
@@ -173,6 +217,8 @@ pub struct Config {
     pub janitor: JanitorSettings,
     /// Largest request body accepted.
     pub body_limit: usize,
+    pub proxies: ProxyConfig,
+    pub rate_limits: RateLimits,
 }
 
 impl Config {
@@ -180,6 +226,12 @@ impl Config {
     pub fn from_args(args: ConfigArgs) -> anyhow::Result<Self> {
         let issuer = validate_issuer(&args.issuer)?;
         let throttle = throttle_limits(&args);
+        let proxies = proxy_config(&args.trusted_proxies, &args.proxy_header)?;
+        let rate_limits = RateLimits {
+            device_per_client: i32::try_from(args.device_authorizations_per_client.max(1)).unwrap_or(i32::MAX),
+            device_per_ip: i32::try_from(args.device_authorizations_per_ip.max(1)).unwrap_or(i32::MAX),
+            window_seconds: 60,
+        };
         let database = match args.database_url.filter(|u| !u.is_empty()) {
             Some(url) => {
                 DatabaseConfig::External { url, runtime_url: args.database_runtime_url.filter(|u| !u.is_empty()) }
@@ -226,6 +278,8 @@ impl Config {
                 batch_size: args.janitor_batch_size,
             },
             body_limit: 64 * 1024,
+            proxies,
+            rate_limits,
         })
     }
 }
@@ -249,6 +303,28 @@ fn throttle_limits(args: &ConfigArgs) -> ThrottleConfig {
         ..account
     };
     ThrottleConfig { account, ip }
+}
+
+/// Parses `LCA_TRUSTED_PROXIES` (CIDRs, or single addresses meaning /32 or /128) and
+/// `LCA_PROXY_HEADER`. A typo must stop the start, not silently trust nobody (or everybody).
+fn proxy_config(list: &str, header: &str) -> anyhow::Result<ProxyConfig> {
+    let mut trusted = Vec::new();
+    for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let net = match item.parse::<ipnet::IpNet>() {
+            Ok(net) => net.trunc(),
+            Err(_) => item
+                .parse::<std::net::IpAddr>()
+                .map(ipnet::IpNet::from)
+                .map_err(|_| anyhow::anyhow!("LCA_TRUSTED_PROXIES: {item:?} is not a CIDR or an IP address"))?,
+        };
+        trusted.push(net);
+    }
+    let header = match header.trim().to_ascii_lowercase().as_str() {
+        "x-forwarded-for" => ProxyHeader::XForwardedFor,
+        "forwarded" => ProxyHeader::Forwarded,
+        other => bail!("LCA_PROXY_HEADER must be x-forwarded-for or forwarded, not {other:?}"),
+    };
+    Ok(ProxyConfig { header: (!trusted.is_empty()).then_some(header), trusted })
 }
 
 /// An issuer is an https URL without query or fragment; http is allowed only for a loopback
@@ -326,5 +402,21 @@ mod tests {
         assert!(validate_issuer("https://id.example.com/?x=1").is_err());
         assert!(validate_issuer("ftp://id.example.com").is_err());
         assert!(validate_issuer("not a url").is_err());
+    }
+
+    /// Proxy lists: CIDRs and bare addresses, spaces allowed; anything else stops the start.
+    #[test]
+    fn trusted_proxies() {
+        let c = proxy_config(" 10.0.0.0/8, 192.168.1.7 ,2001:db8::/32,::1", "Forwarded").unwrap();
+        let nets: Vec<String> = c.trusted.iter().map(ToString::to_string).collect();
+        assert_eq!(nets, ["10.0.0.0/8", "192.168.1.7/32", "2001:db8::/32", "::1/128"]);
+        assert_eq!(c.header, Some(ProxyHeader::Forwarded));
+        assert_eq!(proxy_config("10.1.2.3/8", "x-forwarded-for").unwrap().trusted[0].to_string(), "10.0.0.0/8");
+        let none = proxy_config("", "x-forwarded-for").unwrap();
+        assert!(none.trusted.is_empty() && none.header.is_none());
+        for bad in ["10.0.0.0/33", "proxy.example.com", "10.0.0.0/8;", "*"] {
+            assert!(proxy_config(bad, "x-forwarded-for").is_err(), "{bad}");
+        }
+        assert!(proxy_config("10.0.0.0/8", "x-real-ip").is_err());
     }
 }

@@ -34,6 +34,12 @@ pub enum ServiceError {
     Database(#[from] sqlx::Error),
     #[error("internal error: {0:#}")]
     Internal(anyhow::Error),
+    /// The password hasher's queue is full (`identity::password`).
+    #[error("the server is busy; retry in {retry_after} s")]
+    Busy { retry_after: u64 },
+    /// This client already has its share of the password hasher.
+    #[error("too many sign-ins at once from this address; retry in {retry_after} s")]
+    TooManyAtOnce { retry_after: u64 },
 }
 
 /// An OAuth error response (RFC 6749 §5.2) of the token, introspection, revocation and
@@ -106,6 +112,18 @@ pub enum AppError {
     UnsupportedMediaType,
     /// A dependency (the database) is unreachable: 503, logged like an internal error.
     Unavailable(anyhow::Error),
+    /// Too many requests from this client: 429 with `Retry-After` in seconds (RFC 6585 §4).
+    /// `page`: an HTML page (a browser form) rather than an RFC 6749 §5.2 JSON body.
+    TooManyRequests {
+        retry_after: u64,
+        page: bool,
+    },
+    /// The server is at capacity for this kind of work: 503 with `Retry-After` (RFC 9110
+    /// §10.2.3). Load, not a fault: logged as a refusal, not as an error.
+    Busy {
+        retry_after: u64,
+        page: bool,
+    },
     /// Anything unexpected: 500 `server_error`.
     Internal(anyhow::Error),
 }
@@ -130,6 +148,9 @@ impl From<ServiceError> for AppError {
             ServiceError::NotFound(_) => AppError::NotFound,
             ServiceError::Database(e) => AppError::Internal(e.into()),
             ServiceError::Internal(e) => AppError::Internal(e),
+            // Only the hosted pages hash passwords: these answer a browser form.
+            ServiceError::Busy { retry_after } => AppError::Busy { retry_after, page: true },
+            ServiceError::TooManyAtOnce { retry_after } => AppError::TooManyRequests { retry_after, page: true },
         }
     }
 }
@@ -148,6 +169,7 @@ struct ErrorReport {
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let mut www_authenticate = None;
+        let mut retry = None;
         let (status, report) = match self {
             AppError::OAuth(e) => {
                 www_authenticate = e.www_authenticate;
@@ -177,10 +199,31 @@ impl IntoResponse for AppError {
                 StatusCode::INTERNAL_SERVER_ERROR,
                 ErrorReport { internal: Some(Arc::new(e)), ..report_for(StatusCode::INTERNAL_SERVER_ERROR) },
             ),
+            AppError::TooManyRequests { retry_after, page } => {
+                retry = Some(retry_after);
+                // RFC 6749 defines no code for "too many requests"; `slow_down` (RFC 8628
+                // §3.5, in the OAuth registry) says what the client should do.
+                let report = ErrorReport {
+                    error: "slow_down",
+                    description: Some("too many requests; retry after the time in Retry-After".into()),
+                    page_title: page.then_some("Too many attempts"),
+                    internal: None,
+                };
+                (StatusCode::TOO_MANY_REQUESTS, report)
+            }
+            AppError::Busy { retry_after, page } => {
+                retry = Some(retry_after);
+                let report =
+                    ErrorReport { page_title: page.then_some("Busy"), ..report_for(StatusCode::SERVICE_UNAVAILABLE) };
+                (StatusCode::SERVICE_UNAVAILABLE, report)
+            }
         };
         let mut res = status.into_response();
         if let Some(value) = www_authenticate {
             res.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+        }
+        if let Some(secs) = retry {
+            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
         }
         res.extensions_mut().insert(report);
         res

@@ -118,6 +118,15 @@ pub const SWEEPS: &[Sweep] = &[
                  AND coalesce(locked_until < now(), true) LIMIT $1) RETURNING 1) \
               SELECT count(*) FROM gone",
     },
+    // Request counters whose window has ended (migrations/0012): a new request starts a new
+    // window anyway, so an ended one is worth nothing.
+    Sweep {
+        name: "rate_limits",
+        scope: Scope::Global,
+        sql: "WITH gone AS (DELETE FROM rate_limits WHERE key_hash IN \
+              (SELECT key_hash FROM rate_limits WHERE window_end < now() LIMIT $1) RETURNING 1) \
+              SELECT count(*) FROM gone",
+    },
     // Retired signing keys that have left the JWKS. The runtime role may not delete keys, so
     // this goes through lca_sweep_signing_keys (migrations/0007), which deletes only those.
     Sweep { name: "signing_keys", scope: Scope::Global, sql: "SELECT lca_sweep_signing_keys($1)" },

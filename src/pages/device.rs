@@ -6,7 +6,8 @@
 //!   that shows it next to the client, so a link sent by someone else (remote phishing,
 //!   RFC 8628 §5.4) does not connect their device to the user's account by a click.
 //! - Wrong codes are counted per user and per client IP (`identity::throttle`), and every
-//!   failure, throttled or not, gets the same message.
+//!   failure, throttled or not, gets the same message. Refused guesses are audited once per
+//!   lock window, not once each.
 //! - The same second-factor rules as the code flow (`authorize::needs_mfa`); the user must be
 //!   a member of the client's tenant (a device grant is always for the client's own tenant).
 
@@ -202,7 +203,8 @@ async fn find(
     typed: &str,
 ) -> Result<Result<Found, Response>, AppError> {
     let attempt = throttle::Attempt::guesses("device", &who.user_id.to_string(), meta.ip);
-    let reserved = throttle::reserve(&state.db, &state.config.throttle, &attempt).await?;
+    let admission = throttle::admit(&state.db, &state.config.throttle, &attempt).await?;
+    let reserved = admission.reserved();
     let may_try = reserved.is_some();
     let code = normalise_user_code(typed);
     let mut grant = None;
@@ -235,9 +237,13 @@ async fn find(
             ("user", who.user_id.to_string()),
         );
         event.details = serde_json::json!({ "reason": if may_try { "unknown" } else { "throttled" } });
-        let mut tx = state.db.user(who.user_id).await?;
-        security::append_for_user(&mut tx, who.user_id, &event).await?;
-        tx.commit().await?;
+        // Every counted guess is audited; of the refused ones only the first of each lock
+        // window, so a flood writes a bounded number of rows (ARCHITECTURE.md, "Audit log").
+        if !matches!(admission, throttle::Admission::Refused { audit: false }) {
+            let mut tx = state.db.user(who.user_id).await?;
+            security::append_for_user(&mut tx, who.user_id, &event).await?;
+            tx.commit().await?;
+        }
         return Ok(Err(entry_page(session, "", true).await?));
     };
     let code = code.unwrap_or_default();

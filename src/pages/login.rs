@@ -83,24 +83,45 @@ pub struct LoginForm {
     password: String,
 }
 
-/// `POST /login`. An unknown email, a wrong password, a disabled account and an account that
-/// must wait or is locked all get the same answer after the same bcrypt work, so the page
-/// cannot be used to find accounts or to tell a lock from a typo.
+/// `POST /login`. An unknown email, a wrong password and a disabled account all get the same
+/// answer after the same bcrypt work, so the page cannot be used to find accounts. An attempt
+/// refused by a lock (the client IP's, or the account key's, which is kept for any email as
+/// typed) gets that same page without bcrypt: whether a key is blocked does not depend on
+/// whether the account exists (`identity::throttle` says why that leaks nothing), and a flood
+/// that has locked itself out must not keep the CPU busy. Each client IP has a bounded share
+/// of the hasher (429 past it) and the hasher's queue is bounded (503 past it), both with
+/// `Retry-After` (`identity::password`).
 pub async fn submit(
     State(state): State<AppState>,
     session: Session,
     meta: RequestMeta,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, AppError> {
+    // A place in the hasher's queue first: it depends only on the client IP and the load, and
+    // refusing here costs nothing (not even the session's read) and counts nothing.
+    let ticket = state.passwords.ticket(meta.ip).await?;
     session::check_csrf(&session, &form.csrf).await?;
     session::begin_password_step(&session).await?;
     let pending = if form.req.is_empty() { None } else { session::pending(&session, &form.req).await? };
     let email = form.email.trim();
     let password = form.password.as_str();
     let attempt = throttle::Attempt::new(email, meta.ip);
-    let reserved = throttle::reserve(&state.db, &state.config.throttle, &attempt).await?;
-    let may_try = reserved.is_some();
-    let found = if may_try && email.len() <= 254 && password.len() <= 1024 {
+    let reserved = match throttle::admit(&state.db, &state.config.throttle, &attempt).await? {
+        throttle::Admission::Check(reserved) => reserved,
+        throttle::Admission::Refused { audit } => {
+            drop(ticket);
+            // One row per lock window: a flood of refused attempts must not be a flood of
+            // permanent rows (ARCHITECTURE.md, "Audit log").
+            if audit {
+                let mut event =
+                    meta.event("login.failure", "failure", ("user", None), ("client", client_of(pending.as_ref())));
+                event.details = serde_json::json!({ "reason": "throttled" });
+                audit_sign_in(&state, pending.as_ref(), &event).await?;
+            }
+            return page(&state, &session, pending.as_ref(), email, true, StatusCode::OK).await;
+        }
+    };
+    let found = if email.len() <= 254 && password.len() <= 1024 {
         let mut tx = state.db.unscoped().await?;
         let user = db::users::by_email(&mut tx, email).await?;
         tx.commit().await?;
@@ -108,20 +129,18 @@ pub async fn submit(
     } else {
         None
     };
-    let password_ok = state.passwords.verify(password, found.as_ref().and_then(|u| u.password_hash.as_deref())).await?;
+    let password_ok = ticket.verify(password, found.as_ref().and_then(|u| u.password_hash.as_deref())).await?;
     let found_id = found.as_ref().map(|u| u.id);
     let user = found.filter(|u| password_ok && u.status == "active");
 
     let Some(user) = user else {
         let user_id = found_id.map(|u| u.to_string());
-        if let Some(reserved) = reserved {
-            let failure = throttle::failed(&state.db, &state.config.throttle, &attempt, reserved).await?;
-            record_lockouts(&state, pending.as_ref(), &meta, found_id, email, failure).await?;
-        }
+        let failure = throttle::failed(&state.db, &state.config.throttle, &attempt, reserved).await?;
+        record_lockouts(&state, pending.as_ref(), &meta, found_id, email, failure).await?;
         let mut event =
             meta.event("login.failure", "failure", ("user", user_id), ("client", client_of(pending.as_ref())));
         // Internal only: the caller sees the same page whatever the reason.
-        event.details = serde_json::json!({ "reason": if may_try { "credentials" } else { "throttled" } });
+        event.details = serde_json::json!({ "reason": "credentials" });
         audit_sign_in(&state, pending.as_ref(), &event).await?;
         // 200, not 401: a 401 would need a WWW-Authenticate challenge this form is not.
         return page(&state, &session, pending.as_ref(), email, true, StatusCode::OK).await;
@@ -219,7 +238,8 @@ pub async fn record_lockouts(
         audit_sign_in(state, pending, &event).await?;
     }
     if failure.locked_ip {
-        let ip = meta.ip.map(|ip| ip.to_string()).unwrap_or_default();
+        // What is locked: the address, or the IPv6 /64 it is in.
+        let ip = meta.ip.map(throttle::ip_key).unwrap_or_default();
         let mut event = meta.event("login.ip_lockout", "failure", ("system", None), ("ip", ip));
         event.details = serde_json::json!({ "seconds": state.config.throttle.ip.lock_seconds });
         audit_sign_in(state, pending, &event).await?;

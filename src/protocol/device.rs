@@ -90,18 +90,31 @@ struct DeviceAuthorizationResponse {
 
 /// `POST /device_authorization`. A public client (a device cannot keep a secret) names itself
 /// with `client_id`; a confidential one authenticates as at the token endpoint.
+///
+/// Anyone may call it, and each call stores a grant and an audit row, so it is rate-limited
+/// per client IP (an IPv6 /64) before anything else, and per client once the client is
+/// known, in fixed windows counted in PostgreSQL (shared by every instance). Past a limit:
+/// 429 with `Retry-After` (RFC 6585 §4). A known public `client_id` lets anyone spend that
+/// client's budget; the per-IP limit keeps that to a few addresses' worth.
 pub async fn device_authorization(
     State(state): State<AppState>,
     meta: RequestMeta,
     headers: HeaderMap,
     Form(req): Form<DeviceAuthorizationRequest>,
 ) -> Result<Response, AppError> {
+    let limits = state.config.rate_limits;
+    if let Some(ip) = meta.ip {
+        let key = sha256(format!("device_authorization-ip:{}", crate::identity::throttle::ip_key(ip)).as_bytes());
+        rate_limit(&state, &key, limits.device_per_ip).await?;
+    }
     let client = client_auth::authenticate(
         &state.db,
         &headers,
         Presented { client_id: req.client_id.as_deref(), client_secret: req.client_secret.as_deref() },
     )
     .await?;
+    let key = sha256(format!("device_authorization-client:{}", client.client_id).as_bytes());
+    rate_limit(&state, &key, limits.device_per_client).await?;
     if !client.grant_types.iter().any(|g| g == GRANT_DEVICE_CODE) {
         return Err(OAuthError::bad("unauthorized_client", "this client may not use the device grant").into());
     }
@@ -157,6 +170,17 @@ pub async fn device_authorization(
         expires_in: ttl.as_secs(),
         interval: POLL_INTERVAL_SECS,
     }))
+}
+
+/// Counts one request on a rate-limit key; 429 with `Retry-After` past `limit` per window.
+async fn rate_limit(state: &AppState, key: &[u8], limit: i32) -> Result<(), AppError> {
+    let mut tx = state.db.unscoped().await?;
+    let over = db::throttle::hit(&mut tx, key, limit, state.config.rate_limits.window_seconds).await?;
+    tx.commit().await?;
+    match over {
+        Some(retry_after) => Err(AppError::TooManyRequests { retry_after, page: false }),
+        None => Ok(()),
+    }
 }
 
 /// The device grant at the token endpoint (RFC 8628 §3.4, §3.5). Each poll is one locked

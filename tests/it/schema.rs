@@ -17,6 +17,9 @@ const NO_RLS_ALLOWLIST: &[&str] = &[
     // Failed sign-in counters exist before anyone is identified; keys are SHA-256 of an email
     // or IP, and no tenant data is in them.
     "login_throttle",
+    // Request counters of unauthenticated endpoints (migrations/0012): keys are SHA-256 of a
+    // client_id or an IP, counted before any tenant is known; no tenant data.
+    "rate_limits",
 ];
 
 /// Everything wrong with RLS in the `public` schema, one line per problem.
