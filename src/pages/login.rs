@@ -18,7 +18,7 @@ use crate::pages::{EN, Text, render};
 use crate::protocol::authorize::origin_of;
 use crate::protocol::discovery::{ACR_MFA, ACR_PASSWORD};
 use crate::protocol::meta::RequestMeta;
-use crate::secrets::Secret;
+use crate::secrets::{ExposeSecret, Secret, SecretString};
 
 #[derive(Template)]
 #[template(path = "login.html")]
@@ -80,7 +80,7 @@ pub struct LoginForm {
     #[serde(default)]
     req: String,
     email: String,
-    password: String,
+    password: SecretString,
 }
 
 /// `POST /login`. An unknown email, a wrong password and a disabled account all get the same
@@ -104,7 +104,7 @@ pub async fn submit(
     session::begin_password_step(&session).await?;
     let pending = if form.req.is_empty() { None } else { session::pending(&session, &form.req).await? };
     let email = form.email.trim();
-    let password = form.password.as_str();
+    let password = form.password.expose_secret();
     let attempt = throttle::Attempt::new(email, meta.ip);
     let reserved = match throttle::admit(&state.db, &state.config.throttle, &attempt).await? {
         throttle::Admission::Check(reserved) => reserved,
@@ -294,5 +294,17 @@ pub async fn next_after_sign_in(session: &Session, pending: Option<Pending>) -> 
             Ok(format!("/authorize/continue?req={}", p.id))
         }
         None => Ok(session::take_return_to(session).await?.unwrap_or_else(|| "/".into())),
+    }
+}
+
+#[cfg(test)]
+mod redaction {
+    /// A logged `LoginForm` shows no password.
+    #[test]
+    fn debug_shows_no_secret() {
+        crate::secrets::assert_debug_redacts::<super::LoginForm>(
+            "csrf=x&req=&email=a%40b.c&password=pa55-s3cret",
+            &["pa55-s3cret"],
+        );
     }
 }

@@ -16,10 +16,20 @@ pub const METHOD_POST: &str = "client_secret_post";
 pub const METHOD_NONE: &str = "none";
 
 /// Credentials as presented.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Presented<'a> {
     pub client_id: Option<&'a str>,
     pub client_secret: Option<&'a str>,
+}
+
+/// The secret never shows: only whether there was one.
+impl std::fmt::Debug for Presented<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Presented")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret.map(|_| "[REDACTED]"))
+            .finish()
+    }
 }
 
 /// Authenticates the calling client. Every failure is the same `invalid_client` (401), so
@@ -92,6 +102,13 @@ fn parse_basic(value: Option<&str>) -> Option<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `Debug` names the client, never its secret.
+    #[test]
+    fn presented_debug_hides_the_secret() {
+        let shown = format!("{:?}", Presented { client_id: Some("web"), client_secret: Some("cl1ent-s3cret") });
+        assert!(shown.contains("web") && shown.contains("REDACTED") && !shown.contains("cl1ent-s3cret"), "{shown}");
+    }
 
     /// Basic credentials are base64 of the form-urlencoded parts.
     #[test]

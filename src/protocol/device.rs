@@ -23,7 +23,7 @@ use crate::protocol::issue::{self, Grant, TokenResponse};
 use crate::protocol::meta::RequestMeta;
 use crate::protocol::token::{end_replayed_family, json_no_store, refreshable, second_factor_ok, tenant_and_role};
 use crate::protocol::types::{SCOPES_SUPPORTED, Scopes};
-use crate::secrets::{Secret, random_bytes, sha256};
+use crate::secrets::{Secret, SecretString, exposed, random_bytes, sha256};
 
 /// The letters of user codes: consonants only, so no word can be spelled and nothing looks
 /// like a digit (RFC 8628 §6.1).
@@ -73,7 +73,7 @@ pub fn user_code_hash(normalised: &str) -> [u8; 32] {
 #[derive(Debug, Deserialize)]
 pub struct DeviceAuthorizationRequest {
     client_id: Option<String>,
-    client_secret: Option<String>,
+    client_secret: Option<SecretString>,
     scope: Option<String>,
 }
 
@@ -110,7 +110,7 @@ pub async fn device_authorization(
     let client = client_auth::authenticate(
         &state.db,
         &headers,
-        Presented { client_id: req.client_id.as_deref(), client_secret: req.client_secret.as_deref() },
+        Presented { client_id: req.client_id.as_deref(), client_secret: exposed(&req.client_secret) },
     )
     .await?;
     let key = sha256(format!("device_authorization-client:{}", client.client_id).as_bytes());
@@ -332,5 +332,17 @@ mod tests {
         assert_eq!(normalise_user_code("BCDF-GHJA"), None, "a vowel");
         assert_eq!(normalise_user_code("BCDF-GHJ"), None, "too short");
         assert_eq!(normalise_user_code("BCDF-GHJK1"), None);
+    }
+}
+
+#[cfg(test)]
+mod redaction {
+    /// A logged `DeviceAuthorizationRequest` shows no client secret.
+    #[test]
+    fn debug_shows_no_secret() {
+        crate::secrets::assert_debug_redacts::<super::DeviceAuthorizationRequest>(
+            "client_id=c&client_secret=cl1ent-s3cret&scope=openid",
+            &["cl1ent-s3cret"],
+        );
     }
 }
