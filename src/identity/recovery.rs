@@ -55,17 +55,7 @@ pub async fn reset_mfa(
     tenant_id: Uuid,
     target: Uuid,
 ) -> Result<Option<security::Ended>, ServiceError> {
-    if !may_act(db, actor, tenant_id, target).await? {
-        return Ok(None);
-    }
-    let mut tx = db.tenant_and_user(tenant_id, target).await?;
-    db::mfa::reset(&mut tx, target).await?;
-    let ended = security::end_sessions_and_families(&mut tx, actor, target, None, "mfa_reset").await?;
-    let details = serde_json::json!({ "sessions_ended": ended.sessions, "families_revoked": ended.families });
-    let event = actor.event("mfa.reset", ("user", Some(target.to_string())), details);
-    security::append_for_user(&mut tx, target, &event).await?;
-    tx.commit().await?;
-    Ok(Some(ended))
+    act_on_member(db, actor, tenant_id, target, MemberAction::ResetMfa).await
 }
 
 /// Signs the target out everywhere (a new security stamp; every session, half sign-in and
@@ -76,13 +66,40 @@ pub async fn sign_out_everywhere(
     tenant_id: Uuid,
     target: Uuid,
 ) -> Result<Option<security::Ended>, ServiceError> {
+    act_on_member(db, actor, tenant_id, target, MemberAction::SignOutEverywhere).await
+}
+
+/// What an administrator does to a member's sign-ins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MemberAction {
+    ResetMfa,
+    SignOutEverywhere,
+}
+
+/// Checks [`may_act`], then in one transaction: the action itself, the end of every session
+/// and family of the target (a new security stamp), and the audit event in each of the
+/// target's tenants.
+async fn act_on_member(
+    db: &Database,
+    actor: &Actor,
+    tenant_id: Uuid,
+    target: Uuid,
+    action: MemberAction,
+) -> Result<Option<security::Ended>, ServiceError> {
     if !may_act(db, actor, tenant_id, target).await? {
         return Ok(None);
     }
+    let (event_action, reason) = match action {
+        MemberAction::ResetMfa => ("mfa.reset", "mfa_reset"),
+        MemberAction::SignOutEverywhere => ("user.signed_out_everywhere", "signed_out_everywhere"),
+    };
     let mut tx = db.tenant_and_user(tenant_id, target).await?;
-    let ended = security::end_sessions_and_families(&mut tx, actor, target, None, "signed_out_everywhere").await?;
+    if action == MemberAction::ResetMfa {
+        db::mfa::reset(&mut tx, target).await?;
+    }
+    let ended = security::end_sessions_and_families(&mut tx, actor, target, None, reason).await?;
     let details = serde_json::json!({ "sessions_ended": ended.sessions, "families_revoked": ended.families });
-    let event = actor.event("user.signed_out_everywhere", ("user", Some(target.to_string())), details);
+    let event = actor.event(event_action, ("user", Some(target.to_string())), details);
     security::append_for_user(&mut tx, target, &event).await?;
     tx.commit().await?;
     Ok(Some(ended))
