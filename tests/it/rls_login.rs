@@ -144,6 +144,9 @@ async fn probe_request_connection(db: &Database) {
         sqlx::query_as("SELECT session_user::text, current_user::text").fetch_one(&mut *conn).await.unwrap();
     assert_eq!(who, ("lca_runtime".to_owned(), "lca_runtime".to_owned()));
     assert_eq!(escapes(&mut conn).await, Vec::<String>::new());
+    // Nor leave a temporary table behind to shadow a real one for the next request.
+    let err = sqlx::query("CREATE TEMP TABLE tenants (id uuid)").execute(&mut *conn).await.unwrap_err();
+    assert_eq!(db::sqlstate(&err).as_deref(), Some("42501"), "{err}");
     forged_tenant(&mut conn, a, b).await;
 }
 

@@ -183,6 +183,8 @@ impl TestDb {
         let name = format!("t_{}", Uuid::now_v7().simple());
         let mut conn = PgConnection::connect_with(&c.admin.clone().database("postgres")).await.unwrap();
         exec(&mut conn, &format!("CREATE DATABASE \"{name}\" TEMPLATE \"{}\"", c.template)).await.unwrap();
+        // Database privileges are not copied from the template (migrations/0014).
+        exec(&mut conn, &format!("REVOKE TEMPORARY ON DATABASE \"{name}\" FROM PUBLIC")).await.unwrap();
         conn.close().await.unwrap();
         let owner = c.admin.clone().database(&name);
         let runtime = c.runtime.clone().database(&name);
