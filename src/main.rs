@@ -1,5 +1,5 @@
 //! `laventecare-auth`: parse the command line, read the configuration, start logging and
-//! Sentry, then run the command (see `cli.rs`).
+//! Sentry, then run the command (see `cli/mod.rs`).
 
 use std::process::ExitCode;
 

@@ -12,7 +12,7 @@ use anyhow::Context;
 use clap::Subcommand;
 use serde::Serialize;
 
-use super::print;
+use super::output::print;
 use crate::db::Database;
 use crate::db::audit::{Anchor, AnchorCheck, AuditRow, ChainBreak, check_anchor, first_break, verify_chain};
 use crate::master_key::AuditKey;
@@ -49,6 +49,23 @@ pub enum AuditCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `audit verify` and `audit export` on the database (`run` in `cli/mod.rs` answers
+/// `verify --file` before any database is opened).
+pub(super) async fn run(command: AuditCommand, db: &Database, key: &AuditKey) -> anyhow::Result<ExitCode> {
+    match command {
+        AuditCommand::Verify { tenant, file: None, against, json } => {
+            audit_verify(db, key, tenant.as_deref(), against.as_ref(), json).await
+        }
+        AuditCommand::Verify { file: Some(file), against, json, .. } => {
+            audit_verify_file(&file, key, against.as_ref(), json)
+        }
+        AuditCommand::Export { tenant, output, json } => {
+            audit_export(db, &tenant, output.as_deref(), json).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }
 
 /// Refuses a master key other than the one the audit log was written with, before a command

@@ -1,0 +1,152 @@
+//! `client`: register, update, rotate a secret, delete.
+
+use clap::Subcommand;
+
+use super::output::print;
+use crate::clients;
+use crate::db::Database;
+use crate::db::audit::Actor;
+use crate::tenancy::Role;
+
+#[derive(Subcommand, Debug)]
+pub enum ClientCommand {
+    /// Register a client. A confidential client's secret is printed once; only its hash is kept.
+    Create {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        name: String,
+        /// authorization_code, refresh_token, client_credentials or device_code.
+        #[arg(long = "grant", num_args = 1.., required = true)]
+        grants: Vec<String>,
+        /// A public client (no secret; PKCE required).
+        #[arg(long)]
+        public: bool,
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+        #[arg(long = "post-logout-redirect-uri")]
+        post_logout_redirect_uris: Vec<String>,
+        /// The service account's role (client_credentials).
+        #[arg(long, value_parser = ["admin", "editor", "viewer"])]
+        role: Option<String>,
+        /// Let users choose among their tenants at login.
+        #[arg(long)]
+        multi_tenant: bool,
+        /// Every login through this client needs a second factor.
+        #[arg(long)]
+        require_mfa: bool,
+        #[arg(long, value_parser = ["RS256", "ES256", "EdDSA"])]
+        signing_alg: Option<String>,
+        /// client_secret_basic (default) or client_secret_post.
+        #[arg(long, value_parser = ["client_secret_basic", "client_secret_post"])]
+        auth_method: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a client's name or redirect URIs; each list given replaces the registered one.
+    Update {
+        #[arg(long)]
+        client_id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+        #[arg(long = "post-logout-redirect-uri")]
+        post_logout_redirect_uris: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Give a confidential client a new secret (printed once); the old one stops working.
+    RotateSecret {
+        #[arg(long)]
+        client_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a client and end every token it was issued.
+    Delete {
+        #[arg(long)]
+        client_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub(super) async fn run(command: ClientCommand, db: &Database, operator: &Actor) -> anyhow::Result<()> {
+    match command {
+        ClientCommand::Create {
+            tenant,
+            name,
+            grants,
+            public,
+            redirect_uris,
+            post_logout_redirect_uris,
+            role,
+            multi_tenant,
+            require_mfa,
+            signing_alg,
+            auth_method,
+            json,
+        } => {
+            let role = role.map(|r| r.parse::<Role>()).transpose()?;
+            let created = clients::create_client_by(
+                db,
+                operator,
+                clients::ClientRequest {
+                    tenant,
+                    name,
+                    grants,
+                    public,
+                    redirect_uris,
+                    post_logout_redirect_uris,
+                    role,
+                    multi_tenant,
+                    require_mfa,
+                    signing_alg,
+                    auth_method,
+                },
+            )
+            .await?;
+            print(json, &created, || match &created.client_secret {
+                Some(secret) => format!(
+                    "client_id:     {}\nclient_secret: {}\n(the secret is shown only now)",
+                    created.client_id,
+                    secret.expose()
+                ),
+                None => format!("client_id: {} (public client)", created.client_id),
+            })?;
+        }
+        ClientCommand::Update { client_id, name, redirect_uris, post_logout_redirect_uris, json } => {
+            let update = clients::ClientUpdate {
+                client_id,
+                name,
+                redirect_uris: (!redirect_uris.is_empty()).then_some(redirect_uris),
+                post_logout_redirect_uris: (!post_logout_redirect_uris.is_empty()).then_some(post_logout_redirect_uris),
+            };
+            let updated = clients::update_client(db, operator, update).await?;
+            print(json, &updated, || {
+                format!("updated {} of client {}", updated.changed.join(", "), updated.client_id)
+            })?;
+        }
+        ClientCommand::RotateSecret { client_id, json } => {
+            let rotated = clients::rotate_secret(db, operator, &client_id).await?;
+            print(json, &rotated, || {
+                format!(
+                    "client_id:     {}\nclient_secret: {}\n(the secret is shown only now; the old one no longer works)",
+                    rotated.client_id,
+                    rotated.client_secret.expose()
+                )
+            })?;
+        }
+        ClientCommand::Delete { client_id, json } => {
+            let deleted = clients::delete_client(db, operator, &client_id).await?;
+            print(json, &deleted, || {
+                format!(
+                    "deleted client {}; {} token families and {} access tokens ended",
+                    deleted.client_id, deleted.families_revoked, deleted.access_tokens_revoked
+                )
+            })?;
+        }
+    }
+    Ok(())
+}

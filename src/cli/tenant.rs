@@ -1,0 +1,78 @@
+//! `tenant`: create, suspend, reactivate, require a second factor.
+
+use clap::Subcommand;
+
+use super::output::print;
+use crate::db::Database;
+use crate::db::audit::Actor;
+use crate::tenancy;
+
+#[derive(Subcommand, Debug)]
+pub enum TenantCommand {
+    /// Create a tenant.
+    Create {
+        #[arg(long)]
+        slug: String,
+        #[arg(long)]
+        name: String,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Suspend a tenant: no logins, no tokens, until it is reactivated.
+    Suspend {
+        #[arg(long)]
+        slug: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Reactivate a suspended tenant.
+    Reactivate {
+        #[arg(long)]
+        slug: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Require a second factor of every member of a tenant (`--off` to stop requiring it).
+    RequireMfa {
+        #[arg(long)]
+        slug: String,
+        #[arg(long)]
+        off: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub(super) async fn run(command: TenantCommand, db: &Database, operator: &Actor) -> anyhow::Result<()> {
+    match command {
+        TenantCommand::Create { slug, name, json } => {
+            let created = tenancy::create_tenant_by(db, operator, &slug, &name, false).await?;
+            print(json, &created, || format!("created tenant {} ({})", created.slug, created.tenant_id))?;
+        }
+        TenantCommand::Suspend { slug, json } => {
+            let done = tenancy::set_suspended(db, operator, &slug, true).await?;
+            print(json, &done, || status_line(&done))?;
+        }
+        TenantCommand::Reactivate { slug, json } => {
+            let done = tenancy::set_suspended(db, operator, &slug, false).await?;
+            print(json, &done, || status_line(&done))?;
+        }
+        TenantCommand::RequireMfa { slug, off, json } => {
+            let done = tenancy::set_require_mfa(db, operator, &slug, !off).await?;
+            print(json, &done, || {
+                let state = if done.require_mfa { "requires" } else { "does not require" };
+                format!("tenant {slug} {state} a second factor of its members")
+            })?;
+        }
+    }
+    Ok(())
+}
+
+fn status_line(done: &tenancy::TenantStatus) -> String {
+    match (done.changed, done.status) {
+        (true, "suspended") => format!("suspended tenant {}: no logins or tokens until it is reactivated", done.slug),
+        (true, _) => format!("reactivated tenant {}", done.slug),
+        (false, status) => format!("tenant {} was already {status}", done.slug),
+    }
+}
