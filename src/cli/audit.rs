@@ -176,7 +176,7 @@ impl AnchorReport {
 
 /// `audit verify`: walks each tenant's chain in a transaction for that tenant; with an anchor,
 /// only the anchor's tenant.
-pub(super) async fn audit_verify(
+async fn audit_verify(
     db: &Database,
     key: &AuditKey,
     only: Option<&str>,
@@ -243,7 +243,7 @@ fn human_line(r: &ChainReport) -> String {
 }
 
 /// `audit export`: one tenant's chain as JSON lines, in `seq` order, and its head as an anchor.
-pub(super) async fn audit_export(db: &Database, slug: &str, output: Option<&Path>, json: bool) -> anyhow::Result<()> {
+async fn audit_export(db: &Database, slug: &str, output: Option<&Path>, json: bool) -> anyhow::Result<()> {
     let tenant = tenancy::find_tenant(db, slug).await?;
     let mut tx = db.tenant(tenant.id).await?;
     let rows = crate::db::audit::rows(&mut tx).await?;

@@ -72,6 +72,7 @@ pub enum ClientCommand {
     },
 }
 
+/// Runs one `client` subcommand as `operator` and prints its result (a new secret only once).
 pub(super) async fn run(command: ClientCommand, db: &Database, operator: &Actor) -> anyhow::Result<()> {
     match command {
         ClientCommand::Create {

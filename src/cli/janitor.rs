@@ -16,6 +16,7 @@ pub enum JanitorCommand {
     },
 }
 
+/// Runs one `janitor` subcommand and prints its report.
 pub(super) async fn run(command: JanitorCommand, config: &Config, db: &Database) -> anyhow::Result<()> {
     match command {
         JanitorCommand::Run { json } => {

@@ -17,6 +17,7 @@ pub enum KeysCommand {
     },
 }
 
+/// Runs one `keys` subcommand as `operator` and prints its result.
 pub(super) async fn run(
     command: KeysCommand,
     db: &Database,

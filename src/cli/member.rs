@@ -43,6 +43,7 @@ pub enum MemberCommand {
     },
 }
 
+/// Runs one `member` subcommand as `operator` and prints its result.
 pub(super) async fn run(command: MemberCommand, db: &Database, operator: &Actor) -> anyhow::Result<()> {
     match command {
         MemberCommand::Add { tenant, email, role, json } => {

@@ -1,4 +1,4 @@
-//! The command line (DESIGN.md, "Command line"). Every provisioning command takes `--json` and
+//! The command line (README, "Command line"; ARCHITECTURE.md, "Code map"). Every provisioning command takes `--json` and
 //! then prints one JSON object; each works whether or not a server runs on the same data
 //! directory or database.
 //!
@@ -130,7 +130,7 @@ async fn run_with(
     let hasher = PasswordHasher::new();
     let operator = operator();
     match command {
-        Command::Serve => serve::serve(config.clone(), db.clone(), master_key.clone(), hasher).await?,
+        Command::Serve => serve::run(config.clone(), db.clone(), master_key.clone(), hasher).await?,
         Command::Migrate => eprintln!("migrations applied"),
         Command::Tenant { command } => tenant::run(command, db, &operator).await?,
         Command::User { command } => user::run(command, config, db, &hasher, &operator).await?,

@@ -12,7 +12,7 @@ use crate::master_key::MasterKey;
 use crate::{AppState, bootstrap};
 
 /// `serve`: bootstrap, then the HTTP server until SIGINT or SIGTERM; in-flight requests finish.
-pub(super) async fn serve(
+pub(super) async fn run(
     config: Arc<Config>,
     db: Database,
     master_key: Arc<MasterKey>,

@@ -44,6 +44,7 @@ pub enum TenantCommand {
     },
 }
 
+/// Runs one `tenant` subcommand as `operator` and prints its result.
 pub(super) async fn run(command: TenantCommand, db: &Database, operator: &Actor) -> anyhow::Result<()> {
     match command {
         TenantCommand::Create { slug, name, json } => {

@@ -36,6 +36,7 @@ pub enum UserCommand {
     },
 }
 
+/// Runs one `user` subcommand as `operator` and prints its result.
 pub(super) async fn run(
     command: UserCommand,
     config: &Config,
