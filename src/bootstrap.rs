@@ -5,7 +5,7 @@ use uuid::Uuid;
 use crate::config::Config;
 use crate::db::audit::{self, Actor};
 use crate::db::{self, Database};
-use crate::error::ServiceError;
+use crate::service_error::ServiceError;
 use crate::identity::{Email, PasswordHasher, password};
 use crate::secrets::Secret;
 use crate::tenancy::{PLATFORM_SLUG, Role};

@@ -17,6 +17,7 @@ pub mod master_key;
 pub mod pages;
 pub mod protocol;
 pub mod secrets;
+pub mod service_error;
 pub mod telemetry;
 pub mod tenancy;
 pub mod tokens;

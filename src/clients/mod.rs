@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::db::audit::{self, Actor};
 use crate::db::{self, Database};
-use crate::error::ServiceError;
+use crate::service_error::ServiceError;
 use crate::secrets::{self, Secret};
 use crate::tenancy::{self, Role};
 pub use redirect_uri::RedirectUri;

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::db::audit::{self, Actor};
 use crate::db::{self, Database};
-use crate::error::ServiceError;
+use crate::service_error::ServiceError;
 use crate::identity::security;
 use crate::secrets::Secret;
 

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::db::audit::{self, Actor};
 use crate::db::{self, Database};
-use crate::error::ServiceError;
+use crate::service_error::ServiceError;
 use crate::identity::Email;
 
 /// A member's role in a tenant. Roles nest: admin ⊃ editor ⊃ viewer.
