@@ -8,7 +8,8 @@ use crate::db::{self, Database};
 use crate::service_error::ServiceError;
 use crate::identity::{Email, PasswordHasher, password};
 use crate::secrets::Secret;
-use crate::tenancy::{PLATFORM_SLUG, Role};
+use crate::tenancy::PLATFORM_SLUG;
+use crate::vocabulary::Role;
 
 /// What bootstrap created.
 #[derive(Debug)]

@@ -17,7 +17,7 @@ use crate::db::Database;
 use crate::db::audit::Actor;
 use crate::identity::PasswordHasher;
 use crate::master_key::{AuditKey, MasterKey};
-use crate::tenancy::Role;
+use crate::vocabulary::Role;
 use crate::{AppState, bootstrap, clients, identity, tenancy};
 
 pub use self::audit::AuditCommand;

@@ -21,6 +21,7 @@ pub mod service_error;
 pub mod telemetry;
 pub mod tenancy;
 pub mod tokens;
+pub mod vocabulary;
 
 use std::sync::Arc;
 

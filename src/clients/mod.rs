@@ -8,7 +8,8 @@ use crate::db::audit::{self, Actor};
 use crate::db::{self, Database};
 use crate::service_error::ServiceError;
 use crate::secrets::{self, Secret};
-use crate::tenancy::{self, Role};
+use crate::tenancy;
+use crate::vocabulary::Role;
 pub use redirect_uri::RedirectUri;
 
 /// Grant types a client may be allowed (RFC 6749 §4, RFC 8628 §3.4).

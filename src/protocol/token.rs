@@ -21,7 +21,7 @@ use crate::protocol::issue::{self, Grant, TokenResponse};
 use crate::protocol::meta::RequestMeta;
 use crate::protocol::types::{Scopes, s256_challenge, valid_pkce_value};
 use crate::secrets::{SecretString, exposed, sha256};
-use crate::tenancy::Role;
+use crate::vocabulary::Role;
 
 /// Token request parameters. Unknown parameters are ignored (RFC 6749 §3.2); a repeated one is
 /// refused by the decoder (§3.1).

@@ -339,10 +339,10 @@ async fn recovery_link_end_to_end() {
     let hasher = identity::PasswordHasher::new();
     let admin_password = "admin passphrase 2026";
     for (email, tenant, role) in [
-        ("root@example.com", "acme", tenancy::Role::Admin),
-        ("bob@example.com", "globex", tenancy::Role::Viewer),
-        ("carol@example.com", "acme", tenancy::Role::Viewer),
-        ("carol@example.com", "globex", tenancy::Role::Admin),
+        ("root@example.com", "acme", laventecare_auth::vocabulary::Role::Admin),
+        ("bob@example.com", "globex", laventecare_auth::vocabulary::Role::Viewer),
+        ("carol@example.com", "acme", laventecare_auth::vocabulary::Role::Viewer),
+        ("carol@example.com", "globex", laventecare_auth::vocabulary::Role::Admin),
     ] {
         if laventecare_auth::tenancy::find_tenant(&p.t.db, tenant).await.is_err() {
             p.t.tenant(tenant).await;
