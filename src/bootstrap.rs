@@ -5,9 +5,9 @@ use uuid::Uuid;
 use crate::config::Config;
 use crate::db::audit::{self, Actor};
 use crate::db::{self, Database};
-use crate::service_error::ServiceError;
 use crate::identity::{Email, PasswordHasher, password};
 use crate::secrets::Secret;
+use crate::service_error::ServiceError;
 use crate::tenancy::PLATFORM_SLUG;
 use crate::vocabulary::Role;
 

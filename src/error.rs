@@ -267,7 +267,7 @@ pub async fn finish_errors(req: Request, next: Next) -> Response {
     }
     let description = report.description.as_deref().map(error_description_charset);
     let mut out = match report.page_title {
-        Some(title) => crate::pages::error_page(status, title, description.as_deref().unwrap_or(""), &request_id),
+        Some(title) => crate::html::error_page(status, title, description.as_deref().unwrap_or(""), &request_id),
         None => {
             let body =
                 ErrorBody { error: report.error, error_description: description.as_deref(), request_id: &request_id };

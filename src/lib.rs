@@ -11,13 +11,17 @@ pub mod db;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod html;
 pub mod identity;
 pub mod janitor;
 pub mod master_key;
 pub mod pages;
 pub mod protocol;
+pub mod render;
 pub mod secrets;
 pub mod service_error;
+pub mod session;
+pub mod state;
 pub mod telemetry;
 pub mod tenancy;
 pub mod tokens;
@@ -43,20 +47,10 @@ use crate::db::Database;
 use crate::error::{AppError, REQUEST_ID_HEADER};
 use crate::identity::PasswordHasher;
 
-/// What every handler can reach. Cheap to clone.
-#[derive(Clone, Debug)]
-pub struct AppState {
-    pub config: Arc<Config>,
-    pub db: Database,
-    pub passwords: PasswordHasher,
-    /// Encrypts secrets at rest (signing keys, TOTP secrets).
-    pub master_key: Arc<master_key::MasterKey>,
-    /// Signing keys, decrypted once.
-    pub keys: tokens::KeyStore,
-    /// The discovery document, serialised once.
-    pub discovery: axum::body::Bytes,
-}
+pub use crate::state::AppState;
 
+/// The application builds its state: the discovery document is the protocol surface's, which
+/// `state` (the HTTP edge) may not import.
 impl AppState {
     /// Loads the signing keys (creating them on an empty database) and builds the state.
     pub async fn new(

@@ -6,8 +6,8 @@ use serde::Serialize;
 
 use crate::db::audit::{self, Actor};
 use crate::db::{self, Database};
-use crate::service_error::ServiceError;
 use crate::secrets::{self, Secret};
+use crate::service_error::ServiceError;
 use crate::tenancy;
 use crate::vocabulary::Role;
 pub use redirect_uri::RedirectUri;

@@ -65,7 +65,12 @@ pub async fn reserve(tx: &mut Tx, key_hash: &[u8], limits: &ThrottleLimits) -> R
 
 /// After a reserved attempt failed: locks the key if it reached the limit. True if this
 /// failure locked it.
-pub async fn lock_if_due(tx: &mut Tx, key_hash: &[u8], failures: i32, limits: &ThrottleLimits) -> Result<bool, sqlx::Error> {
+pub async fn lock_if_due(
+    tx: &mut Tx,
+    key_hash: &[u8],
+    failures: i32,
+    limits: &ThrottleLimits,
+) -> Result<bool, sqlx::Error> {
     if failures < limits.lock_after {
         return Ok(false);
     }
@@ -161,7 +166,8 @@ mod tests {
     /// No delay for the free failures, then doubling delays up to the cap.
     #[test]
     fn delays_grow_to_the_cap() {
-        let l = ThrottleLimits { free: 3, lock_after: 10, lock_seconds: 900, max_delay_seconds: 30, window_seconds: 900 };
+        let l =
+            ThrottleLimits { free: 3, lock_after: 10, lock_seconds: 900, max_delay_seconds: 30, window_seconds: 900 };
         let delays: Vec<i64> = (1..=10).map(|f| delay_after(f, &l)).collect();
         assert_eq!(delays, [0, 0, 1, 2, 4, 8, 16, 30, 30, 30]);
     }

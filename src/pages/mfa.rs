@@ -10,17 +10,18 @@ use subtle::ConstantTimeEq;
 use tower_sessions::Session;
 use uuid::Uuid;
 
-use crate::AppState;
 use crate::db::{self, audit};
 use crate::error::AppError;
 use crate::extract::{Form, Query};
+use crate::html::text::{EN, Text};
 use crate::identity::{mfa, security, throttle};
 use crate::pages::login::{audit_sign_in, client_of, next_after_sign_in, record_lockouts, sign_in, sign_in_tenant};
-use crate::pages::session::{self, Pending, PreAuth};
-use crate::pages::{EN, Text, render};
 use crate::protocol::authorize::origin_of;
 use crate::protocol::meta::RequestMeta;
+use crate::render::render;
 use crate::secrets::{ExposeSecret, SecretString};
+use crate::session::{self, Pending, PreAuth};
+use crate::state::AppState;
 
 #[derive(Template)]
 #[template(path = "mfa.html")]
@@ -428,7 +429,7 @@ pub async fn enrol_submit(
             // Enrolling proved the new factor: this session now counts as MFA.
             if !who.has_mfa() {
                 who.amr = vec!["pwd".into(), "otp".into()];
-                who.acr = crate::protocol::discovery::ACR_MFA.into();
+                who.acr = crate::session::ACR_MFA.into();
                 session::sign_in(&session, &who).await?;
             }
             match pending {

@@ -14,17 +14,18 @@ use tower_sessions::Session;
 use url::Url;
 use uuid::Uuid;
 
-use crate::AppState;
 use crate::clients::{GRANT_AUTHORIZATION_CODE, RedirectUri};
 use crate::db::{self, audit, clients::ClientRow};
 use crate::error::AppError;
 use crate::extract::{Query, has_control_character};
 use crate::identity::security;
-use crate::pages::{self, page_error, session};
-use crate::protocol::discovery::ACR_MFA;
 use crate::protocol::meta::RequestMeta;
 use crate::protocol::types::{Prompt, SCOPES_SUPPORTED, Scopes, valid_pkce_value};
+use crate::render::{self, page_error};
 use crate::secrets::Secret;
+use crate::session;
+use crate::session::ACR_MFA;
+use crate::state::AppState;
 use crate::tokens::{Expected, TokenType, check_claims};
 
 /// Parameters of an authorization request. Unknown ones are ignored (OIDC Core §3.1.2.1);
@@ -161,15 +162,15 @@ impl Reply<'_> {
 #[derive(askama::Template)]
 #[template(path = "form_post.html")]
 struct FormPostPage<'a> {
-    t: &'static pages::Text,
+    t: &'static crate::html::text::Text,
     action: &'a str,
     fields: &'a [(&'static str, String)],
 }
 
 /// OAuth 2.0 Form Post Response Mode: an auto-submitting form to the redirect URI.
 fn form_post(action: &str, fields: &[(&'static str, String)]) -> Response {
-    let page = FormPostPage { t: &pages::EN, action, fields };
-    pages::render(StatusCode::OK, &page, &[origin_of(action)])
+    let page = FormPostPage { t: &crate::html::text::EN, action, fields };
+    render::render(StatusCode::OK, &page, &[origin_of(action)])
 }
 
 /// The CSP source for a redirect URI: its origin, or `scheme:` for a private-use scheme.

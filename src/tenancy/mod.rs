@@ -4,8 +4,8 @@ use uuid::Uuid;
 
 use crate::db::audit::{self, Actor};
 use crate::db::{self, Database};
-use crate::service_error::ServiceError;
 use crate::identity::Email;
+use crate::service_error::ServiceError;
 use crate::vocabulary::{Role, Slug};
 
 /// Slug of the platform tenant created at bootstrap.
@@ -56,7 +56,7 @@ pub async fn create_tenant_by(
     let details = serde_json::json!({ "slug": slug.as_str(), "name": name, "is_platform": is_platform });
     audit::append(&mut tx, &actor.event("tenant.created", ("tenant", Some(id.to_string())), details)).await?;
     tx.commit().await?;
-    Ok(CreatedTenant { tenant_id: id, slug: slug.0, name: name.to_owned() })
+    Ok(CreatedTenant { tenant_id: id, slug: slug.into_string(), name: name.to_owned() })
 }
 
 /// Finds an active or suspended tenant by slug, or says clearly that there is none.

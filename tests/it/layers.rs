@@ -12,12 +12,12 @@ use std::path::{Path, PathBuf};
 /// tier ("across"). `""` is the crate root (`lib.rs`: the router, and the `pub use` of the
 /// application's state). `main.rs` is its own crate and is not read.
 const LAYERS: &[(&str, &[&[&str]])] = &[
-    ("base", &[&["secrets"], &["config", "master_key"], &["telemetry"]]),
-    ("data", &[&["db"]]),
-    ("domain", &[&["service_error"], &["identity", "tokens"], &["tenancy"], &["clients"]]),
-    ("HTTP edge", &[&["error"], &["extract", "state"]]),
+    ("base", &[&["secrets", "service_error"], &["config"], &["master_key", "telemetry"]]),
+    ("data", &[&["vocabulary"], &["db"]]),
+    ("domain", &[&["tokens"], &["identity"], &["tenancy"], &["clients"]]),
+    ("HTTP edge", &[&["html"], &["error"], &["extract", "render", "state"], &["session"]]),
     ("surfaces", &[&["protocol"], &["pages"]]),
-    ("application", &[&["health"], &["bootstrap", "cli", "janitor"], &[""]]),
+    ("application", &[&["bootstrap", "health", "janitor"], &[""], &["cli"]]),
 ];
 
 /// (layer index, tier index, layer name) of a top-level module.

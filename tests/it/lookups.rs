@@ -69,7 +69,9 @@ async fn each_lookup_finds_only_its_object() {
     let acme = t.tenant("acme").await;
     let hasher = identity::PasswordHasher::new();
     let user = identity::create_user(&t.db, &hasher, "Mixed.Case@Example.com", "a long password!").await.unwrap();
-    tenancy::add_member(&t.db, "acme", "mixed.case@example.com", laventecare_auth::vocabulary::Role::Editor).await.unwrap();
+    tenancy::add_member(&t.db, "acme", "mixed.case@example.com", laventecare_auth::vocabulary::Role::Editor)
+        .await
+        .unwrap();
     let client = clients::create_client(
         &t.db,
         clients::ClientRequest {
