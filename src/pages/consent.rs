@@ -11,7 +11,7 @@ use crate::db::{self, audit};
 use crate::error::AppError;
 use crate::extract::{Form, Query};
 use crate::html::text::{EN, Text, scope_description};
-use crate::protocol::authorize::{Reply, expired_request, origin_of};
+use crate::protocol::authorize::reply::{Reply, expired_request, origin_of};
 use crate::protocol::meta::RequestMeta;
 use crate::protocol::types::Scopes;
 use crate::render::render;

@@ -13,7 +13,7 @@ use crate::error::AppError;
 use crate::extract::{Form, Query};
 use crate::html::text::{EN, Text};
 use crate::identity::{security, throttle};
-use crate::protocol::authorize::origin_of;
+use crate::protocol::authorize::reply::origin_of;
 use crate::protocol::meta::RequestMeta;
 use crate::render::render;
 use crate::secrets::{ExposeSecret, Secret, SecretString};

@@ -16,7 +16,7 @@ use crate::extract::{Form, Query};
 use crate::html::text::{EN, Text};
 use crate::identity::{mfa, security, throttle};
 use crate::pages::login::{audit_sign_in, client_of, next_after_sign_in, record_lockouts, sign_in, sign_in_tenant};
-use crate::protocol::authorize::origin_of;
+use crate::protocol::authorize::reply::origin_of;
 use crate::protocol::meta::RequestMeta;
 use crate::render::render;
 use crate::secrets::{ExposeSecret, SecretString};

@@ -11,7 +11,7 @@ use crate::db::{self, memberships::MembershipOf};
 use crate::error::AppError;
 use crate::extract::{Form, Query};
 use crate::html::text::{EN, Text};
-use crate::protocol::authorize::{expired_request, origin_of};
+use crate::protocol::authorize::reply::{expired_request, origin_of};
 use crate::render::render;
 use crate::session;
 use crate::state::AppState;

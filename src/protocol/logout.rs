@@ -149,7 +149,7 @@ async fn logout(
             post_logout_redirect_uri: redirect.as_deref().unwrap_or(""),
             state: p.state.as_deref().unwrap_or(""),
         };
-        let targets: Vec<String> = redirect.iter().map(|r| crate::protocol::authorize::origin_of(r)).collect();
+        let targets: Vec<String> = redirect.iter().map(|r| crate::protocol::authorize::reply::origin_of(r)).collect();
         return Ok(render(StatusCode::OK, &page, &targets));
     }
     // The event first: if it cannot be written, the session does not end either.

@@ -205,8 +205,7 @@ fn read_imports(src_dir: &Path) -> (BTreeSet<Vec<String>>, Vec<Import>) {
     rust_files(src_dir, &mut files);
     files.sort();
     files.retain(|f| f != &src_dir.join("main.rs"));
-    let modules: BTreeSet<Vec<String>> =
-        files.iter().map(|f| module_of(f.strip_prefix(src_dir).unwrap())).collect();
+    let modules: BTreeSet<Vec<String>> = files.iter().map(|f| module_of(f.strip_prefix(src_dir).unwrap())).collect();
     let mut imports = Vec::new();
     for file in &files {
         let rel = file.strip_prefix(src_dir).unwrap();
@@ -289,7 +288,12 @@ fn layer_violations(imports: &[Import]) -> Vec<String> {
             continue;
         };
         let rule = if (to.0, to.1) == (from.0, from.1) {
-            format!("imports across: {} and {} are one tier of the {} layer", describe(from_top), describe(to_top), from.2)
+            format!(
+                "imports across: {} and {} are one tier of the {} layer",
+                describe(from_top),
+                describe(to_top),
+                from.2
+            )
         } else if (to.0, to.1) > (from.0, from.1) {
             format!(
                 "imports up: {} ({} layer) may not import {} ({} layer{})",
@@ -312,13 +316,19 @@ fn layer_violations(imports: &[Import]) -> Vec<String> {
 /// modules), each as `a -> b -> a` with one import per arrow.
 fn sibling_cycles(modules: &BTreeSet<Vec<String>>, imports: &[Import]) -> Vec<String> {
     let mut out = Vec::new();
-    let parents: BTreeSet<Vec<String>> = modules.iter().filter(|m| !m.is_empty()).map(|m| m[..m.len() - 1].to_vec()).collect();
+    let parents: BTreeSet<Vec<String>> =
+        modules.iter().filter(|m| !m.is_empty()).map(|m| m[..m.len() - 1].to_vec()).collect();
     for parent in parents {
         let n = parent.len();
         // child -> child -> an import that shows the edge
         let mut edges: BTreeMap<&str, BTreeMap<&str, &Import>> = BTreeMap::new();
         for imp in imports {
-            if imp.from.len() > n && imp.to.len() > n && imp.from[..n] == parent[..] && imp.to[..n] == parent[..] && imp.from[n] != imp.to[n] {
+            if imp.from.len() > n
+                && imp.to.len() > n
+                && imp.from[..n] == parent[..]
+                && imp.to[..n] == parent[..]
+                && imp.from[n] != imp.to[n]
+            {
                 edges.entry(imp.from[n].as_str()).or_default().entry(imp.to[n].as_str()).or_insert(imp);
             }
         }
@@ -347,8 +357,7 @@ fn sibling_cycles(modules: &BTreeSet<Vec<String>>, imports: &[Import]) -> Vec<St
             }
             let from_start = reach(start);
             let Some(ring) = from_start.get(start) else { continue };
-            let members: Vec<String> =
-                from_start.keys().filter(|m| reach(m).contains_key(start)).cloned().collect();
+            let members: Vec<String> = from_start.keys().filter(|m| reach(m).contains_key(start)).cloned().collect();
             done.extend(members.iter().cloned());
             let folder = if n == 0 { "crate".to_owned() } else { parent.join("::") };
             let mut msg = format!("cycle among the children of `{folder}` ({}):", members.join(", "));
@@ -387,7 +396,9 @@ fn no_import_cycles_between_siblings() {
 #[test]
 fn the_reader_resolves_grouped_and_relative_paths() {
     let modules: BTreeSet<Vec<String>> =
-        [vec![], vec!["a".to_owned()], vec!["a".to_owned(), "b".to_owned()], vec!["c".to_owned()]].into_iter().collect();
+        [vec![], vec!["a".to_owned()], vec!["a".to_owned(), "b".to_owned()], vec!["c".to_owned()]]
+            .into_iter()
+            .collect();
     let dir = std::env::temp_dir().join(format!("layers-reader-{}", std::process::id()));
     std::fs::create_dir_all(dir.join("a")).unwrap();
     std::fs::write(dir.join("lib.rs"), "").unwrap();
