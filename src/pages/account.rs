@@ -241,7 +241,7 @@ pub async fn regenerate_backup_codes(
     );
     security::append_for_user(&mut tx, who.user_id, &event).await?;
     tx.commit().await?;
-    crate::pages::mfa::backup_codes_page(&codes, "/account")
+    crate::pages::mfa::backup_codes::backup_codes_page(&codes, "/account")
 }
 
 /// `POST /account/sign-out-everywhere`: a new security stamp; every session of the user, this

@@ -4,7 +4,6 @@
 //! redirect (RFC 6749 §4.1.2.1: no open redirector). After that, errors go to the redirect URI
 //! with `state` and `iss` (RFC 9207). Then the request waits in the browser session for
 //! login, tenant choice and consent, and ends in a single-use code.
-
 //!
 //! The steps, one file each: [`params`] (what the request may carry), [`start`] (validate the
 //! client and redirect URI, then the request), [`proceed`] (the next step of a waiting request,
