@@ -448,7 +448,7 @@ async fn removed_members_and_deleted_clients_keep_no_tokens() {
             ..Default::default()
         })
         .await;
-    let deleted = clients::delete_client(&p.t.db, &system, &p.client_id).await.unwrap();
+    let deleted = clients::change::delete_client(&p.t.db, &system, &p.client_id).await.unwrap();
     assert_eq!(deleted.families_revoked, 1);
     let mut db = p.t.owner().await;
     let live: i64 = sqlx::query_scalar("SELECT count(*) FROM token_families WHERE revoked_at IS NULL")
