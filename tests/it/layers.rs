@@ -416,3 +416,20 @@ fn the_reader_resolves_grouped_and_relative_paths() {
     let got: Vec<String> = imports.iter().map(|i| i.to.join("::")).collect();
     assert_eq!(got, ["a", "c", "c", "c", "a::b", "a"]);
 }
+
+/// Every top-level module of `src/` has a place in the order, and every name there is a module:
+/// a new module cannot slip past the check by importing nothing yet.
+#[test]
+fn every_module_has_a_layer() {
+    let (modules, _) = read_imports(&src_dir());
+    let tops: BTreeSet<&str> = modules.iter().map(|m| m.first().map_or("", String::as_str)).collect();
+    let named: BTreeSet<&str> =
+        LAYERS.iter().flat_map(|(_, tiers)| tiers.iter().flat_map(|t| t.iter().copied())).collect();
+    let missing: Vec<&&str> = tops.difference(&named).collect();
+    let stale: Vec<&&str> = named.difference(&tops).collect();
+    assert!(
+        missing.is_empty(),
+        "modules of src/ without a layer in tests/it/layers.rs (and ARCHITECTURE.md): {missing:?}"
+    );
+    assert!(stale.is_empty(), "layers name modules that src/ does not have: {stale:?}");
+}
