@@ -58,7 +58,9 @@ async fn setup() -> Setup {
     let tenant = tenancy::create_tenant(&database, "bench", "Bench", false).await.unwrap().tenant_id;
     let hasher = identity::PasswordHasher::new();
     let user = identity::create_user(&database, &hasher, "bench@example.com", "a long bench password").await.unwrap();
-    tenancy::add_member(&database, "bench", "bench@example.com", tenancy::Role::Editor).await.unwrap();
+    tenancy::add_member(&database, "bench", "bench@example.com", laventecare_auth::vocabulary::Role::Editor)
+        .await
+        .unwrap();
     let client = clients::create_client(
         &database,
         clients::ClientRequest {

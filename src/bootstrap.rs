@@ -5,10 +5,11 @@ use uuid::Uuid;
 use crate::config::Config;
 use crate::db::audit::{self, Actor};
 use crate::db::{self, Database};
-use crate::error::ServiceError;
 use crate::identity::{Email, PasswordHasher, password};
 use crate::secrets::Secret;
-use crate::tenancy::{PLATFORM_SLUG, Role};
+use crate::service_error::ServiceError;
+use crate::tenancy::PLATFORM_SLUG;
+use crate::vocabulary::Role;
 
 /// What bootstrap created.
 #[derive(Debug)]

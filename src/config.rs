@@ -154,8 +154,22 @@ pub struct Lifetimes {
 /// Brute-force limits of sign-in, per account and per client IP.
 #[derive(Clone, Copy, Debug)]
 pub struct ThrottleConfig {
-    pub account: crate::db::throttle::Limits,
-    pub ip: crate::db::throttle::Limits,
+    pub account: ThrottleLimits,
+    pub ip: ThrottleLimits,
+}
+
+/// The limits of one kind of sign-in counter (`db::throttle`, `identity::throttle`).
+#[derive(Debug, Clone, Copy)]
+pub struct ThrottleLimits {
+    /// Failures allowed before delays start.
+    pub free: i32,
+    /// Failures that lock the key.
+    pub lock_after: i32,
+    pub lock_seconds: i64,
+    /// The longest delay between attempts.
+    pub max_delay_seconds: i64,
+    /// Failures older than this are forgotten.
+    pub window_seconds: i64,
 }
 
 /// Which forwarding header trusted proxies write (`LCA_PROXY_HEADER`).
@@ -287,7 +301,7 @@ impl Config {
 fn throttle_limits(args: &ConfigArgs) -> ThrottleConfig {
     let clamp = |v: u32| i32::try_from(v.max(1)).unwrap_or(i32::MAX);
     let secs = |v: u64| i64::try_from(v.max(1)).unwrap_or(i64::MAX);
-    let account = crate::db::throttle::Limits {
+    let account = ThrottleLimits {
         free: clamp(args.login_free_failures),
         lock_after: clamp(args.login_lock_after),
         lock_seconds: secs(args.login_lock_secs),
@@ -296,7 +310,7 @@ fn throttle_limits(args: &ConfigArgs) -> ThrottleConfig {
     };
     // An IP is shared by many people (NAT, offices): it only locks, much later, and never
     // makes anyone wait.
-    let ip = crate::db::throttle::Limits {
+    let ip = ThrottleLimits {
         free: clamp(args.login_ip_lock_after),
         max_delay_seconds: 0,
         lock_after: clamp(args.login_ip_lock_after),

@@ -1,7 +1,8 @@
 //! Errors, by layer (STYLE.md: "errors say which layer they belong to"):
 //! - `anyhow` outside the request cycle (startup, CLI);
 //! - `sqlx::Error` in data code (`src/db/`);
-//! - [`ServiceError`] in domain code: what went wrong in words an operator may read;
+//! - [`ServiceError`] in domain code (`crate::service_error`): what went wrong in words an
+//!   operator may read;
 //! - [`AppError`] at the HTTP edge.
 //!
 //! Silence is golden: an `AppError` response carries only our own words. The real error rides
@@ -18,29 +19,10 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::service_error::ServiceError;
+
 /// Header carrying the request id on every request and response.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
-
-/// Errors of domain code, safe to show to the operator who asked (CLI, admin pages).
-#[derive(Debug, thiserror::Error)]
-pub enum ServiceError {
-    #[error("{0}")]
-    Invalid(String),
-    #[error("{0}")]
-    Conflict(String),
-    #[error("{0}")]
-    NotFound(String),
-    #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
-    #[error("internal error: {0:#}")]
-    Internal(anyhow::Error),
-    /// The password hasher's queue is full (`identity::password`).
-    #[error("the server is busy; retry in {retry_after} s")]
-    Busy { retry_after: u64 },
-    /// This client already has its share of the password hasher.
-    #[error("too many sign-ins at once from this address; retry in {retry_after} s")]
-    TooManyAtOnce { retry_after: u64 },
-}
 
 /// An OAuth error response (RFC 6749 §5.2) of the token, introspection, revocation and
 /// userinfo endpoints.
@@ -285,7 +267,7 @@ pub async fn finish_errors(req: Request, next: Next) -> Response {
     }
     let description = report.description.as_deref().map(error_description_charset);
     let mut out = match report.page_title {
-        Some(title) => crate::pages::error_page(status, title, description.as_deref().unwrap_or(""), &request_id),
+        Some(title) => crate::html::error_page(status, title, description.as_deref().unwrap_or(""), &request_id),
         None => {
             let body =
                 ErrorBody { error: report.error, error_description: description.as_deref(), request_id: &request_id };

@@ -4,8 +4,8 @@ use axum::Json;
 use axum::extract::State;
 use serde_json::{Value, json};
 
-use crate::AppState;
 use crate::error::AppError;
+use crate::state::AppState;
 
 /// `GET /healthz`: the process is alive. Touches nothing else, so it answers even when the
 /// database is down.

@@ -11,15 +11,21 @@ pub mod db;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod html;
 pub mod identity;
 pub mod janitor;
 pub mod master_key;
 pub mod pages;
 pub mod protocol;
+pub mod render;
 pub mod secrets;
+pub mod service_error;
+pub mod session;
+pub mod state;
 pub mod telemetry;
 pub mod tenancy;
 pub mod tokens;
+pub mod vocabulary;
 
 use std::sync::Arc;
 
@@ -41,20 +47,10 @@ use crate::db::Database;
 use crate::error::{AppError, REQUEST_ID_HEADER};
 use crate::identity::PasswordHasher;
 
-/// What every handler can reach. Cheap to clone.
-#[derive(Clone, Debug)]
-pub struct AppState {
-    pub config: Arc<Config>,
-    pub db: Database,
-    pub passwords: PasswordHasher,
-    /// Encrypts secrets at rest (signing keys, TOTP secrets).
-    pub master_key: Arc<master_key::MasterKey>,
-    /// Signing keys, decrypted once.
-    pub keys: tokens::KeyStore,
-    /// The discovery document, serialised once.
-    pub discovery: axum::body::Bytes,
-}
+pub use crate::state::AppState;
 
+/// The application builds its state: the discovery document is the protocol surface's, which
+/// `state` (the HTTP edge) may not import.
 impl AppState {
     /// Loads the signing keys (creating them on an empty database) and builds the state.
     pub async fn new(
@@ -95,8 +91,8 @@ pub fn app(state: AppState) -> Router {
         .route(paths::AUTHORIZE, get(authorize::authorize_get).post(authorize::authorize_post))
         .route("/authorize/continue", get(authorize::resume))
         .route("/login", get(pages::login::show).post(pages::login::submit))
-        .route("/login/mfa", get(pages::mfa::show).post(pages::mfa::submit))
-        .route("/mfa/enrol", get(pages::mfa::enrol_show).post(pages::mfa::enrol_submit))
+        .route("/login/mfa", get(pages::mfa::step::show).post(pages::mfa::step::submit))
+        .route("/mfa/enrol", get(pages::mfa::enrol::enrol_show).post(pages::mfa::enrol::enrol_submit))
         .route("/account", get(pages::account::show))
         .route("/account/password", post(pages::account::change_password))
         .route("/account/backup-codes", post(pages::account::regenerate_backup_codes))

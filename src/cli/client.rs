@@ -6,7 +6,7 @@ use super::output::print;
 use crate::clients;
 use crate::db::Database;
 use crate::db::audit::Actor;
-use crate::tenancy::Role;
+use crate::vocabulary::Role;
 
 #[derive(Subcommand, Debug)]
 pub enum ClientCommand {
@@ -118,19 +118,19 @@ pub(super) async fn run(command: ClientCommand, db: &Database, operator: &Actor)
             })?;
         }
         ClientCommand::Update { client_id, name, redirect_uris, post_logout_redirect_uris, json } => {
-            let update = clients::ClientUpdate {
+            let update = clients::change::ClientUpdate {
                 client_id,
                 name,
                 redirect_uris: (!redirect_uris.is_empty()).then_some(redirect_uris),
                 post_logout_redirect_uris: (!post_logout_redirect_uris.is_empty()).then_some(post_logout_redirect_uris),
             };
-            let updated = clients::update_client(db, operator, update).await?;
+            let updated = clients::change::update_client(db, operator, update).await?;
             print(json, &updated, || {
                 format!("updated {} of client {}", updated.changed.join(", "), updated.client_id)
             })?;
         }
         ClientCommand::RotateSecret { client_id, json } => {
-            let rotated = clients::rotate_secret(db, operator, &client_id).await?;
+            let rotated = clients::change::rotate_secret(db, operator, &client_id).await?;
             print(json, &rotated, || {
                 format!(
                     "client_id:     {}\nclient_secret: {}\n(the secret is shown only now; the old one no longer works)",
@@ -140,7 +140,7 @@ pub(super) async fn run(command: ClientCommand, db: &Database, operator: &Actor)
             })?;
         }
         ClientCommand::Delete { client_id, json } => {
-            let deleted = clients::delete_client(db, operator, &client_id).await?;
+            let deleted = clients::change::delete_client(db, operator, &client_id).await?;
             print(json, &deleted, || {
                 format!(
                     "deleted client {}; {} token families and {} access tokens ended",

@@ -6,7 +6,7 @@ use super::output::print;
 use crate::db::Database;
 use crate::db::audit::Actor;
 use crate::tenancy;
-use crate::tenancy::Role;
+use crate::vocabulary::Role;
 
 #[derive(Subcommand, Debug)]
 pub enum MemberCommand {

@@ -3,7 +3,7 @@
 use uuid::Uuid;
 
 use super::Tx;
-use crate::tenancy::Role;
+use crate::vocabulary::Role;
 
 /// One of a user's memberships, with the tenant's slug and name (SECURITY DEFINER lookup).
 #[derive(Debug, Clone, sqlx::FromRow)]

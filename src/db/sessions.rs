@@ -38,7 +38,7 @@ fn backend(e: impl std::fmt::Display) -> session_store::Error {
     session_store::Error::Backend(e.to_string())
 }
 
-/// Every identity recorded in the session data (see `pages::session`): the signed-in user and
+/// Every identity recorded in the session data (see `crate::session`): the signed-in user and
 /// a half sign-in (`pre_auth`: password done, second factor next), each with its security
 /// stamp. An identity without a readable stamp gets the nil stamp, which no user has, so the
 /// session is refused rather than trusted.
@@ -56,7 +56,7 @@ fn identities_of(record: &Record) -> (Vec<uuid::Uuid>, Vec<uuid::Uuid>) {
     (users, stamps)
 }
 
-/// The session data keys of the signed-in user and of a half sign-in (`pages::session`).
+/// The session data keys of the signed-in user and of a half sign-in (`crate::session`).
 pub const SIGNED_IN_KEY: &str = "auth";
 pub const PRE_AUTH_KEY: &str = "pre_auth";
 

@@ -7,20 +7,7 @@
 //! endpoints that write rows (`POST /device_authorization`).
 
 use super::Tx;
-
-/// The limits (see `identity::throttle`).
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    /// Failures allowed before delays start.
-    pub free: i32,
-    /// Failures that lock the key.
-    pub lock_after: i32,
-    pub lock_seconds: i64,
-    /// The longest delay between attempts.
-    pub max_delay_seconds: i64,
-    /// Failures older than this are forgotten.
-    pub window_seconds: i64,
-}
+use crate::config::ThrottleLimits;
 
 /// Whether a key is locked now.
 pub async fn locked(tx: &mut Tx, key_hash: &[u8]) -> Result<bool, sqlx::Error> {
@@ -38,7 +25,7 @@ pub async fn locked(tx: &mut Tx, key_hash: &[u8]) -> Result<bool, sqlx::Error> {
 async fn count(
     tx: &mut Tx,
     key_hash: &[u8],
-    limits: &Limits,
+    limits: &ThrottleLimits,
     only_when_open: bool,
 ) -> Result<Option<i32>, sqlx::Error> {
     sqlx::query_scalar(
@@ -64,7 +51,7 @@ async fn count(
 /// Returns the attempts in the window, or `None` when the key must wait or is locked (the
 /// attempt must then be refused unchecked). Counting first means parallel requests cannot all
 /// pass one open check: after the free attempts, each one sets the delay for the next.
-pub async fn reserve(tx: &mut Tx, key_hash: &[u8], limits: &Limits) -> Result<Option<i32>, sqlx::Error> {
+pub async fn reserve(tx: &mut Tx, key_hash: &[u8], limits: &ThrottleLimits) -> Result<Option<i32>, sqlx::Error> {
     // The upsert locks the row, so the update below sees this count and no other.
     let failures = count(tx, key_hash, limits, true).await?;
     let Some(failures) = failures else { return Ok(None) };
@@ -78,7 +65,12 @@ pub async fn reserve(tx: &mut Tx, key_hash: &[u8], limits: &Limits) -> Result<Op
 
 /// After a reserved attempt failed: locks the key if it reached the limit. True if this
 /// failure locked it.
-pub async fn lock_if_due(tx: &mut Tx, key_hash: &[u8], failures: i32, limits: &Limits) -> Result<bool, sqlx::Error> {
+pub async fn lock_if_due(
+    tx: &mut Tx,
+    key_hash: &[u8],
+    failures: i32,
+    limits: &ThrottleLimits,
+) -> Result<bool, sqlx::Error> {
     if failures < limits.lock_after {
         return Ok(false);
     }
@@ -96,7 +88,7 @@ pub async fn lock_if_due(tx: &mut Tx, key_hash: &[u8], failures: i32, limits: &L
 
 /// Counts a failure of a key that only locks (the client IP): no delay, a lock at the limit.
 /// True if this failure locked it.
-pub async fn record_failure(tx: &mut Tx, key_hash: &[u8], limits: &Limits) -> Result<bool, sqlx::Error> {
+pub async fn record_failure(tx: &mut Tx, key_hash: &[u8], limits: &ThrottleLimits) -> Result<bool, sqlx::Error> {
     let failures = count(tx, key_hash, limits, false).await?.unwrap_or(0);
     lock_if_due(tx, key_hash, failures, limits).await
 }
@@ -140,7 +132,7 @@ pub async fn hit(tx: &mut Tx, key_hash: &[u8], limit: i32, window_seconds: i64) 
 
 /// Seconds to wait after `failures` failures: none for the free ones, then 1, 2, 4, ... up to
 /// the maximum.
-pub fn delay_after(failures: i32, limits: &Limits) -> i64 {
+pub fn delay_after(failures: i32, limits: &ThrottleLimits) -> i64 {
     if failures < limits.free {
         return 0;
     }
@@ -174,7 +166,8 @@ mod tests {
     /// No delay for the free failures, then doubling delays up to the cap.
     #[test]
     fn delays_grow_to_the_cap() {
-        let l = Limits { free: 3, lock_after: 10, lock_seconds: 900, max_delay_seconds: 30, window_seconds: 900 };
+        let l =
+            ThrottleLimits { free: 3, lock_after: 10, lock_seconds: 900, max_delay_seconds: 30, window_seconds: 900 };
         let delays: Vec<i64> = (1..=10).map(|f| delay_after(f, &l)).collect();
         assert_eq!(delays, [0, 0, 1, 2, 4, 8, 16, 30, 30, 30]);
     }

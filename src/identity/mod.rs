@@ -9,7 +9,7 @@ pub mod throttle;
 use uuid::Uuid;
 
 use crate::db::{self, Database};
-use crate::error::ServiceError;
+use crate::service_error::ServiceError;
 pub use password::PasswordHasher;
 
 /// An email address as users type it: trimmed, one `@`, no spaces or control characters, at

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::error::ServiceError;
+use crate::service_error::ServiceError;
 
 /// bcrypt cost for user passwords (DESIGN.md).
 pub const BCRYPT_COST: u32 = 12;

@@ -11,9 +11,9 @@ use uuid::Uuid;
 
 use crate::db::audit::{self, Actor};
 use crate::db::{self, Database};
-use crate::error::ServiceError;
 use crate::identity::security;
 use crate::secrets::Secret;
+use crate::service_error::ServiceError;
 
 /// An issued link, shown once.
 #[derive(Debug, Clone, serde::Serialize)]

@@ -8,15 +8,16 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use crate::AppState;
 use crate::db::{self, audit};
 use crate::error::AppError;
 use crate::extract::Form;
+use crate::html::text::{EN, Text};
 use crate::identity::{mfa, password, security, throttle};
-use crate::pages::session::{self, SignedIn};
-use crate::pages::{EN, Text, render};
 use crate::protocol::meta::RequestMeta;
+use crate::render::render;
 use crate::secrets::{ExposeSecret, SecretString};
+use crate::session::{self, SignedIn};
+use crate::state::AppState;
 
 /// One line of the sessions list.
 pub struct SessionLine {
@@ -240,7 +241,7 @@ pub async fn regenerate_backup_codes(
     );
     security::append_for_user(&mut tx, who.user_id, &event).await?;
     tx.commit().await?;
-    crate::pages::mfa::backup_codes_page(&codes, "/account")
+    crate::pages::mfa::backup_codes::backup_codes_page(&codes, "/account")
 }
 
 /// `POST /account/sign-out-everywhere`: a new security stamp; every session of the user, this

@@ -9,15 +9,16 @@ use serde::Deserialize;
 use tower_sessions::Session;
 use uuid::Uuid;
 
-use crate::AppState;
 use crate::db;
 use crate::error::AppError;
 use crate::extract::Form;
+use crate::html::text::{EN, Text};
 use crate::identity::recovery;
 use crate::pages::mfa::NoticePage;
-use crate::pages::session::{self, SignedIn};
-use crate::pages::{EN, Text, render};
 use crate::protocol::meta::RequestMeta;
+use crate::render::render;
+use crate::session::{self, SignedIn};
+use crate::state::AppState;
 
 /// A member as the admin page lists them.
 #[derive(Debug, sqlx::FromRow)]

@@ -7,15 +7,16 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use crate::AppState;
 use crate::db::{self, audit};
 use crate::error::AppError;
 use crate::extract::{Form, Query};
-use crate::pages::session;
-use crate::pages::{EN, Text, render, text::scope_description};
-use crate::protocol::authorize::{Reply, expired_request, origin_of};
+use crate::html::text::{EN, Text, scope_description};
+use crate::protocol::authorize::reply::{Reply, expired_request, origin_of};
 use crate::protocol::meta::RequestMeta;
 use crate::protocol::types::Scopes;
+use crate::render::render;
+use crate::session;
+use crate::state::AppState;
 
 #[derive(Template)]
 #[template(path = "consent.html")]

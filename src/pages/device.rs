@@ -8,7 +8,7 @@
 //! - Wrong codes are counted per user and per client IP (`identity::throttle`), and every
 //!   failure, throttled or not, gets the same message. Refused guesses are audited once per
 //!   lock window, not once each.
-//! - The same second-factor rules as the code flow (`authorize::needs_mfa`); the user must be
+//! - The same second-factor rules as the code flow (`authorize::proceed::needs_mfa`); the user must be
 //!   a member of the client's tenant (a device grant is always for the client's own tenant).
 
 use askama::Template;
@@ -19,18 +19,19 @@ use serde::Deserialize;
 use tower_sessions::Session;
 use uuid::Uuid;
 
-use crate::AppState;
 use crate::db::{self, audit, clients::ClientRow};
 use crate::error::AppError;
 use crate::extract::{Form, Query};
+use crate::html::text::{EN, Text, scope_description};
 use crate::identity::{security, throttle};
 use crate::pages::mfa::NoticePage;
-use crate::pages::session::{self, SignedIn};
-use crate::pages::{EN, Text, render, text::scope_description};
-use crate::protocol::authorize::needs_mfa;
+use crate::protocol::authorize::proceed::needs_mfa;
 use crate::protocol::device::{display_user_code, normalise_user_code, user_code_hash};
 use crate::protocol::meta::RequestMeta;
 use crate::protocol::types::Scopes;
+use crate::render::render;
+use crate::session::{self, SignedIn};
+use crate::state::AppState;
 
 #[derive(Template)]
 #[template(path = "device.html")]

@@ -8,17 +8,18 @@ use serde::Deserialize;
 use tower_sessions::Session;
 use uuid::Uuid;
 
-use crate::AppState;
 use crate::db::{self, audit};
 use crate::error::AppError;
 use crate::extract::{Form, Query};
+use crate::html::text::{EN, Text};
 use crate::identity::{security, throttle};
-use crate::pages::session::{self, Pending, SignedIn};
-use crate::pages::{EN, Text, render};
-use crate::protocol::authorize::origin_of;
-use crate::protocol::discovery::{ACR_MFA, ACR_PASSWORD};
+use crate::protocol::authorize::reply::origin_of;
 use crate::protocol::meta::RequestMeta;
+use crate::render::render;
 use crate::secrets::{ExposeSecret, Secret, SecretString};
+use crate::session::{self, Pending, SignedIn};
+use crate::session::{ACR_MFA, ACR_PASSWORD};
+use crate::state::AppState;
 
 #[derive(Template)]
 #[template(path = "login.html")]

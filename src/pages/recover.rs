@@ -8,16 +8,17 @@ use axum::response::Response;
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use crate::AppState;
 use crate::error::AppError;
 use crate::extract::{Form, Query};
+use crate::html::text::{EN, Text};
 use crate::identity::password;
 use crate::identity::recovery;
 use crate::pages::mfa::NoticePage;
-use crate::pages::session;
-use crate::pages::{EN, Text, render};
 use crate::protocol::meta::RequestMeta;
+use crate::render::render;
 use crate::secrets::{ExposeSecret, SecretString, exposed};
+use crate::session;
+use crate::state::AppState;
 
 #[derive(Template)]
 #[template(path = "recover.html")]

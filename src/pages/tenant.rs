@@ -7,13 +7,14 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use crate::AppState;
 use crate::db::{self, memberships::MembershipOf};
 use crate::error::AppError;
 use crate::extract::{Form, Query};
-use crate::pages::session;
-use crate::pages::{EN, Text, render};
-use crate::protocol::authorize::{expired_request, origin_of};
+use crate::html::text::{EN, Text};
+use crate::protocol::authorize::reply::{expired_request, origin_of};
+use crate::render::render;
+use crate::session;
+use crate::state::AppState;
 
 #[derive(Template)]
 #[template(path = "select_tenant.html")]
@@ -74,7 +75,7 @@ pub async fn submit(
     let tenants = db::memberships::of_user(&mut tx, who.user_id).await?;
     tx.commit().await?;
     let Some(chosen) = tenants.iter().find(|m| m.slug == form.tenant) else {
-        return Err(crate::pages::page_error(
+        return Err(crate::render::page_error(
             StatusCode::BAD_REQUEST,
             "Unknown organisation",
             "Choose one of the listed organisations.",

@@ -5,9 +5,9 @@ use chrono::Utc;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::AppState;
 use crate::db;
 use crate::error::AppError;
+use crate::state::AppState;
 use crate::tokens::{Expected, TokenType, check_claims};
 
 /// A live access token.

@@ -12,18 +12,18 @@ use chrono::{Duration, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::AppState;
 use crate::clients::GRANT_DEVICE_CODE;
 use crate::db::{self, audit, clients::ClientRow};
 use crate::error::{AppError, OAuthError};
 use crate::extract::Form;
 use crate::protocol::client_auth::{self, Presented};
-use crate::protocol::discovery::ACR_MFA;
+use crate::protocol::grant::{end_replayed_family, json_no_store, refreshable, second_factor_ok, tenant_and_role};
 use crate::protocol::issue::{self, Grant, TokenResponse};
 use crate::protocol::meta::RequestMeta;
-use crate::protocol::token::{end_replayed_family, json_no_store, refreshable, second_factor_ok, tenant_and_role};
 use crate::protocol::types::{SCOPES_SUPPORTED, Scopes};
 use crate::secrets::{Secret, SecretString, exposed, random_bytes, sha256};
+use crate::session::ACR_MFA;
+use crate::state::AppState;
 
 /// The letters of user codes: consonants only, so no word can be spelled and nothing looks
 /// like a digit (RFC 8628 §6.1).

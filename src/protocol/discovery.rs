@@ -8,8 +8,9 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::AppState;
 use crate::protocol::types::SCOPES_SUPPORTED;
+use crate::session::{ACR_MFA, ACR_PASSWORD};
+use crate::state::AppState;
 
 /// Path of each endpoint, relative to the issuer.
 pub mod paths {
@@ -24,10 +25,6 @@ pub mod paths {
     /// The device page (RFC 8628 `verification_uri`).
     pub const DEVICE: &str = "/device";
 }
-
-/// `acr` of a password login and of a login with a second factor.
-pub const ACR_PASSWORD: &str = "urn:laventecare:acr:pwd";
-pub const ACR_MFA: &str = "urn:laventecare:acr:mfa";
 
 /// The metadata document for `issuer`.
 pub fn metadata(issuer: &str) -> Value {

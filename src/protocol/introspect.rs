@@ -7,14 +7,14 @@ use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::AppState;
 use crate::db;
 use crate::error::AppError;
 use crate::extract::Form;
 use crate::protocol::bearer;
 use crate::protocol::client_auth::{self, Presented};
-use crate::protocol::token::json_no_store;
+use crate::protocol::grant::json_no_store;
 use crate::secrets::{SecretString, exposed, sha256};
+use crate::state::AppState;
 
 #[derive(Debug, Deserialize)]
 pub struct IntrospectRequest {

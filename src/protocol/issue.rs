@@ -7,12 +7,12 @@ use serde_json::{Map, Value, json};
 use sha2::Digest;
 use uuid::Uuid;
 
-use crate::AppState;
 use crate::db::{self, Tx, clients::ClientRow};
 use crate::error::AppError;
 use crate::protocol::meta::RequestMeta;
 use crate::protocol::types::Scopes;
 use crate::secrets::Secret;
+use crate::state::AppState;
 use crate::tokens::{SigningAlg, TokenType};
 
 /// Everything the tokens of one grant say.

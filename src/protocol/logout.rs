@@ -18,12 +18,14 @@ use serde::Deserialize;
 use tower_sessions::Session;
 use url::Url;
 
-use crate::AppState;
 use crate::db::{self, audit};
 use crate::error::AppError;
 use crate::extract::{Form, Query};
-use crate::pages::{self, EN, MessagePage, Text, page_error, render, session};
+use crate::html::text::{EN, Text};
 use crate::protocol::meta::RequestMeta;
+use crate::render::{self, MessagePage, page_error, render};
+use crate::session;
+use crate::state::AppState;
 use crate::tokens::{Expected, TokenType, check_claims};
 
 #[derive(Debug, Default, Deserialize)]
@@ -147,7 +149,7 @@ async fn logout(
             post_logout_redirect_uri: redirect.as_deref().unwrap_or(""),
             state: p.state.as_deref().unwrap_or(""),
         };
-        let targets: Vec<String> = redirect.iter().map(|r| crate::protocol::authorize::origin_of(r)).collect();
+        let targets: Vec<String> = redirect.iter().map(|r| crate::protocol::authorize::reply::origin_of(r)).collect();
         return Ok(render(StatusCode::OK, &page, &targets));
     }
     // The event first: if it cannot be written, the session does not end either.
@@ -196,7 +198,7 @@ async fn logout(
 /// The signed-out page.
 pub fn signed_out() -> Response {
     let page = MessagePage { t: &EN, title: EN.signed_out_title, body: EN.signed_out_body };
-    pages::render(StatusCode::OK, &page, &[])
+    render::render(StatusCode::OK, &page, &[])
 }
 
 /// What a valid `id_token_hint` says.

@@ -13,10 +13,10 @@ use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 
-use crate::AppState;
 use crate::config::{ProxyConfig, ProxyHeader};
 use crate::db::audit::{Actor, Event};
 use crate::error::REQUEST_ID_HEADER;
+use crate::state::AppState;
 
 /// Most forwarding entries read from one request: a chain longer than any real proxy path is
 /// cut (from the left, the untrusted end), so a huge header costs nothing.

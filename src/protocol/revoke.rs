@@ -8,7 +8,6 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::AppState;
 use crate::db::{self, audit};
 use crate::error::{AppError, OAuthError};
 use crate::extract::Form;
@@ -16,6 +15,7 @@ use crate::protocol::bearer;
 use crate::protocol::client_auth::{self, Presented};
 use crate::protocol::meta::RequestMeta;
 use crate::secrets::{SecretString, exposed, sha256};
+use crate::state::AppState;
 
 #[derive(Debug, Deserialize)]
 pub struct RevokeRequest {

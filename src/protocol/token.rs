@@ -3,25 +3,28 @@
 //! the device grant (RFC 8628 §3.4, in `protocol::device`).
 
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use chrono::{Duration, Utc};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
-use crate::AppState;
 use crate::clients::{GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_DEVICE_CODE, GRANT_REFRESH_TOKEN};
-use crate::db::{self, Tx, audit, clients::ClientRow, grants::RefreshUse};
+use crate::db::{self, audit, clients::ClientRow, grants::RefreshUse};
 use crate::error::{AppError, OAuthError};
 use crate::extract::Form;
 use crate::protocol::client_auth::{self, Presented};
-use crate::protocol::discovery::ACR_MFA;
+use crate::protocol::grant::{
+    client_actor, end_replayed_family, json_no_store, refreshable, second_factor_ok, tenant_and_role,
+};
 use crate::protocol::issue::{self, Grant, TokenResponse};
 use crate::protocol::meta::RequestMeta;
 use crate::protocol::types::{Scopes, s256_challenge, valid_pkce_value};
 use crate::secrets::{SecretString, exposed, sha256};
-use crate::tenancy::Role;
+use crate::session::ACR_MFA;
+use crate::state::AppState;
+use crate::vocabulary::Role;
 
 /// Token request parameters. Unknown parameters are ignored (RFC 6749 §3.2); a repeated one is
 /// refused by the decoder (§3.1).
@@ -72,14 +75,6 @@ pub async fn token(
 /// The JSON response with `Cache-Control: no-store` (RFC 6749 §5.1).
 pub fn token_response(body: &TokenResponse) -> Response {
     json_no_store(body)
-}
-
-/// A JSON body that caches must not keep.
-pub fn json_no_store(body: impl serde::Serialize) -> Response {
-    let mut res = axum::Json(body).into_response();
-    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    res.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-    res
 }
 
 /// RFC 6749 §4.1.3 with RFC 7636 §4.6. A second redemption of a code fails and revokes what
@@ -203,60 +198,6 @@ async fn authorization_code(
     .await?;
     tx.commit().await?;
     Ok(response)
-}
-
-/// Revokes the family a replayed code or refresh token belongs to and records the replay in
-/// the audit log, once: concurrent replays find it revoked already and write nothing more.
-pub(crate) async fn end_replayed_family(
-    tx: &mut Tx,
-    meta: &RequestMeta,
-    client: &ClientRow,
-    family_id: Uuid,
-    reason: &str,
-    action: &'static str,
-) -> Result<(), AppError> {
-    if db::families::revoke(tx, &client_actor(meta, client), family_id, reason).await? {
-        let event = meta.event(
-            action,
-            "failure",
-            ("client", Some(client.client_id.clone())),
-            ("token_family", family_id.to_string()),
-        );
-        audit::append(tx, &event).await?;
-    }
-    Ok(())
-}
-
-/// The actor of what a client's token request causes.
-pub(crate) fn client_actor(meta: &RequestMeta, client: &ClientRow) -> audit::Actor {
-    meta.actor("client", Some(client.client_id.clone()))
-}
-
-/// Admin tokens never rest on a password alone (DESIGN.md; issue "mandatory MFA").
-pub(crate) fn second_factor_ok(role: Role, acr: Option<&str>) -> bool {
-    role != Role::Admin || acr == Some(ACR_MFA)
-}
-
-/// Refresh tokens are issued to clients allowed the refresh grant.
-pub(crate) fn refreshable(client: &ClientRow) -> bool {
-    client.grant_types.iter().any(|g| g == GRANT_REFRESH_TOKEN)
-}
-
-/// The tenant's slug and the user's role in it; a user who is no longer an active member (or
-/// a suspended tenant) gets no token.
-pub(crate) async fn tenant_and_role(tx: &mut Tx, user_id: Uuid) -> Result<(String, Role), AppError> {
-    let Some((slug, status)) = db::tenants::current(tx).await? else {
-        return Err(OAuthError::invalid_grant("the tenant no longer exists").into());
-    };
-    if status != "active" {
-        return Err(OAuthError::invalid_grant("the tenant is suspended").into());
-    }
-    let role = db::memberships::role_of(tx, user_id).await?.and_then(|r| r.parse::<Role>().ok());
-    let active = db::users::claims(tx, user_id).await?.is_some_and(|u| u.status == "active");
-    match role {
-        Some(role) if active => Ok((slug, role)),
-        _ => Err(OAuthError::invalid_grant("the user is not an active member of the tenant").into()),
-    }
 }
 
 /// RFC 6749 §6 with rotation: each refresh token works once. Presenting a used one revokes

@@ -7,11 +7,11 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Map, json};
 
-use crate::AppState;
 use crate::db;
 use crate::error::{AppError, OAuthError};
 use crate::protocol::bearer;
 use crate::protocol::types::Scopes;
+use crate::state::AppState;
 
 #[derive(Debug, Deserialize, Default)]
 struct BodyToken {

@@ -1,86 +1,12 @@
 //! Tenants, memberships and roles (DESIGN.md, "Tenancy model").
 
-use std::fmt;
-use std::str::FromStr;
-
 use uuid::Uuid;
 
 use crate::db::audit::{self, Actor};
 use crate::db::{self, Database};
-use crate::error::ServiceError;
 use crate::identity::Email;
-
-/// A member's role in a tenant. Roles nest: admin ⊃ editor ⊃ viewer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Viewer,
-    Editor,
-    Admin,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Viewer => "viewer",
-            Role::Editor => "editor",
-            Role::Admin => "admin",
-        }
-    }
-
-    /// The expanded role list that tokens carry, so a resource server checks a role with one
-    /// lookup: admin → ["admin", "editor", "viewer"].
-    pub fn expand(self) -> &'static [&'static str] {
-        match self {
-            Role::Admin => &["admin", "editor", "viewer"],
-            Role::Editor => &["editor", "viewer"],
-            Role::Viewer => &["viewer"],
-        }
-    }
-}
-
-impl FromStr for Role {
-    type Err = ServiceError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "admin" => Ok(Role::Admin),
-            "editor" => Ok(Role::Editor),
-            "viewer" => Ok(Role::Viewer),
-            _ => Err(ServiceError::Invalid(format!("unknown role {s:?} (expected admin, editor or viewer)"))),
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A tenant slug: 1–63 characters of `[a-z0-9-]`, not starting or ending with `-`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Slug(String);
-
-impl Slug {
-    pub fn parse(s: &str) -> Result<Self, ServiceError> {
-        let ok = !s.is_empty()
-            && s.len() <= 63
-            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            && !s.starts_with('-')
-            && !s.ends_with('-');
-        if ok {
-            Ok(Self(s.to_owned()))
-        } else {
-            Err(ServiceError::Invalid(format!(
-                "invalid tenant slug {s:?}: use 1-63 characters of a-z, 0-9 and '-', not starting or ending with '-'"
-            )))
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
+use crate::service_error::ServiceError;
+use crate::vocabulary::{Role, Slug};
 
 /// Slug of the platform tenant created at bootstrap.
 pub const PLATFORM_SLUG: &str = "platform";
@@ -130,7 +56,7 @@ pub async fn create_tenant_by(
     let details = serde_json::json!({ "slug": slug.as_str(), "name": name, "is_platform": is_platform });
     audit::append(&mut tx, &actor.event("tenant.created", ("tenant", Some(id.to_string())), details)).await?;
     tx.commit().await?;
-    Ok(CreatedTenant { tenant_id: id, slug: slug.0, name: name.to_owned() })
+    Ok(CreatedTenant { tenant_id: id, slug: slug.into_string(), name: name.to_owned() })
 }
 
 /// Finds an active or suspended tenant by slug, or says clearly that there is none.
@@ -295,33 +221,6 @@ pub async fn remove_member(
     audit::append(&mut tx, &actor.event("membership.removed", ("user", Some(user_id.to_string())), details)).await?;
     tx.commit().await?;
     Ok(MembershipChange { tenant_id, user_id, previous_role: previous, role: None, families_revoked: families })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Roles expand to every role they include, and parse only from their own names.
-    #[test]
-    fn roles_expand_and_parse() {
-        assert_eq!(Role::Admin.expand(), ["admin", "editor", "viewer"]);
-        assert_eq!(Role::Editor.expand(), ["editor", "viewer"]);
-        assert_eq!(Role::Viewer.expand(), ["viewer"]);
-        assert_eq!("editor".parse::<Role>().ok(), Some(Role::Editor));
-        assert!("Admin".parse::<Role>().is_err());
-        assert!(Role::Admin > Role::Editor && Role::Editor > Role::Viewer);
-    }
-
-    /// Slugs keep to `[a-z0-9-]` without edge dashes.
-    #[test]
-    fn slugs() {
-        for ok in ["a", "acme", "acme-2", "0x"] {
-            assert!(Slug::parse(ok).is_ok(), "{ok}");
-        }
-        for bad in ["", "-a", "a-", "Acme", "a_b", "a b", "é", &"a".repeat(64)] {
-            assert!(Slug::parse(bad).is_err(), "{bad}");
-        }
-    }
 }
 
 /// A tenant's MFA policy after `tenant require-mfa`.

@@ -339,7 +339,7 @@ async fn optional_parameters_are_accepted() {
 async fn multi_tenant_client_lets_the_user_choose() {
     let p = Provider::start().await;
     p.t.tenant("globex").await;
-    laventecare_auth::tenancy::add_member(&p.t.db, "globex", &p.email, laventecare_auth::tenancy::Role::Viewer)
+    laventecare_auth::tenancy::add_member(&p.t.db, "globex", &p.email, laventecare_auth::vocabulary::Role::Viewer)
         .await
         .unwrap();
     let shared = p
@@ -447,7 +447,7 @@ async fn tenant_choice_is_refused_for_a_single_tenant_client() {
         &p.t.db,
         "globex",
         "mallory@example.com",
-        laventecare_auth::tenancy::Role::Editor,
+        laventecare_auth::vocabulary::Role::Editor,
     )
     .await
     .unwrap();

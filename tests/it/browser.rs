@@ -315,7 +315,7 @@ async fn chromium_enrols_totp_and_signs_in_with_it() {
     let id = crate::flow::claims(body["id_token"].as_str().unwrap());
     let amr: Vec<&str> = id["amr"].as_array().unwrap().iter().filter_map(|v| v.as_str()).collect();
     assert!(amr.contains(&"otp") && amr.contains(&"pwd"), "{amr:?}");
-    assert_eq!(id["acr"], laventecare_auth::protocol::discovery::ACR_MFA);
+    assert_eq!(id["acr"], laventecare_auth::session::ACR_MFA);
 }
 
 /// A person connects a device in Chromium: opens the verification URI, signs in, types the

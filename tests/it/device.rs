@@ -148,7 +148,7 @@ async fn approved_device_gets_tokens_and_refreshes() {
     assert_eq!(at["tid"], acme.to_string());
     assert_eq!(at["tenant"], "acme");
     assert_eq!(at["roles"], serde_json::json!(["editor", "viewer"]));
-    assert_eq!(at["acr"], laventecare_auth::protocol::discovery::ACR_PASSWORD);
+    assert_eq!(at["acr"], laventecare_auth::session::ACR_PASSWORD);
     assert_eq!(at["amr"], serde_json::json!(["pwd"]));
     let id = claims(tokens["id_token"].as_str().unwrap());
     assert_eq!(id["aud"], device);
@@ -363,7 +363,9 @@ async fn non_member_cannot_approve() {
     p.t.tenant("globex").await;
     let hasher = identity::PasswordHasher::new();
     identity::create_user(&p.t.db, &hasher, "bob@example.com", PASSWORD).await.unwrap();
-    tenancy::add_member(&p.t.db, "globex", "bob@example.com", tenancy::Role::Editor).await.unwrap();
+    tenancy::add_member(&p.t.db, "globex", "bob@example.com", laventecare_auth::vocabulary::Role::Editor)
+        .await
+        .unwrap();
     let (_, codes) = request_codes(&p, &device, "openid").await;
     let browser = Browser::new(&p);
     let page = confirm_page(&browser, &codes, "bob@example.com").await;
@@ -396,7 +398,7 @@ async fn admin_without_mfa_is_sent_to_mfa() {
     let step = browser.open(codes["verification_uri_complete"].as_str().unwrap()).await;
     let entry = browser.login(&step, &p.email, PASSWORD).await;
     let actor = laventecare_auth::db::audit::Actor::system();
-    tenancy::set_role(&p.t.db, &actor, "acme", &p.email, tenancy::Role::Admin).await.unwrap();
+    tenancy::set_role(&p.t.db, &actor, "acme", &p.email, laventecare_auth::vocabulary::Role::Admin).await.unwrap();
     let step = submit_code(&browser, &entry, &hidden(entry.html(), "user_code")).await;
     // No TOTP yet: the second-factor page sends on to enrolment.
     assert!(step.html().contains("action=\"/mfa/enrol\""), "{}", step.html());

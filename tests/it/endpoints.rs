@@ -83,7 +83,7 @@ async fn introspection_stays_inside_the_tenant() {
             tenant: "globex".into(),
             name: "Globex API".into(),
             grants: vec!["client_credentials".into()],
-            role: Some(laventecare_auth::tenancy::Role::Viewer),
+            role: Some(laventecare_auth::vocabulary::Role::Viewer),
             ..Default::default()
         },
     )
@@ -114,7 +114,7 @@ async fn client_credentials_for_a_service_account() {
         .client(laventecare_auth::clients::ClientRequest {
             name: "Nightly job".into(),
             grants: vec!["client_credentials".into()],
-            role: Some(laventecare_auth::tenancy::Role::Admin),
+            role: Some(laventecare_auth::vocabulary::Role::Admin),
             auth_method: Some("client_secret_post".into()),
             ..Default::default()
         })
@@ -260,9 +260,14 @@ async fn logout_with_another_users_hint_asks_first() {
     // Bob's ID token, obtained in his own browser.
     let hasher = laventecare_auth::identity::PasswordHasher::new();
     laventecare_auth::identity::create_user(&p.t.db, &hasher, "bob@example.com", PASSWORD).await.unwrap();
-    laventecare_auth::tenancy::add_member(&p.t.db, "acme", "bob@example.com", laventecare_auth::tenancy::Role::Viewer)
-        .await
-        .unwrap();
+    laventecare_auth::tenancy::add_member(
+        &p.t.db,
+        "acme",
+        "bob@example.com",
+        laventecare_auth::vocabulary::Role::Viewer,
+    )
+    .await
+    .unwrap();
     let bob = Browser::new(&p);
     let (verifier, challenge) = pkce();
     let step = bob.sign_in_through(&authorize_url(&p, &challenge, &[]), "bob@example.com", PASSWORD).await;

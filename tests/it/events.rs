@@ -305,13 +305,13 @@ async fn suspended_tenant_gets_no_tokens() {
         .client(clients::ClientRequest {
             name: "svc".into(),
             grants: vec!["client_credentials".into()],
-            role: Some(tenancy::Role::Viewer),
+            role: Some(laventecare_auth::vocabulary::Role::Viewer),
             ..Default::default()
         })
         .await;
     let svc_secret = svc.client_secret.unwrap().expose().to_owned();
     p.t.tenant("globex").await;
-    tenancy::add_member(&p.t.db, "globex", &p.email, tenancy::Role::Viewer).await.unwrap();
+    tenancy::add_member(&p.t.db, "globex", &p.email, laventecare_auth::vocabulary::Role::Viewer).await.unwrap();
     let hub = clients::create_client(
         &p.t.db,
         clients::ClientRequest {
@@ -438,17 +438,17 @@ async fn removed_members_and_deleted_clients_keep_no_tokens() {
         assert_eq!(p.token(&[("grant_type", "refresh_token"), ("refresh_token", rt)]).await.0, 400);
     }
 
-    tenancy::add_member(&p.t.db, "acme", &p.email, tenancy::Role::Viewer).await.unwrap();
+    tenancy::add_member(&p.t.db, "acme", &p.email, laventecare_auth::vocabulary::Role::Viewer).await.unwrap();
     let (_, body) = tokens(&p).await;
     let svc = p
         .client(clients::ClientRequest {
             name: "svc".into(),
             grants: vec!["client_credentials".into()],
-            role: Some(tenancy::Role::Viewer),
+            role: Some(laventecare_auth::vocabulary::Role::Viewer),
             ..Default::default()
         })
         .await;
-    let deleted = clients::delete_client(&p.t.db, &system, &p.client_id).await.unwrap();
+    let deleted = clients::change::delete_client(&p.t.db, &system, &p.client_id).await.unwrap();
     assert_eq!(deleted.families_revoked, 1);
     let mut db = p.t.owner().await;
     let live: i64 = sqlx::query_scalar("SELECT count(*) FROM token_families WHERE revoked_at IS NULL")
@@ -555,7 +555,7 @@ async fn issuance_consent_and_revocation_reasons_are_audited() {
         .client(clients::ClientRequest {
             name: "Acme Jobs".into(),
             grants: vec!["client_credentials".into()],
-            role: Some(tenancy::Role::Viewer),
+            role: Some(laventecare_auth::vocabulary::Role::Viewer),
             ..Default::default()
         })
         .await;
@@ -583,7 +583,7 @@ async fn issuance_consent_and_revocation_reasons_are_audited() {
     assert_eq!(status, 400);
 
     // Denying consent is recorded too.
-    tenancy::add_member(&p.t.db, "acme", &p.email, tenancy::Role::Viewer).await.unwrap();
+    tenancy::add_member(&p.t.db, "acme", &p.email, laventecare_auth::vocabulary::Role::Viewer).await.unwrap();
     let other = p
         .client(clients::ClientRequest {
             name: "Acme Other".into(),

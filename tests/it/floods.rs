@@ -34,7 +34,9 @@ impl Served {
         t.tenant("acme").await;
         let seed = PasswordHasher::new();
         identity::create_user(&t.db, &seed, "ann@example.com", PASSWORD).await.unwrap();
-        tenancy::add_member(&t.db, "acme", "ann@example.com", tenancy::Role::Editor).await.unwrap();
+        tenancy::add_member(&t.db, "acme", "ann@example.com", laventecare_auth::vocabulary::Role::Editor)
+            .await
+            .unwrap();
         let (state, base) = serve(&t, vars, hasher).await;
         Self { t, state, base, platform }
     }

@@ -45,7 +45,9 @@ impl Provider {
         t.tenant("acme").await;
         let hasher = identity::PasswordHasher::new();
         identity::create_user(&t.db, &hasher, "ann@example.com", PASSWORD).await.unwrap();
-        tenancy::add_member(&t.db, "acme", "ann@example.com", tenancy::Role::Editor).await.unwrap();
+        tenancy::add_member(&t.db, "acme", "ann@example.com", laventecare_auth::vocabulary::Role::Editor)
+            .await
+            .unwrap();
         let client = clients::create_client(
             &t.db,
             clients::ClientRequest {

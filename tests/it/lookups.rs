@@ -69,14 +69,16 @@ async fn each_lookup_finds_only_its_object() {
     let acme = t.tenant("acme").await;
     let hasher = identity::PasswordHasher::new();
     let user = identity::create_user(&t.db, &hasher, "Mixed.Case@Example.com", "a long password!").await.unwrap();
-    tenancy::add_member(&t.db, "acme", "mixed.case@example.com", tenancy::Role::Editor).await.unwrap();
+    tenancy::add_member(&t.db, "acme", "mixed.case@example.com", laventecare_auth::vocabulary::Role::Editor)
+        .await
+        .unwrap();
     let client = clients::create_client(
         &t.db,
         clients::ClientRequest {
             tenant: "acme".into(),
             name: "svc".into(),
             grants: vec!["client_credentials".into()],
-            role: Some(tenancy::Role::Viewer),
+            role: Some(laventecare_auth::vocabulary::Role::Viewer),
             ..Default::default()
         },
     )
@@ -231,14 +233,14 @@ async fn suspended_tenants_leave_the_protocol_lookups() {
     let acme = t.tenant("acme").await;
     let hasher = identity::PasswordHasher::new();
     let user = identity::create_user(&t.db, &hasher, "ann@example.com", "a long password!").await.unwrap();
-    tenancy::add_member(&t.db, "acme", "ann@example.com", tenancy::Role::Viewer).await.unwrap();
+    tenancy::add_member(&t.db, "acme", "ann@example.com", laventecare_auth::vocabulary::Role::Viewer).await.unwrap();
     let client = clients::create_client(
         &t.db,
         clients::ClientRequest {
             tenant: "acme".into(),
             name: "svc".into(),
             grants: vec!["client_credentials".into()],
-            role: Some(tenancy::Role::Viewer),
+            role: Some(laventecare_auth::vocabulary::Role::Viewer),
             ..Default::default()
         },
     )

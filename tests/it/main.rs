@@ -17,6 +17,7 @@ mod grants;
 mod http;
 mod janitor;
 mod keys;
+mod layers;
 mod lookups;
 mod mfa;
 mod oidc;

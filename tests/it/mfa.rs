@@ -107,7 +107,7 @@ async fn totp_and_backup_codes_work_once() {
     assert_eq!(status, 200, "{body}");
     let id = claims(body["id_token"].as_str().unwrap());
     assert_eq!(id["amr"], serde_json::json!(["pwd", "otp"]));
-    assert_eq!(id["acr"], laventecare_auth::protocol::discovery::ACR_MFA);
+    assert_eq!(id["acr"], laventecare_auth::session::ACR_MFA);
 
     // The same code again, in another browser, within its window: refused.
     let other = Browser::new(&p);
@@ -339,10 +339,10 @@ async fn recovery_link_end_to_end() {
     let hasher = identity::PasswordHasher::new();
     let admin_password = "admin passphrase 2026";
     for (email, tenant, role) in [
-        ("root@example.com", "acme", tenancy::Role::Admin),
-        ("bob@example.com", "globex", tenancy::Role::Viewer),
-        ("carol@example.com", "acme", tenancy::Role::Viewer),
-        ("carol@example.com", "globex", tenancy::Role::Admin),
+        ("root@example.com", "acme", laventecare_auth::vocabulary::Role::Admin),
+        ("bob@example.com", "globex", laventecare_auth::vocabulary::Role::Viewer),
+        ("carol@example.com", "acme", laventecare_auth::vocabulary::Role::Viewer),
+        ("carol@example.com", "globex", laventecare_auth::vocabulary::Role::Admin),
     ] {
         if laventecare_auth::tenancy::find_tenant(&p.t.db, tenant).await.is_err() {
             p.t.tenant(tenant).await;
@@ -443,7 +443,7 @@ async fn recovery_link_end_to_end() {
 /// none of them, the password is enough and the ID token says so.
 #[tokio::test]
 async fn acr_values_tenant_and_client_policies_require_mfa() {
-    use laventecare_auth::protocol::discovery::{ACR_MFA, ACR_PASSWORD};
+    use laventecare_auth::session::{ACR_MFA, ACR_PASSWORD};
     let p = Provider::start().await;
     let enrol_page = |step: &Step| step.html_opt().is_some_and(|h| h.contains("action=\"/mfa/enrol\""));
 

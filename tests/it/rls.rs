@@ -52,9 +52,15 @@ async fn seed(t: &TestDb) -> Seed {
     let hasher = identity::PasswordHasher::new();
     let both = identity::create_user(&t.db, &hasher, "both@example.com", "password-for-both").await.unwrap();
     let only_b = identity::create_user(&t.db, &hasher, "onlyb@example.com", "password-for-b!").await.unwrap();
-    tenancy::add_member(&t.db, "tenant-a", "both@example.com", tenancy::Role::Admin).await.unwrap();
-    tenancy::add_member(&t.db, "tenant-b", "both@example.com", tenancy::Role::Viewer).await.unwrap();
-    tenancy::add_member(&t.db, "tenant-b", "onlyb@example.com", tenancy::Role::Editor).await.unwrap();
+    tenancy::add_member(&t.db, "tenant-a", "both@example.com", laventecare_auth::vocabulary::Role::Admin)
+        .await
+        .unwrap();
+    tenancy::add_member(&t.db, "tenant-b", "both@example.com", laventecare_auth::vocabulary::Role::Viewer)
+        .await
+        .unwrap();
+    tenancy::add_member(&t.db, "tenant-b", "onlyb@example.com", laventecare_auth::vocabulary::Role::Editor)
+        .await
+        .unwrap();
     for slug in ["tenant-a", "tenant-b"] {
         clients::create_client(
             &t.db,

@@ -16,7 +16,7 @@ const BOB_PASSWORD: &str = "quartz harbour fable 31";
 async fn add_bob(p: &Provider) -> Uuid {
     let hasher = identity::PasswordHasher::new();
     identity::create_user(&p.t.db, &hasher, BOB, BOB_PASSWORD).await.unwrap();
-    tenancy::add_member(&p.t.db, "acme", BOB, tenancy::Role::Viewer).await.unwrap();
+    tenancy::add_member(&p.t.db, "acme", BOB, laventecare_auth::vocabulary::Role::Viewer).await.unwrap();
     user_id(p, BOB).await
 }
 
@@ -183,10 +183,10 @@ async fn sign_out_everywhere_from_the_account_and_admin_pages() {
     // An admin of acme signs ann out everywhere; not bob, who is only in globex.
     let hasher = identity::PasswordHasher::new();
     identity::create_user(&p.t.db, &hasher, "root@example.com", "admin passphrase 2026").await.unwrap();
-    tenancy::add_member(&p.t.db, "acme", "root@example.com", tenancy::Role::Admin).await.unwrap();
+    tenancy::add_member(&p.t.db, "acme", "root@example.com", laventecare_auth::vocabulary::Role::Admin).await.unwrap();
     p.t.tenant("globex").await;
     identity::create_user(&p.t.db, &hasher, BOB, BOB_PASSWORD).await.unwrap();
-    tenancy::add_member(&p.t.db, "globex", BOB, tenancy::Role::Viewer).await.unwrap();
+    tenancy::add_member(&p.t.db, "globex", BOB, laventecare_auth::vocabulary::Role::Viewer).await.unwrap();
     let bob = user_id(&p, BOB).await;
     let (admin, _, _) = enrolled(&p, "root@example.com", "admin passphrase 2026").await;
     let (ann_browser, _) = crate::flow::tokens(&p).await;

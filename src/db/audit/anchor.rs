@@ -66,7 +66,7 @@ impl FromStr for Anchor {
             return Err(AnchorError::Shape);
         };
         // A hyphenated lower-case id is valid slug text too; which one it is shows on lookup.
-        if crate::tenancy::Slug::parse(tenant).is_err() {
+        if crate::vocabulary::Slug::parse(tenant).is_err() {
             return Err(AnchorError::Tenant);
         }
         let tenant = tenant.to_owned();

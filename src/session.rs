@@ -7,7 +7,11 @@ use tower_sessions::Session;
 use uuid::Uuid;
 
 use crate::error::AppError;
-use crate::pages::page_error;
+use crate::render::page_error;
+
+/// `acr` of a password login and of a login with a second factor.
+pub const ACR_PASSWORD: &str = "urn:laventecare:acr:pwd";
+pub const ACR_MFA: &str = "urn:laventecare:acr:mfa";
 
 const AUTH: &str = crate::db::sessions::SIGNED_IN_KEY;
 const CSRF: &str = "csrf";
@@ -41,7 +45,7 @@ pub struct SignedIn {
 impl SignedIn {
     /// Whether this sign-in passed a second factor.
     pub fn has_mfa(&self) -> bool {
-        self.acr == crate::protocol::discovery::ACR_MFA
+        self.acr == ACR_MFA
     }
 }
 

@@ -1,0 +1,183 @@
+//! Changes to a registered client, each audited in the transaction that makes it: its name and
+//! redirect URIs (`client.updated`), a new secret (`client.secret_rotated`), deletion with
+//! everything it was issued (`client.deleted`).
+
+use serde::Serialize;
+
+use super::RedirectUri;
+use super::{GRANT_AUTHORIZATION_CODE, find_any, parse_uris};
+use crate::db::audit::{self, Actor};
+use crate::db::{self, Database};
+use crate::secrets::Secret;
+use crate::service_error::ServiceError;
+
+/// What `client update` asks for: each list given replaces the registered one.
+#[derive(Debug, Clone, Default)]
+pub struct ClientUpdate {
+    pub client_id: String,
+    pub name: Option<String>,
+    pub redirect_uris: Option<Vec<String>>,
+    pub post_logout_redirect_uris: Option<Vec<String>>,
+}
+
+/// A client as it is after a change.
+#[derive(Debug, Clone, Serialize)]
+pub struct UpdatedClient {
+    pub client_id: String,
+    pub tenant_id: uuid::Uuid,
+    pub name: String,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    /// The fields that were given.
+    pub changed: Vec<&'static str>,
+}
+
+fn no_client(client_id: &str) -> ServiceError {
+    ServiceError::NotFound(format!("no client with id {client_id:?}"))
+}
+
+/// Changes a client's name and redirect URIs; `client.updated` (with the old and new values).
+pub async fn update_client(db: &Database, actor: &Actor, req: ClientUpdate) -> Result<UpdatedClient, ServiceError> {
+    let client = find_any(db, &req.client_id).await?.ok_or_else(|| no_client(&req.client_id))?;
+    let name = match &req.name {
+        Some(n) => {
+            let n = n.trim();
+            if n.is_empty() || n.chars().count() > 200 || n.chars().any(char::is_control) {
+                return Err(ServiceError::Invalid("client name must be 1-200 printable characters".into()));
+            }
+            Some(n.to_owned())
+        }
+        None => None,
+    };
+    let code_grant = client.grant_types.iter().any(|g| g == GRANT_AUTHORIZATION_CODE);
+    let uris = |given: &Option<Vec<String>>, flag: &str| -> Result<Option<Vec<String>>, ServiceError> {
+        let Some(given) = given else { return Ok(None) };
+        if !code_grant {
+            return Err(ServiceError::Invalid("redirect URIs are only used by the authorization_code grant".into()));
+        }
+        Ok(Some(parse_uris(given, flag)?.into_iter().map(RedirectUri::into_string).collect()))
+    };
+    let redirect_uris = uris(&req.redirect_uris, "--redirect-uri")?;
+    if redirect_uris.as_ref().is_some_and(Vec::is_empty) {
+        return Err(ServiceError::Invalid("authorization_code needs at least one --redirect-uri".into()));
+    }
+    let post_logout = uris(&req.post_logout_redirect_uris, "--post-logout-redirect-uri")?;
+    let mut changed = Vec::new();
+    let mut details = serde_json::Map::new();
+    let mut note = |field: &'static str, before: serde_json::Value, after: serde_json::Value| {
+        changed.push(field);
+        details.insert(field.into(), serde_json::json!({ "from": before, "to": after }));
+    };
+    if let Some(n) = &name {
+        note("name", client.name.clone().into(), n.clone().into());
+    }
+    if let Some(u) = &redirect_uris {
+        note("redirect_uris", client.redirect_uris.clone().into(), u.clone().into());
+    }
+    if let Some(u) = &post_logout {
+        note("post_logout_redirect_uris", client.post_logout_redirect_uris.clone().into(), u.clone().into());
+    }
+    if changed.is_empty() {
+        return Err(ServiceError::Invalid(
+            "nothing to change: give --name, --redirect-uri or --post-logout-redirect-uri".into(),
+        ));
+    }
+    let change = db::clients::ClientChange {
+        name: name.as_deref(),
+        redirect_uris: redirect_uris.as_deref(),
+        post_logout_redirect_uris: post_logout.as_deref(),
+    };
+    let mut tx = db.tenant(client.tenant_id).await?;
+    if !db::clients::update(&mut tx, &client.client_id, &change).await? {
+        return Err(no_client(&req.client_id));
+    }
+    let event = actor.event("client.updated", ("client", Some(client.client_id.clone())), details.into());
+    audit::append(&mut tx, &event).await?;
+    tx.commit().await?;
+    Ok(UpdatedClient {
+        client_id: client.client_id,
+        tenant_id: client.tenant_id,
+        name: name.unwrap_or(client.name),
+        redirect_uris: redirect_uris.unwrap_or(client.redirect_uris),
+        post_logout_redirect_uris: post_logout.unwrap_or(client.post_logout_redirect_uris),
+        changed,
+    })
+}
+
+/// A confidential client's new secret, shown once.
+#[derive(Debug, Serialize)]
+pub struct RotatedSecret {
+    pub client_id: String,
+    #[serde(serialize_with = "expose_one")]
+    pub client_secret: Secret,
+}
+
+fn expose_one<S: serde::Serializer>(secret: &Secret, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(secret.expose())
+}
+
+/// Replaces a confidential client's secret; the old one stops working at once, tokens already
+/// issued stay valid. `client.secret_rotated`.
+pub async fn rotate_secret(db: &Database, actor: &Actor, client_id: &str) -> Result<RotatedSecret, ServiceError> {
+    let client = find_any(db, client_id).await?.ok_or_else(|| no_client(client_id))?;
+    if client.client_type != "confidential" {
+        return Err(ServiceError::Invalid("a public client has no secret".into()));
+    }
+    let secret = Secret::generate();
+    let mut tx = db.tenant(client.tenant_id).await?;
+    if !db::clients::set_secret_hash(&mut tx, &client.client_id, &secret.hash()).await? {
+        return Err(no_client(client_id));
+    }
+    let event = actor.event("client.secret_rotated", ("client", Some(client.client_id.clone())), serde_json::json!({}));
+    audit::append(&mut tx, &event).await?;
+    tx.commit().await?;
+    Ok(RotatedSecret { client_id: client.client_id, client_secret: secret })
+}
+
+/// What deleting a client ended.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeletedClient {
+    pub client_id: String,
+    pub tenant_id: uuid::Uuid,
+    pub families_revoked: u64,
+    pub access_tokens_revoked: u64,
+}
+
+/// Deletes a client and ends everything it was issued; `client.deleted`. The client, the
+/// revocation in its own tenant and the event are one transaction; a multi-tenant client's
+/// families in other tenants are revoked after it, one transaction per tenant (the client is
+/// gone by then, so none of them can be refreshed in between).
+pub async fn delete_client(db: &Database, actor: &Actor, client_id: &str) -> Result<DeletedClient, ServiceError> {
+    let client = find_any(db, client_id).await?.ok_or_else(|| no_client(client_id))?;
+    let mut tx = db.tenant(client.tenant_id).await?;
+    if !db::clients::delete(&mut tx, &client.client_id).await? {
+        return Err(no_client(client_id));
+    }
+    let (mut families, mut tokens) =
+        db::grants::revoke_client_grants(&mut tx, &client.client_id, "client_deleted").await?;
+    let details = serde_json::json!({
+        "name": client.name,
+        "families_revoked": families,
+        "access_tokens_revoked": tokens,
+    });
+    audit::append(&mut tx, &actor.event("client.deleted", ("client", Some(client.client_id.clone())), details)).await?;
+    tx.commit().await?;
+    if client.multi_tenant {
+        let mut tx = db.unscoped().await?;
+        let tenants = db::tenants::list(&mut tx).await?;
+        tx.commit().await?;
+        for (tenant_id, _) in tenants.into_iter().filter(|(id, _)| *id != client.tenant_id) {
+            let mut tx = db.tenant(tenant_id).await?;
+            let (f, t) = db::grants::revoke_client_grants(&mut tx, &client.client_id, "client_deleted").await?;
+            tx.commit().await?;
+            families += f;
+            tokens += t;
+        }
+    }
+    Ok(DeletedClient {
+        client_id: client.client_id,
+        tenant_id: client.tenant_id,
+        families_revoked: families,
+        access_tokens_revoked: tokens,
+    })
+}

@@ -1,0 +1,81 @@
+//! The authorization endpoint (RFC 6749 §4.1.1, OIDC Core §3.1.2), GET and form POST.
+//!
+//! Until the client and its redirect URI are validated, errors are an HTML page and never a
+//! redirect (RFC 6749 §4.1.2.1: no open redirector). After that, errors go to the redirect URI
+//! with `state` and `iss` (RFC 9207). Then the request waits in the browser session for
+//! login, tenant choice and consent, and ends in a single-use code.
+//!
+//! The steps, one file each: [`params`] (what the request may carry), [`start`] (validate the
+//! client and redirect URI, then the request), [`proceed`] (the next step of a waiting request,
+//! and the code), [`reply`] (how an answer reaches the client).
+
+pub mod params;
+pub mod proceed;
+pub mod reply;
+pub mod start;
+
+use axum::extract::{RawQuery, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use tower_sessions::Session;
+
+use crate::error::AppError;
+use crate::extract::{Query, has_control_character};
+use crate::protocol::meta::RequestMeta;
+use crate::session;
+use crate::state::AppState;
+use params::AuthorizeParams;
+use proceed::proceed;
+use reply::{bad_client, expired_request};
+use start::start;
+
+/// `GET /authorize`. Malformed parameters (a repeated one, RFC 6749 §3.1) get the error page:
+/// nothing about the request can be trusted yet.
+pub async fn authorize_get(
+    State(state): State<AppState>,
+    session: Session,
+    meta: RequestMeta,
+    RawQuery(query): RawQuery,
+) -> Result<Response, AppError> {
+    let query = query.unwrap_or_default();
+    let pairs = serde_urlencoded::from_str::<Vec<(String, String)>>(&query).unwrap_or_default();
+    if has_control_character(&pairs) {
+        return Err(bad_client("The request parameters contain control characters."));
+    }
+    let Ok(params) = serde_urlencoded::from_str::<AuthorizeParams>(&query) else {
+        return Err(bad_client("The request parameters are malformed or repeated."));
+    };
+    start(&state, &session, &meta, params).await
+}
+
+/// `POST /authorize` (OIDC Core §3.1.2.1 allows form POST). A cross-site POST carries no
+/// `SameSite=Lax` cookie, so the request is answered with a 303 to the same request as GET,
+/// which does: the user's session is found, not replaced by an empty one.
+pub async fn authorize_post(body: axum::body::Bytes) -> Result<Response, AppError> {
+    let Ok(params) = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body) else {
+        return Err(bad_client("The request parameters are malformed."));
+    };
+    if has_control_character(&params) {
+        return Err(bad_client("The request parameters contain control characters."));
+    }
+    let query = serde_urlencoded::to_string(&params).map_err(|e| AppError::Internal(e.into()))?;
+    Ok(Redirect::to(&format!("{}?{query}", crate::protocol::discovery::paths::AUTHORIZE)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ContinueParams {
+    req: String,
+}
+
+/// `GET /authorize/continue?req=…`: where login, tenant choice and consent send the browser.
+pub async fn resume(
+    State(state): State<AppState>,
+    session: Session,
+    meta: RequestMeta,
+    Query(p): Query<ContinueParams>,
+) -> Result<Response, AppError> {
+    let Some(pending) = session::pending(&session, &p.req).await? else {
+        return Err(expired_request());
+    };
+    proceed(&state, &session, &meta, pending).await
+}

@@ -1,0 +1,184 @@
+//! The next step of a waiting request: login, tenant choice, consent, or the code; and
+//! whether the sign-in needs a second factor.
+
+use axum::response::{IntoResponse, Redirect, Response};
+use chrono::{Duration, Utc};
+use tower_sessions::Session;
+use uuid::Uuid;
+
+use super::reply::{Reply, expired_request};
+use crate::db::{self, audit, clients::ClientRow};
+use crate::error::AppError;
+use crate::identity::security;
+use crate::protocol::meta::RequestMeta;
+use crate::protocol::types::Scopes;
+use crate::secrets::Secret;
+use crate::session;
+use crate::state::AppState;
+
+/// Whether a sign-in through `client` into `tenant_id` must have passed a second factor:
+/// `requested` by the request (`acr_values`, a step-up), required by the client or the tenant,
+/// or because the user has one or administers a tenant. The code flow and the device page
+/// both ask this.
+pub async fn needs_mfa(
+    state: &AppState,
+    client: &ClientRow,
+    tenant_id: Uuid,
+    user_id: Uuid,
+    requested: bool,
+) -> Result<bool, AppError> {
+    if requested {
+        return Ok(true);
+    }
+    let mut tx = state.db.tenant_and_user(tenant_id, user_id).await?;
+    let required = security::second_factor_required(&mut tx, client.require_mfa, user_id).await?;
+    tx.commit().await?;
+    Ok(required)
+}
+
+/// Resumes a stored request after a step.
+pub(super) async fn proceed(
+    state: &AppState,
+    session: &Session,
+    meta: &RequestMeta,
+    pending: session::Pending,
+) -> Result<Response, AppError> {
+    let Some(client) = crate::clients::find(&state.db, &pending.client_id).await? else {
+        return Err(expired_request());
+    };
+    decide(state, session, meta, &client, pending, false).await
+}
+
+/// The next step of a request: login, tenant choice, consent, or the code.
+pub(super) async fn decide(
+    state: &AppState,
+    session: &Session,
+    meta: &RequestMeta,
+    client: &ClientRow,
+    mut pending: session::Pending,
+    prompt_none: bool,
+) -> Result<Response, AppError> {
+    let reply = Reply {
+        redirect_uri: &pending.redirect_uri,
+        form_post: pending.form_post,
+        state: pending.state.as_deref(),
+        issuer: &state.config.issuer,
+    };
+    let to = |page: &str| Redirect::to(&format!("/{page}?req={}", pending.id)).into_response();
+
+    // Authentication (OIDC Core §3.1.2.3).
+    let who = session::signed_in(session).await?;
+    let now = Utc::now().timestamp();
+    let needs_login = match &who {
+        None => true,
+        Some(w) => {
+            // Once this request has had its login, prompt=login and max_age are satisfied.
+            (!pending.logged_in && (pending.prompt_login || pending.max_age.is_some_and(|max| now - w.auth_time > max)))
+                || pending.hint_sub.is_some_and(|sub| sub != w.user_id)
+        }
+    };
+    let who = match who {
+        Some(w) if !needs_login => w,
+        _ if prompt_none => return Ok(reply.error("login_required", "the user is not signed in")),
+        _ => return Ok(to("login")),
+    };
+
+    // The tenant the tokens will be for.
+    // A stored choice counts only for a multi-tenant client; any other client's tokens are
+    // for its own tenant, checked again every time.
+    let tenant_id = match pending.tenant.filter(|_| client.multi_tenant) {
+        Some(t) => t,
+        None => {
+            let mut tx = state.db.unscoped().await?;
+            let memberships = db::memberships::of_user(&mut tx, who.user_id).await?;
+            tx.commit().await?;
+            let chosen = if client.multi_tenant {
+                let hinted = pending.tenant_hint.as_deref().and_then(|h| memberships.iter().find(|m| m.slug == h));
+                match (hinted, memberships.as_slice()) {
+                    (Some(m), _) if !pending.prompt_select_account => Some(m.tenant_id),
+                    (_, [only]) if !pending.prompt_select_account => Some(only.tenant_id),
+                    (_, []) => None,
+                    _ if prompt_none => {
+                        return Ok(reply.error("account_selection_required", "the user must choose an organisation"));
+                    }
+                    _ => return Ok(to("select-tenant")),
+                }
+            } else {
+                memberships.iter().find(|m| m.tenant_id == client.tenant_id).map(|m| m.tenant_id)
+            };
+            let Some(tenant_id) = chosen else {
+                // DESIGN.md: no membership → access_denied, audited, and no token.
+                let mut tx = state.db.tenant(client.tenant_id).await?;
+                audit::append(
+                    &mut tx,
+                    &meta.event(
+                        "authorization.denied_no_membership",
+                        "failure",
+                        ("user", Some(who.user_id.to_string())),
+                        ("client", client.client_id.clone()),
+                    ),
+                )
+                .await?;
+                tx.commit().await?;
+                session::finish_pending(session, &pending.id).await?;
+                return Ok(reply.error("access_denied", "the user is not a member of this organisation"));
+            };
+            pending.tenant = Some(tenant_id);
+            if !prompt_none {
+                session::save_pending(session, &pending).await?;
+            }
+            tenant_id
+        }
+    };
+
+    // The second factor: asked for by the request, required by the client or the tenant, or
+    // because the user has one or administers a tenant (admin tokens never rest on a password
+    // alone). A session that signed in with the password only steps up here.
+    if !who.has_mfa() && needs_mfa(state, client, tenant_id, who.user_id, pending.mfa_required).await? {
+        if prompt_none {
+            return Ok(reply.error("interaction_required", "a second factor is needed"));
+        }
+        pending.mfa_required = true;
+        session::save_pending(session, &pending).await?;
+        return Ok(to("login/mfa"));
+    }
+
+    // Consent, remembered per client and scope set (OIDC Core §3.1.2.4).
+    let scope = Scopes::parse(&pending.scope).unwrap_or_default();
+    if !pending.consented {
+        let mut tx = state.db.tenant(tenant_id).await?;
+        let granted = db::consents::granted(&mut tx, who.user_id, &client.client_id).await?;
+        tx.commit().await?;
+        let remembered = scope.is_subset_of(&granted);
+        if pending.prompt_consent || !remembered {
+            if prompt_none {
+                return Ok(reply.error("consent_required", "the user has not consented"));
+            }
+            return Ok(to("consent"));
+        }
+    }
+
+    // The code: 256 random bits, stored as a hash, single use, short-lived.
+    let code = Secret::generate();
+    let grant = db::grants::CodeGrant {
+        client_id: client.client_id.clone(),
+        user_id: who.user_id,
+        redirect_uri: pending.redirect_uri.clone(),
+        scope: scope.to_string(),
+        nonce: pending.nonce.clone(),
+        code_challenge: pending.code_challenge.clone(),
+        auth_time: chrono::DateTime::from_timestamp(who.auth_time, 0).unwrap_or_default(),
+        amr: who.amr.clone(),
+        acr: who.acr.clone(),
+        sid: who.sid.clone(),
+        security_stamp: Some(who.stamp),
+    };
+    let expires = Utc::now() + Duration::from_std(state.config.ttl.code).unwrap_or_default();
+    let mut tx = state.db.tenant(tenant_id).await?;
+    db::grants::insert_code(&mut tx, &code.hash(), &grant, expires).await?;
+    tx.commit().await?;
+    if !prompt_none {
+        session::finish_pending(session, &pending.id).await?;
+    }
+    Ok(reply.code(code.expose()))
+}

@@ -1,0 +1,166 @@
+//! A new authorization request: the client and its redirect URI first (errors as a page),
+//! then the rest of the request (errors to the redirect URI), then the first step.
+
+use axum::response::Response;
+use chrono::Utc;
+use tower_sessions::Session;
+use uuid::Uuid;
+
+use super::params::AuthorizeParams;
+use super::proceed::decide;
+use super::reply::{Reply, bad_client};
+use crate::clients::{GRANT_AUTHORIZATION_CODE, RedirectUri};
+use crate::error::AppError;
+use crate::protocol::meta::RequestMeta;
+use crate::protocol::types::{Prompt, SCOPES_SUPPORTED, Scopes, valid_pkce_value};
+use crate::secrets::Secret;
+use crate::session;
+use crate::session::ACR_MFA;
+use crate::state::AppState;
+use crate::tokens::{Expected, TokenType, check_claims};
+
+pub(super) async fn start(
+    state: &AppState,
+    session: &Session,
+    meta: &RequestMeta,
+    p: AuthorizeParams,
+) -> Result<Response, AppError> {
+    // 1. The client and its redirect URI: failures here are a page, never a redirect.
+    let Some(client_id) = p.client_id.as_deref().filter(|c| !c.is_empty() && c.len() <= 128) else {
+        return Err(bad_client("The request names no application (client_id is missing)."));
+    };
+    let client = crate::clients::find(&state.db, client_id)
+        .await?
+        .ok_or_else(|| bad_client("The application is not registered."))?;
+    let Some(redirect_uri) = p.redirect_uri.as_deref() else {
+        return Err(bad_client("The request has no redirect_uri."));
+    };
+    // Exact string match against the registration (RFC 9700 §4.1.3).
+    if !client.redirect_uris.iter().any(|r| r == redirect_uri) || RedirectUri::parse(redirect_uri).is_err() {
+        return Err(bad_client("The redirect_uri is not registered for this application."));
+    }
+    let form_post = match p.response_mode.as_deref() {
+        None | Some("query") => false,
+        Some("form_post") => true,
+        // Not trusted as a mode; answer by query.
+        Some(_) => false,
+    };
+    if p.state.as_ref().is_some_and(|s| s.len() > 2048) {
+        return Err(bad_client("The state parameter is too long."));
+    }
+    let reply = Reply { redirect_uri, form_post, state: p.state.as_deref(), issuer: &state.config.issuer };
+
+    // 2. Everything else is answered at the redirect URI.
+    if p.response_mode.as_deref().is_some_and(|m| m != "query" && m != "form_post") {
+        return Ok(reply.error("invalid_request", "unsupported response_mode"));
+    }
+    if p.request.is_some() {
+        return Ok(reply.error("request_not_supported", "request objects are not supported"));
+    }
+    if p.request_uri.is_some() {
+        return Ok(reply.error("request_uri_not_supported", "request_uri is not supported"));
+    }
+    match p.response_type.as_deref() {
+        Some("code") => {}
+        None => return Ok(reply.error("invalid_request", "response_type is missing")),
+        Some(_) => return Ok(reply.error("unsupported_response_type", "only response_type=code is supported")),
+    }
+    if !client.grant_types.iter().any(|g| g == GRANT_AUTHORIZATION_CODE) {
+        return Ok(reply.error("unauthorized_client", "this client may not use the authorization code grant"));
+    }
+    let requested = match Scopes::parse(p.scope.as_deref().unwrap_or("")) {
+        Ok(s) => s,
+        Err(why) => return Ok(reply.error("invalid_scope", why)),
+    };
+    // Scopes we do not know are ignored (OIDC Core §3.1.2.1); known ones the client may not
+    // have are an error.
+    let known = Scopes::parse(&SCOPES_SUPPORTED.join(" ")).unwrap_or_default();
+    let scope = requested.intersect(&known);
+    if !scope.is_subset_of(&client.scopes) {
+        return Ok(reply.error("invalid_scope", "a requested scope is not allowed for this client"));
+    }
+    let prompt = match Prompt::parse(p.prompt.as_deref().unwrap_or("")) {
+        Ok(prompt) => prompt,
+        Err(why) => return Ok(reply.error("invalid_request", why)),
+    };
+    let max_age = match p.max_age.as_deref() {
+        None | Some("") => None,
+        Some(v) => match v.parse::<i64>() {
+            Ok(n) if n >= 0 => Some(n),
+            _ => return Ok(reply.error("invalid_request", "max_age must be a non-negative integer")),
+        },
+    };
+    if p.nonce.as_ref().is_some_and(|n| n.len() > 512) {
+        return Ok(reply.error("invalid_request", "nonce is too long"));
+    }
+    // PKCE (RFC 7636, OAuth 2.1 §4.1.1): S256 only; required of public clients, and of
+    // confidential ones unless their registration says otherwise.
+    let challenge = match (p.code_challenge.as_deref(), p.code_challenge_method.as_deref()) {
+        (Some(c), Some("S256")) if valid_pkce_value(c) => Some(c.to_owned()),
+        (Some(_), Some("S256")) => return Ok(reply.error("invalid_request", "code_challenge is malformed")),
+        (Some(_), None | Some("plain")) => {
+            return Ok(reply.error("invalid_request", "code_challenge_method must be S256 (plain is not allowed)"));
+        }
+        (Some(_), Some(_)) => return Ok(reply.error("invalid_request", "unsupported code_challenge_method")),
+        (None, Some(_)) => return Ok(reply.error("invalid_request", "code_challenge is missing")),
+        (None, None) => None,
+    };
+    if challenge.is_none() && (client.client_type == "public" || client.require_pkce) {
+        return Ok(
+            reply.error("invalid_request", "PKCE is required: send code_challenge with code_challenge_method=S256")
+        );
+    }
+    let hint_sub = match p.id_token_hint.as_deref() {
+        None | Some("") => None,
+        Some(hint) => match id_token_hint_subject(state, hint, &client.client_id).await {
+            Some(sub) => Some(sub),
+            None => return Ok(reply.error("invalid_request", "id_token_hint is not a valid ID token of this provider")),
+        },
+    };
+
+    let pending = session::Pending {
+        id: Secret::generate().expose().to_owned(),
+        client_id: client.client_id.clone(),
+        client_tenant: client.tenant_id,
+        redirect_uri: redirect_uri.to_owned(),
+        form_post,
+        state: p.state.clone(),
+        nonce: p.nonce.clone(),
+        scope: scope.to_string(),
+        code_challenge: challenge,
+        prompt_login: prompt.login,
+        prompt_consent: prompt.consent,
+        prompt_select_account: prompt.select_account,
+        max_age,
+        login_hint: p.login_hint.clone().filter(|h| h.len() <= 254),
+        hint_sub,
+        tenant_hint: p.tenant.clone().filter(|t| t.len() <= 63),
+        logged_in: false,
+        tenant: None,
+        consented: false,
+        // acr_values is a space-separated preference list (OIDC Core §3.1.2.1); asking for
+        // ours makes the second factor a must for this request.
+        mfa_required: p.acr_values.as_deref().is_some_and(|v| v.split(' ').any(|a| a == ACR_MFA)),
+    };
+    if prompt.none {
+        // Nothing may be shown: decide now, and never store the request.
+        return decide(state, session, meta, &client, pending, true).await;
+    }
+    session::save_pending(session, &pending).await?;
+    decide(state, session, meta, &client, pending, false).await
+}
+
+/// The `sub` of an ID token we issued to this client. Expired hints are fine (that is their
+/// usual state); forged, `alg: none` or foreign ones are not.
+pub async fn id_token_hint_subject(state: &AppState, hint: &str, client_id: &str) -> Option<Uuid> {
+    let claims = state.keys.verify_fresh(hint, TokenType::IdToken).await.ok()?;
+    let expected = Expected {
+        issuer: &state.config.issuer,
+        audience: Some(client_id),
+        now: Utc::now(),
+        // Expiry is not the point of a hint: accept one that expired up to a year ago.
+        leeway: std::time::Duration::from_secs(365 * 86400),
+    };
+    check_claims(&claims, &expected).ok()?;
+    claims.get("sub")?.as_str()?.parse().ok()
+}

@@ -1,0 +1,25 @@
+//! What every handler can reach (`State<AppState>`), in the HTTP edge so that the surfaces
+//! import it downwards. It is built by the application (`AppState::new` in `lib.rs`), which
+//! alone may see every surface (ARCHITECTURE.md, "Code map").
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::db::Database;
+use crate::identity::PasswordHasher;
+use crate::master_key::MasterKey;
+use crate::tokens::KeyStore;
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub db: Database,
+    pub passwords: PasswordHasher,
+    /// Encrypts secrets at rest (signing keys, TOTP secrets).
+    pub master_key: Arc<MasterKey>,
+    /// Signing keys, decrypted once.
+    pub keys: KeyStore,
+    /// The discovery document, serialised once.
+    pub discovery: axum::body::Bytes,
+}
