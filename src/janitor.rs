@@ -1,4 +1,4 @@
-//! The janitor (DESIGN.md, "The janitor"): deletes expired sessions, codes, token families and
+//! The janitor (ARCHITECTURE.md, "The janitor"): deletes expired sessions, codes, token families and
 //! their tokens, and retired signing keys that have left the JWKS, in bounded batches.
 //!
 //! What it deletes is the list of sweeps in [`crate::db::janitor::SWEEPS`] (one entry per kind

@@ -27,7 +27,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::service_error::ServiceError;
 
-/// bcrypt cost for user passwords (DESIGN.md).
+/// bcrypt cost for user passwords (ARCHITECTURE.md, "Single-use things": only passwords use bcrypt).
 pub const BCRYPT_COST: u32 = 12;
 /// Shortest password accepted.
 pub const MIN_CHARS: usize = 12;

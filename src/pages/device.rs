@@ -249,7 +249,7 @@ async fn find(
     };
     let code = code.unwrap_or_default();
 
-    // DESIGN.md: no membership → access_denied, audited, and no token. The page says only
+    // ARCHITECTURE.md, "Tenancy": no membership → access_denied, audited, and no token. The page says only
     // what a mistyped code gets (nothing tells a caller another tenant's request exists), the
     // guess counts, and the device's request stays pending: a stranger who hits a code must
     // not be able to cancel someone else's device.

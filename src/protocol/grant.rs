@@ -49,7 +49,7 @@ pub(crate) fn client_actor(meta: &RequestMeta, client: &ClientRow) -> audit::Act
     meta.actor("client", Some(client.client_id.clone()))
 }
 
-/// Admin tokens never rest on a password alone (DESIGN.md; issue "mandatory MFA").
+/// Admin tokens never rest on a password alone (ARCHITECTURE.md, "Tokens").
 pub(crate) fn second_factor_ok(role: Role, acr: Option<&str>) -> bool {
     role != Role::Admin || acr == Some(ACR_MFA)
 }

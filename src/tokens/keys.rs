@@ -1,8 +1,8 @@
 //! One signing key: its algorithm, its RFC 7638 `kid`, its published public JWK, and its
 //! private part sealed under the master key for the database.
 //!
-//! Keys are made and used through josekit, which signs through OpenSSL (DESIGN.md: not the
-//! `rsa` crate, RUSTSEC-2023-0071).
+//! Keys are made and used through josekit, which signs through OpenSSL, not through the `rsa`
+//! crate (RUSTSEC-2023-0071, a timing side channel).
 
 use anyhow::{Context as _, anyhow, bail};
 use base64::Engine as _;

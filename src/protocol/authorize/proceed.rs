@@ -107,7 +107,7 @@ pub(super) async fn decide(
                 memberships.iter().find(|m| m.tenant_id == client.tenant_id).map(|m| m.tenant_id)
             };
             let Some(tenant_id) = chosen else {
-                // DESIGN.md: no membership → access_denied, audited, and no token.
+                // ARCHITECTURE.md, "Tenancy": no membership → access_denied, audited, and no token.
                 let mut tx = state.db.tenant(client.tenant_id).await?;
                 audit::append(
                     &mut tx,
