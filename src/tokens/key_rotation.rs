@@ -1,4 +1,4 @@
-//! Creating the first keys and rotating them (`laventecare-auth keys rotate`).
+//! Creating the first signing keys and rotating them (`laventecare-auth keys rotate`).
 //!
 //! Both take the keys advisory lock in their transaction, so any number of server instances
 //! and CLI runs may call them at once; the unique index on the active key of each algorithm is
@@ -18,7 +18,7 @@ use crate::tokens::keys::{PrivateKey, SigningAlg};
 
 /// How long a retired key stays in the JWKS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RotationPolicy {
+pub struct KeyRotationPolicy {
     /// The longest lifetime of any token a key signs. 24 hours by default: longer than access
     /// tokens (10 minutes) and ID tokens, including ID tokens issued on a refresh.
     pub max_token_lifetime: Duration,
@@ -28,13 +28,13 @@ pub struct RotationPolicy {
     pub reload_lag: Duration,
 }
 
-impl Default for RotationPolicy {
+impl Default for KeyRotationPolicy {
     fn default() -> Self {
         Self { max_token_lifetime: Duration::from_secs(24 * 3600), reload_lag: Duration::from_secs(5 * 60) }
     }
 }
 
-impl RotationPolicy {
+impl KeyRotationPolicy {
     /// From retirement to leaving the JWKS: the last token a retired key signed is expired by
     /// then (DESIGN.md: "until every token they signed has expired").
     pub fn publish_for(&self) -> Duration {
@@ -44,7 +44,7 @@ impl RotationPolicy {
 
 /// What a rotation did; `keys rotate --json` prints it.
 #[derive(Debug, Clone, Serialize)]
-pub struct RotationReport {
+pub struct KeyRotationReport {
     /// The new signing keys, one per algorithm.
     pub created: Vec<CreatedKey>,
     /// The keys they replace, still published until `publish_until`.
@@ -76,21 +76,25 @@ struct NewKey {
 /// retired key no longer signs once a server reloads, and leaves the JWKS after
 /// `policy.publish_for()`.
 ///
-/// As the system; see [`rotate_by`].
-pub async fn rotate(db: &Database, master_key: &MasterKey, policy: &RotationPolicy) -> anyhow::Result<RotationReport> {
-    rotate_by(db, &Actor::system(), master_key, policy).await
+/// As the system; see [`rotate_signing_keys_by`].
+pub async fn rotate_signing_keys(
+    db: &Database,
+    master_key: &MasterKey,
+    policy: &KeyRotationPolicy,
+) -> anyhow::Result<KeyRotationReport> {
+    rotate_signing_keys_by(db, &Actor::system(), master_key, policy).await
 }
 
-/// [`rotate`], recorded as `keys.rotated` in the platform tenant's audit chain in the same
+/// [`rotate_signing_keys`], recorded as `keys.rotated` in the platform tenant's audit chain in the same
 /// transaction. Keys are global (no tenant of their own); the platform tenant's chain is the
 /// issuer's. Before bootstrap has created the platform tenant there is no chain to write to,
 /// and the rotation is only logged.
-pub async fn rotate_by(
+pub async fn rotate_signing_keys_by(
     db: &Database,
     actor: &Actor,
     master_key: &MasterKey,
-    policy: &RotationPolicy,
-) -> anyhow::Result<RotationReport> {
+    policy: &KeyRotationPolicy,
+) -> anyhow::Result<KeyRotationReport> {
     let new_keys = generate(SigningAlg::ALL.to_vec(), master_key).await?;
     let mut tx = db.unscoped().await?;
     let platform = tenants::platform(&mut tx).await?;
@@ -129,12 +133,12 @@ pub async fn rotate_by(
         created = ?new_keys.iter().map(|k| &k.kid).collect::<Vec<_>>(),
         "rotated the signing keys"
     );
-    Ok(RotationReport { created: new_keys.into_iter().map(summary).collect(), retired })
+    Ok(KeyRotationReport { created: new_keys.into_iter().map(summary).collect(), retired })
 }
 
 /// Creates an active key for each algorithm that has none (the first start). Returns what it
 /// created: nothing when another process got there first.
-pub async fn ensure_keys(db: &Database, master_key: &MasterKey) -> anyhow::Result<Vec<CreatedKey>> {
+pub async fn ensure_signing_keys(db: &Database, master_key: &MasterKey) -> anyhow::Result<Vec<CreatedKey>> {
     let missing = missing_algs(db).await?;
     if missing.is_empty() {
         return Ok(Vec::new());
