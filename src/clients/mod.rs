@@ -361,8 +361,8 @@ pub async fn delete_client(db: &Database, actor: &Actor, client_id: &str) -> Res
     if !db::clients::delete(&mut tx, &client.client_id).await? {
         return Err(no_client(client_id));
     }
-    let (mut families, mut tokens) =
-        db::grants::revoke_client_grants(&mut tx, &client.client_id, "client_deleted").await?;
+    let mut families = db::families::revoke_of_client(&mut tx, &client.client_id, "client_deleted").await?;
+    let mut tokens = db::access_tokens::revoke_of_client_without_family(&mut tx, &client.client_id).await?;
     let details = serde_json::json!({
         "name": client.name,
         "families_revoked": families,
@@ -376,7 +376,8 @@ pub async fn delete_client(db: &Database, actor: &Actor, client_id: &str) -> Res
         tx.commit().await?;
         for (tenant_id, _) in tenants.into_iter().filter(|(id, _)| *id != client.tenant_id) {
             let mut tx = db.tenant(tenant_id).await?;
-            let (f, t) = db::grants::revoke_client_grants(&mut tx, &client.client_id, "client_deleted").await?;
+            let f = db::families::revoke_of_client(&mut tx, &client.client_id, "client_deleted").await?;
+            let t = db::access_tokens::revoke_of_client_without_family(&mut tx, &client.client_id).await?;
             tx.commit().await?;
             families += f;
             tokens += t;

@@ -34,7 +34,7 @@ pub async fn end_sessions_and_families(
     let sessions = db::sessions::end_for_user(tx, user_id, keep).await?;
     let mut families = 0;
     let original = tx.tenant_id();
-    for tenant in db::grants::user_family_tenants(tx, user_id).await? {
+    for tenant in db::families::tenants_of_user(tx, user_id).await? {
         tx.switch_tenant(tenant).await?;
         families += db::families::revoke_of_user(tx, actor, user_id, reason).await?;
         // An approved device request not yet redeemed would become a family after this.

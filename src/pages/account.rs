@@ -310,7 +310,7 @@ pub async fn end_session(
 async fn device_lines(state: &AppState, who: &SignedIn) -> Result<Vec<DeviceLine>, AppError> {
     let mut tx = state.db.user(who.user_id).await?;
     let mut lines = Vec::new();
-    for tenant in db::grants::user_family_tenants(&mut tx, who.user_id).await? {
+    for tenant in db::families::tenants_of_user(&mut tx, who.user_id).await? {
         tx.switch_tenant(tenant).await?;
         for f in db::device::families_of_user(&mut tx, who.user_id).await? {
             lines.push(DeviceLine {

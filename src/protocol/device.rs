@@ -271,9 +271,9 @@ pub async fn redeem(
     }
     let scope = Scopes::parse(&approval.scope).unwrap_or_default();
     let family_end = Utc::now() + Duration::from_std(state.config.ttl.refresh_family).unwrap_or_default();
-    db::grants::insert_family(
+    db::families::insert(
         &mut tx,
-        &db::grants::Family {
+        &db::families::Family {
             family_id,
             client_id: client.client_id.clone(),
             user_id: Some(approval.user_id),

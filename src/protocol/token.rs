@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::clients::{GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_DEVICE_CODE, GRANT_REFRESH_TOKEN};
-use crate::db::{self, Tx, audit, clients::ClientRow, grants::RefreshUse};
+use crate::db::{self, Tx, audit, clients::ClientRow, refresh_tokens::RefreshUse};
 use crate::error::{AppError, OAuthError};
 use crate::extract::Form;
 use crate::protocol::client_auth::{self, Presented};
@@ -101,7 +101,7 @@ async fn authorization_code(
     }
     let code_hash = sha256(code.as_bytes());
     let mut tx = state.db.unscoped().await?;
-    let tenant = db::grants::code_tenant(&mut tx, &code_hash).await?;
+    let tenant = db::authorization_codes::tenant_of(&mut tx, &code_hash).await?;
     tx.commit().await?;
     let Some(tenant_id) = tenant else {
         return Err(OAuthError::invalid_grant("the code is invalid or expired").into());
@@ -109,8 +109,11 @@ async fn authorization_code(
 
     let mut tx = state.db.tenant(tenant_id).await?;
     let family_id = Uuid::now_v7();
-    let Some(consumed) = db::grants::consume_code(&mut tx, &code_hash, &client.client_id, family_id).await? else {
-        if let Some(earlier) = db::grants::redeemed_code_family(&mut tx, &code_hash, &client.client_id).await? {
+    let Some(consumed) = db::authorization_codes::consume(&mut tx, &code_hash, &client.client_id, family_id).await?
+    else {
+        if let Some(earlier) =
+            db::authorization_codes::family_of_redeemed(&mut tx, &code_hash, &client.client_id).await?
+        {
             // Replay: end everything the first redemption issued.
             end_replayed_family(&mut tx, meta, client, earlier, "code_reuse", "code.reuse_detected").await?;
             tx.commit().await?;
@@ -162,9 +165,9 @@ async fn authorization_code(
     let family =
         Some((family_id, Utc::now() + Duration::from_std(state.config.ttl.refresh_family).unwrap_or_default()));
     if let Some((family_id, expires_at)) = family {
-        db::grants::insert_family(
+        db::families::insert(
             &mut tx,
-            &db::grants::Family {
+            &db::families::Family {
                 family_id,
                 client_id: client.client_id.clone(),
                 user_id: Some(grant.user_id),
@@ -274,7 +277,7 @@ async fn refresh_token(
     };
     let token_hash = sha256(token.as_bytes());
     let mut tx = state.db.unscoped().await?;
-    let tenant = db::grants::refresh_tenant(&mut tx, &token_hash).await?;
+    let tenant = db::refresh_tokens::tenant_of(&mut tx, &token_hash).await?;
     tx.commit().await?;
     let Some(tenant_id) = tenant else {
         return Err(OAuthError::invalid_grant("the refresh token is invalid").into());
@@ -285,7 +288,7 @@ async fn refresh_token(
     if db::tenants::current(&mut tx).await?.is_none_or(|(_, status)| status != "active") {
         return Err(OAuthError::invalid_grant("the tenant is suspended").into());
     }
-    let family = match db::grants::use_refresh(&mut tx, &token_hash, &client.client_id).await? {
+    let family = match db::refresh_tokens::consume(&mut tx, &token_hash, &client.client_id).await? {
         RefreshUse::Rotated(family) => family,
         RefreshUse::Reused(family_id) => {
             end_replayed_family(&mut tx, meta, client, family_id, "refresh_reuse", "refresh_token.reuse_detected")

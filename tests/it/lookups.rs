@@ -166,7 +166,7 @@ async fn code_and_refresh_lookups() {
     let refresh_hash = [9u8; 32];
     let family = uuid::Uuid::now_v7();
     let mut tx = t.db.tenant(acme).await.unwrap();
-    let grant = db::grants::CodeGrant {
+    let grant = db::authorization_codes::CodeGrant {
         client_id: "c".into(),
         user_id: user.user_id,
         redirect_uri: "https://x.example.com/cb".into(),
@@ -180,10 +180,10 @@ async fn code_and_refresh_lookups() {
         security_stamp: None,
     };
     let later = chrono::Utc::now() + chrono::Duration::minutes(1);
-    db::grants::insert_code(&mut tx, &code_hash, &grant, later).await.unwrap();
-    db::grants::insert_family(
+    db::authorization_codes::insert(&mut tx, &code_hash, &grant, later).await.unwrap();
+    db::families::insert(
         &mut tx,
-        &db::grants::Family {
+        &db::families::Family {
             family_id: family,
             client_id: "c".into(),
             user_id: Some(user.user_id),
@@ -198,27 +198,27 @@ async fn code_and_refresh_lookups() {
     )
     .await
     .unwrap();
-    db::grants::insert_refresh(&mut tx, &refresh_hash, family, later).await.unwrap();
+    db::refresh_tokens::insert(&mut tx, &refresh_hash, family, later).await.unwrap();
     let link_hash = [5u8; 32];
     db::recovery::insert(&mut tx, &link_hash, user.user_id, "test", later).await.unwrap();
     tx.commit().await.unwrap();
 
     let mut tx = t.db.unscoped().await.unwrap();
-    assert_eq!(db::grants::code_tenant(&mut tx, &code_hash).await.unwrap(), Some(acme));
-    assert_eq!(db::grants::code_tenant(&mut tx, &[1u8; 32]).await.unwrap(), None);
-    assert_eq!(db::grants::refresh_tenant(&mut tx, &refresh_hash).await.unwrap(), Some(acme));
-    assert_eq!(db::grants::refresh_tenant(&mut tx, &[1u8; 32]).await.unwrap(), None);
+    assert_eq!(db::authorization_codes::tenant_of(&mut tx, &code_hash).await.unwrap(), Some(acme));
+    assert_eq!(db::authorization_codes::tenant_of(&mut tx, &[1u8; 32]).await.unwrap(), None);
+    assert_eq!(db::refresh_tokens::tenant_of(&mut tx, &refresh_hash).await.unwrap(), Some(acme));
+    assert_eq!(db::refresh_tokens::tenant_of(&mut tx, &[1u8; 32]).await.unwrap(), None);
     // lca_recovery_link_tenant
     assert_eq!(db::recovery::tenant_of(&mut tx, &link_hash).await.unwrap(), Some(acme));
     assert_eq!(db::recovery::tenant_of(&mut tx, &[1u8; 32]).await.unwrap(), None);
     // lca_user_family_tenants: the tenants with live families of the user, nobody else's.
-    assert_eq!(db::grants::user_family_tenants(&mut tx, user.user_id).await.unwrap(), [acme]);
-    assert!(db::grants::user_family_tenants(&mut tx, uuid::Uuid::now_v7()).await.unwrap().is_empty());
+    assert_eq!(db::families::tenants_of_user(&mut tx, user.user_id).await.unwrap(), [acme]);
+    assert!(db::families::tenants_of_user(&mut tx, uuid::Uuid::now_v7()).await.unwrap().is_empty());
     assert_eq!(db::recovery::usable(&mut tx, &link_hash).await.unwrap(), None, "the link row stays invisible");
     // Without the tenant, the rows themselves stay invisible.
     assert!(matches!(
-        db::grants::use_refresh(&mut tx, &refresh_hash, "c").await.unwrap(),
-        db::grants::RefreshUse::Invalid
+        db::refresh_tokens::consume(&mut tx, &refresh_hash, "c").await.unwrap(),
+        db::refresh_tokens::RefreshUse::Invalid
     ));
 }
 
