@@ -491,9 +491,11 @@ fn operator() -> Actor {
     Actor::operator(name)
 }
 
-fn status_line(done: &tenancy::TenantStatus) -> String {
+fn status_line(done: &tenancy::TenantStatusChange) -> String {
     match (done.changed, done.status) {
-        (true, "suspended") => format!("suspended tenant {}: no logins or tokens until it is reactivated", done.slug),
+        (true, crate::db::enums::TenantStatus::Suspended) => {
+            format!("suspended tenant {}: no logins or tokens until it is reactivated", done.slug)
+        }
         (true, _) => format!("reactivated tenant {}", done.slug),
         (false, status) => format!("tenant {} was already {status}", done.slug),
     }

@@ -46,7 +46,7 @@ pub struct CreatedClient {
     pub client_secret: Option<Secret>,
     pub tenant: String,
     pub name: String,
-    pub client_type: &'static str,
+    pub client_type: db::enums::ClientType,
     pub token_endpoint_auth_method: String,
     pub grant_types: Vec<String>,
     pub redirect_uris: Vec<String>,
@@ -166,7 +166,7 @@ pub async fn create_client_by(db: &Database, actor: &Actor, req: ClientRequest) 
     let redirect_uris: Vec<String> = redirect_uris.into_iter().map(RedirectUri::into_string).collect();
     let post_logout_redirect_uris: Vec<String> =
         post_logout_redirect_uris.into_iter().map(RedirectUri::into_string).collect();
-    let client_type = if req.public { "public" } else { "confidential" };
+    let client_type = if req.public { db::enums::ClientType::Public } else { db::enums::ClientType::Confidential };
 
     let mut tx = db.tenant(tenant.id).await?;
     db::clients::insert(
@@ -181,7 +181,7 @@ pub async fn create_client_by(db: &Database, actor: &Actor, req: ClientRequest) 
             grant_types: &grants,
             redirect_uris: &redirect_uris,
             post_logout_redirect_uris: &post_logout_redirect_uris,
-            service_role: req.role.map(Role::as_str),
+            service_role: req.role,
             multi_tenant: req.multi_tenant,
             signing_alg: &signing_alg,
             require_mfa: req.require_mfa,
@@ -328,7 +328,7 @@ fn expose_one<S: serde::Serializer>(secret: &Secret, s: S) -> Result<S::Ok, S::E
 /// issued stay valid. `client.secret_rotated`.
 pub async fn rotate_secret(db: &Database, actor: &Actor, client_id: &str) -> Result<RotatedSecret, ServiceError> {
     let client = find_any(db, client_id).await?.ok_or_else(|| no_client(client_id))?;
-    if client.client_type != "confidential" {
+    if client.client_type != db::enums::ClientType::Confidential {
         return Err(ServiceError::Invalid("a public client has no secret".into()));
     }
     let secret = Secret::generate();

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::Tx;
+use super::enums::DeviceGrantStatus;
 
 /// Stores a new pending grant in the transaction's tenant. `Ok(false)` when the user code is
 /// taken already (the caller draws another).
@@ -107,7 +108,7 @@ pub async fn decide(
 /// What one poll of the token endpoint found.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Poll {
-    pub status: String,
+    pub status: DeviceGrantStatus,
     pub expired: bool,
     /// This poll came sooner than the interval after the previous one (RFC 8628 §3.5).
     pub too_fast: bool,

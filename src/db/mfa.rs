@@ -4,12 +4,13 @@
 use uuid::Uuid;
 
 use super::Tx;
+use super::enums::UserStatus;
 
 /// What sign-in needs to know of a user's second factor.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct MfaState {
     pub email: String,
-    pub status: String,
+    pub status: UserStatus,
     pub totp_secret: Option<Vec<u8>>,
     pub totp_pending: Option<Vec<u8>>,
     pub mfa_enrol_required: bool,

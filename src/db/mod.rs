@@ -22,6 +22,7 @@ pub mod clients;
 pub mod consents;
 pub mod device;
 pub mod embedded;
+pub mod enums;
 pub mod families;
 pub mod janitor;
 pub mod keys;

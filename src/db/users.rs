@@ -4,13 +4,14 @@
 use uuid::Uuid;
 
 use super::Tx;
+use super::enums::UserStatus;
 
 /// What login and provisioning need of a user found by email.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct UserByEmail {
     pub id: Uuid,
     pub password_hash: Option<String>,
-    pub status: String,
+    pub status: UserStatus,
     /// Recorded by whatever this sign-in makes (half sign-in, session); see
     /// [`bump_security_stamp`].
     pub security_stamp: Uuid,
@@ -41,7 +42,7 @@ pub struct UserClaims {
     pub id: Uuid,
     pub email: String,
     pub name: Option<String>,
-    pub status: String,
+    pub status: UserStatus,
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
 

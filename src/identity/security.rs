@@ -78,7 +78,7 @@ pub async fn needs_second_factor(tx: &mut Tx, user_id: Uuid, state: &db::mfa::Mf
 
 /// Admin of any active tenant (the platform tenant's admins included).
 pub async fn is_admin_anywhere(tx: &mut Tx, user_id: Uuid) -> Result<bool, sqlx::Error> {
-    Ok(db::memberships::of_user(tx, user_id).await?.iter().any(|m| m.role == "admin"))
+    Ok(db::memberships::of_user(tx, user_id).await?.iter().any(|m| m.role == db::enums::Role::Admin))
 }
 
 /// Whether this user must pass a second factor for tokens in the transaction's tenant: the

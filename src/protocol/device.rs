@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::clients::GRANT_DEVICE_CODE;
-use crate::db::{self, audit, clients::ClientRow};
+use crate::db::{self, audit, clients::ClientRow, enums::DeviceGrantStatus};
 use crate::error::{AppError, OAuthError};
 use crate::extract::Form;
 use crate::protocol::client_auth::{self, Presented};
@@ -207,7 +207,7 @@ pub async fn redeem(
     let Some(poll) = db::device::poll(&mut tx, &hash, &client.client_id).await? else {
         return Err(OAuthError::invalid_grant("the device code is invalid").into());
     };
-    if poll.status == "consumed" {
+    if poll.status == DeviceGrantStatus::Consumed {
         if let Some(family_id) = poll.family_id {
             end_replayed_family(&mut tx, meta, client, family_id, "device_code_reuse", "device_code.reuse_detected")
                 .await?;
@@ -219,12 +219,12 @@ pub async fn redeem(
         tx.commit().await?;
         return Err(OAuthError::bad("expired_token", "the device code has expired").into());
     }
-    match poll.status.as_str() {
-        "denied" => {
+    match poll.status {
+        DeviceGrantStatus::Denied => {
             tx.commit().await?;
             return Err(OAuthError::bad("access_denied", "the user denied the request").into());
         }
-        "pending" => {
+        DeviceGrantStatus::Pending => {
             tx.commit().await?;
             if poll.too_fast {
                 let why = format!("poll at most every {} seconds", poll.interval_secs);

@@ -38,7 +38,7 @@ pub async fn introspect(
     .await?;
     // Introspection tells who a token belongs to: only a client that proves who it is may ask
     // (RFC 7662 §2.1, §4), not a public client known by its id.
-    if caller.client_type == "public" {
+    if caller.client_type == db::enums::ClientType::Public {
         return Err(crate::error::OAuthError::invalid_client().into());
     }
     let Some(token) = exposed(&req.token).filter(|t| !t.is_empty() && t.len() <= 16 * 1024) else {

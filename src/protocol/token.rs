@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::clients::{GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_DEVICE_CODE, GRANT_REFRESH_TOKEN};
+use crate::db::enums::{TenantStatus, UserStatus};
 use crate::db::{self, Tx, audit, clients::ClientRow, refresh_tokens::RefreshUse};
 use crate::error::{AppError, OAuthError};
 use crate::extract::Form;
@@ -251,11 +252,11 @@ pub(crate) async fn tenant_and_role(tx: &mut Tx, user_id: Uuid) -> Result<(Strin
     let Some((slug, status)) = db::tenants::current(tx).await? else {
         return Err(OAuthError::invalid_grant("the tenant no longer exists").into());
     };
-    if status != "active" {
+    if status != TenantStatus::Active {
         return Err(OAuthError::invalid_grant("the tenant is suspended").into());
     }
-    let role = db::memberships::role_of(tx, user_id).await?.and_then(|r| r.parse::<Role>().ok());
-    let active = db::users::claims(tx, user_id).await?.is_some_and(|u| u.status == "active");
+    let role = db::memberships::role_of(tx, user_id).await?;
+    let active = db::users::claims(tx, user_id).await?.is_some_and(|u| u.status == UserStatus::Active);
     match role {
         Some(role) if active => Ok((slug, role)),
         _ => Err(OAuthError::invalid_grant("the user is not an active member of the tenant").into()),
@@ -285,7 +286,7 @@ async fn refresh_token(
     let mut tx = state.db.tenant(tenant_id).await?;
     // A suspended tenant's refresh tokens are refused without being used up, so reactivating
     // the tenant brings them back (a multi-tenant client of another tenant gets here).
-    if db::tenants::current(&mut tx).await?.is_none_or(|(_, status)| status != "active") {
+    if db::tenants::current(&mut tx).await?.is_none_or(|(_, status)| status != TenantStatus::Active) {
         return Err(OAuthError::invalid_grant("the tenant is suspended").into());
     }
     let family = match db::refresh_tokens::consume(&mut tx, &token_hash, &client.client_id).await? {
@@ -362,7 +363,7 @@ async fn client_credentials(
     req: &TokenRequest,
     meta: &RequestMeta,
 ) -> Result<TokenResponse, AppError> {
-    let Some(role) = client.service_role.as_deref().and_then(|r| r.parse::<Role>().ok()) else {
+    let Some(role) = client.service_role else {
         return Err(OAuthError::bad("unauthorized_client", "this client has no service role").into());
     };
     let requested = Scopes::parse(req.scope.as_deref().unwrap_or("")).map_err(OAuthError::invalid_request)?;
@@ -376,7 +377,7 @@ async fn client_credentials(
     let Some((slug, status)) = db::tenants::current(&mut tx).await? else {
         return Err(OAuthError::invalid_client().into());
     };
-    if status != "active" {
+    if status != TenantStatus::Active {
         return Err(OAuthError::bad("unauthorized_client", "the tenant is suspended").into());
     }
     let response = issue::issue(

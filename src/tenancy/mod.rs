@@ -1,33 +1,20 @@
 //! Tenants, memberships and roles (DESIGN.md, "Tenancy model").
 
-use std::fmt;
 use std::str::FromStr;
 
 use uuid::Uuid;
 
 use crate::db::audit::{self, Actor};
+use crate::db::enums::TenantStatus;
 use crate::db::{self, Database};
 use crate::error::ServiceError;
 use crate::identity::Email;
 
-/// A member's role in a tenant. Roles nest: admin ⊃ editor ⊃ viewer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Viewer,
-    Editor,
-    Admin,
-}
+/// A member's role in a tenant. Roles nest: admin ⊃ editor ⊃ viewer. Defined with its
+/// database words in `db::enums` (the data layer decodes rows into it); its rules are here.
+pub use crate::db::enums::Role;
 
 impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Viewer => "viewer",
-            Role::Editor => "editor",
-            Role::Admin => "admin",
-        }
-    }
-
     /// The expanded role list that tokens carry, so a resource server checks a role with one
     /// lookup: admin → ["admin", "editor", "viewer"].
     pub fn expand(self) -> &'static [&'static str] {
@@ -39,21 +26,12 @@ impl Role {
     }
 }
 
+/// Operator input (`--role`): the stored word, exactly.
 impl FromStr for Role {
     type Err = ServiceError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "admin" => Ok(Role::Admin),
-            "editor" => Ok(Role::Editor),
-            "viewer" => Ok(Role::Viewer),
-            _ => Err(ServiceError::Invalid(format!("unknown role {s:?} (expected admin, editor or viewer)"))),
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        Role::from_db_str(s)
+            .ok_or_else(|| ServiceError::Invalid(format!("unknown role {s:?} (expected admin, editor or viewer)")))
     }
 }
 
@@ -192,10 +170,10 @@ pub async fn add_member_by(
 
 /// A tenant's status after `tenant suspend` or `tenant reactivate`.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct TenantStatus {
+pub struct TenantStatusChange {
     pub tenant_id: Uuid,
     pub slug: String,
-    pub status: &'static str,
+    pub status: TenantStatus,
     /// False when the tenant already had this status (nothing was done or recorded).
     pub changed: bool,
 }
@@ -209,12 +187,16 @@ pub async fn set_suspended(
     actor: &Actor,
     slug: &str,
     suspend: bool,
-) -> Result<TenantStatus, ServiceError> {
+) -> Result<TenantStatusChange, ServiceError> {
     let tenant = find_tenant(db, slug).await?;
     if tenant.is_platform && suspend {
         return Err(ServiceError::Invalid("the platform tenant cannot be suspended".into()));
     }
-    let (status, action) = if suspend { ("suspended", "tenant.suspended") } else { ("active", "tenant.reactivated") };
+    let (status, action) = if suspend {
+        (TenantStatus::Suspended, "tenant.suspended")
+    } else {
+        (TenantStatus::Active, "tenant.reactivated")
+    };
     let mut tx = db.operator(tenant.id).await?;
     let changed = db::tenants::set_status(&mut tx, status).await?;
     if changed {
@@ -222,7 +204,7 @@ pub async fn set_suspended(
         audit::append(&mut tx, &event).await?;
     }
     tx.commit().await?;
-    Ok(TenantStatus { tenant_id: tenant.id, slug: slug.to_owned(), status, changed })
+    Ok(TenantStatusChange { tenant_id: tenant.id, slug: slug.to_owned(), status, changed })
 }
 
 /// A membership after `member set-role` or `member remove`.
@@ -231,7 +213,7 @@ pub struct MembershipChange {
     pub tenant_id: Uuid,
     pub user_id: Uuid,
     /// The role before.
-    pub previous_role: String,
+    pub previous_role: Role,
     /// The role now; `None` once removed.
     pub role: Option<Role>,
     /// Token families of the user in the tenant that were ended.
@@ -268,7 +250,7 @@ pub async fn set_role(
     let Some(previous) = db::memberships::set_role(&mut tx, user_id, role).await? else {
         return Err(not_a_member(email, slug));
     };
-    if previous != role.as_str() {
+    if previous != role {
         let details = serde_json::json!({ "from": previous, "to": role });
         let event = actor.event("membership.role_changed", ("user", Some(user_id.to_string())), details);
         audit::append(&mut tx, &event).await?;

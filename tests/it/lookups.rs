@@ -108,7 +108,10 @@ async fn each_lookup_finds_only_its_object() {
     assert_eq!((m[0].tenant_id, m[0].slug.as_str(), m[0].role.as_str()), (acme, "acme", "editor"));
     assert!(db::memberships::of_user(&mut tx, uuid::Uuid::now_v7()).await.unwrap().is_empty());
     // lca_memberships_any_status: (tenant, role) only.
-    assert_eq!(db::memberships::all_of(&mut tx, user.user_id).await.unwrap(), [(acme, "editor".to_owned())]);
+    assert_eq!(
+        db::memberships::all_of(&mut tx, user.user_id).await.unwrap(),
+        [(acme, laventecare_auth::tenancy::Role::Editor)]
+    );
     assert!(db::memberships::all_of(&mut tx, uuid::Uuid::now_v7()).await.unwrap().is_empty());
     // And the tables themselves still read as empty in this transaction.
     assert_eq!(db::memberships::role_of(&mut tx, user.user_id).await.unwrap(), None);
