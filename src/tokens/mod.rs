@@ -2,7 +2,8 @@
 //!
 //! - [`keys`]: one key — algorithm, RFC 7638 `kid`, published JWK, sealed private part;
 //! - [`seal`]: AES-256-GCM under the master key, bound to the row it belongs to;
-//! - [`KeyStore`]: the decrypted keys in memory; signs, verifies, serves the JWKS;
+//! - `key_store`: [`KeyStore`], the decrypted signing keys in memory; signs, verifies, serves
+//!   the JWKS (it stores keys, not tokens);
 //! - `key_rotation`: creating the first signing keys ([`ensure_signing_keys`]) and rotating
 //!   them ([`rotate_signing_keys`]: new keys, retired ones kept published until their tokens
 //!   have expired). Not the rotation of refresh tokens, which `protocol::token` does on every
@@ -19,14 +20,14 @@
 
 pub mod jwt;
 mod key_rotation;
+mod key_store;
 pub mod keys;
 pub mod seal;
-mod store;
 
 pub use jwt::{Expected, TokenType, VerifyError, check_claims};
 pub use key_rotation::{
     CreatedKey, KeyRotationPolicy, KeyRotationReport, RetiredKey, ensure_signing_keys, rotate_signing_keys,
     rotate_signing_keys_by,
 };
+pub use key_store::{DEFAULT_RELOAD_INTERVAL, KeyStore, spawn_reloader};
 pub use keys::SigningAlg;
-pub use store::{DEFAULT_RELOAD_INTERVAL, KeyStore, spawn_reloader};
