@@ -31,7 +31,7 @@ pub async fn end_sessions_and_families(
 ) -> Result<Ended, sqlx::Error> {
     tx.switch_user(user_id).await?;
     let stamp = db::users::bump_security_stamp(tx, user_id).await?;
-    let sessions = db::sessions::end_for_user(tx, user_id, keep).await?;
+    let sessions = db::browser_sessions::end_for_user(tx, user_id, keep).await?;
     let mut families = 0;
     let original = tx.tenant_id();
     for tenant in db::families::tenants_of_user(tx, user_id).await? {

@@ -86,7 +86,7 @@ async fn page(
 ) -> Result<Response, AppError> {
     let mut tx = state.db.user(who.user_id).await?;
     let st = db::mfa::state(&mut tx, who.user_id).await?.ok_or(AppError::NotFound)?;
-    let rows = db::sessions::of_user(&mut tx, who.user_id).await?;
+    let rows = db::browser_sessions::of_user(&mut tx, who.user_id).await?;
     tx.commit().await?;
     let current = session::current_handle(session);
     let sessions: Vec<SessionLine> = rows
@@ -293,7 +293,7 @@ pub async fn end_session(
     };
     let Ok(handle) = hex::decode(&form.session) else { return Err(AppError::NotFound) };
     let mut tx = state.db.user(who.user_id).await?;
-    if db::sessions::end_one(&mut tx, who.user_id, &handle).await? {
+    if db::browser_sessions::end_one(&mut tx, who.user_id, &handle).await? {
         let event = meta.event(
             "session.ended",
             "success",

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::db::audit::{self, Actor};
-use crate::db::{Database, keys, tenants};
+use crate::db::{Database, signing_keys, tenants};
 use crate::master_key::MasterKey;
 use crate::tokens::keys::{PrivateKey, SigningAlg};
 
@@ -106,10 +106,10 @@ pub async fn rotate_signing_keys_by(
         Some(id) => db.operator(id).await?,
         None => db.operator_unscoped().await?,
     };
-    keys::lock(&mut tx).await?;
-    let retired = keys::retire_active(&mut tx, policy.publish_for()).await?;
+    signing_keys::lock(&mut tx).await?;
+    let retired = signing_keys::retire_active(&mut tx, policy.publish_for()).await?;
     for key in &new_keys {
-        keys::insert(&mut tx, &key.kid, key.alg.as_str(), &key.public_jwk, &key.sealed).await?;
+        signing_keys::insert(&mut tx, &key.kid, key.alg.as_str(), &key.public_jwk, &key.sealed).await?;
     }
     if platform.is_some() {
         let details = serde_json::json!({
@@ -146,16 +146,16 @@ pub async fn ensure_signing_keys(db: &Database, master_key: &MasterKey) -> anyho
     let new_keys = generate(missing, master_key).await?;
     // Owner rights, stepped down to lca_operator (request connections may not add keys).
     let mut tx = db.operator_unscoped().await?;
-    keys::lock(&mut tx).await?;
+    signing_keys::lock(&mut tx).await?;
     // Under the lock: a concurrent start may have created some of them meanwhile; its keys
     // win and ours are dropped unused.
-    let present = keys::active_algs(&mut tx).await?;
+    let present = signing_keys::active_algs(&mut tx).await?;
     let mut created = Vec::new();
     for key in new_keys {
         if present.iter().any(|alg| alg == key.alg.as_str()) {
             continue;
         }
-        keys::insert(&mut tx, &key.kid, key.alg.as_str(), &key.public_jwk, &key.sealed).await?;
+        signing_keys::insert(&mut tx, &key.kid, key.alg.as_str(), &key.public_jwk, &key.sealed).await?;
         created.push(summary(key));
     }
     tx.commit().await?;
@@ -167,7 +167,7 @@ pub async fn ensure_signing_keys(db: &Database, master_key: &MasterKey) -> anyho
 
 async fn missing_algs(db: &Database) -> anyhow::Result<Vec<SigningAlg>> {
     let mut tx = db.unscoped().await?;
-    let present = keys::active_algs(&mut tx).await?;
+    let present = signing_keys::active_algs(&mut tx).await?;
     Ok(SigningAlg::ALL.into_iter().filter(|alg| !present.iter().any(|p| p == alg.as_str())).collect())
 }
 

@@ -15,7 +15,7 @@ use josekit::jws::{JwsSigner, JwsVerifier};
 use serde_json::{Map, Value};
 use tokio::time::MissedTickBehavior;
 
-use crate::db::{Database, keys};
+use crate::db::{Database, signing_keys};
 use crate::master_key::MasterKey;
 use crate::tokens::jwt::{self, TokenType, VerifyError};
 use crate::tokens::key_rotation::ensure_signing_keys;
@@ -173,7 +173,7 @@ impl KeyStore {
 async fn read(db: &Database, master_key: &MasterKey) -> anyhow::Result<Loaded> {
     let rows = {
         let mut tx = db.unscoped().await?;
-        keys::published(&mut tx).await.context("cannot read the signing keys")?
+        signing_keys::published(&mut tx).await.context("cannot read the signing keys")?
     };
     let mut signing = HashMap::new();
     let mut verifying = HashMap::new();
