@@ -70,3 +70,23 @@ pub async fn bump_security_stamp(tx: &mut Tx, user_id: Uuid) -> Result<Uuid, sql
 pub async fn security_stamp(tx: &mut Tx, user_id: Uuid) -> Result<Option<Uuid>, sqlx::Error> {
     sqlx::query_scalar("SELECT security_stamp FROM users WHERE id = $1").bind(user_id).fetch_optional(tx.conn()).await
 }
+
+/// The user's password hash (the transaction must see the user).
+pub async fn password_hash(tx: &mut Tx, user_id: Uuid) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
+        .bind(user_id)
+        .fetch_optional(tx.conn())
+        .await
+        .map(Option::flatten)
+}
+
+/// Sets a new password hash (the transaction must act for the user). Ending what the old
+/// password signed in is the caller's (`identity::security`).
+pub async fn set_password(tx: &mut Tx, user_id: Uuid, hash: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE users SET password_hash = $2, password_changed_at = now(), updated_at = now() WHERE id = $1")
+        .bind(user_id)
+        .bind(hash)
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}

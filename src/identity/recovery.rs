@@ -158,7 +158,7 @@ pub async fn use_link(
     let mut tx = db.tenant(tenant_id).await?;
     let Some(user_id) = db::recovery::consume(&mut tx, &token_hash).await? else { return Ok(None) };
     tx.switch_user(user_id).await?;
-    db::mfa::set_password(&mut tx, user_id, password_hash).await?;
+    db::users::set_password(&mut tx, user_id, password_hash).await?;
     db::mfa::reset(&mut tx, user_id).await?;
     let actor = Actor { kind: "user", id: Some(user_id.to_string()), ..origin.clone() };
     let ended = security::end_sessions_and_families(&mut tx, &actor, user_id, None, "recovery").await?;

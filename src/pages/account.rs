@@ -151,7 +151,7 @@ pub async fn change_password(
         Err(to_login) => return Ok(to_login),
     };
     let mut tx = state.db.user(who.user_id).await?;
-    let stored = db::mfa::password_hash(&mut tx, who.user_id).await?;
+    let stored = db::users::password_hash(&mut tx, who.user_id).await?;
     let email = db::mfa::state(&mut tx, who.user_id).await?.map(|s| s.email).unwrap_or_default();
     tx.commit().await?;
     let attempt = throttle::Attempt::new(&email, meta.ip);
@@ -181,7 +181,7 @@ pub async fn change_password(
     }
     let hash = state.passwords.hash(new).await?;
     let mut tx = state.db.user(who.user_id).await?;
-    db::mfa::set_password(&mut tx, who.user_id, &hash).await?;
+    db::users::set_password(&mut tx, who.user_id, &hash).await?;
     let keep = session::current_handle(&session);
     let actor = meta.actor("user", Some(who.user_id.to_string()));
     let ended = security::end_sessions_and_families(
