@@ -178,58 +178,6 @@ pub async fn consume(
     .await
 }
 
-/// Marks a family as begun by the device grant (the account page lists those).
-pub async fn mark_family(tx: &mut Tx, family_id: Uuid) -> Result<(), sqlx::Error> {
-    let tenant_id = tx.tenant_or_nil();
-    sqlx::query("UPDATE token_families SET origin_grant = 'device_code' WHERE tenant_id = $1 AND family_id = $2")
-        .bind(tenant_id)
-        .bind(family_id)
-        .execute(tx.conn())
-        .await?;
-    Ok(())
-}
-
-/// A live device family of a user, for the account page.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct DeviceFamily {
-    pub family_id: Uuid,
-    pub client_id: String,
-    pub client_name: Option<String>,
-    pub created_at: DateTime<Utc>,
-}
-
-/// The user's live device families in the transaction's tenant.
-pub async fn families_of_user(tx: &mut Tx, user_id: Uuid) -> Result<Vec<DeviceFamily>, sqlx::Error> {
-    let tenant_id = tx.tenant_or_nil();
-    sqlx::query_as(
-        "SELECT f.family_id, f.client_id, c.name AS client_name, f.created_at FROM token_families f \
-           LEFT JOIN clients c ON c.tenant_id = f.tenant_id AND c.client_id = f.client_id \
-         WHERE f.tenant_id = $1 AND f.user_id = $2 AND f.origin_grant = 'device_code' \
-           AND f.revoked_at IS NULL AND f.expires_at > now() \
-         ORDER BY f.created_at LIMIT 100",
-    )
-    .bind(tenant_id)
-    .bind(user_id)
-    .fetch_all(tx.conn())
-    .await
-}
-
-/// Revokes one live device family of the user; returns its client when this call revoked it.
-pub async fn revoke_user_family(tx: &mut Tx, user_id: Uuid, family_id: Uuid) -> Result<Option<String>, sqlx::Error> {
-    let tenant_id = tx.tenant_or_nil();
-    sqlx::query_scalar(
-        "UPDATE token_families SET revoked_at = now(), revoked_reason = 'device_revoked' \
-         WHERE tenant_id = $1 AND family_id = $2 AND user_id = $3 AND origin_grant = 'device_code' \
-           AND revoked_at IS NULL \
-         RETURNING client_id",
-    )
-    .bind(tenant_id)
-    .bind(family_id)
-    .bind(user_id)
-    .fetch_optional(tx.conn())
-    .await
-}
-
 /// Refuses the user's approved requests not yet redeemed in the transaction's tenant (their
 /// password changed, their second factor was reset): the device must be approved again.
 pub async fn deny_approved_of_user(tx: &mut Tx, user_id: Uuid) -> Result<u64, sqlx::Error> {

@@ -4,9 +4,10 @@
 //! Whatever ends one — a replay, a membership that ended, a second factor now required, a
 //! password change, a recovery, the revocation endpoint — goes through [`revoke`] or
 //! [`revoke_of_user`], which write `token_family.revoked` with the reason in the transaction
-//! that ends it, so one query of the audit log lists every ended family and why. Deleting a
-//! client ends its families in bulk ([`revoke_of_client`]) and records the count in
-//! `client.deleted` instead of one row per family.
+//! that ends it, so one query of the audit log lists every ended family and why. Two callers
+//! record their own event instead: deleting a client ends its families in bulk
+//! ([`revoke_of_client`]) and records the count in `client.deleted`, and a user ending one of
+//! their devices ([`revoke_device_family_of_user`]) records `device.revoked`.
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -130,6 +131,66 @@ pub async fn revoke_of_client(tx: &mut Tx, client_id: &str, reason: &str) -> Res
     .execute(tx.conn())
     .await?;
     Ok(done.rows_affected())
+}
+
+// Families begun by a device authorization grant (RFC 8628), which the account page lists
+// and lets the user end one by one.
+
+/// Marks a family as begun by the device grant (the account page lists those).
+pub async fn mark_begun_by_device(tx: &mut Tx, family_id: Uuid) -> Result<(), sqlx::Error> {
+    let tenant_id = tx.tenant_or_nil();
+    sqlx::query("UPDATE token_families SET origin_grant = 'device_code' WHERE tenant_id = $1 AND family_id = $2")
+        .bind(tenant_id)
+        .bind(family_id)
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}
+
+/// A live device family of a user, for the account page.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DeviceFamily {
+    pub family_id: Uuid,
+    pub client_id: String,
+    pub client_name: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The user's live device families in the transaction's tenant.
+pub async fn device_families_of_user(tx: &mut Tx, user_id: Uuid) -> Result<Vec<DeviceFamily>, sqlx::Error> {
+    let tenant_id = tx.tenant_or_nil();
+    sqlx::query_as(
+        "SELECT f.family_id, f.client_id, c.name AS client_name, f.created_at FROM token_families f \
+           LEFT JOIN clients c ON c.tenant_id = f.tenant_id AND c.client_id = f.client_id \
+         WHERE f.tenant_id = $1 AND f.user_id = $2 AND f.origin_grant = 'device_code' \
+           AND f.revoked_at IS NULL AND f.expires_at > now() \
+         ORDER BY f.created_at LIMIT 100",
+    )
+    .bind(tenant_id)
+    .bind(user_id)
+    .fetch_all(tx.conn())
+    .await
+}
+
+/// Revokes one live device family of the user; returns its client when this call revoked it.
+/// Not audited here: the account page records `device.revoked` in the same transaction.
+pub async fn revoke_device_family_of_user(
+    tx: &mut Tx,
+    user_id: Uuid,
+    family_id: Uuid,
+) -> Result<Option<String>, sqlx::Error> {
+    let tenant_id = tx.tenant_or_nil();
+    sqlx::query_scalar(
+        "UPDATE token_families SET revoked_at = now(), revoked_reason = 'device_revoked' \
+         WHERE tenant_id = $1 AND family_id = $2 AND user_id = $3 AND origin_grant = 'device_code' \
+           AND revoked_at IS NULL \
+         RETURNING client_id",
+    )
+    .bind(tenant_id)
+    .bind(family_id)
+    .bind(user_id)
+    .fetch_optional(tx.conn())
+    .await
 }
 
 async fn record(tx: &mut Tx, actor: &Actor, family: &Ended, reason: &str) -> Result<(), sqlx::Error> {

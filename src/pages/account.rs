@@ -312,7 +312,7 @@ async fn device_lines(state: &AppState, who: &SignedIn) -> Result<Vec<DeviceLine
     let mut lines = Vec::new();
     for tenant in db::families::tenants_of_user(&mut tx, who.user_id).await? {
         tx.switch_tenant(tenant).await?;
-        for f in db::device::families_of_user(&mut tx, who.user_id).await? {
+        for f in db::families::device_families_of_user(&mut tx, who.user_id).await? {
             lines.push(DeviceLine {
                 client_name: f.client_name.unwrap_or(f.client_id),
                 since: f.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
@@ -347,7 +347,7 @@ pub async fn revoke_device(
         Err(to_login) => return Ok(to_login),
     };
     let mut tx = state.db.tenant(form.tenant).await?;
-    let Some(client_id) = db::device::revoke_user_family(&mut tx, who.user_id, form.family).await? else {
+    let Some(client_id) = db::families::revoke_device_family_of_user(&mut tx, who.user_id, form.family).await? else {
         return Err(AppError::NotFound);
     };
     let mut event = meta.event(

@@ -287,7 +287,7 @@ pub async fn redeem(
         },
     )
     .await?;
-    db::device::mark_family(&mut tx, family_id).await?;
+    db::families::mark_begun_by_device(&mut tx, family_id).await?;
     let response = issue::issue(
         state,
         &mut tx,
