@@ -1,6 +1,6 @@
 //! Authorization codes (RFC 6749 §4.1): issued by `/authorize`, redeemed once at `/token`.
 //!
-//! Named for the table (`authorization_codes`), not "codes": device codes (`db::device`),
+//! Named for the table (`authorization_codes`), not "codes": device codes (`db::device_grants`),
 //! backup codes (`db::mfa`) and recovery links (`db::recovery`) are other single-use values.
 //! A code is consumed by one atomic `UPDATE … WHERE consumed_at IS NULL RETURNING`, so of any
 //! number of concurrent redemptions exactly one sees a row (ARCHITECTURE.md, "Single-use

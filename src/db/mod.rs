@@ -21,7 +21,7 @@ pub mod authorization_codes;
 pub mod browser_sessions;
 pub mod clients;
 pub mod consents;
-pub mod device;
+pub mod device_grants;
 pub mod embedded;
 pub mod enums;
 pub mod families;

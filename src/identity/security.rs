@@ -38,7 +38,7 @@ pub async fn end_sessions_and_families(
         tx.switch_tenant(tenant).await?;
         families += db::families::revoke_of_user(tx, actor, user_id, reason).await?;
         // An approved device request not yet redeemed would become a family after this.
-        db::device::deny_approved_of_user(tx, user_id).await?;
+        db::device_grants::deny_approved_of_user(tx, user_id).await?;
     }
     if let Some(t) = original {
         tx.switch_tenant(t).await?;

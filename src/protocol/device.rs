@@ -138,8 +138,15 @@ pub async fn device_authorization(
     let mut stored = false;
     for _ in 0..5 {
         let hash = user_code_hash(&user_code);
-        if db::device::insert(&mut tx, &device_code.hash(), &hash, &client.client_id, &scope.to_string(), expires_at)
-            .await?
+        if db::device_grants::insert(
+            &mut tx,
+            &device_code.hash(),
+            &hash,
+            &client.client_id,
+            &scope.to_string(),
+            expires_at,
+        )
+        .await?
         {
             stored = true;
             break;
@@ -197,14 +204,14 @@ pub async fn redeem(
     let code = device_code.ok_or_else(|| OAuthError::invalid_request("device_code is missing"))?;
     let hash = sha256(code.as_bytes());
     let mut tx = state.db.unscoped().await?;
-    let tenant = db::device::code_tenant(&mut tx, &hash).await?;
+    let tenant = db::device_grants::code_tenant(&mut tx, &hash).await?;
     tx.commit().await?;
     let Some(tenant_id) = tenant else {
         return Err(OAuthError::invalid_grant("the device code is invalid").into());
     };
     let mut tx = state.db.tenant(tenant_id).await?;
     // Another client's device code is unknown here, and left untouched.
-    let Some(poll) = db::device::poll(&mut tx, &hash, &client.client_id).await? else {
+    let Some(poll) = db::device_grants::poll(&mut tx, &hash, &client.client_id).await? else {
         return Err(OAuthError::invalid_grant("the device code is invalid").into());
     };
     if poll.status == DeviceGrantStatus::Consumed {
@@ -236,7 +243,7 @@ pub async fn redeem(
     }
 
     let family_id = Uuid::now_v7();
-    let Some(approval) = db::device::consume(&mut tx, &hash, &client.client_id, family_id).await? else {
+    let Some(approval) = db::device_grants::consume(&mut tx, &hash, &client.client_id, family_id).await? else {
         return Err(OAuthError::invalid_grant("the device code is invalid").into());
     };
     // From here on the grant is spent, whatever happens.

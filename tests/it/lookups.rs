@@ -298,26 +298,26 @@ async fn device_code_lookups() {
     let soon = chrono::Utc::now() + chrono::Duration::minutes(5);
     let past = chrono::Utc::now() - chrono::Duration::minutes(5);
     let mut tx = t.db.tenant(acme).await.unwrap();
-    assert!(db::device::insert(&mut tx, &[1u8; 32], &[2u8; 32], "c", "openid", soon).await.unwrap());
-    assert!(db::device::insert(&mut tx, &[3u8; 32], &[4u8; 32], "c", "openid", past).await.unwrap());
+    assert!(db::device_grants::insert(&mut tx, &[1u8; 32], &[2u8; 32], "c", "openid", soon).await.unwrap());
+    assert!(db::device_grants::insert(&mut tx, &[3u8; 32], &[4u8; 32], "c", "openid", past).await.unwrap());
     // A user code is unique while stored.
-    assert!(!db::device::insert(&mut tx, &[5u8; 32], &[2u8; 32], "c", "openid", soon).await.unwrap());
+    assert!(!db::device_grants::insert(&mut tx, &[5u8; 32], &[2u8; 32], "c", "openid", soon).await.unwrap());
     tx.commit().await.unwrap();
 
     let mut tx = t.db.unscoped().await.unwrap();
-    assert_eq!(db::device::code_tenant(&mut tx, &[1u8; 32]).await.unwrap(), Some(acme));
-    assert_eq!(db::device::code_tenant(&mut tx, &[3u8; 32]).await.unwrap(), Some(acme), "expired: still found");
-    assert_eq!(db::device::code_tenant(&mut tx, &[9u8; 32]).await.unwrap(), None);
-    assert_eq!(db::device::user_code_tenant(&mut tx, &[2u8; 32]).await.unwrap(), Some(acme));
-    assert_eq!(db::device::user_code_tenant(&mut tx, &[4u8; 32]).await.unwrap(), None, "expired");
-    assert_eq!(db::device::user_code_tenant(&mut tx, &[9u8; 32]).await.unwrap(), None);
+    assert_eq!(db::device_grants::code_tenant(&mut tx, &[1u8; 32]).await.unwrap(), Some(acme));
+    assert_eq!(db::device_grants::code_tenant(&mut tx, &[3u8; 32]).await.unwrap(), Some(acme), "expired: still found");
+    assert_eq!(db::device_grants::code_tenant(&mut tx, &[9u8; 32]).await.unwrap(), None);
+    assert_eq!(db::device_grants::user_code_tenant(&mut tx, &[2u8; 32]).await.unwrap(), Some(acme));
+    assert_eq!(db::device_grants::user_code_tenant(&mut tx, &[4u8; 32]).await.unwrap(), None, "expired");
+    assert_eq!(db::device_grants::user_code_tenant(&mut tx, &[9u8; 32]).await.unwrap(), None);
     // The rows themselves stay invisible without the tenant.
-    assert!(db::device::pending_by_user_code(&mut tx, &[2u8; 32]).await.unwrap().is_none());
+    assert!(db::device_grants::pending_by_user_code(&mut tx, &[2u8; 32]).await.unwrap().is_none());
     tx.commit().await.unwrap();
 
     // Decided: no longer found by its user code.
     let mut tx = t.db.tenant(acme).await.unwrap();
-    let who = db::device::Decider {
+    let who = db::device_grants::Decider {
         user_id: uuid::Uuid::now_v7(),
         stamp: uuid::Uuid::nil(),
         auth_time: chrono::Utc::now(),
@@ -325,11 +325,11 @@ async fn device_code_lookups() {
         acr: "a",
         sid: "s",
     };
-    assert!(db::device::decide(&mut tx, &[2u8; 32], false, &who).await.unwrap().is_some());
-    assert!(db::device::decide(&mut tx, &[2u8; 32], true, &who).await.unwrap().is_none(), "decided once");
+    assert!(db::device_grants::decide(&mut tx, &[2u8; 32], false, &who).await.unwrap().is_some());
+    assert!(db::device_grants::decide(&mut tx, &[2u8; 32], true, &who).await.unwrap().is_none(), "decided once");
     tx.commit().await.unwrap();
     let mut tx = t.db.unscoped().await.unwrap();
-    assert_eq!(db::device::user_code_tenant(&mut tx, &[2u8; 32]).await.unwrap(), None);
+    assert_eq!(db::device_grants::user_code_tenant(&mut tx, &[2u8; 32]).await.unwrap(), None);
 }
 
 /// lca_identities_current says only whether every (user, stamp) pair is current: a stamp that

@@ -122,7 +122,7 @@ async fn grant_state(t: &TestDb, tenant: Uuid, user: Uuid) {
     )
     .await
     .unwrap();
-    laventecare_auth::db::device::insert(
+    laventecare_auth::db::device_grants::insert(
         &mut tx,
         &laventecare_auth::secrets::random_bytes::<32>(),
         &laventecare_auth::secrets::random_bytes::<32>(),

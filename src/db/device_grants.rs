@@ -1,4 +1,5 @@
-//! Device authorization grants (RFC 8628). Every state change is one atomic statement on the
+//! Device authorization grants (RFC 8628), the rows of `device_grants`: the device code, the
+//! user code and where the request is. Every state change is one atomic statement on the
 //! grant's row (see `migrations/0009_device.sql`).
 
 use chrono::{DateTime, Utc};
