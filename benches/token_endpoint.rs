@@ -79,9 +79,9 @@ async fn setup() -> Setup {
     let family = uuid::Uuid::now_v7();
     let until = chrono::Utc::now() + chrono::Duration::days(1);
     let mut tx = database.tenant(tenant).await.unwrap();
-    db::grants::insert_family(
+    db::families::insert(
         &mut tx,
-        &db::grants::Family {
+        &db::families::Family {
             family_id: family,
             client_id: client.client_id.clone(),
             user_id: Some(user.user_id),
@@ -96,7 +96,7 @@ async fn setup() -> Setup {
     )
     .await
     .unwrap();
-    db::grants::insert_refresh(&mut tx, &refresh.hash(), family, until).await.unwrap();
+    db::refresh_tokens::insert(&mut tx, &refresh.hash(), family, until).await.unwrap();
     tx.commit().await.unwrap();
 
     let basic = base64::engine::general_purpose::STANDARD.encode(format!(

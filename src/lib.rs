@@ -77,7 +77,7 @@ pub fn app(state: AppState) -> Router {
 
     // Browser routes: they carry the session cookie.
     let sessions =
-        SessionManagerLayer::new(db::sessions::PgSessionStore::new(state.db.clone(), config.ttl.session_max))
+        SessionManagerLayer::new(db::browser_sessions::PgSessionStore::new(state.db.clone(), config.ttl.session_max))
             .with_name(if config.secure_cookies { "__Host-lca_session" } else { "lca_session" })
             .with_secure(config.secure_cookies)
             .with_http_only(true)

@@ -13,10 +13,10 @@ use crate::render::page_error;
 pub const ACR_PASSWORD: &str = "urn:laventecare:acr:pwd";
 pub const ACR_MFA: &str = "urn:laventecare:acr:mfa";
 
-const AUTH: &str = crate::db::sessions::SIGNED_IN_KEY;
+const AUTH: &str = crate::db::browser_sessions::SIGNED_IN_KEY;
 const CSRF: &str = "csrf";
 const PENDING: &str = "pending";
-const PRE_AUTH: &str = crate::db::sessions::PRE_AUTH_KEY;
+const PRE_AUTH: &str = crate::db::browser_sessions::PRE_AUTH_KEY;
 const RETURN_TO: &str = "return_to";
 const ENROLMENT: &str = "enrolment";
 /// Authorization requests kept per session; the oldest goes first.
@@ -108,10 +108,10 @@ pub async fn take_return_to(session: &Session) -> Result<Option<String>, AppErro
     Ok(path.filter(|p| p.starts_with('/') && !p.starts_with("//")))
 }
 
-/// The hash under which the store keeps this session (see `db::sessions`), to tell the
+/// The hash under which the store keeps this session (see `db::browser_sessions`), to tell the
 /// current session from the others.
 pub fn current_handle(session: &Session) -> Option<[u8; 32]> {
-    session.id().map(|id| crate::db::sessions::id_hash(&id))
+    session.id().map(|id| crate::db::browser_sessions::id_hash(&id))
 }
 
 fn internal(e: tower_sessions::session::Error) -> AppError {

@@ -26,8 +26,8 @@ pub(super) async fn run(
 ) -> anyhow::Result<()> {
     match command {
         KeysCommand::Rotate { json } => {
-            let policy = crate::tokens::RotationPolicy::default();
-            let report = crate::tokens::rotate_by(db, operator, master_key, &policy).await?;
+            let policy = crate::tokens::KeyRotationPolicy::default();
+            let report = crate::tokens::rotate_signing_keys_by(db, operator, master_key, &policy).await?;
             print(json, &report, || {
                 let created: Vec<String> = report.created.iter().map(|k| format!("{} {}", k.alg, k.kid)).collect();
                 format!("new signing keys:\n  {}\n(running servers pick them up within a minute)", created.join("\n  "))

@@ -70,9 +70,11 @@ pub(super) async fn run(command: TenantCommand, db: &Database, operator: &Actor)
     Ok(())
 }
 
-fn status_line(done: &tenancy::TenantStatus) -> String {
+fn status_line(done: &tenancy::TenantStatusChange) -> String {
     match (done.changed, done.status) {
-        (true, "suspended") => format!("suspended tenant {}: no logins or tokens until it is reactivated", done.slug),
+        (true, crate::vocabulary::TenantStatus::Suspended) => {
+            format!("suspended tenant {}: no logins or tokens until it is reactivated", done.slug)
+        }
         (true, _) => format!("reactivated tenant {}", done.slug),
         (false, status) => format!("tenant {} was already {status}", done.slug),
     }

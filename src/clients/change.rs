@@ -10,6 +10,7 @@ use crate::db::audit::{self, Actor};
 use crate::db::{self, Database};
 use crate::secrets::Secret;
 use crate::service_error::ServiceError;
+use crate::vocabulary::ClientType;
 
 /// What `client update` asks for: each list given replaces the registered one.
 #[derive(Debug, Clone, Default)]
@@ -120,7 +121,7 @@ fn expose_one<S: serde::Serializer>(secret: &Secret, s: S) -> Result<S::Ok, S::E
 /// issued stay valid. `client.secret_rotated`.
 pub async fn rotate_secret(db: &Database, actor: &Actor, client_id: &str) -> Result<RotatedSecret, ServiceError> {
     let client = find_any(db, client_id).await?.ok_or_else(|| no_client(client_id))?;
-    if client.client_type != "confidential" {
+    if client.client_type != ClientType::Confidential {
         return Err(ServiceError::Invalid("a public client has no secret".into()));
     }
     let secret = Secret::generate();
@@ -153,8 +154,8 @@ pub async fn delete_client(db: &Database, actor: &Actor, client_id: &str) -> Res
     if !db::clients::delete(&mut tx, &client.client_id).await? {
         return Err(no_client(client_id));
     }
-    let (mut families, mut tokens) =
-        db::grants::revoke_client_grants(&mut tx, &client.client_id, "client_deleted").await?;
+    let mut families = db::families::revoke_of_client(&mut tx, &client.client_id, "client_deleted").await?;
+    let mut tokens = db::access_tokens::revoke_of_client_without_family(&mut tx, &client.client_id).await?;
     let details = serde_json::json!({
         "name": client.name,
         "families_revoked": families,
@@ -168,7 +169,8 @@ pub async fn delete_client(db: &Database, actor: &Actor, client_id: &str) -> Res
         tx.commit().await?;
         for (tenant_id, _) in tenants.into_iter().filter(|(id, _)| *id != client.tenant_id) {
             let mut tx = db.tenant(tenant_id).await?;
-            let (f, t) = db::grants::revoke_client_grants(&mut tx, &client.client_id, "client_deleted").await?;
+            let f = db::families::revoke_of_client(&mut tx, &client.client_id, "client_deleted").await?;
+            let t = db::access_tokens::revoke_of_client_without_family(&mut tx, &client.client_id).await?;
             tx.commit().await?;
             families += f;
             tokens += t;

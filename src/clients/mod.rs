@@ -49,7 +49,7 @@ pub struct CreatedClient {
     pub client_secret: Option<Secret>,
     pub tenant: String,
     pub name: String,
-    pub client_type: &'static str,
+    pub client_type: crate::vocabulary::ClientType,
     pub token_endpoint_auth_method: String,
     pub grant_types: Vec<String>,
     pub redirect_uris: Vec<String>,
@@ -169,7 +169,8 @@ pub async fn create_client_by(db: &Database, actor: &Actor, req: ClientRequest) 
     let redirect_uris: Vec<String> = redirect_uris.into_iter().map(RedirectUri::into_string).collect();
     let post_logout_redirect_uris: Vec<String> =
         post_logout_redirect_uris.into_iter().map(RedirectUri::into_string).collect();
-    let client_type = if req.public { "public" } else { "confidential" };
+    let client_type =
+        if req.public { crate::vocabulary::ClientType::Public } else { crate::vocabulary::ClientType::Confidential };
 
     let mut tx = db.tenant(tenant.id).await?;
     db::clients::insert(
@@ -184,7 +185,7 @@ pub async fn create_client_by(db: &Database, actor: &Actor, req: ClientRequest) 
             grant_types: &grants,
             redirect_uris: &redirect_uris,
             post_logout_redirect_uris: &post_logout_redirect_uris,
-            service_role: req.role.map(Role::as_str),
+            service_role: req.role,
             multi_tenant: req.multi_tenant,
             signing_alg: &signing_alg,
             require_mfa: req.require_mfa,

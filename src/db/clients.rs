@@ -3,19 +3,20 @@
 use uuid::Uuid;
 
 use super::Tx;
+use crate::vocabulary::{ClientType, Role};
 
 /// A client registration as it is written.
 #[derive(Debug, Clone)]
 pub struct NewClient<'a> {
     pub client_id: &'a str,
     pub name: &'a str,
-    pub client_type: &'a str,
+    pub client_type: ClientType,
     pub secret_hash: Option<&'a [u8]>,
     pub token_endpoint_auth_method: &'a str,
     pub grant_types: &'a [String],
     pub redirect_uris: &'a [String],
     pub post_logout_redirect_uris: &'a [String],
-    pub service_role: Option<&'a str>,
+    pub service_role: Option<Role>,
     pub multi_tenant: bool,
     pub signing_alg: &'a str,
     pub require_mfa: bool,
@@ -116,14 +117,14 @@ pub struct ClientRow {
     pub tenant_id: Uuid,
     pub client_id: String,
     pub name: String,
-    pub client_type: String,
+    pub client_type: ClientType,
     pub secret_hash: Option<Vec<u8>>,
     pub token_endpoint_auth_method: String,
     pub grant_types: Vec<String>,
     pub redirect_uris: Vec<String>,
     pub post_logout_redirect_uris: Vec<String>,
     pub scopes: Vec<String>,
-    pub service_role: Option<String>,
+    pub service_role: Option<Role>,
     pub multi_tenant: bool,
     pub signing_alg: String,
     pub require_pkce: bool,

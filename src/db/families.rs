@@ -1,21 +1,97 @@
-//! Ending token families, with the audit event that says why.
+//! Token families: what one authorization issued (its refresh tokens, `db::refresh_tokens`,
+//! and the access tokens of each, `db::access_tokens`). Ending a family ends all of them.
 //!
-//! A family is what one authorization issued (refresh tokens and their access tokens).
 //! Whatever ends one — a replay, a membership that ended, a second factor now required, a
-//! password change, a recovery, the revocation endpoint — writes `token_family.revoked` with
-//! the reason, in the transaction that ends it, so one query of the audit log lists every
-//! ended family and why. Deleting a client ends its families in bulk and records the count in
-//! `client.deleted` instead of one row per family.
+//! password change, a recovery, the revocation endpoint — goes through [`revoke`] or
+//! [`revoke_of_user`], which write `token_family.revoked` with the reason in the transaction
+//! that ends it, so one query of the audit log lists every ended family and why. Two callers
+//! record their own event instead: deleting a client ends its families in bulk
+//! ([`revoke_of_client`]) and records the count in `client.deleted`, and a user ending one of
+//! their devices ([`revoke_device_family_of_user`]) records `device.revoked`.
 
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::Tx;
 use super::audit::{self, Actor};
-use super::{Tx, grants};
+
+/// A token family: what one authorization issued.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Family {
+    pub family_id: Uuid,
+    pub client_id: String,
+    pub user_id: Option<Uuid>,
+    pub scope: String,
+    pub auth_time: Option<DateTime<Utc>>,
+    pub amr: Vec<String>,
+    pub acr: Option<String>,
+    pub sid: Option<String>,
+    pub expires_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// Creates a family in the transaction's tenant.
+pub async fn insert(tx: &mut Tx, f: &Family) -> Result<(), sqlx::Error> {
+    let tenant_id = tx.tenant_or_nil();
+    sqlx::query(
+        "INSERT INTO token_families (tenant_id, family_id, client_id, user_id, scope, auth_time, amr, acr, sid, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(tenant_id)
+    .bind(f.family_id)
+    .bind(&f.client_id)
+    .bind(f.user_id)
+    .bind(&f.scope)
+    .bind(f.auth_time)
+    .bind(&f.amr)
+    .bind(&f.acr)
+    .bind(&f.sid)
+    .bind(f.expires_at)
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
+/// A family by id.
+pub async fn by_id(tx: &mut Tx, family_id: Uuid) -> Result<Option<Family>, sqlx::Error> {
+    let tenant_id = tx.tenant_or_nil();
+    sqlx::query_as(
+        "SELECT family_id, client_id, user_id, scope, auth_time, amr, acr, sid, expires_at, revoked_at \
+         FROM token_families WHERE tenant_id = $1 AND family_id = $2",
+    )
+    .bind(tenant_id)
+    .bind(family_id)
+    .fetch_optional(tx.conn())
+    .await
+}
+
+/// The tenants where a user has live families (SECURITY DEFINER lookup).
+pub async fn tenants_of_user(tx: &mut Tx, user_id: Uuid) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar("SELECT lca_user_family_tenants($1)").bind(user_id).fetch_all(tx.conn()).await
+}
+
+/// A family that a call ended.
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct Ended {
+    family_id: Uuid,
+    client_id: String,
+    user_id: Option<Uuid>,
+}
 
 /// Ends one live family of the transaction's tenant and audits it. True if this call ended
 /// it (a family already ended writes nothing, so concurrent replays write one row).
 pub async fn revoke(tx: &mut Tx, actor: &Actor, family_id: Uuid, reason: &str) -> Result<bool, sqlx::Error> {
-    let Some(ended) = grants::revoke_family(tx, family_id, reason).await? else { return Ok(false) };
+    let tenant_id = tx.tenant_or_nil();
+    let ended: Option<Ended> = sqlx::query_as(
+        "UPDATE token_families SET revoked_at = now(), revoked_reason = $3 \
+         WHERE tenant_id = $1 AND family_id = $2 AND revoked_at IS NULL RETURNING family_id, client_id, user_id",
+    )
+    .bind(tenant_id)
+    .bind(family_id)
+    .bind(reason)
+    .fetch_optional(tx.conn())
+    .await?;
+    let Some(ended) = ended else { return Ok(false) };
     record(tx, actor, &ended, reason).await?;
     Ok(true)
 }
@@ -23,14 +99,101 @@ pub async fn revoke(tx: &mut Tx, actor: &Actor, family_id: Uuid, reason: &str) -
 /// Ends every live family of a user in the transaction's tenant, auditing each; returns how
 /// many.
 pub async fn revoke_of_user(tx: &mut Tx, actor: &Actor, user_id: Uuid, reason: &str) -> Result<u64, sqlx::Error> {
-    let ended = grants::revoke_user_families(tx, user_id, reason).await?;
+    let tenant_id = tx.tenant_or_nil();
+    let ended: Vec<Ended> = sqlx::query_as(
+        "UPDATE token_families SET revoked_at = now(), revoked_reason = $3 \
+         WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL RETURNING family_id, client_id, user_id",
+    )
+    .bind(tenant_id)
+    .bind(user_id)
+    .bind(reason)
+    .fetch_all(tx.conn())
+    .await?;
     for family in &ended {
         record(tx, actor, family, reason).await?;
     }
     Ok(u64::try_from(ended.len()).unwrap_or(u64::MAX))
 }
 
-async fn record(tx: &mut Tx, actor: &Actor, family: &grants::Ended, reason: &str) -> Result<(), sqlx::Error> {
+/// Ends every live family of a client in the transaction's tenant (refresh tokens and the
+/// access tokens of each); returns how many. Not audited one by one: the caller records the
+/// count (`client.deleted`). A client's access tokens without a family (client credentials)
+/// are [`access_tokens::revoke_of_client_without_family`](super::access_tokens::revoke_of_client_without_family).
+pub async fn revoke_of_client(tx: &mut Tx, client_id: &str, reason: &str) -> Result<u64, sqlx::Error> {
+    let tenant_id = tx.tenant_or_nil();
+    let done = sqlx::query(
+        "UPDATE token_families SET revoked_at = now(), revoked_reason = $3 \
+         WHERE tenant_id = $1 AND client_id = $2 AND revoked_at IS NULL",
+    )
+    .bind(tenant_id)
+    .bind(client_id)
+    .bind(reason)
+    .execute(tx.conn())
+    .await?;
+    Ok(done.rows_affected())
+}
+
+// Families begun by a device authorization grant (RFC 8628), which the account page lists
+// and lets the user end one by one.
+
+/// Marks a family as begun by the device grant (the account page lists those).
+pub async fn mark_begun_by_device(tx: &mut Tx, family_id: Uuid) -> Result<(), sqlx::Error> {
+    let tenant_id = tx.tenant_or_nil();
+    sqlx::query("UPDATE token_families SET origin_grant = 'device_code' WHERE tenant_id = $1 AND family_id = $2")
+        .bind(tenant_id)
+        .bind(family_id)
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}
+
+/// A live device family of a user, for the account page.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DeviceFamily {
+    pub family_id: Uuid,
+    pub client_id: String,
+    pub client_name: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The user's live device families in the transaction's tenant.
+pub async fn device_families_of_user(tx: &mut Tx, user_id: Uuid) -> Result<Vec<DeviceFamily>, sqlx::Error> {
+    let tenant_id = tx.tenant_or_nil();
+    sqlx::query_as(
+        "SELECT f.family_id, f.client_id, c.name AS client_name, f.created_at FROM token_families f \
+           LEFT JOIN clients c ON c.tenant_id = f.tenant_id AND c.client_id = f.client_id \
+         WHERE f.tenant_id = $1 AND f.user_id = $2 AND f.origin_grant = 'device_code' \
+           AND f.revoked_at IS NULL AND f.expires_at > now() \
+         ORDER BY f.created_at LIMIT 100",
+    )
+    .bind(tenant_id)
+    .bind(user_id)
+    .fetch_all(tx.conn())
+    .await
+}
+
+/// Revokes one live device family of the user; returns its client when this call revoked it.
+/// Not audited here: the account page records `device.revoked` in the same transaction.
+pub async fn revoke_device_family_of_user(
+    tx: &mut Tx,
+    user_id: Uuid,
+    family_id: Uuid,
+) -> Result<Option<String>, sqlx::Error> {
+    let tenant_id = tx.tenant_or_nil();
+    sqlx::query_scalar(
+        "UPDATE token_families SET revoked_at = now(), revoked_reason = 'device_revoked' \
+         WHERE tenant_id = $1 AND family_id = $2 AND user_id = $3 AND origin_grant = 'device_code' \
+           AND revoked_at IS NULL \
+         RETURNING client_id",
+    )
+    .bind(tenant_id)
+    .bind(family_id)
+    .bind(user_id)
+    .fetch_optional(tx.conn())
+    .await
+}
+
+async fn record(tx: &mut Tx, actor: &Actor, family: &Ended, reason: &str) -> Result<(), sqlx::Error> {
     let details = serde_json::json!({
         "reason": reason,
         "client_id": family.client_id,

@@ -11,7 +11,7 @@ pub struct MembershipOf {
     pub tenant_id: Uuid,
     pub slug: String,
     pub name: String,
-    pub role: String,
+    pub role: Role,
 }
 
 /// Inserts a membership in the transaction's tenant.
@@ -19,20 +19,20 @@ pub async fn insert(tx: &mut Tx, tenant_id: Uuid, user_id: Uuid, role: Role) -> 
     sqlx::query("INSERT INTO memberships (tenant_id, user_id, role) VALUES ($1, $2, $3)")
         .bind(tenant_id)
         .bind(user_id)
-        .bind(role.as_str())
+        .bind(role)
         .execute(tx.conn())
         .await?;
     Ok(())
 }
 
 /// The user's role in the transaction's tenant.
-pub async fn role_of(tx: &mut Tx, user_id: Uuid) -> Result<Option<String>, sqlx::Error> {
+pub async fn role_of(tx: &mut Tx, user_id: Uuid) -> Result<Option<Role>, sqlx::Error> {
     sqlx::query_scalar("SELECT role FROM memberships WHERE user_id = $1").bind(user_id).fetch_optional(tx.conn()).await
 }
 
 /// Changes the user's role in the transaction's tenant; returns the role before, or `None`
 /// when the user is not a member. One statement: the old role is read from the locked row.
-pub async fn set_role(tx: &mut Tx, user_id: Uuid, role: Role) -> Result<Option<String>, sqlx::Error> {
+pub async fn set_role(tx: &mut Tx, user_id: Uuid, role: Role) -> Result<Option<Role>, sqlx::Error> {
     let tenant_id = tx.tenant_id().unwrap_or_default();
     sqlx::query_scalar(
         "UPDATE memberships m SET role = $3 FROM memberships old \
@@ -41,13 +41,13 @@ pub async fn set_role(tx: &mut Tx, user_id: Uuid, role: Role) -> Result<Option<S
     )
     .bind(tenant_id)
     .bind(user_id)
-    .bind(role.as_str())
+    .bind(role)
     .fetch_optional(tx.conn())
     .await
 }
 
 /// Ends the user's membership of the transaction's tenant; returns the role it had.
-pub async fn delete(tx: &mut Tx, user_id: Uuid) -> Result<Option<String>, sqlx::Error> {
+pub async fn delete(tx: &mut Tx, user_id: Uuid) -> Result<Option<Role>, sqlx::Error> {
     let tenant_id = tx.tenant_id().unwrap_or_default();
     sqlx::query_scalar("DELETE FROM memberships WHERE tenant_id = $1 AND user_id = $2 RETURNING role")
         .bind(tenant_id)
@@ -65,7 +65,7 @@ pub async fn of_user(tx: &mut Tx, user_id: Uuid) -> Result<Vec<MembershipOf>, sq
 }
 
 /// The members of the transaction's tenant: (user id, email, role, has TOTP).
-pub async fn members(tx: &mut Tx) -> Result<Vec<(Uuid, String, String, bool)>, sqlx::Error> {
+pub async fn members(tx: &mut Tx) -> Result<Vec<(Uuid, String, Role, bool)>, sqlx::Error> {
     sqlx::query_as(
         "SELECT m.user_id, u.email, m.role, u.totp_secret IS NOT NULL \
          FROM memberships m JOIN users u ON u.id = m.user_id ORDER BY u.email LIMIT 1000",
@@ -76,7 +76,7 @@ pub async fn members(tx: &mut Tx) -> Result<Vec<(Uuid, String, String, bool)>, s
 
 /// Every membership of a user, whatever the tenant's status: (tenant, role) (SECURITY
 /// DEFINER lookup; for recovery's permission rule).
-pub async fn all_of(tx: &mut Tx, user_id: Uuid) -> Result<Vec<(Uuid, String)>, sqlx::Error> {
+pub async fn all_of(tx: &mut Tx, user_id: Uuid) -> Result<Vec<(Uuid, Role)>, sqlx::Error> {
     sqlx::query_as("SELECT tenant_id, role FROM lca_memberships_any_status($1)")
         .bind(user_id)
         .fetch_all(tx.conn())

@@ -1,15 +1,17 @@
-//! A user's second factor and password, in a transaction for that user
-//! ([`super::Database::user`]).
+//! A user's second factor (TOTP secret, backup codes, used time steps), in a transaction for
+//! that user ([`super::Database::user`]). The password is a column of the user's row
+//! (`db::users`).
 
 use uuid::Uuid;
 
 use super::Tx;
+use crate::vocabulary::UserStatus;
 
 /// What sign-in needs to know of a user's second factor.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct MfaState {
     pub email: String,
-    pub status: String,
+    pub status: UserStatus,
     pub totp_secret: Option<Vec<u8>>,
     pub totp_pending: Option<Vec<u8>>,
     pub mfa_enrol_required: bool,
@@ -132,23 +134,4 @@ pub async fn reset(tx: &mut Tx, user_id: Uuid) -> Result<bool, sqlx::Error> {
     .await?
     .rows_affected()
         == 1)
-}
-
-/// The user's password hash.
-pub async fn password_hash(tx: &mut Tx, user_id: Uuid) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
-        .bind(user_id)
-        .fetch_optional(tx.conn())
-        .await
-        .map(Option::flatten)
-}
-
-/// Sets a new password hash.
-pub async fn set_password(tx: &mut Tx, user_id: Uuid, hash: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE users SET password_hash = $2, password_changed_at = now(), updated_at = now() WHERE id = $1")
-        .bind(user_id)
-        .bind(hash)
-        .execute(tx.conn())
-        .await?;
-    Ok(())
 }

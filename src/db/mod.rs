@@ -15,19 +15,21 @@
 //!   request connection is checked ([`runtime_login_problem`]) and refused if it is anything
 //!   else, so a misconfigured login fails closed instead of running requests with more rights.
 
+pub mod access_tokens;
 pub mod audit;
+pub mod authorization_codes;
+pub mod browser_sessions;
 pub mod clients;
 pub mod consents;
-pub mod device;
+pub mod device_grants;
 pub mod embedded;
 pub mod families;
-pub mod grants;
 pub mod janitor;
-pub mod keys;
 pub mod memberships;
 pub mod mfa;
 pub mod recovery;
-pub mod sessions;
+pub mod refresh_tokens;
+pub mod signing_keys;
 pub mod tenants;
 pub mod throttle;
 pub mod users;
@@ -266,6 +268,12 @@ impl Tx {
     /// The tenant this transaction was opened for.
     pub fn tenant_id(&self) -> Option<Uuid> {
         self.tenant_id
+    }
+
+    /// The tenant for a query's `tenant_id = $1`: the nil id when the transaction has none,
+    /// which matches no row (and Row Level Security hides every tenant row anyway).
+    pub(crate) fn tenant_or_nil(&self) -> Uuid {
+        self.tenant_id.unwrap_or_default()
     }
 
     /// Moves the transaction to another tenant, for one action that spans a user's tenants

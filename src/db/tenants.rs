@@ -3,12 +3,13 @@
 use uuid::Uuid;
 
 use super::Tx;
+use crate::vocabulary::TenantStatus;
 
 /// A tenant as the lookup function returns it.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct TenantRef {
     pub id: Uuid,
-    pub status: String,
+    pub status: TenantStatus,
     pub is_platform: bool,
 }
 
@@ -40,7 +41,7 @@ pub async fn platform(tx: &mut Tx) -> Result<Option<Uuid>, sqlx::Error> {
 }
 
 /// The transaction's own tenant: (slug, status).
-pub async fn current(tx: &mut Tx) -> Result<Option<(String, String)>, sqlx::Error> {
+pub async fn current(tx: &mut Tx) -> Result<Option<(String, TenantStatus)>, sqlx::Error> {
     sqlx::query_as("SELECT slug, status FROM tenants").fetch_optional(tx.conn()).await
 }
 
@@ -54,9 +55,9 @@ pub async fn requires_mfa(tx: &mut Tx) -> Result<bool, sqlx::Error> {
     Ok(sqlx::query_scalar("SELECT require_mfa FROM tenants").fetch_optional(tx.conn()).await?.unwrap_or(false))
 }
 
-/// Sets the transaction's tenant's status (`active` or `suspended`); true if it changed.
+/// Sets the transaction's tenant's status; true if it changed.
 /// Operator transactions only, like [`insert`].
-pub async fn set_status(tx: &mut Tx, status: &str) -> Result<bool, sqlx::Error> {
+pub async fn set_status(tx: &mut Tx, status: TenantStatus) -> Result<bool, sqlx::Error> {
     let tenant_id = tx.tenant_id().unwrap_or_default();
     let done = sqlx::query("UPDATE tenants SET status = $2 WHERE id = $1 AND status <> $2")
         .bind(tenant_id)

@@ -4,13 +4,14 @@
 use uuid::Uuid;
 
 use super::Tx;
+use crate::vocabulary::UserStatus;
 
 /// What login and provisioning need of a user found by email.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct UserByEmail {
     pub id: Uuid,
     pub password_hash: Option<String>,
-    pub status: String,
+    pub status: UserStatus,
     /// Recorded by whatever this sign-in makes (half sign-in, session); see
     /// [`bump_security_stamp`].
     pub security_stamp: Uuid,
@@ -41,7 +42,7 @@ pub struct UserClaims {
     pub id: Uuid,
     pub email: String,
     pub name: Option<String>,
-    pub status: String,
+    pub status: UserStatus,
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
 
@@ -68,4 +69,24 @@ pub async fn bump_security_stamp(tx: &mut Tx, user_id: Uuid) -> Result<Uuid, sql
 /// The user's current security stamp (the transaction must see the user).
 pub async fn security_stamp(tx: &mut Tx, user_id: Uuid) -> Result<Option<Uuid>, sqlx::Error> {
     sqlx::query_scalar("SELECT security_stamp FROM users WHERE id = $1").bind(user_id).fetch_optional(tx.conn()).await
+}
+
+/// The user's password hash (the transaction must see the user).
+pub async fn password_hash(tx: &mut Tx, user_id: Uuid) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
+        .bind(user_id)
+        .fetch_optional(tx.conn())
+        .await
+        .map(Option::flatten)
+}
+
+/// Sets a new password hash (the transaction must act for the user). Ending what the old
+/// password signed in is the caller's (`identity::security`).
+pub async fn set_password(tx: &mut Tx, user_id: Uuid, hash: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE users SET password_hash = $2, password_changed_at = now(), updated_at = now() WHERE id = $1")
+        .bind(user_id)
+        .bind(hash)
+        .execute(tx.conn())
+        .await?;
+    Ok(())
 }

@@ -14,6 +14,7 @@ use crate::db::{self, Database};
 use crate::identity::security;
 use crate::secrets::Secret;
 use crate::service_error::ServiceError;
+use crate::vocabulary::Role;
 
 /// An issued link, shown once.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -35,8 +36,8 @@ pub async fn may_act(db: &Database, actor: &Actor, tenant_id: Uuid, target: Uuid
         ("user", Some(admin)) if member => {
             let theirs = db::memberships::of_user(&mut tx, admin).await?;
             let platform = db::tenants::platform(&mut tx).await?;
-            let is_platform_admin = theirs.iter().any(|m| m.role == "admin" && Some(m.tenant_id) == platform);
-            let administers = |t: Uuid| theirs.iter().any(|m| m.role == "admin" && m.tenant_id == t);
+            let is_platform_admin = theirs.iter().any(|m| m.role == Role::Admin && Some(m.tenant_id) == platform);
+            let administers = |t: Uuid| theirs.iter().any(|m| m.role == Role::Admin && m.tenant_id == t);
             // Suspended tenants count: their admins are admins again once reactivated.
             let target_tenants = db::memberships::all_of(&mut tx, target).await?;
             is_platform_admin || (administers(tenant_id) && target_tenants.iter().all(|(t, _)| administers(*t)))
@@ -157,7 +158,7 @@ pub async fn use_link(
     let mut tx = db.tenant(tenant_id).await?;
     let Some(user_id) = db::recovery::consume(&mut tx, &token_hash).await? else { return Ok(None) };
     tx.switch_user(user_id).await?;
-    db::mfa::set_password(&mut tx, user_id, password_hash).await?;
+    db::users::set_password(&mut tx, user_id, password_hash).await?;
     db::mfa::reset(&mut tx, user_id).await?;
     let actor = Actor { kind: "user", id: Some(user_id.to_string()), ..origin.clone() };
     let ended = security::end_sessions_and_families(&mut tx, &actor, user_id, None, "recovery").await?;

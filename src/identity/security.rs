@@ -31,14 +31,14 @@ pub async fn end_sessions_and_families(
 ) -> Result<Ended, sqlx::Error> {
     tx.switch_user(user_id).await?;
     let stamp = db::users::bump_security_stamp(tx, user_id).await?;
-    let sessions = db::sessions::end_for_user(tx, user_id, keep).await?;
+    let sessions = db::browser_sessions::end_for_user(tx, user_id, keep).await?;
     let mut families = 0;
     let original = tx.tenant_id();
-    for tenant in db::grants::user_family_tenants(tx, user_id).await? {
+    for tenant in db::families::tenants_of_user(tx, user_id).await? {
         tx.switch_tenant(tenant).await?;
         families += db::families::revoke_of_user(tx, actor, user_id, reason).await?;
         // An approved device request not yet redeemed would become a family after this.
-        db::device::deny_approved_of_user(tx, user_id).await?;
+        db::device_grants::deny_approved_of_user(tx, user_id).await?;
     }
     if let Some(t) = original {
         tx.switch_tenant(t).await?;
@@ -78,7 +78,7 @@ pub async fn needs_second_factor(tx: &mut Tx, user_id: Uuid, state: &db::mfa::Mf
 
 /// Admin of any active tenant (the platform tenant's admins included).
 pub async fn is_admin_anywhere(tx: &mut Tx, user_id: Uuid) -> Result<bool, sqlx::Error> {
-    Ok(db::memberships::of_user(tx, user_id).await?.iter().any(|m| m.role == "admin"))
+    Ok(db::memberships::of_user(tx, user_id).await?.iter().any(|m| m.role == crate::vocabulary::Role::Admin))
 }
 
 /// Whether this user must pass a second factor for tokens in the transaction's tenant: the

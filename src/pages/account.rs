@@ -87,7 +87,7 @@ async fn page(
 ) -> Result<Response, AppError> {
     let mut tx = state.db.user(who.user_id).await?;
     let st = db::mfa::state(&mut tx, who.user_id).await?.ok_or(AppError::NotFound)?;
-    let rows = db::sessions::of_user(&mut tx, who.user_id).await?;
+    let rows = db::browser_sessions::of_user(&mut tx, who.user_id).await?;
     tx.commit().await?;
     let current = session::current_handle(session);
     let sessions: Vec<SessionLine> = rows
@@ -152,7 +152,7 @@ pub async fn change_password(
         Err(to_login) => return Ok(to_login),
     };
     let mut tx = state.db.user(who.user_id).await?;
-    let stored = db::mfa::password_hash(&mut tx, who.user_id).await?;
+    let stored = db::users::password_hash(&mut tx, who.user_id).await?;
     let email = db::mfa::state(&mut tx, who.user_id).await?.map(|s| s.email).unwrap_or_default();
     tx.commit().await?;
     let attempt = throttle::Attempt::new(&email, meta.ip);
@@ -182,7 +182,7 @@ pub async fn change_password(
     }
     let hash = state.passwords.hash(new).await?;
     let mut tx = state.db.user(who.user_id).await?;
-    db::mfa::set_password(&mut tx, who.user_id, &hash).await?;
+    db::users::set_password(&mut tx, who.user_id, &hash).await?;
     let keep = session::current_handle(&session);
     let actor = meta.actor("user", Some(who.user_id.to_string()));
     let ended = security::end_sessions_and_families(
@@ -294,7 +294,7 @@ pub async fn end_session(
     };
     let Ok(handle) = hex::decode(&form.session) else { return Err(AppError::NotFound) };
     let mut tx = state.db.user(who.user_id).await?;
-    if db::sessions::end_one(&mut tx, who.user_id, &handle).await? {
+    if db::browser_sessions::end_one(&mut tx, who.user_id, &handle).await? {
         let event = meta.event(
             "session.ended",
             "success",
@@ -311,9 +311,9 @@ pub async fn end_session(
 async fn device_lines(state: &AppState, who: &SignedIn) -> Result<Vec<DeviceLine>, AppError> {
     let mut tx = state.db.user(who.user_id).await?;
     let mut lines = Vec::new();
-    for tenant in db::grants::user_family_tenants(&mut tx, who.user_id).await? {
+    for tenant in db::families::tenants_of_user(&mut tx, who.user_id).await? {
         tx.switch_tenant(tenant).await?;
-        for f in db::device::families_of_user(&mut tx, who.user_id).await? {
+        for f in db::families::device_families_of_user(&mut tx, who.user_id).await? {
             lines.push(DeviceLine {
                 client_name: f.client_name.unwrap_or(f.client_id),
                 since: f.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
@@ -348,7 +348,7 @@ pub async fn revoke_device(
         Err(to_login) => return Ok(to_login),
     };
     let mut tx = state.db.tenant(form.tenant).await?;
-    let Some(client_id) = db::device::revoke_user_family(&mut tx, who.user_id, form.family).await? else {
+    let Some(client_id) = db::families::revoke_device_family_of_user(&mut tx, who.user_id, form.family).await? else {
         return Err(AppError::NotFound);
     };
     let mut event = meta.event(

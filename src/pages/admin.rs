@@ -19,13 +19,14 @@ use crate::protocol::meta::RequestMeta;
 use crate::render::render;
 use crate::session::{self, SignedIn};
 use crate::state::AppState;
+use crate::vocabulary::Role;
 
 /// A member as the admin page lists them.
 #[derive(Debug, sqlx::FromRow)]
 pub struct MemberLine {
     pub user_id: Uuid,
     pub email: String,
-    pub role: String,
+    pub role: Role,
     pub mfa: bool,
 }
 
@@ -62,10 +63,10 @@ async fn administered(state: &AppState, user_id: Uuid) -> Result<Vec<(Uuid, Stri
     let mut tx = state.db.unscoped().await?;
     let mine = db::memberships::of_user(&mut tx, user_id).await?;
     let platform = db::tenants::platform(&mut tx).await?;
-    let list = if mine.iter().any(|m| m.role == "admin" && Some(m.tenant_id) == platform) {
+    let list = if mine.iter().any(|m| m.role == Role::Admin && Some(m.tenant_id) == platform) {
         db::tenants::list(&mut tx).await?.into_iter().map(|(id, slug)| (id, slug.clone(), slug)).collect()
     } else {
-        mine.into_iter().filter(|m| m.role == "admin").map(|m| (m.tenant_id, m.slug, m.name)).collect()
+        mine.into_iter().filter(|m| m.role == Role::Admin).map(|m| (m.tenant_id, m.slug, m.name)).collect()
     };
     tx.commit().await?;
     Ok(list)

@@ -157,7 +157,7 @@ pub async fn decide(
     };
     let approve = form.decision == "approve";
     let mut tx = state.db.tenant(found.tenant_id).await?;
-    let decider = db::device::Decider {
+    let decider = db::device_grants::Decider {
         user_id: who.user_id,
         stamp: who.stamp,
         auth_time: chrono::DateTime::from_timestamp(who.auth_time, 0).unwrap_or_default(),
@@ -166,7 +166,8 @@ pub async fn decide(
         sid: &who.sid,
     };
     // Decided meanwhile (another tab) or expired: as unknown as a wrong code.
-    let Some(client_id) = db::device::decide(&mut tx, &user_code_hash(&found.code), approve, &decider).await? else {
+    let Some(client_id) = db::device_grants::decide(&mut tx, &user_code_hash(&found.code), approve, &decider).await?
+    else {
         tx.commit().await?;
         return entry_page(&session, "", true).await;
     };
@@ -212,11 +213,11 @@ async fn find(
     if may_try && let Some(code) = &code {
         let hash = user_code_hash(code);
         let mut tx = state.db.unscoped().await?;
-        let tenant = db::device::user_code_tenant(&mut tx, &hash).await?;
+        let tenant = db::device_grants::user_code_tenant(&mut tx, &hash).await?;
         tx.commit().await?;
         if let Some(tenant_id) = tenant {
             let mut tx = state.db.tenant(tenant_id).await?;
-            let pending = db::device::pending_by_user_code(&mut tx, &hash).await?;
+            let pending = db::device_grants::pending_by_user_code(&mut tx, &hash).await?;
             tx.commit().await?;
             if let Some(p) = pending
                 && let Some(client) = crate::clients::find(&state.db, &p.client_id).await?

@@ -132,7 +132,7 @@ pub async fn submit(
     };
     let password_ok = ticket.verify(password, found.as_ref().and_then(|u| u.password_hash.as_deref())).await?;
     let found_id = found.as_ref().map(|u| u.id);
-    let user = found.filter(|u| password_ok && u.status == "active");
+    let user = found.filter(|u| password_ok && u.status == crate::vocabulary::UserStatus::Active);
 
     let Some(user) = user else {
         let user_id = found_id.map(|u| u.to_string());

@@ -39,7 +39,7 @@ pub async fn check(state: &AppState, token: &str) -> Result<Option<AccessToken>,
         return Ok(None);
     };
     let mut tx = state.db.tenant(tenant_id).await?;
-    let active = db::grants::access_active(&mut tx, jti).await?;
+    let active = db::access_tokens::is_active(&mut tx, jti).await?;
     tx.commit().await?;
     Ok(active.then_some(AccessToken { tenant_id, jti, claims }))
 }

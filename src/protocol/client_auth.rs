@@ -69,7 +69,7 @@ pub async fn authenticate(db: &Database, headers: &HeaderMap, body: Presented<'_
     };
     let ok = match (&client.secret_hash, secret) {
         (Some(hash), Some(secret)) => Secret::from_presented(secret.to_owned()).matches(hash),
-        (None, None) => client.client_type == "public",
+        (None, None) => client.client_type == crate::vocabulary::ClientType::Public,
         _ => false,
     };
     // The method the client registered is the only one it may use (RFC 7591 §2,

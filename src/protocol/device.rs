@@ -24,6 +24,7 @@ use crate::protocol::types::{SCOPES_SUPPORTED, Scopes};
 use crate::secrets::{Secret, SecretString, exposed, random_bytes, sha256};
 use crate::session::ACR_MFA;
 use crate::state::AppState;
+use crate::vocabulary::DeviceGrantStatus;
 
 /// The letters of user codes: consonants only, so no word can be spelled and nothing looks
 /// like a digit (RFC 8628 §6.1).
@@ -138,8 +139,15 @@ pub async fn device_authorization(
     let mut stored = false;
     for _ in 0..5 {
         let hash = user_code_hash(&user_code);
-        if db::device::insert(&mut tx, &device_code.hash(), &hash, &client.client_id, &scope.to_string(), expires_at)
-            .await?
+        if db::device_grants::insert(
+            &mut tx,
+            &device_code.hash(),
+            &hash,
+            &client.client_id,
+            &scope.to_string(),
+            expires_at,
+        )
+        .await?
         {
             stored = true;
             break;
@@ -197,17 +205,17 @@ pub async fn redeem(
     let code = device_code.ok_or_else(|| OAuthError::invalid_request("device_code is missing"))?;
     let hash = sha256(code.as_bytes());
     let mut tx = state.db.unscoped().await?;
-    let tenant = db::device::code_tenant(&mut tx, &hash).await?;
+    let tenant = db::device_grants::code_tenant(&mut tx, &hash).await?;
     tx.commit().await?;
     let Some(tenant_id) = tenant else {
         return Err(OAuthError::invalid_grant("the device code is invalid").into());
     };
     let mut tx = state.db.tenant(tenant_id).await?;
     // Another client's device code is unknown here, and left untouched.
-    let Some(poll) = db::device::poll(&mut tx, &hash, &client.client_id).await? else {
+    let Some(poll) = db::device_grants::poll(&mut tx, &hash, &client.client_id).await? else {
         return Err(OAuthError::invalid_grant("the device code is invalid").into());
     };
-    if poll.status == "consumed" {
+    if poll.status == DeviceGrantStatus::Consumed {
         if let Some(family_id) = poll.family_id {
             end_replayed_family(&mut tx, meta, client, family_id, "device_code_reuse", "device_code.reuse_detected")
                 .await?;
@@ -219,12 +227,12 @@ pub async fn redeem(
         tx.commit().await?;
         return Err(OAuthError::bad("expired_token", "the device code has expired").into());
     }
-    match poll.status.as_str() {
-        "denied" => {
+    match poll.status {
+        DeviceGrantStatus::Denied => {
             tx.commit().await?;
             return Err(OAuthError::bad("access_denied", "the user denied the request").into());
         }
-        "pending" => {
+        DeviceGrantStatus::Pending => {
             tx.commit().await?;
             if poll.too_fast {
                 let why = format!("poll at most every {} seconds", poll.interval_secs);
@@ -236,7 +244,7 @@ pub async fn redeem(
     }
 
     let family_id = Uuid::now_v7();
-    let Some(approval) = db::device::consume(&mut tx, &hash, &client.client_id, family_id).await? else {
+    let Some(approval) = db::device_grants::consume(&mut tx, &hash, &client.client_id, family_id).await? else {
         return Err(OAuthError::invalid_grant("the device code is invalid").into());
     };
     // From here on the grant is spent, whatever happens.
@@ -271,9 +279,9 @@ pub async fn redeem(
     }
     let scope = Scopes::parse(&approval.scope).unwrap_or_default();
     let family_end = Utc::now() + Duration::from_std(state.config.ttl.refresh_family).unwrap_or_default();
-    db::grants::insert_family(
+    db::families::insert(
         &mut tx,
-        &db::grants::Family {
+        &db::families::Family {
             family_id,
             client_id: client.client_id.clone(),
             user_id: Some(approval.user_id),
@@ -287,7 +295,7 @@ pub async fn redeem(
         },
     )
     .await?;
-    db::device::mark_family(&mut tx, family_id).await?;
+    db::families::mark_begun_by_device(&mut tx, family_id).await?;
     let response = issue::issue(
         state,
         &mut tx,

@@ -12,7 +12,7 @@ use crate::db::{self, Tx, audit, clients::ClientRow};
 use crate::error::{AppError, OAuthError};
 use crate::protocol::meta::RequestMeta;
 use crate::session::ACR_MFA;
-use crate::vocabulary::Role;
+use crate::vocabulary::{Role, TenantStatus, UserStatus};
 
 /// A JSON body that caches must not keep.
 pub fn json_no_store(body: impl serde::Serialize) -> Response {
@@ -65,11 +65,11 @@ pub(crate) async fn tenant_and_role(tx: &mut Tx, user_id: Uuid) -> Result<(Strin
     let Some((slug, status)) = db::tenants::current(tx).await? else {
         return Err(OAuthError::invalid_grant("the tenant no longer exists").into());
     };
-    if status != "active" {
+    if status != TenantStatus::Active {
         return Err(OAuthError::invalid_grant("the tenant is suspended").into());
     }
-    let role = db::memberships::role_of(tx, user_id).await?.and_then(|r| r.parse::<Role>().ok());
-    let active = db::users::claims(tx, user_id).await?.is_some_and(|u| u.status == "active");
+    let role = db::memberships::role_of(tx, user_id).await?;
+    let active = db::users::claims(tx, user_id).await?.is_some_and(|u| u.status == UserStatus::Active);
     match role {
         Some(role) if active => Ok((slug, role)),
         _ => Err(OAuthError::invalid_grant("the user is not an active member of the tenant").into()),

@@ -38,7 +38,7 @@ pub async fn introspect(
     .await?;
     // Introspection tells who a token belongs to: only a client that proves who it is may ask
     // (RFC 7662 §2.1, §4), not a public client known by its id.
-    if caller.client_type == "public" {
+    if caller.client_type == crate::vocabulary::ClientType::Public {
         return Err(crate::error::OAuthError::invalid_client().into());
     }
     let Some(token) = exposed(&req.token).filter(|t| !t.is_empty() && t.len() <= 16 * 1024) else {
@@ -62,11 +62,11 @@ pub async fn introspect(
 
     let hash = sha256(token.as_bytes());
     let mut tx = state.db.unscoped().await?;
-    let tenant = db::grants::refresh_tenant(&mut tx, &hash).await?;
+    let tenant = db::refresh_tokens::tenant_of(&mut tx, &hash).await?;
     tx.commit().await?;
     if let Some(tenant_id) = tenant {
         let mut tx = state.db.tenant(tenant_id).await?;
-        let state_of = db::grants::refresh_state(&mut tx, &hash).await?;
+        let state_of = db::refresh_tokens::state(&mut tx, &hash).await?;
         tx.commit().await?;
         if let Some((family, true, expires_at)) = state_of
             && may_see(tenant_id, &family.client_id)

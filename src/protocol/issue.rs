@@ -105,7 +105,7 @@ pub async fn issue(
         at.insert("amr".into(), json!(grant.amr));
     }
     let access_token = state.keys.sign(alg, TokenType::AccessToken, &at).map_err(AppError::Internal)?;
-    db::grants::insert_access(tx, jti, grant.family.map(|f| f.0), &grant.client.client_id, access_exp).await?;
+    db::access_tokens::insert(tx, jti, grant.family.map(|f| f.0), &grant.client.client_id, access_exp).await?;
 
     let id_token = match (grant.user_id, grant.scope.contains("openid")) {
         (Some(_), true) => {
@@ -143,7 +143,7 @@ pub async fn issue(
         Some((family_id, family_end)) => {
             let token = Secret::generate();
             let idle_end = now + Duration::from_std(ttl.refresh_token).unwrap_or_default();
-            db::grants::insert_refresh(tx, &token.hash(), family_id, idle_end.min(family_end)).await?;
+            db::refresh_tokens::insert(tx, &token.hash(), family_id, idle_end.min(family_end)).await?;
             Some(token)
         }
         None => None,

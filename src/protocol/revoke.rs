@@ -45,11 +45,11 @@ pub async fn revoke(
 
     let hash = sha256(token.as_bytes());
     let mut tx = state.db.unscoped().await?;
-    let tenant = db::grants::refresh_tenant(&mut tx, &hash).await?;
+    let tenant = db::refresh_tokens::tenant_of(&mut tx, &hash).await?;
     tx.commit().await?;
     if let Some(tenant_id) = tenant {
         let mut tx = state.db.tenant(tenant_id).await?;
-        if let Some((family, _, _)) = db::grants::refresh_state(&mut tx, &hash).await?
+        if let Some((family, _, _)) = db::refresh_tokens::state(&mut tx, &hash).await?
             && family.client_id == caller.client_id
             && db::families::revoke(
                 &mut tx,
@@ -76,7 +76,7 @@ pub async fn revoke(
         tx.commit().await?;
     } else if let Some(at) = bearer::check(&state, token).await? {
         let mut tx = state.db.tenant(at.tenant_id).await?;
-        if db::grants::revoke_access(&mut tx, at.jti, &caller.client_id).await? {
+        if db::access_tokens::revoke(&mut tx, at.jti, &caller.client_id).await? {
             audit::append(
                 &mut tx,
                 &audit::Event {

@@ -11,7 +11,7 @@ use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
 use crate::clients::{GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_DEVICE_CODE, GRANT_REFRESH_TOKEN};
-use crate::db::{self, audit, clients::ClientRow, grants::RefreshUse};
+use crate::db::{self, audit, clients::ClientRow, refresh_tokens::RefreshUse};
 use crate::error::{AppError, OAuthError};
 use crate::extract::Form;
 use crate::protocol::client_auth::{self, Presented};
@@ -24,7 +24,7 @@ use crate::protocol::types::{Scopes, s256_challenge, valid_pkce_value};
 use crate::secrets::{SecretString, exposed, sha256};
 use crate::session::ACR_MFA;
 use crate::state::AppState;
-use crate::vocabulary::Role;
+use crate::vocabulary::TenantStatus;
 
 /// Token request parameters. Unknown parameters are ignored (RFC 6749 §3.2); a repeated one is
 /// refused by the decoder (§3.1).
@@ -96,7 +96,7 @@ async fn authorization_code(
     }
     let code_hash = sha256(code.as_bytes());
     let mut tx = state.db.unscoped().await?;
-    let tenant = db::grants::code_tenant(&mut tx, &code_hash).await?;
+    let tenant = db::authorization_codes::tenant_of(&mut tx, &code_hash).await?;
     tx.commit().await?;
     let Some(tenant_id) = tenant else {
         return Err(OAuthError::invalid_grant("the code is invalid or expired").into());
@@ -104,8 +104,11 @@ async fn authorization_code(
 
     let mut tx = state.db.tenant(tenant_id).await?;
     let family_id = Uuid::now_v7();
-    let Some(consumed) = db::grants::consume_code(&mut tx, &code_hash, &client.client_id, family_id).await? else {
-        if let Some(earlier) = db::grants::redeemed_code_family(&mut tx, &code_hash, &client.client_id).await? {
+    let Some(consumed) = db::authorization_codes::consume(&mut tx, &code_hash, &client.client_id, family_id).await?
+    else {
+        if let Some(earlier) =
+            db::authorization_codes::family_of_redeemed(&mut tx, &code_hash, &client.client_id).await?
+        {
             // Replay: end everything the first redemption issued.
             end_replayed_family(&mut tx, meta, client, earlier, "code_reuse", "code.reuse_detected").await?;
             tx.commit().await?;
@@ -157,9 +160,9 @@ async fn authorization_code(
     let family =
         Some((family_id, Utc::now() + Duration::from_std(state.config.ttl.refresh_family).unwrap_or_default()));
     if let Some((family_id, expires_at)) = family {
-        db::grants::insert_family(
+        db::families::insert(
             &mut tx,
-            &db::grants::Family {
+            &db::families::Family {
                 family_id,
                 client_id: client.client_id.clone(),
                 user_id: Some(grant.user_id),
@@ -215,7 +218,7 @@ async fn refresh_token(
     };
     let token_hash = sha256(token.as_bytes());
     let mut tx = state.db.unscoped().await?;
-    let tenant = db::grants::refresh_tenant(&mut tx, &token_hash).await?;
+    let tenant = db::refresh_tokens::tenant_of(&mut tx, &token_hash).await?;
     tx.commit().await?;
     let Some(tenant_id) = tenant else {
         return Err(OAuthError::invalid_grant("the refresh token is invalid").into());
@@ -223,10 +226,10 @@ async fn refresh_token(
     let mut tx = state.db.tenant(tenant_id).await?;
     // A suspended tenant's refresh tokens are refused without being used up, so reactivating
     // the tenant brings them back (a multi-tenant client of another tenant gets here).
-    if db::tenants::current(&mut tx).await?.is_none_or(|(_, status)| status != "active") {
+    if db::tenants::current(&mut tx).await?.is_none_or(|(_, status)| status != TenantStatus::Active) {
         return Err(OAuthError::invalid_grant("the tenant is suspended").into());
     }
-    let family = match db::grants::use_refresh(&mut tx, &token_hash, &client.client_id).await? {
+    let family = match db::refresh_tokens::consume(&mut tx, &token_hash, &client.client_id).await? {
         RefreshUse::Rotated(family) => family,
         RefreshUse::Reused(family_id) => {
             end_replayed_family(&mut tx, meta, client, family_id, "refresh_reuse", "refresh_token.reuse_detected")
@@ -300,7 +303,7 @@ async fn client_credentials(
     req: &TokenRequest,
     meta: &RequestMeta,
 ) -> Result<TokenResponse, AppError> {
-    let Some(role) = client.service_role.as_deref().and_then(|r| r.parse::<Role>().ok()) else {
+    let Some(role) = client.service_role else {
         return Err(OAuthError::bad("unauthorized_client", "this client has no service role").into());
     };
     let requested = Scopes::parse(req.scope.as_deref().unwrap_or("")).map_err(OAuthError::invalid_request)?;
@@ -314,7 +317,7 @@ async fn client_credentials(
     let Some((slug, status)) = db::tenants::current(&mut tx).await? else {
         return Err(OAuthError::invalid_client().into());
     };
-    if status != "active" {
+    if status != TenantStatus::Active {
         return Err(OAuthError::bad("unauthorized_client", "the tenant is suspended").into());
     }
     let response = issue::issue(

@@ -59,7 +59,7 @@ pub async fn userinfo(State(state): State<AppState>, req: Request) -> Result<Res
     let mut tx = state.db.tenant(at.tenant_id).await?;
     let user = db::users::claims(&mut tx, user_id).await?;
     tx.commit().await?;
-    let Some(user) = user.filter(|u| u.status == "active") else {
+    let Some(user) = user.filter(|u| u.status == crate::vocabulary::UserStatus::Active) else {
         return Err(OAuthError::invalid_token().into());
     };
     // Claims by scope (OIDC Core §5.4).

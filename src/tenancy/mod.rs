@@ -1,4 +1,4 @@
-//! Tenants, memberships and roles (DESIGN.md, "Tenancy model").
+//! Tenants, memberships and roles (ARCHITECTURE.md, "Tenancy").
 
 use uuid::Uuid;
 
@@ -6,6 +6,7 @@ use crate::db::audit::{self, Actor};
 use crate::db::{self, Database};
 use crate::identity::Email;
 use crate::service_error::ServiceError;
+use crate::vocabulary::TenantStatus;
 use crate::vocabulary::{Role, Slug};
 
 /// Slug of the platform tenant created at bootstrap.
@@ -118,10 +119,10 @@ pub async fn add_member_by(
 
 /// A tenant's status after `tenant suspend` or `tenant reactivate`.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct TenantStatus {
+pub struct TenantStatusChange {
     pub tenant_id: Uuid,
     pub slug: String,
-    pub status: &'static str,
+    pub status: TenantStatus,
     /// False when the tenant already had this status (nothing was done or recorded).
     pub changed: bool,
 }
@@ -135,12 +136,16 @@ pub async fn set_suspended(
     actor: &Actor,
     slug: &str,
     suspend: bool,
-) -> Result<TenantStatus, ServiceError> {
+) -> Result<TenantStatusChange, ServiceError> {
     let tenant = find_tenant(db, slug).await?;
     if tenant.is_platform && suspend {
         return Err(ServiceError::Invalid("the platform tenant cannot be suspended".into()));
     }
-    let (status, action) = if suspend { ("suspended", "tenant.suspended") } else { ("active", "tenant.reactivated") };
+    let (status, action) = if suspend {
+        (TenantStatus::Suspended, "tenant.suspended")
+    } else {
+        (TenantStatus::Active, "tenant.reactivated")
+    };
     let mut tx = db.operator(tenant.id).await?;
     let changed = db::tenants::set_status(&mut tx, status).await?;
     if changed {
@@ -148,7 +153,7 @@ pub async fn set_suspended(
         audit::append(&mut tx, &event).await?;
     }
     tx.commit().await?;
-    Ok(TenantStatus { tenant_id: tenant.id, slug: slug.to_owned(), status, changed })
+    Ok(TenantStatusChange { tenant_id: tenant.id, slug: slug.to_owned(), status, changed })
 }
 
 /// A membership after `member set-role` or `member remove`.
@@ -157,7 +162,7 @@ pub struct MembershipChange {
     pub tenant_id: Uuid,
     pub user_id: Uuid,
     /// The role before.
-    pub previous_role: String,
+    pub previous_role: Role,
     /// The role now; `None` once removed.
     pub role: Option<Role>,
     /// Token families of the user in the tenant that were ended.
@@ -194,7 +199,7 @@ pub async fn set_role(
     let Some(previous) = db::memberships::set_role(&mut tx, user_id, role).await? else {
         return Err(not_a_member(email, slug));
     };
-    if previous != role.as_str() {
+    if previous != role {
         let details = serde_json::json!({ "from": previous, "to": role });
         let event = actor.event("membership.role_changed", ("user", Some(user_id.to_string())), details);
         audit::append(&mut tx, &event).await?;

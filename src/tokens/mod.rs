@@ -1,25 +1,33 @@
-//! Tokens: signing keys, JWT signing and verification (DESIGN.md, "Token contracts").
+//! Tokens: signing keys, JWT signing and verification (ARCHITECTURE.md, "Tokens").
 //!
 //! - [`keys`]: one key — algorithm, RFC 7638 `kid`, published JWK, sealed private part;
 //! - [`seal`]: AES-256-GCM under the master key, bound to the row it belongs to;
-//! - [`KeyStore`]: the decrypted keys in memory; signs, verifies, serves the JWKS;
-//! - [`rotate()`]: new keys, retired ones kept published until their tokens have expired;
+//! - `key_store`: [`KeyStore`], the decrypted signing keys in memory; signs, verifies, serves
+//!   the JWKS (it stores keys, not tokens);
+//! - `key_rotation`: creating the first signing keys ([`ensure_signing_keys`]) and rotating
+//!   them ([`rotate_signing_keys`]: new keys, retired ones kept published until their tokens
+//!   have expired). Not the rotation of refresh tokens, which `protocol::token` does on every
+//!   refresh;
 //! - [`jwt`]: compact JWS encoding, `typ` values, and the claim checks after verification.
 //!
 //! Wiring: `serve` calls [`KeyStore::load`] once (it creates the first keys on an empty
 //! database) and [`spawn_reloader`] with [`DEFAULT_RELOAD_INTERVAL`]; `keys rotate` calls
-//! [`rotate()`] with [`RotationPolicy::default`] and prints the [`RotationReport`].
+//! [`rotate_signing_keys_by`] with [`KeyRotationPolicy::default`] and prints the
+//! [`KeyRotationReport`].
 //!
 //! Errors are `anyhow` (startup, CLI, signing) and [`VerifyError`] for refused tokens; none
 //! of them carries key material.
 
 pub mod jwt;
+mod key_rotation;
+mod key_store;
 pub mod keys;
-mod rotate;
 pub mod seal;
-mod store;
 
 pub use jwt::{Expected, TokenType, VerifyError, check_claims};
+pub use key_rotation::{
+    CreatedKey, KeyRotationPolicy, KeyRotationReport, RetiredKey, ensure_signing_keys, rotate_signing_keys,
+    rotate_signing_keys_by,
+};
+pub use key_store::{DEFAULT_RELOAD_INTERVAL, KeyStore, spawn_reloader};
 pub use keys::SigningAlg;
-pub use rotate::{CreatedKey, RetiredKey, RotationPolicy, RotationReport, ensure_keys, rotate, rotate_by};
-pub use store::{DEFAULT_RELOAD_INTERVAL, KeyStore, spawn_reloader};

@@ -463,7 +463,7 @@ async fn janitor_sweeps_expired_device_grants() {
     for (i, minutes) in [(1u8, -5i64), (2, -1), (3, 10)] {
         let expires = chrono::Utc::now() + chrono::Duration::minutes(minutes);
         assert!(
-            laventecare_auth::db::device::insert(&mut tx, &[i; 32], &[i + 100; 32], "c", "openid", expires)
+            laventecare_auth::db::device_grants::insert(&mut tx, &[i; 32], &[i + 100; 32], "c", "openid", expires)
                 .await
                 .unwrap()
         );

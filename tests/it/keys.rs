@@ -8,7 +8,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use laventecare_auth::master_key::MasterKey;
 use laventecare_auth::tokens::keys::PrivateKey;
-use laventecare_auth::tokens::{self, Expected, KeyStore, RotationPolicy, SigningAlg, TokenType, VerifyError, jwt};
+use laventecare_auth::tokens::{self, Expected, KeyRotationPolicy, KeyStore, SigningAlg, TokenType, VerifyError, jwt};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
@@ -210,7 +210,7 @@ async fn rotation_keeps_old_tokens_valid() {
         })
         .collect();
 
-    let report = tokens::rotate(&t.db, &master, &RotationPolicy::default()).await.unwrap();
+    let report = tokens::rotate_signing_keys(&t.db, &master, &KeyRotationPolicy::default()).await.unwrap();
     let mut retired: Vec<_> = report.retired.iter().map(|r| r.kid.clone()).collect();
     let mut old: Vec<_> = before.iter().map(|b| b.1.clone()).collect();
     retired.sort();
@@ -257,7 +257,7 @@ async fn expired_retired_key_leaves_the_jwks() {
     let store = KeyStore::load(t.db.clone(), master.clone()).await.unwrap();
     let old_token = store.sign(SigningAlg::Es256, TokenType::AccessToken, &claims()).unwrap();
     let old_kid = store.active_kid(SigningAlg::Es256).unwrap();
-    tokens::rotate(&t.db, &master, &RotationPolicy::default()).await.unwrap();
+    tokens::rotate_signing_keys(&t.db, &master, &KeyRotationPolicy::default()).await.unwrap();
     store.reload().await.unwrap();
     assert!(jwks_kids(&store).contains(&old_kid));
     // A day passes.
@@ -276,10 +276,10 @@ async fn expired_retired_key_leaves_the_jwks() {
     assert_eq!(store.verify(&old_token), Err(VerifyError::UnknownKey));
 
     // A policy of zero publishes retired keys no longer at all.
-    let report = tokens::rotate(
+    let report = tokens::rotate_signing_keys(
         &t.db,
         &master,
-        &RotationPolicy { max_token_lifetime: Duration::ZERO, reload_lag: Duration::ZERO },
+        &KeyRotationPolicy { max_token_lifetime: Duration::ZERO, reload_lag: Duration::ZERO },
     )
     .await
     .unwrap();
@@ -403,7 +403,7 @@ async fn reloader_picks_up_a_rotation() {
     let task = tokens::spawn_reloader(store.clone(), Duration::from_millis(50), async {
         let _ = stopped.await;
     });
-    tokens::rotate(&t.db, &master, &RotationPolicy::default()).await.unwrap();
+    tokens::rotate_signing_keys(&t.db, &master, &KeyRotationPolicy::default()).await.unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while store.active_kid(SigningAlg::Rs256).as_deref() == Some(old.as_str()) {
         assert!(tokio::time::Instant::now() < deadline, "no reload");
@@ -420,7 +420,7 @@ async fn verify_fresh_reloads_on_unknown_kid() {
     let t = TestDb::new().await;
     let master = test_master_key();
     let lagging = KeyStore::load(t.db.clone(), master.clone()).await.unwrap();
-    tokens::rotate(&t.db, &master, &RotationPolicy::default()).await.unwrap();
+    tokens::rotate_signing_keys(&t.db, &master, &KeyRotationPolicy::default()).await.unwrap();
     let current = KeyStore::load(t.db.clone(), master).await.unwrap();
     let token = current.sign(SigningAlg::EdDsa, TokenType::AccessToken, &claims()).unwrap();
     assert_eq!(lagging.verify(&token), Err(VerifyError::UnknownKey));

@@ -110,7 +110,10 @@ async fn each_lookup_finds_only_its_object() {
     assert_eq!((m[0].tenant_id, m[0].slug.as_str(), m[0].role.as_str()), (acme, "acme", "editor"));
     assert!(db::memberships::of_user(&mut tx, uuid::Uuid::now_v7()).await.unwrap().is_empty());
     // lca_memberships_any_status: (tenant, role) only.
-    assert_eq!(db::memberships::all_of(&mut tx, user.user_id).await.unwrap(), [(acme, "editor".to_owned())]);
+    assert_eq!(
+        db::memberships::all_of(&mut tx, user.user_id).await.unwrap(),
+        [(acme, laventecare_auth::vocabulary::Role::Editor)]
+    );
     assert!(db::memberships::all_of(&mut tx, uuid::Uuid::now_v7()).await.unwrap().is_empty());
     // And the tables themselves still read as empty in this transaction.
     assert_eq!(db::memberships::role_of(&mut tx, user.user_id).await.unwrap(), None);
@@ -168,7 +171,7 @@ async fn code_and_refresh_lookups() {
     let refresh_hash = [9u8; 32];
     let family = uuid::Uuid::now_v7();
     let mut tx = t.db.tenant(acme).await.unwrap();
-    let grant = db::grants::CodeGrant {
+    let grant = db::authorization_codes::CodeGrant {
         client_id: "c".into(),
         user_id: user.user_id,
         redirect_uri: "https://x.example.com/cb".into(),
@@ -182,10 +185,10 @@ async fn code_and_refresh_lookups() {
         security_stamp: None,
     };
     let later = chrono::Utc::now() + chrono::Duration::minutes(1);
-    db::grants::insert_code(&mut tx, &code_hash, &grant, later).await.unwrap();
-    db::grants::insert_family(
+    db::authorization_codes::insert(&mut tx, &code_hash, &grant, later).await.unwrap();
+    db::families::insert(
         &mut tx,
-        &db::grants::Family {
+        &db::families::Family {
             family_id: family,
             client_id: "c".into(),
             user_id: Some(user.user_id),
@@ -200,27 +203,27 @@ async fn code_and_refresh_lookups() {
     )
     .await
     .unwrap();
-    db::grants::insert_refresh(&mut tx, &refresh_hash, family, later).await.unwrap();
+    db::refresh_tokens::insert(&mut tx, &refresh_hash, family, later).await.unwrap();
     let link_hash = [5u8; 32];
     db::recovery::insert(&mut tx, &link_hash, user.user_id, "test", later).await.unwrap();
     tx.commit().await.unwrap();
 
     let mut tx = t.db.unscoped().await.unwrap();
-    assert_eq!(db::grants::code_tenant(&mut tx, &code_hash).await.unwrap(), Some(acme));
-    assert_eq!(db::grants::code_tenant(&mut tx, &[1u8; 32]).await.unwrap(), None);
-    assert_eq!(db::grants::refresh_tenant(&mut tx, &refresh_hash).await.unwrap(), Some(acme));
-    assert_eq!(db::grants::refresh_tenant(&mut tx, &[1u8; 32]).await.unwrap(), None);
+    assert_eq!(db::authorization_codes::tenant_of(&mut tx, &code_hash).await.unwrap(), Some(acme));
+    assert_eq!(db::authorization_codes::tenant_of(&mut tx, &[1u8; 32]).await.unwrap(), None);
+    assert_eq!(db::refresh_tokens::tenant_of(&mut tx, &refresh_hash).await.unwrap(), Some(acme));
+    assert_eq!(db::refresh_tokens::tenant_of(&mut tx, &[1u8; 32]).await.unwrap(), None);
     // lca_recovery_link_tenant
     assert_eq!(db::recovery::tenant_of(&mut tx, &link_hash).await.unwrap(), Some(acme));
     assert_eq!(db::recovery::tenant_of(&mut tx, &[1u8; 32]).await.unwrap(), None);
     // lca_user_family_tenants: the tenants with live families of the user, nobody else's.
-    assert_eq!(db::grants::user_family_tenants(&mut tx, user.user_id).await.unwrap(), [acme]);
-    assert!(db::grants::user_family_tenants(&mut tx, uuid::Uuid::now_v7()).await.unwrap().is_empty());
+    assert_eq!(db::families::tenants_of_user(&mut tx, user.user_id).await.unwrap(), [acme]);
+    assert!(db::families::tenants_of_user(&mut tx, uuid::Uuid::now_v7()).await.unwrap().is_empty());
     assert_eq!(db::recovery::usable(&mut tx, &link_hash).await.unwrap(), None, "the link row stays invisible");
     // Without the tenant, the rows themselves stay invisible.
     assert!(matches!(
-        db::grants::use_refresh(&mut tx, &refresh_hash, "c").await.unwrap(),
-        db::grants::RefreshUse::Invalid
+        db::refresh_tokens::consume(&mut tx, &refresh_hash, "c").await.unwrap(),
+        db::refresh_tokens::RefreshUse::Invalid
     ));
 }
 
@@ -297,26 +300,26 @@ async fn device_code_lookups() {
     let soon = chrono::Utc::now() + chrono::Duration::minutes(5);
     let past = chrono::Utc::now() - chrono::Duration::minutes(5);
     let mut tx = t.db.tenant(acme).await.unwrap();
-    assert!(db::device::insert(&mut tx, &[1u8; 32], &[2u8; 32], "c", "openid", soon).await.unwrap());
-    assert!(db::device::insert(&mut tx, &[3u8; 32], &[4u8; 32], "c", "openid", past).await.unwrap());
+    assert!(db::device_grants::insert(&mut tx, &[1u8; 32], &[2u8; 32], "c", "openid", soon).await.unwrap());
+    assert!(db::device_grants::insert(&mut tx, &[3u8; 32], &[4u8; 32], "c", "openid", past).await.unwrap());
     // A user code is unique while stored.
-    assert!(!db::device::insert(&mut tx, &[5u8; 32], &[2u8; 32], "c", "openid", soon).await.unwrap());
+    assert!(!db::device_grants::insert(&mut tx, &[5u8; 32], &[2u8; 32], "c", "openid", soon).await.unwrap());
     tx.commit().await.unwrap();
 
     let mut tx = t.db.unscoped().await.unwrap();
-    assert_eq!(db::device::code_tenant(&mut tx, &[1u8; 32]).await.unwrap(), Some(acme));
-    assert_eq!(db::device::code_tenant(&mut tx, &[3u8; 32]).await.unwrap(), Some(acme), "expired: still found");
-    assert_eq!(db::device::code_tenant(&mut tx, &[9u8; 32]).await.unwrap(), None);
-    assert_eq!(db::device::user_code_tenant(&mut tx, &[2u8; 32]).await.unwrap(), Some(acme));
-    assert_eq!(db::device::user_code_tenant(&mut tx, &[4u8; 32]).await.unwrap(), None, "expired");
-    assert_eq!(db::device::user_code_tenant(&mut tx, &[9u8; 32]).await.unwrap(), None);
+    assert_eq!(db::device_grants::code_tenant(&mut tx, &[1u8; 32]).await.unwrap(), Some(acme));
+    assert_eq!(db::device_grants::code_tenant(&mut tx, &[3u8; 32]).await.unwrap(), Some(acme), "expired: still found");
+    assert_eq!(db::device_grants::code_tenant(&mut tx, &[9u8; 32]).await.unwrap(), None);
+    assert_eq!(db::device_grants::user_code_tenant(&mut tx, &[2u8; 32]).await.unwrap(), Some(acme));
+    assert_eq!(db::device_grants::user_code_tenant(&mut tx, &[4u8; 32]).await.unwrap(), None, "expired");
+    assert_eq!(db::device_grants::user_code_tenant(&mut tx, &[9u8; 32]).await.unwrap(), None);
     // The rows themselves stay invisible without the tenant.
-    assert!(db::device::pending_by_user_code(&mut tx, &[2u8; 32]).await.unwrap().is_none());
+    assert!(db::device_grants::pending_by_user_code(&mut tx, &[2u8; 32]).await.unwrap().is_none());
     tx.commit().await.unwrap();
 
     // Decided: no longer found by its user code.
     let mut tx = t.db.tenant(acme).await.unwrap();
-    let who = db::device::Decider {
+    let who = db::device_grants::Decider {
         user_id: uuid::Uuid::now_v7(),
         stamp: uuid::Uuid::nil(),
         auth_time: chrono::Utc::now(),
@@ -324,11 +327,11 @@ async fn device_code_lookups() {
         acr: "a",
         sid: "s",
     };
-    assert!(db::device::decide(&mut tx, &[2u8; 32], false, &who).await.unwrap().is_some());
-    assert!(db::device::decide(&mut tx, &[2u8; 32], true, &who).await.unwrap().is_none(), "decided once");
+    assert!(db::device_grants::decide(&mut tx, &[2u8; 32], false, &who).await.unwrap().is_some());
+    assert!(db::device_grants::decide(&mut tx, &[2u8; 32], true, &who).await.unwrap().is_none(), "decided once");
     tx.commit().await.unwrap();
     let mut tx = t.db.unscoped().await.unwrap();
-    assert_eq!(db::device::user_code_tenant(&mut tx, &[2u8; 32]).await.unwrap(), None);
+    assert_eq!(db::device_grants::user_code_tenant(&mut tx, &[2u8; 32]).await.unwrap(), None);
 }
 
 /// lca_identities_current says only whether every (user, stamp) pair is current: a stamp that

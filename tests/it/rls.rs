@@ -85,11 +85,11 @@ async fn seed(t: &TestDb) -> Seed {
 /// A code, a token family with refresh and access tokens, a consent, a recovery link, a
 /// device grant and an audit event.
 async fn grant_state(t: &TestDb, tenant: Uuid, user: Uuid) {
-    use laventecare_auth::db::{audit, consents, grants};
+    use laventecare_auth::db::{access_tokens, audit, authorization_codes, consents, families, refresh_tokens};
     let later = chrono::Utc::now() + chrono::Duration::hours(1);
     let family = Uuid::now_v7();
     let mut tx = t.db.tenant(tenant).await.unwrap();
-    let code = grants::CodeGrant {
+    let code = authorization_codes::CodeGrant {
         client_id: "c".into(),
         user_id: user,
         redirect_uri: "https://app.example.com/cb".into(),
@@ -102,8 +102,8 @@ async fn grant_state(t: &TestDb, tenant: Uuid, user: Uuid) {
         sid: "s".into(),
         security_stamp: None,
     };
-    grants::insert_code(&mut tx, &laventecare_auth::secrets::random_bytes::<32>(), &code, later).await.unwrap();
-    let f = grants::Family {
+    authorization_codes::insert(&mut tx, &laventecare_auth::secrets::random_bytes::<32>(), &code, later).await.unwrap();
+    let f = families::Family {
         family_id: family,
         client_id: "c".into(),
         user_id: Some(user),
@@ -115,9 +115,9 @@ async fn grant_state(t: &TestDb, tenant: Uuid, user: Uuid) {
         expires_at: later,
         revoked_at: None,
     };
-    grants::insert_family(&mut tx, &f).await.unwrap();
-    grants::insert_refresh(&mut tx, &laventecare_auth::secrets::random_bytes::<32>(), family, later).await.unwrap();
-    grants::insert_access(&mut tx, Uuid::now_v7(), Some(family), "c", later).await.unwrap();
+    families::insert(&mut tx, &f).await.unwrap();
+    refresh_tokens::insert(&mut tx, &laventecare_auth::secrets::random_bytes::<32>(), family, later).await.unwrap();
+    access_tokens::insert(&mut tx, Uuid::now_v7(), Some(family), "c", later).await.unwrap();
     consents::grant(&mut tx, user, "c", &["openid".into()]).await.unwrap();
     laventecare_auth::db::recovery::insert(
         &mut tx,
@@ -128,7 +128,7 @@ async fn grant_state(t: &TestDb, tenant: Uuid, user: Uuid) {
     )
     .await
     .unwrap();
-    laventecare_auth::db::device::insert(
+    laventecare_auth::db::device_grants::insert(
         &mut tx,
         &laventecare_auth::secrets::random_bytes::<32>(),
         &laventecare_auth::secrets::random_bytes::<32>(),

@@ -238,7 +238,7 @@ async fn database_url_alone_is_refused_except_for_migrate() {
 async fn runtime_may_not_write_tenants_or_keys() {
     let t = TestDb::new().await;
     let (a, _) = two_tenants(&t.db).await;
-    laventecare_auth::tokens::ensure_keys(&t.db, &master_key()).await.unwrap();
+    laventecare_auth::tokens::ensure_signing_keys(&t.db, &master_key()).await.unwrap();
     let mut conn = t.runtime().await;
     let fresh = Uuid::now_v7();
     let attempts = [
@@ -273,9 +273,9 @@ async fn runtime_may_not_write_tenants_or_keys() {
     // The operator paths: suspend (with its audit row, same transaction) and rotate.
     let operator = laventecare_auth::db::audit::Actor::operator("tester");
     assert!(tenancy::set_suspended(&t.db, &operator, "tenant-a", true).await.unwrap().changed);
-    let policy = laventecare_auth::tokens::RotationPolicy::default();
+    let policy = laventecare_auth::tokens::KeyRotationPolicy::default();
     let master_key = master_key();
-    let report = laventecare_auth::tokens::rotate(&t.db, &master_key, &policy).await.unwrap();
+    let report = laventecare_auth::tokens::rotate_signing_keys(&t.db, &master_key, &policy).await.unwrap();
     assert_eq!((report.created.len(), report.retired.len()), (3, 3));
     let mut owner = t.owner().await;
     let (status, events): (String, i64) = sqlx::query_as(

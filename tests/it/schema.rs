@@ -138,3 +138,52 @@ async fn the_check_catches_mistakes() {
         assert!(problems.iter().any(|p| p == expected), "missing {expected:?} in {problems:?}");
     }
 }
+
+/// The words a column's own CHECK constraint allows, read from the catalog
+/// (`CHECK ((status = ANY (ARRAY['active'::text, …])))` → `["active", …]`), sorted.
+async fn checked_words(conn: &mut PgConnection, table: &str, column: &str) -> Vec<String> {
+    let defs: Vec<String> = sqlx::query_scalar(
+        "SELECT pg_get_constraintdef(c.oid) FROM pg_constraint c \
+           JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY (c.conkey) \
+         WHERE c.contype = 'c' AND c.conrelid = $1::regclass AND a.attname = $2 AND cardinality(c.conkey) = 1",
+    )
+    .bind(table)
+    .bind(column)
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap();
+    assert_eq!(defs.len(), 1, "one single-column CHECK on {table}.{column}: {defs:?}");
+    let mut words: Vec<String> = defs[0].split('\'').skip(1).step_by(2).map(str::to_owned).collect();
+    words.sort();
+    words
+}
+
+/// Every enum of `vocabulary` lists exactly the words its column's CHECK constraint allows, so
+/// any stored value decodes and every value the code writes is accepted.
+#[tokio::test]
+async fn the_enums_match_the_check_constraints() {
+    use laventecare_auth::vocabulary::{ClientType, DeviceGrantStatus, Role, TenantStatus, UserStatus};
+    fn sorted(words: impl IntoIterator<Item = &'static str>) -> Vec<String> {
+        let mut v: Vec<String> = words.into_iter().map(str::to_owned).collect();
+        v.sort();
+        v
+    }
+    let t = TestDb::new().await;
+    let mut conn = t.owner().await;
+    let roles = sorted(Role::ALL.iter().map(|r| r.as_str()));
+    assert_eq!(checked_words(&mut conn, "memberships", "role").await, roles);
+    assert_eq!(checked_words(&mut conn, "clients", "service_role").await, roles);
+    assert_eq!(
+        checked_words(&mut conn, "tenants", "status").await,
+        sorted(TenantStatus::ALL.iter().map(|s| s.as_str()))
+    );
+    assert_eq!(checked_words(&mut conn, "users", "status").await, sorted(UserStatus::ALL.iter().map(|s| s.as_str())));
+    assert_eq!(
+        checked_words(&mut conn, "clients", "client_type").await,
+        sorted(ClientType::ALL.iter().map(|c| c.as_str()))
+    );
+    assert_eq!(
+        checked_words(&mut conn, "device_grants", "status").await,
+        sorted(DeviceGrantStatus::ALL.iter().map(|s| s.as_str()))
+    );
+}

@@ -158,7 +158,7 @@ pub async fn enrol_submit(
     }
     // Sessions that never passed this factor end (the current one goes on).
     let keep = session::current_handle(&session);
-    let ended = db::sessions::end_for_user(&mut tx, user_id, keep.as_ref().map(|k| k.as_slice())).await?;
+    let ended = db::browser_sessions::end_for_user(&mut tx, user_id, keep.as_ref().map(|k| k.as_slice())).await?;
     let mut event =
         meta.event("mfa.enrol", "success", ("user", Some(user_id.to_string())), ("user", user_id.to_string()));
     event.details = serde_json::json!({ "method": "totp", "backup_codes": codes.len(), "sessions_ended": ended });

@@ -158,7 +158,7 @@ enum Verdict {
 async fn check(state: &AppState, tx: &mut db::Tx, user_id: Uuid, code: &str) -> Result<Verdict, AppError> {
     let Some(st) = db::mfa::state(tx, user_id).await? else { return Ok(Verdict::Wrong("no_user")) };
     // Disabled since the password step: the sign-in does not complete.
-    if st.status != "active" {
+    if st.status != crate::vocabulary::UserStatus::Active {
         return Ok(Verdict::Wrong("disabled"));
     }
     let Some(sealed) = &st.totp_secret else { return Ok(Verdict::Wrong("no_totp")) };

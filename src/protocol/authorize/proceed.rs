@@ -160,7 +160,7 @@ pub(super) async fn decide(
 
     // The code: 256 random bits, stored as a hash, single use, short-lived.
     let code = Secret::generate();
-    let grant = db::grants::CodeGrant {
+    let grant = db::authorization_codes::CodeGrant {
         client_id: client.client_id.clone(),
         user_id: who.user_id,
         redirect_uri: pending.redirect_uri.clone(),
@@ -175,7 +175,7 @@ pub(super) async fn decide(
     };
     let expires = Utc::now() + Duration::from_std(state.config.ttl.code).unwrap_or_default();
     let mut tx = state.db.tenant(tenant_id).await?;
-    db::grants::insert_code(&mut tx, &code.hash(), &grant, expires).await?;
+    db::authorization_codes::insert(&mut tx, &code.hash(), &grant, expires).await?;
     tx.commit().await?;
     if !prompt_none {
         session::finish_pending(session, &pending.id).await?;

@@ -105,7 +105,7 @@ pub(super) async fn start(
         (None, Some(_)) => return Ok(reply.error("invalid_request", "code_challenge is missing")),
         (None, None) => None,
     };
-    if challenge.is_none() && (client.client_type == "public" || client.require_pkce) {
+    if challenge.is_none() && (client.client_type == crate::vocabulary::ClientType::Public || client.require_pkce) {
         return Ok(
             reply.error("invalid_request", "PKCE is required: send code_challenge with code_challenge_method=S256")
         );

@@ -1,14 +1,12 @@
-//! Device authorization grants (RFC 8628). Every state change is one atomic statement on the
+//! Device authorization grants (RFC 8628), the rows of `device_grants`: the device code, the
+//! user code and where the request is. Every state change is one atomic statement on the
 //! grant's row (see `migrations/0009_device.sql`).
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::Tx;
-
-fn tenant(tx: &Tx) -> Uuid {
-    tx.tenant_id().unwrap_or_default()
-}
+use crate::vocabulary::DeviceGrantStatus;
 
 /// Stores a new pending grant in the transaction's tenant. `Ok(false)` when the user code is
 /// taken already (the caller draws another).
@@ -20,7 +18,7 @@ pub async fn insert(
     scope: &str,
     expires_at: DateTime<Utc>,
 ) -> Result<bool, sqlx::Error> {
-    let tenant_id = tenant(tx);
+    let tenant_id = tx.tenant_or_nil();
     let done = sqlx::query(
         "INSERT INTO device_grants (tenant_id, device_code_hash, user_code_hash, client_id, scope, expires_at) \
          VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (user_code_hash) DO NOTHING",
@@ -56,7 +54,7 @@ pub struct PendingGrant {
 
 /// The pending, unexpired grant of a user code in the transaction's tenant.
 pub async fn pending_by_user_code(tx: &mut Tx, user_code_hash: &[u8]) -> Result<Option<PendingGrant>, sqlx::Error> {
-    let tenant_id = tenant(tx);
+    let tenant_id = tx.tenant_or_nil();
     sqlx::query_as(
         "SELECT client_id, scope, expires_at FROM device_grants \
          WHERE tenant_id = $1 AND user_code_hash = $2 AND status = 'pending' AND expires_at > now()",
@@ -88,7 +86,7 @@ pub async fn decide(
     approve: bool,
     who: &Decider<'_>,
 ) -> Result<Option<String>, sqlx::Error> {
-    let tenant_id = tenant(tx);
+    let tenant_id = tx.tenant_or_nil();
     sqlx::query_scalar(
         "UPDATE device_grants SET status = CASE WHEN $3 THEN 'approved' ELSE 'denied' END, decided_at = now(), \
            user_id = $4, auth_time = $5, amr = $6, acr = $7, sid = $8, security_stamp = $9 \
@@ -111,7 +109,7 @@ pub async fn decide(
 /// What one poll of the token endpoint found.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Poll {
-    pub status: String,
+    pub status: DeviceGrantStatus,
     pub expired: bool,
     /// This poll came sooner than the interval after the previous one (RFC 8628 §3.5).
     pub too_fast: bool,
@@ -123,7 +121,7 @@ pub struct Poll {
 /// stored, and the interval raised by 5 s when this poll came too fast (a pending grant
 /// only). `None` for an unknown code or another client's.
 pub async fn poll(tx: &mut Tx, device_code_hash: &[u8], client_id: &str) -> Result<Option<Poll>, sqlx::Error> {
-    let tenant_id = tenant(tx);
+    let tenant_id = tx.tenant_or_nil();
     sqlx::query_as(
         "WITH prev AS ( \
            SELECT tenant_id, device_code_hash, status, \
@@ -152,7 +150,7 @@ pub struct Approval {
     pub acr: String,
     pub sid: String,
     /// The approving user's security stamp is unchanged since the approval (as for codes:
-    /// `grants::ConsumedCode::stamp_current`).
+    /// `authorization_codes::ConsumedCode::stamp_current`).
     pub stamp_current: bool,
 }
 
@@ -164,7 +162,7 @@ pub async fn consume(
     client_id: &str,
     family_id: Uuid,
 ) -> Result<Option<Approval>, sqlx::Error> {
-    let tenant_id = tenant(tx);
+    let tenant_id = tx.tenant_or_nil();
     sqlx::query_as(
         "UPDATE device_grants d SET status = 'consumed', consumed_at = now(), family_id = $4 \
          WHERE tenant_id = $1 AND device_code_hash = $2 AND client_id = $3 AND status = 'approved' \
@@ -181,62 +179,10 @@ pub async fn consume(
     .await
 }
 
-/// Marks a family as begun by the device grant (the account page lists those).
-pub async fn mark_family(tx: &mut Tx, family_id: Uuid) -> Result<(), sqlx::Error> {
-    let tenant_id = tenant(tx);
-    sqlx::query("UPDATE token_families SET origin_grant = 'device_code' WHERE tenant_id = $1 AND family_id = $2")
-        .bind(tenant_id)
-        .bind(family_id)
-        .execute(tx.conn())
-        .await?;
-    Ok(())
-}
-
-/// A live device family of a user, for the account page.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct DeviceFamily {
-    pub family_id: Uuid,
-    pub client_id: String,
-    pub client_name: Option<String>,
-    pub created_at: DateTime<Utc>,
-}
-
-/// The user's live device families in the transaction's tenant.
-pub async fn families_of_user(tx: &mut Tx, user_id: Uuid) -> Result<Vec<DeviceFamily>, sqlx::Error> {
-    let tenant_id = tenant(tx);
-    sqlx::query_as(
-        "SELECT f.family_id, f.client_id, c.name AS client_name, f.created_at FROM token_families f \
-           LEFT JOIN clients c ON c.tenant_id = f.tenant_id AND c.client_id = f.client_id \
-         WHERE f.tenant_id = $1 AND f.user_id = $2 AND f.origin_grant = 'device_code' \
-           AND f.revoked_at IS NULL AND f.expires_at > now() \
-         ORDER BY f.created_at LIMIT 100",
-    )
-    .bind(tenant_id)
-    .bind(user_id)
-    .fetch_all(tx.conn())
-    .await
-}
-
-/// Revokes one live device family of the user; returns its client when this call revoked it.
-pub async fn revoke_user_family(tx: &mut Tx, user_id: Uuid, family_id: Uuid) -> Result<Option<String>, sqlx::Error> {
-    let tenant_id = tenant(tx);
-    sqlx::query_scalar(
-        "UPDATE token_families SET revoked_at = now(), revoked_reason = 'device_revoked' \
-         WHERE tenant_id = $1 AND family_id = $2 AND user_id = $3 AND origin_grant = 'device_code' \
-           AND revoked_at IS NULL \
-         RETURNING client_id",
-    )
-    .bind(tenant_id)
-    .bind(family_id)
-    .bind(user_id)
-    .fetch_optional(tx.conn())
-    .await
-}
-
 /// Refuses the user's approved requests not yet redeemed in the transaction's tenant (their
 /// password changed, their second factor was reset): the device must be approved again.
 pub async fn deny_approved_of_user(tx: &mut Tx, user_id: Uuid) -> Result<u64, sqlx::Error> {
-    let tenant_id = tenant(tx);
+    let tenant_id = tx.tenant_or_nil();
     Ok(sqlx::query(
         "UPDATE device_grants SET status = 'denied' WHERE tenant_id = $1 AND user_id = $2 AND status = 'approved'",
     )

@@ -15,15 +15,15 @@ use josekit::jws::{JwsSigner, JwsVerifier};
 use serde_json::{Map, Value};
 use tokio::time::MissedTickBehavior;
 
-use crate::db::{Database, keys};
+use crate::db::{Database, signing_keys};
 use crate::master_key::MasterKey;
 use crate::tokens::jwt::{self, TokenType, VerifyError};
+use crate::tokens::key_rotation::ensure_signing_keys;
 use crate::tokens::keys::{PrivateKey, SigningAlg, thumbprint};
-use crate::tokens::rotate::ensure_keys;
 
-/// How often a server re-reads the keys. [`RotationPolicy::reload_lag`] must exceed it.
+/// How often a server re-reads the keys. [`KeyRotationPolicy::reload_lag`] must exceed it.
 ///
-/// [`RotationPolicy::reload_lag`]: super::RotationPolicy::reload_lag
+/// [`KeyRotationPolicy::reload_lag`]: super::KeyRotationPolicy::reload_lag
 pub const DEFAULT_RELOAD_INTERVAL: Duration = Duration::from_secs(60);
 
 /// The least time between two reloads caused by tokens naming an unknown kid, so garbage
@@ -69,7 +69,7 @@ impl KeyStore {
     /// Loads the keys, first creating one per algorithm if the table has none (safe when
     /// several processes start at once). Fails if a key does not decrypt under `master_key`.
     pub async fn load(db: Database, master_key: Arc<MasterKey>) -> anyhow::Result<Self> {
-        ensure_keys(&db, &master_key).await?;
+        ensure_signing_keys(&db, &master_key).await?;
         let loaded = read(&db, &master_key).await?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -173,7 +173,7 @@ impl KeyStore {
 async fn read(db: &Database, master_key: &MasterKey) -> anyhow::Result<Loaded> {
     let rows = {
         let mut tx = db.unscoped().await?;
-        keys::published(&mut tx).await.context("cannot read the signing keys")?
+        signing_keys::published(&mut tx).await.context("cannot read the signing keys")?
     };
     let mut signing = HashMap::new();
     let mut verifying = HashMap::new();

@@ -1,4 +1,4 @@
-//! Creating the first keys and rotating them (`laventecare-auth keys rotate`).
+//! Creating the first signing keys and rotating them (`laventecare-auth keys rotate`).
 //!
 //! Both take the keys advisory lock in their transaction, so any number of server instances
 //! and CLI runs may call them at once; the unique index on the active key of each algorithm is
@@ -12,13 +12,13 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::db::audit::{self, Actor};
-use crate::db::{Database, keys, tenants};
+use crate::db::{Database, signing_keys, tenants};
 use crate::master_key::MasterKey;
 use crate::tokens::keys::{PrivateKey, SigningAlg};
 
 /// How long a retired key stays in the JWKS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RotationPolicy {
+pub struct KeyRotationPolicy {
     /// The longest lifetime of any token a key signs. 24 hours by default: longer than access
     /// tokens (10 minutes) and ID tokens, including ID tokens issued on a refresh.
     pub max_token_lifetime: Duration,
@@ -28,15 +28,15 @@ pub struct RotationPolicy {
     pub reload_lag: Duration,
 }
 
-impl Default for RotationPolicy {
+impl Default for KeyRotationPolicy {
     fn default() -> Self {
         Self { max_token_lifetime: Duration::from_secs(24 * 3600), reload_lag: Duration::from_secs(5 * 60) }
     }
 }
 
-impl RotationPolicy {
+impl KeyRotationPolicy {
     /// From retirement to leaving the JWKS: the last token a retired key signed is expired by
-    /// then (DESIGN.md: "until every token they signed has expired").
+    /// then (ARCHITECTURE.md, "Tokens": "until every token they signed has expired").
     pub fn publish_for(&self) -> Duration {
         self.max_token_lifetime.saturating_add(self.reload_lag)
     }
@@ -44,7 +44,7 @@ impl RotationPolicy {
 
 /// What a rotation did; `keys rotate --json` prints it.
 #[derive(Debug, Clone, Serialize)]
-pub struct RotationReport {
+pub struct KeyRotationReport {
     /// The new signing keys, one per algorithm.
     pub created: Vec<CreatedKey>,
     /// The keys they replace, still published until `publish_until`.
@@ -76,21 +76,25 @@ struct NewKey {
 /// retired key no longer signs once a server reloads, and leaves the JWKS after
 /// `policy.publish_for()`.
 ///
-/// As the system; see [`rotate_by`].
-pub async fn rotate(db: &Database, master_key: &MasterKey, policy: &RotationPolicy) -> anyhow::Result<RotationReport> {
-    rotate_by(db, &Actor::system(), master_key, policy).await
+/// As the system; see [`rotate_signing_keys_by`].
+pub async fn rotate_signing_keys(
+    db: &Database,
+    master_key: &MasterKey,
+    policy: &KeyRotationPolicy,
+) -> anyhow::Result<KeyRotationReport> {
+    rotate_signing_keys_by(db, &Actor::system(), master_key, policy).await
 }
 
-/// [`rotate`], recorded as `keys.rotated` in the platform tenant's audit chain in the same
+/// [`rotate_signing_keys`], recorded as `keys.rotated` in the platform tenant's audit chain in the same
 /// transaction. Keys are global (no tenant of their own); the platform tenant's chain is the
 /// issuer's. Before bootstrap has created the platform tenant there is no chain to write to,
 /// and the rotation is only logged.
-pub async fn rotate_by(
+pub async fn rotate_signing_keys_by(
     db: &Database,
     actor: &Actor,
     master_key: &MasterKey,
-    policy: &RotationPolicy,
-) -> anyhow::Result<RotationReport> {
+    policy: &KeyRotationPolicy,
+) -> anyhow::Result<KeyRotationReport> {
     let new_keys = generate(SigningAlg::ALL.to_vec(), master_key).await?;
     let mut tx = db.unscoped().await?;
     let platform = tenants::platform(&mut tx).await?;
@@ -102,10 +106,10 @@ pub async fn rotate_by(
         Some(id) => db.operator(id).await?,
         None => db.operator_unscoped().await?,
     };
-    keys::lock(&mut tx).await?;
-    let retired = keys::retire_active(&mut tx, policy.publish_for()).await?;
+    signing_keys::lock(&mut tx).await?;
+    let retired = signing_keys::retire_active(&mut tx, policy.publish_for()).await?;
     for key in &new_keys {
-        keys::insert(&mut tx, &key.kid, key.alg.as_str(), &key.public_jwk, &key.sealed).await?;
+        signing_keys::insert(&mut tx, &key.kid, key.alg.as_str(), &key.public_jwk, &key.sealed).await?;
     }
     if platform.is_some() {
         let details = serde_json::json!({
@@ -129,12 +133,12 @@ pub async fn rotate_by(
         created = ?new_keys.iter().map(|k| &k.kid).collect::<Vec<_>>(),
         "rotated the signing keys"
     );
-    Ok(RotationReport { created: new_keys.into_iter().map(summary).collect(), retired })
+    Ok(KeyRotationReport { created: new_keys.into_iter().map(summary).collect(), retired })
 }
 
 /// Creates an active key for each algorithm that has none (the first start). Returns what it
 /// created: nothing when another process got there first.
-pub async fn ensure_keys(db: &Database, master_key: &MasterKey) -> anyhow::Result<Vec<CreatedKey>> {
+pub async fn ensure_signing_keys(db: &Database, master_key: &MasterKey) -> anyhow::Result<Vec<CreatedKey>> {
     let missing = missing_algs(db).await?;
     if missing.is_empty() {
         return Ok(Vec::new());
@@ -142,16 +146,16 @@ pub async fn ensure_keys(db: &Database, master_key: &MasterKey) -> anyhow::Resul
     let new_keys = generate(missing, master_key).await?;
     // Owner rights, stepped down to lca_operator (request connections may not add keys).
     let mut tx = db.operator_unscoped().await?;
-    keys::lock(&mut tx).await?;
+    signing_keys::lock(&mut tx).await?;
     // Under the lock: a concurrent start may have created some of them meanwhile; its keys
     // win and ours are dropped unused.
-    let present = keys::active_algs(&mut tx).await?;
+    let present = signing_keys::active_algs(&mut tx).await?;
     let mut created = Vec::new();
     for key in new_keys {
         if present.iter().any(|alg| alg == key.alg.as_str()) {
             continue;
         }
-        keys::insert(&mut tx, &key.kid, key.alg.as_str(), &key.public_jwk, &key.sealed).await?;
+        signing_keys::insert(&mut tx, &key.kid, key.alg.as_str(), &key.public_jwk, &key.sealed).await?;
         created.push(summary(key));
     }
     tx.commit().await?;
@@ -163,7 +167,7 @@ pub async fn ensure_keys(db: &Database, master_key: &MasterKey) -> anyhow::Resul
 
 async fn missing_algs(db: &Database) -> anyhow::Result<Vec<SigningAlg>> {
     let mut tx = db.unscoped().await?;
-    let present = keys::active_algs(&mut tx).await?;
+    let present = signing_keys::active_algs(&mut tx).await?;
     Ok(SigningAlg::ALL.into_iter().filter(|alg| !present.iter().any(|p| p == alg.as_str())).collect())
 }
 
