@@ -1,6 +1,6 @@
 //! `client`: register, update, rotate a secret, delete.
 
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 
 use super::output::print;
 use crate::clients;
@@ -11,38 +11,7 @@ use crate::vocabulary::Role;
 #[derive(Subcommand, Debug)]
 pub enum ClientCommand {
     /// Register a client. A confidential client's secret is printed once; only its hash is kept.
-    Create {
-        #[arg(long)]
-        tenant: String,
-        #[arg(long)]
-        name: String,
-        /// authorization_code, refresh_token, client_credentials or device_code.
-        #[arg(long = "grant", num_args = 1.., required = true)]
-        grants: Vec<String>,
-        /// A public client (no secret; PKCE required).
-        #[arg(long)]
-        public: bool,
-        #[arg(long = "redirect-uri")]
-        redirect_uris: Vec<String>,
-        #[arg(long = "post-logout-redirect-uri")]
-        post_logout_redirect_uris: Vec<String>,
-        /// The service account's role (client_credentials).
-        #[arg(long, value_parser = ["admin", "editor", "viewer"])]
-        role: Option<String>,
-        /// Let users choose among their tenants at login.
-        #[arg(long)]
-        multi_tenant: bool,
-        /// Every login through this client needs a second factor.
-        #[arg(long)]
-        require_mfa: bool,
-        #[arg(long, value_parser = ["RS256", "ES256", "EdDSA"])]
-        signing_alg: Option<String>,
-        /// client_secret_basic (default) or client_secret_post.
-        #[arg(long, value_parser = ["client_secret_basic", "client_secret_post"])]
-        auth_method: Option<String>,
-        #[arg(long)]
-        json: bool,
-    },
+    Create(CreateClient),
     /// Change a client's name or redirect URIs; each list given replaces the registered one.
     Update {
         #[arg(long)]
@@ -72,42 +41,66 @@ pub enum ClientCommand {
     },
 }
 
+/// What `client create` takes: a registration request, and whether to print JSON.
+#[derive(Args, Debug)]
+pub struct CreateClient {
+    #[arg(long)]
+    tenant: String,
+    #[arg(long)]
+    name: String,
+    /// authorization_code, refresh_token, client_credentials or device_code.
+    #[arg(long = "grant", num_args = 1.., required = true)]
+    grants: Vec<String>,
+    /// A public client (no secret; PKCE required).
+    #[arg(long)]
+    public: bool,
+    #[arg(long = "redirect-uri")]
+    redirect_uris: Vec<String>,
+    #[arg(long = "post-logout-redirect-uri")]
+    post_logout_redirect_uris: Vec<String>,
+    /// The service account's role (client_credentials).
+    #[arg(long, value_parser = ["admin", "editor", "viewer"])]
+    role: Option<String>,
+    /// Let users choose among their tenants at login.
+    #[arg(long)]
+    multi_tenant: bool,
+    /// Every login through this client needs a second factor.
+    #[arg(long)]
+    require_mfa: bool,
+    #[arg(long, value_parser = ["RS256", "ES256", "EdDSA"])]
+    signing_alg: Option<String>,
+    /// client_secret_basic (default) or client_secret_post.
+    #[arg(long, value_parser = ["client_secret_basic", "client_secret_post"])]
+    auth_method: Option<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+impl CreateClient {
+    /// The registration request these arguments make (the role as a [`Role`]).
+    fn request(self) -> anyhow::Result<clients::ClientRequest> {
+        Ok(clients::ClientRequest {
+            tenant: self.tenant,
+            name: self.name,
+            grants: self.grants,
+            public: self.public,
+            redirect_uris: self.redirect_uris,
+            post_logout_redirect_uris: self.post_logout_redirect_uris,
+            role: self.role.map(|r| r.parse::<Role>()).transpose()?,
+            multi_tenant: self.multi_tenant,
+            require_mfa: self.require_mfa,
+            signing_alg: self.signing_alg,
+            auth_method: self.auth_method,
+        })
+    }
+}
+
 /// Runs one `client` subcommand as `operator` and prints its result (a new secret only once).
 pub(super) async fn run(command: ClientCommand, db: &Database, operator: &Actor) -> anyhow::Result<()> {
     match command {
-        ClientCommand::Create {
-            tenant,
-            name,
-            grants,
-            public,
-            redirect_uris,
-            post_logout_redirect_uris,
-            role,
-            multi_tenant,
-            require_mfa,
-            signing_alg,
-            auth_method,
-            json,
-        } => {
-            let role = role.map(|r| r.parse::<Role>()).transpose()?;
-            let created = clients::create_client_by(
-                db,
-                operator,
-                clients::ClientRequest {
-                    tenant,
-                    name,
-                    grants,
-                    public,
-                    redirect_uris,
-                    post_logout_redirect_uris,
-                    role,
-                    multi_tenant,
-                    require_mfa,
-                    signing_alg,
-                    auth_method,
-                },
-            )
-            .await?;
+        ClientCommand::Create(args) => {
+            let json = args.json;
+            let created = clients::create_client_by(db, operator, args.request()?).await?;
             print(json, &created, || match &created.client_secret {
                 Some(secret) => format!(
                     "client_id:     {}\nclient_secret: {}\n(the secret is shown only now)",

@@ -1,6 +1,6 @@
 //! `member`: add a user to a tenant, change their role, end the membership.
 
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 
 use super::output::print;
 use crate::db::Database;
@@ -11,27 +11,9 @@ use crate::vocabulary::Role;
 #[derive(Subcommand, Debug)]
 pub enum MemberCommand {
     /// Make a user a member of a tenant.
-    Add {
-        #[arg(long)]
-        tenant: String,
-        #[arg(long)]
-        email: String,
-        #[arg(long, value_parser = ["admin", "editor", "viewer"])]
-        role: String,
-        #[arg(long)]
-        json: bool,
-    },
+    Add(MemberRole),
     /// Change a member's role.
-    SetRole {
-        #[arg(long)]
-        tenant: String,
-        #[arg(long)]
-        email: String,
-        #[arg(long, value_parser = ["admin", "editor", "viewer"])]
-        role: String,
-        #[arg(long)]
-        json: bool,
-    },
+    SetRole(MemberRole),
     /// End a membership, and every token family of that user in the tenant.
     Remove {
         #[arg(long)]
@@ -43,15 +25,28 @@ pub enum MemberCommand {
     },
 }
 
+/// A member and the role they are to have (`member add`, `member set-role`).
+#[derive(Args, Debug)]
+pub struct MemberRole {
+    #[arg(long)]
+    tenant: String,
+    #[arg(long)]
+    email: String,
+    #[arg(long, value_parser = ["admin", "editor", "viewer"])]
+    role: String,
+    #[arg(long)]
+    json: bool,
+}
+
 /// Runs one `member` subcommand as `operator` and prints its result.
 pub(super) async fn run(command: MemberCommand, db: &Database, operator: &Actor) -> anyhow::Result<()> {
     match command {
-        MemberCommand::Add { tenant, email, role, json } => {
+        MemberCommand::Add(MemberRole { tenant, email, role, json }) => {
             let role: Role = role.parse()?;
             let added = tenancy::add_member_by(db, operator, &tenant, &email, role).await?;
             print(json, &added, || format!("{email} is now {role} of {tenant}"))?;
         }
-        MemberCommand::SetRole { tenant, email, role, json } => {
+        MemberCommand::SetRole(MemberRole { tenant, email, role, json }) => {
             let role: Role = role.parse()?;
             let changed = tenancy::set_role(db, operator, &tenant, &email, role).await?;
             print(json, &changed, || format!("{email} is now {role} of {tenant} (was {})", changed.previous_role))?;
