@@ -81,34 +81,31 @@ struct Ended {
 /// Ends one live family of the transaction's tenant and audits it. True if this call ended
 /// it (a family already ended writes nothing, so concurrent replays write one row).
 pub async fn revoke(tx: &mut Tx, actor: &Actor, family_id: Uuid, reason: &str) -> Result<bool, sqlx::Error> {
-    let tenant_id = tx.tenant_or_nil();
-    let ended: Option<Ended> = sqlx::query_as(
-        "UPDATE token_families SET revoked_at = now(), revoked_reason = $3 \
-         WHERE tenant_id = $1 AND family_id = $2 AND revoked_at IS NULL RETURNING family_id, client_id, user_id",
-    )
-    .bind(tenant_id)
-    .bind(family_id)
-    .bind(reason)
-    .fetch_optional(tx.conn())
-    .await?;
-    let Some(ended) = ended else { return Ok(false) };
-    record(tx, actor, &ended, reason).await?;
-    Ok(true)
+    const BY_ID: &str = "UPDATE token_families SET revoked_at = now(), revoked_reason = $3 \
+         WHERE tenant_id = $1 AND family_id = $2 AND revoked_at IS NULL RETURNING family_id, client_id, user_id";
+    Ok(end_audited(tx, actor, BY_ID, family_id, reason).await? == 1)
 }
 
 /// Ends every live family of a user in the transaction's tenant, auditing each; returns how
 /// many.
 pub async fn revoke_of_user(tx: &mut Tx, actor: &Actor, user_id: Uuid, reason: &str) -> Result<u64, sqlx::Error> {
+    const BY_USER: &str = "UPDATE token_families SET revoked_at = now(), revoked_reason = $3 \
+         WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL RETURNING family_id, client_id, user_id";
+    end_audited(tx, actor, BY_USER, user_id, reason).await
+}
+
+/// Runs one of the ending statements above (`$1` tenant, `$2` the id it selects by, `$3` the
+/// reason) and writes `token_family.revoked` for each family it ended.
+async fn end_audited(
+    tx: &mut Tx,
+    actor: &Actor,
+    statement: &'static str,
+    id: Uuid,
+    reason: &str,
+) -> Result<u64, sqlx::Error> {
     let tenant_id = tx.tenant_or_nil();
-    let ended: Vec<Ended> = sqlx::query_as(
-        "UPDATE token_families SET revoked_at = now(), revoked_reason = $3 \
-         WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL RETURNING family_id, client_id, user_id",
-    )
-    .bind(tenant_id)
-    .bind(user_id)
-    .bind(reason)
-    .fetch_all(tx.conn())
-    .await?;
+    let ended: Vec<Ended> =
+        sqlx::query_as(statement).bind(tenant_id).bind(id).bind(reason).fetch_all(tx.conn()).await?;
     for family in &ended {
         record(tx, actor, family, reason).await?;
     }
