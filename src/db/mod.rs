@@ -4,7 +4,7 @@
 //! Errors here are `sqlx::Error` (data code speaks the database's language); the HTTP edge
 //! turns them into opaque `server_error`s.
 //!
-//! Two logins (ARCHITECTURE.md, "Storage and Row Level Security"):
+//! Two logins (ARCHITECTURE.md, "Database logins and Row Level Security"):
 //! - the *owner* (the login of `DATABASE_URL`, the superuser of the embedded cluster) runs
 //!   migrations and owns the tables. Its pool also runs the few writes the request path may
 //!   not do (tenants, signing keys), stepped down to `lca_operator` ([`Database::operator`]);

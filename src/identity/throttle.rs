@@ -87,7 +87,7 @@ pub enum Admission {
     Check(Reserved),
     /// Refused unchecked: the client IP is locked, or the account key must wait or is locked.
     /// `audit` is true for the first refusal of that lock window only: one audit row per
-    /// window, however many attempts a flood makes (ARCHITECTURE.md, "Rate limits").
+    /// window, however many attempts a flood makes (ARCHITECTURE.md, "Client address, throttles and rate limits").
     Refused { audit: bool },
 }
 

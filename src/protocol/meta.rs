@@ -5,7 +5,7 @@
 //! proxy. Everything left of a trusted proxy's entry was written by whoever talked to that
 //! proxy, so only the chain of trusted hops, read from the right, can be believed; a client
 //! can put anything at the left end. From any other peer the headers are ignored, so nobody
-//! can choose the address their attempts are counted under (ARCHITECTURE.md, "Proxies").
+//! can choose the address their attempts are counted under (ARCHITECTURE.md, "Client address, throttles and rate limits").
 
 use std::net::{IpAddr, SocketAddr};
 
