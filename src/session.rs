@@ -7,6 +7,7 @@ use tower_sessions::Session;
 use uuid::Uuid;
 
 use crate::error::AppError;
+use crate::extract::Form;
 use crate::render::page_error;
 
 /// `acr` of a password login and of a login with a second factor.
@@ -165,6 +166,48 @@ pub async fn check_csrf(session: &Session, presented: &str) -> Result<(), AppErr
             "This form has expired",
             "Go back, reload the page and try again.",
         )),
+    }
+}
+
+/// A form that carries the CSRF token of the page it was posted from.
+pub trait WithCsrf {
+    fn csrf(&self) -> &str;
+}
+
+/// Implements [`WithCsrf`] for form types whose token is their `csrf` field.
+macro_rules! csrf_field {
+    ($($form:ty),+ $(,)?) => {
+        $(impl $crate::session::WithCsrf for $form {
+            fn csrf(&self) -> &str {
+                &self.csrf
+            }
+        })+
+    };
+}
+pub(crate) use csrf_field;
+
+/// A form posted from a page of this browser session: decoded strictly (as
+/// [`crate::extract::Form`]), then refused with a 403 page unless its CSRF token is the
+/// session's, before the handler runs (double-submit via the session, [`check_csrf`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SessionForm<T>(pub T);
+
+impl<T, S> axum::extract::FromRequest<S> for SessionForm<T>
+where
+    T: serde::de::DeserializeOwned + WithCsrf + Send,
+    S: Send + Sync,
+{
+    type Rejection = AppError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        use axum::extract::FromRequestParts as _;
+        let (mut parts, body) = req.into_parts();
+        let session = Session::from_request_parts(&mut parts, state)
+            .await
+            .map_err(|(_, why)| AppError::Internal(anyhow::anyhow!("no session layer: {why}")))?;
+        let Form(form) = Form::<T>::from_request(axum::extract::Request::from_parts(parts, body), state).await?;
+        check_csrf(&session, form.csrf()).await?;
+        Ok(Self(form))
     }
 }
 

@@ -10,13 +10,12 @@ use tower_sessions::Session;
 
 use crate::db::{self, audit};
 use crate::error::AppError;
-use crate::extract::Form;
 use crate::html::text::{EN, Text};
 use crate::identity::{mfa, password, security, throttle};
 use crate::protocol::meta::RequestMeta;
 use crate::render::render;
 use crate::secrets::{ExposeSecret, SecretString};
-use crate::session::{self, SignedIn};
+use crate::session::{self, SessionForm, SignedIn};
 use crate::state::AppState;
 
 /// One line of the sessions list.
@@ -138,15 +137,16 @@ pub struct PasswordForm {
     new: SecretString,
 }
 
+crate::session::csrf_field!(PasswordForm);
+
 /// `POST /account/password`: needs the current password (a wrong one counts towards the
 /// account's lock), then ends every other session and every token family of the user.
 pub async fn change_password(
     State(state): State<AppState>,
     session: Session,
     meta: RequestMeta,
-    Form(form): Form<PasswordForm>,
+    SessionForm(form): SessionForm<PasswordForm>,
 ) -> Result<Response, AppError> {
-    session::check_csrf(&session, &form.csrf).await?;
     let who = match signed_in(&state, &session).await? {
         Ok(w) => w,
         Err(to_login) => return Ok(to_login),
@@ -214,14 +214,15 @@ pub struct CsrfForm {
     csrf: String,
 }
 
+crate::session::csrf_field!(CsrfForm);
+
 /// `POST /account/backup-codes`: replaces the backup codes (a session that passed MFA only).
 pub async fn regenerate_backup_codes(
     State(state): State<AppState>,
     session: Session,
     meta: RequestMeta,
-    Form(form): Form<CsrfForm>,
+    _checked: SessionForm<CsrfForm>,
 ) -> Result<Response, AppError> {
-    session::check_csrf(&session, &form.csrf).await?;
     let who = match signed_in(&state, &session).await? {
         Ok(w) => w,
         Err(to_login) => return Ok(to_login),
@@ -250,9 +251,8 @@ pub async fn sign_out_everywhere(
     State(state): State<AppState>,
     session: Session,
     meta: RequestMeta,
-    Form(form): Form<CsrfForm>,
+    _checked: SessionForm<CsrfForm>,
 ) -> Result<Response, AppError> {
-    session::check_csrf(&session, &form.csrf).await?;
     let who = match signed_in(&state, &session).await? {
         Ok(w) => w,
         Err(to_login) => return Ok(to_login),
@@ -280,14 +280,15 @@ pub struct EndSessionForm {
     session: String,
 }
 
+crate::session::csrf_field!(EndSessionForm);
+
 /// `POST /account/sessions/end`: signs one of the user's other sessions out.
 pub async fn end_session(
     State(state): State<AppState>,
     session: Session,
     meta: RequestMeta,
-    Form(form): Form<EndSessionForm>,
+    SessionForm(form): SessionForm<EndSessionForm>,
 ) -> Result<Response, AppError> {
-    session::check_csrf(&session, &form.csrf).await?;
     let who = match signed_in(&state, &session).await? {
         Ok(w) => w,
         Err(to_login) => return Ok(to_login),
@@ -333,6 +334,8 @@ pub struct RevokeDeviceForm {
     family: uuid::Uuid,
 }
 
+crate::session::csrf_field!(RevokeDeviceForm);
+
 /// `POST /account/devices/revoke`: ends one of the user's device families (its refresh and
 /// access tokens), with `device.revoked` in the family's tenant. Another user's family, or one
 /// not begun by the device grant, is a 404 like a missing one.
@@ -340,9 +343,8 @@ pub async fn revoke_device(
     State(state): State<AppState>,
     session: Session,
     meta: RequestMeta,
-    Form(form): Form<RevokeDeviceForm>,
+    SessionForm(form): SessionForm<RevokeDeviceForm>,
 ) -> Result<Response, AppError> {
-    session::check_csrf(&session, &form.csrf).await?;
     let who = match signed_in(&state, &session).await? {
         Ok(w) => w,
         Err(to_login) => return Ok(to_login),

@@ -11,13 +11,12 @@ use uuid::Uuid;
 
 use crate::db;
 use crate::error::AppError;
-use crate::extract::Form;
 use crate::html::text::{EN, Text};
 use crate::identity::recovery;
 use crate::pages::mfa::NoticePage;
 use crate::protocol::meta::RequestMeta;
 use crate::render::render;
-use crate::session::{self, SignedIn};
+use crate::session::{self, SessionForm, SignedIn};
 use crate::state::AppState;
 use crate::vocabulary::Role;
 
@@ -142,15 +141,16 @@ pub struct CsrfForm {
     csrf: String,
 }
 
+crate::session::csrf_field!(CsrfForm);
+
 /// `POST /admin/t/{slug}/members/{user_id}/reset-mfa`.
 pub async fn reset_mfa(
     State(state): State<AppState>,
     session: Session,
     meta: RequestMeta,
     Path((slug, target)): Path<(String, Uuid)>,
-    Form(form): Form<CsrfForm>,
+    _checked: SessionForm<CsrfForm>,
 ) -> Result<Response, AppError> {
-    session::check_csrf(&session, &form.csrf).await?;
     let who = match admin_session(&session).await? {
         Ok(w) => w,
         Err(r) => return Ok(r),
@@ -167,9 +167,8 @@ pub async fn sign_out_everywhere(
     session: Session,
     meta: RequestMeta,
     Path((slug, target)): Path<(String, Uuid)>,
-    Form(form): Form<CsrfForm>,
+    _checked: SessionForm<CsrfForm>,
 ) -> Result<Response, AppError> {
-    session::check_csrf(&session, &form.csrf).await?;
     let who = match admin_session(&session).await? {
         Ok(w) => w,
         Err(r) => return Ok(r),
@@ -191,9 +190,8 @@ pub async fn recovery_link(
     session: Session,
     meta: RequestMeta,
     Path((slug, target)): Path<(String, Uuid)>,
-    Form(form): Form<CsrfForm>,
+    _checked: SessionForm<CsrfForm>,
 ) -> Result<Response, AppError> {
-    session::check_csrf(&session, &form.csrf).await?;
     let who = match admin_session(&session).await? {
         Ok(w) => w,
         Err(r) => return Ok(r),

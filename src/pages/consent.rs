@@ -9,13 +9,13 @@ use tower_sessions::Session;
 
 use crate::db::{self, audit};
 use crate::error::AppError;
-use crate::extract::{Form, Query};
+use crate::extract::Query;
 use crate::html::text::{EN, Text, scope_description};
 use crate::protocol::authorize::reply::{Reply, expired_request, origin_of};
 use crate::protocol::meta::RequestMeta;
 use crate::protocol::types::Scopes;
 use crate::render::render;
-use crate::session;
+use crate::session::{self, SessionForm};
 use crate::state::AppState;
 
 #[derive(Template)]
@@ -68,14 +68,15 @@ pub struct ConsentForm {
     decision: String,
 }
 
+crate::session::csrf_field!(ConsentForm);
+
 /// `POST /consent`.
 pub async fn submit(
     State(state): State<AppState>,
     session: Session,
     meta: RequestMeta,
-    Form(form): Form<ConsentForm>,
+    SessionForm(form): SessionForm<ConsentForm>,
 ) -> Result<Response, AppError> {
-    session::check_csrf(&session, &form.csrf).await?;
     let (Some(mut p), Some(who)) = (session::pending(&session, &form.req).await?, session::signed_in(&session).await?)
     else {
         return Err(expired_request());

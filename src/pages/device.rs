@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use crate::db::{self, audit, clients::ClientRow};
 use crate::error::AppError;
-use crate::extract::{Form, Query};
+use crate::extract::Query;
 use crate::html::text::{EN, Text, scope_description};
 use crate::identity::{security, throttle};
 use crate::pages::mfa::NoticePage;
@@ -30,7 +30,7 @@ use crate::protocol::device::{display_user_code, normalise_user_code, user_code_
 use crate::protocol::meta::RequestMeta;
 use crate::protocol::types::Scopes;
 use crate::render::render;
-use crate::session::{self, SignedIn};
+use crate::session::{self, SessionForm, SignedIn};
 use crate::state::AppState;
 
 #[derive(Template)]
@@ -98,14 +98,15 @@ pub struct CodeForm {
     user_code: String,
 }
 
+crate::session::csrf_field!(CodeForm);
+
 /// `POST /device`: checks the code and shows what approving it means.
 pub async fn submit(
     State(state): State<AppState>,
     session: Session,
     meta: RequestMeta,
-    Form(form): Form<CodeForm>,
+    SessionForm(form): SessionForm<CodeForm>,
 ) -> Result<Response, AppError> {
-    session::check_csrf(&session, &form.csrf).await?;
     let who = match signed_in(&session, page_path(Some(&form.user_code))).await? {
         Ok(w) => w,
         Err(to_login) => return Ok(to_login),
@@ -138,15 +139,16 @@ pub struct DecisionForm {
     decision: String,
 }
 
+crate::session::csrf_field!(DecisionForm);
+
 /// `POST /device/decide`: approves or denies, in one atomic UPDATE of the pending grant with
 /// its audit row.
 pub async fn decide(
     State(state): State<AppState>,
     session: Session,
     meta: RequestMeta,
-    Form(form): Form<DecisionForm>,
+    SessionForm(form): SessionForm<DecisionForm>,
 ) -> Result<Response, AppError> {
-    session::check_csrf(&session, &form.csrf).await?;
     let who = match signed_in(&session, page_path(Some(&form.user_code))).await? {
         Ok(w) => w,
         Err(to_login) => return Ok(to_login),

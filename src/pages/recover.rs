@@ -9,7 +9,7 @@ use serde::Deserialize;
 use tower_sessions::Session;
 
 use crate::error::AppError;
-use crate::extract::{Form, Query};
+use crate::extract::Query;
 use crate::html::text::{EN, Text};
 use crate::identity::password;
 use crate::identity::recovery;
@@ -17,7 +17,7 @@ use crate::pages::mfa::NoticePage;
 use crate::protocol::meta::RequestMeta;
 use crate::render::render;
 use crate::secrets::{ExposeSecret, SecretString, exposed};
-use crate::session;
+use crate::session::{self, SessionForm};
 use crate::state::AppState;
 
 #[derive(Template)]
@@ -60,15 +60,16 @@ pub struct RecoverForm {
     password: SecretString,
 }
 
+crate::session::csrf_field!(RecoverForm);
+
 /// `POST /recover`: the password is checked against the rules before the link is used, so a
 /// rejected password does not spend it.
 pub async fn submit(
     State(state): State<AppState>,
     session: Session,
     meta: RequestMeta,
-    Form(form): Form<RecoverForm>,
+    SessionForm(form): SessionForm<RecoverForm>,
 ) -> Result<Response, AppError> {
-    session::check_csrf(&session, &form.csrf).await?;
     let (token, password) = (form.token.expose_secret(), form.password.expose_secret());
     if token.len() > 128 || !recovery::link_usable(&state.db, token).await? {
         return Ok(invalid());

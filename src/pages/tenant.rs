@@ -9,11 +9,11 @@ use tower_sessions::Session;
 
 use crate::db::{self, memberships::MembershipOf};
 use crate::error::AppError;
-use crate::extract::{Form, Query};
+use crate::extract::Query;
 use crate::html::text::{EN, Text};
 use crate::protocol::authorize::reply::{expired_request, origin_of};
 use crate::render::render;
-use crate::session;
+use crate::session::{self, SessionForm};
 use crate::state::AppState;
 
 #[derive(Template)]
@@ -56,13 +56,14 @@ pub struct TenantForm {
     tenant: String,
 }
 
+crate::session::csrf_field!(TenantForm);
+
 /// `POST /select-tenant`: only one of the user's own memberships can be chosen.
 pub async fn submit(
     State(state): State<AppState>,
     session: Session,
-    Form(form): Form<TenantForm>,
+    SessionForm(form): SessionForm<TenantForm>,
 ) -> Result<Response, AppError> {
-    session::check_csrf(&session, &form.csrf).await?;
     let (Some(mut p), Some(who)) = (session::pending(&session, &form.req).await?, session::signed_in(&session).await?)
     else {
         return Err(expired_request());

@@ -1,6 +1,7 @@
 //! The security stamp and what a browser session holds: a password step signs the previous
 //! user out, a session holds every identity it carries, and sessions, half sign-ins, codes and
-//! device approvals made under an old stamp are refused (ARCHITECTURE.md, "Security stamp").
+//! device approvals made under an old stamp are refused (ARCHITECTURE.md, "Security stamp");
+//! and every form a session posts carries its CSRF token.
 
 use laventecare_auth::db::audit::Actor;
 use laventecare_auth::{identity, tenancy};
@@ -202,4 +203,46 @@ async fn sign_out_everywhere_from_the_account_and_admin_pages() {
     let rows = audit_rows(&p, acme, "user.signed_out_everywhere").await;
     assert_eq!(rows.len(), 2);
     rows[1].is(("user", Some(&root.to_string())), ("user", Some(&ann.to_string())), Some("127.0.0.1"));
+}
+
+/// Every form of the hosted pages refuses a post whose CSRF token is not the session's (a
+/// 403 page), signed in or not, before doing anything: the check is the forms' extractor's.
+#[tokio::test]
+async fn every_page_form_checks_its_csrf_token() {
+    let p = Provider::start().await;
+    let ann = user_id(&p, &p.email).await;
+    let acme = tenant_id(&p, "acme").await;
+    let browser = Browser::new(&p);
+    browser.login(&browser.open(&p.url("/login")).await, &p.email, PASSWORD).await;
+    let forms: Vec<(String, Vec<(&str, String)>)> = vec![
+        ("/account/password".into(), vec![("current", PASSWORD.into()), ("new", "another long passphrase".into())]),
+        ("/account/backup-codes".into(), vec![]),
+        ("/account/sessions/end".into(), vec![("session", "00".into())]),
+        ("/account/sign-out-everywhere".into(), vec![]),
+        ("/account/devices/revoke".into(), vec![("tenant", acme.to_string()), ("family", ann.to_string())]),
+        ("/mfa/enrol".into(), vec![("req", String::new()), ("code", "123456".into())]),
+        ("/login/mfa".into(), vec![("req", String::new()), ("code", "123456".into())]),
+        ("/select-tenant".into(), vec![("req", "r".into()), ("tenant", "acme".into())]),
+        ("/consent".into(), vec![("req", "r".into()), ("decision", "allow".into())]),
+        ("/recover".into(), vec![("token", "t".into()), ("password", "another long passphrase".into())]),
+        ("/device".into(), vec![("user_code", "BCDF-GHJK".into())]),
+        ("/device/decide".into(), vec![("user_code", "BCDF-GHJK".into()), ("decision", "approve".into())]),
+        (format!("/admin/t/acme/members/{ann}/reset-mfa"), vec![]),
+        (format!("/admin/t/acme/members/{ann}/recovery-link"), vec![]),
+        (format!("/admin/t/acme/members/{ann}/sign-out"), vec![]),
+    ];
+    for (path, fields) in &forms {
+        for csrf in ["wrong", ""] {
+            let mut form: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            form.push(("csrf", csrf));
+            let step = browser.post(path, &form).await;
+            assert_eq!(step.status(), 403, "{path} with csrf {csrf:?}: {}", step.html());
+            assert!(step.html().contains("This form has expired"), "{path}");
+        }
+    }
+    // Nothing happened: still signed in, same password.
+    assert_eq!(browser.open(&p.url("/account")).await.status(), 200);
+    let fresh = Browser::new(&p);
+    let ok = fresh.login(&fresh.open(&p.url("/login")).await, &p.email, PASSWORD).await;
+    assert!(ok.html().contains("You are signed in"), "{}", ok.html());
 }

@@ -10,14 +10,14 @@ use tower_sessions::Session;
 
 use crate::db::{self};
 use crate::error::AppError;
-use crate::extract::{Form, Query};
+use crate::extract::Query;
 use crate::html::text::{EN, Text};
 use crate::identity::{mfa, security, throttle};
 use crate::pages::login::{audit_sign_in, client_of, next_after_sign_in, sign_in};
 use crate::protocol::meta::RequestMeta;
 use crate::render::render;
 use crate::secrets::ExposeSecret;
-use crate::session::{self, Pending};
+use crate::session::{self, Pending, SessionForm};
 use crate::state::AppState;
 
 use super::backup_codes::backup_codes_page;
@@ -116,9 +116,8 @@ pub async fn enrol_submit(
     State(state): State<AppState>,
     session: Session,
     meta: RequestMeta,
-    Form(form): Form<CodeForm>,
+    SessionForm(form): SessionForm<CodeForm>,
 ) -> Result<Response, AppError> {
-    session::check_csrf(&session, &form.csrf).await?;
     let Some(actor) = actor(&session).await? else { return Ok(to_login(Some(&form.req))) };
     let user_id = actor.user_id();
     let pending = pending_of(&session, Some(&form.req)).await?;

@@ -35,6 +35,8 @@ pub struct CodeForm {
     code: SecretString,
 }
 
+crate::session::csrf_field!(CodeForm);
+
 /// Who the second-factor pages act for: a sign-in halfway (password done), or a signed-in
 /// user (stepping up for a request that needs MFA, or enrolling from the account page).
 enum Actor {

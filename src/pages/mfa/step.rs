@@ -10,14 +10,14 @@ use uuid::Uuid;
 
 use crate::db::{self, audit};
 use crate::error::AppError;
-use crate::extract::{Form, Query};
+use crate::extract::Query;
 use crate::html::text::{EN, Text};
 use crate::identity::{mfa, throttle};
 use crate::pages::login::{client_of, record_lockouts, sign_in, sign_in_tenant};
 use crate::protocol::meta::RequestMeta;
 use crate::render::render;
 use crate::secrets::ExposeSecret;
-use crate::session::{self, Pending};
+use crate::session::{self, Pending, SessionForm};
 use crate::state::AppState;
 
 use super::{Actor, CodeForm, NoticePage, ReqQuery, actor, email_of, form_targets, pending_of, to_login};
@@ -61,9 +61,8 @@ pub async fn submit(
     State(state): State<AppState>,
     session: Session,
     meta: RequestMeta,
-    Form(form): Form<CodeForm>,
+    SessionForm(form): SessionForm<CodeForm>,
 ) -> Result<Response, AppError> {
-    session::check_csrf(&session, &form.csrf).await?;
     let Some(actor) = actor(&session).await? else { return Ok(to_login(Some(&form.req))) };
     let pending = pending_of(&session, Some(&form.req)).await?;
     let user_id = actor.user_id();
