@@ -64,19 +64,15 @@ fn expiry(record: &Record) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp(record.expiry_date.unix_timestamp(), 0).unwrap_or_default()
 }
 
-#[async_trait::async_trait]
-impl SessionStore for PgSessionStore {
-    async fn create(&self, record: &mut Record) -> session_store::Result<()> {
-        // A 128-bit random id never collides in practice; if it does, draw another.
-        loop {
-            let data = serde_json::to_value(&record.data).map_err(backend)?;
-            let mut tx = self.db.unscoped().await.map_err(backend)?;
-            let (users, stamps) = identities_of(record);
-            let inserted = sqlx::query(
-                "INSERT INTO browser_sessions (id_hash, data, user_ids, stamps, expires_at) \
-                 VALUES ($1, $2, $3, $4, LEAST($5, now() + make_interval(secs => $6))) \
-                 ON CONFLICT (id_hash) DO NOTHING",
-            )
+impl PgSessionStore {
+    /// Runs `statement` with the record's values — `$1` the id's hash, `$2` the data, `$3` and
+    /// `$4` the identities and their stamps, `$5` the cookie's expiry, `$6` the absolute
+    /// lifetime in seconds — and returns the rows it wrote.
+    async fn write(&self, statement: &'static str, record: &Record) -> session_store::Result<u64> {
+        let data = serde_json::to_value(&record.data).map_err(backend)?;
+        let (users, stamps) = identities_of(record);
+        let mut tx = self.db.unscoped().await.map_err(backend)?;
+        let written = sqlx::query(statement)
             .bind(id_hash(&record.id).as_slice())
             .bind(data)
             .bind(&users)
@@ -87,34 +83,29 @@ impl SessionStore for PgSessionStore {
             .await
             .map_err(backend)?
             .rows_affected();
-            tx.commit().await.map_err(backend)?;
-            if inserted == 1 {
-                return Ok(());
-            }
+        tx.commit().await.map_err(backend)?;
+        Ok(written)
+    }
+}
+
+#[async_trait::async_trait]
+impl SessionStore for PgSessionStore {
+    async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        const INSERT: &str = "INSERT INTO browser_sessions (id_hash, data, user_ids, stamps, expires_at) \
+             VALUES ($1, $2, $3, $4, LEAST($5, now() + make_interval(secs => $6))) ON CONFLICT (id_hash) DO NOTHING";
+        // A 128-bit random id never collides in practice; if it does, draw another.
+        while self.write(INSERT, record).await? != 1 {
             record.id = Id::default();
         }
+        Ok(())
     }
 
     /// Updates an existing record only: a request still in flight when the session was ended
     /// (sign-out, an administrator ending it) must not bring it back.
     async fn save(&self, record: &Record) -> session_store::Result<()> {
-        let data = serde_json::to_value(&record.data).map_err(backend)?;
-        let mut tx = self.db.unscoped().await.map_err(backend)?;
-        let (users, stamps) = identities_of(record);
-        sqlx::query(
-            "UPDATE browser_sessions SET data = $2, user_ids = $3, stamps = $4, \
-             expires_at = LEAST($5, created_at + make_interval(secs => $6)) WHERE id_hash = $1",
-        )
-        .bind(id_hash(&record.id).as_slice())
-        .bind(data)
-        .bind(&users)
-        .bind(&stamps)
-        .bind(expiry(record))
-        .bind(self.max_age_secs)
-        .execute(tx.conn())
-        .await
-        .map_err(backend)?;
-        tx.commit().await.map_err(backend)
+        const UPDATE: &str = "UPDATE browser_sessions SET data = $2, user_ids = $3, stamps = $4, \
+             expires_at = LEAST($5, created_at + make_interval(secs => $6)) WHERE id_hash = $1";
+        self.write(UPDATE, record).await.map(|_| ())
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
