@@ -183,7 +183,7 @@ pub async fn device_authorization(
 /// Counts one request on a rate-limit key; 429 with `Retry-After` past `limit` per window.
 async fn rate_limit(state: &AppState, key: &[u8], limit: i32) -> Result<(), AppError> {
     let mut tx = state.db.unscoped().await?;
-    let over = db::throttle::hit(&mut tx, key, limit, state.config.rate_limits.window_seconds).await?;
+    let over = db::rate_limits::hit(&mut tx, key, limit, state.config.rate_limits.window_seconds).await?;
     tx.commit().await?;
     match over {
         Some(retry_after) => Err(AppError::TooManyRequests { retry_after, page: false }),
