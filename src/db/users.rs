@@ -66,11 +66,6 @@ pub async fn bump_security_stamp(tx: &mut Tx, user_id: Uuid) -> Result<Uuid, sql
     .await
 }
 
-/// The user's current security stamp (the transaction must see the user).
-pub async fn security_stamp(tx: &mut Tx, user_id: Uuid) -> Result<Option<Uuid>, sqlx::Error> {
-    sqlx::query_scalar("SELECT security_stamp FROM users WHERE id = $1").bind(user_id).fetch_optional(tx.conn()).await
-}
-
 /// The user's password hash (the transaction must see the user).
 pub async fn password_hash(tx: &mut Tx, user_id: Uuid) -> Result<Option<String>, sqlx::Error> {
     sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
