@@ -2,8 +2,9 @@
 //! devices connected with the device grant.
 
 use askama::Template;
-use axum::extract::State;
+use axum::extract::{FromRequestParts, State};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use tower_sessions::Session;
@@ -67,12 +68,30 @@ async fn signed_in(state: &AppState, session: &Session) -> Result<Result<SignedI
     Ok(Ok(who))
 }
 
+/// The signed-in user of an account page, as [`signed_in`] finds them; otherwise the page
+/// answers with the redirect to sign in (or step up) and come back. Body extractors (the
+/// form, its CSRF check) run after it.
+pub struct AccountUser(SignedIn);
+
+impl FromRequestParts<AppState> for AccountUser {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let session = Session::from_request_parts(parts, state).await.map_err(IntoResponse::into_response)?;
+        match signed_in(state, &session).await {
+            Ok(Ok(who)) => Ok(Self(who)),
+            Ok(Err(to_sign_in)) => Err(to_sign_in),
+            Err(e) => Err(e.into_response()),
+        }
+    }
+}
+
 /// `GET /account`.
-pub async fn show(State(state): State<AppState>, session: Session) -> Result<Response, AppError> {
-    let who = match signed_in(&state, &session).await? {
-        Ok(w) => w,
-        Err(to_login) => return Ok(to_login),
-    };
+pub async fn show(
+    State(state): State<AppState>,
+    session: Session,
+    AccountUser(who): AccountUser,
+) -> Result<Response, AppError> {
     page(&state, &session, &who, None, None, StatusCode::OK).await
 }
 
@@ -145,12 +164,9 @@ pub async fn change_password(
     State(state): State<AppState>,
     session: Session,
     meta: RequestMeta,
+    AccountUser(who): AccountUser,
     SessionForm(form): SessionForm<PasswordForm>,
 ) -> Result<Response, AppError> {
-    let who = match signed_in(&state, &session).await? {
-        Ok(w) => w,
-        Err(to_login) => return Ok(to_login),
-    };
     let mut tx = state.db.user(who.user_id).await?;
     let stored = db::users::password_hash(&mut tx, who.user_id).await?;
     let email = db::mfa::state(&mut tx, who.user_id).await?.map(|s| s.email).unwrap_or_default();
@@ -219,14 +235,10 @@ crate::session::csrf_field!(CsrfForm);
 /// `POST /account/backup-codes`: replaces the backup codes (a session that passed MFA only).
 pub async fn regenerate_backup_codes(
     State(state): State<AppState>,
-    session: Session,
     meta: RequestMeta,
+    AccountUser(who): AccountUser,
     _checked: SessionForm<CsrfForm>,
 ) -> Result<Response, AppError> {
-    let who = match signed_in(&state, &session).await? {
-        Ok(w) => w,
-        Err(to_login) => return Ok(to_login),
-    };
     if !who.has_mfa() {
         return Ok(Redirect::to("/login/mfa").into_response());
     }
@@ -251,12 +263,9 @@ pub async fn sign_out_everywhere(
     State(state): State<AppState>,
     session: Session,
     meta: RequestMeta,
+    AccountUser(who): AccountUser,
     _checked: SessionForm<CsrfForm>,
 ) -> Result<Response, AppError> {
-    let who = match signed_in(&state, &session).await? {
-        Ok(w) => w,
-        Err(to_login) => return Ok(to_login),
-    };
     let mut tx = state.db.user(who.user_id).await?;
     let actor = meta.actor("user", Some(who.user_id.to_string()));
     let ended =
@@ -285,14 +294,10 @@ crate::session::csrf_field!(EndSessionForm);
 /// `POST /account/sessions/end`: signs one of the user's other sessions out.
 pub async fn end_session(
     State(state): State<AppState>,
-    session: Session,
     meta: RequestMeta,
+    AccountUser(who): AccountUser,
     SessionForm(form): SessionForm<EndSessionForm>,
 ) -> Result<Response, AppError> {
-    let who = match signed_in(&state, &session).await? {
-        Ok(w) => w,
-        Err(to_login) => return Ok(to_login),
-    };
     let Ok(handle) = hex::decode(&form.session) else { return Err(AppError::NotFound) };
     let mut tx = state.db.user(who.user_id).await?;
     if db::browser_sessions::end_one(&mut tx, who.user_id, &handle).await? {
@@ -341,14 +346,10 @@ crate::session::csrf_field!(RevokeDeviceForm);
 /// not begun by the device grant, is a 404 like a missing one.
 pub async fn revoke_device(
     State(state): State<AppState>,
-    session: Session,
     meta: RequestMeta,
+    AccountUser(who): AccountUser,
     SessionForm(form): SessionForm<RevokeDeviceForm>,
 ) -> Result<Response, AppError> {
-    let who = match signed_in(&state, &session).await? {
-        Ok(w) => w,
-        Err(to_login) => return Ok(to_login),
-    };
     let mut tx = state.db.tenant(form.tenant).await?;
     let Some(client_id) = db::families::revoke_device_family_of_user(&mut tx, who.user_id, form.family).await? else {
         return Err(AppError::NotFound);

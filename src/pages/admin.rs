@@ -143,6 +143,32 @@ pub struct CsrfForm {
 
 crate::session::csrf_field!(CsrfForm);
 
+/// An administrator acting on a member of one of their organisations.
+struct Acting {
+    who: SignedIn,
+    /// The organisations they administer (for the page shown after).
+    tenants: Vec<(Uuid, String, String)>,
+    tenant_id: Uuid,
+    actor: crate::db::audit::Actor,
+}
+
+/// The admin session behind a member action, and the organisation of `slug` (a 404 when they
+/// do not administer it); a redirect to sign in or step up otherwise.
+async fn acting(
+    state: &AppState,
+    session: &Session,
+    meta: &RequestMeta,
+    slug: &str,
+) -> Result<Result<Acting, Response>, AppError> {
+    let who = match admin_session(session).await? {
+        Ok(w) => w,
+        Err(r) => return Ok(Err(r)),
+    };
+    let (tenants, tenant_id) = tenant_for(state, &who, slug).await?;
+    let actor = meta.actor("user", Some(who.user_id.to_string()));
+    Ok(Ok(Acting { who, tenants, tenant_id, actor }))
+}
+
 /// `POST /admin/t/{slug}/members/{user_id}/reset-mfa`.
 pub async fn reset_mfa(
     State(state): State<AppState>,
@@ -151,12 +177,10 @@ pub async fn reset_mfa(
     Path((slug, target)): Path<(String, Uuid)>,
     _checked: SessionForm<CsrfForm>,
 ) -> Result<Response, AppError> {
-    let who = match admin_session(&session).await? {
-        Ok(w) => w,
-        Err(r) => return Ok(r),
+    let Acting { tenants, tenant_id: id, actor, .. } = match acting(&state, &session, &meta, &slug).await? {
+        Ok(a) => a,
+        Err(to_sign_in) => return Ok(to_sign_in),
     };
-    let (tenants, id) = tenant_for(&state, &who, &slug).await?;
-    let actor = meta.actor("user", Some(who.user_id.to_string()));
     recovery::reset_mfa(&state.db, &actor, id, target).await?.ok_or(AppError::NotFound)?;
     page(&state, &session, &tenants, Some((id, &slug)), Some(EN.admin_mfa_reset_done)).await
 }
@@ -169,12 +193,10 @@ pub async fn sign_out_everywhere(
     Path((slug, target)): Path<(String, Uuid)>,
     _checked: SessionForm<CsrfForm>,
 ) -> Result<Response, AppError> {
-    let who = match admin_session(&session).await? {
-        Ok(w) => w,
-        Err(r) => return Ok(r),
+    let Acting { who, tenants, tenant_id: id, actor } = match acting(&state, &session, &meta, &slug).await? {
+        Ok(a) => a,
+        Err(to_sign_in) => return Ok(to_sign_in),
     };
-    let (tenants, id) = tenant_for(&state, &who, &slug).await?;
-    let actor = meta.actor("user", Some(who.user_id.to_string()));
     recovery::sign_out_everywhere(&state.db, &actor, id, target).await?.ok_or(AppError::NotFound)?;
     if target == who.user_id {
         // An admin who signs themselves out everywhere is signed out here too.
@@ -192,12 +214,10 @@ pub async fn recovery_link(
     Path((slug, target)): Path<(String, Uuid)>,
     _checked: SessionForm<CsrfForm>,
 ) -> Result<Response, AppError> {
-    let who = match admin_session(&session).await? {
-        Ok(w) => w,
-        Err(r) => return Ok(r),
+    let Acting { tenant_id: id, actor, .. } = match acting(&state, &session, &meta, &slug).await? {
+        Ok(a) => a,
+        Err(to_sign_in) => return Ok(to_sign_in),
     };
-    let (_, id) = tenant_for(&state, &who, &slug).await?;
-    let actor = meta.actor("user", Some(who.user_id.to_string()));
     let issued = recovery::issue_link(&state.db, &state.config, &actor, id, target).await?.ok_or(AppError::NotFound)?;
     let body = format!("{} {}", EN.admin_link_body, issued.expires_at.format("%Y-%m-%d %H:%M UTC"));
     let back = format!("/admin/t/{slug}");
