@@ -209,13 +209,7 @@ pub async fn change_password(
         "password_change",
     )
     .await?;
-    let mut event = meta.event(
-        "password.change",
-        "success",
-        ("user", Some(who.user_id.to_string())),
-        ("user", who.user_id.to_string()),
-    );
-    event.details = serde_json::json!({ "sessions_ended": ended.sessions, "families_revoked": ended.families });
+    let event = ended_event(&meta, "password.change", &who, &ended);
     security::append_for_user(&mut tx, who.user_id, &event).await?;
     tx.commit().await?;
     // This session goes on under the new stamp (and a new id, as after any sign-in).
@@ -257,6 +251,15 @@ pub async fn regenerate_backup_codes(
     crate::pages::mfa::backup_codes::backup_codes_page(&codes, "/account")
 }
 
+/// The user's own successful `action` that ended sessions and families (`ended`, counted in
+/// the details).
+fn ended_event<'a>(meta: &RequestMeta, action: &'a str, who: &SignedIn, ended: &security::Ended) -> audit::Event<'a> {
+    let mut event =
+        meta.event(action, "success", ("user", Some(who.user_id.to_string())), ("user", who.user_id.to_string()));
+    event.details = serde_json::json!({ "sessions_ended": ended.sessions, "families_revoked": ended.families });
+    event
+}
+
 /// `POST /account/sign-out-everywhere`: a new security stamp; every session of the user, this
 /// one included, every half sign-in and every token family in every tenant ends.
 pub async fn sign_out_everywhere(
@@ -270,13 +273,7 @@ pub async fn sign_out_everywhere(
     let actor = meta.actor("user", Some(who.user_id.to_string()));
     let ended =
         security::end_sessions_and_families(&mut tx, &actor, who.user_id, None, "signed_out_everywhere").await?;
-    let mut event = meta.event(
-        "user.signed_out_everywhere",
-        "success",
-        ("user", Some(who.user_id.to_string())),
-        ("user", who.user_id.to_string()),
-    );
-    event.details = serde_json::json!({ "sessions_ended": ended.sessions, "families_revoked": ended.families });
+    let event = ended_event(&meta, "user.signed_out_everywhere", &who, &ended);
     security::append_for_user(&mut tx, who.user_id, &event).await?;
     tx.commit().await?;
     session::sign_out(&session).await?;
