@@ -184,15 +184,20 @@ async fn operator_commands_are_audited() {
     assert_eq!(v["ok"], true, "{v}");
 }
 
-/// The events of the HTTP flows: login success and failure, a non-member's denial, code and
-/// refresh-token reuse, revocation and RP-initiated logout, each with the caller's IP.
-#[tokio::test]
-async fn protocol_events_are_audited() {
+/// The seeded provider, an owner connection, tenant `acme`'s id and ann's user id.
+async fn seeded_provider() -> (Provider, PgConnection, Uuid, String) {
     let p = Provider::start().await;
     let mut db = p.t.owner().await;
     let acme: Uuid = sqlx::query_scalar("SELECT id FROM tenants WHERE slug = 'acme'").fetch_one(&mut db).await.unwrap();
     let ann: Uuid = sqlx::query_scalar("SELECT id FROM users").fetch_one(&mut db).await.unwrap();
-    let ann_id = ann.to_string();
+    (p, db, acme, ann.to_string())
+}
+
+/// The events of the HTTP flows: login success and failure, a non-member's denial, code and
+/// refresh-token reuse, revocation and RP-initiated logout, each with the caller's IP.
+#[tokio::test]
+async fn protocol_events_are_audited() {
+    let (p, mut db, acme, ann_id) = seeded_provider().await;
     let ip = Some("127.0.0.1");
     let client = ("client", Some(p.client_id.as_str()));
 
@@ -477,11 +482,7 @@ async fn removed_members_and_deleted_clients_keep_no_tokens() {
 /// `token_family.revoked` with its reason.
 #[tokio::test]
 async fn issuance_consent_and_revocation_reasons_are_audited() {
-    let p = Provider::start().await;
-    let mut db = p.t.owner().await;
-    let acme: Uuid = sqlx::query_scalar("SELECT id FROM tenants WHERE slug = 'acme'").fetch_one(&mut db).await.unwrap();
-    let ann: Uuid = sqlx::query_scalar("SELECT id FROM users").fetch_one(&mut db).await.unwrap();
-    let ann_id = ann.to_string();
+    let (p, mut db, acme, ann_id) = seeded_provider().await;
     let ip = Some("127.0.0.1");
     let client = ("client", Some(p.client_id.as_str()));
 

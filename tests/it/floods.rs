@@ -185,22 +185,7 @@ async fn full_queue_is_503_and_one_ips_share_is_429() {
 
 /// The rows of one action in the platform tenant's chain.
 async fn audit_rows_of(s: &Served, action: &str) -> Vec<crate::mfa::Row> {
-    rows(&s.t, s.platform, action).await
-}
-
-/// The rows of one action in one tenant's chain, oldest first (as `mfa::audit_rows`, from a
-/// bare database).
-pub async fn rows(t: &TestDb, tenant: Uuid, action: &str) -> Vec<crate::mfa::Row> {
-    let mut conn = t.owner().await;
-    sqlx::query_as(
-        "SELECT actor_kind, actor_id, target_kind, target_id, outcome, host(ip) AS ip, details \
-         FROM audit_events WHERE tenant_id = $1 AND action = $2 ORDER BY seq",
-    )
-    .bind(tenant)
-    .bind(action)
-    .fetch_all(&mut conn)
-    .await
-    .unwrap()
+    crate::mfa::audit_rows_in(&s.t, s.platform, action).await
 }
 
 /// A public device client of `acme`.
@@ -340,7 +325,7 @@ async fn device_page_flood_writes_bounded_rows() {
         assert!(html.contains("That code did not work"));
     }
     let acme = tenancy::find_tenant(&s.t.db, "acme").await.unwrap().id;
-    let rows = rows(&s.t, acme, "device.user_code_failure").await;
+    let rows = crate::mfa::audit_rows_in(&s.t, acme, "device.user_code_failure").await;
     let reasons: Vec<&str> = rows.iter().map(|r| r.details["reason"].as_str().unwrap()).collect();
     assert_eq!(reasons, ["unknown", "unknown", "throttled"], "25 refusals, one row");
 }

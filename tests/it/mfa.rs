@@ -23,7 +23,12 @@ pub struct Row {
 
 /// The rows of one action in one tenant's chain, oldest first.
 pub async fn audit_rows(p: &Provider, tenant: Uuid, action: &str) -> Vec<Row> {
-    let mut conn = p.t.owner().await;
+    audit_rows_in(&p.t, tenant, action).await
+}
+
+/// [`audit_rows`] of a bare test database.
+pub async fn audit_rows_in(t: &crate::support::TestDb, tenant: Uuid, action: &str) -> Vec<Row> {
+    let mut conn = t.owner().await;
     sqlx::query_as(
         "SELECT actor_kind, actor_id, target_kind, target_id, outcome, host(ip) AS ip, details \
          FROM audit_events WHERE tenant_id = $1 AND action = $2 ORDER BY seq",

@@ -6,8 +6,9 @@
 
 use uuid::Uuid;
 
-use crate::floods::{Served, client_from, rows};
+use crate::floods::{Served, client_from};
 use crate::flow::{PASSWORD, hidden};
+use crate::mfa::audit_rows_in as rows;
 
 const PROXY: &str = "127.0.0.2";
 const STRANGER: &str = "127.0.0.3";
