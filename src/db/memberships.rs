@@ -46,6 +46,13 @@ pub async fn set_role(tx: &mut Tx, user_id: Uuid, role: Role) -> Result<Option<R
     .await
 }
 
+/// Locks the admin memberships of the transaction's tenant and returns their users.
+pub async fn lock_admins(tx: &mut Tx) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar("SELECT user_id FROM memberships WHERE role = 'admin' ORDER BY user_id FOR UPDATE")
+        .fetch_all(tx.conn())
+        .await
+}
+
 /// Ends the user's membership of the transaction's tenant; returns the role it had.
 pub async fn delete(tx: &mut Tx, user_id: Uuid) -> Result<Option<Role>, sqlx::Error> {
     let tenant_id = tx.tenant_id().unwrap_or_default();
@@ -72,6 +79,44 @@ pub async fn members(tx: &mut Tx) -> Result<Vec<(Uuid, String, Role, bool)>, sql
     )
     .fetch_all(tx.conn())
     .await
+}
+
+/// A member of the transaction's tenant, for the admin surface.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MemberRow {
+    pub user_id: Uuid,
+    pub email: String,
+    pub role: Role,
+    pub mfa_enrolled: bool,
+    pub joined_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// The columns of a [`MemberRow`] (a macro: sqlx takes only static SQL).
+macro_rules! member_select {
+    ($rest:literal) => {
+        concat!(
+            "SELECT m.user_id, u.email, m.role, u.totp_secret IS NOT NULL AS mfa_enrolled, m.created_at AS joined_at \
+             FROM memberships m JOIN users u ON u.id = m.user_id ",
+            $rest
+        )
+    };
+}
+
+/// Up to `limit` members of the transaction's tenant after `after`, by user id.
+pub async fn page(tx: &mut Tx, after: Option<Uuid>, limit: i64) -> Result<Vec<MemberRow>, sqlx::Error> {
+    sqlx::query_as(member_select!("WHERE $1::uuid IS NULL OR m.user_id > $1 ORDER BY m.user_id LIMIT $2"))
+        .bind(after)
+        .bind(limit)
+        .fetch_all(tx.conn())
+        .await
+}
+
+/// One member of the transaction's tenant.
+pub async fn member(tx: &mut Tx, user_id: Uuid) -> Result<Option<MemberRow>, sqlx::Error> {
+    sqlx::query_as(member_select!("WHERE m.user_id = $1"))
+        .bind(user_id)
+        .fetch_optional(tx.conn())
+        .await
 }
 
 /// Every membership of a user, whatever the tenant's status: (tenant, role) (SECURITY

@@ -28,6 +28,13 @@ pub async fn insert(tx: &mut Tx, id: Uuid, email: &str, password_hash: &str) -> 
     Ok(())
 }
 
+/// Inserts a user who has no password yet (invited by an admin; a recovery link sets one).
+/// The transaction must be opened for the user, like [`insert`].
+pub async fn insert_without_password(tx: &mut Tx, id: Uuid, email: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO users (id, email) VALUES ($1, $2)").bind(id).bind(email).execute(tx.conn()).await?;
+    Ok(())
+}
+
 /// Finds a user by email, case-insensitively (SECURITY DEFINER lookup).
 pub async fn by_email(tx: &mut Tx, email: &str) -> Result<Option<UserByEmail>, sqlx::Error> {
     sqlx::query_as("SELECT id, password_hash, status, security_stamp FROM lca_user_by_email($1)")

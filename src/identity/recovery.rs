@@ -25,15 +25,16 @@ pub struct IssuedLink {
 }
 
 /// Whether `actor` may recover `target` as an admin of `tenant_id`: an operator (the
-/// command line) may for any member; a user (kind `user`, id their uuid) as above.
+/// command line) may for any member; a user (kind `user`, id their uuid) as above; a service
+/// account with the admin role (kind `client`) like an admin of its own tenant only.
 pub async fn may_act(db: &Database, actor: &Actor, tenant_id: Uuid, target: Uuid) -> Result<bool, ServiceError> {
     let mut tx = db.tenant(tenant_id).await?;
     // RLS: the target's membership is visible only in a transaction of this tenant.
     let member = db::memberships::role_of(&mut tx, target).await?.is_some();
-    let admin: Option<Uuid> = actor.id.as_deref().and_then(|id| id.parse().ok()).filter(|_| actor.kind == "user");
-    let allowed = match (actor.kind, admin) {
+    let allowed = match (actor.kind, actor.id.as_deref()) {
         ("operator", _) => member,
         ("user", Some(admin)) if member => {
+            let Ok(admin) = admin.parse::<Uuid>() else { return Ok(false) };
             let theirs = db::memberships::of_user(&mut tx, admin).await?;
             let platform = db::tenants::platform(&mut tx).await?;
             let is_platform_admin = theirs.iter().any(|m| m.role == Role::Admin && Some(m.tenant_id) == platform);
@@ -42,10 +43,25 @@ pub async fn may_act(db: &Database, actor: &Actor, tenant_id: Uuid, target: Uuid
             let target_tenants = db::memberships::all_of(&mut tx, target).await?;
             is_platform_admin || (administers(tenant_id) && target_tenants.iter().all(|(t, _)| administers(*t)))
         }
+        ("client", Some(client_id)) if member => {
+            let admin = db::clients::get(&mut tx, client_id).await?.is_some_and(|c| c.service_role == Some(Role::Admin));
+            let target_tenants = db::memberships::all_of(&mut tx, target).await?;
+            admin && target_tenants.iter().all(|(t, _)| *t == tenant_id)
+        }
         _ => false,
     };
     tx.commit().await?;
     Ok(allowed)
+}
+
+/// Whether the recovery rule ([`may_act`]) is checked. Only the admin surface's tests skip it
+/// (`crate::admin::HandlerChecks`), to show that the data-level guard alone keeps an action
+/// inside the tenant: the target must be a member of it, read under Row Level Security in the
+/// transaction that acts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    Checked,
+    Skipped,
 }
 
 /// Removes the target's second factor (they enrol again at the next sign-in) and ends every
@@ -56,7 +72,7 @@ pub async fn reset_mfa(
     tenant_id: Uuid,
     target: Uuid,
 ) -> Result<Option<security::Ended>, ServiceError> {
-    act_on_member(db, actor, tenant_id, target, MemberAction::ResetMfa).await
+    act_on_member(db, actor, tenant_id, target, MemberAction::ResetMfa, Rule::Checked).await
 }
 
 /// Signs the target out everywhere (a new security stamp; every session, half sign-in and
@@ -67,27 +83,28 @@ pub async fn sign_out_everywhere(
     tenant_id: Uuid,
     target: Uuid,
 ) -> Result<Option<security::Ended>, ServiceError> {
-    act_on_member(db, actor, tenant_id, target, MemberAction::SignOutEverywhere).await
+    act_on_member(db, actor, tenant_id, target, MemberAction::SignOutEverywhere, Rule::Checked).await
 }
 
 /// What an administrator does to a member's sign-ins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum MemberAction {
+pub enum MemberAction {
     ResetMfa,
     SignOutEverywhere,
 }
 
 /// Checks [`may_act`], then in one transaction: the action itself, the end of every session
 /// and family of the target (a new security stamp), and the audit event in each of the
-/// target's tenants.
-async fn act_on_member(
+/// target's tenants. `None` when the actor may not, or the target is no member of the tenant.
+pub async fn act_on_member(
     db: &Database,
     actor: &Actor,
     tenant_id: Uuid,
     target: Uuid,
     action: MemberAction,
+    rule: Rule,
 ) -> Result<Option<security::Ended>, ServiceError> {
-    if !may_act(db, actor, tenant_id, target).await? {
+    if rule == Rule::Checked && !may_act(db, actor, tenant_id, target).await? {
         return Ok(None);
     }
     let (event_action, reason) = match action {
@@ -95,6 +112,11 @@ async fn act_on_member(
         MemberAction::SignOutEverywhere => ("user.signed_out_everywhere", "signed_out_everywhere"),
     };
     let mut tx = db.tenant_and_user(tenant_id, target).await?;
+    // The data-level guard, in the transaction that acts: the target's membership, visible
+    // only in this tenant (Row Level Security).
+    if db::memberships::role_of(&mut tx, target).await?.is_none() {
+        return Ok(None);
+    }
     if action == MemberAction::ResetMfa {
         db::mfa::reset(&mut tx, target).await?;
     }
@@ -114,13 +136,29 @@ pub async fn issue_link(
     tenant_id: Uuid,
     target: Uuid,
 ) -> Result<Option<IssuedLink>, ServiceError> {
-    if !may_act(db, actor, tenant_id, target).await? {
+    issue_link_under(db, config, actor, tenant_id, target, Rule::Checked).await
+}
+
+/// [`issue_link`], with the recovery rule checked or (tests only) skipped; the target's
+/// membership is checked in the transaction that stores the link either way.
+pub async fn issue_link_under(
+    db: &Database,
+    config: &crate::config::Config,
+    actor: &Actor,
+    tenant_id: Uuid,
+    target: Uuid,
+    rule: Rule,
+) -> Result<Option<IssuedLink>, ServiceError> {
+    if rule == Rule::Checked && !may_act(db, actor, tenant_id, target).await? {
         return Ok(None);
     }
     let token = Secret::generate();
     let expires_at = Utc::now() + chrono::Duration::from_std(config.ttl.recovery_link).unwrap_or_default();
     let issued_by = format!("{}:{}", actor.kind, actor.id.as_deref().unwrap_or(""));
     let mut tx = db.tenant(tenant_id).await?;
+    if db::memberships::role_of(&mut tx, target).await?.is_none() {
+        return Ok(None);
+    }
     db::recovery::insert(&mut tx, &token.hash(), target, &issued_by, expires_at).await?;
     let details = serde_json::json!({ "expires_at": expires_at });
     audit::append(&mut tx, &actor.event("recovery.issued", ("user", Some(target.to_string())), details)).await?;
@@ -174,6 +212,7 @@ fn issuer(issued_by: &str) -> Actor {
     match issued_by.split_once(':') {
         Some(("user", id)) => Actor { kind: "user", id: Some(id.to_owned()), ..Actor::default() },
         Some(("operator", name)) => Actor::operator(name),
+        Some(("client", id)) => Actor { kind: "client", id: Some(id.to_owned()), ..Actor::default() },
         _ => Actor { kind: "unknown", ..Actor::default() },
     }
 }

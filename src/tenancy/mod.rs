@@ -1,13 +1,17 @@
-//! Tenants, memberships and roles (ARCHITECTURE.md, "Tenancy").
+//! Tenants, memberships and roles (ARCHITECTURE.md, "Tenancy"): tenants here, memberships in
+//! [`members`].
+
+pub mod members;
+
+pub use members::{AddedMember, MembershipChange, add_member, add_member_by, remove_member, set_role};
 
 use uuid::Uuid;
 
 use crate::db::audit::{self, Actor};
 use crate::db::{self, Database};
-use crate::identity::Email;
 use crate::service_error::ServiceError;
 use crate::vocabulary::TenantStatus;
-use crate::vocabulary::{Role, Slug};
+use crate::vocabulary::Slug;
 
 /// Slug of the platform tenant created at bootstrap.
 pub const PLATFORM_SLUG: &str = "platform";
@@ -69,54 +73,6 @@ pub async fn find_tenant(db: &Database, slug: &str) -> Result<db::tenants::Tenan
     tenant.ok_or_else(|| ServiceError::NotFound(format!("no tenant with slug {:?}", slug.as_str())))
 }
 
-/// A membership that was added.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct AddedMember {
-    pub tenant_id: Uuid,
-    pub user_id: Uuid,
-    pub role: Role,
-}
-
-/// Makes the user with `email` a member of tenant `slug` with `role` (as the system; see
-/// [`add_member_by`]).
-pub async fn add_member(db: &Database, slug: &str, email: &str, role: Role) -> Result<AddedMember, ServiceError> {
-    add_member_by(db, &Actor::system(), slug, email, role).await
-}
-
-/// Makes the user with `email` a member of tenant `slug` with `role`; `membership.added`.
-pub async fn add_member_by(
-    db: &Database,
-    actor: &Actor,
-    slug: &str,
-    email: &str,
-    role: Role,
-) -> Result<AddedMember, ServiceError> {
-    let tenant = find_tenant(db, slug).await?;
-    let email = Email::parse(email)?;
-    let mut tx = db.tenant(tenant.id).await?;
-    let Some(user) = db::users::by_email(&mut tx, email.as_str()).await? else {
-        return Err(ServiceError::NotFound(format!("no user with email {:?}", email.as_str())));
-    };
-    if let Some(existing) = db::memberships::role_of(&mut tx, user.id).await? {
-        return Err(ServiceError::Conflict(format!(
-            "{} is already a member of {slug:?} (role {existing})",
-            email.as_str()
-        )));
-    }
-    match db::memberships::insert(&mut tx, tenant.id, user.id, role).await {
-        Ok(()) => {}
-        // A concurrent `member add` of the same person won the race.
-        Err(e) if db::unique_violation(&e).is_some() => {
-            return Err(ServiceError::Conflict(format!("{} is already a member of {slug:?}", email.as_str())));
-        }
-        Err(e) => return Err(e.into()),
-    }
-    let details = serde_json::json!({ "role": role });
-    audit::append(&mut tx, &actor.event("membership.added", ("user", Some(user.id.to_string())), details)).await?;
-    tx.commit().await?;
-    Ok(AddedMember { tenant_id: tenant.id, user_id: user.id, role })
-}
-
 /// A tenant's status after `tenant suspend` or `tenant reactivate`.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct TenantStatusChange {
@@ -154,78 +110,6 @@ pub async fn set_suspended(
     }
     tx.commit().await?;
     Ok(TenantStatusChange { tenant_id: tenant.id, slug: slug.to_owned(), status, changed })
-}
-
-/// A membership after `member set-role` or `member remove`.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct MembershipChange {
-    pub tenant_id: Uuid,
-    pub user_id: Uuid,
-    /// The role before.
-    pub previous_role: Role,
-    /// The role now; `None` once removed.
-    pub role: Option<Role>,
-    /// Token families of the user in the tenant that were ended.
-    pub families_revoked: u64,
-}
-
-/// The tenant and the user a membership command names.
-async fn tenant_and_user(db: &Database, slug: &str, email: &str) -> Result<(Uuid, Uuid), ServiceError> {
-    let tenant = find_tenant(db, slug).await?;
-    let email = Email::parse(email)?;
-    let mut tx = db.unscoped().await?;
-    let user = db::users::by_email(&mut tx, email.as_str()).await?;
-    tx.commit().await?;
-    let user = user.ok_or_else(|| ServiceError::NotFound(format!("no user with email {:?}", email.as_str())))?;
-    Ok((tenant.id, user.id))
-}
-
-fn not_a_member(email: &str, slug: &str) -> ServiceError {
-    ServiceError::NotFound(format!("{email} is not a member of {slug:?}"))
-}
-
-/// Changes a member's role; `membership.role_changed` (with the roles before and after). The
-/// next refresh carries the new role; access tokens already issued keep theirs until they
-/// expire (minutes).
-pub async fn set_role(
-    db: &Database,
-    actor: &Actor,
-    slug: &str,
-    email: &str,
-    role: Role,
-) -> Result<MembershipChange, ServiceError> {
-    let (tenant_id, user_id) = tenant_and_user(db, slug, email).await?;
-    let mut tx = db.tenant(tenant_id).await?;
-    let Some(previous) = db::memberships::set_role(&mut tx, user_id, role).await? else {
-        return Err(not_a_member(email, slug));
-    };
-    if previous != role {
-        let details = serde_json::json!({ "from": previous, "to": role });
-        let event = actor.event("membership.role_changed", ("user", Some(user_id.to_string())), details);
-        audit::append(&mut tx, &event).await?;
-    }
-    tx.commit().await?;
-    Ok(MembershipChange { tenant_id, user_id, previous_role: previous, role: Some(role), families_revoked: 0 })
-}
-
-/// Ends a membership and every token family of that user in the tenant;
-/// `membership.removed`.
-pub async fn remove_member(
-    db: &Database,
-    actor: &Actor,
-    slug: &str,
-    email: &str,
-) -> Result<MembershipChange, ServiceError> {
-    let (tenant_id, user_id) = tenant_and_user(db, slug, email).await?;
-    let mut tx = db.tenant(tenant_id).await?;
-    let Some(previous) = db::memberships::delete(&mut tx, user_id).await? else {
-        return Err(not_a_member(email, slug));
-    };
-    let families = db::families::revoke_of_user(&mut tx, actor, user_id, "membership_removed").await?;
-    let details = serde_json::json!({ "role": previous, "families_revoked": families });
-    audit::append(&mut tx, &actor.event("membership.removed", ("user", Some(user_id.to_string())), details)).await?;
-    tx.commit().await?;
-    Ok(MembershipChange { tenant_id, user_id, previous_role: previous, role: None, families_revoked: families })
 }
 
 /// A tenant's MFA policy after `tenant require-mfa`.
