@@ -90,6 +90,8 @@ pub enum AppError {
         description: Cow<'static, str>,
     },
     NotFound,
+    /// The caller is known but their role does not allow this: 403 `forbidden`, with our words.
+    Forbidden(Cow<'static, str>),
     PayloadTooLarge,
     UnsupportedMediaType,
     /// A dependency (the database) is unreachable: 503, logged like an internal error.
@@ -128,6 +130,7 @@ impl From<ServiceError> for AppError {
             ServiceError::Invalid(msg) => AppError::bad_request(msg),
             ServiceError::Conflict(msg) => AppError::BadRequest { error: "conflict", description: msg.into() },
             ServiceError::NotFound(_) => AppError::NotFound,
+            ServiceError::Forbidden(msg) => AppError::Forbidden(msg.into()),
             ServiceError::Database(e) => AppError::Internal(e.into()),
             ServiceError::Internal(e) => AppError::Internal(e),
             // Only the hosted pages hash passwords: these answer a browser form.
@@ -169,6 +172,10 @@ impl IntoResponse for AppError {
                 ErrorReport { error, description: Some(description), page_title: None, internal: None },
             ),
             AppError::NotFound => (StatusCode::NOT_FOUND, report_for(StatusCode::NOT_FOUND)),
+            AppError::Forbidden(description) => (
+                StatusCode::FORBIDDEN,
+                ErrorReport { error: "forbidden", description: Some(description), page_title: None, internal: None },
+            ),
             AppError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, report_for(StatusCode::PAYLOAD_TOO_LARGE)),
             AppError::UnsupportedMediaType => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, report_for(StatusCode::UNSUPPORTED_MEDIA_TYPE))

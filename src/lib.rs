@@ -3,6 +3,8 @@
 //! `main.rs` parses the command line, reads the configuration, opens the database (embedded or
 //! external), migrates, and serves [`app`]; the tests drive the same router.
 
+pub mod admin;
+pub mod api;
 pub mod bootstrap;
 pub mod cli;
 pub mod clients;
@@ -25,6 +27,7 @@ pub mod state;
 pub mod telemetry;
 pub mod tenancy;
 pub mod tokens;
+
 pub mod vocabulary;
 
 use std::sync::Arc;
@@ -65,7 +68,15 @@ impl AppState {
         let discovery = serde_json::to_vec(&protocol::discovery::metadata(&config.issuer))?.into();
         // The first unknown-email sign-in must not be slower than the rest.
         tokio::task::spawn_blocking(identity::password::warm_up);
-        Ok(Self { config, db, passwords: PasswordHasher::new(), master_key, keys, discovery })
+        Ok(Self {
+            config,
+            db,
+            passwords: PasswordHasher::new(),
+            master_key,
+            keys,
+            discovery,
+            handler_checks: admin::HandlerChecks::Enforced,
+        })
     }
 }
 
@@ -126,6 +137,7 @@ pub fn app(state: AppState) -> Router {
         .route("/static/app.css", get(pages::stylesheet))
         .route("/static/form_post.js", get(pages::form_post_script))
         .merge(browser)
+        .merge(api::router())
         .fallback(|| async { AppError::NotFound })
         .with_state(state);
     with_common_layers(routes, &config)

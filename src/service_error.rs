@@ -11,6 +11,9 @@ pub enum ServiceError {
     Conflict(String),
     #[error("{0}")]
     NotFound(String),
+    /// The caller's role does not allow this (the admin surface's permission table).
+    #[error("{0}")]
+    Forbidden(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("internal error: {0:#}")]

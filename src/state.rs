@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use crate::admin::HandlerChecks;
 use crate::config::Config;
 use crate::db::Database;
 use crate::identity::PasswordHasher;
@@ -22,4 +23,19 @@ pub struct AppState {
     pub keys: KeyStore,
     /// The discovery document, serialised once.
     pub discovery: axum::body::Bytes,
+    /// Whether the admin surface's handlers check the permission table; always on, except in
+    /// the test that shows Row Level Security holding without them.
+    pub handler_checks: HandlerChecks,
+}
+
+impl AppState {
+    /// The same state with the admin handlers' own checks off, so that only Row Level
+    /// Security stands between tenants. For that one test (`tests/it/admin_rls.rs`): no
+    /// setting, flag or variable leads here, and `tests/it/layers.rs` holds `src/` to never
+    /// calling it.
+    #[doc(hidden)]
+    pub fn without_handler_checks(mut self) -> Self {
+        self.handler_checks = HandlerChecks::Disabled;
+        self
+    }
 }

@@ -67,6 +67,9 @@ pub struct CreateClient {
     /// Every login through this client needs a second factor.
     #[arg(long)]
     require_mfa: bool,
+    /// May ask for the `admin` scope: tokens for the admin API (`/api/v1/`).
+    #[arg(long)]
+    admin_api: bool,
     #[arg(long, value_parser = ["RS256", "ES256", "EdDSA"])]
     signing_alg: Option<String>,
     /// client_secret_basic (default) or client_secret_post.
@@ -89,6 +92,7 @@ impl CreateClient {
             role: self.role.map(|r| r.parse::<Role>()).transpose()?,
             multi_tenant: self.multi_tenant,
             require_mfa: self.require_mfa,
+            admin_api: self.admin_api,
             signing_alg: self.signing_alg,
             auth_method: self.auth_method,
         })

@@ -20,6 +20,10 @@ pub const GRANT_REFRESH_TOKEN: &str = "refresh_token";
 pub const GRANT_CLIENT_CREDENTIALS: &str = "client_credentials";
 pub const GRANT_DEVICE_CODE: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
+/// The scopes every client may ask for; `admin` only when registered for the admin API.
+pub const DEFAULT_SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
+pub const ADMIN_SCOPE: &str = "admin";
+
 /// Signing algorithms a client may ask for its ID tokens.
 pub const SIGNING_ALGS: [&str; 3] = ["RS256", "ES256", "EdDSA"];
 
@@ -39,6 +43,8 @@ pub struct ClientRequest {
     pub auth_method: Option<String>,
     /// Every login through this client needs a second factor.
     pub require_mfa: bool,
+    /// The client may ask for the `admin` scope (tokens for the admin API).
+    pub admin_api: bool,
 }
 
 /// A registered client. The secret is shown here once; only its hash is stored.
@@ -59,6 +65,8 @@ pub struct CreatedClient {
     pub multi_tenant: bool,
     pub signing_alg: String,
     pub require_mfa: bool,
+    /// The scopes the client may ask for.
+    pub scopes: Vec<String>,
 }
 
 fn expose_secret<S: serde::Serializer>(secret: &Option<Secret>, s: S) -> Result<S::Ok, S::Error> {
@@ -172,6 +180,11 @@ pub async fn create_client_by(db: &Database, actor: &Actor, req: ClientRequest) 
     let client_type =
         if req.public { crate::vocabulary::ClientType::Public } else { crate::vocabulary::ClientType::Confidential };
 
+    let mut scopes: Vec<String> = DEFAULT_SCOPES.iter().map(|s| (*s).to_owned()).collect();
+    if req.admin_api {
+        scopes.push(ADMIN_SCOPE.to_owned());
+    }
+
     let mut tx = db.tenant(tenant.id).await?;
     db::clients::insert(
         &mut tx,
@@ -189,6 +202,7 @@ pub async fn create_client_by(db: &Database, actor: &Actor, req: ClientRequest) 
             multi_tenant: req.multi_tenant,
             signing_alg: &signing_alg,
             require_mfa: req.require_mfa,
+            scopes: &scopes,
         },
     )
     .await?;
@@ -202,6 +216,7 @@ pub async fn create_client_by(db: &Database, actor: &Actor, req: ClientRequest) 
         "multi_tenant": req.multi_tenant,
         "signing_alg": signing_alg,
         "require_mfa": req.require_mfa,
+        "scopes": scopes,
     });
     audit::append(&mut tx, &actor.event("client.created", ("client", Some(client_id.clone())), details)).await?;
     tx.commit().await?;
@@ -220,6 +235,7 @@ pub async fn create_client_by(db: &Database, actor: &Actor, req: ClientRequest) 
         multi_tenant: req.multi_tenant,
         signing_alg,
         require_mfa: req.require_mfa,
+        scopes,
     })
 }
 

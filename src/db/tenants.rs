@@ -45,6 +45,25 @@ pub async fn current(tx: &mut Tx) -> Result<Option<(String, TenantStatus)>, sqlx
     sqlx::query_as("SELECT slug, status FROM tenants").fetch_optional(tx.conn()).await
 }
 
+/// The transaction's own tenant as the admin surface shows it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TenantRow {
+    pub id: Uuid,
+    pub slug: String,
+    pub name: String,
+    pub status: TenantStatus,
+    pub is_platform: bool,
+    pub require_mfa: bool,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// The transaction's own tenant, whole.
+pub async fn current_row(tx: &mut Tx) -> Result<Option<TenantRow>, sqlx::Error> {
+    sqlx::query_as("SELECT id, slug, name, status, is_platform, require_mfa, created_at FROM tenants")
+        .fetch_optional(tx.conn())
+        .await
+}
+
 /// Every tenant's id and slug (SECURITY DEFINER lookup; for operator commands).
 pub async fn list(tx: &mut Tx) -> Result<Vec<(Uuid, String)>, sqlx::Error> {
     sqlx::query_as("SELECT id, slug FROM lca_tenant_list()").fetch_all(tx.conn()).await

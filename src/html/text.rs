@@ -199,6 +199,7 @@ pub fn scope_description(scope: &str) -> Option<&'static str> {
         "profile" => Some("See your name"),
         "email" => Some("See your email address"),
         "offline_access" => Some("Stay connected when you are not using it"),
+        "admin" => Some("Administer your organisation in your name"),
         _ => None,
     }
 }

@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 /// Scopes this provider knows (OIDC Core §5.4, §11).
-pub const SCOPES_SUPPORTED: [&str; 4] = ["openid", "profile", "email", "offline_access"];
+pub const SCOPES_SUPPORTED: [&str; 5] = ["openid", "profile", "email", "offline_access", "admin"];
 
 /// A set of scopes (RFC 6749 §3.3: space-delimited, case-sensitive, order irrelevant).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -14,9 +14,9 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[(&str, &[&[&str]])] = &[
     ("base", &[&["secrets", "service_error"], &["config"], &["master_key", "telemetry"]]),
     ("data", &[&["vocabulary"], &["db"]]),
-    ("domain", &[&["tokens"], &["identity"], &["tenancy"], &["clients"]]),
+    ("domain", &[&["tokens"], &["identity"], &["tenancy"], &["clients"], &["admin"]]),
     ("HTTP edge", &[&["html"], &["error"], &["extract", "render", "state"], &["session"]]),
-    ("surfaces", &[&["protocol"], &["pages"]]),
+    ("surfaces", &[&["protocol"], &["api", "pages"]]),
     ("application", &[&["bootstrap", "health", "janitor"], &[""], &["cli"]]),
 ];
 
