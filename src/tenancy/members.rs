@@ -142,7 +142,7 @@ pub async fn set_role(
 /// Changes a member's role; `membership.role_changed` (with the roles before and after).
 /// `None` when the user is not a member. The next refresh carries the new role, and the admin
 /// surface reads roles at every request; access tokens already issued keep their `roles`
-/// until they expire (minutes). The last admin cannot be demoted.
+/// until they expire (minutes). The last admin cannot be demoted but by the operator.
 pub async fn set_role_in(
     db: &Database,
     actor: &Actor,
@@ -152,7 +152,7 @@ pub async fn set_role_in(
 ) -> Result<Option<MembershipChange>, ServiceError> {
     let mut tx = db.tenant(tenant_id).await?;
     if role != Role::Admin {
-        refuse_if_last_admin(&mut tx, user_id, "demote").await?;
+        refuse_if_last_admin(&mut tx, actor, user_id, "demote").await?;
     }
     let Some(previous) = db::memberships::set_role(&mut tx, user_id, role).await? else {
         return Ok(None);
@@ -179,7 +179,7 @@ pub async fn remove_member(
 
 /// Ends a membership and every token family of that user in the tenant;
 /// `membership.removed`. `None` when the user is not a member. The last admin cannot be
-/// removed.
+/// removed but by the operator.
 pub async fn remove_member_in(
     db: &Database,
     actor: &Actor,
@@ -187,7 +187,7 @@ pub async fn remove_member_in(
     user_id: Uuid,
 ) -> Result<Option<MembershipChange>, ServiceError> {
     let mut tx = db.tenant(tenant_id).await?;
-    refuse_if_last_admin(&mut tx, user_id, "remove").await?;
+    refuse_if_last_admin(&mut tx, actor, user_id, "remove").await?;
     let Some(previous) = db::memberships::delete(&mut tx, user_id).await? else {
         return Ok(None);
     };
@@ -198,9 +198,14 @@ pub async fn remove_member_in(
     Ok(Some(MembershipChange { tenant_id, user_id, previous_role: previous, role: None, families_revoked: families }))
 }
 
-/// Refuses to take the admin role from the tenant's only admin. The admins' rows are locked
-/// first, so two admins demoting each other at once cannot both succeed.
-async fn refuse_if_last_admin(tx: &mut db::Tx, user_id: Uuid, what: &str) -> Result<(), ServiceError> {
+/// Refuses to take the admin role from the tenant's only admin, on the admin surface: a
+/// tenant left without one can only be repaired from the server. The operator at the command
+/// line is that repair, and may. The admins' rows are locked first, so two admins demoting
+/// each other at once cannot both succeed.
+async fn refuse_if_last_admin(tx: &mut db::Tx, actor: &Actor, user_id: Uuid, what: &str) -> Result<(), ServiceError> {
+    if actor.kind == "operator" {
+        return Ok(());
+    }
     let admins = db::memberships::lock_admins(tx).await?;
     if admins == [user_id] {
         return Err(ServiceError::Conflict(format!(
