@@ -101,3 +101,67 @@ async fn the_openapi_document_is_served() {
         }
     }
 }
+
+/// Someone without an account is invited: the answer looks the same as for an existing user,
+/// and a recovery link issued by an admin service account lets them set a password and sign
+/// in. The tenant's last admin cannot be demoted or removed through the API.
+#[tokio::test]
+async fn invitations_and_the_last_admin() {
+    let p = Provider::start().await;
+    let admin = service_token(&p, "acme", Role::Admin).await;
+    let http = p.http();
+    let res = http
+        .post(p.url("/api/v1/members"))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({ "email": "Invited@Example.com", "role": "admin" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let invited: serde_json::Value = res.json().await.unwrap();
+    let keys = |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    let res = http
+        .post(p.url("/api/v1/members"))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({ "email": "someone@example.com", "role": "viewer" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(keys(&invited), keys(&res.json::<serde_json::Value>().await.unwrap()));
+    let id = invited["user_id"].as_str().unwrap();
+
+    let res = http.post(p.url(&format!("/api/v1/members/{id}/recovery-link"))).bearer_auth(&admin).send().await.unwrap();
+    assert_eq!(res.status(), 201);
+    let link: serde_json::Value = res.json().await.unwrap();
+    let b = crate::flow::Browser::new(&p);
+    let form = b.open(link["link"].as_str().unwrap()).await;
+    let csrf = crate::flow::hidden(form.html(), "csrf");
+    let token = crate::flow::hidden(form.html(), "token");
+    let done = b.post("/recover", &[("csrf", &csrf), ("token", &token), ("password", "granite meadow swift 9")]).await;
+    assert!(done.html().contains("Your password is set"), "{}", done.html());
+
+    // `invited` is the only admin who is a person; ann is an editor.
+    let mut conn = p.t.owner().await;
+    let admins: i64 = sqlx::query_scalar("SELECT count(*) FROM memberships WHERE role = 'admin'")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(admins, 1);
+    let res = http
+        .patch(p.url(&format!("/api/v1/members/{id}")))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({ "role": "viewer" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    assert_eq!(res.json::<serde_json::Value>().await.unwrap()["error"], "conflict");
+    let res = http.delete(p.url(&format!("/api/v1/members/{id}"))).bearer_auth(&admin).send().await.unwrap();
+    assert_eq!(res.status(), 400);
+    let role: String = sqlx::query_scalar("SELECT role FROM memberships WHERE user_id = $1::uuid")
+        .bind(id)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(role, "admin", "nothing changed");
+}
