@@ -82,6 +82,29 @@ pub struct NewClient {
     pub admin_api: bool,
 }
 
+/// Bounds on what a caller may send: redirect URIs per list and their length, grant and
+/// option words.
+pub const MAX_URIS: usize = 20;
+pub const MAX_URI_LEN: usize = 2000;
+const MAX_WORDS: usize = 8;
+const MAX_WORD_LEN: usize = 64;
+
+fn bounded_uris(uris: &[String], what: &str) -> Result<(), ServiceError> {
+    if uris.len() > MAX_URIS || uris.iter().any(|u| u.len() > MAX_URI_LEN) {
+        return Err(ServiceError::Invalid(format!(
+            "{what}: at most {MAX_URIS} URIs of at most {MAX_URI_LEN} characters"
+        )));
+    }
+    Ok(())
+}
+
+fn bounded_word(word: Option<&str>, what: &str) -> Result<(), ServiceError> {
+    if word.is_some_and(|w| w.len() > MAX_WORD_LEN) {
+        return Err(ServiceError::Invalid(format!("{what}: at most {MAX_WORD_LEN} characters")));
+    }
+    Ok(())
+}
+
 fn no_client() -> ServiceError {
     ServiceError::NotFound("no such client".into())
 }
@@ -120,6 +143,16 @@ pub async fn create(db: &Database, caller: &Caller, new: NewClient) -> Result<Cr
             caller.role
         )));
     }
+    if new.grants.len() > MAX_WORDS {
+        return Err(ServiceError::Invalid(format!("at most {MAX_WORDS} grants")));
+    }
+    for g in &new.grants {
+        bounded_word(Some(g), "grant")?;
+    }
+    bounded_word(new.signing_alg.as_deref(), "signing_alg")?;
+    bounded_word(new.auth_method.as_deref(), "token_endpoint_auth_method")?;
+    bounded_uris(&new.redirect_uris, "redirect_uris")?;
+    bounded_uris(&new.post_logout_redirect_uris, "post_logout_redirect_uris")?;
     if new.multi_tenant && !caller.platform_admin {
         return Err(ServiceError::Forbidden(
             "a multi-tenant client receives tokens for other tenants' users: only a platform admin or the \
@@ -160,6 +193,8 @@ pub async fn update(
     change: ClientChange,
 ) -> Result<UpdatedClient, ServiceError> {
     caller.require(Action::ManageClients)?;
+    bounded_uris(change.redirect_uris.as_deref().unwrap_or_default(), "redirect_uris")?;
+    bounded_uris(change.post_logout_redirect_uris.as_deref().unwrap_or_default(), "post_logout_redirect_uris")?;
     let req = ClientUpdate {
         client_id: client_id.to_owned(),
         name: change.name,
