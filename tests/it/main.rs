@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, reason = "a test that cannot go on should fail loudly")]
 
 mod api;
+mod api_resources;
 mod audit;
 mod authorize;
 mod browser;
