@@ -3,7 +3,7 @@
 //! here are the permission check and the admin surface's own rules: no service account above
 //! the caller's role, and no multi-tenant client from a tenant caller.
 
-use super::{Action, Caller, Cursor, Page};
+use super::{Action, Caller, Cursor, HandlerChecks, Page};
 use crate::clients::change::{self, ClientUpdate, DeletedClient, RotatedSecret, UpdatedClient};
 use crate::clients::{self, ADMIN_SCOPE, ClientRequest, CreatedClient};
 use crate::db::{self, Database};
@@ -127,22 +127,45 @@ pub async fn get(db: &Database, caller: &Caller, client_id: &str) -> Result<Clie
     row.map(ClientView::from).ok_or_else(no_client)
 }
 
+/// The most a client can do in its tenant: a service account acts with its role; a client of
+/// the admin API receives its users' admin tokens (its redirect URIs get their codes, and a
+/// phishing admin client could ask an admin's consent), so it counts as admin.
+fn power(role: Option<Role>, admin_api: bool) -> Option<Role> {
+    if admin_api { Some(Role::Admin) } else { role }
+}
+
+/// Refuses to let a caller register or manage a client that can do more than they can: an
+/// editor who rotated an admin service account's secret, or pointed an admin-API client's
+/// redirect URIs at their own server, would hold an admin's tokens.
+fn within_reach(caller: &Caller, power: Option<Role>) -> Result<(), ServiceError> {
+    match power {
+        Some(p) if p > caller.role && caller.checks() == HandlerChecks::Enforced => Err(ServiceError::Forbidden(format!(
+            "this client can act as {p} (a service account's role, or the admin API); you are {}",
+            caller.role
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// The client as the caller may manage it: `NotFound` outside their tenant, `Forbidden` when
+/// it can do more than they can.
+async fn reachable(db: &Database, caller: &Caller, client_id: &str) -> Result<(), ServiceError> {
+    let mut tx = db.tenant(caller.tenant_id).await?;
+    let row = db::clients::listing(&mut tx, client_id).await?;
+    tx.commit().await?;
+    let row = row.ok_or_else(no_client)?;
+    within_reach(caller, power(row.service_role, row.scopes.iter().any(|s| s == ADMIN_SCOPE)))
+}
+
 /// Registers a client in the caller's tenant; its secret is in the answer, once.
 ///
-/// Two rules beyond the permission table. A service account's role may not be above the
-/// caller's (an editor cannot mint an admin service account and act through it). A
+/// Two rules beyond the permission table. No client can do more than the caller
+/// ([`within_reach`]: an editor cannot mint an admin service account and act through it). A
 /// multi-tenant client receives tokens for other tenants' users, so only the operator (the
 /// command line) or a platform admin may register one.
 pub async fn create(db: &Database, caller: &Caller, new: NewClient) -> Result<CreatedClient, ServiceError> {
     caller.require(Action::ManageClients)?;
-    if let Some(role) = new.role
-        && role > caller.role
-    {
-        return Err(ServiceError::Forbidden(format!(
-            "a service account's role may not be above your own: you are {}, it would be {role}",
-            caller.role
-        )));
-    }
+    within_reach(caller, power(new.role, new.admin_api))?;
     if new.grants.len() > MAX_WORDS {
         return Err(ServiceError::Invalid(format!("at most {MAX_WORDS} grants")));
     }
@@ -193,6 +216,7 @@ pub async fn update(
     change: ClientChange,
 ) -> Result<UpdatedClient, ServiceError> {
     caller.require(Action::ManageClients)?;
+    reachable(db, caller, client_id).await?;
     bounded_uris(change.redirect_uris.as_deref().unwrap_or_default(), "redirect_uris")?;
     bounded_uris(change.post_logout_redirect_uris.as_deref().unwrap_or_default(), "post_logout_redirect_uris")?;
     let req = ClientUpdate {
@@ -207,12 +231,14 @@ pub async fn update(
 /// A confidential client's new secret, shown once; the old one stops working at once.
 pub async fn rotate_secret(db: &Database, caller: &Caller, client_id: &str) -> Result<RotatedSecret, ServiceError> {
     caller.require(Action::ManageClients)?;
+    reachable(db, caller, client_id).await?;
     change::rotate_secret_in(db, &caller.actor, caller.tenant_id, client_id).await.map_err(hide_id)
 }
 
 /// Deletes a client and ends everything it was issued; `client.deleted`.
 pub async fn delete(db: &Database, caller: &Caller, client_id: &str) -> Result<DeletedClient, ServiceError> {
     caller.require(Action::ManageClients)?;
+    reachable(db, caller, client_id).await?;
     change::delete_client_in(db, &caller.actor, caller.tenant_id, client_id).await.map_err(hide_id)
 }
 

@@ -14,6 +14,7 @@ use crate::flow::{Browser, Provider, claims};
 use crate::mfa::{audit_rows, tenant_id, user_id};
 
 mod audit;
+mod escalation;
 mod platform;
 
 /// One request to the API: (status, JSON body or `null`).
@@ -212,7 +213,7 @@ async fn refused_clients_leave_nothing_behind() {
     let (status, body) = post(&p, &editor, "/clients", job("admin")).await;
     assert_eq!(status, 403, "{body}");
     assert_eq!(body["error"], "forbidden");
-    assert!(body["error_description"].as_str().unwrap().contains("above your own"), "{body}");
+    assert!(body["error_description"].as_str().unwrap().contains("can act as admin"), "{body}");
     let web = json!({
         "name": "Shared portal", "grant_types": ["authorization_code"],
         "redirect_uris": ["https://portal.example/cb"], "multi_tenant": true,
