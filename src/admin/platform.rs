@@ -215,11 +215,12 @@ async fn make_admin(
     let recovery_link = if has_password {
         None
     } else {
-        // A platform admin may recover anyone (`recovery::may_act`), which the checks above
-        // established; `may_act` itself knows platform admins only as users, not as service
-        // accounts of the platform tenant. The membership is checked in the transaction that
-        // stores the link either way.
-        let rule = if caller.platform_admin { Rule::Skipped } else { Rule::Checked };
+        // A platform admin (a person or a service account) may recover anyone
+        // (`recovery::may_act`); the link is checked again by that rule when it is used.
+        let rule = match caller.checks() {
+            crate::admin::HandlerChecks::Enforced => Rule::Checked,
+            crate::admin::HandlerChecks::Disabled => Rule::Skipped,
+        };
         recovery::issue_link_under(db, config, &caller.actor, tenant_id, user_id, rule)
             .await?
             .map(|l| AdminLink { link: l.link, expires_at: l.expires_at })

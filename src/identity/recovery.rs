@@ -26,7 +26,8 @@ pub struct IssuedLink {
 
 /// Whether `actor` may recover `target` as an admin of `tenant_id`: an operator (the
 /// command line) may for any member; a user (kind `user`, id their uuid) as above; a service
-/// account with the admin role (kind `client`) like an admin of its own tenant only.
+/// account with the admin role (kind `client`) like an admin of its own tenant, or of the
+/// platform when it is the platform tenant's.
 pub async fn may_act(db: &Database, actor: &Actor, tenant_id: Uuid, target: Uuid) -> Result<bool, ServiceError> {
     let mut tx = db.tenant(tenant_id).await?;
     // RLS: the target's membership is visible only in a transaction of this tenant.
@@ -44,9 +45,23 @@ pub async fn may_act(db: &Database, actor: &Actor, tenant_id: Uuid, target: Uuid
             is_platform_admin || (administers(tenant_id) && target_tenants.iter().all(|(t, _)| administers(*t)))
         }
         ("client", Some(client_id)) if member => {
-            let admin = db::clients::get(&mut tx, client_id).await?.is_some_and(|c| c.service_role == Some(Role::Admin));
+            let owner = db::clients::owner_of(&mut tx, client_id).await?;
+            let platform = db::tenants::platform(&mut tx).await?;
             let target_tenants = db::memberships::all_of(&mut tx, target).await?;
-            admin && target_tenants.iter().all(|(t, _)| *t == tenant_id)
+            match owner {
+                // A platform admin service account, like a platform admin: anyone. Its row is
+                // read in the platform's tenant (the transaction has nothing else left to do).
+                Some(owner) if Some(owner) == platform => {
+                    tx.switch_tenant(owner).await?;
+                    db::clients::get(&mut tx, client_id).await?.is_some_and(|c| c.service_role == Some(Role::Admin))
+                }
+                Some(owner) if owner == tenant_id => {
+                    let admin =
+                        db::clients::get(&mut tx, client_id).await?.is_some_and(|c| c.service_role == Some(Role::Admin));
+                    admin && target_tenants.iter().all(|(t, _)| *t == tenant_id)
+                }
+                _ => false,
+            }
         }
         _ => false,
     };

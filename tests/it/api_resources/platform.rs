@@ -51,6 +51,13 @@ async fn platform_admins_create_tenants_and_no_one_else_sees_them() {
     assert!(link.starts_with(&p.url("/recover?token=")), "{link}");
     let token = link.split("token=").nth(1).unwrap();
     assert!(laventecare_auth::identity::recovery::link_usable(&p.t.db, token).await.unwrap());
+    // The invited admin sets a password through it (the link is checked again when used).
+    let b = crate::flow::Browser::new(&p);
+    let form = b.open(link).await;
+    let csrf = crate::flow::hidden(form.html(), "csrf");
+    let form_token = crate::flow::hidden(form.html(), "token");
+    let done = b.post("/recover", &[("csrf", &csrf), ("token", &form_token), ("password", "granite meadow swift 9")]).await;
+    assert!(done.html().contains("Your password is set"), "{}", done.html());
     let globex = tenant_id(&p, "globex").await;
     let hank = user_id(&p, "hank@globex.example").await;
     let mut tx = p.t.db.tenant(globex).await.unwrap();
