@@ -1,0 +1,197 @@
+//! Must-show 1 of the admin surface: the cross-tenant attack, generated from the OpenAPI
+//! document. For every operation an admin of A sends B's ids and missing ids of the same shape;
+//! the answers are the same (status, body shape, error code, no step in the medians), lists
+//! hold and count none of B's objects, and B is unchanged afterwards (ARCHITECTURE.md, "Admin
+//! surface"). An operation the suite cannot build — an unknown path parameter, no request body
+//! in `admin_world::body`, a list without a check in [`LISTS`] — fails it, naming the route.
+
+use std::time::Duration;
+
+use laventecare_auth::admin::Action;
+use serde_json::Value;
+
+use crate::admin_world::{Answer, Ids, Op, Org, World, assert_holds_none_of, operations, send, shape, snapshot};
+
+/// How many requests of each kind (B's ids, missing ids) each route gets for the medians.
+const ROUNDS: usize = 15;
+
+/// What a list (a GET without path parameters) must hold: the SQL that counts the caller's
+/// tenant's rows of it (`$1` = the tenant id), compared with the items of every page.
+const LISTS: &[(&str, &str)] = &[("members_list", "SELECT count(*) FROM memberships WHERE tenant_id = $1")];
+
+/// The medians of one route, for the report.
+#[derive(Debug)]
+pub struct Timing {
+    pub route: String,
+    pub status: u16,
+    pub median_b: Duration,
+    pub median_missing: Duration,
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// An error body without its `request_id` (which differs on every answer), and with the ids
+/// the request itself sent in its description replaced by `<id>` (a conflict names the email
+/// it was sent).
+fn comparable(v: &Value, ids: &Ids) -> Value {
+    let mut v = v.clone();
+    if let Some(m) = v.as_object_mut() {
+        m.remove("request_id");
+        if let Some(Value::String(d)) = m.get_mut("error_description") {
+            for id in [ids.email.clone(), ids.slug.clone(), ids.client_id.clone(), ids.user_id.to_string()] {
+                *d = d.replace(&id, "<id>");
+            }
+        }
+    }
+    v
+}
+
+/// Two answers are the same to the caller: status, body shape and `error` code; an error's
+/// whole body but its `request_id` and the ids it was sent.
+fn assert_same(op: &Op, b: &Answer, b_ids: &Ids, missing: &Answer, missing_ids: &Ids) {
+    let route = op.name();
+    assert_eq!(b.status, missing.status, "{route}: B's id {} but a missing id {}: {} / {}", b.status, missing.status, b.text, missing.text);
+    assert_eq!(shape(&b.json), shape(&missing.json), "{route}: the bodies differ in shape: {} / {}", b.text, missing.text);
+    if b.status >= 400 {
+        assert_eq!(comparable(&b.json, b_ids), comparable(&missing.json, missing_ids), "{route}: the error bodies differ");
+    }
+}
+
+/// The timing rule. The requests go over loopback to a server sharing two cores with other
+/// builds, so single requests jitter by milliseconds; medians of 15 interleaved requests
+/// (alternating which kind goes first) cancel most of that. What the rule must catch is a
+/// branch that does real work only for an id that exists elsewhere: a password hash, a key
+/// derivation, a second round of queries under another tenant, each worth several ms or
+/// doubling the request. A step of max(5 ms, 50% of the smaller median) is the smallest the
+/// noise of this machine lets us assert without flaking; the figures are printed for review.
+fn assert_no_step(t: &Timing) {
+    let (b, m) = (t.median_b.as_secs_f64() * 1e3, t.median_missing.as_secs_f64() * 1e3);
+    let bound = f64::max(5.0, 0.5 * b.min(m));
+    assert!((b - m).abs() <= bound, "{}: a timing step: median {b:.2} ms with B's ids, {m:.2} ms with missing ones", t.route);
+}
+
+/// Every page of a list, following `next_cursor`: (all items, every page's text).
+async fn all_pages(w: &World, token: &str, op: &Op) -> (Vec<Value>, String) {
+    let (mut items, mut texts, mut cursor) = (Vec::new(), String::new(), None::<String>);
+    loop {
+        let mut req = w.p.http().get(w.p.url(&op.path)).bearer_auth(token).query(&[("limit", "200")]);
+        if let Some(c) = &cursor {
+            req = req.query(&[("cursor", c)]);
+        }
+        let res = req.send().await.unwrap();
+        assert!(res.status().is_success(), "{}: {}", op.name(), res.status());
+        let page: Value = res.json().await.unwrap();
+        texts.push_str(&page.to_string());
+        let page_items = page["items"].as_array().unwrap_or_else(|| panic!("{}: no items: {page}", op.name()));
+        items.extend(page_items.iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => return (items, texts),
+        }
+    }
+}
+
+/// The checks of one list: none of B's objects anywhere, and as many items as the caller's
+/// tenant (`own`) has rows of it.
+async fn check_list(w: &World, token: &str, op: &Op, own: &Org) {
+    let Some((_, sql)) = LISTS.iter().find(|(id, _)| *id == op.operation_id) else {
+        panic!("{}: a list without a check in admin_isolation::LISTS", op.name());
+    };
+    let (items, text) = all_pages(w, token, op).await;
+    assert_holds_none_of(&w.b, &text, &op.name(), "");
+    let mut conn = w.p.t.owner().await;
+    let count: i64 = sqlx::query_scalar(*sql).bind(own.id).fetch_one(&mut conn).await.unwrap();
+    assert_eq!(items.len() as i64, count, "{}: the list counts other rows than {}'s own", op.name(), own.slug);
+}
+
+/// The attack, with `token` of a member of A: lists first (before any write could add a row),
+/// then every other operation, ROUNDS times with B's ids and with missing ones, interleaved.
+/// Returns the medians of each route.
+pub async fn attack(w: &World, token: &str) -> Vec<Timing> {
+    let mut ops = operations();
+    // Lists first; writes without ids (which add rows to A) last.
+    ops.sort_by_key(|op| (!op.is_list(), op.path_params.is_empty(), op.path.clone(), op.method.to_string()));
+    let b_ids = w.b.ids();
+    let missing = Ids::missing();
+    let mut timings = Vec::new();
+    for op in &ops {
+        if op.is_list() {
+            check_list(w, token, op, &w.a).await;
+            continue;
+        }
+        let (mut tb, mut tm) = (Vec::new(), Vec::new());
+        for round in 0..ROUNDS {
+            let (b, m) = if round % 2 == 0 {
+                let b = send(&w.p, token, op, &b_ids).await.unwrap_or_else(|e| panic!("{e}"));
+                (b, send(&w.p, token, op, &missing).await.unwrap())
+            } else {
+                let m = send(&w.p, token, op, &missing).await.unwrap_or_else(|e| panic!("{e}"));
+                (send(&w.p, token, op, &b_ids).await.unwrap(), m)
+            };
+            assert_same(op, &b, &b_ids, &m, &missing);
+            if !op.path_params.is_empty() {
+                // An id of B is not found, exactly like a missing one; a slug of B too.
+                assert_eq!(b.status, 404, "{}: B's ids answered {}: {}", op.name(), b.status, b.text);
+            }
+            let sent = crate::admin_world::body(&op.operation_id, &b_ids).map(|v| v.to_string()).unwrap_or_default();
+            assert_holds_none_of(&w.b, &b.text, &op.name(), &sent);
+            tb.push(b.elapsed);
+            tm.push(m.elapsed);
+        }
+        let status = send(&w.p, token, op, &missing).await.unwrap().status;
+        timings.push(Timing { route: op.name(), status, median_b: median(tb), median_missing: median(tm) });
+    }
+    timings
+}
+
+/// Prints the medians (run with `--nocapture` to see them) and holds each to the rule.
+pub fn report(label: &str, timings: &[Timing]) {
+    println!("{label}: median per route, B's ids vs missing ids ({ROUNDS} each, interleaved)");
+    for t in timings {
+        println!(
+            "  {:<60} {}  B {:>7.2} ms  missing {:>7.2} ms",
+            t.route,
+            t.status,
+            t.median_b.as_secs_f64() * 1e3,
+            t.median_missing.as_secs_f64() * 1e3
+        );
+    }
+    for t in timings {
+        assert_no_step(t);
+    }
+}
+
+/// Must-show 1: every route and method, with B's ids and with missing ids, as an admin of A.
+#[tokio::test]
+async fn b_looks_missing_to_a_on_every_route() {
+    let w = World::build().await;
+    let before = snapshot(&w.p, w.b.id).await;
+    let timings = attack(&w, &w.a.admin).await;
+    assert_eq!(snapshot(&w.p, w.b.id).await, before, "B changed under A's requests");
+    report("admin of A", &timings);
+}
+
+/// No token of A acts for B where the API takes a tenant by slug: the platform routes are
+/// each a 404 with B's slug, for every role of A.
+#[tokio::test]
+async fn a_token_of_a_never_acts_for_b_by_slug() {
+    let w = World::build().await;
+    let before = snapshot(&w.p, w.b.id).await;
+    let slug_ops: Vec<Op> = operations().into_iter().filter(|op| op.path_params.iter().any(|p| p == "slug")).collect();
+    for op in &slug_ops {
+        assert_eq!(
+            Action::from_word(op.permission.as_deref().unwrap_or("")),
+            Some(Action::ManageTenants),
+            "{}: a route that takes a slug outside the platform's",
+            op.name()
+        );
+        for token in [&w.a.admin, &w.a.editor, &w.a.viewer] {
+            let answer = send(&w.p, token, op, &w.b.ids()).await.unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(answer.status, 404, "{}: {}", op.name(), answer.text);
+        }
+    }
+    assert_eq!(snapshot(&w.p, w.b.id).await, before);
+}

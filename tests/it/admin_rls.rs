@@ -1,0 +1,120 @@
+//! Must-show 3 of the admin surface: with the handlers' own checks switched off
+//! (`AppState::without_handler_checks`, for this file only), a VIEWER of A may do what the
+//! table keeps for admins on A's own objects — and still cannot read or change one row of B,
+//! because every operation runs in a transaction of the caller's tenant and Row Level Security
+//! hides the rest (ARCHITECTURE.md, "Admin surface").
+
+use laventecare_auth::admin::{self, Caller, Cursor, HandlerChecks};
+use laventecare_auth::db::audit::Actor;
+use laventecare_auth::identity::recovery::MemberAction;
+use laventecare_auth::service_error::ServiceError;
+use laventecare_auth::vocabulary::Role;
+use laventecare_auth::{clients, identity, tenancy};
+use serde_json::json;
+
+use crate::admin_isolation::{attack, report};
+use crate::admin_world::{World, assert_holds_none_of, snapshot};
+use crate::flow::{PASSWORD, POST_LOGOUT, Provider, REDIRECT, claims};
+use crate::support::TestDb;
+
+/// [`Provider::start`], but its state's admin handlers do not check the permission table.
+async fn provider_without_handler_checks() -> Provider {
+    let t = TestDb::new().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("http://{}", listener.local_addr().unwrap());
+    let state = t.state_with(&[("LCA_ISSUER", &issuer)]).await.without_handler_checks();
+    let app = laventecare_auth::app(state.clone());
+    tokio::spawn(async move {
+        axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await.unwrap();
+    });
+    t.tenant("acme").await;
+    identity::create_user(&t.db, &identity::PasswordHasher::new(), "ann@example.com", PASSWORD).await.unwrap();
+    tenancy::add_member(&t.db, "acme", "ann@example.com", Role::Editor).await.unwrap();
+    let client = clients::create_client(
+        &t.db,
+        clients::ClientRequest {
+            tenant: "acme".into(),
+            name: "Acme Web".into(),
+            grants: vec!["authorization_code".into(), "refresh_token".into()],
+            redirect_uris: vec![REDIRECT.into()],
+            post_logout_redirect_uris: vec![POST_LOGOUT.into()],
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    Provider {
+        t,
+        state,
+        issuer,
+        client_id: client.client_id,
+        client_secret: client.client_secret.unwrap().expose().to_owned(),
+        email: "ann@example.com".into(),
+    }
+}
+
+/// The switch is really off: a viewer of A changes a member's role and removes a member of A
+/// (both need the admin role) — and then the whole attack of `admin_isolation`, sent by that
+/// viewer, still finds B missing everywhere and leaves B unchanged.
+#[tokio::test]
+async fn rls_alone_keeps_b_from_a_viewer_without_handler_checks() {
+    let w = World::build_on(provider_without_handler_checks().await).await;
+    let http = w.p.http();
+    let (target, _) = w.a.fresh_member(&w.p, Role::Viewer).await;
+    let res = http
+        .patch(w.p.url(&format!("/api/v1/members/{target}")))
+        .bearer_auth(&w.a.viewer)
+        .json(&json!({ "role": "editor" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "the checks are off: a viewer changes a role");
+    let res = http.delete(w.p.url(&format!("/api/v1/members/{target}"))).bearer_auth(&w.a.viewer).send().await.unwrap();
+    assert_eq!(res.status(), 204, "the checks are off: a viewer removes a member");
+
+    let before = snapshot(&w.p, w.b.id).await;
+    let timings = attack(&w, &w.a.viewer).await;
+    assert_eq!(snapshot(&w.p, w.b.id).await, before, "B changed under A's viewer without handler checks");
+    report("viewer of A, handler checks off", &timings);
+}
+
+/// The data level alone: the admin domain functions, called with a Caller of A whose checks
+/// are disabled and B's ids, find nothing and change nothing of B.
+#[tokio::test]
+async fn admin_functions_with_checks_disabled_cannot_reach_b() {
+    let w = World::build().await;
+    let db = &w.p.t.db;
+    let viewer_client = claims(&w.a.viewer)["sub"].as_str().unwrap().to_owned();
+    let caller = Caller::service(db, w.a.id, &viewer_client, Actor::system(), HandlerChecks::Disabled)
+        .await
+        .unwrap()
+        .expect("A's viewer service account");
+    assert_eq!((caller.role, caller.checks()), (Role::Viewer, HandlerChecks::Disabled));
+    let before = snapshot(&w.p, w.b.id).await;
+    let not_found = |what: &str, r: Result<(), ServiceError>| match r {
+        Err(ServiceError::NotFound(_)) => {}
+        other => panic!("{what} with B's id: {other:?}"),
+    };
+
+    // The switch is off: this viewer may change a role in A.
+    let (own, _) = w.a.fresh_member(&w.p, Role::Viewer).await;
+    admin::members::set_role(db, &caller, own, Role::Editor).await.unwrap();
+
+    for (user, _, _) in &w.b.members {
+        let user = *user;
+        not_found("members::get", admin::members::get(db, &caller, user).await.map(drop));
+        not_found("members::set_role", admin::members::set_role(db, &caller, user, Role::Admin).await.map(drop));
+        not_found("members::remove", admin::members::remove(db, &caller, user).await.map(drop));
+        for action in [MemberAction::SignOutEverywhere, MemberAction::ResetMfa] {
+            not_found("members::act_on", admin::members::act_on(db, &caller, user, action).await.map(drop));
+        }
+        not_found(
+            "members::recovery_link",
+            admin::members::recovery_link(db, &w.p.state.config, &caller, user).await.map(drop),
+        );
+    }
+    let page = admin::members::list(db, &caller, &Cursor::first(200)).await.unwrap();
+    let listed = serde_json::to_string(&page.items).unwrap();
+    assert_holds_none_of(&w.b, &listed, "members::list", "");
+    assert_eq!(snapshot(&w.p, w.b.id).await, before, "B changed under A's caller without checks");
+}
