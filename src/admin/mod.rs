@@ -4,10 +4,16 @@
 //! ([`Caller::require`]), then works in a transaction of the caller's own tenant, where Row
 //! Level Security hides every other tenant's rows (ARCHITECTURE.md, "Admin surface").
 
+pub mod audit;
 pub mod caller;
+pub mod clients;
+pub mod devices;
 pub mod members;
 pub mod page;
 pub mod permissions;
+pub mod platform;
+pub mod sessions;
+pub mod settings;
 
 pub use caller::{Caller, HandlerChecks, Principal};
 pub use page::{Cursor, Page};

@@ -6,8 +6,14 @@
 //! (`utoipa`), served at `/api/v1/openapi.json`; every route is registered through
 //! [`OpenApiRouter::routes`], so none can be missing from it (ARCHITECTURE.md, "Admin surface").
 
+pub mod audit;
 pub mod caller;
+pub mod clients;
+pub mod devices;
 pub mod members;
+pub mod platform;
+pub mod sessions;
+pub mod settings;
 
 use axum::Router;
 use axum::http::{HeaderValue, header};
@@ -84,7 +90,14 @@ impl PageQuery {
 
 /// The API's routes and their OpenAPI document, before the state is given.
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi()).nest(PREFIX, members::routes())
+    let resources = members::routes()
+        .merge(clients::routes())
+        .merge(devices::routes())
+        .merge(sessions::routes())
+        .merge(audit::routes())
+        .merge(settings::routes())
+        .merge(platform::routes());
+    OpenApiRouter::with_openapi(ApiDoc::openapi()).nest(PREFIX, resources)
 }
 
 /// The OpenAPI document, as served.

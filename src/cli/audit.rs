@@ -13,8 +13,9 @@ use clap::Subcommand;
 use serde::Serialize;
 
 use super::output::print;
+use crate::admin::audit::{self as admin_audit, ChainBreakView};
 use crate::db::Database;
-use crate::db::audit::{Anchor, AnchorCheck, AuditRow, ChainBreak, check_anchor, first_break, verify_chain};
+use crate::db::audit::{Anchor, AnchorCheck, AuditRow, check_anchor, first_break};
 use crate::master_key::AuditKey;
 use crate::tenancy;
 
@@ -140,7 +141,7 @@ struct ChainReport {
     /// The last row as an anchor (TENANT:SEQ:HASH): keep it to check against later.
     anchor: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    broken_at: Option<ChainBreak>,
+    broken_at: Option<ChainBreakView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     against: Option<AnchorReport>,
 }
@@ -201,20 +202,19 @@ async fn audit_verify(
     }
     let mut reports = Vec::new();
     for (id, slug) in tenants {
-        let mut tx = db.tenant(id).await?;
-        let rows = crate::db::audit::rows(&mut tx).await?;
-        tx.commit().await?;
-        let verdict = verify_chain(&rows, key);
+        // The same walk and verdict as the admin API's and pages' verify.
+        let rows = admin_audit::chain(db, id).await?;
+        let verdict = admin_audit::verification(&rows, key, &slug);
         let against = anchor.as_ref().map(|a| AnchorReport::new(a, &rows));
         reports.push(ChainReport {
             head: rows.last().map(|r| hex::encode(&r.hash)),
-            anchor: rows.last().and_then(|r| Anchor::of(r, &slug)).map(|a| a.to_string()),
+            anchor: verdict.head_anchor,
             tenant: slug,
             tenant_id: id,
-            rows: rows.len(),
-            legacy_rows: verdict.as_ref().map_or(0, |s| s.legacy_rows),
-            ok: verdict.is_ok() && against.as_ref().is_none_or(|a| a.holds),
-            broken_at: verdict.err(),
+            rows: verdict.rows,
+            legacy_rows: verdict.legacy_rows,
+            ok: verdict.ok && against.as_ref().is_none_or(|a| a.holds),
+            broken_at: verdict.first_break,
             against,
         });
     }
@@ -245,14 +245,8 @@ fn human_line(r: &ChainReport) -> String {
 /// `audit export`: one tenant's chain as JSON lines, in `seq` order, and its head as an anchor.
 async fn audit_export(db: &Database, slug: &str, output: Option<&Path>, json: bool) -> anyhow::Result<()> {
     let tenant = tenancy::find_tenant(db, slug).await?;
-    let mut tx = db.tenant(tenant.id).await?;
-    let rows = crate::db::audit::rows(&mut tx).await?;
-    tx.commit().await?;
-    let mut text = String::new();
-    for row in &rows {
-        text.push_str(&serde_json::to_string(row)?);
-        text.push('\n');
-    }
+    let rows = admin_audit::chain(db, tenant.id).await?;
+    let text = admin_audit::json_lines(&rows)?;
     let anchor = rows.last().and_then(|r| Anchor::of(r, slug)).map(|a| a.to_string());
     let Some(path) = output else {
         std::io::stdout().lock().write_all(text.as_bytes())?;

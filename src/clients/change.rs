@@ -37,9 +37,30 @@ fn no_client(client_id: &str) -> ServiceError {
     ServiceError::NotFound(format!("no client with id {client_id:?}"))
 }
 
-/// Changes a client's name and redirect URIs; `client.updated` (with the old and new values).
+/// The tenant that owns `client_id`, whatever its status: the command line names a client by
+/// its id alone.
+async fn owner(db: &Database, client_id: &str) -> Result<uuid::Uuid, ServiceError> {
+    Ok(find_any(db, client_id).await?.ok_or_else(|| no_client(client_id))?.tenant_id)
+}
+
+/// Changes a client's name and redirect URIs, wherever it is (the command line); see
+/// [`update_client_in`].
 pub async fn update_client(db: &Database, actor: &Actor, req: ClientUpdate) -> Result<UpdatedClient, ServiceError> {
-    let client = find_any(db, &req.client_id).await?.ok_or_else(|| no_client(&req.client_id))?;
+    let tenant_id = owner(db, &req.client_id).await?;
+    update_client_in(db, actor, tenant_id, req).await
+}
+
+/// Changes the name and redirect URIs of a client of tenant `tenant_id`; `client.updated`
+/// (with the old and new values). The client is read and changed in one transaction of that
+/// tenant, so another tenant's client is `NotFound` (Row Level Security).
+pub async fn update_client_in(
+    db: &Database,
+    actor: &Actor,
+    tenant_id: uuid::Uuid,
+    req: ClientUpdate,
+) -> Result<UpdatedClient, ServiceError> {
+    let mut tx = db.tenant(tenant_id).await?;
+    let client = db::clients::get(&mut tx, &req.client_id).await?.ok_or_else(|| no_client(&req.client_id))?;
     let name = match &req.name {
         Some(n) => {
             let n = n.trim();
@@ -88,7 +109,6 @@ pub async fn update_client(db: &Database, actor: &Actor, req: ClientUpdate) -> R
         redirect_uris: redirect_uris.as_deref(),
         post_logout_redirect_uris: post_logout.as_deref(),
     };
-    let mut tx = db.tenant(client.tenant_id).await?;
     if !db::clients::update(&mut tx, &client.client_id, &change).await? {
         return Err(no_client(&req.client_id));
     }
@@ -117,15 +137,27 @@ fn expose_one<S: serde::Serializer>(secret: &Secret, s: S) -> Result<S::Ok, S::E
     s.serialize_str(secret.expose())
 }
 
-/// Replaces a confidential client's secret; the old one stops working at once, tokens already
-/// issued stay valid. `client.secret_rotated`.
+/// Replaces a confidential client's secret, wherever it is (the command line); see
+/// [`rotate_secret_in`].
 pub async fn rotate_secret(db: &Database, actor: &Actor, client_id: &str) -> Result<RotatedSecret, ServiceError> {
-    let client = find_any(db, client_id).await?.ok_or_else(|| no_client(client_id))?;
+    let tenant_id = owner(db, client_id).await?;
+    rotate_secret_in(db, actor, tenant_id, client_id).await
+}
+
+/// Replaces the secret of a confidential client of tenant `tenant_id`; the old one stops
+/// working at once, tokens already issued stay valid. `client.secret_rotated`.
+pub async fn rotate_secret_in(
+    db: &Database,
+    actor: &Actor,
+    tenant_id: uuid::Uuid,
+    client_id: &str,
+) -> Result<RotatedSecret, ServiceError> {
+    let mut tx = db.tenant(tenant_id).await?;
+    let client = db::clients::get(&mut tx, client_id).await?.ok_or_else(|| no_client(client_id))?;
     if client.client_type != ClientType::Confidential {
         return Err(ServiceError::Invalid("a public client has no secret".into()));
     }
     let secret = Secret::generate();
-    let mut tx = db.tenant(client.tenant_id).await?;
     if !db::clients::set_secret_hash(&mut tx, &client.client_id, &secret.hash()).await? {
         return Err(no_client(client_id));
     }
@@ -149,8 +181,20 @@ pub struct DeletedClient {
 /// families in other tenants are revoked after it, one transaction per tenant (the client is
 /// gone by then, so none of them can be refreshed in between).
 pub async fn delete_client(db: &Database, actor: &Actor, client_id: &str) -> Result<DeletedClient, ServiceError> {
-    let client = find_any(db, client_id).await?.ok_or_else(|| no_client(client_id))?;
-    let mut tx = db.tenant(client.tenant_id).await?;
+    let tenant_id = owner(db, client_id).await?;
+    delete_client_in(db, actor, tenant_id, client_id).await
+}
+
+/// [`delete_client`] for a client of tenant `tenant_id`, read in that tenant's transaction
+/// (another tenant's client is `NotFound`).
+pub async fn delete_client_in(
+    db: &Database,
+    actor: &Actor,
+    tenant_id: uuid::Uuid,
+    client_id: &str,
+) -> Result<DeletedClient, ServiceError> {
+    let mut tx = db.tenant(tenant_id).await?;
+    let client = db::clients::get(&mut tx, client_id).await?.ok_or_else(|| no_client(client_id))?;
     if !db::clients::delete(&mut tx, &client.client_id).await? {
         return Err(no_client(client_id));
     }

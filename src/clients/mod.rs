@@ -107,9 +107,22 @@ pub async fn create_client(db: &Database, req: ClientRequest) -> Result<CreatedC
     create_client_by(db, &Actor::system(), req).await
 }
 
-/// Registers a client in a tenant after checking that the request makes sense as a whole;
-/// `client.created`.
+/// Registers a client in the tenant `req.tenant` names (by slug: the command line); see
+/// [`create_client_in`].
 pub async fn create_client_by(db: &Database, actor: &Actor, req: ClientRequest) -> Result<CreatedClient, ServiceError> {
+    let tenant = tenancy::find_tenant(db, &req.tenant).await?;
+    create_client_in(db, actor, tenant.id, req).await
+}
+
+/// Registers a client in the tenant `tenant_id` after checking that the request makes sense as
+/// a whole; `client.created`. `req.tenant` is only echoed in the answer (the admin surface
+/// passes the caller's slug): the tenant is `tenant_id`, never looked up from it.
+pub async fn create_client_in(
+    db: &Database,
+    actor: &Actor,
+    tenant_id: uuid::Uuid,
+    req: ClientRequest,
+) -> Result<CreatedClient, ServiceError> {
     let name = req.name.trim().to_owned();
     if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
         return Err(ServiceError::Invalid("client name must be 1-200 printable characters".into()));
@@ -170,7 +183,6 @@ pub async fn create_client_by(db: &Database, actor: &Actor, req: ClientRequest) 
         }
     };
 
-    let tenant = tenancy::find_tenant(db, &req.tenant).await?;
     let client_id = secrets::random_id();
     let secret = (!req.public).then(Secret::generate);
     let secret_hash = secret.as_ref().map(Secret::hash);
@@ -185,10 +197,10 @@ pub async fn create_client_by(db: &Database, actor: &Actor, req: ClientRequest) 
         scopes.push(ADMIN_SCOPE.to_owned());
     }
 
-    let mut tx = db.tenant(tenant.id).await?;
+    let mut tx = db.tenant(tenant_id).await?;
     db::clients::insert(
         &mut tx,
-        tenant.id,
+        tenant_id,
         &db::clients::NewClient {
             client_id: &client_id,
             name: &name,

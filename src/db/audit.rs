@@ -197,3 +197,79 @@ pub async fn head(tx: &mut Tx) -> Result<Option<AuditRow>, sqlx::Error> {
     .fetch_optional(tx.conn())
     .await
 }
+
+/// Which rows an admin query of the log selects; `None` selects any.
+#[derive(Debug, Clone, Default)]
+pub struct RowFilter<'a> {
+    /// An exact action (`client.created`).
+    pub action: Option<&'a str>,
+    /// Actions starting with this (`client.`).
+    pub action_prefix: Option<&'a str>,
+    pub actor_kind: Option<&'a str>,
+    pub actor_id: Option<&'a str>,
+    pub target_kind: Option<&'a str>,
+    pub target_id: Option<&'a str>,
+    /// At or after.
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+    /// Before.
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// The query of [`filtered`] (a macro: sqlx takes only static SQL): `$10` bounds `seq` on the
+/// side the order walks, `$11` is the limit.
+macro_rules! filtered_select {
+    ($bound:literal, $order:literal) => {
+        concat!(
+            "SELECT tenant_id, seq, occurred_at, actor_kind, actor_id, target_kind, target_id, action, outcome, \
+             host(ip) AS ip, user_agent, request_id, details, mac_version, prev_hash, hash \
+             FROM audit_events WHERE tenant_id = $1 \
+             AND ($2::text IS NULL OR action = $2) AND ($3::text IS NULL OR starts_with(action, $3)) \
+             AND ($4::text IS NULL OR actor_kind = $4) AND ($5::text IS NULL OR actor_id = $5) \
+             AND ($6::text IS NULL OR target_kind = $6) AND ($7::text IS NULL OR target_id = $7) \
+             AND ($8::timestamptz IS NULL OR occurred_at >= $8) AND ($9::timestamptz IS NULL OR occurred_at < $9) \
+             AND ($10::bigint IS NULL OR seq ",
+            $bound,
+            " $10) ORDER BY seq ",
+            $order,
+            " LIMIT $11"
+        )
+    };
+}
+
+/// Which way [`filtered`] walks the chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Walk {
+    /// Newest first, rows before `seq` (a page of the viewer).
+    NewestBefore(Option<i64>),
+    /// Oldest first, rows after `seq` (an export).
+    OldestAfter(Option<i64>),
+}
+
+/// Up to `limit` rows of the transaction's tenant that `filter` selects, in the order `walk`
+/// says.
+pub async fn filtered(
+    tx: &mut Tx,
+    filter: &RowFilter<'_>,
+    walk: Walk,
+    limit: i64,
+) -> Result<Vec<AuditRow>, sqlx::Error> {
+    let tenant_id = tx.tenant_id().unwrap_or_default();
+    let (sql, bound) = match walk {
+        Walk::NewestBefore(seq) => (filtered_select!("<", "DESC"), seq),
+        Walk::OldestAfter(seq) => (filtered_select!(">", "ASC"), seq),
+    };
+    sqlx::query_as(sql)
+        .bind(tenant_id)
+        .bind(filter.action)
+        .bind(filter.action_prefix)
+        .bind(filter.actor_kind)
+        .bind(filter.actor_id)
+        .bind(filter.target_kind)
+        .bind(filter.target_id)
+        .bind(filter.since)
+        .bind(filter.until)
+        .bind(bound)
+        .bind(limit)
+        .fetch_all(tx.conn())
+        .await
+}

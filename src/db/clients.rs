@@ -145,3 +145,59 @@ pub async fn get(tx: &mut Tx, client_id: &str) -> Result<Option<ClientRow>, sqlx
     .fetch_optional(tx.conn())
     .await
 }
+
+/// A client of the transaction's tenant as the admin surface lists it: everything but the
+/// secret's hash.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ClientListing {
+    pub client_id: String,
+    pub name: String,
+    pub client_type: ClientType,
+    pub token_endpoint_auth_method: String,
+    pub grant_types: Vec<String>,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub scopes: Vec<String>,
+    pub service_role: Option<Role>,
+    pub multi_tenant: bool,
+    pub signing_alg: String,
+    pub require_pkce: bool,
+    pub require_mfa: bool,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// The columns of a [`ClientListing`] (a macro: sqlx takes only static SQL).
+macro_rules! listing_select {
+    ($rest:literal) => {
+        concat!(
+            "SELECT client_id, name, client_type, token_endpoint_auth_method, grant_types, redirect_uris, \
+             post_logout_redirect_uris, scopes, service_role, multi_tenant, signing_alg, require_pkce, require_mfa, \
+             created_at, updated_at FROM clients ",
+            $rest
+        )
+    };
+}
+
+/// Up to `limit` clients of the transaction's tenant after `after`, by client id.
+pub async fn page(tx: &mut Tx, after: Option<&str>, limit: i64) -> Result<Vec<ClientListing>, sqlx::Error> {
+    let tenant_id = tx.tenant_id().unwrap_or_default();
+    sqlx::query_as(listing_select!(
+        "WHERE tenant_id = $1 AND ($2::text IS NULL OR client_id > $2) ORDER BY client_id LIMIT $3"
+    ))
+    .bind(tenant_id)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(tx.conn())
+    .await
+}
+
+/// One client of the transaction's tenant, as listed.
+pub async fn listing(tx: &mut Tx, client_id: &str) -> Result<Option<ClientListing>, sqlx::Error> {
+    let tenant_id = tx.tenant_id().unwrap_or_default();
+    sqlx::query_as(listing_select!("WHERE tenant_id = $1 AND client_id = $2"))
+        .bind(tenant_id)
+        .bind(client_id)
+        .fetch_optional(tx.conn())
+        .await
+}

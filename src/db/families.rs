@@ -2,12 +2,13 @@
 //! and the access tokens of each, `db::access_tokens`). Ending a family ends all of them.
 //!
 //! Whatever ends one — a replay, a membership that ended, a second factor now required, a
-//! password change, a recovery, the revocation endpoint — goes through [`revoke`] or
-//! [`revoke_of_user`], which write `token_family.revoked` with the reason in the transaction
+//! password change, a recovery, the revocation endpoint, an admin ending a session — goes
+//! through [`revoke`], [`revoke_session`] or [`revoke_of_user`], which write `token_family.revoked` with the reason in the transaction
 //! that ends it, so one query of the audit log lists every ended family and why. Two callers
 //! record their own event instead: deleting a client ends its families in bulk
 //! ([`revoke_of_client`]) and records the count in `client.deleted`, and a user ending one of
-//! their devices ([`revoke_device_family_of_user`]) records `device.revoked`.
+//! their devices ([`revoke_device_family_of_user`]), or an admin one of the tenant's
+//! ([`revoke_device`]), records `device.revoked`.
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -201,4 +202,86 @@ async fn record(tx: &mut Tx, actor: &Actor, family: &Ended, reason: &str) -> Res
         &actor.event("token_family.revoked", ("token_family", Some(family.family_id.to_string())), details),
     )
     .await
+}
+
+// The admin surface's views of the tenant's live families: devices (begun by the device
+// grant) and sessions (every other family a sign-in through a client began).
+
+/// Which live families an admin list shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Begun by the device grant (`origin_grant = 'device_code'`).
+    Device,
+    /// Begun by any other grant (a sign-in through a client).
+    Session,
+}
+
+/// A live family of the transaction's tenant, with its client's name and its user's email.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LiveFamily {
+    pub family_id: Uuid,
+    pub client_id: String,
+    pub client_name: Option<String>,
+    pub user_id: Option<Uuid>,
+    pub email: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub auth_time: Option<DateTime<Utc>>,
+    pub acr: Option<String>,
+}
+
+/// Up to `limit` live families of `kind` in the transaction's tenant after `after` (by family
+/// id, which is time-ordered), of one user when `user_id` is given.
+pub async fn live_page(
+    tx: &mut Tx,
+    kind: Kind,
+    user_id: Option<Uuid>,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<LiveFamily>, sqlx::Error> {
+    let tenant_id = tx.tenant_or_nil();
+    sqlx::query_as(
+        "SELECT f.family_id, f.client_id, c.name AS client_name, f.user_id, u.email, f.created_at, f.expires_at, \
+                f.auth_time, f.acr \
+           FROM token_families f \
+           LEFT JOIN clients c ON c.tenant_id = f.tenant_id AND c.client_id = f.client_id \
+           LEFT JOIN users u ON u.id = f.user_id \
+         WHERE f.tenant_id = $1 AND f.revoked_at IS NULL AND f.expires_at > now() \
+           AND ((f.origin_grant IS NOT DISTINCT FROM 'device_code') = $2) \
+           AND ($3::uuid IS NULL OR f.user_id = $3) AND ($4::uuid IS NULL OR f.family_id > $4) \
+         ORDER BY f.family_id LIMIT $5",
+    )
+    .bind(tenant_id)
+    .bind(kind == Kind::Device)
+    .bind(user_id)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(tx.conn())
+    .await
+}
+
+/// Ends one live device family of the transaction's tenant, whoever's it is; returns its
+/// client and user when this call ended it. Not audited here: the admin surface records
+/// `device.revoked`, as the account page does for a user's own device.
+pub async fn revoke_device(tx: &mut Tx, family_id: Uuid) -> Result<Option<(String, Option<Uuid>)>, sqlx::Error> {
+    let tenant_id = tx.tenant_or_nil();
+    sqlx::query_as(
+        "UPDATE token_families SET revoked_at = now(), revoked_reason = 'device_revoked' \
+         WHERE tenant_id = $1 AND family_id = $2 AND origin_grant = 'device_code' \
+           AND revoked_at IS NULL AND expires_at > now() \
+         RETURNING client_id, user_id",
+    )
+    .bind(tenant_id)
+    .bind(family_id)
+    .fetch_optional(tx.conn())
+    .await
+}
+
+/// Ends one live session family (not begun by the device grant) of the transaction's tenant,
+/// with `token_family.revoked` and `reason`, like [`revoke`]; true if this call ended it.
+pub async fn revoke_session(tx: &mut Tx, actor: &Actor, family_id: Uuid, reason: &str) -> Result<bool, sqlx::Error> {
+    const SESSION: &str = "UPDATE token_families SET revoked_at = now(), revoked_reason = $3 \
+         WHERE tenant_id = $1 AND family_id = $2 AND revoked_at IS NULL AND expires_at > now() \
+           AND origin_grant IS DISTINCT FROM 'device_code' RETURNING family_id, client_id, user_id";
+    Ok(end_audited(tx, actor, SESSION, family_id, reason).await? == 1)
 }

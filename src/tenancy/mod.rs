@@ -129,15 +129,28 @@ pub async fn set_require_mfa(
     require: bool,
 ) -> Result<MfaPolicy, ServiceError> {
     let tenant = find_tenant(db, slug).await?;
-    let mut tx = db.operator(tenant.id).await?;
-    if db::tenants::set_require_mfa(&mut tx, require).await? {
+    set_require_mfa_in(db, actor, tenant.id, require).await?;
+    Ok(MfaPolicy { tenant_id: tenant.id, slug: slug.to_owned(), require_mfa: require })
+}
+
+/// [`set_require_mfa`] by tenant id (the admin surface); true if the policy changed (only then
+/// is `tenant.mfa_policy_changed` written).
+pub async fn set_require_mfa_in(
+    db: &Database,
+    actor: &Actor,
+    tenant_id: Uuid,
+    require: bool,
+) -> Result<bool, ServiceError> {
+    let mut tx = db.operator(tenant_id).await?;
+    let changed = db::tenants::set_require_mfa(&mut tx, require).await?;
+    if changed {
         let details = serde_json::json!({ "require_mfa": require });
         audit::append(
             &mut tx,
-            &actor.event("tenant.mfa_policy_changed", ("tenant", Some(tenant.id.to_string())), details),
+            &actor.event("tenant.mfa_policy_changed", ("tenant", Some(tenant_id.to_string())), details),
         )
         .await?;
     }
     tx.commit().await?;
-    Ok(MfaPolicy { tenant_id: tenant.id, slug: slug.to_owned(), require_mfa: require })
+    Ok(changed)
 }
