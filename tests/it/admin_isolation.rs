@@ -15,9 +15,50 @@ use crate::admin_world::{Answer, Ids, Op, Org, World, assert_holds_none_of, oper
 /// How many requests of each kind (B's ids, missing ids) each route gets for the medians.
 const ROUNDS: usize = 15;
 
-/// What a list (a GET without path parameters) must hold: the SQL that counts the caller's
-/// tenant's rows of it (`$1` = the tenant id), compared with the items of every page.
-const LISTS: &[(&str, &str)] = &[("members_list", "SELECT count(*) FROM memberships WHERE tenant_id = $1")];
+/// What a list (a GET without path parameters) must answer the caller: SQL (`$1` = the
+/// caller's tenant id) reads the truth from the owner's connection, as JSON.
+enum List {
+    /// A paged list (`items`, `next_cursor`): all pages hold this many items.
+    Items(&'static str),
+    /// JSON lines: this many lines.
+    Lines(&'static str),
+    /// One object: its field has this value.
+    Field(&'static str, &'static str),
+    /// A platform list: a 404 to anyone but a platform admin.
+    PlatformOnly,
+}
+
+const AUDIT_ROWS: &str = "SELECT to_jsonb(count(*)) FROM audit_events WHERE tenant_id = $1";
+
+/// Every list of the document and its check; a list missing here fails the suite.
+const LISTS: &[(&str, List)] = &[
+    ("members_list", List::Items("SELECT to_jsonb(count(*)) FROM memberships WHERE tenant_id = $1")),
+    ("clients_list", List::Items("SELECT to_jsonb(count(*)) FROM clients WHERE tenant_id = $1")),
+    (
+        "devices_list",
+        List::Items(
+            "SELECT to_jsonb(count(*)) FROM token_families WHERE tenant_id = $1 AND revoked_at IS NULL \
+             AND expires_at > now() AND origin_grant = 'device_code'",
+        ),
+    ),
+    (
+        "sessions_list",
+        List::Items(
+            "SELECT to_jsonb(count(*)) FROM token_families WHERE tenant_id = $1 AND revoked_at IS NULL \
+             AND expires_at > now() AND origin_grant IS DISTINCT FROM 'device_code'",
+        ),
+    ),
+    ("audit_list", List::Items(AUDIT_ROWS)),
+    ("audit_export", List::Lines(AUDIT_ROWS)),
+    ("audit_verify", List::Field("rows", AUDIT_ROWS)),
+    ("settings_get", List::Field("require_mfa", "SELECT to_jsonb(require_mfa) FROM tenants WHERE id = $1")),
+    ("platform_tenants_list", List::PlatformOnly),
+];
+
+/// Query parameters of lists that take an id: each is sent with B's user id and a missing
+/// one. The others are known not to name anything of a tenant; any other fails the suite.
+const ID_QUERIES: &[&str] = &["user_id", "actor", "target"];
+const PLAIN_QUERIES: &[&str] = &["cursor", "limit", "action", "since", "until"];
 
 /// The medians of one route, for the report.
 #[derive(Debug)]
@@ -74,10 +115,10 @@ fn assert_no_step(t: &Timing) {
 }
 
 /// Every page of a list, following `next_cursor`: (all items, every page's text).
-async fn all_pages(w: &World, token: &str, op: &Op) -> (Vec<Value>, String) {
+async fn all_pages(w: &World, token: &str, op: &Op, query: &[(&str, String)]) -> (Vec<Value>, String) {
     let (mut items, mut texts, mut cursor) = (Vec::new(), String::new(), None::<String>);
     loop {
-        let mut req = w.p.http().get(w.p.url(&op.path)).bearer_auth(token).query(&[("limit", "200")]);
+        let mut req = w.p.http().get(w.p.url(&op.path)).bearer_auth(token).query(query).query(&[("limit", "200")]);
         if let Some(c) = &cursor {
             req = req.query(&[("cursor", c)]);
         }
@@ -94,17 +135,78 @@ async fn all_pages(w: &World, token: &str, op: &Op) -> (Vec<Value>, String) {
     }
 }
 
-/// The checks of one list: none of B's objects anywhere, and as many items as the caller's
-/// tenant (`own`) has rows of it.
+/// The check of one list (see [`LISTS`]): none of B's objects anywhere in it, and the
+/// caller's tenant's (`own`) count or value.
 async fn check_list(w: &World, token: &str, op: &Op, own: &Org) {
-    let Some((_, sql)) = LISTS.iter().find(|(id, _)| *id == op.operation_id) else {
+    let Some((_, check)) = LISTS.iter().find(|(id, _)| *id == op.operation_id) else {
         panic!("{}: a list without a check in admin_isolation::LISTS", op.name());
     };
-    let (items, text) = all_pages(w, token, op).await;
-    assert_holds_none_of(&w.b, &text, &op.name(), "");
-    let mut conn = w.p.t.owner().await;
-    let count: i64 = sqlx::query_scalar(*sql).bind(own.id).fetch_one(&mut conn).await.unwrap();
-    assert_eq!(items.len() as i64, count, "{}: the list counts other rows than {}'s own", op.name(), own.slug);
+    let truth = |sql: &'static str| async move {
+        let mut conn = w.p.t.owner().await;
+        sqlx::query_scalar::<_, Value>(sql).bind(own.id).fetch_one(&mut conn).await.unwrap()
+    };
+    let route = op.name();
+    match check {
+        List::Items(sql) => {
+            let (items, text) = all_pages(w, token, op, &[]).await;
+            assert_holds_none_of(&w.b, &text, &route, "");
+            assert_eq!(Value::from(items.len()), truth(sql).await, "{route}: other items than {}'s own", own.slug);
+        }
+        List::Lines(sql) | List::Field(_, sql) => {
+            let answer = send(&w.p, token, op, &Ids::missing()).await.unwrap();
+            assert_eq!(answer.status, 200, "{route}: {}", answer.text);
+            assert_holds_none_of(&w.b, &answer.text, &route, "");
+            let got = match check {
+                List::Field(field, _) => answer.json[*field].clone(),
+                _ => Value::from(answer.text.lines().filter(|l| !l.trim().is_empty()).count()),
+            };
+            assert_eq!(got, truth(sql).await, "{route}: not {}'s own", own.slug);
+        }
+        List::PlatformOnly => {
+            let answer = send(&w.p, token, op, &Ids::missing()).await.unwrap();
+            assert_eq!(answer.status, 404, "{route}: {}", answer.text);
+        }
+    }
+}
+
+/// The lists' id filters: B's user id finds exactly what a missing id finds (nothing), in
+/// the same time. One [`Timing`] per filter.
+async fn probe_filters(w: &World, token: &str, op: &Op, b_ids: &Ids, missing: &Ids) -> Vec<Timing> {
+    let mut timings = Vec::new();
+    for name in &op.query_params {
+        if PLAIN_QUERIES.contains(&name.as_str()) {
+            continue;
+        }
+        assert!(ID_QUERIES.contains(&name.as_str()), "{}: the query parameter {name:?} is not covered", op.name());
+        let (mut tb, mut tm, mut ask_status) = (Vec::new(), Vec::new(), 0);
+        for round in 0..ROUNDS {
+            let ask = |ids: &Ids| {
+                let q = [(name.as_str(), ids.user_id.to_string())];
+                let ids = ids.clone();
+                async move { crate::admin_world::send_with(&w.p, token, op, &ids, &q).await.unwrap() }
+            };
+            let (b, m) = if round % 2 == 0 {
+                let b = ask(b_ids).await;
+                (b, ask(missing).await)
+            } else {
+                let m = ask(missing).await;
+                (ask(b_ids).await, m)
+            };
+            assert_same(op, &b, b_ids, &m, missing);
+            assert_holds_none_of(&w.b, &b.text, &op.name(), "");
+            if b.status == 200 {
+                let n = b.json.get("items").and_then(Value::as_array).map_or_else(|| b.text.lines().count(), Vec::len);
+                assert_eq!(n, 0, "{} ?{name}=B's user: {}", op.name(), b.text);
+            }
+            ask_status = b.status;
+            tb.push(b.elapsed);
+            tm.push(m.elapsed);
+        }
+        let route = format!("{} ?{name}=", op.name());
+        let status = ask_status;
+        timings.push(Timing { route, status, median_b: median(tb), median_missing: median(tm) });
+    }
+    timings
 }
 
 /// The attack, with `token` of a member of A: lists first (before any write could add a row),
@@ -120,6 +222,7 @@ pub async fn attack(w: &World, token: &str) -> Vec<Timing> {
     for op in &ops {
         if op.is_list() {
             check_list(w, token, op, &w.a).await;
+            timings.extend(probe_filters(w, token, op, &b_ids, &missing).await);
             continue;
         }
         let (mut tb, mut tm) = (Vec::new(), Vec::new());
@@ -181,6 +284,7 @@ async fn a_token_of_a_never_acts_for_b_by_slug() {
     let w = World::build().await;
     let before = snapshot(&w.p, w.b.id).await;
     let slug_ops: Vec<Op> = operations().into_iter().filter(|op| op.path_params.iter().any(|p| p == "slug")).collect();
+    assert!(!slug_ops.is_empty(), "the document has no route that takes a slug");
     for op in &slug_ops {
         assert_eq!(
             Action::from_word(op.permission.as_deref().unwrap_or("")),

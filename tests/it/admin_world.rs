@@ -29,6 +29,8 @@ pub struct Op {
     pub permission: Option<String>,
     /// The names of its path parameters, in order.
     pub path_params: Vec<String>,
+    /// The names of its query parameters.
+    pub query_params: Vec<String>,
     pub has_body: bool,
 }
 
@@ -68,18 +70,22 @@ pub fn operations() -> Vec<Op> {
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {
             let Ok(method) = method.to_uppercase().parse::<reqwest::Method>() else { continue };
-            let path_params = op["parameters"]
-                .as_array()
-                .map(|ps| {
-                    ps.iter().filter(|p| p["in"] == "path").map(|p| p["name"].as_str().unwrap().to_owned()).collect()
-                })
-                .unwrap_or_default();
+            let params_in = |place: &str| -> Vec<String> {
+                op["parameters"]
+                    .as_array()
+                    .map(|ps| {
+                        ps.iter().filter(|p| p["in"] == place).map(|p| p["name"].as_str().unwrap().to_owned()).collect()
+                    })
+                    .unwrap_or_default()
+            };
+            let (path_params, query_params) = (params_in("path"), params_in("query"));
             ops.push(Op {
                 method,
                 path: path.clone(),
                 operation_id: op["operationId"].as_str().unwrap_or_else(|| panic!("{path}: no operationId")).to_owned(),
                 permission: op["x-permission"].as_str().map(str::to_owned),
                 path_params,
+                query_params,
                 has_body: op.get("requestBody").is_some(),
             });
         }
@@ -138,6 +144,11 @@ pub fn body(operation_id: &str, ids: &Ids) -> Option<Value> {
     Some(match operation_id {
         "members_add" => json!({ "email": ids.email, "role": "viewer" }),
         "members_update" => json!({ "role": "editor" }),
+        "clients_create" => json!({ "name": "Probe", "grant_types": ["authorization_code"], "redirect_uris": [REDIRECT] }),
+        "clients_update" => json!({ "name": "Renamed", "redirect_uris": [REDIRECT] }),
+        "settings_update" => json!({ "require_mfa": false }),
+        "platform_tenants_create" => json!({ "slug": ids.slug, "name": "New tenant", "admin_email": ids.email }),
+        "platform_tenants_appoint_admin" => json!({ "email": ids.email }),
         _ => return None,
     })
 }
@@ -155,11 +166,13 @@ pub struct Answer {
 /// Sends `op` with `ids` and `token` (the body from [`body`]); `Err` when the route cannot be
 /// built (unknown parameter, no body entry).
 pub async fn send(p: &Provider, token: &str, op: &Op, ids: &Ids) -> Result<Answer, String> {
+    send_with(p, token, op, ids, &[]).await
+}
+
+/// [`send`] with these query parameters.
+pub async fn send_with(p: &Provider, token: &str, op: &Op, ids: &Ids, query: &[(&str, String)]) -> Result<Answer, String> {
     let path = op.url_path(ids)?;
-    let mut req = p.http().request(op.method.clone(), p.url(&path)).bearer_auth(token);
-    if op.is_list() {
-        req = req.query(&[("limit", "200")]);
-    }
+    let mut req = p.http().request(op.method.clone(), p.url(&path)).bearer_auth(token).query(query);
     if op.has_body {
         let b = body(&op.operation_id, ids)
             .ok_or_else(|| format!("{}: no entry in admin_world::body for this operation", op.name()))?;
