@@ -9,8 +9,10 @@ use std::time::Duration;
 
 use laventecare_auth::admin::Action;
 use serde_json::Value;
+use uuid::Uuid;
 
-use crate::admin_world::{Answer, Ids, Op, Org, World, assert_holds_none_of, operations, send, shape, snapshot};
+use crate::admin_world::{Answer, Ids, Op, Org, World, operations, send, send_with, shape};
+use crate::flow::Provider;
 
 /// How many requests of each kind (B's ids, missing ids) each route gets for the medians.
 const ROUNDS: usize = 15;
@@ -67,6 +69,8 @@ pub struct Timing {
     pub status: u16,
     pub median_b: Duration,
     pub median_missing: Duration,
+    /// Measurements taken (see [`measured`]).
+    pub tries: usize,
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -94,10 +98,24 @@ fn comparable(v: &Value, ids: &Ids) -> Value {
 /// whole body but its `request_id` and the ids it was sent.
 fn assert_same(op: &Op, b: &Answer, b_ids: &Ids, missing: &Answer, missing_ids: &Ids) {
     let route = op.name();
-    assert_eq!(b.status, missing.status, "{route}: B's id {} but a missing id {}: {} / {}", b.status, missing.status, b.text, missing.text);
-    assert_eq!(shape(&b.json), shape(&missing.json), "{route}: the bodies differ in shape: {} / {}", b.text, missing.text);
+    assert_eq!(
+        b.status, missing.status,
+        "{route}: B's id {} but a missing id {}: {} / {}",
+        b.status, missing.status, b.text, missing.text
+    );
+    assert_eq!(
+        shape(&b.json),
+        shape(&missing.json),
+        "{route}: the bodies differ in shape: {} / {}",
+        b.text,
+        missing.text
+    );
     if b.status >= 400 {
-        assert_eq!(comparable(&b.json, b_ids), comparable(&missing.json, missing_ids), "{route}: the error bodies differ");
+        assert_eq!(
+            comparable(&b.json, b_ids),
+            comparable(&missing.json, missing_ids),
+            "{route}: the error bodies differ"
+        );
     }
 }
 
@@ -108,10 +126,11 @@ fn assert_same(op: &Op, b: &Answer, b_ids: &Ids, missing: &Answer, missing_ids: 
 /// derivation, a second round of queries under another tenant, each worth several ms or
 /// doubling the request. A step of max(5 ms, 50% of the smaller median) is the smallest the
 /// noise of this machine lets us assert without flaking; the figures are printed for review.
-fn assert_no_step(t: &Timing) {
+/// The tests of this binary run side by side, so a burst of load can still skew one
+/// measurement: [`measured`] takes up to three, and only a step in all three fails.
+fn has_step(t: &Timing) -> bool {
     let (b, m) = (t.median_b.as_secs_f64() * 1e3, t.median_missing.as_secs_f64() * 1e3);
-    let bound = f64::max(5.0, 0.5 * b.min(m));
-    assert!((b - m).abs() <= bound, "{}: a timing step: median {b:.2} ms with B's ids, {m:.2} ms with missing ones", t.route);
+    (b - m).abs() > f64::max(5.0, 0.5 * b.min(m))
 }
 
 /// Every page of a list, following `next_cursor`: (all items, every page's text).
@@ -169,49 +188,61 @@ async fn check_list(w: &World, token: &str, op: &Op, own: &Org) {
     }
 }
 
-/// The lists' id filters: B's user id finds exactly what a missing id finds (nothing), in
-/// the same time. One [`Timing`] per filter.
-async fn probe_filters(w: &World, token: &str, op: &Op, b_ids: &Ids, missing: &Ids) -> Vec<Timing> {
-    let mut timings = Vec::new();
-    for name in &op.query_params {
-        if PLAIN_QUERIES.contains(&name.as_str()) {
-            continue;
+/// ROUNDS interleaved pairs of `op` with B's ids and with missing ones (which goes first
+/// alternates), each pair held to [`assert_same`] and more; `filter` names a query parameter
+/// of a list to send the user id in instead of the path. The medians of the pairs.
+async fn measure(w: &World, token: &str, op: &Op, filter: Option<&str>, b_ids: &Ids, missing: &Ids) -> Timing {
+    let ask = |ids: &Ids| {
+        let query: Vec<(&str, String)> = filter.map(|name| (name, ids.user_id.to_string())).into_iter().collect();
+        let ids = ids.clone();
+        async move { send_with(&w.p, token, op, &ids, &query).await.unwrap_or_else(|e| panic!("{e}")) }
+    };
+    let route = match filter {
+        Some(name) => format!("{} ?{name}=", op.name()),
+        None => op.name(),
+    };
+    let sent = crate::admin_world::body(&op.operation_id, b_ids).map(|v| v.to_string()).unwrap_or_default();
+    let (mut tb, mut tm, mut status) = (Vec::new(), Vec::new(), 0);
+    for round in 0..ROUNDS {
+        let (b, m) = if round % 2 == 0 {
+            let b = ask(b_ids).await;
+            (b, ask(missing).await)
+        } else {
+            let m = ask(missing).await;
+            (ask(b_ids).await, m)
+        };
+        assert_same(op, &b, b_ids, &m, missing);
+        assert_holds_none_of(&w.b, &b.text, &route, &sent);
+        if !op.path_params.is_empty() {
+            // An id of B is not found, exactly like a missing one; a slug of B too.
+            assert_eq!(b.status, 404, "{route}: B's ids answered {}: {}", b.status, b.text);
         }
-        assert!(ID_QUERIES.contains(&name.as_str()), "{}: the query parameter {name:?} is not covered", op.name());
-        let (mut tb, mut tm, mut ask_status) = (Vec::new(), Vec::new(), 0);
-        for round in 0..ROUNDS {
-            let ask = |ids: &Ids| {
-                let q = [(name.as_str(), ids.user_id.to_string())];
-                let ids = ids.clone();
-                async move { crate::admin_world::send_with(&w.p, token, op, &ids, &q).await.unwrap() }
-            };
-            let (b, m) = if round % 2 == 0 {
-                let b = ask(b_ids).await;
-                (b, ask(missing).await)
-            } else {
-                let m = ask(missing).await;
-                (ask(b_ids).await, m)
-            };
-            assert_same(op, &b, b_ids, &m, missing);
-            assert_holds_none_of(&w.b, &b.text, &op.name(), "");
-            if b.status == 200 {
-                let n = b.json.get("items").and_then(Value::as_array).map_or_else(|| b.text.lines().count(), Vec::len);
-                assert_eq!(n, 0, "{} ?{name}=B's user: {}", op.name(), b.text);
-            }
-            ask_status = b.status;
-            tb.push(b.elapsed);
-            tm.push(m.elapsed);
+        if filter.is_some() && b.status == 200 {
+            let n = b.json.get("items").and_then(Value::as_array).map_or_else(|| b.text.lines().count(), Vec::len);
+            assert_eq!(n, 0, "{route}: B's user found something: {}", b.text);
         }
-        let route = format!("{} ?{name}=", op.name());
-        let status = ask_status;
-        timings.push(Timing { route, status, median_b: median(tb), median_missing: median(tm) });
+        status = m.status;
+        tb.push(b.elapsed);
+        tm.push(m.elapsed);
     }
-    timings
+    Timing { route, status, median_b: median(tb), median_missing: median(tm), tries: 1 }
+}
+
+/// [`measure`], again (up to three times in all) while the medians show a step: a branch that
+/// does more work for B's ids shows in every measurement, a burst of load from the tests
+/// running beside this one seldom in three in a row.
+async fn measured(w: &World, token: &str, op: &Op, filter: Option<&str>, b_ids: &Ids, missing: &Ids) -> Timing {
+    let mut t = measure(w, token, op, filter, b_ids, missing).await;
+    while has_step(&t) && t.tries < 3 {
+        let tries = t.tries + 1;
+        t = Timing { tries, ..measure(w, token, op, filter, b_ids, missing).await };
+    }
+    t
 }
 
 /// The attack, with `token` of a member of A: lists first (before any write could add a row),
-/// then every other operation, ROUNDS times with B's ids and with missing ones, interleaved.
-/// Returns the medians of each route.
+/// then every other operation, ROUNDS times with B's ids and with missing ones, interleaved;
+/// each list's id filters likewise. Returns the medians of each route.
 pub async fn attack(w: &World, token: &str) -> Vec<Timing> {
     let mut ops = operations();
     // Lists first; writes without ids (which add rows to A) last.
@@ -220,32 +251,18 @@ pub async fn attack(w: &World, token: &str) -> Vec<Timing> {
     let missing = Ids::missing();
     let mut timings = Vec::new();
     for op in &ops {
-        if op.is_list() {
-            check_list(w, token, op, &w.a).await;
-            timings.extend(probe_filters(w, token, op, &b_ids, &missing).await);
+        if !op.is_list() {
+            timings.push(measured(w, token, op, None, &b_ids, &missing).await);
             continue;
         }
-        let (mut tb, mut tm) = (Vec::new(), Vec::new());
-        for round in 0..ROUNDS {
-            let (b, m) = if round % 2 == 0 {
-                let b = send(&w.p, token, op, &b_ids).await.unwrap_or_else(|e| panic!("{e}"));
-                (b, send(&w.p, token, op, &missing).await.unwrap())
-            } else {
-                let m = send(&w.p, token, op, &missing).await.unwrap_or_else(|e| panic!("{e}"));
-                (send(&w.p, token, op, &b_ids).await.unwrap(), m)
-            };
-            assert_same(op, &b, &b_ids, &m, &missing);
-            if !op.path_params.is_empty() {
-                // An id of B is not found, exactly like a missing one; a slug of B too.
-                assert_eq!(b.status, 404, "{}: B's ids answered {}: {}", op.name(), b.status, b.text);
+        check_list(w, token, op, &w.a).await;
+        for name in &op.query_params {
+            if PLAIN_QUERIES.contains(&name.as_str()) {
+                continue;
             }
-            let sent = crate::admin_world::body(&op.operation_id, &b_ids).map(|v| v.to_string()).unwrap_or_default();
-            assert_holds_none_of(&w.b, &b.text, &op.name(), &sent);
-            tb.push(b.elapsed);
-            tm.push(m.elapsed);
+            assert!(ID_QUERIES.contains(&name.as_str()), "{}: the query parameter {name:?} is not covered", op.name());
+            timings.push(measured(w, token, op, Some(name), &b_ids, &missing).await);
         }
-        let status = send(&w.p, token, op, &missing).await.unwrap().status;
-        timings.push(Timing { route: op.name(), status, median_b: median(tb), median_missing: median(tm) });
     }
     timings
 }
@@ -255,15 +272,22 @@ pub fn report(label: &str, timings: &[Timing]) {
     println!("{label}: median per route, B's ids vs missing ids ({ROUNDS} each, interleaved)");
     for t in timings {
         println!(
-            "  {:<60} {}  B {:>7.2} ms  missing {:>7.2} ms",
+            "  {:<60} {}  B {:>7.2} ms  missing {:>7.2} ms  (measurement {})",
             t.route,
             t.status,
             t.median_b.as_secs_f64() * 1e3,
-            t.median_missing.as_secs_f64() * 1e3
+            t.median_missing.as_secs_f64() * 1e3,
+            t.tries
         );
     }
     for t in timings {
-        assert_no_step(t);
+        let (b, m) = (t.median_b.as_secs_f64() * 1e3, t.median_missing.as_secs_f64() * 1e3);
+        assert!(
+            !has_step(t),
+            "{}: a timing step in {} measurements: median {b:.2} ms with B's ids, {m:.2} ms with missing ones",
+            t.route,
+            t.tries
+        );
     }
 }
 
@@ -298,4 +322,62 @@ async fn a_token_of_a_never_acts_for_b_by_slug() {
         }
     }
     assert_eq!(snapshot(&w.p, w.b.id).await, before);
+}
+
+/// Everything of tenant `tenant` (and of its members' global rows) a request for another
+/// tenant could change, read with the owner's connection (no RLS): compared before and after.
+pub async fn snapshot(p: &Provider, tenant: Uuid) -> Value {
+    let mut conn = p.t.owner().await;
+    let mut out = serde_json::Map::new();
+    let queries: &[(&str, &str)] = &[
+        ("tenant", "SELECT row_to_json(t)::jsonb FROM tenants t WHERE id = $1"),
+        (
+            "members",
+            "SELECT coalesce(jsonb_agg(to_jsonb(m) ORDER BY user_id), '[]') FROM memberships m WHERE tenant_id = $1",
+        ),
+        (
+            "clients",
+            "SELECT coalesce(jsonb_agg(to_jsonb(c) ORDER BY client_id), '[]') FROM clients c WHERE tenant_id = $1",
+        ),
+        (
+            "families",
+            "SELECT coalesce(jsonb_agg(jsonb_build_array(family_id, revoked_at, revoked_reason, expires_at) \
+             ORDER BY family_id), '[]') FROM token_families WHERE tenant_id = $1",
+        ),
+        (
+            "access_tokens",
+            "SELECT coalesce(jsonb_agg(jsonb_build_array(jti, revoked_at) ORDER BY jti), '[]') \
+             FROM access_tokens WHERE tenant_id = $1",
+        ),
+        (
+            "refresh_tokens",
+            "SELECT coalesce(jsonb_agg(jsonb_build_array(token_hash, used_at) ORDER BY token_hash), '[]') \
+             FROM refresh_tokens WHERE tenant_id = $1",
+        ),
+        (
+            "users",
+            "SELECT coalesce(jsonb_agg(to_jsonb(u) ORDER BY id), '[]') FROM users u \
+             WHERE id IN (SELECT user_id FROM memberships WHERE tenant_id = $1)",
+        ),
+        (
+            "browser_sessions",
+            "SELECT to_jsonb(count(*)) FROM browser_sessions \
+             WHERE user_ids && ARRAY(SELECT user_id FROM memberships WHERE tenant_id = $1)",
+        ),
+        ("recovery_links", "SELECT to_jsonb(count(*)) FROM recovery_links WHERE tenant_id = $1"),
+        ("audit_chain_length", "SELECT to_jsonb(count(*)) FROM audit_events WHERE tenant_id = $1"),
+    ];
+    for (name, sql) in queries {
+        let v: Value = sqlx::query_scalar(*sql).bind(tenant).fetch_one(&mut conn).await.unwrap();
+        out.insert((*name).into(), v);
+    }
+    Value::Object(out)
+}
+
+/// Asserts that nothing of `org` appears anywhere in `text` (an answer to another tenant), but
+/// what the request `sent` named.
+pub fn assert_holds_none_of(org: &Org, text: &str, what: &str, sent: &str) {
+    for s in org.secrets_of(sent) {
+        assert!(!text.contains(&s), "{what}: the answer holds {}'s {s}: {text}", org.slug);
+    }
 }

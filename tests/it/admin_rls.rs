@@ -12,8 +12,8 @@ use laventecare_auth::vocabulary::Role;
 use laventecare_auth::{clients, identity, tenancy};
 use serde_json::json;
 
-use crate::admin_isolation::{attack, report};
-use crate::admin_world::{World, assert_holds_none_of, snapshot};
+use crate::admin_isolation::{assert_holds_none_of, attack, report, snapshot};
+use crate::admin_world::World;
 use crate::flow::{PASSWORD, POST_LOGOUT, Provider, REDIRECT, claims};
 use crate::support::TestDb;
 
@@ -84,6 +84,7 @@ async fn rls_alone_keeps_b_from_a_viewer_without_handler_checks() {
 async fn admin_functions_with_checks_disabled_cannot_reach_b() {
     let w = World::build().await;
     let db = &w.p.t.db;
+    let config = &w.p.state.config;
     let viewer_client = claims(&w.a.viewer)["sub"].as_str().unwrap().to_owned();
     let caller = Caller::service(db, w.a.id, &viewer_client, Actor::system(), HandlerChecks::Disabled)
         .await
@@ -108,13 +109,61 @@ async fn admin_functions_with_checks_disabled_cannot_reach_b() {
         for action in [MemberAction::SignOutEverywhere, MemberAction::ResetMfa] {
             not_found("members::act_on", admin::members::act_on(db, &caller, user, action).await.map(drop));
         }
-        not_found(
-            "members::recovery_link",
-            admin::members::recovery_link(db, &w.p.state.config, &caller, user).await.map(drop),
-        );
+        not_found("members::recovery_link", admin::members::recovery_link(db, config, &caller, user).await.map(drop));
     }
-    let page = admin::members::list(db, &caller, &Cursor::first(200)).await.unwrap();
-    let listed = serde_json::to_string(&page.items).unwrap();
-    assert_holds_none_of(&w.b, &listed, "members::list", "");
+    let b = &w.b;
+    let change = || admin::clients::ClientChange { name: Some("Taken".into()), ..Default::default() };
+    not_found("clients::get", admin::clients::get(db, &caller, &b.web_client).await.map(drop));
+    not_found("clients::update", admin::clients::update(db, &caller, &b.web_client, change()).await.map(drop));
+    not_found("clients::rotate_secret", admin::clients::rotate_secret(db, &caller, &b.web_client).await.map(drop));
+    not_found("clients::delete", admin::clients::delete(db, &caller, &b.device_client).await.map(drop));
+    for family in [b.device_family, b.session_family] {
+        not_found("devices::revoke", admin::devices::revoke(db, &caller, family).await);
+        not_found("sessions::end", admin::sessions::end(db, &caller, family).await);
+    }
+    // The platform's operations check, under RLS, that the caller's tenant is the platform.
+    let new = admin::platform::NewTenant {
+        slug: "taken".into(),
+        name: "Taken".into(),
+        admin_email: "x@taken.example".into(),
+    };
+    not_found("platform::create_tenant", admin::platform::create_tenant(db, config, &caller, new).await.map(drop));
+    not_found("platform::set_suspended", admin::platform::set_suspended(db, &caller, &b.slug, true).await.map(drop));
+    not_found("platform::get_tenant", admin::platform::get_tenant(db, &caller, &b.slug).await.map(drop));
+    not_found(
+        "platform::appoint_admin",
+        admin::platform::appoint_admin(db, config, &caller, &b.slug, "x@taken.example").await.map(drop),
+    );
+    not_found(
+        "platform::list_tenants",
+        admin::platform::list_tenants(db, &caller, &Cursor::first(200)).await.map(drop),
+    );
+
+    // The lists and the audit log hold none of B, filtered by B's ids or not.
+    let mut listed =
+        serde_json::to_string(&admin::members::list(db, &caller, &Cursor::first(200)).await.unwrap().items).unwrap();
+    listed +=
+        &serde_json::to_string(&admin::clients::list(db, &caller, &Cursor::first(200)).await.unwrap().items).unwrap();
+    for user in [None, Some(b.members[0].0)] {
+        let devices = admin::devices::list(db, &caller, user, &Cursor::first(200)).await.unwrap().items;
+        let sessions = admin::sessions::list(db, &caller, user, &Cursor::first(200)).await.unwrap().items;
+        listed += &serde_json::to_string(&(devices, sessions)).unwrap();
+    }
+    for target in [None, Some(b.members[0].0.to_string()), Some(format!("client:{}", b.web_client))] {
+        let filter = admin::audit::AuditFilter { target, ..Default::default() };
+        let page = admin::audit::query(db, &caller, &filter, &Cursor::first(200)).await.unwrap();
+        listed += &serde_json::to_string(&page.items).unwrap();
+        listed += &format!("{:?}", admin::audit::export(db, &caller, &filter).await.unwrap());
+    }
+    assert_holds_none_of(b, &listed, "the lists", "");
+    let verified = admin::audit::verify(db, &caller).await.unwrap();
+    assert!(verified.ok);
+    let mut conn = w.p.t.owner().await;
+    let a_rows: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE tenant_id = $1")
+        .bind(w.a.id)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(verified.rows as i64, a_rows, "the chain verified is A's own");
     assert_eq!(snapshot(&w.p, w.b.id).await, before, "B changed under A's caller without checks");
 }

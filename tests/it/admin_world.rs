@@ -144,7 +144,9 @@ pub fn body(operation_id: &str, ids: &Ids) -> Option<Value> {
     Some(match operation_id {
         "members_add" => json!({ "email": ids.email, "role": "viewer" }),
         "members_update" => json!({ "role": "editor" }),
-        "clients_create" => json!({ "name": "Probe", "grant_types": ["authorization_code"], "redirect_uris": [REDIRECT] }),
+        "clients_create" => {
+            json!({ "name": "Probe", "grant_types": ["authorization_code"], "redirect_uris": [REDIRECT] })
+        }
         "clients_update" => json!({ "name": "Renamed", "redirect_uris": [REDIRECT] }),
         "settings_update" => json!({ "require_mfa": false }),
         "platform_tenants_create" => json!({ "slug": ids.slug, "name": "New tenant", "admin_email": ids.email }),
@@ -170,7 +172,13 @@ pub async fn send(p: &Provider, token: &str, op: &Op, ids: &Ids) -> Result<Answe
 }
 
 /// [`send`] with these query parameters.
-pub async fn send_with(p: &Provider, token: &str, op: &Op, ids: &Ids, query: &[(&str, String)]) -> Result<Answer, String> {
+pub async fn send_with(
+    p: &Provider,
+    token: &str,
+    op: &Op,
+    ids: &Ids,
+    query: &[(&str, String)],
+) -> Result<Answer, String> {
     let path = op.url_path(ids)?;
     let mut req = p.http().request(op.method.clone(), p.url(&path)).bearer_auth(token).query(query);
     if op.has_body {
@@ -192,7 +200,12 @@ fn parse(text: &str) -> Value {
         return Value::Null;
     }
     serde_json::from_str(text).unwrap_or_else(|_| {
-        Value::Array(text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap_or(Value::String(l.into()))).collect())
+        Value::Array(
+            text.lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| serde_json::from_str(l).unwrap_or(Value::String(l.into())))
+                .collect(),
+        )
     })
 }
 
@@ -297,37 +310,6 @@ impl Org {
         let email = self.members[0].1.clone();
         device_family(p, &self.browser, &self.device_client, &email).await
     }
-
-    /// Fresh ids of this tenant for one attempt of an operation: only what `op` needs is made.
-    pub async fn fresh_ids(&self, p: &Provider, op: &Op) -> Ids {
-        let tag = &Uuid::now_v7().simple().to_string()[20..];
-        let mut ids = Ids {
-            user_id: Uuid::nil(),
-            client_id: String::new(),
-            session_family: Uuid::nil(),
-            device_family: Uuid::nil(),
-            slug: String::new(),
-            email: format!("new-{tag}@{}.example", self.slug),
-        };
-        for name in &op.path_params {
-            match name.as_str() {
-                "user_id" => ids.user_id = self.fresh_member(p, Role::Viewer).await.0,
-                "client_id" => ids.client_id = self.fresh_client(p).await,
-                "family_id" if op.path.contains("/devices/") => ids.device_family = self.fresh_device_family(p).await,
-                "family_id" => ids.session_family = self.fresh_session_family(p).await,
-                // A tenant of its own for each platform action (suspend, appoint…).
-                "slug" => {
-                    ids.slug = format!("fresh-{tag}");
-                    tenancy::create_tenant(&p.t.db, &ids.slug, "Fresh", false).await.unwrap();
-                }
-                _ => {}
-            }
-        }
-        if op.path_params.is_empty() {
-            ids.slug = format!("new-{tag}");
-        }
-        ids
-    }
 }
 
 /// The world: A, B and the platform, each an [`Org`].
@@ -430,7 +412,11 @@ async fn org(p: &Provider, slug: &str) -> Org {
 async fn family_of(p: &Provider, access_token: &str) -> Uuid {
     let jti: Uuid = claims(access_token)["jti"].as_str().unwrap().parse().unwrap();
     let mut conn = p.t.owner().await;
-    sqlx::query_scalar("SELECT family_id FROM access_tokens WHERE jti = $1").bind(jti).fetch_one(&mut conn).await.unwrap()
+    sqlx::query_scalar("SELECT family_id FROM access_tokens WHERE jti = $1")
+        .bind(jti)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
 }
 
 /// The code grant through `client`: sign in (once per browser), consent, redeem.
@@ -476,63 +462,11 @@ async fn device_family(p: &Provider, b: &Browser, client: &str, email: &str) -> 
         step = b.login(&step, email, PASSWORD).await;
     }
     let html = step.html().to_owned();
-    let confirm: Step = b.post("/device", &[("csrf", &hidden(&html, "csrf")), ("user_code", &hidden(&html, "user_code"))]).await;
+    let confirm: Step =
+        b.post("/device", &[("csrf", &hidden(&html, "csrf")), ("user_code", &hidden(&html, "user_code"))]).await;
     let done = crate::device::decide(b, &confirm, true).await;
     assert_eq!(done.status(), 200, "{}", done.html());
     let (status, tokens) = crate::device::poll(p, client, codes["device_code"].as_str().unwrap()).await;
     assert_eq!(status, 200, "{tokens}");
     family_of(p, tokens["access_token"].as_str().unwrap()).await
-}
-
-/// Everything of tenant `tenant` (and of its members' global rows) a request for another
-/// tenant could change, read with the owner's connection (no RLS): compared before and after.
-pub async fn snapshot(p: &Provider, tenant: Uuid) -> Value {
-    let mut conn = p.t.owner().await;
-    let mut out = serde_json::Map::new();
-    let queries: &[(&str, &str)] = &[
-        ("tenant", "SELECT row_to_json(t)::jsonb FROM tenants t WHERE id = $1"),
-        ("members", "SELECT coalesce(jsonb_agg(to_jsonb(m) ORDER BY user_id), '[]') FROM memberships m WHERE tenant_id = $1"),
-        ("clients", "SELECT coalesce(jsonb_agg(to_jsonb(c) ORDER BY client_id), '[]') FROM clients c WHERE tenant_id = $1"),
-        (
-            "families",
-            "SELECT coalesce(jsonb_agg(jsonb_build_array(family_id, revoked_at, revoked_reason, expires_at) \
-             ORDER BY family_id), '[]') FROM token_families WHERE tenant_id = $1",
-        ),
-        (
-            "access_tokens",
-            "SELECT coalesce(jsonb_agg(jsonb_build_array(jti, revoked_at) ORDER BY jti), '[]') \
-             FROM access_tokens WHERE tenant_id = $1",
-        ),
-        (
-            "refresh_tokens",
-            "SELECT coalesce(jsonb_agg(jsonb_build_array(token_hash, used_at) ORDER BY token_hash), '[]') \
-             FROM refresh_tokens WHERE tenant_id = $1",
-        ),
-        (
-            "users",
-            "SELECT coalesce(jsonb_agg(to_jsonb(u) ORDER BY id), '[]') FROM users u \
-             WHERE id IN (SELECT user_id FROM memberships WHERE tenant_id = $1)",
-        ),
-        (
-            "browser_sessions",
-            "SELECT to_jsonb(count(*)) FROM browser_sessions \
-             WHERE user_ids && ARRAY(SELECT user_id FROM memberships WHERE tenant_id = $1)",
-        ),
-        ("recovery_links", "SELECT to_jsonb(count(*)) FROM recovery_links WHERE tenant_id = $1"),
-        ("audit_chain_length", "SELECT to_jsonb(count(*)) FROM audit_events WHERE tenant_id = $1"),
-    ];
-    for (name, sql) in queries {
-        let v: Value =
-            sqlx::query_scalar(*sql).bind(tenant).fetch_one(&mut conn).await.unwrap();
-        out.insert((*name).into(), v);
-    }
-    Value::Object(out)
-}
-
-/// Asserts that nothing of `org` appears anywhere in `text` (an answer to another tenant), but
-/// what the request `sent` named.
-pub fn assert_holds_none_of(org: &Org, text: &str, what: &str, sent: &str) {
-    for s in org.secrets_of(sent) {
-        assert!(!text.contains(&s), "{what}: the answer holds {}'s {s}: {text}", org.slug);
-    }
 }
