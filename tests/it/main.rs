@@ -7,6 +7,7 @@ mod admin_rls;
 mod admin_roles;
 mod admin_world;
 mod api;
+mod api_resources;
 mod audit;
 mod authorize;
 mod browser;
