@@ -296,9 +296,37 @@ pub fn report(label: &str, timings: &[Timing]) {
 async fn b_looks_missing_to_a_on_every_route() {
     let w = World::build().await;
     let before = snapshot(&w.p, w.b.id).await;
+    assert_b_has_something_to_lose(&before);
     let timings = attack(&w, &w.a.admin).await;
     assert_eq!(snapshot(&w.p, w.b.id).await, before, "B changed under A's requests");
     report("admin of A", &timings);
+}
+
+/// B's snapshot holds what a crossing request would change: live families of both grants,
+/// browser sessions, an audit chain, clients and members.
+pub fn assert_b_has_something_to_lose(before: &Value) {
+    let families = before["families"].as_array().unwrap();
+    assert!(families.len() >= 2 && families.iter().all(|f| f[1].is_null()), "{before}");
+    assert!(before["browser_sessions"].as_i64().unwrap() >= 1, "{before}");
+    assert!(before["audit_chain_length"].as_i64().unwrap() >= 5, "{before}");
+    assert!(before["clients"].as_array().unwrap().len() >= 5, "{before}");
+    assert!(before["members"].as_array().unwrap().len() >= 4, "{before}");
+}
+
+/// The suite's tables name what the document has, no more and no less: a list check for
+/// every list, a body for every operation with a request body and for no other.
+#[test]
+fn the_tables_match_the_document() {
+    let ops = operations();
+    for op in &ops {
+        let listed = LISTS.iter().any(|(id, _)| *id == op.operation_id);
+        assert_eq!(listed, op.is_list(), "{}: in LISTS but not a list, or a list not in LISTS", op.name());
+        let body = crate::admin_world::body(&op.operation_id, &Ids::missing()).is_some();
+        assert_eq!(body, op.has_body, "{}: a body without a requestBody, or none for one", op.name());
+    }
+    for (id, _) in LISTS {
+        assert!(ops.iter().any(|op| op.operation_id == *id), "LISTS names {id}, which the document has not");
+    }
 }
 
 /// No token of A acts for B where the API takes a tenant by slug: the platform routes are

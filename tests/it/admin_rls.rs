@@ -12,7 +12,7 @@ use laventecare_auth::vocabulary::Role;
 use laventecare_auth::{clients, identity, tenancy};
 use serde_json::json;
 
-use crate::admin_isolation::{assert_holds_none_of, attack, report, snapshot};
+use crate::admin_isolation::{assert_b_has_something_to_lose, assert_holds_none_of, attack, report, snapshot};
 use crate::admin_world::World;
 use crate::flow::{PASSWORD, POST_LOGOUT, Provider, REDIRECT, claims};
 use crate::support::TestDb;
@@ -73,6 +73,7 @@ async fn rls_alone_keeps_b_from_a_viewer_without_handler_checks() {
     assert_eq!(res.status(), 204, "the checks are off: a viewer removes a member");
 
     let before = snapshot(&w.p, w.b.id).await;
+    assert_b_has_something_to_lose(&before);
     let timings = attack(&w, &w.a.viewer).await;
     assert_eq!(snapshot(&w.p, w.b.id).await, before, "B changed under A's viewer without handler checks");
     report("viewer of A, handler checks off", &timings);

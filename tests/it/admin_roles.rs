@@ -63,6 +63,19 @@ async fn each_role_gets_what_the_table_says() {
     let mut seen = 0;
     for op in operations() {
         let action = action_of(&op);
+        // A write never names a read permission (a mislabelled route would hand writes to
+        // viewers with the document's blessing); a read names one, or the platform's.
+        let reads = action.as_str().ends_with(".read");
+        if op.method == reqwest::Method::GET {
+            assert!(
+                reads || action.need() == Need::PlatformAdmin,
+                "{}: a GET that needs {}",
+                op.name(),
+                action.as_str()
+            );
+        } else {
+            assert!(!reads, "{}: a write that needs only {}", op.name(), action.as_str());
+        }
         for (role, platform_admin) in CALLERS {
             let own = if platform_admin { &w.platform } else { &w.a };
             let ids = fresh_ids(own, &w.p, &op).await;
