@@ -420,7 +420,7 @@ async fn family_of(p: &Provider, access_token: &str) -> Uuid {
 }
 
 /// The code grant through `client`: sign in (once per browser), consent, redeem.
-async fn code_family(p: &Provider, b: &Browser, client: &str, secret: &str, email: &str) -> Uuid {
+pub async fn code_family(p: &Provider, b: &Browser, client: &str, secret: &str, email: &str) -> Uuid {
     let (verifier, challenge) = pkce();
     let mut url = url::Url::parse(&p.url("/authorize")).unwrap();
     url.query_pairs_mut().extend_pairs([
