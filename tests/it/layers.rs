@@ -433,3 +433,31 @@ fn every_module_has_a_layer() {
     );
     assert!(stale.is_empty(), "layers name modules that src/ does not have: {stale:?}");
 }
+
+/// The switch that turns the admin handlers' own checks off (`AppState::without_handler_checks`,
+/// for `tests/it/admin_rls.rs`) is defined in `src/state.rs` and called nowhere under `src/`: no
+/// setting, route or command can reach it (ARCHITECTURE.md, "Admin surface").
+#[test]
+fn nothing_in_src_turns_the_handler_checks_off() {
+    let dir = src_dir();
+    let mut files = Vec::new();
+    rust_files(&dir, &mut files);
+    files.sort();
+    let mut definitions = Vec::new();
+    let mut calls = Vec::new();
+    for file in &files {
+        let rel = file.strip_prefix(&dir).unwrap().to_string_lossy().into_owned();
+        let t = tokens(&strip(&std::fs::read_to_string(file).unwrap()));
+        for (i, tok) in t.iter().enumerate() {
+            if tok == "without_handler_checks" {
+                if i > 0 && t[i - 1] == "fn" {
+                    definitions.push(rel.clone());
+                } else {
+                    calls.push(rel.clone());
+                }
+            }
+        }
+    }
+    assert_eq!(definitions, ["state.rs"], "the switch is defined once, in src/state.rs");
+    assert!(calls.is_empty(), "src/ turns the admin handler checks off in: {calls:?}");
+}

@@ -2,6 +2,10 @@
 
 #![allow(clippy::unwrap_used, reason = "a test that cannot go on should fail loudly")]
 
+mod admin_isolation;
+mod admin_rls;
+mod admin_roles;
+mod admin_world;
 mod api;
 mod api_resources;
 mod audit;
