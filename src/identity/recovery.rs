@@ -24,55 +24,81 @@ pub struct IssuedLink {
     pub user_id: Uuid,
 }
 
-/// Whether `actor` may recover `target` as an admin of `tenant_id`: an operator (the
-/// command line) may for any member; a user (kind `user`, id their uuid) as above; a service
-/// account with the admin role (kind `client`) like an admin of its own tenant, or of the
-/// platform when it is the platform tenant's.
-pub async fn may_act(db: &Database, actor: &Actor, tenant_id: Uuid, target: Uuid) -> Result<bool, ServiceError> {
-    let mut tx = db.tenant(tenant_id).await?;
-    // RLS: the target's membership is visible only in a transaction of this tenant.
-    let member = db::memberships::role_of(&mut tx, target).await?.is_some();
-    let allowed = match (actor.kind, actor.id.as_deref()) {
-        ("operator", _) => member,
-        ("user", Some(admin)) if member => {
-            let Ok(admin) = admin.parse::<Uuid>() else { return Ok(false) };
-            let theirs = db::memberships::of_user(&mut tx, admin).await?;
-            let platform = db::tenants::platform(&mut tx).await?;
-            let is_platform_admin = theirs.iter().any(|m| m.role == Role::Admin && Some(m.tenant_id) == platform);
-            let administers = |t: Uuid| theirs.iter().any(|m| m.role == Role::Admin && m.tenant_id == t);
-            // Suspended tenants count: their admins are admins again once reactivated.
-            let target_tenants = db::memberships::all_of(&mut tx, target).await?;
-            is_platform_admin || (administers(tenant_id) && target_tenants.iter().all(|(t, _)| administers(*t)))
+/// What an actor administers: everything (an operator at the command line, a platform admin
+/// person or service account), or the tenants where they are admin.
+struct Powers {
+    platform: bool,
+    admin_of: Vec<Uuid>,
+}
+
+impl Powers {
+    fn administers(&self, tenant_id: Uuid) -> bool {
+        self.platform || self.admin_of.contains(&tenant_id)
+    }
+}
+
+/// The actor's powers, read in `tx` (which is left in the tenant it was in).
+async fn powers(tx: &mut db::Tx, actor: &Actor) -> Result<Powers, sqlx::Error> {
+    let none = Powers { platform: false, admin_of: Vec::new() };
+    let platform = db::tenants::platform(tx).await?;
+    Ok(match (actor.kind, actor.id.as_deref()) {
+        ("operator", _) => Powers { platform: true, admin_of: Vec::new() },
+        ("user", Some(id)) => {
+            let Ok(id) = id.parse::<Uuid>() else { return Ok(none) };
+            let theirs = db::memberships::of_user(tx, id).await?;
+            let admin_of: Vec<Uuid> = theirs.iter().filter(|m| m.role == Role::Admin).map(|m| m.tenant_id).collect();
+            Powers { platform: platform.is_some_and(|p| admin_of.contains(&p)), admin_of }
         }
-        ("client", Some(client_id)) if member => {
-            let owner = db::clients::owner_of(&mut tx, client_id).await?;
-            let platform = db::tenants::platform(&mut tx).await?;
-            let target_tenants = db::memberships::all_of(&mut tx, target).await?;
-            match owner {
-                // A platform admin service account, like a platform admin: anyone. Its row is
-                // read in the platform's tenant (the transaction has nothing else left to do).
-                Some(owner) if Some(owner) == platform => {
-                    tx.switch_tenant(owner).await?;
-                    db::clients::get(&mut tx, client_id).await?.is_some_and(|c| c.service_role == Some(Role::Admin))
-                }
-                Some(owner) if owner == tenant_id => {
-                    let admin =
-                        db::clients::get(&mut tx, client_id).await?.is_some_and(|c| c.service_role == Some(Role::Admin));
-                    admin && target_tenants.iter().all(|(t, _)| *t == tenant_id)
-                }
-                _ => false,
+        // A service account with the admin role administers its own tenant, or everything
+        // when that is the platform. Its row is read in its tenant, then the transaction goes
+        // back to where it was.
+        ("client", Some(client_id)) => {
+            let (Some(owner), Some(here)) = (db::clients::owner_of(tx, client_id).await?, tx.tenant_id()) else {
+                return Ok(none);
+            };
+            tx.switch_tenant(owner).await?;
+            let admin = db::clients::get(tx, client_id).await?.is_some_and(|c| c.service_role == Some(Role::Admin));
+            tx.switch_tenant(here).await?;
+            match admin {
+                true if Some(owner) == platform => Powers { platform: true, admin_of: Vec::new() },
+                true => Powers { platform: false, admin_of: vec![owner] },
+                false => none,
             }
         }
-        _ => false,
-    };
+        _ => none,
+    })
+}
+
+/// The data-level half of the rule, read in the transaction that acts (a transaction of
+/// `tenant_id`): the target is a member of this tenant (Row Level Security shows no other
+/// tenant's memberships), and every other tenant they belong to is one the actor administers
+/// too — whatever they do to a person (a new stamp, ended sessions, a new password) reaches
+/// all of that person's tenants. Suspended tenants count: their admins are admins again once
+/// reactivated.
+async fn within_reach(tx: &mut db::Tx, actor: &Actor, target: Uuid) -> Result<bool, sqlx::Error> {
+    if db::memberships::role_of(tx, target).await?.is_none() {
+        return Ok(false);
+    }
+    let powers = powers(tx, actor).await?;
+    let target_tenants = db::memberships::all_of(tx, target).await?;
+    Ok(target_tenants.iter().all(|(t, _)| powers.administers(*t) || Some(*t) == tx.tenant_id()))
+}
+
+/// Whether `actor` may recover `target` as an admin of `tenant_id`: the actor administers
+/// `tenant_id` (an operator and a platform admin administer every tenant; a user or a service
+/// account with the admin role, their own), and the target is [`within_reach`].
+pub async fn may_act(db: &Database, actor: &Actor, tenant_id: Uuid, target: Uuid) -> Result<bool, ServiceError> {
+    let mut tx = db.tenant(tenant_id).await?;
+    let allowed = powers(&mut tx, actor).await?.administers(tenant_id) && within_reach(&mut tx, actor, target).await?;
     tx.commit().await?;
     Ok(allowed)
 }
 
-/// Whether the recovery rule ([`may_act`]) is checked. Only the admin surface's tests skip it
-/// (`crate::admin::HandlerChecks`), to show that the data-level guard alone keeps an action
-/// inside the tenant: the target must be a member of it, read under Row Level Security in the
-/// transaction that acts.
+/// Whether the handler half of the recovery rule (the actor administers the tenant, in
+/// [`may_act`]) is checked. Only the admin surface's tests skip it
+/// (`crate::admin::HandlerChecks`), to show that the data-level half ([`within_reach`], read
+/// in the transaction that acts and never skipped) alone keeps an action inside what the actor
+/// may touch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rule {
     Checked,
@@ -127,9 +153,8 @@ pub async fn act_on_member(
         MemberAction::SignOutEverywhere => ("user.signed_out_everywhere", "signed_out_everywhere"),
     };
     let mut tx = db.tenant_and_user(tenant_id, target).await?;
-    // The data-level guard, in the transaction that acts: the target's membership, visible
-    // only in this tenant (Row Level Security).
-    if db::memberships::role_of(&mut tx, target).await?.is_none() {
+    // The data-level guard, in the transaction that acts.
+    if !within_reach(&mut tx, actor, target).await? {
         return Ok(None);
     }
     if action == MemberAction::ResetMfa {
@@ -171,7 +196,7 @@ pub async fn issue_link_under(
     let expires_at = Utc::now() + chrono::Duration::from_std(config.ttl.recovery_link).unwrap_or_default();
     let issued_by = format!("{}:{}", actor.kind, actor.id.as_deref().unwrap_or(""));
     let mut tx = db.tenant(tenant_id).await?;
-    if db::memberships::role_of(&mut tx, target).await?.is_none() {
+    if !within_reach(&mut tx, actor, target).await? {
         return Ok(None);
     }
     db::recovery::insert(&mut tx, &token.hash(), target, &issued_by, expires_at).await?;

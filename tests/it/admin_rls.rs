@@ -169,19 +169,13 @@ async fn admin_functions_with_checks_disabled_cannot_reach_b() {
     assert_eq!(snapshot(&w.p, w.b.id).await, before, "B changed under A's caller without checks");
 }
 
-/// A person in both A and B: with the checks off, A's caller acts on them as a member of A
-/// (the data-level guard: their membership in A, under RLS). What that may change is theirs
-/// and A's — never B's tenant rows: B's token families of theirs stay live, B's audit chain
-/// keeps its length.
-///
-/// FAILS today, so it is ignored: signing out everywhere and resetting the second factor end
-/// the person's families in every tenant and write `user.signed_out_everywhere` / `mfa.reset`
-/// into each tenant's chain (`identity::recovery::act_on_member` with `Rule::Skipped` runs
-/// `security::end_sessions_and_families` and `append_for_user` across the target's tenants).
-/// With the checks on, the recovery rule (`may_act`: the caller administers every tenant of
-/// the target) is what keeps B's rows out of A's reach; RLS alone does not.
+/// A person in both A and B: with the checks off, A's caller still cannot act on them,
+/// because what is done to a person reaches all their tenants (their families in B end, B's
+/// chain records it). The data-level half of the recovery rule, read in the acting
+/// transaction and never skipped (`identity::recovery::within_reach`), refuses: every other
+/// tenant of the target must be one the actor administers. B's families stay live and its
+/// audit chain keeps its length; the calls answer NotFound.
 #[tokio::test]
-#[ignore = "a known gap of the data-level guard for members of two tenants; see the comment"]
 async fn a_member_of_both_tenants_is_no_way_into_b() {
     let w = World::build().await;
     let db = &w.p.t.db;
@@ -200,7 +194,10 @@ async fn a_member_of_both_tenants_is_no_way_into_b() {
     };
     let before = b_rows().await;
     for action in [MemberAction::SignOutEverywhere, MemberAction::ResetMfa] {
-        let _ = admin::members::act_on(db, &caller, user, action).await;
+        let refused = admin::members::act_on(db, &caller, user, action).await;
+        assert!(matches!(refused, Err(ServiceError::NotFound(_))), "{action:?}: {refused:?}");
     }
+    let link = admin::members::recovery_link(db, &w.p.state.config, &caller, user).await;
+    assert!(matches!(link, Err(ServiceError::NotFound(_))), "{link:?}");
     assert_eq!(b_rows().await, before, "B's families or audit chain changed through a member of both");
 }
