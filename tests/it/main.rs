@@ -2,6 +2,8 @@
 
 #![allow(clippy::unwrap_used, reason = "a test that cannot go on should fail loudly")]
 
+mod admin_browser;
+mod admin_pages;
 mod api;
 mod audit;
 mod authorize;
