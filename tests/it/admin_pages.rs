@@ -287,3 +287,261 @@ async fn another_tenants_slug_is_a_404_on_every_page() {
     tenancy::set_suspended(&p.t.db, &Actor::system(), "acme", false).await.unwrap();
     assert_eq!(b.open(&p.url("/admin/t/acme/members")).await.status(), 200);
 }
+
+/// The platform area for a platform admin: the organisations listed, one created with its
+/// first admin (invited, so a recovery link is shown once), suspended and reactivated, an
+/// admin appointed. A viewer of the platform tenant and a tenant admin get the 404 of a page
+/// that does not exist, on every platform page and form.
+#[tokio::test]
+async fn the_platform_area_is_for_platform_admins_only() {
+    let p = Provider::start().await;
+    let platform = tenancy::create_tenant(&p.t.db, "platform", "Platform", true).await.unwrap().tenant_id;
+    let hasher = identity::PasswordHasher::new();
+    identity::create_user(&p.t.db, &hasher, "op@example.com", crate::flow::PASSWORD).await.unwrap();
+    tenancy::add_member(&p.t.db, "platform", "op@example.com", Role::Admin).await.unwrap();
+    let (op, _, _) = enrolled(&p, "op@example.com", crate::flow::PASSWORD).await;
+    let page = op.open(&p.url("/admin/platform")).await;
+    assert_eq!(page.status(), 200, "{}", page.html());
+    assert!(page.html().contains("data-slug=\"acme\"") && page.html().contains("data-slug=\"platform\""));
+    let csrf = hidden(page.html(), "csrf");
+
+    let made = op
+        .post(
+            "/admin/platform/tenants",
+            &[("csrf", &csrf), ("slug", "initech"), ("name", "Initech"), ("admin_email", "bill@initech.example")],
+        )
+        .await;
+    assert_eq!(made.status(), 200);
+    let link = crate::flow::between(made.html(), "<code id=\"notice-code\" class=\"wrap\">", "</code>");
+    assert!(link.starts_with(&p.url("/recover?token=")), "{link}");
+    assert!(made.html().contains("bill@initech.example"));
+    let again = op.open(&p.url("/admin/platform")).await;
+    assert!(again.html().contains("data-slug=\"initech\"") && !again.html().contains(&link), "shown once");
+    let initech = tenant_id(&p, "initech").await;
+    let created = crate::mfa::audit_rows(&p, initech, "tenant.created").await;
+    assert_eq!(created.len(), 1);
+    let op_id = crate::mfa::user_id(&p, "op@example.com").await.to_string();
+    assert_eq!((created[0].actor_kind.as_str(), created[0].actor_id.as_deref()), ("user", Some(op_id.as_str())));
+    assert_eq!(crate::mfa::audit_rows(&p, initech, "membership.added").await.len(), 1);
+
+    let suspended = op.post("/admin/platform/tenants/initech/suspend", &[("csrf", &csrf)]).await;
+    assert!(suspended.html().contains("<tr data-slug=\"initech\"><td>Initech</td><td><code>initech</code></td><td class=\"tenant-status\">suspended</td>"), "{}", suspended.html());
+    let back = op.post("/admin/platform/tenants/initech/reactivate", &[("csrf", &csrf)]).await;
+    assert!(back.html().contains("<td class=\"tenant-status\">active</td>"));
+    let appointed =
+        op.post("/admin/platform/tenants/acme/admins", &[("csrf", &csrf), ("email", "ann@example.com")]).await;
+    assert!(appointed.html().contains("The administrator is appointed"), "{}", appointed.html());
+    let acme = tenant_id(&p, "acme").await;
+    let changed = crate::mfa::audit_rows(&p, acme, "membership.role_changed").await;
+    assert_eq!(changed.len(), 1, "ann, an editor, is now an admin");
+    // The platform tenant cannot be suspended: a 400 page saying so, nothing done.
+    let refused = op.post("/admin/platform/tenants/platform/suspend", &[("csrf", &csrf)]).await;
+    assert_eq!(refused.status(), 400);
+    assert!(crate::mfa::audit_rows(&p, platform, "tenant.suspended").await.is_empty());
+
+    // A viewer of the platform tenant, and an admin of acme: no such pages.
+    let viewer = member(&p, "pv@example.com", Role::Viewer).await;
+    tenancy::add_member(&p.t.db, "platform", "pv@example.com", Role::Viewer).await.unwrap();
+    let tenant_admin = member(&p, "root@example.com", Role::Admin).await;
+    let mut values = targets(&p, "acme").await;
+    values.insert("tenant", "acme".into());
+    for b in [&viewer, &tenant_admin] {
+        let csrf = hidden(b.open(&p.url("/admin/t/acme")).await.html(), "csrf");
+        for (verb, path, _) in TABLE.iter().filter(|(_, path, _)| path.starts_with("/admin/platform")) {
+            let (status, _, _) = outcome(&p, b, *verb, &fill(path, &values), &csrf, &sample_fields(path)).await;
+            assert_eq!(status, 404, "{verb:?} {path}");
+        }
+    }
+    assert!(crate::mfa::audit_rows(&p, acme, "tenant.suspended").await.is_empty());
+}
+
+/// The role is the membership's at each request: an admin demoted to viewer loses the forms
+/// and is refused the next post at once, with no new sign-in; removed, the pages are gone.
+#[tokio::test]
+async fn a_demotion_counts_at_the_next_page() {
+    let p = Provider::start().await;
+    let acme = tenant_id(&p, "acme").await;
+    let b = member(&p, "root@example.com", Role::Admin).await;
+    let page = b.open(&p.url("/admin/t/acme/members")).await;
+    assert!(page.html().contains("id=\"add-member\""));
+    let csrf = hidden(page.html(), "csrf");
+    // A second admin, so that root may lose the role.
+    tenancy::add_member(&p.t.db, "acme", "ann@example.com", Role::Admin).await.ok();
+    let ann = crate::mfa::user_id(&p, &p.email).await;
+    laventecare_auth::tenancy::members::set_role_in(&p.t.db, &Actor::system(), acme, ann, Role::Admin).await.unwrap();
+    let root = crate::mfa::user_id(&p, "root@example.com").await;
+    laventecare_auth::tenancy::members::set_role_in(&p.t.db, &Actor::system(), acme, root, Role::Viewer).await.unwrap();
+    let page = b.open(&p.url("/admin/t/acme/members")).await;
+    assert_eq!(page.status(), 200);
+    assert!(!page.html().contains("id=\"add-member\"") && page.html().contains("your role: viewer"));
+    let refused =
+        b.post("/admin/t/acme/members", &[("csrf", &csrf), ("email", "x@example.com"), ("role", "viewer")]).await;
+    assert_eq!(refused.status(), 403);
+    assert!(refused.html().contains("Not allowed"), "{}", refused.html());
+    laventecare_auth::tenancy::members::remove_member_in(&p.t.db, &Actor::system(), acme, root).await.unwrap();
+    assert_eq!(b.open(&p.url("/admin/t/acme/members")).await.status(), 404);
+    assert_eq!(b.open(&p.url("/admin")).await.status(), 403);
+}
+
+/// The pages need a sign-in with a second factor: without one they send the browser to sign
+/// in (or step up) and come back; a form is not acted on.
+#[tokio::test]
+async fn the_pages_need_a_second_factor() {
+    let p = Provider::start().await;
+    let b = Browser::new(&p);
+    let login = b.open(&p.url("/admin/t/acme/clients")).await;
+    assert!(login.html().contains("action=\"/login\""));
+    // Ann signs in with her password only: she is sent to enrol (or give) a second factor.
+    let next = b.login(&login, &p.email, crate::flow::PASSWORD).await;
+    let html = next.html();
+    assert!(!html.contains("id=\"clients\""), "{html}");
+    let again = b.open(&p.url("/admin/t/acme/clients")).await;
+    assert!(!again.html().contains("id=\"clients\""));
+    let post = b.post("/admin/t/acme/members", &[("csrf", "x"), ("email", "x@example.com"), ("role", "admin")]).await;
+    assert!(!post.html().contains("Added"));
+    let acme = tenant_id(&p, "acme").await;
+    assert!(crate::mfa::audit_rows(&p, acme, "user.invited").await.is_empty());
+}
+
+/// A client's secret shows once, on the page right after it was made or rotated; reloading
+/// shows it no more, and the session store never holds it in the clear.
+#[tokio::test]
+async fn a_client_secret_is_shown_once() {
+    let p = Provider::start().await;
+    let b = member(&p, "root@example.com", Role::Editor).await;
+    let csrf = hidden(b.open(&p.url("/admin/t/acme/clients")).await.html(), "csrf");
+    let made = b
+        .post(
+            "/admin/t/acme/clients",
+            &[
+                ("csrf", &csrf),
+                ("name", "Once"),
+                ("grant_code", "on"),
+                ("redirect_uris", "https://once.example.com/cb"),
+            ],
+        )
+        .await;
+    let secret = crate::flow::between(made.html(), "<code id=\"client-secret\" class=\"wrap\">", "</code>");
+    let client_id = crate::flow::between(made.html(), "<code id=\"client-id\">", "</code>");
+    assert!(secret.len() >= 32);
+    let mut owner = p.t.owner().await;
+    let stored: Vec<String> =
+        sqlx::query_scalar("SELECT data::text FROM browser_sessions").fetch_all(&mut owner).await.unwrap();
+    assert!(stored.iter().all(|d| !d.contains(&secret)));
+    let reload = b.open(&p.url(&format!("/admin/t/acme/clients/{client_id}"))).await;
+    assert!(!reload.html().contains(&secret) && reload.html().contains("id=\"secret-gone\""));
+    // A new one, once; the old one no longer works.
+    let rotated = b.post(&format!("/admin/t/acme/clients/{client_id}/rotate"), &[("csrf", &csrf)]).await;
+    let fresh = crate::flow::between(rotated.html(), "<code id=\"client-secret\" class=\"wrap\">", "</code>");
+    assert_ne!(fresh, secret);
+    let introspect =
+        |s: &str| p.http().post(p.url("/introspect")).basic_auth(&client_id, Some(s)).form(&[("token", "x")]).send();
+    assert_eq!(introspect(&secret).await.unwrap().status(), 401);
+    assert_eq!(introspect(&fresh).await.unwrap().status(), 200);
+    assert!(!b.open(&p.url(&format!("/admin/t/acme/clients/{client_id}"))).await.html().contains(&fresh));
+    // Edited, then deleted.
+    let edited = b
+        .post(
+            &format!("/admin/t/acme/clients/{client_id}"),
+            &[
+                ("csrf", &csrf),
+                ("name", "Twice"),
+                ("redirect_uris", "https://twice.example.com/cb https://twice.example.com/cb2"),
+            ],
+        )
+        .await;
+    assert!(
+        edited.html().contains("<h1 id=\"client-name\">Twice</h1>")
+            && edited.html().contains("https://twice.example.com/cb2")
+    );
+    let gone = b.post(&format!("/admin/t/acme/clients/{client_id}/delete"), &[("csrf", &csrf)]).await;
+    assert!(gone.html().contains("The client is deleted") && !gone.html().contains(&client_id));
+    assert_eq!(b.open(&p.url(&format!("/admin/t/acme/clients/{client_id}"))).await.status(), 404);
+}
+
+/// Bad input is refused with a page that says why, and nothing is done: an unknown field, a
+/// role that is no role, an oversized email, a control character, a malformed cursor.
+#[tokio::test]
+async fn malformed_forms_and_queries_are_refused() {
+    let p = Provider::start().await;
+    let acme = tenant_id(&p, "acme").await;
+    let b = member(&p, "root@example.com", Role::Admin).await;
+    let csrf = hidden(b.open(&p.url("/admin/t/acme/members")).await.html(), "csrf");
+    let long = format!("{}@example.com", "a".repeat(400));
+    for form in [
+        vec![("csrf", csrf.as_str()), ("email", "x@example.com"), ("role", "viewer"), ("tenant_id", "x")],
+        vec![("csrf", csrf.as_str()), ("email", "x@example.com"), ("role", "owner")],
+        vec![("csrf", csrf.as_str()), ("email", long.as_str()), ("role", "viewer")],
+        vec![("csrf", csrf.as_str()), ("email", "x@exa\nmple.com"), ("role", "viewer")],
+        vec![("csrf", csrf.as_str()), ("email", "not an email"), ("role", "viewer")],
+    ] {
+        let step = b.post("/admin/t/acme/members", &form).await;
+        assert_eq!(step.status(), 400, "{form:?}: {}", step.html());
+    }
+    assert!(crate::mfa::audit_rows(&p, acme, "user.invited").await.is_empty());
+    for query in ["?cursor=!!", "?limit=5", "?cursor=%00"] {
+        assert_eq!(b.open(&p.url(&format!("/admin/t/acme/members{query}"))).await.status(), 400, "{query}");
+    }
+    for query in ["?since=yesterday", "?since=2026-01-02&until=2026-01-01", "?action=%0a"] {
+        assert_eq!(b.open(&p.url(&format!("/admin/t/acme/audit{query}"))).await.status(), 400, "{query}");
+    }
+}
+
+/// The audit viewer: newest first, a page at a time through the cursor with the filters kept,
+/// every event once; filtered by action, actor, target and time.
+#[tokio::test]
+async fn the_audit_viewer_pages_and_filters() {
+    let p = Provider::start().await;
+    let acme = tenant_id(&p, "acme").await;
+    let b = member(&p, "root@example.com", Role::Viewer).await;
+    let mut invited = Vec::new();
+    for i in 0..60 {
+        let email = format!("bulk{i}@example.com");
+        invited.push(
+            add_member_in(&p.t.db, &Actor::system(), acme, &email, Role::Viewer, Unknown::Invite)
+                .await
+                .unwrap()
+                .user_id,
+        );
+    }
+    let seqs = |html: &str| -> Vec<i64> {
+        html.split("data-seq=\"").skip(1).map(|s| s[..s.find('"').unwrap()].parse().unwrap()).collect()
+    };
+    let mut url = p.url("/admin/t/acme/audit?action=membership.added&actor=system%3A");
+    let mut seen = Vec::new();
+    let mut pages = 0;
+    loop {
+        pages += 1;
+        assert!(pages < 5, "the cursor does not move on: {seen:?}");
+        let page = b.open(&url).await;
+        assert_eq!(page.status(), 200);
+        let html = page.html().to_owned();
+        assert!(html.matches("data-action=\"membership.added\"").count() == seqs(&html).len());
+        seen.extend(seqs(&html));
+        match html.find("\" id=\"next-page\"") {
+            Some(end) => {
+                let start = html[..end].rfind("href=\"").unwrap() + "href=\"".len();
+                let href = html[start..end].replace("&#38;", "&").replace("&amp;", "&");
+                assert!(href.contains("action=membership.added"), "{href}");
+                url = p.url(&href);
+            }
+            None => break,
+        }
+    }
+    // Each membership of the seeding (ann, root) and of the 60, newest first, once each.
+    assert_eq!(seen.len(), 62, "{seen:?}");
+    assert!(seen.windows(2).all(|w| w[0] > w[1]), "newest first: {seen:?}");
+    // By target: one member's events.
+    let one = invited[7];
+    let html = b.open(&p.url(&format!("/admin/t/acme/audit?target=user:{one}"))).await.html().to_owned();
+    let actions: Vec<&str> = html.split("data-action=\"").skip(1).map(|s| &s[..s.find('"').unwrap()]).collect();
+    assert_eq!(actions, ["membership.added", "user.invited"], "{html}");
+    // By time: nothing after tomorrow, nothing before yesterday, everything in between.
+    let day = |d: i64| (chrono::Utc::now() + chrono::Duration::days(d)).format("%Y-%m-%d").to_string();
+    let none = b.open(&p.url(&format!("/admin/t/acme/audit?since={}", day(1)))).await;
+    assert!(none.html().contains("id=\"no-events\""));
+    let none = b.open(&p.url(&format!("/admin/t/acme/audit?until={}", day(-1)))).await;
+    assert!(none.html().contains("id=\"no-events\""));
+    let some = b.open(&p.url(&format!("/admin/t/acme/audit?since={}&until={}", day(-1), day(1)))).await;
+    assert_eq!(seqs(some.html()).len(), 50, "a full page");
+}
