@@ -21,6 +21,7 @@ use crate::html::text::{ADMIN, AdminText, EN, Text};
 use crate::render::render;
 use crate::session::{self, SessionForm};
 use crate::state::AppState;
+use crate::vocabulary::TenantStatus;
 
 /// Where the platform area's pages live.
 const AREA: &str = "/admin/platform";
