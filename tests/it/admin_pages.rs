@@ -356,3 +356,46 @@ async fn the_platform_area_is_for_platform_admins_only() {
     }
     assert!(crate::mfa::audit_rows(&p, acme, "tenant.suspended").await.is_empty());
 }
+
+/// The route of the table a form's action posts to (placeholders match one segment).
+fn route_of(action: &str) -> Option<&'static (Verb, &'static str, Action)> {
+    let parts: Vec<&str> = action.split('/').collect();
+    TABLE.iter().filter(|(verb, _, _)| *verb == Verb::Post).find(|(_, path, _)| {
+        let pattern: Vec<&str> = path.split('/').collect();
+        pattern.len() == parts.len() && pattern.iter().zip(&parts).all(|(p, a)| p.starts_with('{') || p == a)
+    })
+}
+
+/// The pages show a form only for what the role may do: every form on every page a viewer,
+/// an editor and an admin open posts to an action the table allows them; and the admin's pages
+/// hold a form for every tenant form of the table (none is unreachable).
+#[tokio::test]
+async fn the_pages_show_only_the_forms_the_role_may_use() {
+    let p = Provider::start().await;
+    for role in [Role::Viewer, Role::Editor, Role::Admin] {
+        let b = member(&p, &format!("{role}@example.com"), role).await;
+        let values = targets(&p, "acme").await;
+        let mut reached = std::collections::HashSet::new();
+        for (_, path, _) in TABLE.iter().filter(|(v, path, _)| *v == Verb::Get && path.starts_with("/admin/t/")) {
+            let page = b.open(&p.url(&fill(path, &values))).await;
+            assert_eq!(page.status(), 200, "{role} {path}");
+            for form in page.html().split("<form method=\"post\" action=\"").skip(1) {
+                let action = &form[..form.find('"').unwrap()];
+                if action == "/logout" {
+                    continue;
+                }
+                let route = route_of(action).unwrap_or_else(|| panic!("{path} has a form to {action}, no route"));
+                assert!(route.2.allowed(role, false), "{role} sees a form to {action} on {path}");
+                reached.insert(route.1);
+            }
+        }
+        if role == Role::Admin {
+            let all: std::collections::HashSet<&str> = TABLE
+                .iter()
+                .filter(|(v, path, _)| *v == Verb::Post && path.starts_with("/admin/t/"))
+                .map(|(_, path, _)| *path)
+                .collect();
+            assert_eq!(reached, all, "every form has a page");
+        }
+    }
+}
