@@ -283,6 +283,20 @@ async fn another_tenants_slug_is_a_404_on_every_page() {
             assert!(!html.contains("globex"), "{url} names the other tenant");
         }
     }
+    // Their own slug with globex's ids: every object is missing, as an id that never was.
+    values.insert("slug", "acme".to_owned());
+    let objects = ["{user_id}", "{client_id}", "{family}", "{session}"];
+    for (verb, path, _) in TABLE.iter().filter(|(_, path, _)| objects.iter().any(|o| path.contains(o))) {
+        let url = fill(path, &values);
+        let (status, _, html) = outcome(&p, &b, *verb, &url, &csrf, &sample_fields(path)).await;
+        assert_eq!(status, 404, "{verb:?} {url}: {html}");
+    }
+    let globex = tenant_id(&p, "globex").await;
+    for action in
+        ["membership.role_changed", "membership.removed", "client.updated", "client.deleted", "device.revoked"]
+    {
+        assert!(crate::mfa::audit_rows(&p, globex, action).await.is_empty(), "{action} in globex");
+    }
     // Their own tenant, suspended: gone too, until it is reactivated.
     tenancy::set_suspended(&p.t.db, &Actor::system(), "acme", true).await.unwrap();
     assert_eq!(b.open(&p.url("/admin/t/acme/members")).await.status(), 404);

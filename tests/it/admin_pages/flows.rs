@@ -134,6 +134,18 @@ async fn malformed_forms_and_queries_are_refused() {
         assert_eq!(step.status(), 400, "{form:?}: {}", step.html());
     }
     assert!(crate::mfa::audit_rows(&p, acme, "user.invited").await.is_empty());
+    let many: Vec<String> = (0..21).map(|i| format!("https://app.example.com/cb{i}")).collect();
+    let huge = format!("https://app.example.com/{}", "a".repeat(9000));
+    for uris in [many.join(" "), huge] {
+        let form = [("csrf", csrf.as_str()), ("name", "Too many"), ("grant_code", "on"), ("redirect_uris", &uris)];
+        assert_eq!(b.post("/admin/t/acme/clients", &form).await.status(), 400);
+    }
+    for uri in ["http://app.example.com/cb", "https://app.example.com/cb#frag", "not a uri"] {
+        let form = [("csrf", csrf.as_str()), ("name", "Bad URI"), ("grant_code", "on"), ("redirect_uris", uri)];
+        let step = b.post("/admin/t/acme/clients", &form).await;
+        assert_eq!(step.status(), 400, "{uri}: {}", step.html());
+    }
+    assert_eq!(crate::mfa::audit_rows(&p, acme, "client.created").await.len(), 1, "only the seeded client");
     for query in ["?cursor=!!", "?limit=5", "?cursor=%00"] {
         assert_eq!(b.open(&p.url(&format!("/admin/t/acme/members{query}"))).await.status(), 400, "{query}");
     }
