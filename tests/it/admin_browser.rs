@@ -3,6 +3,7 @@
 //! registers a client and sees its secret once, changes the member's role, and finds the
 //! three events in the audit viewer; a viewer sees the same pages without a single form.
 
+use std::os::unix::process::CommandExt as _;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -28,6 +29,8 @@ impl Chrome {
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            // Its own process group, so that a failing test ends Chromium too (see `Drop`).
+            .process_group(0)
             .spawn()
             .expect("chromedriver (Debian package chromium-driver) must be installed; .ci/run installs it");
         let profile = tempfile::tempdir().unwrap();
@@ -104,7 +107,12 @@ impl Chrome {
 }
 
 impl Drop for Chrome {
+    /// After `close` nothing is left but chromedriver; after a failed assertion Chromium is
+    /// still running, in chromedriver's process group, which goes whole.
     fn drop(&mut self) {
+        if let Ok(pgid) = i32::try_from(self.driver.id()) {
+            let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), nix::sys::signal::Signal::SIGKILL);
+        }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
