@@ -109,11 +109,8 @@ pub fn app(state: AppState) -> Router {
         .route("/account/backup-codes", post(pages::account::regenerate_backup_codes))
         .route("/account/sessions/end", post(pages::account::end_session))
         .route("/account/sign-out-everywhere", post(pages::account::sign_out_everywhere))
-        .route("/admin", get(pages::admin::index))
-        .route("/admin/t/{slug}", get(pages::admin::tenant))
-        .route("/admin/t/{slug}/members/{user_id}/reset-mfa", post(pages::admin::reset_mfa))
-        .route("/admin/t/{slug}/members/{user_id}/recovery-link", post(pages::admin::recovery_link))
-        .route("/admin/t/{slug}/members/{user_id}/sign-out", post(pages::admin::sign_out_everywhere))
+        // The admin pages: every route a line of `pages::admin::ROUTES`.
+        .merge(pages::admin::router())
         .route("/recover", get(pages::recover::show).post(pages::recover::submit))
         .route("/consent", get(pages::consent::show).post(pages::consent::submit))
         .route(paths::DEVICE, get(pages::device::show).post(pages::device::submit))

@@ -2,7 +2,9 @@
 
 #![allow(clippy::unwrap_used, reason = "a test that cannot go on should fail loudly")]
 
+mod admin_browser;
 mod admin_isolation;
+mod admin_pages;
 mod admin_rls;
 mod admin_roles;
 mod admin_world;

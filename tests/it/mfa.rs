@@ -360,7 +360,7 @@ async fn recovery_link_end_to_end() {
     // The admin must enrol before the admin pages open.
     let (admin, _, _) = enrolled(&p, "root@example.com", admin_password).await;
     let root = user_id(&p, "root@example.com").await;
-    let page = admin.open(&p.url("/admin/t/acme")).await;
+    let page = admin.open(&p.url("/admin/t/acme/members")).await;
     assert_eq!(page.status(), 200, "{}", page.html());
     assert!(page.html().contains("data-email=\"ann@example.com\""));
     let csrf = crate::flow::hidden(page.html(), "csrf");

@@ -191,7 +191,7 @@ async fn sign_out_everywhere_from_the_account_and_admin_pages() {
     let bob = user_id(&p, BOB).await;
     let (admin, _, _) = enrolled(&p, "root@example.com", "admin passphrase 2026").await;
     let (ann_browser, _) = crate::flow::tokens(&p).await;
-    let page = admin.open(&p.url("/admin/t/acme")).await;
+    let page = admin.open(&p.url("/admin/t/acme/members")).await;
     let csrf = hidden(page.html(), "csrf");
     let refused = admin.post(&format!("/admin/t/acme/members/{bob}/sign-out"), &[("csrf", &csrf)]).await;
     assert_eq!(refused.status(), 404);
@@ -227,9 +227,6 @@ async fn every_page_form_checks_its_csrf_token() {
         ("/recover".into(), vec![("token", "t".into()), ("password", "another long passphrase".into())]),
         ("/device".into(), vec![("user_code", "BCDF-GHJK".into())]),
         ("/device/decide".into(), vec![("user_code", "BCDF-GHJK".into()), ("decision", "approve".into())]),
-        (format!("/admin/t/acme/members/{ann}/reset-mfa"), vec![]),
-        (format!("/admin/t/acme/members/{ann}/recovery-link"), vec![]),
-        (format!("/admin/t/acme/members/{ann}/sign-out"), vec![]),
     ];
     for (path, fields) in &forms {
         for csrf in ["wrong", ""] {
@@ -240,6 +237,30 @@ async fn every_page_form_checks_its_csrf_token() {
             assert!(step.html().contains("This form has expired"), "{path}");
         }
     }
+    // The admin forms, every one of them (`pages::admin::ROUTES`), posted by an admin of acme
+    // who is a platform admin too, so that each reaches its CSRF check.
+    tenancy::create_tenant(&p.t.db, "platform", "Platform", true).await.unwrap();
+    let admin = crate::admin_pages::member(&p, "root@example.com", laventecare_auth::vocabulary::Role::Admin).await;
+    tenancy::add_member(&p.t.db, "platform", "root@example.com", laventecare_auth::vocabulary::Role::Admin)
+        .await
+        .unwrap();
+    let mut values = crate::admin_pages::targets(&p, "acme").await;
+    values.insert("tenant", "platform".to_owned());
+    for route in
+        laventecare_auth::pages::admin::ROUTES.iter().filter(|r| r.verb == laventecare_auth::pages::admin::Verb::Post)
+    {
+        let path = crate::admin_pages::fill(route.path, &values);
+        let fields = crate::admin_pages::sample_fields(route.path);
+        for csrf in ["wrong", ""] {
+            let mut form: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            form.push(("csrf", csrf));
+            let step = admin.post(&path, &form).await;
+            assert_eq!(step.status(), 403, "{path} with csrf {csrf:?}: {}", step.html());
+            assert!(step.html().contains("This form has expired"), "{path}");
+        }
+    }
+    let events = crate::mfa::audit_rows(&p, acme, "membership.role_changed").await;
+    assert!(events.is_empty(), "nothing was done");
     // Nothing happened: still signed in, same password.
     assert_eq!(browser.open(&p.url("/account")).await.status(), 200);
     let fresh = Browser::new(&p);

@@ -1,0 +1,199 @@
+//! `/admin/t/{slug}/clients`: the organisation's clients; registering one (name, grants,
+//! redirect URIs, public or confidential), changing its name and redirect URIs, a new secret,
+//! deletion. A secret is shown once, on the client's page right after the redirect that follows
+//! the form (`frame::keep_once`); reloading that page or coming back to it shows it no more.
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::Deserialize;
+use tower_sessions::Session;
+
+use super::frame::{self, Frame, Section, Shown, refused, ticked};
+use super::members::PageQuery;
+use super::{CsrfForm, TenantCaller, done};
+use crate::admin::clients::{ClientChange, ClientView, NewClient};
+use crate::admin::{self, Action, Cursor};
+use crate::error::AppError;
+use crate::extract::Query;
+use crate::html::text::{ADMIN, AdminText, EN, Text};
+use crate::render::render;
+use crate::service_error::ServiceError;
+use crate::session::SessionForm;
+use crate::state::AppState;
+use crate::vocabulary::{ClientType, Role};
+
+/// The most redirect URIs a page form may give, and the longest field that holds them.
+const MAX_URIS: usize = 20;
+const MAX_URIS_LEN: usize = 8 * 1024;
+
+#[derive(Template)]
+#[template(path = "admin/clients.html")]
+struct ClientsPage<'a> {
+    t: &'static Text,
+    a: &'static AdminText,
+    f: &'a Frame,
+    clients: &'a [ClientView],
+    next: Option<String>,
+    roles: &'static [Role],
+}
+
+#[derive(Template)]
+#[template(path = "admin/client.html")]
+struct ClientPage<'a> {
+    t: &'static Text,
+    a: &'static AdminText,
+    f: &'a Frame,
+    c: &'a ClientView,
+    secret: Option<Shown>,
+    confidential: bool,
+}
+
+/// The subject under which a client's new secret waits for its page.
+fn subject(client_id: &str) -> String {
+    format!("client:{client_id}")
+}
+
+/// `GET /admin/t/{slug}/clients`.
+pub async fn list(
+    State(state): State<AppState>,
+    session: Session,
+    TenantCaller(caller): TenantCaller,
+    Query(q): Query<PageQuery>,
+) -> Result<Response, AppError> {
+    let cursor = Cursor::parse(q.cursor.as_deref(), None).map_err(refused)?;
+    let page = admin::clients::list(&state.db, &caller, &cursor).await.map_err(refused)?;
+    let f = Frame::new(&session, &caller, Section::Clients).await?;
+    let view = ClientsPage { t: &EN, a: &ADMIN, f: &f, clients: &page.items, next: page.next_cursor, roles: Role::ALL };
+    Ok(render(StatusCode::OK, &view, &[]))
+}
+
+/// `GET /admin/t/{slug}/clients/{client_id}`: one client, with its new secret if this is the
+/// page right after it was made.
+pub async fn show(
+    State(state): State<AppState>,
+    session: Session,
+    TenantCaller(caller): TenantCaller,
+    Path((_, client_id)): Path<(String, String)>,
+) -> Result<Response, AppError> {
+    let c = admin::clients::get(&state.db, &caller, &client_id).await.map_err(refused)?;
+    let f = Frame::new(&session, &caller, Section::Clients).await?;
+    let secret = frame::take_once(&state, &session, &subject(&client_id)).await?;
+    let confidential = c.client_type == ClientType::Confidential;
+    Ok(render(StatusCode::OK, &ClientPage { t: &EN, a: &ADMIN, f: &f, c: &c, secret, confidential }, &[]))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateForm {
+    csrf: String,
+    name: String,
+    public: Option<String>,
+    grant_code: Option<String>,
+    grant_refresh: Option<String>,
+    grant_client_credentials: Option<String>,
+    grant_device: Option<String>,
+    #[serde(default)]
+    redirect_uris: String,
+    /// A service account's role; empty for none.
+    #[serde(default)]
+    role: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateForm {
+    csrf: String,
+    name: String,
+    #[serde(default)]
+    redirect_uris: String,
+}
+
+crate::session::csrf_field!(CreateForm, UpdateForm);
+
+/// The redirect URIs of a form field: separated by spaces (a URI has none, and a newline is a
+/// control character, which the form extractor refuses).
+fn uris(field: &str) -> Result<Vec<String>, AppError> {
+    let list: Vec<String> = field.split_whitespace().map(str::to_owned).collect();
+    if field.len() > MAX_URIS_LEN || list.len() > MAX_URIS {
+        return Err(refused(ServiceError::Invalid(format!("give at most {MAX_URIS} redirect URIs"))));
+    }
+    Ok(list)
+}
+
+/// `POST /admin/t/{slug}/clients`.
+pub async fn create(
+    State(state): State<AppState>,
+    session: Session,
+    TenantCaller(caller): TenantCaller,
+    SessionForm(form): SessionForm<CreateForm>,
+) -> Result<Response, AppError> {
+    let grants = [
+        (&form.grant_code, "authorization_code"),
+        (&form.grant_refresh, "refresh_token"),
+        (&form.grant_client_credentials, "client_credentials"),
+        (&form.grant_device, "device_code"),
+    ]
+    .into_iter()
+    .filter(|(on, _)| ticked(on))
+    .map(|(_, grant)| grant.to_owned())
+    .collect();
+    let role = match form.role.as_str() {
+        "" => None,
+        word => Some(Role::from_db_str(word).ok_or_else(|| refused(ServiceError::Invalid("unknown role".into())))?),
+    };
+    let new = NewClient {
+        name: form.name,
+        grants,
+        public: ticked(&form.public),
+        redirect_uris: uris(&form.redirect_uris)?,
+        role,
+        ..Default::default()
+    };
+    let created = admin::clients::create(&state.db, &caller, new).await.map_err(refused)?;
+    if let Some(secret) = &created.client_secret {
+        frame::keep_once(&state, &session, &subject(&created.client_id), ADMIN.client_secret, secret.expose()).await?;
+    }
+    done(&session, &format!("/admin/t/{}/clients/{}", caller.slug, created.client_id), ADMIN.client_created).await
+}
+
+/// `POST /admin/t/{slug}/clients/{client_id}`: a new name and redirect URIs.
+pub async fn update(
+    State(state): State<AppState>,
+    session: Session,
+    TenantCaller(caller): TenantCaller,
+    Path((_, client_id)): Path<(String, String)>,
+    SessionForm(form): SessionForm<UpdateForm>,
+) -> Result<Response, AppError> {
+    let change =
+        ClientChange { name: Some(form.name), redirect_uris: Some(uris(&form.redirect_uris)?), ..Default::default() };
+    admin::clients::update(&state.db, &caller, &client_id, change).await.map_err(refused)?;
+    done(&session, &format!("/admin/t/{}/clients/{client_id}", caller.slug), ADMIN.client_updated).await
+}
+
+/// `POST /admin/t/{slug}/clients/{client_id}/rotate`: a new secret, shown once.
+pub async fn rotate(
+    State(state): State<AppState>,
+    session: Session,
+    TenantCaller(caller): TenantCaller,
+    Path((_, client_id)): Path<(String, String)>,
+    SessionForm(_): SessionForm<CsrfForm>,
+) -> Result<Response, AppError> {
+    let rotated = admin::clients::rotate_secret(&state.db, &caller, &client_id).await.map_err(refused)?;
+    frame::keep_once(&state, &session, &subject(&client_id), ADMIN.client_secret, rotated.client_secret.expose())
+        .await?;
+    done(&session, &format!("/admin/t/{}/clients/{client_id}", caller.slug), ADMIN.client_rotated).await
+}
+
+/// `POST /admin/t/{slug}/clients/{client_id}/delete`.
+pub async fn delete(
+    State(state): State<AppState>,
+    session: Session,
+    TenantCaller(caller): TenantCaller,
+    Path((_, client_id)): Path<(String, String)>,
+    SessionForm(_): SessionForm<CsrfForm>,
+) -> Result<Response, AppError> {
+    admin::clients::delete(&state.db, &caller, &client_id).await.map_err(refused)?;
+    done(&session, &format!("/admin/t/{}/clients", caller.slug), ADMIN.client_deleted).await
+}

@@ -1,0 +1,140 @@
+//! `GET /admin` (the organisations of the signed-in user) and `GET /admin/t/{slug}` (one
+//! organisation at a glance: how many members, clients, devices and sessions, its MFA policy,
+//! and the last audit events).
+
+use askama::Template;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use tower_sessions::Session;
+
+use super::frame::{Frame, Section, refused};
+use super::{INDEX, TenantCaller, with_mfa};
+use crate::admin::{self, Cursor};
+use crate::db;
+use crate::error::AppError;
+use crate::html::text::{ADMIN, AdminText, EN, Text};
+use crate::render::render;
+use crate::state::AppState;
+use crate::vocabulary::Role;
+
+/// One organisation of the index.
+#[derive(Debug)]
+pub struct Organisation {
+    pub slug: String,
+    pub name: String,
+    pub role: Role,
+}
+
+#[derive(Template)]
+#[template(path = "admin/index.html")]
+struct IndexPage<'a> {
+    t: &'static Text,
+    a: &'static AdminText,
+    organisations: &'a [Organisation],
+    platform_admin: bool,
+    notice: Option<String>,
+}
+
+/// `GET /admin`: every organisation the user belongs to, with their role there (viewers and
+/// editors have pages too), and the platform area for platform admins. Someone who belongs
+/// to none is told so plainly, with a 403: there is nothing here for them.
+pub async fn index(State(state): State<AppState>, session: Session) -> Result<Response, AppError> {
+    let who = match with_mfa(&session, INDEX).await? {
+        Ok(who) => who,
+        Err(to_sign_in) => return Ok(to_sign_in),
+    };
+    // Who the user is a member of, before any tenant is chosen (the `lca_memberships_of`
+    // lookup); what they may do in each is the admin domain's business once they pick one.
+    let mut tx = state.db.unscoped().await?;
+    let mine = db::memberships::of_user(&mut tx, who.user_id).await?;
+    let platform = db::tenants::platform(&mut tx).await?;
+    tx.commit().await?;
+    let platform_admin = mine.iter().any(|m| Some(m.tenant_id) == platform && m.role == Role::Admin);
+    let organisations: Vec<Organisation> =
+        mine.into_iter().map(|m| Organisation { slug: m.slug, name: m.name, role: m.role }).collect();
+    let status = if organisations.is_empty() { StatusCode::FORBIDDEN } else { StatusCode::OK };
+    let notice = super::frame::take_flash(&session).await?;
+    let view = IndexPage { t: &EN, a: &ADMIN, organisations: &organisations, platform_admin, notice };
+    Ok(render(status, &view, &[]))
+}
+
+/// The dashboard's counts: exact up to this many, then "more than".
+const COUNT_UP_TO: usize = 1000;
+
+/// A count shown on the dashboard.
+#[derive(Debug)]
+pub struct Count {
+    pub label: &'static str,
+    pub href: String,
+    pub value: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/dashboard.html")]
+struct DashboardPage<'a> {
+    t: &'static Text,
+    a: &'static AdminText,
+    f: &'a Frame,
+    counts: &'a [Count],
+    require_mfa: bool,
+    events: &'a [admin::audit::AuditEntry],
+}
+
+/// Counts a list by paging through it (at most [`COUNT_UP_TO`] items).
+async fn count<T, F, Fut>(mut fetch: F) -> Result<String, AppError>
+where
+    F: FnMut(Cursor) -> Fut,
+    Fut: std::future::Future<Output = Result<admin::Page<T>, crate::service_error::ServiceError>>,
+{
+    let mut total = 0usize;
+    let mut cursor = Cursor::first(admin::page::MAX_LIMIT);
+    loop {
+        let page = fetch(cursor.clone()).await.map_err(refused)?;
+        total += page.items.len();
+        match page.next_cursor {
+            Some(next) if total < COUNT_UP_TO => {
+                cursor = Cursor::parse(Some(&next), Some(admin::page::MAX_LIMIT)).map_err(refused)?;
+            }
+            Some(_) => return Ok(format!("{COUNT_UP_TO}+")),
+            None => return Ok(total.to_string()),
+        }
+    }
+}
+
+/// `GET /admin/t/{slug}`.
+pub async fn show(
+    State(state): State<AppState>,
+    session: Session,
+    TenantCaller(caller): TenantCaller,
+) -> Result<Response, AppError> {
+    let settings = admin::settings::get(&state.db, &caller).await.map_err(refused)?;
+    let (db, c) = (&state.db, &caller);
+    let f = Frame::new(&session, &caller, Section::Dashboard).await?;
+    let counts = [
+        (ADMIN.nav_members, "/members", count(|cur| async move { admin::members::list(db, c, &cur).await }).await?),
+        (ADMIN.nav_clients, "/clients", count(|cur| async move { admin::clients::list(db, c, &cur).await }).await?),
+        (
+            ADMIN.nav_devices,
+            "/devices",
+            count(|cur| async move { admin::devices::list(db, c, None, &cur).await }).await?,
+        ),
+        (
+            ADMIN.nav_sessions,
+            "/sessions",
+            count(|cur| async move { admin::sessions::list(db, c, None, &cur).await }).await?,
+        ),
+    ]
+    .map(|(label, tail, value)| Count { label, href: f.path(tail), value });
+    let recent =
+        admin::audit::query(db, c, &admin::audit::AuditFilter::default(), &Cursor::first(5)).await.map_err(refused)?;
+    let view = DashboardPage {
+        t: &EN,
+        a: &ADMIN,
+        f: &f,
+        counts: &counts,
+        require_mfa: settings.require_mfa,
+        events: &recent.items,
+    };
+    Ok(render(StatusCode::OK, &view, &[]))
+}
