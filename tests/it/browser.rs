@@ -1,92 +1,10 @@
 //! Headless Chromium (Debian's `chromium` + `chromium-driver`, driven over WebDriver by
 //! fantoccini) through the real hosted pages.
 
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use fantoccini::{Client, ClientBuilder, Locator};
-
+use crate::chrome::Chrome;
 use crate::flow::{PASSWORD, Provider, pkce};
-use crate::support::free_port;
-
-/// chromedriver and a Chromium session; both end when dropped.
-struct Chrome {
-    client: Option<Client>,
-    driver: Child,
-    _profile: tempfile::TempDir,
-}
-
-impl Chrome {
-    async fn start() -> Self {
-        let port = free_port();
-        let driver = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver (Debian package chromium-driver) must be installed; .ci/run installs it");
-        let profile = tempfile::tempdir().unwrap();
-        let mut caps = serde_json::Map::new();
-        caps.insert(
-            "goog:chromeOptions".into(),
-            serde_json::json!({
-                "binary": "/usr/bin/chromium",
-                "args": [
-                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                    "--disable-quic", "--no-first-run", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync",
-                    format!("--user-data-dir={}", profile.path().display()),
-                ],
-            }),
-        );
-        let url = format!("http://127.0.0.1:{port}");
-        let mut last = None;
-        for _ in 0..100 {
-            match ClientBuilder::native().capabilities(caps.clone()).connect(&url).await {
-                Ok(client) => return Self { client: Some(client), driver, _profile: profile },
-                Err(e) => last = Some(e),
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("could not start a Chromium session: {last:?}");
-    }
-
-    fn c(&self) -> &Client {
-        self.client.as_ref().unwrap()
-    }
-
-    async fn wait_for(&self, css: &str) -> fantoccini::elements::Element {
-        self.c().wait().at_most(Duration::from_secs(15)).for_element(Locator::Css(css)).await.unwrap()
-    }
-
-    /// Waits until the page's title is `title` (a click's navigation may not have happened
-    /// yet when the next step looks).
-    async fn wait_for_title(&self, title: &str) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(15);
-        loop {
-            let now = self.c().title().await.unwrap();
-            if now == title {
-                return;
-            }
-            assert!(std::time::Instant::now() < deadline, "the title stayed {now:?}, not {title:?}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    async fn close(mut self) {
-        if let Some(c) = self.client.take() {
-            c.close().await.ok();
-        }
-    }
-}
-
-impl Drop for Chrome {
-    fn drop(&mut self) {
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
-    }
-}
 
 /// A relying party on loopback that records what arrives at its callback.
 async fn relying_party() -> (String, Arc<Mutex<Option<String>>>) {

@@ -13,6 +13,7 @@ mod api_resources;
 mod audit;
 mod authorize;
 mod browser;
+mod chrome;
 mod cli;
 mod device;
 mod embedded;
