@@ -9,48 +9,16 @@ use laventecare_auth::db::audit::Actor;
 use laventecare_auth::identity::recovery::MemberAction;
 use laventecare_auth::service_error::ServiceError;
 use laventecare_auth::vocabulary::Role;
-use laventecare_auth::{clients, identity, tenancy};
+use laventecare_auth::{AppState, identity, tenancy};
 use serde_json::json;
 
 use crate::admin_isolation::{assert_b_has_something_to_lose, assert_holds_none_of, attack, report, snapshot};
 use crate::admin_world::World;
-use crate::flow::{PASSWORD, POST_LOGOUT, Provider, REDIRECT, claims};
-use crate::support::TestDb;
+use crate::flow::{PASSWORD, Provider, claims};
 
 /// [`Provider::start`], but its state's admin handlers do not check the permission table.
 async fn provider_without_handler_checks() -> Provider {
-    let t = TestDb::new().await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let issuer = format!("http://{}", listener.local_addr().unwrap());
-    let state = t.state_with(&[("LCA_ISSUER", &issuer)]).await.without_handler_checks();
-    let app = laventecare_auth::app(state.clone());
-    tokio::spawn(async move {
-        axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await.unwrap();
-    });
-    t.tenant("acme").await;
-    identity::create_user(&t.db, &identity::PasswordHasher::new(), "ann@example.com", PASSWORD).await.unwrap();
-    tenancy::add_member(&t.db, "acme", "ann@example.com", Role::Editor).await.unwrap();
-    let client = clients::create_client(
-        &t.db,
-        clients::ClientRequest {
-            tenant: "acme".into(),
-            name: "Acme Web".into(),
-            grants: vec!["authorization_code".into(), "refresh_token".into()],
-            redirect_uris: vec![REDIRECT.into()],
-            post_logout_redirect_uris: vec![POST_LOGOUT.into()],
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
-    Provider {
-        t,
-        state,
-        issuer,
-        client_id: client.client_id,
-        client_secret: client.client_secret.unwrap().expose().to_owned(),
-        email: "ann@example.com".into(),
-    }
+    Provider::start_adjusted(&[], AppState::without_handler_checks).await
 }
 
 /// The switch is really off: a viewer of A changes a member's role and removes a member of A

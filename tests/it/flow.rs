@@ -32,12 +32,17 @@ impl Provider {
     }
 
     pub async fn start_with(vars: &[(&str, &str)]) -> Self {
+        Self::start_adjusted(vars, |state| state).await
+    }
+
+    /// [`Provider::start_with`], with the state changed by `adjust` before it serves.
+    pub async fn start_adjusted(vars: &[(&str, &str)], adjust: impl FnOnce(AppState) -> AppState) -> Self {
         let t = TestDb::new().await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let issuer = format!("http://{}", listener.local_addr().unwrap());
         let mut vars = vars.to_vec();
         vars.push(("LCA_ISSUER", &issuer));
-        let state = t.state_with(&vars).await;
+        let state = adjust(t.state_with(&vars).await);
         let app = laventecare_auth::app(state.clone());
         tokio::spawn(async move {
             axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await.unwrap();
