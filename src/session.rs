@@ -236,9 +236,20 @@ pub struct Pending {
     pub logged_in: bool,
     pub tenant: Option<Uuid>,
     pub consented: bool,
-    /// A second factor is needed for this request (`acr_values`, or a step-up).
+    /// A second factor is demanded for this request: by `acr_values` naming only the MFA
+    /// value, an essential `acr` claim allowing only it (`protocol::authorize::claims` has
+    /// the rule), or a step-up. A mere preference for MFA does not set it.
     #[serde(default)]
     pub mfa_required: bool,
+    /// The `acr` values an essential `acr` claim allows (OIDC Core §5.5.1.1): the sign-in's
+    /// `acr` must be one of them, or the request fails. `None`: any.
+    #[serde(default)]
+    pub acr_essential: Option<Vec<String>>,
+    /// The `claims` parameter (OIDC Core §5.5) as parsed by
+    /// `protocol::authorize::claims::ClaimsRequest` (`to_stored`/`from_stored`), kept as JSON
+    /// because this layer sits below the protocol (ARCHITECTURE.md, "Code map").
+    #[serde(default)]
+    pub claims: Option<serde_json::Value>,
 }
 
 pub async fn pending(session: &Session, id: &str) -> Result<Option<Pending>, AppError> {

@@ -60,7 +60,7 @@ pub fn metadata(issuer: &str) -> Value {
         "claim_types_supported": ["normal"],
         "display_values_supported": ["page"],
         "ui_locales_supported": ["en"],
-        "claims_parameter_supported": false,
+        "claims_parameter_supported": true,
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,
         "require_request_uri_registration": false,

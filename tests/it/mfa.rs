@@ -443,9 +443,10 @@ async fn recovery_link_end_to_end() {
     rows[0].is(("user", Some(&root.to_string())), ("user", Some(&ann.to_string())), Some("127.0.0.1"));
 }
 
-/// `acr_values` asking for MFA, the tenant's policy (`tenant require-mfa`) and the client's
-/// (`--require-mfa`) each make a member who signs in with a password alone enrol first; with
-/// none of them, the password is enough and the ID token says so.
+/// `acr_values` naming MFA alone (tests/it/acr.rs has the rest of its rule), the tenant's
+/// policy (`tenant require-mfa`) and the client's (`--require-mfa`) each make a member who
+/// signs in with a password alone enrol first; with none of them, the password is enough and
+/// the ID token says so.
 #[tokio::test]
 async fn acr_values_tenant_and_client_policies_require_mfa() {
     use laventecare_auth::session::{ACR_MFA, ACR_PASSWORD};
@@ -455,12 +456,12 @@ async fn acr_values_tenant_and_client_policies_require_mfa() {
     let (_, challenge) = pkce();
     let asked = Browser::new(&p)
         .sign_in_through(
-            &authorize_url(&p, &challenge, &[("acr_values", &format!("{ACR_PASSWORD} {ACR_MFA}"))]),
+            &authorize_url(&p, &challenge, &[("acr_values", ACR_MFA)]),
             &p.email,
             PASSWORD,
         )
         .await;
-    assert!(enrol_page(&asked), "acr_values with the MFA value forces the step");
+    assert!(enrol_page(&asked), "acr_values naming MFA alone forces the step");
 
     let (verifier, challenge) = pkce();
     let plain = Browser::new(&p).sign_in_through(&authorize_url(&p, &challenge, &[]), &p.email, PASSWORD).await;

@@ -5,10 +5,12 @@
 //! with `state` and `iss` (RFC 9207). Then the request waits in the browser session for
 //! login, tenant choice and consent, and ends in a single-use code.
 //!
-//! The steps, one file each: [`params`] (what the request may carry), [`start`] (validate the
-//! client and redirect URI, then the request), [`proceed`] (the next step of a waiting request,
-//! and the code), [`reply`] (how an answer reaches the client).
+//! The steps, one file each: [`params`] (what the request may carry), [`claims`] (the
+//! `claims` parameter, and what the request asks of the sign-in's `acr`), [`start`] (validate
+//! the client and redirect URI, then the request), [`proceed`] (the next step of a waiting
+//! request, and the code), [`reply`] (how an answer reaches the client).
 
+pub mod claims;
 pub mod params;
 pub mod proceed;
 pub mod reply;

@@ -3,7 +3,8 @@
 use serde::Deserialize;
 
 /// Parameters of an authorization request. Unknown ones are ignored (OIDC Core §3.1.2.1);
-/// `display`, `ui_locales`, `claims_locales`, `acr_values` and `claims` are accepted.
+/// `display`, `ui_locales` and `claims_locales` are accepted; `acr_values` and `claims` are
+/// read by [`super::claims`].
 #[derive(Debug, Default, Deserialize)]
 pub struct AuthorizeParams {
     pub client_id: Option<String>,

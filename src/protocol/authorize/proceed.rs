@@ -17,9 +17,9 @@ use crate::session;
 use crate::state::AppState;
 
 /// Whether a sign-in through `client` into `tenant_id` must have passed a second factor:
-/// `requested` by the request (`acr_values`, a step-up), required by the client or the tenant,
-/// or because the user has one or administers a tenant. The code flow and the device page
-/// both ask this.
+/// `requested` by the request (demanded by its `acr`, see `claims`, or a step-up), required
+/// by the client or the tenant, or because the user has one or administers a tenant. The
+/// code flow and the device page both ask this.
 pub async fn needs_mfa(
     state: &AppState,
     client: &ClientRow,
@@ -131,7 +131,7 @@ pub(super) async fn decide(
         }
     };
 
-    // The second factor: asked for by the request, required by the client or the tenant, or
+    // The second factor: demanded by the request, required by the client or the tenant, or
     // because the user has one or administers a tenant (admin tokens never rest on a password
     // alone). A session that signed in with the password only steps up here.
     if !who.has_mfa() && needs_mfa(state, client, tenant_id, who.user_id, pending.mfa_required).await? {
@@ -141,6 +141,16 @@ pub(super) async fn decide(
         pending.mfa_required = true;
         session::save_pending(session, &pending).await?;
         return Ok(to("login/mfa"));
+    }
+    // An essential acr claim: the acr issued is the one achieved, so it must be one the
+    // request allows, or the sign-in failed (OIDC Core §5.5.1.1; the error code is OpenID
+    // Connect Core Error Code unmet_authentication_requirements 1.0, §1). Reached when a
+    // password-only acr is demanded of a sign-in that passed a second factor.
+    if pending.acr_essential.as_ref().is_some_and(|allowed| !allowed.contains(&who.acr)) {
+        if !prompt_none {
+            session::finish_pending(session, &pending.id).await?;
+        }
+        return Ok(reply.error("unmet_authentication_requirements", "the sign-in does not meet the essential acr"));
     }
 
     // Consent, remembered per client and scope set (OIDC Core §3.1.2.4).

@@ -6,6 +6,7 @@ use chrono::Utc;
 use tower_sessions::Session;
 use uuid::Uuid;
 
+use super::claims::{AcrRefusal, ClaimsRequest, acr_request};
 use super::params::AuthorizeParams;
 use super::proceed::decide;
 use super::reply::{Reply, bad_client};
@@ -15,7 +16,6 @@ use crate::protocol::meta::RequestMeta;
 use crate::protocol::types::{Prompt, SCOPES_SUPPORTED, Scopes, valid_pkce_value};
 use crate::secrets::Secret;
 use crate::session;
-use crate::session::ACR_MFA;
 use crate::state::AppState;
 use crate::tokens::{Expected, TokenType, check_claims};
 
@@ -110,6 +110,24 @@ pub(super) async fn start(
             reply.error("invalid_request", "PKCE is required: send code_challenge with code_challenge_method=S256")
         );
     }
+    // The claims parameter (OIDC Core §5.5) and what the sign-in's acr must be: the rule is in
+    // `claims` (OIDC Core §3.1.2.1, §5.5.1.1).
+    let claims = match p.claims.as_deref() {
+        None | Some("") => None,
+        Some(raw) => match ClaimsRequest::parse(raw) {
+            Ok(c) => Some(c),
+            Err(why) => return Ok(reply.error("invalid_request", why)),
+        },
+    };
+    let acr = match acr_request(p.acr_values.as_deref(), claims.as_ref()) {
+        Ok(acr) => acr,
+        Err(AcrRefusal::Invalid(why)) => return Ok(reply.error("invalid_request", why)),
+        Err(AcrRefusal::Unmet) => {
+            return Ok(
+                reply.error("unmet_authentication_requirements", "no acr value requested as essential is offered")
+            );
+        }
+    };
     let hint_sub = match p.id_token_hint.as_deref() {
         None | Some("") => None,
         Some(hint) => match id_token_hint_subject(state, hint, &client.client_id).await {
@@ -138,9 +156,9 @@ pub(super) async fn start(
         logged_in: false,
         tenant: None,
         consented: false,
-        // acr_values is a space-separated preference list (OIDC Core §3.1.2.1); asking for
-        // ours makes the second factor a must for this request.
-        mfa_required: p.acr_values.as_deref().is_some_and(|v| v.split(' ').any(|a| a == ACR_MFA)),
+        mfa_required: acr.mfa_demanded,
+        acr_essential: acr.essential,
+        claims: claims.map(|c| c.to_stored()),
     };
     if prompt.none {
         // Nothing may be shown: decide now, and never store the request.
