@@ -140,8 +140,7 @@ async fn relying_party_reads_what_the_user_saved() {
         .unwrap();
     let metadata =
         CoreProviderMetadata::discover_async(IssuerUrl::new(p.issuer.clone()).unwrap(), &http).await.unwrap();
-    let supported: Vec<String> =
-        metadata.claims_supported().unwrap().iter().map(|c| c.as_str().to_owned()).collect();
+    let supported: Vec<String> = metadata.claims_supported().unwrap().iter().map(|c| c.as_str().to_owned()).collect();
     for claim in ["name", "given_name", "family_name", "preferred_username", "locale", "zoneinfo", "email_verified"] {
         assert!(supported.iter().any(|c| c == claim), "claims_supported lacks {claim}");
     }
@@ -411,8 +410,17 @@ async fn operator_sets_a_profile() {
     let v = json_out(&cli(
         &p.t,
         &[
-            "user", "set-profile", "--email", "ANN@example.com", "--name", "Ann Lee", "--locale", "en-GB",
-            "--email-verified", "true", "--json",
+            "user",
+            "set-profile",
+            "--email",
+            "ANN@example.com",
+            "--name",
+            "Ann Lee",
+            "--locale",
+            "en-GB",
+            "--email-verified",
+            "true",
+            "--json",
         ],
         "",
     ));
