@@ -105,6 +105,7 @@ pub fn app(state: AppState) -> Router {
         .route("/login/mfa", get(pages::mfa::step::show).post(pages::mfa::step::submit))
         .route("/mfa/enrol", get(pages::mfa::enrol::enrol_show).post(pages::mfa::enrol::enrol_submit))
         .route("/account", get(pages::account::show))
+        .route("/account/profile", post(pages::account::change_profile))
         .route("/account/password", post(pages::account::change_password))
         .route("/account/backup-codes", post(pages::account::regenerate_backup_codes))
         .route("/account/sessions/end", post(pages::account::end_session))

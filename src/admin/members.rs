@@ -1,6 +1,7 @@
 //! Members of the caller's tenant: listing, adding (inviting someone new), changing roles,
-//! removing, and acting on a member's sign-ins (sign out everywhere, MFA reset, a recovery
-//! link). Each checks the permission table first, then runs in the caller's tenant.
+//! removing, acting on a member's sign-ins (sign out everywhere, MFA reset, a recovery
+//! link), and editing a member's profile. Each checks the permission table first, then runs
+//! in the caller's tenant.
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -8,6 +9,7 @@ use uuid::Uuid;
 use super::{Action, Caller, Cursor, HandlerChecks, Page};
 use crate::config::Config;
 use crate::db::{self, Database};
+use crate::identity::profile::{self, Editor, ProfileEdit};
 use crate::identity::recovery::{self, IssuedLink, MemberAction, Rule};
 use crate::identity::security::Ended;
 use crate::service_error::ServiceError;
@@ -68,7 +70,12 @@ pub async fn add(db: &Database, caller: &Caller, email: &str, role: Role) -> Res
 }
 
 /// Changes a member's role (the last admin cannot be demoted).
-pub async fn set_role(db: &Database, caller: &Caller, user_id: Uuid, role: Role) -> Result<MembershipChange, ServiceError> {
+pub async fn set_role(
+    db: &Database,
+    caller: &Caller,
+    user_id: Uuid,
+    role: Role,
+) -> Result<MembershipChange, ServiceError> {
     caller.require(Action::ManageMembers)?;
     members::set_role_in(db, &caller.actor, caller.tenant_id, user_id, role).await?.ok_or_else(no_member)
 }
@@ -113,4 +120,52 @@ pub async fn recovery_link(
     recovery::issue_link_under(db, config, &caller.actor, caller.tenant_id, user_id, rule(caller))
         .await?
         .ok_or_else(no_member)
+}
+
+/// A member's profile, as the admin API answers a change of it.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct MemberProfile {
+    pub user_id: Uuid,
+    pub name: Option<String>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    pub preferred_username: Option<String>,
+    pub locale: Option<String>,
+    pub zoneinfo: Option<String>,
+    pub email_verified: bool,
+    pub updated_at: DateTime<Utc>,
+    /// The fields this request changed (none: nothing was written).
+    pub changed: Vec<&'static str>,
+}
+
+impl From<profile::Changed> for MemberProfile {
+    fn from(c: profile::Changed) -> Self {
+        let p = c.profile;
+        Self {
+            user_id: c.user_id,
+            name: p.name,
+            given_name: p.given_name,
+            family_name: p.family_name,
+            preferred_username: p.preferred_username,
+            locale: p.locale,
+            zoneinfo: p.zoneinfo,
+            email_verified: p.email_verified,
+            updated_at: c.updated_at,
+            changed: c.changed,
+        }
+    }
+}
+
+/// Edits a member's profile (`identity::profile`). A user is global, so every tenant they
+/// belong to sees the change: it takes the recovery rule, like [`act_on`] — someone who also
+/// belongs to a tenant the caller does not administer is `NotFound`.
+pub async fn set_profile(
+    db: &Database,
+    caller: &Caller,
+    user_id: Uuid,
+    edit: &ProfileEdit,
+) -> Result<MemberProfile, ServiceError> {
+    caller.require(Action::ManageMembers)?;
+    let editor = Editor::Admin { tenant_id: caller.tenant_id, rule: rule(caller) };
+    profile::change(db, &caller.actor, editor, user_id, edit).await?.map(MemberProfile::from).ok_or_else(no_member)
 }

@@ -11,9 +11,10 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::{ApiCaller, ErrorBody, PageQuery};
-use crate::admin::members::{self, Member};
+use crate::admin::members::{self, Member, MemberProfile};
 use crate::error::AppError;
 use crate::extract::{Json, Query};
+use crate::identity::profile::{Field, ProfileEdit};
 use crate::identity::recovery::MemberAction;
 use crate::state::AppState;
 use crate::vocabulary::Role;
@@ -25,6 +26,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(sign_out))
         .routes(routes!(reset_mfa))
         .routes(routes!(recovery_link))
+        .routes(routes!(set_profile))
 }
 
 /// A page of members.
@@ -181,4 +183,76 @@ async fn recovery_link(
     let issued = members::recovery_link(&state.db, &state.config, &caller, user_id).await?;
     let body = RecoveryLink { link: issued.link, expires_at: issued.expires_at };
     Ok((StatusCode::CREATED, axum::Json(body)).into_response())
+}
+
+/// `PATCH /members/{user_id}/profile`: the profile fields to change (OIDC Core §5.1). A field
+/// left out stays as it is; `null` removes it.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileUpdate {
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, max_length = 200, example = "Ann Lee")]
+    name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, max_length = 200, example = "Ann")]
+    given_name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, max_length = 200, example = "Lee")]
+    family_name: Option<Option<String>>,
+    /// No spaces.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, max_length = 100, example = "ann")]
+    preferred_username: Option<Option<String>>,
+    /// A BCP 47 language tag.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, max_length = 35, example = "nl-NL")]
+    locale: Option<Option<String>>,
+    /// An IANA time zone name.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, max_length = 64, example = "Europe/Amsterdam")]
+    zoneinfo: Option<Option<String>>,
+    /// Whether the member's email address is verified (the `email_verified` claim).
+    email_verified: Option<bool>,
+}
+
+/// A field that is present: `null` becomes `Some(None)` (remove it), where a missing field
+/// stays `None` (keep it) through `#[serde(default)]`.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+impl ProfileUpdate {
+    fn edit(self) -> ProfileEdit {
+        let field = |f: Option<Option<String>>| match f {
+            None => Field::Keep,
+            Some(None) => Field::Clear,
+            Some(Some(v)) => Field::Set(v),
+        };
+        ProfileEdit {
+            name: field(self.name),
+            given_name: field(self.given_name),
+            family_name: field(self.family_name),
+            preferred_username: field(self.preferred_username),
+            locale: field(self.locale),
+            zoneinfo: field(self.zoneinfo),
+            email_verified: self.email_verified,
+        }
+    }
+}
+
+/// Change a member's profile, audited as `user.profile_changed`. The member's profile is
+/// theirs in every tenant they belong to, so someone who also belongs to a tenant the caller
+/// does not administer is not found (the recovery rule).
+#[utoipa::path(patch, path = "/members/{user_id}/profile", tag = "members", operation_id = "members_profile_update",
+    params(("user_id" = Uuid, Path)),
+    request_body = ProfileUpdate,
+    extensions(("x-permission" = json!("members.manage"))),
+    responses((status = 200, body = MemberProfile), (status = "4XX", body = ErrorBody)))]
+async fn set_profile(
+    State(state): State<AppState>,
+    ApiCaller(caller): ApiCaller,
+    Path(user_id): Path<Uuid>,
+    Json(body): Json<ProfileUpdate>,
+) -> Result<axum::Json<MemberProfile>, AppError> {
+    Ok(axum::Json(members::set_profile(&state.db, &caller, user_id, &body.edit()).await?))
 }

@@ -1,4 +1,5 @@
-//! `user`: create a user (the password from standard input), issue a recovery link.
+//! `user`: create a user (the password from standard input), issue a recovery link, set a
+//! profile.
 
 use std::io::BufRead;
 
@@ -10,6 +11,7 @@ use crate::config::Config;
 use crate::db::Database;
 use crate::db::audit::Actor;
 use crate::identity::PasswordHasher;
+use crate::identity::profile::{self, Field, ProfileEdit};
 use crate::{identity, tenancy};
 
 #[derive(Subcommand, Debug)]
@@ -34,6 +36,57 @@ pub enum UserCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Set a user's profile (OIDC Core §5.1 claims). Only the fields given change; an empty
+    /// value (`--locale ""`) removes one.
+    SetProfile {
+        #[arg(long)]
+        email: String,
+        #[command(flatten)]
+        fields: ProfileArgs,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The fields of `user set-profile`.
+#[derive(clap::Args, Debug)]
+pub struct ProfileArgs {
+    /// Full name (`name`), 1-200 characters.
+    #[arg(long)]
+    name: Option<String>,
+    /// Given name(s) (`given_name`).
+    #[arg(long)]
+    given_name: Option<String>,
+    /// Family name(s) (`family_name`).
+    #[arg(long)]
+    family_name: Option<String>,
+    /// Shorthand name (`preferred_username`), 1-100 characters, no spaces.
+    #[arg(long)]
+    preferred_username: Option<String>,
+    /// A BCP 47 language tag such as nl-NL (`locale`).
+    #[arg(long)]
+    locale: Option<String>,
+    /// An IANA time zone name such as Europe/Amsterdam (`zoneinfo`).
+    #[arg(long)]
+    zoneinfo: Option<String>,
+    /// Whether the email address is verified (`email_verified`).
+    #[arg(long, action = clap::ArgAction::Set)]
+    email_verified: Option<bool>,
+}
+
+impl ProfileArgs {
+    fn edit(self) -> ProfileEdit {
+        let field = |v: Option<String>| v.as_deref().map_or(Field::Keep, Field::from_input);
+        ProfileEdit {
+            name: field(self.name),
+            given_name: field(self.given_name),
+            family_name: field(self.family_name),
+            preferred_username: field(self.preferred_username),
+            locale: field(self.locale),
+            zoneinfo: field(self.zoneinfo),
+            email_verified: self.email_verified,
+        }
+    }
 }
 
 /// Runs one `user` subcommand as `operator` and prints its result.
@@ -56,8 +109,30 @@ pub(super) async fn run(
                 format!("recovery link for {email} (works once, until {}):\n{}", issued.expires_at, issued.link)
             })?;
         }
+        UserCommand::SetProfile { email, fields, json } => {
+            let changed = set_profile(db, operator, &email, fields.edit()).await?;
+            print(json, &changed, || match changed.changed.as_slice() {
+                [] => format!("the profile of {email} is unchanged"),
+                fields => format!("changed {} of {email}", fields.join(", ")),
+            })?;
+        }
     }
     Ok(())
+}
+
+/// `user set-profile`: any user, by email.
+async fn set_profile(
+    db: &Database,
+    operator: &Actor,
+    email: &str,
+    edit: ProfileEdit,
+) -> anyhow::Result<profile::Changed> {
+    let mut tx = db.unscoped().await?;
+    let user = crate::db::users::by_email(&mut tx, email).await?;
+    tx.commit().await?;
+    let no_user = || anyhow::anyhow!("no user has the email {email}");
+    let user = user.ok_or_else(no_user)?;
+    profile::change(db, operator, profile::Editor::Operator, user.id, &edit).await?.ok_or_else(no_user)
 }
 
 /// `user recover`: the user must be a member of the tenant.

@@ -6,6 +6,13 @@ use uuid::Uuid;
 use super::Tx;
 use crate::vocabulary::UserStatus;
 
+/// The columns of [`Profile`], for `concat!` (queries are static text).
+macro_rules! profile_columns {
+    () => {
+        "name, given_name, family_name, preferred_username, locale, zoneinfo, email_verified"
+    };
+}
+
 /// What login and provisioning need of a user found by email.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct UserByEmail {
@@ -48,17 +55,72 @@ pub async fn by_email(tx: &mut Tx, email: &str) -> Result<Option<UserByEmail>, s
 pub struct UserClaims {
     pub id: Uuid,
     pub email: String,
-    pub name: Option<String>,
     pub status: UserStatus,
     pub updated_at: chrono::DateTime<chrono::Utc>,
+    #[sqlx(flatten)]
+    pub profile: Profile,
 }
 
 /// A user visible in the transaction (a member of its tenant, or the user's own record).
 pub async fn claims(tx: &mut Tx, user_id: Uuid) -> Result<Option<UserClaims>, sqlx::Error> {
-    sqlx::query_as("SELECT id, email, name, status, updated_at FROM users WHERE id = $1")
+    sqlx::query_as(concat!("SELECT id, email, status, updated_at, ", profile_columns!(), " FROM users WHERE id = $1"))
         .bind(user_id)
         .fetch_optional(tx.conn())
         .await
+}
+
+/// What a user keeps about themselves (OIDC Core §5.1), as stored; `identity::profile`
+/// validates it and is the only writer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
+pub struct Profile {
+    pub name: Option<String>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    pub preferred_username: Option<String>,
+    pub locale: Option<String>,
+    pub zoneinfo: Option<String>,
+    pub email_verified: bool,
+}
+
+/// The profile of a user visible in the transaction.
+pub async fn profile(tx: &mut Tx, user_id: Uuid) -> Result<Option<Profile>, sqlx::Error> {
+    sqlx::query_as(concat!("SELECT ", profile_columns!(), " FROM users WHERE id = $1"))
+        .bind(user_id)
+        .fetch_optional(tx.conn())
+        .await
+}
+
+/// The profile, with the row locked until the transaction ends: two edits at once apply one
+/// after the other, and each records what it changed from what the other left. The
+/// transaction must act for the user.
+pub async fn profile_for_update(tx: &mut Tx, user_id: Uuid) -> Result<Option<Profile>, sqlx::Error> {
+    sqlx::query_as(concat!("SELECT ", profile_columns!(), " FROM users WHERE id = $1 FOR UPDATE"))
+        .bind(user_id)
+        .fetch_optional(tx.conn())
+        .await
+}
+
+/// Stores the whole profile and bumps `updated_at` (the `updated_at` claim); returns it. The
+/// transaction must act for the user.
+pub async fn set_profile(
+    tx: &mut Tx,
+    user_id: Uuid,
+    p: &Profile,
+) -> Result<chrono::DateTime<chrono::Utc>, sqlx::Error> {
+    sqlx::query_scalar(
+        "UPDATE users SET name = $2, given_name = $3, family_name = $4, preferred_username = $5, locale = $6, \
+         zoneinfo = $7, email_verified = $8, updated_at = now() WHERE id = $1 RETURNING updated_at",
+    )
+    .bind(user_id)
+    .bind(&p.name)
+    .bind(&p.given_name)
+    .bind(&p.family_name)
+    .bind(&p.preferred_username)
+    .bind(&p.locale)
+    .bind(&p.zoneinfo)
+    .bind(p.email_verified)
+    .fetch_one(tx.conn())
+    .await
 }
 
 /// Gives the user a new security stamp and returns it: every session, half sign-in,

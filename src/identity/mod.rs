@@ -2,6 +2,7 @@
 
 pub mod mfa;
 pub mod password;
+pub mod profile;
 pub mod recovery;
 pub mod security;
 pub mod throttle;

@@ -75,7 +75,7 @@ async fn powers(tx: &mut db::Tx, actor: &Actor) -> Result<Powers, sqlx::Error> {
 /// too — whatever they do to a person (a new stamp, ended sessions, a new password) reaches
 /// all of that person's tenants. Suspended tenants count: their admins are admins again once
 /// reactivated.
-async fn within_reach(tx: &mut db::Tx, actor: &Actor, target: Uuid) -> Result<bool, sqlx::Error> {
+pub(super) async fn within_reach(tx: &mut db::Tx, actor: &Actor, target: Uuid) -> Result<bool, sqlx::Error> {
     if db::memberships::role_of(tx, target).await?.is_none() {
         return Ok(false);
     }

@@ -1,5 +1,5 @@
-//! The account page: two-step verification, password change, the user's sessions, and the
-//! devices connected with the device grant.
+//! The account page: the user's profile, two-step verification, password change, the user's
+//! sessions, and the devices connected with the device grant.
 
 use askama::Template;
 use axum::extract::{FromRequestParts, State};
@@ -12,10 +12,12 @@ use tower_sessions::Session;
 use crate::db::{self, audit};
 use crate::error::AppError;
 use crate::html::text::{EN, Text};
+use crate::identity::profile::{self, Field};
 use crate::identity::{mfa, password, security, throttle};
 use crate::protocol::meta::RequestMeta;
 use crate::render::render;
 use crate::secrets::{ExposeSecret, SecretString};
+use crate::service_error::ServiceError;
 use crate::session::{self, SessionForm, SignedIn};
 use crate::state::AppState;
 
@@ -40,6 +42,7 @@ struct AccountPage<'a> {
     t: &'static Text,
     csrf: &'a str,
     email: &'a str,
+    profile: &'a db::users::Profile,
     mfa_on: bool,
     backup_left: i64,
     sessions: &'a [SessionLine],
@@ -106,6 +109,7 @@ async fn page(
     let mut tx = state.db.user(who.user_id).await?;
     let st = db::mfa::state(&mut tx, who.user_id).await?.ok_or(AppError::NotFound)?;
     let rows = db::browser_sessions::of_user(&mut tx, who.user_id).await?;
+    let profile = db::users::profile(&mut tx, who.user_id).await?.unwrap_or_default();
     tx.commit().await?;
     let current = session::current_handle(session);
     let sessions: Vec<SessionLine> = rows
@@ -139,6 +143,7 @@ async fn page(
         t: &EN,
         csrf: &csrf,
         email: &st.email,
+        profile: &profile,
         mfa_on: st.has_totp(),
         backup_left: st.backup_codes_left,
         sessions: &sessions,
@@ -147,6 +152,55 @@ async fn page(
         problem,
     };
     Ok(render(status, &page, &[]))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileForm {
+    csrf: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    given_name: String,
+    #[serde(default)]
+    family_name: String,
+    #[serde(default)]
+    preferred_username: String,
+    #[serde(default)]
+    locale: String,
+    #[serde(default)]
+    zoneinfo: String,
+}
+
+crate::session::csrf_field!(ProfileForm);
+
+/// `POST /account/profile`: the user edits their profile (`identity::profile`); an empty box
+/// removes that field. A value that is refused changes nothing: the page says why, with a 400.
+pub async fn change_profile(
+    State(state): State<AppState>,
+    session: Session,
+    meta: RequestMeta,
+    AccountUser(who): AccountUser,
+    SessionForm(form): SessionForm<ProfileForm>,
+) -> Result<Response, AppError> {
+    let edit = profile::ProfileEdit {
+        name: Field::from_input(&form.name),
+        given_name: Field::from_input(&form.given_name),
+        family_name: Field::from_input(&form.family_name),
+        preferred_username: Field::from_input(&form.preferred_username),
+        locale: Field::from_input(&form.locale),
+        zoneinfo: Field::from_input(&form.zoneinfo),
+        email_verified: None,
+    };
+    let actor = meta.actor("user", Some(who.user_id.to_string()));
+    match profile::change(&state.db, &actor, profile::Editor::Own, who.user_id, &edit).await {
+        Ok(Some(_)) => page(&state, &session, &who, Some(EN.account_profile_saved), None, StatusCode::OK).await,
+        Ok(None) => Err(AppError::NotFound),
+        Err(ServiceError::Invalid(why)) => {
+            page(&state, &session, &who, None, Some(&why), StatusCode::BAD_REQUEST).await
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -55,7 +55,8 @@ pub fn metadata(issuer: &str) -> Value {
         "acr_values_supported": [ACR_PASSWORD, ACR_MFA],
         "claims_supported": [
             "iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "at_hash", "sid",
-            "email", "email_verified", "name", "preferred_username", "updated_at", "tid", "tenant", "roles"
+            "email", "email_verified", "name", "given_name", "family_name", "preferred_username", "locale",
+            "zoneinfo", "updated_at", "tid", "tenant", "roles"
         ],
         "claim_types_supported": ["normal"],
         "display_values_supported": ["page"],

@@ -188,3 +188,77 @@ pub fn at_hash(alg: SigningAlg, access_token: &str) -> String {
     };
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..digest.len() / 2])
 }
+
+/// The claims the `profile` scope stands for (OIDC Core §5.4).
+pub const PROFILE_CLAIMS: [&str; 7] =
+    ["name", "given_name", "family_name", "preferred_username", "locale", "zoneinfo", "updated_at"];
+/// The claims the `email` scope stands for (OIDC Core §5.4).
+pub const EMAIL_CLAIMS: [&str; 2] = ["email", "email_verified"];
+
+/// The user claims `scope` stands for: what UserInfo returns (OIDC Core §5.4).
+pub fn scope_claims(scope: &Scopes) -> Vec<&'static str> {
+    let mut names = Vec::new();
+    if scope.contains("profile") {
+        names.extend(PROFILE_CLAIMS);
+    }
+    if scope.contains("email") {
+        names.extend(EMAIL_CLAIMS);
+    }
+    names
+}
+
+/// The value of one user claim of `user`'s record; `None` when the user has none (a claim
+/// without a value is left out, never `null`: OIDC Core §5.3.2) or the name is no user claim
+/// of ours. `preferred_username` falls back to the email address.
+pub fn user_claim(user: &db::users::UserClaims, name: &str) -> Option<Value> {
+    let p = &user.profile;
+    let text = |v: &Option<String>| v.as_ref().map(|s| json!(s));
+    match name {
+        "name" => text(&p.name),
+        "given_name" => text(&p.given_name),
+        "family_name" => text(&p.family_name),
+        "preferred_username" => Some(json!(p.preferred_username.as_deref().unwrap_or(&user.email))),
+        "locale" => text(&p.locale),
+        "zoneinfo" => text(&p.zoneinfo),
+        "updated_at" => Some(json!(user.updated_at.timestamp())),
+        "email" => Some(json!(user.email)),
+        "email_verified" => Some(json!(p.email_verified)),
+        _ => None,
+    }
+}
+
+/// Adds the claims `names` of `user` to `claims` (UserInfo's answer, or an ID token's claims),
+/// leaving out those the user has no value for and names that are no user claim.
+pub fn add_user_claims(claims: &mut Map<String, Value>, user: &db::users::UserClaims, names: &[&str]) {
+    for name in names {
+        if let Some(v) = user_claim(user, name) {
+            claims.insert((*name).to_owned(), v);
+        }
+    }
+}
+
+/// The user claims an ID token carries: only those requested for it by name (the `claims`
+/// request parameter's `id_token` member, OIDC Core §5.5). Scope claims go to UserInfo and
+/// not into the ID token, as an access token is always issued (OIDC Core §5.4). Reads the
+/// user in `tx` (a transaction of the grant's tenant); adds nothing for a user it cannot see.
+pub async fn add_requested_id_token_claims(
+    tx: &mut Tx,
+    id_token: &mut Map<String, Value>,
+    user_id: Uuid,
+    requested: &[&str],
+) -> Result<(), AppError> {
+    let names: Vec<&str> = requested.iter().copied().filter(|n| user_claim_name(n)).collect();
+    if names.is_empty() {
+        return Ok(());
+    }
+    if let Some(user) = db::users::claims(tx, user_id).await? {
+        add_user_claims(id_token, &user, &names);
+    }
+    Ok(())
+}
+
+/// Whether `name` is a user claim of [`PROFILE_CLAIMS`] or [`EMAIL_CLAIMS`] (a requested
+/// `sub`, `acr` or `auth_time` is the token's own business).
+pub fn user_claim_name(name: &str) -> bool {
+    PROFILE_CLAIMS.contains(&name) || EMAIL_CLAIMS.contains(&name)
+}

@@ -9,8 +9,8 @@ use serde_json::{Map, json};
 
 use crate::db;
 use crate::error::{AppError, OAuthError};
-use crate::protocol::bearer;
 use crate::protocol::types::Scopes;
+use crate::protocol::{bearer, issue};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, Default)]
@@ -62,21 +62,10 @@ pub async fn userinfo(State(state): State<AppState>, req: Request) -> Result<Res
     let Some(user) = user.filter(|u| u.status == crate::vocabulary::UserStatus::Active) else {
         return Err(OAuthError::invalid_token().into());
     };
-    // Claims by scope (OIDC Core §5.4).
+    // Claims by scope (OIDC Core §5.4); absent ones are left out (§5.3.2).
     let mut claims = Map::new();
     claims.insert("sub".into(), json!(user.id.to_string()));
-    if scope.contains("email") {
-        claims.insert("email".into(), json!(user.email));
-        // Addresses are entered by administrators; no verification mail has been sent.
-        claims.insert("email_verified".into(), json!(false));
-    }
-    if scope.contains("profile") {
-        if let Some(name) = &user.name {
-            claims.insert("name".into(), json!(name));
-        }
-        claims.insert("preferred_username".into(), json!(user.email));
-        claims.insert("updated_at".into(), json!(user.updated_at.timestamp()));
-    }
+    issue::add_user_claims(&mut claims, &user, &issue::scope_claims(&scope));
     for name in ["tid", "tenant", "roles"] {
         if let Some(v) = at.claims.get(name) {
             claims.insert(name.into(), v.clone());

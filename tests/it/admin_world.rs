@@ -144,6 +144,7 @@ pub fn body(operation_id: &str, ids: &Ids) -> Option<Value> {
     Some(match operation_id {
         "members_add" => json!({ "email": ids.email, "role": "viewer" }),
         "members_update" => json!({ "role": "editor" }),
+        "members_profile_update" => json!({ "name": "Probe Name", "locale": "en-GB" }),
         "clients_create" => {
             json!({ "name": "Probe", "grant_types": ["authorization_code"], "redirect_uris": [REDIRECT] })
         }

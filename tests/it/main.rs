@@ -31,6 +31,7 @@ mod layers;
 mod lookups;
 mod mfa;
 mod oidc;
+mod profile;
 mod proxies;
 mod rls;
 mod rls_login;
