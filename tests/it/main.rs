@@ -37,3 +37,4 @@ mod rotation;
 mod schema;
 mod stamp;
 mod support;
+mod tls;
