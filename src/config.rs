@@ -124,6 +124,15 @@ pub struct ConfigArgs {
     /// Device authorization requests from one client IP (an IPv6 /64) per minute.
     #[arg(long, env = "LCA_DEVICE_AUTHORIZATIONS_PER_IP", default_value_t = 20, global = true)]
     pub device_authorizations_per_ip: u32,
+
+    // --- TLS served directly (issue #11) ---
+    /// PEM file of the certificate chain (leaf first) to serve https with; needs LCA_TLS_KEY
+    /// and an https LCA_ISSUER [default: none, plain http].
+    #[arg(long, env = "LCA_TLS_CERT", global = true)]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM file of the certificate's private key (PKCS#8, PKCS#1 or SEC1); needs LCA_TLS_CERT.
+    #[arg(long, env = "LCA_TLS_KEY", global = true)]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Where the data lives.
@@ -207,6 +216,13 @@ pub struct JanitorSettings {
     pub batch_size: u32,
 }
 
+/// The PEM files `serve` answers https with (`cli::serve`); read when the server starts.
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
 /// The validated configuration.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -233,12 +249,15 @@ pub struct Config {
     pub body_limit: usize,
     pub proxies: ProxyConfig,
     pub rate_limits: RateLimits,
+    /// `None`: plain http (loopback, or TLS ended by a reverse proxy).
+    pub tls: Option<TlsFiles>,
 }
 
 impl Config {
     /// Validates the settings.
     pub fn from_args(args: ConfigArgs) -> anyhow::Result<Self> {
         let issuer = validate_issuer(&args.issuer)?;
+        let tls = tls_files(args.tls_cert.clone(), args.tls_key.clone(), &issuer)?;
         let throttle = throttle_limits(&args);
         let proxies = proxy_config(&args.trusted_proxies, &args.proxy_header)?;
         let rate_limits = RateLimits {
@@ -294,6 +313,7 @@ impl Config {
             body_limit: 64 * 1024,
             proxies,
             rate_limits,
+            tls,
         })
     }
 }
@@ -339,6 +359,23 @@ fn proxy_config(list: &str, header: &str) -> anyhow::Result<ProxyConfig> {
         other => bail!("LCA_PROXY_HEADER must be x-forwarded-for or forwarded, not {other:?}"),
     };
     Ok(ProxyConfig { header: (!trusted.is_empty()).then_some(header), trusted })
+}
+
+/// Both TLS files or neither: one alone is a mistake, not a request for plain http. With
+/// TLS on, the issuer must be https: discovery would otherwise name http endpoints this
+/// listener does not answer (OIDC Discovery §3 builds every endpoint from the issuer).
+fn tls_files(cert: Option<PathBuf>, key: Option<PathBuf>, issuer: &str) -> anyhow::Result<Option<TlsFiles>> {
+    let given = |p: Option<PathBuf>| p.filter(|p| !p.as_os_str().is_empty());
+    let files = match (given(cert), given(key)) {
+        (None, None) => return Ok(None),
+        (Some(cert), Some(key)) => TlsFiles { cert, key },
+        (Some(_), None) => bail!("LCA_TLS_CERT is set without LCA_TLS_KEY: set both (or neither, for plain http)"),
+        (None, Some(_)) => bail!("LCA_TLS_KEY is set without LCA_TLS_CERT: set both (or neither, for plain http)"),
+    };
+    if !issuer.starts_with("https://") {
+        bail!("LCA_TLS_CERT and LCA_TLS_KEY serve https: LCA_ISSUER must be an https URL, not {issuer:?}");
+    }
+    Ok(Some(files))
 }
 
 /// An issuer is an https URL without query or fragment; http is allowed only for a loopback
@@ -416,6 +453,22 @@ mod tests {
         assert!(validate_issuer("https://id.example.com/?x=1").is_err());
         assert!(validate_issuer("ftp://id.example.com").is_err());
         assert!(validate_issuer("not a url").is_err());
+    }
+
+    /// TLS: both files or neither, and then an https issuer; the error names what is missing.
+    #[test]
+    fn tls_settings() {
+        let p = |s: &str| Some(PathBuf::from(s));
+        assert!(tls_files(None, None, "http://127.0.0.1:8080").unwrap().is_none());
+        assert!(tls_files(p(""), p(""), "http://127.0.0.1:8080").unwrap().is_none());
+        let files = tls_files(p("c.pem"), p("k.pem"), "https://localhost:8443").unwrap().unwrap();
+        assert_eq!((files.cert, files.key), (PathBuf::from("c.pem"), PathBuf::from("k.pem")));
+        let e = tls_files(p("c.pem"), None, "https://localhost").unwrap_err().to_string();
+        assert!(e.starts_with("LCA_TLS_CERT is set without LCA_TLS_KEY"), "{e}");
+        let e = tls_files(p(""), p("k.pem"), "https://localhost").unwrap_err().to_string();
+        assert!(e.starts_with("LCA_TLS_KEY is set without LCA_TLS_CERT"), "{e}");
+        let e = tls_files(p("c.pem"), p("k.pem"), "http://127.0.0.1:8443").unwrap_err().to_string();
+        assert!(e.contains("LCA_ISSUER must be an https URL"), "{e}");
     }
 
     /// Proxy lists: CIDRs and bare addresses, spaces allowed; anything else stops the start.

@@ -1,11 +1,13 @@
 //! `serve`: bootstrap an empty database, then the HTTP server with its key reloader and janitor.
+//! With `LCA_TLS_CERT`/`LCA_TLS_KEY` it answers https itself (rustls); else plain http, for a
+//! loopback run or behind a reverse proxy that ends TLS.
 
 use std::io::Write;
 use std::sync::Arc;
 
-use anyhow::Context;
+use anyhow::{Context, anyhow, bail};
 
-use crate::config::Config;
+use crate::config::{Config, TlsFiles};
 use crate::db::Database;
 use crate::identity::PasswordHasher;
 use crate::master_key::MasterKey;
@@ -18,6 +20,8 @@ pub(super) async fn run(
     master_key: Arc<MasterKey>,
     passwords: PasswordHasher,
 ) -> anyhow::Result<()> {
+    // Before anything is written: a bad certificate or key stops the start.
+    let tls = config.tls.as_ref().map(tls_config).transpose()?;
     if let Some(done) = bootstrap::run(&db, &passwords, &config).await? {
         let mut out = std::io::stdout().lock();
         writeln!(out, "Created the platform tenant and its admin {}.", done.admin_email)?;
@@ -29,8 +33,9 @@ pub(super) async fn run(
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
-    tracing::info!(listen = %config.listen, issuer = %config.issuer, "serving");
-    eprintln!("LaventeCare Auth listening on http://{}", config.listen);
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(listen = %config.listen, issuer = %config.issuer, scheme, "serving");
+    eprintln!("LaventeCare Auth listening on {scheme}://{}", config.listen);
     let state = AppState::new(config.clone(), db, master_key).await?;
     let state = AppState { passwords, ..state };
     let (stop_reloader, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -43,10 +48,11 @@ pub(super) async fn run(
             let _ = janitor_stopped.await;
         })
     });
-    let app = crate::app(state);
-    axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let app = crate::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    match tls {
+        None => axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?,
+        Some(tls) => serve_tls(listener, tls, app, config.request_timeout + SHUTDOWN_MARGIN).await?,
+    }
     let _ = stop_reloader.send(());
     let _ = reloader.await;
     let _ = stop_janitor.send(());
@@ -55,6 +61,60 @@ pub(super) async fn run(
     }
     tracing::info!("server stopped");
     Ok(())
+}
+
+/// How long after the request timeout a stopping https server still waits for connections.
+const SHUTDOWN_MARGIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Serves https on `listener` until SIGINT or SIGTERM. As `axum::serve`'s graceful shutdown:
+/// no new connections, idle ones closed, in-flight requests finish; handshakes not yet done
+/// are dropped. Unlike HTTP/1.1, an HTTP/2 connection closes only once the client answers the
+/// GOAWAY's PING (RFC 9113 §6.8): `grace` (the request timeout, which bounds every request,
+/// plus a margin) keeps a client that never answers from holding the process.
+async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    tls: rustls::ServerConfig,
+    app: axum::extract::connect_info::IntoMakeServiceWithConnectInfo<axum::Router, std::net::SocketAddr>,
+    grace: std::time::Duration,
+) -> anyhow::Result<()> {
+    let handle = axum_server::Handle::new();
+    let stopper = handle.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        stopper.graceful_shutdown(Some(grace));
+    });
+    let tls = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(tls));
+    axum_server::from_tcp_rustls(listener.into_std()?, tls)?.handle(handle).serve(app).await?;
+    Ok(())
+}
+
+/// The rustls configuration of the two PEM files: TLS 1.3 and 1.2 only (rustls has nothing
+/// older), ALPN `h2` then `http/1.1` (RFC 7301), the ring provider named here so the process
+/// never depends on a global default. Errors name the file, never its contents.
+fn tls_config(files: &TlsFiles) -> anyhow::Result<rustls::ServerConfig> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let (cert_path, key_path) = (files.cert.display(), files.key.display());
+    let cert_pem = std::fs::read(&files.cert).with_context(|| format!("cannot read LCA_TLS_CERT {cert_path}"))?;
+    let key_pem = std::fs::read(&files.key).with_context(|| format!("cannot read LCA_TLS_KEY {key_path}"))?;
+    // The parsers' own errors may quote a line of the file: none of them is passed on.
+    let chain = CertificateDer::pem_slice_iter(&cert_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| anyhow!("LCA_TLS_CERT {cert_path} is not a valid PEM file"))?;
+    if chain.is_empty() {
+        bail!("LCA_TLS_CERT {cert_path} holds no certificate (expected PEM)");
+    }
+    let key = PrivateKeyDer::from_pem_slice(&key_pem)
+        .map_err(|_| anyhow!("LCA_TLS_KEY {key_path} holds no valid PEM private key (PKCS#8, PKCS#1 or SEC1)"))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .context("the TLS provider does not support TLS 1.2 and 1.3")?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| anyhow!("LCA_TLS_CERT {cert_path} and LCA_TLS_KEY {key_path} do not make a usable pair: {e}"))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

@@ -39,3 +39,4 @@ mod rotation;
 mod schema;
 mod stamp;
 mod support;
+mod tls;
