@@ -11,7 +11,7 @@ use serde::Deserialize;
 use tower_sessions::Session;
 
 use super::frame::{self, Frame, Section, Shown, refused, ticked};
-use super::members::PageQuery;
+use super::PageQuery;
 use super::{CsrfForm, TenantCaller, done};
 use crate::admin::clients::{ClientChange, ClientView, NewClient};
 use crate::admin::{self, Action, Cursor};

@@ -9,7 +9,7 @@ use tower_sessions::Session;
 use uuid::Uuid;
 
 use super::frame::{Frame, Section, refused};
-use super::members::PageQuery;
+use super::PageQuery;
 use super::{CsrfForm, TenantCaller, done};
 use crate::admin::devices::DeviceView;
 use crate::admin::{self, Action, Cursor};

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use tower_sessions::Session;
 
 use super::frame::{self, Shown, refused, take_flash};
-use super::members::PageQuery;
+use super::PageQuery;
 use super::{CsrfForm, PlatformCaller, done};
 use crate::admin::platform::{AppointedAdmin, NewTenant, TenantView};
 use crate::admin::{self, Cursor};
