@@ -15,6 +15,7 @@ pub mod audit;
 pub mod clients;
 pub mod dashboard;
 pub mod devices;
+pub mod families;
 pub mod frame;
 pub mod members;
 pub mod platform;
