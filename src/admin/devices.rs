@@ -3,7 +3,7 @@
 //! access tokens; the device must ask again.
 //!
 //! Devices and sessions (`super::sessions`) are both live families of the tenant, told apart
-//! by the grant that began them (`families::Kind`); [`live_page`] serves both.
+//! by the grant that began them (`families::Kind`); [`live_page`] and [`count_live`] serve both.
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -57,6 +57,15 @@ pub(super) async fn live_page<T: LiveRow>(
     Ok(cursor.page(rows, |row| family_id(row).to_string()))
 }
 
+/// How many live families of `kind` the tenant has.
+pub(super) async fn count_live(db: &Database, caller: &Caller, kind: Kind) -> Result<u64, ServiceError> {
+    caller.require(read(kind))?;
+    let mut tx = db.tenant(caller.tenant_id).await?;
+    let n = families::count_live(&mut tx, kind).await?;
+    tx.commit().await?;
+    Ok(u64::try_from(n).unwrap_or_default())
+}
+
 /// A page of the tenant's live devices, of one member when `user_id` is given.
 pub async fn list(
     db: &Database,
@@ -65,6 +74,11 @@ pub async fn list(
     cursor: &Cursor,
 ) -> Result<Page<DeviceView>, ServiceError> {
     live_page(db, caller, Kind::Device, user_id, cursor, |d: &DeviceView| d.family_id).await
+}
+
+/// How many live devices the tenant has.
+pub async fn count(db: &Database, caller: &Caller) -> Result<u64, ServiceError> {
+    count_live(db, caller, Kind::Device).await
 }
 
 /// Revokes a device (its family's refresh and access tokens); `device.revoked` with reason

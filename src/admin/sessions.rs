@@ -9,7 +9,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::devices::live_page;
+use super::devices::{count_live, live_page};
 use super::{Action, Caller, Cursor, Page};
 use crate::db::Database;
 use crate::db::families::{self, Kind};
@@ -43,6 +43,10 @@ pub async fn list(
     live_page(db, caller, Kind::Session, user_id, cursor, |s: &SessionView| s.family_id).await
 }
 
+/// How many live sessions the tenant has.
+pub async fn count(db: &Database, caller: &Caller) -> Result<u64, ServiceError> {
+    count_live(db, caller, Kind::Session).await
+}
 /// Ends one session; `token_family.revoked` with reason `ended_by_admin`. `NotFound` when the
 /// id is not a live session of this tenant (a device is ended through `super::devices`).
 pub async fn end(db: &Database, caller: &Caller, family_id: Uuid) -> Result<(), ServiceError> {

@@ -267,6 +267,16 @@ pub async fn live_page<R: LiveRow>(
     .await
 }
 
+/// How many live families of `kind` the transaction's tenant has.
+pub async fn count_live(tx: &mut Tx, kind: Kind) -> Result<i64, sqlx::Error> {
+    let tenant_id = tx.tenant_or_nil();
+    sqlx::query_scalar(live_of_kind!("SELECT count(*) FROM token_families f", ""))
+        .bind(tenant_id)
+        .bind(kind == Kind::Device)
+        .fetch_one(tx.conn())
+        .await
+}
+
 /// Ends one live device family of the transaction's tenant, whoever's it is; returns its
 /// client and user when this call ended it. Not audited here: the admin surface records
 /// `device.revoked`, as the account page does for a user's own device.
