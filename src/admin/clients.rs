@@ -118,6 +118,15 @@ pub async fn list(db: &Database, caller: &Caller, cursor: &Cursor) -> Result<Pag
     Ok(cursor.page(rows.into_iter().map(ClientView::from).collect(), |c| c.client_id.clone()))
 }
 
+/// How many clients the tenant has.
+pub async fn count(db: &Database, caller: &Caller) -> Result<u64, ServiceError> {
+    caller.require(Action::ReadClients)?;
+    let mut tx = db.tenant(caller.tenant_id).await?;
+    let n = db::clients::count(&mut tx).await?;
+    tx.commit().await?;
+    Ok(u64::try_from(n).unwrap_or_default())
+}
+
 /// One client; `NotFound` for any client id that is not the caller's tenant's.
 pub async fn get(db: &Database, caller: &Caller, client_id: &str) -> Result<ClientView, ServiceError> {
     caller.require(Action::ReadClients)?;

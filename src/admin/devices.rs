@@ -1,6 +1,9 @@
 //! Devices of the caller's tenant: the live token families begun by the device authorization
 //! grant (RFC 8628), one per device a member approved. Revoking one ends its refresh and
 //! access tokens; the device must ask again.
+//!
+//! Devices and sessions (`super::sessions`) are both live families of the tenant, told apart
+//! by the grant that began them (`families::Kind`); [`live_page`] and [`count_live`] serve both.
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -8,11 +11,12 @@ use uuid::Uuid;
 use super::{Action, Caller, Cursor, Page};
 use crate::db::Database;
 use crate::db::audit;
-use crate::db::families::{self, Kind, LiveFamily};
+use crate::db::families::{self, Kind, LiveRow};
 use crate::service_error::ServiceError;
 
-/// A device signed in through the device grant.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+/// A device signed in through the device grant; read straight from `families::live_page`, so
+/// the field names are its columns.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct DeviceView {
     pub family_id: Uuid,
     pub client_id: String,
@@ -24,26 +28,42 @@ pub struct DeviceView {
     pub expires_at: DateTime<Utc>,
 }
 
-impl From<LiveFamily> for DeviceView {
-    fn from(f: LiveFamily) -> Self {
-        Self {
-            family_id: f.family_id,
-            client_id: f.client_id,
-            client_name: f.client_name,
-            user_id: f.user_id,
-            email: f.email,
-            created_at: f.created_at,
-            expires_at: f.expires_at,
-        }
+/// The permission-table action that reads the families of `kind`.
+fn read(kind: Kind) -> Action {
+    match kind {
+        Kind::Device => Action::ReadDevices,
+        Kind::Session => Action::ReadSessions,
     }
 }
 
-/// A page cursor's key read back as a family id.
-pub(super) fn family_after(cursor: &Cursor) -> Result<Option<Uuid>, ServiceError> {
-    match cursor.after.as_deref() {
-        Some(key) => Ok(Some(key.parse::<Uuid>().map_err(|_| ServiceError::Invalid("unreadable cursor".into()))?)),
-        None => Ok(None),
-    }
+/// A page of the tenant's live families of `kind`, of one member when `user_id` is given;
+/// `family_id` is a row's key (the cursor names the last row's).
+pub(super) async fn live_page<T: LiveRow>(
+    db: &Database,
+    caller: &Caller,
+    kind: Kind,
+    user_id: Option<Uuid>,
+    cursor: &Cursor,
+    family_id: impl Fn(&T) -> Uuid,
+) -> Result<Page<T>, ServiceError> {
+    caller.require(read(kind))?;
+    let after = match cursor.after.as_deref() {
+        Some(key) => Some(key.parse::<Uuid>().map_err(|_| ServiceError::Invalid("unreadable cursor".into()))?),
+        None => None,
+    };
+    let mut tx = db.tenant(caller.tenant_id).await?;
+    let rows = families::live_page(&mut tx, kind, user_id, after, cursor.fetch()).await?;
+    tx.commit().await?;
+    Ok(cursor.page(rows, |row| family_id(row).to_string()))
+}
+
+/// How many live families of `kind` the tenant has.
+pub(super) async fn count_live(db: &Database, caller: &Caller, kind: Kind) -> Result<u64, ServiceError> {
+    caller.require(read(kind))?;
+    let mut tx = db.tenant(caller.tenant_id).await?;
+    let n = families::count_live(&mut tx, kind).await?;
+    tx.commit().await?;
+    Ok(u64::try_from(n).unwrap_or_default())
 }
 
 /// A page of the tenant's live devices, of one member when `user_id` is given.
@@ -53,12 +73,12 @@ pub async fn list(
     user_id: Option<Uuid>,
     cursor: &Cursor,
 ) -> Result<Page<DeviceView>, ServiceError> {
-    caller.require(Action::ReadDevices)?;
-    let after = family_after(cursor)?;
-    let mut tx = db.tenant(caller.tenant_id).await?;
-    let rows = families::live_page(&mut tx, Kind::Device, user_id, after, cursor.fetch()).await?;
-    tx.commit().await?;
-    Ok(cursor.page(rows.into_iter().map(DeviceView::from).collect(), |d| d.family_id.to_string()))
+    live_page(db, caller, Kind::Device, user_id, cursor, |d: &DeviceView| d.family_id).await
+}
+
+/// How many live devices the tenant has.
+pub async fn count(db: &Database, caller: &Caller) -> Result<u64, ServiceError> {
+    count_live(db, caller, Kind::Device).await
 }
 
 /// Revokes a device (its family's refresh and access tokens); `device.revoked` with reason

@@ -51,6 +51,15 @@ pub async fn list(db: &Database, caller: &Caller, cursor: &Cursor) -> Result<Pag
     Ok(cursor.page(rows.into_iter().map(Member::from).collect(), |m| m.user_id.to_string()))
 }
 
+/// How many members the tenant has.
+pub async fn count(db: &Database, caller: &Caller) -> Result<u64, ServiceError> {
+    caller.require(Action::ReadMembers)?;
+    let mut tx = db.tenant(caller.tenant_id).await?;
+    let n = db::memberships::count(&mut tx).await?;
+    tx.commit().await?;
+    Ok(u64::try_from(n).unwrap_or_default())
+}
+
 /// One member; `NotFound` for anyone who is not a member of the caller's tenant.
 pub async fn get(db: &Database, caller: &Caller, user_id: Uuid) -> Result<Member, ServiceError> {
     caller.require(Action::ReadMembers)?;

@@ -9,14 +9,15 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::devices::family_after;
+use super::devices::{count_live, live_page};
 use super::{Action, Caller, Cursor, Page};
 use crate::db::Database;
-use crate::db::families::{self, Kind, LiveFamily};
+use crate::db::families::{self, Kind};
 use crate::service_error::ServiceError;
 
-/// A live session: what one sign-in through a client issued.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+/// A live session: what one sign-in through a client issued; read straight from
+/// `families::live_page`, so the field names are its columns.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct SessionView {
     pub family_id: Uuid,
     pub client_id: String,
@@ -32,22 +33,6 @@ pub struct SessionView {
     pub acr: Option<String>,
 }
 
-impl From<LiveFamily> for SessionView {
-    fn from(f: LiveFamily) -> Self {
-        Self {
-            family_id: f.family_id,
-            client_id: f.client_id,
-            client_name: f.client_name,
-            user_id: f.user_id,
-            email: f.email,
-            created_at: f.created_at,
-            expires_at: f.expires_at,
-            auth_time: f.auth_time,
-            acr: f.acr,
-        }
-    }
-}
-
 /// A page of the tenant's live sessions, of one member when `user_id` is given.
 pub async fn list(
     db: &Database,
@@ -55,14 +40,13 @@ pub async fn list(
     user_id: Option<Uuid>,
     cursor: &Cursor,
 ) -> Result<Page<SessionView>, ServiceError> {
-    caller.require(Action::ReadSessions)?;
-    let after = family_after(cursor)?;
-    let mut tx = db.tenant(caller.tenant_id).await?;
-    let rows = families::live_page(&mut tx, Kind::Session, user_id, after, cursor.fetch()).await?;
-    tx.commit().await?;
-    Ok(cursor.page(rows.into_iter().map(SessionView::from).collect(), |s| s.family_id.to_string()))
+    live_page(db, caller, Kind::Session, user_id, cursor, |s: &SessionView| s.family_id).await
 }
 
+/// How many live sessions the tenant has.
+pub async fn count(db: &Database, caller: &Caller) -> Result<u64, ServiceError> {
+    count_live(db, caller, Kind::Session).await
+}
 /// Ends one session; `token_family.revoked` with reason `ended_by_admin`. `NotFound` when the
 /// id is not a live session of this tenant (a device is ended through `super::devices`).
 pub async fn end(db: &Database, caller: &Caller, family_id: Uuid) -> Result<(), ServiceError> {

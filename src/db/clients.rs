@@ -192,6 +192,12 @@ pub async fn page(tx: &mut Tx, after: Option<&str>, limit: i64) -> Result<Vec<Cl
     .await
 }
 
+/// How many clients the transaction's tenant has (every row [`page`] would list).
+pub async fn count(tx: &mut Tx) -> Result<i64, sqlx::Error> {
+    let tenant_id = tx.tenant_id().unwrap_or_default();
+    sqlx::query_scalar("SELECT count(*) FROM clients WHERE tenant_id = $1").bind(tenant_id).fetch_one(tx.conn()).await
+}
+
 /// One client of the transaction's tenant, as listed.
 pub async fn listing(tx: &mut Tx, client_id: &str) -> Result<Option<ClientListing>, sqlx::Error> {
     let tenant_id = tx.tenant_id().unwrap_or_default();

@@ -11,6 +11,7 @@
 //! ([`revoke_device`]), records `device.revoked`.
 
 use chrono::{DateTime, Utc};
+use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
 use super::Tx;
@@ -216,41 +217,47 @@ pub enum Kind {
     Session,
 }
 
-/// A live family of the transaction's tenant, with its client's name and its user's email.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct LiveFamily {
-    pub family_id: Uuid,
-    pub client_id: String,
-    pub client_name: Option<String>,
-    pub user_id: Option<Uuid>,
-    pub email: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub expires_at: DateTime<Utc>,
-    pub auth_time: Option<DateTime<Utc>>,
-    pub acr: Option<String>,
+/// A row of [`live_page`]: any struct whose fields are some of its columns (`family_id`,
+/// `client_id`, `client_name`, `user_id`, `email`, `created_at`, `expires_at`, `auth_time`,
+/// `acr`), so that each admin view of a family is read straight from the query.
+pub trait LiveRow: for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin {}
+
+impl<T: for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin> LiveRow for T {}
+
+/// The live families of a kind in the transaction's tenant (`$1` the tenant, `$2` whether the
+/// kind is [`Kind::Device`]) between a select and the rest of a statement (a macro: sqlx takes
+/// only static SQL).
+macro_rules! live_of_kind {
+    ($select:literal, $rest:literal) => {
+        concat!(
+            $select,
+            " WHERE f.tenant_id = $1 AND f.revoked_at IS NULL AND f.expires_at > now() \
+               AND ((f.origin_grant IS NOT DISTINCT FROM 'device_code') = $2) ",
+            $rest
+        )
+    };
 }
 
 /// Up to `limit` live families of `kind` in the transaction's tenant after `after` (by family
-/// id, which is time-ordered), of one user when `user_id` is given.
-pub async fn live_page(
+/// id, which is time-ordered), of one user when `user_id` is given, with their client's name
+/// and their user's email.
+pub async fn live_page<R: LiveRow>(
     tx: &mut Tx,
     kind: Kind,
     user_id: Option<Uuid>,
     after: Option<Uuid>,
     limit: i64,
-) -> Result<Vec<LiveFamily>, sqlx::Error> {
+) -> Result<Vec<R>, sqlx::Error> {
     let tenant_id = tx.tenant_or_nil();
-    sqlx::query_as(
+    sqlx::query_as(live_of_kind!(
         "SELECT f.family_id, f.client_id, c.name AS client_name, f.user_id, u.email, f.created_at, f.expires_at, \
                 f.auth_time, f.acr \
            FROM token_families f \
            LEFT JOIN clients c ON c.tenant_id = f.tenant_id AND c.client_id = f.client_id \
-           LEFT JOIN users u ON u.id = f.user_id \
-         WHERE f.tenant_id = $1 AND f.revoked_at IS NULL AND f.expires_at > now() \
-           AND ((f.origin_grant IS NOT DISTINCT FROM 'device_code') = $2) \
-           AND ($3::uuid IS NULL OR f.user_id = $3) AND ($4::uuid IS NULL OR f.family_id > $4) \
-         ORDER BY f.family_id LIMIT $5",
-    )
+           LEFT JOIN users u ON u.id = f.user_id",
+        "AND ($3::uuid IS NULL OR f.user_id = $3) AND ($4::uuid IS NULL OR f.family_id > $4) \
+         ORDER BY f.family_id LIMIT $5"
+    ))
     .bind(tenant_id)
     .bind(kind == Kind::Device)
     .bind(user_id)
@@ -258,6 +265,16 @@ pub async fn live_page(
     .bind(limit)
     .fetch_all(tx.conn())
     .await
+}
+
+/// How many live families of `kind` the transaction's tenant has.
+pub async fn count_live(tx: &mut Tx, kind: Kind) -> Result<i64, sqlx::Error> {
+    let tenant_id = tx.tenant_or_nil();
+    sqlx::query_scalar(live_of_kind!("SELECT count(*) FROM token_families f", ""))
+        .bind(tenant_id)
+        .bind(kind == Kind::Device)
+        .fetch_one(tx.conn())
+        .await
 }
 
 /// Ends one live device family of the transaction's tenant, whoever's it is; returns its

@@ -111,6 +111,11 @@ pub async fn page(tx: &mut Tx, after: Option<Uuid>, limit: i64) -> Result<Vec<Me
         .await
 }
 
+/// How many members the transaction's tenant has (every row [`page`] would list).
+pub async fn count(tx: &mut Tx) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT count(*) FROM memberships m JOIN users u ON u.id = m.user_id").fetch_one(tx.conn()).await
+}
+
 /// One member of the transaction's tenant.
 pub async fn member(tx: &mut Tx, user_id: Uuid) -> Result<Option<MemberRow>, sqlx::Error> {
     sqlx::query_as(member_select!("WHERE m.user_id = $1"))

@@ -2,23 +2,18 @@
 //! actor, target and time, a page at a time (the cursor of the last entry shown).
 
 use askama::Template;
-use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
-use tower_sessions::Session;
 
-use super::TenantCaller;
 use super::frame::{Frame, Section, refused};
+use super::{Ctx, ok};
 use crate::admin::audit::{AuditEntry, AuditFilter};
 use crate::admin::{self, Cursor};
 use crate::error::AppError;
 use crate::extract::Query;
 use crate::html::text::{ADMIN, AdminText, EN, Text};
-use crate::render::render;
 use crate::service_error::ServiceError;
-use crate::state::AppState;
 
 /// Entries on one page.
 const PER_PAGE: u32 = 50;
@@ -74,12 +69,7 @@ fn text(field: &str) -> Option<String> {
 }
 
 /// `GET /admin/t/{slug}/audit`.
-pub async fn list(
-    State(state): State<AppState>,
-    session: Session,
-    TenantCaller(caller): TenantCaller,
-    Query(q): Query<AuditQuery>,
-) -> Result<Response, AppError> {
+pub async fn list(ctx: Ctx, Query(q): Query<AuditQuery>) -> Result<Response, AppError> {
     let filter = AuditFilter {
         action: text(&q.action),
         actor: text(&q.actor),
@@ -88,8 +78,8 @@ pub async fn list(
         until: moment(&q.until, "until").map_err(refused)?,
     };
     let cursor = Cursor::parse(q.cursor.as_deref(), Some(PER_PAGE)).map_err(refused)?;
-    let page = admin::audit::query(&state.db, &caller, &filter, &cursor).await.map_err(refused)?;
-    let f = Frame::new(&session, &caller, Section::Audit).await?;
+    let page = admin::audit::query(&ctx.state.db, &ctx.caller, &filter, &cursor).await.map_err(refused)?;
+    let f = ctx.frame(Section::Audit).await?;
     let next = page.next_cursor.map(|c| {
         serde_urlencoded::to_string([
             ("action", q.action.as_str()),
@@ -101,6 +91,5 @@ pub async fn list(
         ])
         .unwrap_or_default()
     });
-    let view = AuditPage { t: &EN, a: &ADMIN, f: &f, q: &q, entries: &page.items, next };
-    Ok(render(StatusCode::OK, &view, &[]))
+    ok(&AuditPage { t: &EN, a: &ADMIN, f: &f, q: &q, entries: &page.items, next })
 }

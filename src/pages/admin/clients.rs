@@ -4,24 +4,19 @@
 //! the form (`frame::keep_once`); reloading that page or coming back to it shows it no more.
 
 use askama::Template;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::extract::Path;
 use axum::response::Response;
 use serde::Deserialize;
-use tower_sessions::Session;
 
 use super::frame::{self, Frame, Section, Shown, refused, ticked};
-use super::members::PageQuery;
-use super::{CsrfForm, TenantCaller, done};
+use super::{Button, Ctx, PageQuery, ok};
 use crate::admin::clients::{ClientChange, ClientView, NewClient};
-use crate::admin::{self, Action, Cursor};
+use crate::admin::{self, Action};
 use crate::error::AppError;
 use crate::extract::Query;
 use crate::html::text::{ADMIN, AdminText, EN, Text};
-use crate::render::render;
 use crate::service_error::ServiceError;
 use crate::session::SessionForm;
-use crate::state::AppState;
 use crate::vocabulary::{ClientType, Role};
 
 /// The most redirect URIs a page form may give, and the longest field that holds them.
@@ -55,33 +50,24 @@ fn subject(client_id: &str) -> String {
     format!("client:{client_id}")
 }
 
+/// A client's id in the path `…/clients/{client_id}…`.
+type ClientPath = Path<(String, String)>;
+
 /// `GET /admin/t/{slug}/clients`.
-pub async fn list(
-    State(state): State<AppState>,
-    session: Session,
-    TenantCaller(caller): TenantCaller,
-    Query(q): Query<PageQuery>,
-) -> Result<Response, AppError> {
-    let cursor = Cursor::parse(q.cursor.as_deref(), None).map_err(refused)?;
-    let page = admin::clients::list(&state.db, &caller, &cursor).await.map_err(refused)?;
-    let f = Frame::new(&session, &caller, Section::Clients).await?;
-    let view = ClientsPage { t: &EN, a: &ADMIN, f: &f, clients: &page.items, next: page.next_cursor, roles: Role::ALL };
-    Ok(render(StatusCode::OK, &view, &[]))
+pub async fn list(ctx: Ctx, Query(q): Query<PageQuery>) -> Result<Response, AppError> {
+    let page = ctx.page(&q, admin::clients::list).await?;
+    let f = ctx.frame(Section::Clients).await?;
+    ok(&ClientsPage { t: &EN, a: &ADMIN, f: &f, clients: &page.items, next: page.next_cursor, roles: Role::ALL })
 }
 
 /// `GET /admin/t/{slug}/clients/{client_id}`: one client, with its new secret if this is the
 /// page right after it was made.
-pub async fn show(
-    State(state): State<AppState>,
-    session: Session,
-    TenantCaller(caller): TenantCaller,
-    Path((_, client_id)): Path<(String, String)>,
-) -> Result<Response, AppError> {
-    let c = admin::clients::get(&state.db, &caller, &client_id).await.map_err(refused)?;
-    let f = Frame::new(&session, &caller, Section::Clients).await?;
-    let secret = frame::take_once(&state, &session, &subject(&client_id)).await?;
+pub async fn show(ctx: Ctx, Path((_, client_id)): ClientPath) -> Result<Response, AppError> {
+    let c = admin::clients::get(&ctx.state.db, &ctx.caller, &client_id).await.map_err(refused)?;
+    let f = ctx.frame(Section::Clients).await?;
+    let secret = frame::take_once(&ctx.state, &ctx.session, &subject(&client_id)).await?;
     let confidential = c.client_type == ClientType::Confidential;
-    Ok(render(StatusCode::OK, &ClientPage { t: &EN, a: &ADMIN, f: &f, c: &c, secret, confidential }, &[]))
+    ok(&ClientPage { t: &EN, a: &ADMIN, f: &f, c: &c, secret, confidential })
 }
 
 #[derive(Debug, Deserialize)]
@@ -123,12 +109,7 @@ fn uris(field: &str) -> Result<Vec<String>, AppError> {
 }
 
 /// `POST /admin/t/{slug}/clients`.
-pub async fn create(
-    State(state): State<AppState>,
-    session: Session,
-    TenantCaller(caller): TenantCaller,
-    SessionForm(form): SessionForm<CreateForm>,
-) -> Result<Response, AppError> {
+pub async fn create(ctx: Ctx, SessionForm(form): SessionForm<CreateForm>) -> Result<Response, AppError> {
     let grants = [
         (&form.grant_code, "authorization_code"),
         (&form.grant_refresh, "refresh_token"),
@@ -151,49 +132,38 @@ pub async fn create(
         role,
         ..Default::default()
     };
-    let created = admin::clients::create(&state.db, &caller, new).await.map_err(refused)?;
+    let created = admin::clients::create(&ctx.state.db, &ctx.caller, new).await.map_err(refused)?;
     if let Some(secret) = &created.client_secret {
-        frame::keep_once(&state, &session, &subject(&created.client_id), ADMIN.client_secret, secret.expose()).await?;
+        keep_secret(&ctx, &created.client_id, secret.expose()).await?;
     }
-    done(&session, &format!("/admin/t/{}/clients/{}", caller.slug, created.client_id), ADMIN.client_created).await
+    ctx.done(&format!("/clients/{}", created.client_id), ADMIN.client_created).await
 }
 
 /// `POST /admin/t/{slug}/clients/{client_id}`: a new name and redirect URIs.
 pub async fn update(
-    State(state): State<AppState>,
-    session: Session,
-    TenantCaller(caller): TenantCaller,
-    Path((_, client_id)): Path<(String, String)>,
+    ctx: Ctx,
+    Path((_, client_id)): ClientPath,
     SessionForm(form): SessionForm<UpdateForm>,
 ) -> Result<Response, AppError> {
     let change =
         ClientChange { name: Some(form.name), redirect_uris: Some(uris(&form.redirect_uris)?), ..Default::default() };
-    admin::clients::update(&state.db, &caller, &client_id, change).await.map_err(refused)?;
-    done(&session, &format!("/admin/t/{}/clients/{client_id}", caller.slug), ADMIN.client_updated).await
+    let op = admin::clients::update(&ctx.state.db, &ctx.caller, &client_id, change);
+    ctx.act(op, &format!("/clients/{client_id}"), ADMIN.client_updated).await
 }
 
 /// `POST /admin/t/{slug}/clients/{client_id}/rotate`: a new secret, shown once.
-pub async fn rotate(
-    State(state): State<AppState>,
-    session: Session,
-    TenantCaller(caller): TenantCaller,
-    Path((_, client_id)): Path<(String, String)>,
-    SessionForm(_): SessionForm<CsrfForm>,
-) -> Result<Response, AppError> {
-    let rotated = admin::clients::rotate_secret(&state.db, &caller, &client_id).await.map_err(refused)?;
-    frame::keep_once(&state, &session, &subject(&client_id), ADMIN.client_secret, rotated.client_secret.expose())
-        .await?;
-    done(&session, &format!("/admin/t/{}/clients/{client_id}", caller.slug), ADMIN.client_rotated).await
+pub async fn rotate(ctx: Ctx, Path((_, client_id)): ClientPath, _: Button) -> Result<Response, AppError> {
+    let rotated = admin::clients::rotate_secret(&ctx.state.db, &ctx.caller, &client_id).await.map_err(refused)?;
+    keep_secret(&ctx, &client_id, rotated.client_secret.expose()).await?;
+    ctx.done(&format!("/clients/{client_id}"), ADMIN.client_rotated).await
 }
 
 /// `POST /admin/t/{slug}/clients/{client_id}/delete`.
-pub async fn delete(
-    State(state): State<AppState>,
-    session: Session,
-    TenantCaller(caller): TenantCaller,
-    Path((_, client_id)): Path<(String, String)>,
-    SessionForm(_): SessionForm<CsrfForm>,
-) -> Result<Response, AppError> {
-    admin::clients::delete(&state.db, &caller, &client_id).await.map_err(refused)?;
-    done(&session, &format!("/admin/t/{}/clients", caller.slug), ADMIN.client_deleted).await
+pub async fn delete(ctx: Ctx, Path((_, client_id)): ClientPath, _: Button) -> Result<Response, AppError> {
+    ctx.act(admin::clients::delete(&ctx.state.db, &ctx.caller, &client_id), "/clients", ADMIN.client_deleted).await
+}
+
+/// Keeps a client's new secret for the client's page, the next this session opens.
+async fn keep_secret(ctx: &Ctx, client_id: &str, secret: &str) -> Result<(), AppError> {
+    frame::keep_once(&ctx.state, &ctx.session, &subject(client_id), ADMIN.client_secret, secret).await
 }

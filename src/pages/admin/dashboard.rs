@@ -9,7 +9,7 @@ use axum::response::Response;
 use tower_sessions::Session;
 
 use super::frame::{Frame, Section, refused};
-use super::{INDEX, TenantCaller, with_mfa};
+use super::{Ctx, INDEX, ok, with_mfa};
 use crate::admin::{self, Cursor};
 use crate::db;
 use crate::error::AppError;
@@ -59,15 +59,12 @@ pub async fn index(State(state): State<AppState>, session: Session) -> Result<Re
     Ok(render(status, &view, &[]))
 }
 
-/// The dashboard's counts: exact up to this many, then "more than".
-const COUNT_UP_TO: usize = 1000;
-
 /// A count shown on the dashboard.
 #[derive(Debug)]
 pub struct Count {
     pub label: &'static str,
     pub href: String,
-    pub value: String,
+    pub value: u64,
 }
 
 #[derive(Template)]
@@ -81,60 +78,26 @@ struct DashboardPage<'a> {
     events: &'a [admin::audit::AuditEntry],
 }
 
-/// Counts a list by paging through it (at most [`COUNT_UP_TO`] items).
-async fn count<T, F, Fut>(mut fetch: F) -> Result<String, AppError>
-where
-    F: FnMut(Cursor) -> Fut,
-    Fut: std::future::Future<Output = Result<admin::Page<T>, crate::service_error::ServiceError>>,
-{
-    let mut total = 0usize;
-    let mut cursor = Cursor::first(admin::page::MAX_LIMIT);
-    loop {
-        let page = fetch(cursor.clone()).await.map_err(refused)?;
-        total += page.items.len();
-        match page.next_cursor {
-            Some(next) if total < COUNT_UP_TO => {
-                cursor = Cursor::parse(Some(&next), Some(admin::page::MAX_LIMIT)).map_err(refused)?;
-            }
-            Some(_) => return Ok(format!("{COUNT_UP_TO}+")),
-            None => return Ok(total.to_string()),
-        }
-    }
-}
-
 /// `GET /admin/t/{slug}`.
-pub async fn show(
-    State(state): State<AppState>,
-    session: Session,
-    TenantCaller(caller): TenantCaller,
-) -> Result<Response, AppError> {
-    let settings = admin::settings::get(&state.db, &caller).await.map_err(refused)?;
-    let (db, c) = (&state.db, &caller);
-    let f = Frame::new(&session, &caller, Section::Dashboard).await?;
+pub async fn show(ctx: Ctx) -> Result<Response, AppError> {
+    let (db, c) = (&ctx.state.db, &ctx.caller);
+    let settings = admin::settings::get(db, c).await.map_err(refused)?;
+    let f = ctx.frame(Section::Dashboard).await?;
     let counts = [
-        (ADMIN.nav_members, "/members", count(|cur| async move { admin::members::list(db, c, &cur).await }).await?),
-        (ADMIN.nav_clients, "/clients", count(|cur| async move { admin::clients::list(db, c, &cur).await }).await?),
-        (
-            ADMIN.nav_devices,
-            "/devices",
-            count(|cur| async move { admin::devices::list(db, c, None, &cur).await }).await?,
-        ),
-        (
-            ADMIN.nav_sessions,
-            "/sessions",
-            count(|cur| async move { admin::sessions::list(db, c, None, &cur).await }).await?,
-        ),
+        (ADMIN.nav_members, "/members", admin::members::count(db, c).await.map_err(refused)?),
+        (ADMIN.nav_clients, "/clients", admin::clients::count(db, c).await.map_err(refused)?),
+        (ADMIN.nav_devices, "/devices", admin::devices::count(db, c).await.map_err(refused)?),
+        (ADMIN.nav_sessions, "/sessions", admin::sessions::count(db, c).await.map_err(refused)?),
     ]
     .map(|(label, tail, value)| Count { label, href: f.path(tail), value });
     let recent =
         admin::audit::query(db, c, &admin::audit::AuditFilter::default(), &Cursor::first(5)).await.map_err(refused)?;
-    let view = DashboardPage {
+    ok(&DashboardPage {
         t: &EN,
         a: &ADMIN,
         f: &f,
         counts: &counts,
         require_mfa: settings.require_mfa,
         events: &recent.items,
-    };
-    Ok(render(StatusCode::OK, &view, &[]))
+    })
 }

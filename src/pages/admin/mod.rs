@@ -15,25 +15,32 @@ pub mod audit;
 pub mod clients;
 pub mod dashboard;
 pub mod devices;
+pub mod families;
 pub mod frame;
 pub mod members;
 pub mod platform;
 pub mod sessions;
 pub mod settings;
 
+use std::marker::PhantomData;
+
+use askama::Template;
 use axum::Router;
 use axum::extract::{FromRequestParts, RawPathParams};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{MethodRouter, get, post};
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use crate::admin::{Action, Caller};
-use crate::db;
+use crate::admin::{Action, Caller, Cursor, Page};
+use crate::db::{self, Database};
 use crate::error::AppError;
 use crate::protocol::meta::RequestMeta;
-use crate::session::{self, SignedIn};
+use crate::render::render;
+use crate::service_error::ServiceError;
+use crate::session::{self, SessionForm, SignedIn};
 use crate::state::AppState;
 
 pub use frame::{Frame, Section};
@@ -205,6 +212,113 @@ async fn signed_in_part(parts: &mut Parts, state: &AppState) -> Result<SignedIn,
     }
 }
 
+/// The caller of an area of the admin pages ([`TenantCaller`], [`PlatformCaller`]), and where
+/// that area's pages are.
+pub trait Area: FromRequestParts<AppState, Rejection = Response> + Into<Caller> {
+    /// The path of the area's page at `tail` (which starts with `/`, or is empty).
+    fn path(caller: &Caller, tail: &str) -> String;
+}
+
+impl From<TenantCaller> for Caller {
+    fn from(TenantCaller(caller): TenantCaller) -> Self {
+        caller
+    }
+}
+
+impl Area for TenantCaller {
+    fn path(caller: &Caller, tail: &str) -> String {
+        format!("/admin/t/{}{tail}", caller.slug)
+    }
+}
+
+impl From<PlatformCaller> for Caller {
+    fn from(PlatformCaller(caller): PlatformCaller) -> Self {
+        caller
+    }
+}
+
+impl Area for PlatformCaller {
+    fn path(_: &Caller, tail: &str) -> String {
+        format!("/admin/platform{tail}")
+    }
+}
+
+/// What every admin handler works with: the state, the browser session and the caller, whom
+/// `W` finds. Extracted in that order, before the path and the form, so a caller who is not
+/// signed in is sent to sign in, and a slug that is not theirs is a 404, whatever the rest of
+/// the request.
+pub struct Ctx<W = TenantCaller> {
+    pub state: AppState,
+    pub session: Session,
+    pub caller: Caller,
+    area: PhantomData<fn() -> W>,
+}
+
+impl<W: Area> FromRequestParts<AppState> for Ctx<W> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let session = Session::from_request_parts(parts, state).await.map_err(IntoResponse::into_response)?;
+        let caller = W::from_request_parts(parts, state).await?.into();
+        Ok(Self { state: state.clone(), session, caller, area: PhantomData })
+    }
+}
+
+impl<W: Area> Ctx<W> {
+    /// The path of the area's page at `tail` (which starts with `/`, or is empty).
+    pub fn path(&self, tail: &str) -> String {
+        W::path(&self.caller, tail)
+    }
+
+    /// The page of a list that `q` asks for, from the domain operation `fetch`.
+    pub async fn page<T>(
+        &self,
+        q: &PageQuery,
+        fetch: impl AsyncFnOnce(&Database, &Caller, &Cursor) -> Result<Page<T>, ServiceError>,
+    ) -> Result<Page<T>, AppError> {
+        let cursor = Cursor::parse(q.cursor.as_deref(), None).map_err(frame::refused)?;
+        fetch(&self.state.db, &self.caller, &cursor).await.map_err(frame::refused)
+    }
+
+    /// [`done`], back on the area's page at `tail`.
+    pub async fn done(&self, tail: &str, notice: &str) -> Result<Response, AppError> {
+        done(&self.session, &self.path(tail), notice).await
+    }
+
+    /// Runs a form's domain operation; when it works, [`Ctx::done`].
+    pub async fn act<T>(
+        &self,
+        op: impl Future<Output = Result<T, ServiceError>>,
+        tail: &str,
+        notice: &str,
+    ) -> Result<Response, AppError> {
+        op.await.map_err(frame::refused)?;
+        self.done(tail, notice).await
+    }
+}
+
+impl Ctx<TenantCaller> {
+    /// The frame of this organisation's page of `section` (it takes the pending notice).
+    pub async fn frame(&self, section: Section) -> Result<Frame, AppError> {
+        Frame::new(&self.session, &self.caller, section).await
+    }
+}
+
+/// The platform area's [`Ctx`].
+pub type PlatformCtx = Ctx<PlatformCaller>;
+
+/// A page as the answer: 200 and its HTML.
+pub fn ok(page: &impl Template) -> Result<Response, AppError> {
+    Ok(render(StatusCode::OK, page, &[]))
+}
+
+/// `?cursor=` of a list page.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    pub cursor: Option<String>,
+}
+
 /// A form with nothing but its CSRF token (a button).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -213,6 +327,9 @@ pub struct CsrfForm {
 }
 
 crate::session::csrf_field!(CsrfForm);
+
+/// A button's post: its CSRF token checked, nothing else in it.
+pub type Button = SessionForm<CsrfForm>;
 
 /// The answer to a form that worked: a notice for the next page, and a 303 to it (so that
 /// reloading that page does not post the form again).
