@@ -213,7 +213,8 @@ async fn the_audit_viewer_pages_and_filters() {
     assert_eq!(seqs(some.html()).len(), 50, "a full page");
 }
 
-/// The dashboard: how many members, clients, devices and sessions (each a link to its page),
+/// The dashboard: how many members, clients, devices and sessions (each a link to its page;
+/// exact counts, none of another tenant's),
 /// the MFA policy, and the latest events; changing the policy on the settings page shows on
 /// it, audited with the signed-in admin and their address.
 #[tokio::test]
@@ -225,6 +226,24 @@ async fn the_dashboard_counts_and_shows_the_policy_and_latest_events() {
     family(&p, acme, &p.client_id, ann, true).await;
     family(&p, acme, &p.client_id, ann, false).await;
     family(&p, acme, &p.client_id, ann, false).await;
+    // Another tenant's members, client and families are never counted.
+    let globex = p.t.tenant("globex").await;
+    add_member_in(&p.t.db, &Actor::system(), globex, "gina@globex.example", Role::Admin, Unknown::Invite).await.unwrap();
+    add_member_in(&p.t.db, &Actor::system(), globex, &p.email, Role::Viewer, Unknown::Invite).await.unwrap();
+    let other = laventecare_auth::clients::create_client(
+        &p.t.db,
+        laventecare_auth::clients::ClientRequest {
+            tenant: "globex".into(),
+            name: "Globex Web".into(),
+            grants: vec!["authorization_code".into()],
+            redirect_uris: vec![crate::flow::REDIRECT.into()],
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    family(&p, globex, &other.client_id, ann, true).await;
+    family(&p, globex, &other.client_id, ann, false).await;
     let page = b.open(&p.url("/admin/t/acme")).await;
     let html = page.html();
     for (tail, n, label) in [
