@@ -7,8 +7,10 @@ use serde_json::{Map, Value, json};
 use sha2::Digest;
 use uuid::Uuid;
 
+use crate::db::families::RequestedClaims;
 use crate::db::{self, Tx, clients::ClientRow};
 use crate::error::AppError;
+use crate::protocol::authorize::claims::{ClaimSet, ClaimsRequest};
 use crate::protocol::meta::RequestMeta;
 use crate::protocol::types::Scopes;
 use crate::secrets::Secret;
@@ -34,6 +36,10 @@ pub struct Grant<'a> {
     pub sid: Option<&'a str>,
     /// Only for the code grant's ID token; a refreshed ID token has none (OIDC Core §12.2).
     pub nonce: Option<&'a str>,
+    /// The user claims the authorization request named for the ID token (the `claims`
+    /// parameter's `id_token` member, OIDC Core §5.5), kept by the code and then the family so
+    /// that a refreshed ID token carries them too (§12.2).
+    pub id_token_claims: &'a [String],
     /// The family the tokens belong to (revoking it ends them) and its end; `None` for a
     /// service account's tokens.
     pub family: Option<(Uuid, DateTime<Utc>)>,
@@ -108,7 +114,7 @@ pub async fn issue(
     db::access_tokens::insert(tx, jti, grant.family.map(|f| f.0), &grant.client.client_id, access_exp).await?;
 
     let id_token = match (grant.user_id, grant.scope.contains("openid")) {
-        (Some(_), true) => {
+        (Some(user_id), true) => {
             let exp = now + Duration::from_std(ttl.id_token).unwrap_or_default();
             let mut id = Map::new();
             id.insert("iss".into(), json!(issuer));
@@ -134,6 +140,8 @@ pub async fn issue(
             id.insert("tid".into(), json!(grant.tenant_id.to_string()));
             id.insert("tenant".into(), json!(grant.tenant_slug));
             id.insert("roles".into(), json!(grant.roles));
+            let requested: Vec<&str> = grant.id_token_claims.iter().map(String::as_str).collect();
+            add_requested_id_token_claims(tx, &mut id, user_id, &requested).await?;
             Some(state.keys.sign(alg, TokenType::IdToken, &id).map_err(AppError::Internal)?)
         }
         _ => None,
@@ -261,4 +269,65 @@ pub async fn add_requested_id_token_claims(
 /// `sub`, `acr` or `auth_time` is the token's own business).
 pub fn user_claim_name(name: &str) -> bool {
     PROFILE_CLAIMS.contains(&name) || EMAIL_CLAIMS.contains(&name)
+}
+
+/// The most claims one member (`id_token`, `userinfo`) of the `claims` parameter may name; more
+/// is `invalid_request`. We know nine user claims; forty leaves room for the names of other
+/// vocabularies a relying party may ask for too, which are ignored (OIDC Core §5.5).
+pub const MAX_REQUESTED_CLAIMS: usize = 40;
+
+/// The user claims a `claims` parameter (OIDC Core §5.5) names for the ID token and for
+/// UserInfo, as a code and then its family keep them: of the names in each member (at most
+/// [`MAX_REQUESTED_CLAIMS`], or the error for `error_description`), those that are user claims
+/// of ours ([`user_claim_name`]), whatever the scope; other names are ignored, as §5.5 asks.
+///
+/// `essential` changes nothing here: a claim the user has no value for is left out of the ID
+/// token and UserInfo however it was asked for, and the request goes on, because "the
+/// Authorization Server MUST NOT generate an error when Claims are not returned, whether they
+/// are Essential or Voluntary" (§5.5.1; the relying party decides what to do without it). Only
+/// an essential `acr` is treated otherwise (`authorize::claims::acr_request`, §5.5.1.1).
+pub fn requested_claims(request: Option<&ClaimsRequest>) -> Result<RequestedClaims, &'static str> {
+    fn ours(set: Option<&ClaimSet>) -> Result<Vec<String>, &'static str> {
+        let Some(set) = set else { return Ok(Vec::new()) };
+        if set.names().count() > MAX_REQUESTED_CLAIMS {
+            return Err("the claims parameter names more than 40 claims in one member");
+        }
+        Ok(set.names().filter(|name| user_claim_name(name)).map(str::to_owned).collect())
+    }
+    Ok(RequestedClaims {
+        id_token_claims: ours(request.and_then(|r| r.id_token.as_ref()))?,
+        userinfo_claims: ours(request.and_then(|r| r.userinfo.as_ref()))?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn requested(raw: &str) -> Result<RequestedClaims, &'static str> {
+        requested_claims(Some(&ClaimsRequest::parse(raw).unwrap()))
+    }
+
+    #[test]
+    fn keeps_the_user_claims_named_in_each_member() {
+        let got = requested(
+            r#"{"id_token":{"given_name":{"essential":true},"email":null,"acr":null,"sub":{"value":"x"}},
+                "userinfo":{"name":null,"http://example.info/claims/groups":null,"phone_number":{"essential":true}}}"#,
+        )
+        .unwrap();
+        assert_eq!(got.id_token_claims, ["email", "given_name"], "acr and sub are the token's own business");
+        assert_eq!(got.userinfo_claims, ["name"], "names of other vocabularies are ignored");
+        assert_eq!(requested_claims(None).unwrap(), RequestedClaims::default());
+        assert_eq!(requested("{}").unwrap(), RequestedClaims::default());
+    }
+
+    #[test]
+    fn refuses_more_than_forty_names_in_a_member() {
+        let member = |n: usize| (0..n).map(|i| format!(r#""x{i}":null"#)).collect::<Vec<_>>().join(",");
+        assert!(requested(&format!(r#"{{"userinfo":{{{}}}}}"#, member(40))).is_ok(), "the limit itself");
+        assert!(requested(&format!(r#"{{"id_token":{{{}}}}}"#, member(41))).is_err());
+        assert!(requested(&format!(r#"{{"userinfo":{{{}}}}}"#, member(41))).is_err());
+        let both = format!(r#"{{"id_token":{{{0}}},"userinfo":{{{0}}}}}"#, member(40));
+        assert!(requested(&both).is_ok(), "the bound is per member");
+    }
 }

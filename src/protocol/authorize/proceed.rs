@@ -6,10 +6,12 @@ use chrono::{Duration, Utc};
 use tower_sessions::Session;
 use uuid::Uuid;
 
+use super::claims::ClaimsRequest;
 use super::reply::{Reply, expired_request};
 use crate::db::{self, audit, clients::ClientRow};
 use crate::error::AppError;
 use crate::identity::security;
+use crate::protocol::issue::requested_claims;
 use crate::protocol::meta::RequestMeta;
 use crate::protocol::types::Scopes;
 use crate::secrets::Secret;
@@ -65,6 +67,19 @@ pub(super) async fn decide(
         issuer: &state.config.issuer,
     };
     let to = |page: &str| Redirect::to(&format!("/{page}?req={}", pending.id)).into_response();
+
+    // The user claims the `claims` parameter names (OIDC Core §5.5), which the code keeps. Its
+    // bound is checked here, on the request's first step, before anyone signs in.
+    let claims = pending.claims.as_ref().and_then(ClaimsRequest::from_stored);
+    let requested = match requested_claims(claims.as_ref()) {
+        Ok(requested) => requested,
+        Err(why) => {
+            if !prompt_none {
+                session::finish_pending(session, &pending.id).await?;
+            }
+            return Ok(reply.error("invalid_request", why));
+        }
+    };
 
     // Authentication (OIDC Core §3.1.2.3).
     let who = session::signed_in(session).await?;
@@ -185,7 +200,7 @@ pub(super) async fn decide(
     };
     let expires = Utc::now() + Duration::from_std(state.config.ttl.code).unwrap_or_default();
     let mut tx = state.db.tenant(tenant_id).await?;
-    db::authorization_codes::insert(&mut tx, &code.hash(), &grant, expires).await?;
+    db::authorization_codes::insert_with_claims(&mut tx, &code.hash(), &grant, &requested, expires).await?;
     tx.commit().await?;
     if !prompt_none {
         session::finish_pending(session, &pending.id).await?;
