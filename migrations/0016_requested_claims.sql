@@ -2,8 +2,8 @@
 -- the ID token and those for UserInfo. A code keeps them from the authorization request to its
 -- redemption; the family its redemption begins keeps them for the refreshed ID token (OIDC Core
 -- §12.2) and for UserInfo, which finds the family through the access token's jti. Only names of
--- user claims we know are written (`protocol::issue::requested_claims`); these checks hold the
--- same bound against any other writer: at most 40 names, each 1-64 characters of
+-- user claims we know are written (`protocol::issue::requested_user_claims`); these checks hold
+-- the same bound against any other writer: at most 40 names, each 1-64 characters of
 -- [A-Za-z0-9_.:-], no NULL element.
 ALTER TABLE authorization_codes
     ADD COLUMN id_token_claims text[] NOT NULL DEFAULT '{}'

@@ -7,10 +7,8 @@ use serde_json::{Map, Value, json};
 use sha2::Digest;
 use uuid::Uuid;
 
-use crate::db::families::RequestedClaims;
 use crate::db::{self, Tx, clients::ClientRow};
 use crate::error::AppError;
-use crate::protocol::authorize::claims::{ClaimSet, ClaimsRequest};
 use crate::protocol::meta::RequestMeta;
 use crate::protocol::types::Scopes;
 use crate::secrets::Secret;
@@ -276,58 +274,40 @@ pub fn user_claim_name(name: &str) -> bool {
 /// vocabularies a relying party may ask for too, which are ignored (OIDC Core §5.5).
 pub const MAX_REQUESTED_CLAIMS: usize = 40;
 
-/// The user claims a `claims` parameter (OIDC Core §5.5) names for the ID token and for
-/// UserInfo, as a code and then its family keep them: of the names in each member (at most
-/// [`MAX_REQUESTED_CLAIMS`], or the error for `error_description`), those that are user claims
-/// of ours ([`user_claim_name`]), whatever the scope; other names are ignored, as §5.5 asks.
+/// Of the claim names one member of a `claims` parameter (OIDC Core §5.5) gives, the user
+/// claims of ours ([`user_claim_name`]), as a code and then its family keep them
+/// (`db::families::RequestedClaims`), whatever the scope; other names are ignored, as §5.5
+/// asks. More than [`MAX_REQUESTED_CLAIMS`] names is refused (the error is for
+/// `error_description`).
 ///
 /// `essential` changes nothing here: a claim the user has no value for is left out of the ID
 /// token and UserInfo however it was asked for, and the request goes on, because "the
 /// Authorization Server MUST NOT generate an error when Claims are not returned, whether they
 /// are Essential or Voluntary" (§5.5.1; the relying party decides what to do without it). Only
 /// an essential `acr` is treated otherwise (`authorize::claims::acr_request`, §5.5.1.1).
-pub fn requested_claims(request: Option<&ClaimsRequest>) -> Result<RequestedClaims, &'static str> {
-    fn ours(set: Option<&ClaimSet>) -> Result<Vec<String>, &'static str> {
-        let Some(set) = set else { return Ok(Vec::new()) };
-        if set.names().count() > MAX_REQUESTED_CLAIMS {
-            return Err("the claims parameter names more than 40 claims in one member");
-        }
-        Ok(set.names().filter(|name| user_claim_name(name)).map(str::to_owned).collect())
+pub fn requested_user_claims(names: &[&str]) -> Result<Vec<String>, &'static str> {
+    if names.len() > MAX_REQUESTED_CLAIMS {
+        return Err("the claims parameter names more than 40 claims in one member");
     }
-    Ok(RequestedClaims {
-        id_token_claims: ours(request.and_then(|r| r.id_token.as_ref()))?,
-        userinfo_claims: ours(request.and_then(|r| r.userinfo.as_ref()))?,
-    })
+    Ok(names.iter().filter(|name| user_claim_name(name)).map(|name| (*name).to_owned()).collect())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn requested(raw: &str) -> Result<RequestedClaims, &'static str> {
-        requested_claims(Some(&ClaimsRequest::parse(raw).unwrap()))
+    #[test]
+    fn keeps_the_user_claims_of_ours() {
+        let names = ["email", "given_name", "acr", "sub", "http://example.info/claims/groups", "Name", "phone_number"];
+        assert_eq!(requested_user_claims(&names).unwrap(), ["email", "given_name"]);
+        assert!(requested_user_claims(&[]).unwrap().is_empty());
     }
 
     #[test]
-    fn keeps_the_user_claims_named_in_each_member() {
-        let got = requested(
-            r#"{"id_token":{"given_name":{"essential":true},"email":null,"acr":null,"sub":{"value":"x"}},
-                "userinfo":{"name":null,"http://example.info/claims/groups":null,"phone_number":{"essential":true}}}"#,
-        )
-        .unwrap();
-        assert_eq!(got.id_token_claims, ["email", "given_name"], "acr and sub are the token's own business");
-        assert_eq!(got.userinfo_claims, ["name"], "names of other vocabularies are ignored");
-        assert_eq!(requested_claims(None).unwrap(), RequestedClaims::default());
-        assert_eq!(requested("{}").unwrap(), RequestedClaims::default());
-    }
-
-    #[test]
-    fn refuses_more_than_forty_names_in_a_member() {
-        let member = |n: usize| (0..n).map(|i| format!(r#""x{i}":null"#)).collect::<Vec<_>>().join(",");
-        assert!(requested(&format!(r#"{{"userinfo":{{{}}}}}"#, member(40))).is_ok(), "the limit itself");
-        assert!(requested(&format!(r#"{{"id_token":{{{}}}}}"#, member(41))).is_err());
-        assert!(requested(&format!(r#"{{"userinfo":{{{}}}}}"#, member(41))).is_err());
-        let both = format!(r#"{{"id_token":{{{0}}},"userinfo":{{{0}}}}}"#, member(40));
-        assert!(requested(&both).is_ok(), "the bound is per member");
+    fn refuses_more_than_forty_names() {
+        let owned: Vec<String> = (0..41).map(|i| format!("x{i}")).collect();
+        let names: Vec<&str> = owned.iter().map(String::as_str).collect();
+        assert!(requested_user_claims(&names[..40]).is_ok(), "the limit itself");
+        assert!(requested_user_claims(&names).is_err());
     }
 }

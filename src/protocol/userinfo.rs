@@ -65,7 +65,7 @@ pub async fn userinfo(State(state): State<AppState>, req: Request) -> Result<Res
     };
     // Claims by scope (OIDC Core §5.4), and those the authorization request named for
     // UserInfo in its `claims` parameter, whatever the scope (§5.5; only user claims of ours
-    // were kept: `issue::requested_claims`). Absent ones are left out (§5.3.2), essential or
+    // were kept: `issue::requested_user_claims`). Absent ones are left out (§5.3.2), essential or
     // not (§5.5.1: not returning an essential claim is no error).
     let mut names = issue::scope_claims(&scope);
     names.extend(requested.iter().map(String::as_str).filter(|n| issue::user_claim_name(n)));

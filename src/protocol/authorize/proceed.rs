@@ -6,12 +6,13 @@ use chrono::{Duration, Utc};
 use tower_sessions::Session;
 use uuid::Uuid;
 
-use super::claims::ClaimsRequest;
+use super::claims::{ClaimSet, ClaimsRequest};
 use super::reply::{Reply, expired_request};
+use crate::db::families::RequestedClaims;
 use crate::db::{self, audit, clients::ClientRow};
 use crate::error::AppError;
 use crate::identity::security;
-use crate::protocol::issue::requested_claims;
+use crate::protocol::issue::requested_user_claims;
 use crate::protocol::meta::RequestMeta;
 use crate::protocol::types::Scopes;
 use crate::secrets::Secret;
@@ -206,4 +207,49 @@ pub(super) async fn decide(
         session::finish_pending(session, &pending.id).await?;
     }
     Ok(reply.code(code.expose()))
+}
+
+/// The user claims a `claims` parameter names for the ID token and for UserInfo, as the code
+/// keeps them (`issue::requested_user_claims` says which, and refuses more than 40 in a member).
+fn requested_claims(request: Option<&ClaimsRequest>) -> Result<RequestedClaims, &'static str> {
+    let names = |set: Option<&ClaimSet>| {
+        let names: Vec<&str> = set.into_iter().flat_map(ClaimSet::names).collect();
+        requested_user_claims(&names)
+    };
+    Ok(RequestedClaims {
+        id_token_claims: names(request.and_then(|r| r.id_token.as_ref()))?,
+        userinfo_claims: names(request.and_then(|r| r.userinfo.as_ref()))?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn requested(raw: &str) -> Result<RequestedClaims, &'static str> {
+        requested_claims(Some(&ClaimsRequest::parse(raw).unwrap()))
+    }
+
+    #[test]
+    fn keeps_the_user_claims_named_in_each_member() {
+        let got = requested(
+            r#"{"id_token":{"given_name":{"essential":true},"email":null,"acr":null,"sub":{"value":"x"}},
+                "userinfo":{"name":null,"http://example.info/claims/groups":null,"phone_number":{"essential":true}}}"#,
+        )
+        .unwrap();
+        assert_eq!(got.id_token_claims, ["email", "given_name"], "acr and sub are the token's own business");
+        assert_eq!(got.userinfo_claims, ["name"], "names of other vocabularies are ignored");
+        assert_eq!(requested_claims(None).unwrap(), RequestedClaims::default());
+        assert_eq!(requested("{}").unwrap(), RequestedClaims::default());
+    }
+
+    #[test]
+    fn refuses_more_than_forty_names_in_a_member() {
+        let member = |n: usize| (0..n).map(|i| format!(r#""x{i}":null"#)).collect::<Vec<_>>().join(",");
+        assert!(requested(&format!(r#"{{"userinfo":{{{}}}}}"#, member(40))).is_ok(), "the limit itself");
+        assert!(requested(&format!(r#"{{"id_token":{{{}}}}}"#, member(41))).is_err());
+        assert!(requested(&format!(r#"{{"userinfo":{{{}}}}}"#, member(41))).is_err());
+        let both = format!(r#"{{"id_token":{{{0}}},"userinfo":{{{0}}}}}"#, member(40));
+        assert!(requested(&both).is_ok(), "the bound is per member");
+    }
 }
