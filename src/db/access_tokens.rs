@@ -46,6 +46,23 @@ pub async fn is_active(tx: &mut Tx, jti: Uuid) -> Result<bool, sqlx::Error> {
     .await
 }
 
+/// The claims the authorization behind an access token named for UserInfo (OIDC Core §5.5),
+/// read from its family (`db::families::RequestedClaims`); none for a token of no family
+/// (client credentials) or an unknown `jti`.
+pub async fn userinfo_claims(tx: &mut Tx, jti: Uuid) -> Result<Vec<String>, sqlx::Error> {
+    let tenant_id = tx.tenant_or_nil();
+    let names: Option<Vec<String>> = sqlx::query_scalar(
+        "SELECT f.userinfo_claims FROM access_tokens a \
+           JOIN token_families f ON f.tenant_id = a.tenant_id AND f.family_id = a.family_id \
+         WHERE a.tenant_id = $1 AND a.jti = $2",
+    )
+    .bind(tenant_id)
+    .bind(jti)
+    .fetch_optional(tx.conn())
+    .await?;
+    Ok(names.unwrap_or_default())
+}
+
 /// Revokes an access token issued to `client_id`. True if it was revoked now.
 pub async fn revoke(tx: &mut Tx, jti: Uuid, client_id: &str) -> Result<bool, sqlx::Error> {
     let tenant_id = tx.tenant_or_nil();

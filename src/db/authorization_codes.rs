@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::Tx;
+use super::families::RequestedClaims;
 
 /// The grant an authorization code stands for.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -33,23 +34,37 @@ pub struct CodeGrant {
 pub struct ConsumedCode {
     #[sqlx(flatten)]
     pub grant: CodeGrant,
+    /// The claims the authorization request named, for the family the redemption begins.
+    #[sqlx(flatten)]
+    pub claims: RequestedClaims,
     /// The user's security stamp is still the one the code was issued under: no password
     /// change, MFA reset, recovery or "sign out everywhere" since.
     pub stamp_current: bool,
 }
 
-/// Stores a new code (its hash) in the transaction's tenant.
+/// Stores a new code (its hash) in the transaction's tenant, naming no claims.
 pub async fn insert(
     tx: &mut Tx,
     code_hash: &[u8],
     grant: &CodeGrant,
     expires_at: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
+    insert_with_claims(tx, code_hash, grant, &RequestedClaims::default(), expires_at).await
+}
+
+/// Stores a new code (its hash) in the transaction's tenant with the claims its request named.
+pub async fn insert_with_claims(
+    tx: &mut Tx,
+    code_hash: &[u8],
+    grant: &CodeGrant,
+    claims: &RequestedClaims,
+    expires_at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
     let tenant_id = tx.tenant_or_nil();
     sqlx::query(
         "INSERT INTO authorization_codes (tenant_id, code_hash, client_id, user_id, redirect_uri, scope, nonce, \
-         code_challenge, auth_time, amr, acr, sid, expires_at, security_stamp) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+         code_challenge, auth_time, amr, acr, sid, expires_at, security_stamp, id_token_claims, userinfo_claims) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
     )
     .bind(tenant_id)
     .bind(code_hash)
@@ -65,6 +80,8 @@ pub async fn insert(
     .bind(&grant.sid)
     .bind(expires_at)
     .bind(grant.security_stamp)
+    .bind(&claims.id_token_claims)
+    .bind(&claims.userinfo_claims)
     .execute(tx.conn())
     .await?;
     Ok(())
@@ -91,7 +108,7 @@ pub async fn consume(
         "UPDATE authorization_codes c SET consumed_at = now(), family_id = $4 \
          WHERE tenant_id = $1 AND code_hash = $2 AND client_id = $3 AND consumed_at IS NULL AND expires_at > now() \
          RETURNING client_id, user_id, redirect_uri, scope, nonce, code_challenge, auth_time, amr, acr, sid, \
-           security_stamp, coalesce(security_stamp = (SELECT u.security_stamp FROM users u WHERE u.id = c.user_id), \
+           security_stamp, id_token_claims, userinfo_claims, coalesce(security_stamp = (SELECT u.security_stamp FROM users u WHERE u.id = c.user_id), \
              false) AS stamp_current",
     )
     .bind(tenant_id)

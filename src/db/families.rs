@@ -32,12 +32,29 @@ pub struct Family {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
-/// Creates a family in the transaction's tenant.
+/// The user claims an authorization request named in its `claims` parameter (OIDC Core §5.5),
+/// by location; a code keeps them until it is redeemed, then the family it begins (migration
+/// 0016 bounds both lists).
+#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
+pub struct RequestedClaims {
+    /// For every ID token of the grant, refreshed ones included (OIDC Core §12.2).
+    pub id_token_claims: Vec<String>,
+    /// For UserInfo, on top of those of the access token's scope.
+    pub userinfo_claims: Vec<String>,
+}
+
+/// Creates a family in the transaction's tenant that names no claims.
 pub async fn insert(tx: &mut Tx, f: &Family) -> Result<(), sqlx::Error> {
+    insert_with_claims(tx, f, &RequestedClaims::default()).await
+}
+
+/// Creates a family in the transaction's tenant with the claims its authorization named.
+pub async fn insert_with_claims(tx: &mut Tx, f: &Family, claims: &RequestedClaims) -> Result<(), sqlx::Error> {
     let tenant_id = tx.tenant_or_nil();
     sqlx::query(
-        "INSERT INTO token_families (tenant_id, family_id, client_id, user_id, scope, auth_time, amr, acr, sid, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        "INSERT INTO token_families (tenant_id, family_id, client_id, user_id, scope, auth_time, amr, acr, sid, \
+           expires_at, id_token_claims, userinfo_claims) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(tenant_id)
     .bind(f.family_id)
@@ -49,9 +66,23 @@ pub async fn insert(tx: &mut Tx, f: &Family) -> Result<(), sqlx::Error> {
     .bind(&f.acr)
     .bind(&f.sid)
     .bind(f.expires_at)
+    .bind(&claims.id_token_claims)
+    .bind(&claims.userinfo_claims)
     .execute(tx.conn())
     .await?;
     Ok(())
+}
+
+/// The claims a family's authorization named, by the family's id.
+pub async fn requested_claims(tx: &mut Tx, family_id: Uuid) -> Result<Option<RequestedClaims>, sqlx::Error> {
+    let tenant_id = tx.tenant_or_nil();
+    sqlx::query_as(
+        "SELECT id_token_claims, userinfo_claims FROM token_families WHERE tenant_id = $1 AND family_id = $2",
+    )
+    .bind(tenant_id)
+    .bind(family_id)
+    .fetch_optional(tx.conn())
+    .await
 }
 
 /// A family by id.

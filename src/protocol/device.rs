@@ -313,6 +313,8 @@ pub async fn redeem(
             acr: Some(&approval.acr),
             sid: Some(&approval.sid),
             nonce: None,
+            // RFC 8628 §3.1 has no `claims` parameter: the family names no claims either.
+            id_token_claims: &[],
             family: Some((family_id, family_end)),
             refresh: refreshable(client),
         },

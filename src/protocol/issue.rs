@@ -34,6 +34,10 @@ pub struct Grant<'a> {
     pub sid: Option<&'a str>,
     /// Only for the code grant's ID token; a refreshed ID token has none (OIDC Core §12.2).
     pub nonce: Option<&'a str>,
+    /// The user claims the authorization request named for the ID token (the `claims`
+    /// parameter's `id_token` member, OIDC Core §5.5), kept by the code and then the family so
+    /// that a refreshed ID token carries them too (§12.2).
+    pub id_token_claims: &'a [String],
     /// The family the tokens belong to (revoking it ends them) and its end; `None` for a
     /// service account's tokens.
     pub family: Option<(Uuid, DateTime<Utc>)>,
@@ -108,7 +112,7 @@ pub async fn issue(
     db::access_tokens::insert(tx, jti, grant.family.map(|f| f.0), &grant.client.client_id, access_exp).await?;
 
     let id_token = match (grant.user_id, grant.scope.contains("openid")) {
-        (Some(_), true) => {
+        (Some(user_id), true) => {
             let exp = now + Duration::from_std(ttl.id_token).unwrap_or_default();
             let mut id = Map::new();
             id.insert("iss".into(), json!(issuer));
@@ -134,6 +138,8 @@ pub async fn issue(
             id.insert("tid".into(), json!(grant.tenant_id.to_string()));
             id.insert("tenant".into(), json!(grant.tenant_slug));
             id.insert("roles".into(), json!(grant.roles));
+            let requested: Vec<&str> = grant.id_token_claims.iter().map(String::as_str).collect();
+            add_requested_id_token_claims(tx, &mut id, user_id, &requested).await?;
             Some(state.keys.sign(alg, TokenType::IdToken, &id).map_err(AppError::Internal)?)
         }
         _ => None,
@@ -261,4 +267,47 @@ pub async fn add_requested_id_token_claims(
 /// `sub`, `acr` or `auth_time` is the token's own business).
 pub fn user_claim_name(name: &str) -> bool {
     PROFILE_CLAIMS.contains(&name) || EMAIL_CLAIMS.contains(&name)
+}
+
+/// The most claims one member (`id_token`, `userinfo`) of the `claims` parameter may name; more
+/// is `invalid_request`. We know nine user claims; forty leaves room for the names of other
+/// vocabularies a relying party may ask for too, which are ignored (OIDC Core §5.5).
+pub const MAX_REQUESTED_CLAIMS: usize = 40;
+
+/// Of the claim names one member of a `claims` parameter (OIDC Core §5.5) gives, the user
+/// claims of ours ([`user_claim_name`]), as a code and then its family keep them
+/// (`db::families::RequestedClaims`), whatever the scope; other names are ignored, as §5.5
+/// asks. More than [`MAX_REQUESTED_CLAIMS`] names is refused (the error is for
+/// `error_description`).
+///
+/// `essential` changes nothing here: a claim the user has no value for is left out of the ID
+/// token and UserInfo however it was asked for, and the request goes on, because "the
+/// Authorization Server MUST NOT generate an error when Claims are not returned, whether they
+/// are Essential or Voluntary" (§5.5.1; the relying party decides what to do without it). Only
+/// an essential `acr` is treated otherwise (`authorize::claims::acr_request`, §5.5.1.1).
+pub fn requested_user_claims(names: &[&str]) -> Result<Vec<String>, &'static str> {
+    if names.len() > MAX_REQUESTED_CLAIMS {
+        return Err("the claims parameter names more than 40 claims in one member");
+    }
+    Ok(names.iter().filter(|name| user_claim_name(name)).map(|name| (*name).to_owned()).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_the_user_claims_of_ours() {
+        let names = ["email", "given_name", "acr", "sub", "http://example.info/claims/groups", "Name", "phone_number"];
+        assert_eq!(requested_user_claims(&names).unwrap(), ["email", "given_name"]);
+        assert!(requested_user_claims(&[]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn refuses_more_than_forty_names() {
+        let owned: Vec<String> = (0..41).map(|i| format!("x{i}")).collect();
+        let names: Vec<&str> = owned.iter().map(String::as_str).collect();
+        assert!(requested_user_claims(&names[..40]).is_ok(), "the limit itself");
+        assert!(requested_user_claims(&names).is_err());
+    }
 }

@@ -115,7 +115,7 @@ async fn authorization_code(
         }
         return Err(OAuthError::invalid_grant("the code is invalid, expired or already used").into());
     };
-    let grant = consumed.grant;
+    let (grant, claims) = (consumed.grant, consumed.claims);
     // From here on the code is spent, whatever happens: a failed redemption burns it, and
     // says why in the audit log.
     let pkce_ok = match (&grant.code_challenge, code_verifier) {
@@ -160,7 +160,7 @@ async fn authorization_code(
     let family =
         Some((family_id, Utc::now() + Duration::from_std(state.config.ttl.refresh_family).unwrap_or_default()));
     if let Some((family_id, expires_at)) = family {
-        db::families::insert(
+        db::families::insert_with_claims(
             &mut tx,
             &db::families::Family {
                 family_id,
@@ -174,6 +174,7 @@ async fn authorization_code(
                 expires_at,
                 revoked_at: None,
             },
+            &claims,
         )
         .await?;
     }
@@ -194,6 +195,7 @@ async fn authorization_code(
             acr: Some(&grant.acr),
             sid: Some(&grant.sid),
             nonce: grant.nonce.as_deref(),
+            id_token_claims: &claims.id_token_claims,
             family,
             refresh: refreshable(client),
         },
@@ -270,6 +272,8 @@ async fn refresh_token(
         tx.commit().await?;
         return Err(OAuthError::invalid_grant("the grant needs a new sign-in with a second factor").into());
     }
+    // The refreshed ID token names the claims the first one did (OIDC Core §12.2).
+    let claims = db::families::requested_claims(&mut tx, family.family_id).await?.unwrap_or_default();
     let response = issue::issue(
         state,
         &mut tx,
@@ -287,6 +291,7 @@ async fn refresh_token(
             acr: family.acr.as_deref(),
             sid: family.sid.as_deref(),
             nonce: None,
+            id_token_claims: &claims.id_token_claims,
             family: Some((family.family_id, family.expires_at)),
             refresh: true,
         },
@@ -337,6 +342,7 @@ async fn client_credentials(
             acr: None,
             sid: None,
             nonce: None,
+            id_token_claims: &[],
             family: None,
             refresh: false,
         },

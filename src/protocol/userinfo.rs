@@ -58,14 +58,20 @@ pub async fn userinfo(State(state): State<AppState>, req: Request) -> Result<Res
     let Some(user_id) = user_id else { return Err(OAuthError::invalid_token().into()) };
     let mut tx = state.db.tenant(at.tenant_id).await?;
     let user = db::users::claims(&mut tx, user_id).await?;
+    let requested = db::access_tokens::userinfo_claims(&mut tx, at.jti).await?;
     tx.commit().await?;
     let Some(user) = user.filter(|u| u.status == crate::vocabulary::UserStatus::Active) else {
         return Err(OAuthError::invalid_token().into());
     };
-    // Claims by scope (OIDC Core §5.4); absent ones are left out (§5.3.2).
+    // Claims by scope (OIDC Core §5.4), and those the authorization request named for
+    // UserInfo in its `claims` parameter, whatever the scope (§5.5; only user claims of ours
+    // were kept: `issue::requested_user_claims`). Absent ones are left out (§5.3.2), essential or
+    // not (§5.5.1: not returning an essential claim is no error).
+    let mut names = issue::scope_claims(&scope);
+    names.extend(requested.iter().map(String::as_str).filter(|n| issue::user_claim_name(n)));
     let mut claims = Map::new();
     claims.insert("sub".into(), json!(user.id.to_string()));
-    issue::add_user_claims(&mut claims, &user, &issue::scope_claims(&scope));
+    issue::add_user_claims(&mut claims, &user, &names);
     for name in ["tid", "tenant", "roles"] {
         if let Some(v) = at.claims.get(name) {
             claims.insert(name.into(), v.clone());

@@ -15,6 +15,7 @@ mod audit;
 mod authorize;
 mod browser;
 mod chrome;
+mod claims;
 mod cli;
 mod device;
 mod embedded;
