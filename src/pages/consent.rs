@@ -11,6 +11,7 @@ use crate::db::{self, audit};
 use crate::error::AppError;
 use crate::extract::Query;
 use crate::html::text::{EN, Text, scope_description};
+use crate::protocol::authorize::proceed;
 use crate::protocol::authorize::reply::{Reply, expired_request, origin_of};
 use crate::protocol::meta::RequestMeta;
 use crate::protocol::types::Scopes;
@@ -48,7 +49,7 @@ pub async fn show(
     let mut tx = state.db.tenant(tenant).await?;
     let email = db::users::claims(&mut tx, who.user_id).await?.map(|u| u.email).unwrap_or_default();
     tx.commit().await?;
-    let scopes = Scopes::parse(&p.scope).unwrap_or_default();
+    let scopes = consent_scope(&state, &p).await?;
     let csrf = session::csrf_token(&session).await?;
     let page = ConsentPage {
         t: &EN,
@@ -59,6 +60,15 @@ pub async fn show(
         scopes: scopes.iter().filter_map(scope_description).collect(),
     };
     Ok(render(StatusCode::OK, &page, &[origin_of(&p.redirect_uri)]))
+}
+
+/// What the user is asked to allow: the request's scopes and those covering the claims it asks
+/// for by name (`authorize::proceed::consent_scope`), so the page shows, and the consent
+/// remembers, everything the client will read.
+async fn consent_scope(state: &AppState, p: &session::Pending) -> Result<Scopes, AppError> {
+    let client = crate::clients::find(&state.db, &p.client_id).await?.ok_or_else(expired_request)?;
+    let requested = proceed::requested_claims_of(p, &client).map_err(|_| expired_request())?;
+    Ok(proceed::consent_scope(p, &requested))
 }
 
 #[derive(Debug, Deserialize)]
@@ -102,7 +112,7 @@ pub async fn submit(
         };
         return Ok(reply.error("access_denied", "the user denied the request"));
     }
-    let scopes = Scopes::parse(&p.scope).unwrap_or_default();
+    let scopes = consent_scope(&state, &p).await?;
     let mut tx = state.db.tenant(tenant).await?;
     db::consents::grant(&mut tx, who.user_id, &p.client_id, &scopes.to_vec()).await?;
     let mut event = meta.event(

@@ -201,6 +201,18 @@ pub const PROFILE_CLAIMS: [&str; 7] =
 /// The claims the `email` scope stands for (OIDC Core §5.4).
 pub const EMAIL_CLAIMS: [&str; 2] = ["email", "email_verified"];
 
+/// The scope that stands for a user claim (OIDC Core §5.4), whose consent releasing the claim
+/// by name needs.
+pub fn covering_scope(name: &str) -> Option<&'static str> {
+    if PROFILE_CLAIMS.contains(&name) {
+        Some("profile")
+    } else if EMAIL_CLAIMS.contains(&name) {
+        Some("email")
+    } else {
+        None
+    }
+}
+
 /// The user claims `scope` stands for: what UserInfo returns (OIDC Core §5.4).
 pub fn scope_claims(scope: &Scopes) -> Vec<&'static str> {
     let mut names = Vec::new();

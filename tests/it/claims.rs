@@ -312,3 +312,47 @@ async fn the_database_bounds_the_lists_and_keeps_them_to_the_tenant() {
     assert!(db::access_tokens::userinfo_claims(&mut tx, jti).await.unwrap().is_empty());
     tx.commit().await.unwrap();
 }
+
+/// A claim asked for by name needs the consent its scope would: after ann allowed `openid`
+/// alone, a request for `openid` that names `email` is shown the consent page again, which
+/// says the email address will be shared; allowed, it is remembered with `email`. A client not
+/// registered for a claim's scope does not get it by name either.
+#[tokio::test]
+async fn claims_by_name_need_the_consent_of_their_scope() {
+    let p = Provider::start().await;
+    let b = Browser::new(&p);
+    let (_, challenge) = pkce();
+    let first = b.sign_in_through(&authorize_url(&p, &challenge, &[("scope", "openid")]), &p.email, PASSWORD).await;
+    assert!(first.code().is_some(), "{first:?}");
+    let again = b.open(&authorize_url(&p, &challenge, &[("scope", "openid")])).await;
+    assert!(again.code().is_some(), "openid alone is remembered");
+
+    let named = authorize_url(&p, &challenge, &[("scope", "openid"), ("claims", r#"{"id_token":{"email":null}}"#)]);
+    let asked = b.open(&named).await;
+    let html = asked.html();
+    assert!(html.contains("action=\"/consent\""), "the consent page again: {html}");
+    assert!(html.contains("See your email address"), "{html}");
+    assert!(!html.contains("See your name"), "{html}");
+    let allowed = b.consent(&asked, true).await;
+    assert!(allowed.code().is_some(), "{allowed:?}");
+    let ann = user_id(&p, &p.email).await;
+    let mut tx = p.t.db.tenant(tenant_id(&p, "acme").await).await.unwrap();
+    let granted = db::consents::granted(&mut tx, ann, &p.client_id).await.unwrap();
+    tx.commit().await.unwrap();
+    assert!(granted.contains(&"email".to_owned()), "{granted:?}");
+    assert!(b.open(&named).await.code().is_some(), "now remembered");
+
+    // A client registered without `email` gets no email by name.
+    let mut conn = p.t.owner().await;
+    sqlx::query("UPDATE clients SET scopes = '{openid,profile}' WHERE client_id = $1")
+        .bind(&p.client_id)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let (verifier, challenge) = pkce();
+    let url = authorize_url(&p, &challenge, &[("scope", "openid"), ("claims", r#"{"id_token":{"email":null}}"#)]);
+    let step = b.open(&url).await;
+    let (status, tokens) = p.redeem(&step.code().unwrap(), &verifier).await;
+    assert_eq!(status, 200, "{tokens}");
+    assert!(claims(tokens["id_token"].as_str().unwrap()).get("email").is_none());
+}

@@ -12,7 +12,7 @@ use crate::db::families::RequestedClaims;
 use crate::db::{self, audit, clients::ClientRow};
 use crate::error::AppError;
 use crate::identity::security;
-use crate::protocol::issue::requested_user_claims;
+use crate::protocol::issue::{covering_scope, requested_user_claims};
 use crate::protocol::meta::RequestMeta;
 use crate::protocol::types::Scopes;
 use crate::secrets::Secret;
@@ -71,8 +71,7 @@ pub(super) async fn decide(
 
     // The user claims the `claims` parameter names (OIDC Core §5.5), which the code keeps. Its
     // bound is checked here, on the request's first step, before anyone signs in.
-    let claims = pending.claims.as_ref().and_then(ClaimsRequest::from_stored);
-    let requested = match requested_claims(claims.as_ref()) {
+    let requested = match requested_claims_of(&pending, client) {
         Ok(requested) => requested,
         Err(why) => {
             if !prompt_none {
@@ -169,13 +168,14 @@ pub(super) async fn decide(
         return Ok(reply.error("unmet_authentication_requirements", "the sign-in does not meet the essential acr"));
     }
 
-    // Consent, remembered per client and scope set (OIDC Core §3.1.2.4).
+    // Consent, remembered per client and scope set (OIDC Core §3.1.2.4), for the scopes asked
+    // and those covering the claims asked for by name.
     let scope = Scopes::parse(&pending.scope).unwrap_or_default();
     if !pending.consented {
         let mut tx = state.db.tenant(tenant_id).await?;
         let granted = db::consents::granted(&mut tx, who.user_id, &client.client_id).await?;
         tx.commit().await?;
-        let remembered = scope.is_subset_of(&granted);
+        let remembered = consent_scope(&pending, &requested).is_subset_of(&granted);
         if pending.prompt_consent || !remembered {
             if prompt_none {
                 return Ok(reply.error("consent_required", "the user has not consented"));
@@ -207,6 +207,28 @@ pub(super) async fn decide(
         session::finish_pending(session, &pending.id).await?;
     }
     Ok(reply.code(code.expose()))
+}
+
+/// The claims a waiting request names that the code will keep: those of its `claims`
+/// parameter ([`requested_claims`]) whose covering scope (`issue::covering_scope`) the client
+/// is registered for, as a scope would be.
+pub fn requested_claims_of(pending: &session::Pending, client: &ClientRow) -> Result<RequestedClaims, &'static str> {
+    let claims = pending.claims.as_ref().and_then(ClaimsRequest::from_stored);
+    let mut requested = requested_claims(claims.as_ref())?;
+    let allowed = |name: &String| covering_scope(name).is_some_and(|s| client.scopes.iter().any(|c| c == s));
+    requested.id_token_claims.retain(allowed);
+    requested.userinfo_claims.retain(allowed);
+    Ok(requested)
+}
+
+/// What the user consents to for a waiting request: the scopes it asks, and the scopes that
+/// cover the claims it names (a claim asked for by name needs the consent its scope would;
+/// without this, a request for `openid` alone could read an email the user never agreed to
+/// show: OIDC Core §5.5 leaves the release of requested claims to the OP's consent).
+pub fn consent_scope(pending: &session::Pending, requested: &RequestedClaims) -> Scopes {
+    let named = requested.id_token_claims.iter().chain(&requested.userinfo_claims).filter_map(|n| covering_scope(n));
+    let all: Vec<&str> = pending.scope.split(' ').chain(named).collect();
+    Scopes::parse(&all.join(" ")).unwrap_or_default()
 }
 
 /// The user claims a `claims` parameter names for the ID token and for UserInfo, as the code
