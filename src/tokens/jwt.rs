@@ -255,4 +255,60 @@ mod tests {
         assert_eq!(header.alg, "ES256");
         assert_eq!(header.kid.as_deref(), Some("k"));
     }
+
+    /// Randomised (issue 11): `decode_header` never panics on any string, and a real signed
+    /// token with one character changed (header, payload or signature) never verifies.
+    /// `LCA_FUZZ_CASES` raises the number of cases (default 256).
+    mod fuzz {
+        use std::sync::OnceLock;
+
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::tokens::keys::{PrivateKey, SigningAlg};
+
+        fn config() -> ProptestConfig {
+            let cases = std::env::var("LCA_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256);
+            ProptestConfig { failure_persistence: None, ..ProptestConfig::with_cases(cases) }
+        }
+
+        /// One signed token per algorithm, and the key that verifies it.
+        fn signed() -> &'static [(PrivateKey, String)] {
+            static TOKENS: OnceLock<Vec<(PrivateKey, String)>> = OnceLock::new();
+            TOKENS.get_or_init(|| {
+                SigningAlg::ALL
+                    .into_iter()
+                    .map(|alg| {
+                        let key = PrivateKey::generate(alg).unwrap();
+                        let claims = claims(json!({"iss": "https://id.example.com", "sub": "u", "exp": 2_000_000_000}));
+                        let token = sign(key.signer().unwrap().as_ref(), TokenType::AccessToken, &claims).unwrap();
+                        (key, token)
+                    })
+                    .collect()
+            })
+        }
+
+        proptest! {
+            #![proptest_config(config())]
+
+            #[test]
+            fn decode_header_never_panics(raw in prop_oneof![any::<String>(), "[A-Za-z0-9_.-]{0,300}"]) {
+                let _ = decode_header(&raw);
+            }
+
+            #[test]
+            fn mutated_tokens_are_refused(which in 0usize..3, at in any::<prop::sample::Index>(), by in 0x21u8..0x7f) {
+                let (key, token) = &signed()[which];
+                let verifier = key.verifier().unwrap();
+                prop_assert!(verify_signature(token, verifier.as_ref()).is_ok());
+                let mut bytes = token.clone().into_bytes();
+                let i = at.index(bytes.len());
+                prop_assume!(bytes[i] != by);
+                bytes[i] = by;
+                let mutated = String::from_utf8(bytes).unwrap();
+                let verified = verify_signature(&mutated, verifier.as_ref());
+                prop_assert!(verified.is_err(), "mutated token accepted: {} -> {}", token, mutated);
+            }
+        }
+    }
 }

@@ -24,6 +24,7 @@ mod errors;
 mod events;
 mod floods;
 mod flow;
+mod fuzz;
 mod grants;
 mod http;
 mod janitor;
