@@ -60,20 +60,8 @@ impl Caller {
         let tenant = db::tenants::current_row(&mut tx).await?;
         tx.commit().await?;
         let (Some(role), Some(tenant)) = (role, tenant) else { return Ok(None) };
-        if tenant.status != TenantStatus::Active {
-            return Ok(None);
-        }
         let actor = Actor { kind: "user", id: Some(user_id.to_string()), ..actor };
-        Ok(Some(Caller {
-            tenant_id,
-            platform_admin: tenant.is_platform && role == Role::Admin,
-            slug: tenant.slug,
-            tenant_name: tenant.name,
-            role,
-            principal: Principal::User(user_id),
-            actor,
-            checks,
-        }))
+        Ok(Self::in_tenant(tenant, role, Principal::User(user_id), actor, checks))
     }
 
     /// A service account of `tenant_id` with its role now; `None` when the client is gone,
@@ -91,20 +79,28 @@ impl Caller {
         tx.commit().await?;
         let (Some(client), Some(tenant)) = (client, tenant) else { return Ok(None) };
         let Some(role) = client.service_role else { return Ok(None) };
-        if tenant.status != TenantStatus::Active {
-            return Ok(None);
-        }
         let actor = Actor { kind: "client", id: Some(client.client_id.clone()), ..actor };
-        Ok(Some(Caller {
-            tenant_id,
+        Ok(Self::in_tenant(tenant, role, Principal::Service(client.client_id), actor, checks))
+    }
+
+    /// The caller of an active tenant; `None` for a suspended one.
+    fn in_tenant(
+        tenant: db::tenants::TenantRow,
+        role: Role,
+        principal: Principal,
+        actor: Actor,
+        checks: HandlerChecks,
+    ) -> Option<Caller> {
+        (tenant.status == TenantStatus::Active).then(|| Caller {
+            tenant_id: tenant.id,
             platform_admin: tenant.is_platform && role == Role::Admin,
             slug: tenant.slug,
             tenant_name: tenant.name,
             role,
-            principal: Principal::Service(client.client_id),
+            principal,
             actor,
             checks,
-        }))
+        })
     }
 
     /// Whether the permission table lets this caller take `action`.
