@@ -80,6 +80,8 @@ pub struct NewClient {
     pub require_mfa: bool,
     /// The client may ask for the `admin` scope.
     pub admin_api: bool,
+    /// A confidential client may leave PKCE out (see [`ClientRequest::pkce_optional`]).
+    pub pkce_optional: bool,
 }
 
 /// Bounds on what a caller may send: redirect URIs per list and their length, grant and
@@ -148,10 +150,9 @@ fn power(role: Option<Role>, admin_api: bool) -> Option<Role> {
 /// redirect URIs at their own server, would hold an admin's tokens.
 fn within_reach(caller: &Caller, power: Option<Role>) -> Result<(), ServiceError> {
     match power {
-        Some(p) if p > caller.role && caller.checks() == HandlerChecks::Enforced => Err(ServiceError::Forbidden(format!(
-            "this client can act as {p} (a service account's role, or the admin API); you are {}",
-            caller.role
-        ))),
+        Some(p) if p > caller.role && caller.checks() == HandlerChecks::Enforced => Err(ServiceError::Forbidden(
+            format!("this client can act as {p} (a service account's role, or the admin API); you are {}", caller.role),
+        )),
         _ => Ok(()),
     }
 }
@@ -205,6 +206,7 @@ pub async fn create(db: &Database, caller: &Caller, new: NewClient) -> Result<Cr
         auth_method: new.auth_method,
         require_mfa: new.require_mfa,
         admin_api: new.admin_api,
+        pkce_optional: new.pkce_optional,
     };
     clients::create_client_in(db, &caller.actor, caller.tenant_id, req).await
 }

@@ -50,8 +50,7 @@ impl FromRequestParts<AppState> for ApiCaller {
             e.status = StatusCode::FORBIDDEN;
             e.error = "insufficient_scope";
             e.description = "the access token lacks the admin scope".into();
-            e.www_authenticate =
-                Some(HeaderValue::from_static("Bearer error=\"insufficient_scope\", scope=\"admin\""));
+            e.www_authenticate = Some(HeaderValue::from_static("Bearer error=\"insufficient_scope\", scope=\"admin\""));
             return Err(e.into());
         }
         let actor = meta.actor("user", None);

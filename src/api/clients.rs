@@ -65,6 +65,10 @@ pub struct ClientBody {
     /// The client may ask for the `admin` scope (tokens for this API).
     #[serde(default)]
     admin_api: bool,
+    /// A confidential client may leave PKCE out of its authorization requests (for relying
+    /// parties that do not send it); public clients always need PKCE.
+    #[serde(default)]
+    pkce_optional: bool,
 }
 
 /// `PATCH /clients/{client_id}`: each field given replaces the registered one.
@@ -133,6 +137,7 @@ async fn create(
         auth_method: body.token_endpoint_auth_method,
         require_mfa: body.require_mfa,
         admin_api: body.admin_api,
+        pkce_optional: body.pkce_optional,
     };
     let created = clients::create(&state.db, &caller, new).await?;
     let secret = created.client_secret.as_ref().map(|s| s.expose().to_owned());

@@ -70,6 +70,10 @@ pub struct CreateClient {
     /// May ask for the `admin` scope: tokens for the admin API (`/api/v1/`).
     #[arg(long)]
     admin_api: bool,
+    /// A confidential client may leave PKCE out (for relying parties that do not send it, such
+    /// as the OpenID conformance suite); public clients always need it
+    #[arg(long)]
+    pkce_optional: bool,
     #[arg(long, value_parser = ["RS256", "ES256", "EdDSA"])]
     signing_alg: Option<String>,
     /// client_secret_basic (default) or client_secret_post.
@@ -93,6 +97,7 @@ impl CreateClient {
             multi_tenant: self.multi_tenant,
             require_mfa: self.require_mfa,
             admin_api: self.admin_api,
+            pkce_optional: self.pkce_optional,
             signing_alg: self.signing_alg,
             auth_method: self.auth_method,
         })

@@ -45,6 +45,10 @@ pub struct ClientRequest {
     pub require_mfa: bool,
     /// The client may ask for the `admin` scope (tokens for the admin API).
     pub admin_api: bool,
+    /// A confidential client may leave PKCE out of its authorization requests, for relying
+    /// parties that do not send it (the OpenID conformance suite is one). Public clients always
+    /// need PKCE.
+    pub pkce_optional: bool,
 }
 
 /// A registered client. The secret is shown here once; only its hash is stored.
@@ -65,6 +69,8 @@ pub struct CreatedClient {
     pub multi_tenant: bool,
     pub signing_alg: String,
     pub require_mfa: bool,
+    /// Authorization requests must carry PKCE (always so for public clients).
+    pub require_pkce: bool,
     /// The scopes the client may ask for.
     pub scopes: Vec<String>,
 }
@@ -162,6 +168,14 @@ pub async fn create_client_in(
     if req.require_mfa && !interactive {
         return Err(ServiceError::Invalid("--require-mfa is only for clients that log users in".into()));
     }
+    if req.pkce_optional && req.public {
+        return Err(ServiceError::Invalid(
+            "a public client always needs PKCE: --pkce-optional is for confidential clients".into(),
+        ));
+    }
+    if req.pkce_optional && !interactive {
+        return Err(ServiceError::Invalid("--pkce-optional is only for clients that log users in".into()));
+    }
     if req.multi_tenant && !interactive {
         return Err(ServiceError::Invalid("--multi-tenant is only for clients that log users in".into()));
     }
@@ -214,6 +228,7 @@ pub async fn create_client_in(
             multi_tenant: req.multi_tenant,
             signing_alg: &signing_alg,
             require_mfa: req.require_mfa,
+            require_pkce: !req.pkce_optional,
             scopes: &scopes,
         },
     )
@@ -228,6 +243,7 @@ pub async fn create_client_in(
         "multi_tenant": req.multi_tenant,
         "signing_alg": signing_alg,
         "require_mfa": req.require_mfa,
+        "require_pkce": !req.pkce_optional,
         "scopes": scopes,
     });
     audit::append(&mut tx, &actor.event("client.created", ("client", Some(client_id.clone())), details)).await?;
@@ -247,6 +263,7 @@ pub async fn create_client_in(
         multi_tenant: req.multi_tenant,
         signing_alg,
         require_mfa: req.require_mfa,
+        require_pkce: !req.pkce_optional,
         scopes,
     })
 }

@@ -20,6 +20,7 @@ pub struct NewClient<'a> {
     pub multi_tenant: bool,
     pub signing_alg: &'a str,
     pub require_mfa: bool,
+    pub require_pkce: bool,
     pub scopes: &'a [String],
 }
 
@@ -28,8 +29,8 @@ pub async fn insert(tx: &mut Tx, tenant_id: Uuid, c: &NewClient<'_>) -> Result<(
     sqlx::query(
         "INSERT INTO clients (tenant_id, client_id, name, client_type, secret_hash, \
          token_endpoint_auth_method, grant_types, redirect_uris, post_logout_redirect_uris, \
-         service_role, multi_tenant, signing_alg, require_mfa, scopes) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+         service_role, multi_tenant, signing_alg, require_mfa, require_pkce, scopes) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
     )
     .bind(tenant_id)
     .bind(c.client_id)
@@ -44,6 +45,7 @@ pub async fn insert(tx: &mut Tx, tenant_id: Uuid, c: &NewClient<'_>) -> Result<(
     .bind(c.multi_tenant)
     .bind(c.signing_alg)
     .bind(c.require_mfa)
+    .bind(c.require_pkce)
     .bind(c.scopes)
     .execute(tx.conn())
     .await?;

@@ -118,10 +118,7 @@ pub async fn count(tx: &mut Tx) -> Result<i64, sqlx::Error> {
 
 /// One member of the transaction's tenant.
 pub async fn member(tx: &mut Tx, user_id: Uuid) -> Result<Option<MemberRow>, sqlx::Error> {
-    sqlx::query_as(member_select!("WHERE m.user_id = $1"))
-        .bind(user_id)
-        .fetch_optional(tx.conn())
-        .await
+    sqlx::query_as(member_select!("WHERE m.user_id = $1")).bind(user_id).fetch_optional(tx.conn()).await
 }
 
 /// Every membership of a user, whatever the tenant's status: (tenant, role) (SECURITY

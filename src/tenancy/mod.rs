@@ -10,8 +10,8 @@ use uuid::Uuid;
 use crate::db::audit::{self, Actor};
 use crate::db::{self, Database};
 use crate::service_error::ServiceError;
-use crate::vocabulary::TenantStatus;
 use crate::vocabulary::Slug;
+use crate::vocabulary::TenantStatus;
 
 /// Slug of the platform tenant created at bootstrap.
 pub const PLATFORM_SLUG: &str = "platform";

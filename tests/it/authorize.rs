@@ -111,6 +111,59 @@ async fn pkce_is_required() {
     }
 }
 
+/// A confidential client registered with `pkce_optional` may leave PKCE out (the OpenID
+/// conformance suite does); a public client cannot be registered so, nor one without a login.
+#[tokio::test]
+async fn pkce_optional_for_a_confidential_client_only() {
+    let p = Provider::start().await;
+    let web = |public: bool, grants: &[&str]| laventecare_auth::clients::ClientRequest {
+        tenant: "acme".into(),
+        name: "Suite".into(),
+        grants: grants.iter().map(|g| (*g).to_owned()).collect(),
+        public,
+        redirect_uris: vec![REDIRECT.into()],
+        pkce_optional: true,
+        ..Default::default()
+    };
+    let relaxed = p.client(web(false, &["authorization_code"])).await;
+    assert!(!relaxed.require_pkce);
+    let browser = Browser::new(&p);
+    let step = browser
+        .sign_in_through(
+            &url_with(
+                &p,
+                &[
+                    ("response_type", "code"),
+                    ("client_id", &relaxed.client_id),
+                    ("redirect_uri", REDIRECT),
+                    ("scope", "openid"),
+                ],
+            ),
+            &p.email,
+            PASSWORD,
+        )
+        .await;
+    let code = step.param("code").expect("a code without PKCE");
+    let res = p
+        .http()
+        .post(p.url("/token"))
+        .basic_auth(&relaxed.client_id, Some(relaxed.client_secret.as_ref().unwrap().expose()))
+        .form(&[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let service = laventecare_auth::clients::ClientRequest {
+        role: Some(laventecare_auth::vocabulary::Role::Viewer),
+        redirect_uris: vec![],
+        ..web(false, &["client_credentials"])
+    };
+    for refused in [web(true, &["authorization_code"]), service] {
+        let err = laventecare_auth::clients::create_client(&p.t.db, refused).await.unwrap_err();
+        assert!(err.to_string().contains("pkce-optional"), "{err}");
+    }
+}
+
 /// At the token endpoint: a wrong verifier, a missing verifier, a verifier with no challenge,
 /// a wrong secret (401 + WWW-Authenticate), an unknown grant.
 #[tokio::test]
