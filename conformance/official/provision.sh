@@ -96,10 +96,19 @@ field() { python3 -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])
 run() { "$cli" "$@"; }
 
 echo "provision.sh: tenant $tenant" >&2
-tenant_id="$(run tenant create --slug "$tenant" --name "OpenID conformance ($alias_name)" --json | field tenant_id)"
+# Each step stops the script when the command line refuses (its message is on stderr).
+tenant_json="$(run tenant create --slug "$tenant" --name "OpenID conformance ($alias_name)" --json)"
+tenant_id="$(field tenant_id <<<"$tenant_json")"
 
 echo "provision.sh: user $email" >&2
-printf '%s\n' "$password" | run user create --email "$email" --password-stdin --json >/dev/null
+# Users are global: one from an earlier run (for another alias) is reused, password unchanged.
+new_user=1
+if ! err="$(printf '%s\n' "$password" | run user create --email "$email" --password-stdin --json 2>&1 >/dev/null)"; then
+    case "$err" in
+        *"already exists"*) new_user=0; echo "provision.sh: $email exists: reused, its password unchanged" >&2 ;;
+        *) echo "$err" >&2; exit 1 ;;
+    esac
+fi
 # Every claim of the profile and email scopes has a value, so oidcc-scope-profile,
 # oidcc-scope-email and oidcc-claims-essential (which asks for `name`) see them.
 run user set-profile --email "$email" --name "Buffy Summers" --given-name Buffy --family-name Summers \
@@ -210,7 +219,7 @@ provision.sh: done. In the suite ($suite):
   registered redirect URI:   $redirect_uri
   post-logout redirect URI:  $post_logout_uri
   test user:                 $email
-  test user's password:      $password   (shown only now)
+  test user's password:      $([ "$new_user" = 1 ] && echo "$password   (shown only now)" || echo "unchanged (the user existed)")
   tenant:                    $tenant ($tenant_id)
 The configuration of $plan follows on standard output.
 MSG
