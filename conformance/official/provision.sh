@@ -33,6 +33,9 @@ Usage: provision.sh --alias ALIAS --issuer URL [options]
   --out DIR         also write every plan's configuration to DIR/<plan>.json (mode 600)
   --cli PATH        the laventecare-auth binary (default: $LCA_CLI, else laventecare-auth on PATH)
   --keep-pkce       leave PKCE required for the three clients (see README.md: most modules then fail)
+  --browser         add the suite's browser automation (browser.json: signs in as the test user,
+                    allows, confirms sign-outs, takes the screenshots); puts the password in the
+                    configuration
 
 The test user's password is LCA_TEST_PASSWORD when set, else a generated one; it is printed
 once on standard error with the rest of what to know. The configuration (which holds the
@@ -43,7 +46,7 @@ USAGE
 die() { echo "provision.sh: $*" >&2; exit 1; }
 
 alias_name="" issuer="" suite="https://www.certification.openid.net" tenant="" email=""
-plan="oidcc-basic-certification-test-plan" out="" cli="${LCA_CLI:-laventecare-auth}" keep_pkce=0
+plan="oidcc-basic-certification-test-plan" out="" cli="${LCA_CLI:-laventecare-auth}" keep_pkce=0 browser=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --alias) alias_name="${2-}"; shift 2 ;;
@@ -55,6 +58,7 @@ while [ $# -gt 0 ]; do
         --out) out="${2-}"; shift 2 ;;
         --cli) cli="${2-}"; shift 2 ;;
         --keep-pkce) keep_pkce=1; shift ;;
+        --browser) browser=1; shift ;;
         -h|--help) usage; exit 0 ;;
         *) usage >&2; die "unknown argument: $1" ;;
     esac
@@ -108,6 +112,9 @@ if ! err="$(printf '%s\n' "$password" | run user create --email "$email" --passw
         *"already exists"*) new_user=0; echo "provision.sh: $email exists: reused, its password unchanged" >&2 ;;
         *) echo "$err" >&2; exit 1 ;;
     esac
+fi
+if [ "$new_user" = 0 ] && [ "$browser" = 1 ] && [ -z "${LCA_TEST_PASSWORD-}" ]; then
+    die "--browser signs in as $email, which exists: set LCA_TEST_PASSWORD to its password (tenant $tenant was created; use another --tenant next time)"
 fi
 # Every claim of the profile and email scopes has a value, so oidcc-scope-profile,
 # oidcc-scope-email and oidcc-claims-essential (which asks for `name`) see them.
@@ -174,16 +181,19 @@ MSG
 fi
 
 # fill PLAN: the plan's template with every @NAME@ replaced (inside JSON strings, so each value
-# is escaped by the JSON encoder, not pasted into the text).
+# is escaped by the JSON encoder, not pasted into the text); with --browser, and for a plan that
+# signs in, browser.json's entries become the "browser" key and each module's override's.
 fill() {
-    ALIAS="$alias_name" ISSUER="$issuer" LOGIN_HINT="$email" \
+    local automate=""
+    [ "$browser" = 0 ] || [ "$1" = oidcc-config-certification-test-plan ] || automate="$here/browser.json"
+    ALIAS="$alias_name" ISSUER="$issuer" LOGIN_HINT="$email" PASSWORD="$password" BROWSER="$automate" \
     CLIENT_ID="$client_id" CLIENT_SECRET="$client_secret" CLIENT2_ID="$client2_id" CLIENT2_SECRET="$client2_secret" \
     POST_CLIENT_ID="$post_id" POST_CLIENT_SECRET="$post_secret" \
     python3 - "$here/$1.json" <<'PY'
 import json, os, re, sys
 
 names = ["ALIAS", "ISSUER", "LOGIN_HINT", "CLIENT_ID", "CLIENT_SECRET", "CLIENT2_ID", "CLIENT2_SECRET",
-         "POST_CLIENT_ID", "POST_CLIENT_SECRET"]
+         "POST_CLIENT_ID", "POST_CLIENT_SECRET", "PASSWORD"]
 values = {n: os.environ[n] for n in names}
 
 def value(m):
@@ -201,7 +211,15 @@ def sub(v):
     return v
 
 with open(sys.argv[1]) as f:
-    print(json.dumps(sub(json.load(f)), indent=4))
+    config = sub(json.load(f))
+if os.environ["BROWSER"]:
+    with open(os.environ["BROWSER"]) as f:
+        automation = sub(json.load(f))
+    entries = automation["entries"]
+    config["browser"] = [entries[n] for n in automation["browser"]]
+    for module, used in automation["override"].items():
+        config.setdefault("override", {}).setdefault(module, {})["browser"] = [entries[n] for n in used]
+print(json.dumps(config, indent=4))
 PY
 }
 
