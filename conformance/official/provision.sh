@@ -124,10 +124,14 @@ run user set-profile --email "$email" --name "Buffy Summers" --given-name Buffy 
 # A viewer: an administrator of any tenant must pass a second factor, which the suite cannot.
 run member add --tenant "$tenant" --email "$email" --role viewer --json >/dev/null
 
-# create_client NAME [AUTH_METHOD]: prints the command line's JSON for a new client.
+# create_client NAME [AUTH_METHOD]: prints the command line's JSON for a new client. The suite's
+# authorization requests carry no PKCE (only oidcc-ensure-request-with-valid-pkce-succeeds sends
+# it), so the clients are registered with --pkce-optional unless --keep-pkce is given; they still
+# accept PKCE, and still refuse `plain` and a verifier without a challenge.
 create_client() {
     local extra=()
     [ -z "${2-}" ] || extra=(--auth-method "$2")
+    [ "$keep_pkce" = 1 ] || extra+=(--pkce-optional)
     run client create --tenant "$tenant" --name "$1" --grant authorization_code refresh_token \
         --redirect-uri "$redirect_uri" --post-logout-redirect-uri "$post_logout_uri" "${extra[@]}" --json
 }
@@ -138,47 +142,6 @@ cp="$(create_client "Conformance client_secret_post ($alias_name)" client_secret
 client_id="$(field client_id <<<"$c1")"; client_secret="$(field client_secret <<<"$c1")"
 client2_id="$(field client_id <<<"$c2")"; client2_secret="$(field client_secret <<<"$c2")"
 post_id="$(field client_id <<<"$cp")"; post_secret="$(field client_secret <<<"$cp")"
-
-# The suite's authorization requests carry no PKCE (only oidcc-ensure-request-with-valid-pkce-
-# succeeds sends it), and a confidential client is registered with PKCE required. The command
-# line cannot change that, so this is the one write done in SQL: in a transaction for the
-# tenant (Row Level Security holds), for these three clients only. It is not in the audit log.
-relax_pkce() {
-    local ids="'$client_id','$client2_id','$post_id'" conn changed
-    for v in "$tenant_id" "$client_id" "$client2_id" "$post_id"; do
-        [[ "$v" =~ ^[0-9a-fA-F-]{1,64}$ ]] || die "unexpected id from the command line: $v"
-    done
-    if [ -n "${DATABASE_URL-}" ]; then
-        conn="$DATABASE_URL"
-    else
-        local cluster
-        cluster="$(readlink -f "${LCA_DATA_DIR:-./data}/postgres" 2>/dev/null)" || cluster=""
-        [ -n "$cluster" ] || return 1
-        conn="host=$cluster/run user=postgres dbname=laventecare"
-    fi
-    command -v psql >/dev/null || return 1
-    changed="$(psql "$conn" -X -q -At -v ON_ERROR_STOP=1 2>/dev/null <<SQL | grep -c . || true
-BEGIN;
-SELECT set_config('app.tenant_id', '$tenant_id', true) \\g /dev/null
-UPDATE clients SET require_pkce = false WHERE tenant_id = '$tenant_id' AND client_id IN ($ids) RETURNING client_id;
-COMMIT;
-SQL
-)"
-    [ "$changed" = 3 ]
-}
-if [ "$keep_pkce" = 0 ]; then
-    if relax_pkce; then
-        echo "provision.sh: PKCE made optional for the three clients (they still accept it)" >&2
-    else
-        cat >&2 <<MSG
-provision.sh: warning: could not make PKCE optional for the clients (no psql, DATABASE_URL, or
-running embedded cluster). Run this as the database owner, or most modules will fail:
-  BEGIN; SELECT set_config('app.tenant_id', '$tenant_id', true);
-  UPDATE clients SET require_pkce = false WHERE client_id IN ('$client_id','$client2_id','$post_id');
-  COMMIT;
-MSG
-    fi
-fi
 
 # fill PLAN: the plan's template with every @NAME@ replaced (inside JSON strings, so each value
 # is escaped by the JSON encoder, not pasted into the text); with --browser, and for a plan that
