@@ -98,13 +98,18 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
         let key = MasterKey::load_existing(&config)?.audit_key();
         return audit::audit_verify_file(file, &key, against.as_ref(), *json);
     }
+    // A bad certificate or key stops `serve` before anything is written: no master key, no cluster.
+    let tls = match (&command, config.tls.as_ref()) {
+        (Command::Serve, Some(files)) => Some(serve::tls_config(files)?),
+        _ => None,
+    };
     let config = Arc::new(config);
     // The audit key is derived once, here; every transaction of `db` carries it to the appends.
     let master_key = Arc::new(MasterKey::load(&config)?);
     let (db, cluster) = crate::db::open(&config).await?;
     let audit_key = Arc::new(master_key.audit_key());
     let db = db.with_audit_key(audit_key.clone());
-    let outcome = run_with(command, &config, &db, (&master_key, &audit_key)).await;
+    let outcome = run_with(command, &config, &db, (&master_key, &audit_key), tls).await;
     db.close().await;
     if let Some(mut cluster) = cluster {
         cluster.stop()?;
@@ -117,6 +122,7 @@ async fn run_with(
     config: &Arc<Config>,
     db: &Database,
     (master_key, audit_key): (&Arc<MasterKey>, &AuditKey),
+    tls: Option<rustls::ServerConfig>,
 ) -> anyhow::Result<ExitCode> {
     db.migrate().await.context("database migration failed")?;
     // Every other command makes request-style connections: refuse before any of them if their
@@ -130,7 +136,7 @@ async fn run_with(
     let hasher = PasswordHasher::new();
     let operator = operator();
     match command {
-        Command::Serve => serve::run(config.clone(), db.clone(), master_key.clone(), hasher).await?,
+        Command::Serve => serve::run(config.clone(), db.clone(), master_key.clone(), hasher, tls).await?,
         Command::Migrate => eprintln!("migrations applied"),
         Command::Tenant { command } => tenant::run(command, db, &operator).await?,
         Command::User { command } => user::run(command, config, db, &hasher, &operator).await?,

@@ -1,6 +1,7 @@
 //! `serve`: bootstrap an empty database, then the HTTP server with its key reloader and janitor.
 //! With `LCA_TLS_CERT`/`LCA_TLS_KEY` it answers https itself (rustls); else plain http, for a
-//! loopback run or behind a reverse proxy that ends TLS.
+//! loopback run or behind a reverse proxy that ends TLS. The certificate and key are read by
+//! [`tls_config`] before the database is opened (`cli::run`).
 
 use std::io::Write;
 use std::sync::Arc;
@@ -19,9 +20,8 @@ pub(super) async fn run(
     db: Database,
     master_key: Arc<MasterKey>,
     passwords: PasswordHasher,
+    tls: Option<rustls::ServerConfig>,
 ) -> anyhow::Result<()> {
-    // Before anything is written: a bad certificate or key stops the start.
-    let tls = config.tls.as_ref().map(tls_config).transpose()?;
     if let Some(done) = bootstrap::run(&db, &passwords, &config).await? {
         let mut out = std::io::stdout().lock();
         writeln!(out, "Created the platform tenant and its admin {}.", done.admin_email)?;
@@ -91,7 +91,7 @@ async fn serve_tls(
 /// The rustls configuration of the two PEM files: TLS 1.3 and 1.2 only (rustls has nothing
 /// older), ALPN `h2` then `http/1.1` (RFC 7301), the ring provider named here so the process
 /// never depends on a global default. Errors name the file, never its contents.
-fn tls_config(files: &TlsFiles) -> anyhow::Result<rustls::ServerConfig> {
+pub(super) fn tls_config(files: &TlsFiles) -> anyhow::Result<rustls::ServerConfig> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let (cert_path, key_path) = (files.cert.display(), files.key.display());

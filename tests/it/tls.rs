@@ -375,6 +375,31 @@ fn one_file_alone_or_an_http_issuer_is_refused() {
     assert!(e.contains("LCA_TLS_KEY is set without LCA_TLS_CERT"), "{e}");
 }
 
+/// On the embedded default, a bad certificate stops the start before anything is made: no
+/// master key is generated and no cluster is created in the data directory.
+#[test]
+fn a_bad_certificate_stops_the_embedded_default_before_its_cluster() {
+    let pki = Pki::new();
+    let garbage = pki.file("garbage.pem", "-----BEGIN CERTIFICATE-----\nTk9UQUNFUlRJRklDQVRF\n-----END CERTIFICATE-----\n");
+    let data = tempfile::tempdir().unwrap();
+    let mut cmd = binary();
+    cmd.env_remove("LCA_MASTER_KEY")
+        .arg("serve")
+        .env("LCA_DATA_DIR", data.path())
+        .env("LCA_LISTEN", format!("127.0.0.1:{}", free_port()))
+        .env("LCA_ISSUER", "https://127.0.0.1:8443")
+        .env("LCA_TLS_CERT", &garbage)
+        .env("LCA_TLS_KEY", &pki.key);
+    let started = std::time::Instant::now();
+    let out = run_with_stdin(cmd, "");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("garbage.pem"), "{stderr}");
+    let made: Vec<_> = std::fs::read_dir(data.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(made.is_empty(), "the data directory got {made:?}");
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+}
+
 /// Unreadable, garbage, empty or mismatched files: the start fails with a message naming the
 /// file, without panicking and without a byte of what the files hold.
 #[tokio::test]
