@@ -110,6 +110,19 @@ async fn a_user_with_a_second_factor_passes_it_whatever_the_order() {
     // The session is signed in with the second factor; asking again fails at once.
     let again = run(&p, &b, &[("claims", &only_pwd)], None).await;
     assert_eq!(redirect_error(&p, &again.end).0, "unmet_authentication_requirements");
+    // Each refusal is audited: who, through which client, what was achieved and demanded.
+    let mut owner = p.t.owner().await;
+    let rows: Vec<(String, String, Value)> = sqlx::query_as(
+        "SELECT actor_kind, outcome, details FROM audit_events WHERE action = 'authorization.unmet_acr' ORDER BY seq",
+    )
+    .fetch_all(&mut owner)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    for (actor, outcome, details) in rows {
+        assert_eq!((actor.as_str(), outcome.as_str()), ("user", "failure"));
+        assert_eq!(details, json!({ "acr": ACR_MFA, "essential": [ACR_PASSWORD] }));
+    }
 }
 
 /// `acr_values` naming MFA alone (or with values we do not issue) demands it: a user without

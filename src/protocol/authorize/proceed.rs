@@ -123,18 +123,8 @@ pub(super) async fn decide(
             };
             let Some(tenant_id) = chosen else {
                 // ARCHITECTURE.md, "Tenancy": no membership → access_denied, audited, and no token.
-                let mut tx = state.db.tenant(client.tenant_id).await?;
-                audit::append(
-                    &mut tx,
-                    &meta.event(
-                        "authorization.denied_no_membership",
-                        "failure",
-                        ("user", Some(who.user_id.to_string())),
-                        ("client", client.client_id.clone()),
-                    ),
-                )
-                .await?;
-                tx.commit().await?;
+                let event = refusal(meta, "authorization.denied_no_membership", who.user_id, &client.client_id);
+                append_refusal(state, client.tenant_id, event).await?;
                 session::finish_pending(session, &pending.id).await?;
                 return Ok(reply.error("access_denied", "the user is not a member of this organisation"));
             };
@@ -161,7 +151,10 @@ pub(super) async fn decide(
     // request allows, or the sign-in failed (OIDC Core §5.5.1.1; the error code is OpenID
     // Connect Core Error Code unmet_authentication_requirements 1.0, §1). Reached when a
     // password-only acr is demanded of a sign-in that passed a second factor.
-    if pending.acr_essential.as_ref().is_some_and(|allowed| !allowed.contains(&who.acr)) {
+    if let Some(allowed) = pending.acr_essential.as_ref().filter(|allowed| !allowed.contains(&who.acr)) {
+        let mut event = refusal(meta, "authorization.unmet_acr", who.user_id, &client.client_id);
+        event.details = serde_json::json!({ "acr": who.acr, "essential": allowed });
+        append_refusal(state, tenant_id, event).await?;
         if !prompt_none {
             session::finish_pending(session, &pending.id).await?;
         }
@@ -274,4 +267,17 @@ mod tests {
         let both = format!(r#"{{"id_token":{{{0}}},"userinfo":{{{0}}}}}"#, member(40));
         assert!(requested(&both).is_ok(), "the bound is per member");
     }
+}
+
+/// The audit event of an authorization refused to a signed-in user (`outcome` failure).
+fn refusal<'a>(meta: &RequestMeta, action: &'a str, user_id: Uuid, client_id: &str) -> audit::Event<'a> {
+    meta.event(action, "failure", ("user", Some(user_id.to_string())), ("client", client_id.to_owned()))
+}
+
+/// Appends `event` to `tenant_id`'s chain in a transaction of its own.
+async fn append_refusal(state: &AppState, tenant_id: Uuid, event: audit::Event<'_>) -> Result<(), AppError> {
+    let mut tx = state.db.tenant(tenant_id).await?;
+    audit::append(&mut tx, &event).await?;
+    tx.commit().await?;
+    Ok(())
 }
