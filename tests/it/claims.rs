@@ -356,3 +356,38 @@ async fn claims_by_name_need_the_consent_of_their_scope() {
     assert_eq!(status, 200, "{tokens}");
     assert!(claims(tokens["id_token"].as_str().unwrap()).get("email").is_none());
 }
+
+/// `"sub": {"value": …}` in the ID token member (OIDC Core §5.5.1): a positive answer only for
+/// that user. The signed-in user's own sub passes silently; another's needs a sign-in as that
+/// user (`prompt=none`: `login_required`); a value that is no subject of ours, or that
+/// disagrees with `id_token_hint`, is `invalid_request`.
+#[tokio::test]
+async fn a_sub_with_a_value_must_be_the_user() {
+    let p = Provider::start().await;
+    let ann = user_id(&p, &p.email).await.to_string();
+    let b = Browser::new(&p);
+    let (verifier, challenge) = pkce();
+    let first = b.sign_in_through(&authorize_url(&p, &challenge, &[]), &p.email, PASSWORD).await;
+    let (_, tokens) = p.redeem(&first.code().unwrap(), &verifier).await;
+    let id_token = tokens["id_token"].as_str().unwrap().to_owned();
+    let asking = |sub: &str| json!({ "id_token": { "sub": { "value": sub } } }).to_string();
+
+    let (_, challenge) = pkce();
+    let own = asking(&ann);
+    let step = b.open(&authorize_url(&p, &challenge, &[("claims", &own), ("prompt", "none")])).await;
+    assert!(step.code().is_some(), "the session's own sub: {step:?}");
+
+    let other = asking(&Uuid::now_v7().to_string());
+    let step = b.open(&authorize_url(&p, &challenge, &[("claims", &other), ("prompt", "none")])).await;
+    assert_eq!(step.param("error").as_deref(), Some("login_required"));
+    let step = b.open(&authorize_url(&p, &challenge, &[("claims", &other)])).await;
+    assert!(step.html().contains("action=\"/login\""), "another user's sub asks for a sign-in");
+
+    let garbage = asking("not-a-subject");
+    let step = b.open(&authorize_url(&p, &challenge, &[("claims", &garbage)])).await;
+    assert_eq!(step.param("error").as_deref(), Some("invalid_request"));
+    let both = [("claims", other.as_str()), ("id_token_hint", id_token.as_str()), ("prompt", "none")];
+    let step = b.open(&authorize_url(&p, &challenge, &both)).await;
+    assert_eq!(step.param("error").as_deref(), Some("invalid_request"));
+    assert!(step.param("error_description").unwrap().contains("different users"));
+}

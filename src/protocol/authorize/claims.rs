@@ -65,6 +65,12 @@ pub struct ClaimRequest {
 const BY_NAME: ClaimRequest = ClaimRequest { essential: false, value: None, values: None };
 
 impl ClaimsRequest {
+    /// The subject the ID token must be for, when `sub` is asked for with a `value` (§5.5.1:
+    /// no positive answer for any other user, even one with a session).
+    pub fn sub_value(&self) -> Option<&Value> {
+        self.id_token.as_ref()?.get("sub")?.value.as_ref()
+    }
+
     /// Parses the parameter strictly: a JSON object of at most [`MAX_CLAIMS_BYTES`], whose
     /// `userinfo` and `id_token` are objects of claim name → `null` or an object with a
     /// boolean `essential`, any `value` and an array `values`. The error is for

@@ -135,6 +135,20 @@ pub(super) async fn start(
             None => return Ok(reply.error("invalid_request", "id_token_hint is not a valid ID token of this provider")),
         },
     };
+    // A `sub` with a value in the claims parameter is a hint that must hold (OIDC Core
+    // §5.5.1): the session's user must be that one, or sign in as that one.
+    let hint_sub = match claims.as_ref().and_then(ClaimsRequest::sub_value) {
+        None => hint_sub,
+        Some(value) => match value.as_str().and_then(|s| s.parse::<Uuid>().ok()) {
+            Some(sub) if hint_sub.is_none_or(|h| h == sub) => Some(sub),
+            Some(_) => {
+                return Ok(reply.error("invalid_request", "id_token_hint and the claims parameter name different users"));
+            }
+            None => {
+                return Ok(reply.error("invalid_request", "the sub asked for in the claims parameter is not a subject of this provider"));
+            }
+        },
+    };
 
     let pending = session::Pending {
         id: Secret::generate().expose().to_owned(),
