@@ -99,6 +99,59 @@ pub fn decode_urlencoded<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppErro
     })
 }
 
+/// Bounds on a request's head, refused before any handler runs (ARCHITECTURE.md, "Hostile
+/// input"). Generous for real clients: an authorization request with 4 KiB of `state` and
+/// 4 KiB of `claims` (percent-encoded, about 10 KiB) fits the URI; a browser's cookies for
+/// our host fit the headers.
+pub const MAX_URI_BYTES: usize = 32 * 1024;
+/// One header's value.
+pub const MAX_HEADER_BYTES: usize = 8 * 1024;
+/// All headers' names and values together.
+pub const MAX_HEADERS_BYTES: usize = 32 * 1024;
+/// Header fields, not counting `Cookie` (HTTP/2 may send one per cookie, RFC 9113 §8.2.3).
+pub const MAX_HEADERS: usize = 64;
+
+/// Middleware: refuses a head past the bounds above (414, 431) and a path holding a control
+/// character once percent-decoded (400; a NUL in a path segment would reach PostgreSQL as a
+/// client id or a tenant slug, a CR/LF a `Location`).
+pub async fn refuse_hostile_head(req: Request, next: axum::middleware::Next) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let uri_len = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
+    if uri_len > MAX_URI_BYTES {
+        return AppError::UriTooLong.into_response();
+    }
+    let headers = req.headers();
+    let counted = headers.iter().filter(|(name, _)| *name != axum::http::header::COOKIE).count();
+    let total: usize = headers.iter().map(|(name, value)| name.as_str().len() + value.len()).sum();
+    if counted > MAX_HEADERS || total > MAX_HEADERS_BYTES || headers.values().any(|v| v.len() > MAX_HEADER_BYTES) {
+        return AppError::HeadersTooLarge.into_response();
+    }
+    if path_has_control_character(req.uri().path()) {
+        return control_character().into_response();
+    }
+    next.run(req).await
+}
+
+/// Whether a path holds a control character, raw or percent-encoded.
+fn path_has_control_character(path: &str) -> bool {
+    let mut bytes = Vec::with_capacity(path.len());
+    let mut rest = path.as_bytes();
+    while let Some((&b, tail)) = rest.split_first() {
+        let escaped = tail.get(..2).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (b, escaped) {
+            (b'%', Some(byte)) => {
+                bytes.push(byte);
+                rest = &tail[2..];
+            }
+            _ => {
+                bytes.push(b);
+                rest = tail;
+            }
+        }
+    }
+    String::from_utf8_lossy(&bytes).chars().any(char::is_control)
+}
+
 /// A JSON body, decoded strictly.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Json<T>(pub T);
@@ -230,6 +283,17 @@ mod tests {
         }
         for bad in [&b"a=%00"[..], b"a=%0D%0A", b"a%09=1", b"a=\x7f"] {
             assert_eq!(strict_pairs(bad), Err(Refused::ControlCharacter), "{bad:?}");
+        }
+    }
+
+    /// A control character in a path counts raw or percent-encoded, C1 ones too.
+    #[test]
+    fn control_characters_in_paths() {
+        for bad in ["/a%00", "/a/%0d%0ab", "/%7F", "/x%C2%85y"] {
+            assert!(path_has_control_character(bad), "{bad}");
+        }
+        for ok in ["/", "/api/v1/clients/abc", "/a%20b", "/%", "/%zz", "/caf%C3%A9"] {
+            assert!(!path_has_control_character(ok), "{ok}");
         }
     }
 }
