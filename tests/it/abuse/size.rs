@@ -146,3 +146,30 @@ async fn authorization_parameters_are_bounded() {
     }
     assert_eq!((stored(&p).await, sessions(&p).await), before, "nothing stored, no request waiting");
 }
+
+/// At RP-initiated logout the same `state` bound holds: 4096 bytes are carried to the
+/// confirmation page, more are refused with the error page (before, they were dropped
+/// silently, and the relying party got no `state` back).
+#[tokio::test]
+async fn logout_state_is_bounded() {
+    let p = Provider::start().await;
+    let b = Browser::new(&p);
+    let (_, challenge) = pkce();
+    b.sign_in_through(&authorize_url(&p, &challenge, &[]), &p.email, PASSWORD).await;
+    let logout = |state: String| {
+        let q = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs([("client_id", p.client_id.as_str()), ("post_logout_redirect_uri", crate::flow::POST_LOGOUT)])
+            .append_pair("state", &state)
+            .finish();
+        p.url(&format!("/logout?{q}"))
+    };
+    let step = b.open(&logout("s".repeat(4096))).await;
+    assert_eq!(step.status(), 200);
+    assert!(step.html().contains(&"s".repeat(4096)), "the confirmation carries the state");
+    let step = b.open(&logout("s".repeat(4097))).await;
+    let Step::Page { status, html, .. } = &step else { panic!("{step:?}") };
+    assert_eq!(*status, 400);
+    assert!(html.contains("state parameter is too long"), "{html}");
+    assert_clean("logout state", *status, html);
+    assert_eq!(b.open(&p.url("/account")).await.status(), 200, "still signed in");
+}
