@@ -137,7 +137,8 @@ fn path_has_control_character(path: &str) -> bool {
     let mut bytes = Vec::with_capacity(path.len());
     let mut rest = path.as_bytes();
     while let Some((&b, tail)) = rest.split_first() {
-        let escaped = tail.get(..2).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u8::from_str_radix(h, 16).ok());
+        let escaped =
+            tail.get(..2).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u8::from_str_radix(h, 16).ok());
         match (b, escaped) {
             (b'%', Some(byte)) => {
                 bytes.push(byte);

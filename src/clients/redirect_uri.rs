@@ -30,7 +30,9 @@ impl RedirectUri {
         // backslash, an upper-case scheme or host, a dot segment (`..`, `%2e%2e`), a default
         // port, `https:host` would each be read differently from how they are written.
         if url.as_str() != raw {
-            return Err("must be written in normal form (lower-case scheme and host, no default port, no dot segments or backslashes)");
+            return Err(
+                "must be written in normal form (lower-case scheme and host, no default port, no dot segments or backslashes)",
+            );
         }
         match url.scheme() {
             "https" => {

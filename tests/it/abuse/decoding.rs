@@ -25,7 +25,11 @@ async fn malformed_json_is_refused() {
         ("a number for the email", "application/json", r#"{"email":5,"role":"viewer"}"#.into()),
         ("a role that is none", "application/json", r#"{"email":"new@example.com","role":"root"}"#.into()),
         ("an unknown field", "application/json", r#"{"email":"new@example.com","role":"viewer","admin":true}"#.into()),
-        ("a duplicated key", "application/json", r#"{"email":"new@example.com","role":"viewer","role":"admin"}"#.into()),
+        (
+            "a duplicated key",
+            "application/json",
+            r#"{"email":"new@example.com","role":"viewer","role":"admin"}"#.into(),
+        ),
         ("text/plain", "text/plain", r#"{"email":"new@example.com","role":"viewer"}"#.into()),
         ("a form", "application/x-www-form-urlencoded", "email=new%40example.com&role=viewer".into()),
         ("empty", "application/json", String::new()),
@@ -33,7 +37,8 @@ async fn malformed_json_is_refused() {
     let http = p.http();
     for (what, content_type, body) in &cases {
         for path in ["/api/v1/members", "/api/v1/clients"] {
-            let req = http.post(p.url(path)).bearer_auth(&admin).header("content-type", *content_type).body(body.clone());
+            let req =
+                http.post(p.url(path)).bearer_auth(&admin).header("content-type", *content_type).body(body.clone());
             let (status, _, text) = send(req).await;
             assert!(status == 400 || status == 415, "{what} at {path}: {status} {text}");
             assert_clean(what, status, &text);
@@ -92,7 +97,10 @@ async fn invalid_utf8_is_refused() {
     // In a form that is stored: the profile's name.
     let (http, csrf) = signed_in(&p).await;
     let signed_in_at = stored(&p).await;
-    for body in [format!("csrf={csrf}&name=Ann%FF").into_bytes(), [format!("csrf={csrf}&name=Ann").as_bytes(), b"\xC3\x28"].concat()] {
+    for body in [
+        format!("csrf={csrf}&name=Ann%FF").into_bytes(),
+        [format!("csrf={csrf}&name=Ann").as_bytes(), b"\xC3\x28"].concat(),
+    ] {
         let req = http.post(p.url("/account/profile")).header("content-type", "application/x-www-form-urlencoded");
         let (status, _, text) = send(req.body(body)).await;
         assert_eq!(status, 400, "{text}");
@@ -101,7 +109,8 @@ async fn invalid_utf8_is_refused() {
     assert_eq!(stored(&p).await, signed_in_at, "no profile change was saved or audited");
 
     // Raw in a token request and in the admin API's JSON.
-    let form = [b"grant_type=client_credentials&scope=openid\xFF&client_id=".as_slice(), p.client_id.as_bytes()].concat();
+    let form =
+        [b"grant_type=client_credentials&scope=openid\xFF&client_id=".as_slice(), p.client_id.as_bytes()].concat();
     let answer = raw(&p, &post_request(&p, "/token", "", &form)).await;
     assert_clean_raw("token", &answer);
     let admin = service_token(&p, "acme", Role::Admin).await;

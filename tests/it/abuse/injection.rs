@@ -53,8 +53,12 @@ async fn crlf_never_splits_a_header() {
     for request in [
         format!("GET /authorize?state=a\rb HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
         format!("GET /authorize?state=a\nX-Injected: 1 HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
-        format!("GET /healthz HTTP/1.1\r\nHost: {host}\r\nX-Forwarded-For: 1.2.3.4\rX-Injected: 1\r\nConnection: close\r\n\r\n"),
-        format!("GET /healthz HTTP/1.1\r\nHost: {host}\r\nX-Forwarded-For: 1.2.3.4\r\n X-Injected: 1\r\nConnection: close\r\n\r\n"),
+        format!(
+            "GET /healthz HTTP/1.1\r\nHost: {host}\r\nX-Forwarded-For: 1.2.3.4\rX-Injected: 1\r\nConnection: close\r\n\r\n"
+        ),
+        format!(
+            "GET /healthz HTTP/1.1\r\nHost: {host}\r\nX-Forwarded-For: 1.2.3.4\r\n X-Injected: 1\r\nConnection: close\r\n\r\n"
+        ),
         format!("GET /healthz HTTP/1.1\r\nHost: {host}\r\nX-Request-Id: a\rX-Injected: 1\r\nConnection: close\r\n\r\n"),
     ] {
         let answer = raw(&p, request.as_bytes()).await;
@@ -82,7 +86,10 @@ async fn state_is_echoed_encoded() {
     assert!(to.fragment().is_none());
     let pairs: Vec<(String, String)> = to.query_pairs().into_owned().collect();
     assert_eq!(pairs.iter().filter(|(k, _)| k == "state").map(|(_, v)| v.as_str()).collect::<Vec<_>>(), [state]);
-    assert_eq!(pairs.iter().filter(|(k, _)| k == "iss").map(|(_, v)| v.as_str()).collect::<Vec<_>>(), [p.issuer.as_str()]);
+    assert_eq!(
+        pairs.iter().filter(|(k, _)| k == "iss").map(|(_, v)| v.as_str()).collect::<Vec<_>>(),
+        [p.issuer.as_str()]
+    );
     assert_eq!(pairs.iter().find(|(k, _)| k == "error").unwrap().1, "unsupported_response_type");
     unsplit("state", &answer);
 }
@@ -98,7 +105,9 @@ async fn host_and_forwarded_headers_move_nothing() {
     let target = url.strip_prefix(&p.issuer).unwrap();
     let spoof = "X-Forwarded-Host: evil.example\r\nX-Forwarded-Proto: javascript\r\n\
                  X-Forwarded-For: <script>, 999.1.1.1, , evil\r\nForwarded: host=evil.example;proto=https\r\n";
-    for (host, headers) in [("evil.example", ""), ("evil.example:443", spoof), (p.issuer.trim_start_matches("http://"), spoof)] {
+    for (host, headers) in
+        [("evil.example", ""), ("evil.example:443", spoof), (p.issuer.trim_start_matches("http://"), spoof)]
+    {
         let request = format!("GET {target} HTTP/1.1\r\nHost: {host}\r\n{headers}Connection: close\r\n\r\n");
         let answer = raw(&p, request.as_bytes()).await;
         assert!(answer.status < 500, "{host}: {answer:?}");
@@ -107,7 +116,9 @@ async fn host_and_forwarded_headers_move_nothing() {
             assert!(resolved.as_str().starts_with(&p.issuer), "{host}: {location}");
         }
         assert!(!answer.body.contains("evil"), "{host}: {}", answer.body);
-        let request = format!("GET /.well-known/openid-configuration HTTP/1.1\r\nHost: {host}\r\n{headers}Connection: close\r\n\r\n");
+        let request = format!(
+            "GET /.well-known/openid-configuration HTTP/1.1\r\nHost: {host}\r\n{headers}Connection: close\r\n\r\n"
+        );
         let answer = raw(&p, request.as_bytes()).await;
         assert_eq!(answer.status, 200);
         let doc: serde_json::Value = serde_json::from_str(&answer.body).unwrap();

@@ -28,9 +28,15 @@ async fn nul_in_forms_queries_and_credentials() {
         form("/token", format!("grant_type=client_credentials&client_id={id}&client_secret={secret}%00")),
         form("/token", format!("grant_type=client_credentials&client_id={id}&client_secret={secret}&scope=open%00id")),
         form("/token", format!("grant_type=authorization_code%00&client_id={id}&client_secret={secret}")),
-        form("/token", format!("grant_type=authorization_code&code=abc&code_verifier=%00&redirect_uri=x&client_id={id}")),
+        form(
+            "/token",
+            format!("grant_type=authorization_code&code=abc&code_verifier=%00&redirect_uri=x&client_id={id}"),
+        ),
         form("/token", format!("grant_type=refresh_token&refresh_token=ab%00c&client_id={id}&client_secret={secret}")),
-        form("/token", format!("grant_type=urn:ietf:params:oauth:grant-type:device_code&device_code=%00&client_id={id}")),
+        form(
+            "/token",
+            format!("grant_type=urn:ietf:params:oauth:grant-type:device_code&device_code=%00&client_id={id}"),
+        ),
         form("/introspect", format!("token=abc&token_type_hint=access%00token&client_id={id}&client_secret={secret}")),
         form("/introspect", format!("token=a%00bc&client_id={id}&client_secret={secret}")),
         form("/revoke", format!("token=abc&client_id={id}%00")),
@@ -47,7 +53,8 @@ async fn nul_in_forms_queries_and_credentials() {
         form("/authorize", format!("client_id={id}&tenant=ac%00me")),
     ];
     for (path, body) in forms {
-        let req = browser.post(p.url(&path)).header("content-type", "application/x-www-form-urlencoded").body(body.clone());
+        let req =
+            browser.post(p.url(&path)).header("content-type", "application/x-www-form-urlencoded").body(body.clone());
         let (status, _, text) = send(req).await;
         // `/authorize` by POST is sent on as GET, where it is refused (below).
         if path != "/authorize" {
@@ -73,7 +80,9 @@ async fn nul_in_forms_queries_and_credentials() {
     let basic = |id: &str, secret: &str| {
         format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}")))
     };
-    for auth in [basic(&format!("{id}%00"), secret), basic(id, &format!("{secret}%00")), basic(&format!("{id}\0"), secret)] {
+    for auth in
+        [basic(&format!("{id}%00"), secret), basic(id, &format!("{secret}%00")), basic(&format!("{id}\0"), secret)]
+    {
         for path in ["/token", "/introspect", "/revoke"] {
             let req = p
                 .http()
@@ -102,14 +111,22 @@ async fn nul_in_the_admin_api_and_pages() {
     let client = format!("/api/v1/clients/{}", p.client_id);
     let bodies = [
         ("/api/v1/members", reqwest::Method::POST, json!({ "email": "n\u{0}w@example.com", "role": "viewer" })),
-        ("/api/v1/clients", reqwest::Method::POST, json!({ "name": "j\u{0}b", "grant_types": ["client_credentials"], "role": "viewer" })),
+        (
+            "/api/v1/clients",
+            reqwest::Method::POST,
+            json!({ "name": "j\u{0}b", "grant_types": ["client_credentials"], "role": "viewer" }),
+        ),
         (
             "/api/v1/clients",
             reqwest::Method::POST,
             json!({ "name": "web", "grant_types": ["authorization_code"], "redirect_uris": ["https://rp.example/c\u{0}b"] }),
         ),
         (client.as_str(), reqwest::Method::PATCH, json!({ "name": "A\u{0}" })),
-        ("/api/v1/platform/tenants", reqwest::Method::POST, json!({ "slug": "glo\u{0}bex", "name": "G", "admin_email": "h@g.example" })),
+        (
+            "/api/v1/platform/tenants",
+            reqwest::Method::POST,
+            json!({ "slug": "glo\u{0}bex", "name": "G", "admin_email": "h@g.example" }),
+        ),
         ("/api/v1/settings", reqwest::Method::PATCH, json!({ "n\u{0}": true })),
     ];
     for (path, method, body) in bodies {

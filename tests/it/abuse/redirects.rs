@@ -67,8 +67,21 @@ async fn registration_refuses_tricky_redirect_uris() {
     let client: serde_json::Value = serde_json::from_str(&client).unwrap();
     assert_eq!(client["redirect_uris"], json!([REDIRECT]));
 
-    for uri in ["https://rp.example.com\\@evil.example/cb", "https://RP.example.com/cb", "https://rp.example.com/a/%2e%2e/cb"] {
-        let args = ["client", "create", "--tenant", "acme", "--name", "x", "--grant", "authorization_code", "--redirect-uri", uri];
+    for uri in
+        ["https://rp.example.com\\@evil.example/cb", "https://RP.example.com/cb", "https://rp.example.com/a/%2e%2e/cb"]
+    {
+        let args = [
+            "client",
+            "create",
+            "--tenant",
+            "acme",
+            "--name",
+            "x",
+            "--grant",
+            "authorization_code",
+            "--redirect-uri",
+            uri,
+        ];
         let out = cli(&p.t, &args, "");
         assert!(!out.status.success(), "{uri}");
     }
@@ -126,8 +139,15 @@ async fn authorization_refuses_near_misses_of_the_registered_uri() {
 }
 
 /// The tricks a return-to parameter invites.
-const ELSEWHERE: [&str; 7] =
-    ["//evil.example", "https:evil.example", "/\\evil.example", "%2F%2Fevil.example", "https://evil.example/", "\\\\evil.example", "/%09/evil.example"];
+const ELSEWHERE: [&str; 7] = [
+    "//evil.example",
+    "https:evil.example",
+    "/\\evil.example",
+    "%2F%2Fevil.example",
+    "https://evil.example/",
+    "\\\\evil.example",
+    "/%09/evil.example",
+];
 
 /// Whether `location`, resolved against the issuer, stays on the issuer.
 fn stays_home(p: &Provider, location: &str) -> bool {
@@ -143,12 +163,18 @@ fn stays_home(p: &Provider, location: &str) -> bool {
 async fn login_and_second_factor_pages_redirect_only_home() {
     let p = Provider::start().await;
     for trick in ELSEWHERE {
-        let http = reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let http =
+            reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
         let page = http.get(p.url("/login")).query(&[("req", trick)]).send().await.unwrap();
         assert_eq!(page.status(), 200, "{trick}");
         let html = page.text().await.unwrap();
         assert!(!html.contains("evil.example"), "{trick} is not echoed");
-        let form = [("csrf", hidden(&html, "csrf")), ("req", trick.to_owned()), ("email", p.email.clone()), ("password", PASSWORD.to_owned())];
+        let form = [
+            ("csrf", hidden(&html, "csrf")),
+            ("req", trick.to_owned()),
+            ("email", p.email.clone()),
+            ("password", PASSWORD.to_owned()),
+        ];
         let res = http.post(p.url("/login")).form(&form).send().await.unwrap();
         assert_eq!(res.status(), 303, "{trick}");
         assert_eq!(res.headers()["location"], "/", "{trick}");
@@ -187,7 +213,10 @@ async fn consent_cannot_be_sent_elsewhere() {
     }
     let req = hidden(&html, "req");
     let step = b
-        .post("/consent", &[("csrf", &csrf), ("req", &req), ("decision", "allow"), ("redirect_uri", "https://evil.example/cb")])
+        .post(
+            "/consent",
+            &[("csrf", &csrf), ("req", &req), ("decision", "allow"), ("redirect_uri", "https://evil.example/cb")],
+        )
         .await;
     match &step {
         Step::Left(url) => assert!(url.as_str().starts_with(REDIRECT), "{url}"),

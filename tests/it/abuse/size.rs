@@ -29,10 +29,10 @@ async fn oversized_bodies_are_413() {
         assert_clean_raw(path, &answer);
     }
     let name = "x".repeat(70 * 1024);
-    for (method, path) in [(reqwest::Method::POST, "/api/v1/clients".to_owned()), (
-        reqwest::Method::PATCH,
-        format!("/api/v1/clients/{}", p.client_id),
-    )] {
+    for (method, path) in [
+        (reqwest::Method::POST, "/api/v1/clients".to_owned()),
+        (reqwest::Method::PATCH, format!("/api/v1/clients/{}", p.client_id)),
+    ] {
         let body = json!({ "name": name, "grant_types": ["client_credentials"], "role": "viewer" });
         let (status, _, text) = send(http.request(method, p.url(&path)).bearer_auth(&admin).json(&body)).await;
         assert_eq!(status, 413, "{path}: {text}");
@@ -69,18 +69,38 @@ async fn oversized_headers_and_uris_are_refused() {
         ("a huge cookie", get_request(&p, "/login", &format!("Cookie: lca_session={huge}\r\n")), 431),
         (
             "many cookies",
-            get_request(&p, "/login", &(0..40).map(|i| format!("Cookie: c{i}={}\r\n", "b".repeat(1000))).collect::<String>()),
+            get_request(
+                &p,
+                "/login",
+                &(0..40).map(|i| format!("Cookie: c{i}={}\r\n", "b".repeat(1000))).collect::<String>(),
+            ),
             431,
         ),
-        ("very many headers", get_request(&p, "/healthz", &(0..90).map(|i| format!("X-H{i}: v\r\n")).collect::<String>()), 431),
-        ("past the parser's buffer", get_request(&p, "/healthz", &format!("X-Pad: {}\r\n", "a".repeat(600 * 1024))), 431),
-        ("past the parser's header count", get_request(&p, "/healthz", &(0..150).map(|i| format!("X-H{i}: v\r\n")).collect::<String>()), 431),
+        (
+            "very many headers",
+            get_request(&p, "/healthz", &(0..90).map(|i| format!("X-H{i}: v\r\n")).collect::<String>()),
+            431,
+        ),
+        (
+            "past the parser's buffer",
+            get_request(&p, "/healthz", &format!("X-Pad: {}\r\n", "a".repeat(600 * 1024))),
+            431,
+        ),
+        (
+            "past the parser's header count",
+            get_request(&p, "/healthz", &(0..150).map(|i| format!("X-H{i}: v\r\n")).collect::<String>()),
+            431,
+        ),
         (
             "a huge URI",
             get_request(&p, &format!("/authorize?client_id={}&pad={}", p.client_id, "u".repeat(40 * 1024)), ""),
             414,
         ),
-        ("a huge token request", post_request(&p, &format!("/token?pad={}", "u".repeat(40 * 1024)), "", b"grant_type=x"), 414),
+        (
+            "a huge token request",
+            post_request(&p, &format!("/token?pad={}", "u".repeat(40 * 1024)), "", b"grant_type=x"),
+            414,
+        ),
     ];
     for (what, request, status) in cases {
         let answer = raw(&p, &request).await;
