@@ -94,6 +94,10 @@ pub enum AppError {
     Forbidden(Cow<'static, str>),
     PayloadTooLarge,
     UnsupportedMediaType,
+    /// The request's headers are past the bounds of `extract::refuse_hostile_head`: 431.
+    HeadersTooLarge,
+    /// The request's URI is past that bound: 414.
+    UriTooLong,
     /// A dependency (the database) is unreachable: 503, logged like an internal error.
     Unavailable(anyhow::Error),
     /// Too many requests from this client: 429 with `Retry-After` in seconds (RFC 6585 §4).
@@ -180,6 +184,11 @@ impl IntoResponse for AppError {
             AppError::UnsupportedMediaType => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, report_for(StatusCode::UNSUPPORTED_MEDIA_TYPE))
             }
+            AppError::HeadersTooLarge => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                report_for(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE),
+            ),
+            AppError::UriTooLong => (StatusCode::URI_TOO_LONG, report_for(StatusCode::URI_TOO_LONG)),
             AppError::Unavailable(e) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 ErrorReport { internal: Some(Arc::new(e)), ..report_for(StatusCode::SERVICE_UNAVAILABLE) },
@@ -226,6 +235,8 @@ fn report_for(status: StatusCode) -> ErrorReport {
         StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "this method is not allowed here"),
         StatusCode::PAYLOAD_TOO_LARGE => ("invalid_request", "the request body is too large"),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => ("invalid_request", "unsupported content type"),
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => ("invalid_request", "the request headers are too large"),
+        StatusCode::URI_TOO_LONG => ("invalid_request", "the request URI is too long"),
         StatusCode::REQUEST_TIMEOUT => ("invalid_request", "the request took too long"),
         StatusCode::SERVICE_UNAVAILABLE => ("temporarily_unavailable", "the service is temporarily unavailable"),
         s if s.is_server_error() => ("server_error", "an internal error occurred"),

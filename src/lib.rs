@@ -142,7 +142,7 @@ pub fn app(state: AppState) -> Router {
 }
 
 /// Wraps routes in the layers every request passes: Sentry, request id, tracing, security
-/// headers, the error finisher, panic catching, timeout and body limits.
+/// headers, the error finisher, head bounds, panic catching, timeout and body limits.
 pub fn with_common_layers(routes: Router, config: &Config) -> Router {
     let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
 
@@ -175,6 +175,8 @@ pub fn with_common_layers(routes: Router, config: &Config) -> Router {
             )
         })))
         .layer(axum::middleware::from_fn(error::finish_errors))
+        // Inside the finisher, so its refusals get our shape (ARCHITECTURE.md, "Hostile input").
+        .layer(axum::middleware::from_fn(extract::refuse_hostile_head))
         .layer(CatchPanicLayer::custom(|_panic: Box<dyn std::any::Any + Send>| {
             axum::response::IntoResponse::into_response(AppError::Internal(anyhow::anyhow!("handler panicked")))
         }))

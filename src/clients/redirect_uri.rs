@@ -26,6 +26,14 @@ impl RedirectUri {
         if !url.username().is_empty() || url.password().is_some() {
             return Err("must not carry credentials");
         }
+        // Compared as exact strings, so the string must be the URL a browser goes to: a
+        // backslash, an upper-case scheme or host, a dot segment (`..`, `%2e%2e`), a default
+        // port, `https:host` would each be read differently from how they are written.
+        if url.as_str() != raw {
+            return Err(
+                "must be written in normal form (lower-case scheme and host, no default port, no dot segments or backslashes)",
+            );
+        }
         match url.scheme() {
             "https" => {
                 if url.host().is_none() {
@@ -90,6 +98,11 @@ mod tests {
             "https://user:pw@app.example.com/cb",
             " https://app.example.com/cb",
             "https://app.example.com/c b",
+            "https://app.example.com\\@evil.example/cb",
+            "https://APP.example.com/cb",
+            "https://app.example.com/a/%2e%2e/cb",
+            "https://app.example.com:443/cb",
+            "https:app.example.com/cb",
         ] {
             assert!(RedirectUri::parse(bad).is_err(), "{bad}");
         }

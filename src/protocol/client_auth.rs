@@ -92,8 +92,10 @@ fn parse_basic(value: Option<&str>) -> Option<(String, String)> {
     let decoded = STANDARD.decode(encoded.trim()).ok()?;
     let decoded = String::from_utf8(decoded).ok()?;
     let (id, secret) = decoded.split_once(':')?;
+    // The edge's strict decoder: a bad escape or a control character (a NUL would reach
+    // PostgreSQL as the client id) makes the credentials unreadable, so `invalid_client`.
     let unescape = |s: &str| -> Option<String> {
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(&format!("v={s}")).ok()?;
+        let pairs = crate::extract::strict_pairs(format!("v={s}").as_bytes()).ok()?;
         pairs.into_iter().next().map(|(_, v)| v)
     };
     Some((unescape(id)?, unescape(secret)?))
@@ -118,5 +120,8 @@ mod tests {
         assert_eq!(parse_basic(Some("Bearer abc")), None);
         assert_eq!(parse_basic(Some("Basic !!!")), None);
         assert_eq!(parse_basic(Some(&format!("Basic {}", STANDARD.encode("nocolon")))), None);
+        for bad in ["web%00:s", "web:s%00", "web\0:s", "web:s\r\n", "web%zz:s"] {
+            assert_eq!(parse_basic(Some(&format!("Basic {}", STANDARD.encode(bad)))), None, "{bad}");
+        }
     }
 }

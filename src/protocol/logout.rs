@@ -22,6 +22,7 @@ use crate::db::{self, audit};
 use crate::error::AppError;
 use crate::extract::{Form, Query};
 use crate::html::text::{EN, Text};
+use crate::protocol::authorize::params::MAX_STATE_BYTES;
 use crate::protocol::meta::RequestMeta;
 use crate::render::{self, MessagePage, page_error, render};
 use crate::session;
@@ -112,6 +113,10 @@ async fn logout(
         Some(id) if !id.is_empty() && id.len() <= 128 => crate::clients::find_any(&state.db, id).await?,
         _ => None,
     };
+    // Refused, not dropped: a relying party that gets no `state` back cannot tell why.
+    if p.state.as_ref().is_some_and(|s| s.len() > MAX_STATE_BYTES) {
+        return Err(refused("The state parameter is too long."));
+    }
     let redirect = match p.post_logout_redirect_uri.as_deref().filter(|u| !u.is_empty()) {
         None => None,
         Some(uri) => {
@@ -186,7 +191,7 @@ async fn logout(
             let Ok(mut url) = Url::parse(&uri) else {
                 return Err(refused("The post_logout_redirect_uri is not a URL."));
             };
-            if let Some(state) = p.state.as_deref().filter(|s| !s.is_empty() && s.len() <= 2048) {
+            if let Some(state) = p.state.as_deref().filter(|s| !s.is_empty()) {
                 url.query_pairs_mut().append_pair("state", state);
             }
             Ok(Redirect::to(url.as_str()).into_response())

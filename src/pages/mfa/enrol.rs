@@ -76,10 +76,7 @@ async fn enrol_gate(
         return Ok(None);
     }
     match actor {
-        Actor::Half(_) => {
-            let req = req.filter(|r| !r.is_empty()).map(|r| format!("?req={r}")).unwrap_or_default();
-            Ok(Some(Redirect::to(&format!("/login/mfa{req}")).into_response()))
-        }
+        Actor::Half(_) => Ok(Some(Redirect::to(&format!("/login/mfa{}", super::req_query(req))).into_response())),
         Actor::Signed(who) if who.has_mfa() && chrono::Utc::now().timestamp() - who.auth_time < REENROL_SECONDS => {
             Ok(None)
         }

@@ -77,9 +77,15 @@ fn form_targets(pending: Option<&Pending>) -> Vec<String> {
 }
 
 fn to_login(req: Option<&str>) -> Response {
+    Redirect::to(&format!("/login{}", req_query(req))).into_response()
+}
+
+/// `?req=…` for a redirect, the id percent-encoded: it came from the query, and a `Location`
+/// is one encoded value (ARCHITECTURE.md, "Hostile input"). Empty without an id.
+pub fn req_query(req: Option<&str>) -> String {
     match req.filter(|r| !r.is_empty()) {
-        Some(r) => Redirect::to(&format!("/login?req={r}")).into_response(),
-        None => Redirect::to("/login").into_response(),
+        Some(r) => format!("?req={}", url::form_urlencoded::byte_serialize(r.as_bytes()).collect::<String>()),
+        None => String::new(),
     }
 }
 

@@ -42,8 +42,7 @@ pub async fn show(
     let has_totp = db::mfa::state(&mut tx, actor.user_id()).await?.is_some_and(|s| s.has_totp());
     tx.commit().await?;
     if !has_totp {
-        let req = q.req.as_deref().map(|r| format!("?req={r}")).unwrap_or_default();
-        return Ok(Redirect::to(&format!("/mfa/enrol{req}")).into_response());
+        return Ok(Redirect::to(&format!("/mfa/enrol{}", super::req_query(q.req.as_deref()))).into_response());
     }
     let pending = pending_of(&session, q.req.as_deref()).await?;
     code_page(&session, pending.as_ref(), false).await

@@ -22,7 +22,7 @@ use serde::Deserialize;
 use tower_sessions::Session;
 
 use crate::error::AppError;
-use crate::extract::{Query, has_control_character};
+use crate::extract::{Query, Refused, strict_pairs};
 use crate::protocol::meta::RequestMeta;
 use crate::session;
 use crate::state::AppState;
@@ -40,10 +40,7 @@ pub async fn authorize_get(
     RawQuery(query): RawQuery,
 ) -> Result<Response, AppError> {
     let query = query.unwrap_or_default();
-    let pairs = serde_urlencoded::from_str::<Vec<(String, String)>>(&query).unwrap_or_default();
-    if has_control_character(&pairs) {
-        return Err(bad_client("The request parameters contain control characters."));
-    }
+    refuse_malformed(strict_pairs(query.as_bytes()))?;
     let Ok(params) = serde_urlencoded::from_str::<AuthorizeParams>(&query) else {
         return Err(bad_client("The request parameters are malformed or repeated."));
     };
@@ -54,14 +51,17 @@ pub async fn authorize_get(
 /// `SameSite=Lax` cookie, so the request is answered with a 303 to the same request as GET,
 /// which does: the user's session is found, not replaced by an empty one.
 pub async fn authorize_post(body: axum::body::Bytes) -> Result<Response, AppError> {
-    let Ok(params) = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body) else {
-        return Err(bad_client("The request parameters are malformed."));
-    };
-    if has_control_character(&params) {
-        return Err(bad_client("The request parameters contain control characters."));
-    }
+    let params = refuse_malformed(strict_pairs(&body))?;
     let query = serde_urlencoded::to_string(&params).map_err(|e| AppError::Internal(e.into()))?;
     Ok(Redirect::to(&format!("{}?{query}", crate::protocol::discovery::paths::AUTHORIZE)).into_response())
+}
+
+/// The error page for parameters the strict decoder refused.
+fn refuse_malformed<T>(decoded: Result<T, Refused>) -> Result<T, AppError> {
+    decoded.map_err(|why| match why {
+        Refused::ControlCharacter => bad_client("The request parameters contain control characters."),
+        Refused::Malformed => bad_client("The request parameters are malformed."),
+    })
 }
 
 #[derive(Debug, Deserialize)]

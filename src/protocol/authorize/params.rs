@@ -2,6 +2,13 @@
 
 use serde::Deserialize;
 
+/// The longest `state` kept and echoed (ARCHITECTURE.md, "Hostile input"): relying parties
+/// keep a return URL and a signature in it, so several KiB; longer is refused with the error
+/// page, since it could not be echoed. Also the bound at RP-initiated logout.
+pub const MAX_STATE_BYTES: usize = 4096;
+/// The longest `nonce` (it is copied into the ID token).
+pub const MAX_NONCE_BYTES: usize = 512;
+
 /// Parameters of an authorization request. Unknown ones are ignored (OIDC Core §3.1.2.1);
 /// `display`, `ui_locales` and `claims_locales` are accepted; `acr_values` and `claims` are
 /// read by [`super::claims`].
@@ -29,4 +36,22 @@ pub struct AuthorizeParams {
     pub claims_locales: Option<String>,
     pub acr_values: Option<String>,
     pub claims: Option<String>,
+}
+
+impl AuthorizeParams {
+    /// The first parameter past its bound, if any: those not bounded where they are read
+    /// (`state` and `nonce` are bounded in `start`, `claims` and `acr_values` in `claims`,
+    /// `scope` in `Scopes::parse`). A `login_hint` is an email address (RFC 5321 §4.5.3.1.3),
+    /// a `tenant` a slug; the others are short lists of short words.
+    pub fn too_long(&self) -> Option<&'static str> {
+        let bounds: [(&'static str, &Option<String>, usize); 6] = [
+            ("login_hint is too long", &self.login_hint, 254),
+            ("tenant is too long", &self.tenant, 63),
+            ("ui_locales is too long", &self.ui_locales, 256),
+            ("claims_locales is too long", &self.claims_locales, 256),
+            ("display is too long", &self.display, 32),
+            ("prompt is too long", &self.prompt, 64),
+        ];
+        bounds.into_iter().find(|(_, value, max)| value.as_ref().is_some_and(|v| v.len() > *max)).map(|(why, _, _)| why)
+    }
 }

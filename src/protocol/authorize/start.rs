@@ -7,7 +7,7 @@ use tower_sessions::Session;
 use uuid::Uuid;
 
 use super::claims::{AcrRefusal, ClaimsRequest, acr_request};
-use super::params::AuthorizeParams;
+use super::params::{AuthorizeParams, MAX_NONCE_BYTES, MAX_STATE_BYTES};
 use super::proceed::decide;
 use super::reply::{Reply, bad_client};
 use crate::clients::{GRANT_AUTHORIZATION_CODE, RedirectUri};
@@ -45,7 +45,7 @@ pub(super) async fn start(
         // Not trusted as a mode; answer by query.
         Some(_) => false,
     };
-    if p.state.as_ref().is_some_and(|s| s.len() > 2048) {
+    if p.state.as_ref().is_some_and(|s| s.len() > MAX_STATE_BYTES) {
         return Err(bad_client("The state parameter is too long."));
     }
     let reply = Reply { redirect_uri, form_post, state: p.state.as_deref(), issuer: &state.config.issuer };
@@ -53,6 +53,9 @@ pub(super) async fn start(
     // 2. Everything else is answered at the redirect URI.
     if p.response_mode.as_deref().is_some_and(|m| m != "query" && m != "form_post") {
         return Ok(reply.error("invalid_request", "unsupported response_mode"));
+    }
+    if let Some(why) = p.too_long() {
+        return Ok(reply.error("invalid_request", why));
     }
     if p.request.is_some() {
         return Ok(reply.error("request_not_supported", "request objects are not supported"));
@@ -90,7 +93,7 @@ pub(super) async fn start(
             _ => return Ok(reply.error("invalid_request", "max_age must be a non-negative integer")),
         },
     };
-    if p.nonce.as_ref().is_some_and(|n| n.len() > 512) {
+    if p.nonce.as_ref().is_some_and(|n| n.len() > MAX_NONCE_BYTES) {
         return Ok(reply.error("invalid_request", "nonce is too long"));
     }
     // PKCE (RFC 7636, OAuth 2.1 §4.1.1): S256 only; required of public clients, and of
@@ -164,9 +167,9 @@ pub(super) async fn start(
         prompt_consent: prompt.consent,
         prompt_select_account: prompt.select_account,
         max_age,
-        login_hint: p.login_hint.clone().filter(|h| h.len() <= 254),
+        login_hint: p.login_hint.clone(),
         hint_sub,
-        tenant_hint: p.tenant.clone().filter(|t| t.len() <= 63),
+        tenant_hint: p.tenant.clone(),
         logged_in: false,
         tenant: None,
         consented: false,
