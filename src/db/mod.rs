@@ -59,7 +59,7 @@ pub const OPERATOR_ROLE: &str = "lca_operator";
 /// that refuses connections (a server restarting, "the database system is starting up") is
 /// retried until then; a request that waited this long on a healthy pool is better refused with
 /// `Retry-After` than queued.
-pub const REQUEST_ACQUIRE_TIMEOUT: Duration = Duration::from_millis(1500);
+pub const REQUEST_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Whether `err` says the database cannot be reached right now, rather than that a query is
 /// wrong: the pool found no connection in time, the connection failed or was cut, or the

@@ -12,6 +12,8 @@ use crate::support::free_port;
 
 mod crash;
 mod database;
+mod load;
+mod network;
 
 /// A `serve` child process whose output goes to files, so a busy server never blocks on a
 /// full pipe. Killed when dropped.
