@@ -63,7 +63,16 @@ async fn database_stop_under_load_fails_fast_and_recovers() {
     };
     cli(&["tenant", "create", "--slug", "acme", "--name", "Acme", "--json"]);
     let client = cli(&[
-        "client", "create", "--tenant", "acme", "--name", "Load", "--grant", "client_credentials", "--role", "viewer",
+        "client",
+        "create",
+        "--tenant",
+        "acme",
+        "--name",
+        "Load",
+        "--grant",
+        "client_credentials",
+        "--role",
+        "viewer",
         "--json",
     ]);
     let load = Load::start(&server.base, &client, 6);

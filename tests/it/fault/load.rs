@@ -142,7 +142,10 @@ impl Load {
     /// When the first answer of `kind` with `status` arrived that was asked at or after `after`.
     pub fn first(&self, kind: Kind, status: u16, after: Instant) -> Option<Instant> {
         let all = self.outcomes.lock().unwrap();
-        all.iter().filter(|o| o.kind == kind && o.status == status && o.started >= after).map(|o| o.started + o.took).min()
+        all.iter()
+            .filter(|o| o.kind == kind && o.status == status && o.started >= after)
+            .map(|o| o.started + o.took)
+            .min()
     }
 
     /// Stops the workers and returns every outcome.

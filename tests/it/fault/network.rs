@@ -102,7 +102,19 @@ async fn database_unreachable_over_tcp_fails_fast_and_recovers() {
     json_out(&cli(&t, &["tenant", "create", "--slug", "acme", "--name", "Acme", "--json"], ""));
     let client = json_out(&cli(
         &t,
-        &["client", "create", "--tenant", "acme", "--name", "Load", "--grant", "client_credentials", "--role", "viewer", "--json"],
+        &[
+            "client",
+            "create",
+            "--tenant",
+            "acme",
+            "--name",
+            "Load",
+            "--grant",
+            "client_credentials",
+            "--role",
+            "viewer",
+            "--json",
+        ],
         "",
     ));
     let dir = tempfile::tempdir().unwrap();
