@@ -98,7 +98,9 @@ pub enum AppError {
     HeadersTooLarge,
     /// The request's URI is past that bound: 414.
     UriTooLong,
-    /// A dependency (the database) is unreachable: 503, logged like an internal error.
+    /// A dependency (the database) is unreachable: 503 with `Retry-After`, logged like an
+    /// internal error. An `Internal` error caused by an unreachable database becomes this one
+    /// (see [`database_unreachable`]).
     Unavailable(anyhow::Error),
     /// Too many requests from this client: 429 with `Retry-After` in seconds (RFC 6585 §4).
     /// `page`: an HTML page (a browser form) rather than an RFC 6749 §5.2 JSON body.
@@ -155,11 +157,27 @@ struct ErrorReport {
     internal: Option<Arc<anyhow::Error>>,
 }
 
+/// Seconds a client is asked to wait when the database is unreachable: long enough not to
+/// hammer a database coming back, short enough for a restart.
+pub const RETRY_AFTER_UNAVAILABLE: u64 = 5;
+
+/// Whether an error was caused by the database being unreachable (`db::is_unavailable`
+/// anywhere in its chain): a fault of the moment, not a bug (ARCHITECTURE.md, "Cross-cutting
+/// concerns": Faults). Every `?` on a query error yields `Internal`; this is the one place
+/// that tells the two apart.
+fn database_unreachable(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| cause.downcast_ref::<sqlx::Error>().is_some_and(crate::db::is_unavailable))
+}
+
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let mut www_authenticate = None;
         let mut retry = None;
-        let (status, report) = match self {
+        let this = match self {
+            AppError::Internal(e) if database_unreachable(&e) => AppError::Unavailable(e),
+            other => other,
+        };
+        let (status, report) = match this {
             AppError::OAuth(e) => {
                 www_authenticate = e.www_authenticate;
                 (
@@ -189,10 +207,13 @@ impl IntoResponse for AppError {
                 report_for(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE),
             ),
             AppError::UriTooLong => (StatusCode::URI_TOO_LONG, report_for(StatusCode::URI_TOO_LONG)),
-            AppError::Unavailable(e) => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                ErrorReport { internal: Some(Arc::new(e)), ..report_for(StatusCode::SERVICE_UNAVAILABLE) },
-            ),
+            AppError::Unavailable(e) => {
+                retry = Some(RETRY_AFTER_UNAVAILABLE);
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ErrorReport { internal: Some(Arc::new(e)), ..report_for(StatusCode::SERVICE_UNAVAILABLE) },
+                )
+            }
             AppError::Internal(e) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 ErrorReport { internal: Some(Arc::new(e)), ..report_for(StatusCode::INTERNAL_SERVER_ERROR) },
@@ -301,6 +322,24 @@ pub async fn finish_errors(req: Request, next: Next) -> Response {
     }
     out.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     out
+}
+
+/// Middleware of the browser routes, outside their session layer: when the database is
+/// unreachable a browser gets a 503 page with `Retry-After`, not a JSON body, and not the bare
+/// 500 tower-sessions answers when it cannot save a session (ARCHITECTURE.md, "Cross-cutting
+/// concerns": Faults).
+pub async fn browser_outage(req: Request, next: Next) -> Response {
+    let (mut res, store_unreachable) = crate::db::browser_sessions::watch(next.run(req)).await;
+    if store_unreachable && res.status() == StatusCode::INTERNAL_SERVER_ERROR {
+        res = AppError::Unavailable(anyhow::anyhow!("the session store could not reach the database")).into_response();
+    }
+    if res.status() == StatusCode::SERVICE_UNAVAILABLE
+        && let Some(report) = res.extensions_mut().get_mut::<ErrorReport>()
+        && report.page_title.is_none()
+    {
+        report.page_title = Some("Temporarily unavailable");
+    }
+    res
 }
 
 /// Marks a response whose error status and body are already final (a rendered page).

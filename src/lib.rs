@@ -119,7 +119,8 @@ pub fn app(state: AppState) -> Router {
         .route("/account/devices/revoke", post(pages::account::revoke_device))
         .route("/select-tenant", get(pages::tenant::show).post(pages::tenant::submit))
         .route(paths::END_SESSION, get(logout::logout_get).post(logout::logout_post))
-        .layer(sessions);
+        .layer(sessions)
+        .layer(axum::middleware::from_fn(error::browser_outage));
 
     let routes = Router::new()
         .route("/healthz", get(health::healthz))

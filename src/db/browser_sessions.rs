@@ -38,6 +38,33 @@ fn backend(e: impl std::fmt::Display) -> session_store::Error {
     session_store::Error::Backend(e.to_string())
 }
 
+tokio::task_local! {
+    /// Set by [`watch`] for one browser request: whether the store found the database
+    /// unreachable while serving it.
+    static UNREACHABLE: std::cell::Cell<bool>;
+}
+
+/// Runs a browser request (the session layer inside `request`) and says whether the store found
+/// the database unreachable meanwhile. tower-sessions answers a failed save with a bare 500 and
+/// the store's error reaches handlers only as text, so this is how the HTTP edge tells an
+/// outage from a bug (ARCHITECTURE.md, "Cross-cutting concerns": Faults).
+pub async fn watch<F: std::future::Future>(request: F) -> (F::Output, bool) {
+    UNREACHABLE
+        .scope(std::cell::Cell::new(false), async move {
+            let out = request.await;
+            (out, UNREACHABLE.with(std::cell::Cell::get))
+        })
+        .await
+}
+
+fn sql(e: sqlx::Error) -> session_store::Error {
+    if super::is_unavailable(&e) {
+        // Outside `watch` (a CLI command, a test driving the store) there is no one to tell.
+        let _ = UNREACHABLE.try_with(|flag| flag.set(true));
+    }
+    backend(e)
+}
+
 /// Every identity recorded in the session data (see `crate::session`): the signed-in user and
 /// a half sign-in (`pre_auth`: password done, second factor next), each with its security
 /// stamp. An identity without a readable stamp gets the nil stamp, which no user has, so the
@@ -71,7 +98,7 @@ impl PgSessionStore {
     async fn write(&self, statement: &'static str, record: &Record) -> session_store::Result<u64> {
         let data = serde_json::to_value(&record.data).map_err(backend)?;
         let (users, stamps) = identities_of(record);
-        let mut tx = self.db.unscoped().await.map_err(backend)?;
+        let mut tx = self.db.unscoped().await.map_err(sql)?;
         let written = sqlx::query(statement)
             .bind(id_hash(&record.id).as_slice())
             .bind(data)
@@ -81,9 +108,9 @@ impl PgSessionStore {
             .bind(self.max_age_secs)
             .execute(tx.conn())
             .await
-            .map_err(backend)?
+            .map_err(sql)?
             .rows_affected();
-        tx.commit().await.map_err(backend)?;
+        tx.commit().await.map_err(sql)?;
         Ok(written)
     }
 }
@@ -109,7 +136,7 @@ impl SessionStore for PgSessionStore {
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        let mut tx = self.db.unscoped().await.map_err(backend)?;
+        let mut tx = self.db.unscoped().await.map_err(sql)?;
         let row: Option<(serde_json::Value, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
             "SELECT data, expires_at FROM browser_sessions WHERE id_hash = $1 AND expires_at > now() \
                  AND created_at > now() - make_interval(secs => $2) AND lca_identities_current(user_ids, stamps)",
@@ -118,8 +145,8 @@ impl SessionStore for PgSessionStore {
         .bind(self.max_age_secs)
         .fetch_optional(tx.conn())
         .await
-        .map_err(backend)?;
-        tx.commit().await.map_err(backend)?;
+        .map_err(sql)?;
+        tx.commit().await.map_err(sql)?;
         let Some((data, expires_at)) = row else { return Ok(None) };
         let data = serde_json::from_value(data).map_err(|e| session_store::Error::Decode(e.to_string()))?;
         let expiry_date = time::OffsetDateTime::from_unix_timestamp(expires_at.timestamp()).map_err(backend)?;
@@ -127,13 +154,13 @@ impl SessionStore for PgSessionStore {
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
-        let mut tx = self.db.unscoped().await.map_err(backend)?;
+        let mut tx = self.db.unscoped().await.map_err(sql)?;
         sqlx::query("DELETE FROM browser_sessions WHERE id_hash = $1")
             .bind(id_hash(id).as_slice())
             .execute(tx.conn())
             .await
-            .map_err(backend)?;
-        tx.commit().await.map_err(backend)
+            .map_err(sql)?;
+        tx.commit().await.map_err(sql)
     }
 }
 

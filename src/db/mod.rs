@@ -54,6 +54,27 @@ pub const RUNTIME_ROLE: &str = "lca_runtime";
 /// (`migrations/0010_runtime_login.sql`).
 pub const OPERATOR_ROLE: &str = "lca_operator";
 
+/// How long a request waits for a connection of the request pool before it answers 503
+/// `temporarily_unavailable` (ARCHITECTURE.md, "Cross-cutting concerns": Faults). A database
+/// that refuses connections (a server restarting, "the database system is starting up") is
+/// retried until then; a request that waited this long on a healthy pool is better refused with
+/// `Retry-After` than queued.
+pub const REQUEST_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Whether `err` says the database cannot be reached right now, rather than that a query is
+/// wrong: the pool found no connection in time, the connection failed or was cut, or the
+/// server is shutting down, starting up or full (SQLSTATE class 08, 57P01-57P03, 53300). The
+/// HTTP edge answers these with 503 `temporarily_unavailable`, everything else with 500.
+pub fn is_unavailable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03" | "53300")),
+        _ => false,
+    }
+}
+
 /// Migrations embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -90,7 +111,7 @@ impl Database {
             .connect_lazy_with(target.owner.clone());
         let runtime = PgPoolOptions::new()
             .max_connections(target.max_connections)
-            .acquire_timeout(Duration::from_secs(5))
+            .acquire_timeout(REQUEST_ACQUIRE_TIMEOUT)
             .after_connect(|conn, _meta| {
                 Box::pin(async move {
                     // Fail closed: a connection that is not a plain lca_runtime login never

@@ -23,6 +23,7 @@ mod embedded;
 mod endpoints;
 mod errors;
 mod events;
+mod fault;
 mod floods;
 mod flow;
 mod fuzz;
