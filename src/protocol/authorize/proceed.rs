@@ -237,6 +237,19 @@ fn requested_claims(request: Option<&ClaimsRequest>) -> Result<RequestedClaims, 
     })
 }
 
+/// The audit event of an authorization refused to a signed-in user (`outcome` failure).
+fn refusal<'a>(meta: &RequestMeta, action: &'a str, user_id: Uuid, client_id: &str) -> audit::Event<'a> {
+    meta.event(action, "failure", ("user", Some(user_id.to_string())), ("client", client_id.to_owned()))
+}
+
+/// Appends `event` to `tenant_id`'s chain in a transaction of its own.
+async fn append_refusal(state: &AppState, tenant_id: Uuid, event: audit::Event<'_>) -> Result<(), AppError> {
+    let mut tx = state.db.tenant(tenant_id).await?;
+    audit::append(&mut tx, &event).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,17 +280,4 @@ mod tests {
         let both = format!(r#"{{"id_token":{{{0}}},"userinfo":{{{0}}}}}"#, member(40));
         assert!(requested(&both).is_ok(), "the bound is per member");
     }
-}
-
-/// The audit event of an authorization refused to a signed-in user (`outcome` failure).
-fn refusal<'a>(meta: &RequestMeta, action: &'a str, user_id: Uuid, client_id: &str) -> audit::Event<'a> {
-    meta.event(action, "failure", ("user", Some(user_id.to_string())), ("client", client_id.to_owned()))
-}
-
-/// Appends `event` to `tenant_id`'s chain in a transaction of its own.
-async fn append_refusal(state: &AppState, tenant_id: Uuid, event: audit::Event<'_>) -> Result<(), AppError> {
-    let mut tx = state.db.tenant(tenant_id).await?;
-    audit::append(&mut tx, &event).await?;
-    tx.commit().await?;
-    Ok(())
 }
