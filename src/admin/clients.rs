@@ -32,6 +32,8 @@ pub struct ClientView {
     pub signing_alg: String,
     pub require_pkce: bool,
     pub require_mfa: bool,
+    /// The lost-response grace window of refresh rotation, in seconds (0: none).
+    pub refresh_grace_secs: i32,
     /// Whether the client may ask for the `admin` scope.
     pub admin_api: bool,
     pub created_at: DateTime<Utc>,
@@ -55,6 +57,7 @@ impl From<db::clients::ClientListing> for ClientView {
             signing_alg: c.signing_alg,
             require_pkce: c.require_pkce,
             require_mfa: c.require_mfa,
+            refresh_grace_secs: c.refresh_grace_secs,
             created_at: c.created_at,
             updated_at: c.updated_at,
         }
@@ -82,6 +85,8 @@ pub struct NewClient {
     pub admin_api: bool,
     /// A confidential client may leave PKCE out (see [`ClientRequest::pkce_optional`]).
     pub pkce_optional: bool,
+    /// The lost-response grace window (see [`ClientRequest::refresh_grace_secs`]).
+    pub refresh_grace_secs: u32,
 }
 
 /// Bounds on what a caller may send: redirect URIs per list and their length, grant and
@@ -207,6 +212,7 @@ pub async fn create(db: &Database, caller: &Caller, new: NewClient) -> Result<Cr
         require_mfa: new.require_mfa,
         admin_api: new.admin_api,
         pkce_optional: new.pkce_optional,
+        refresh_grace_secs: new.refresh_grace_secs,
     };
     clients::create_client_in(db, &caller.actor, caller.tenant_id, req).await
 }
@@ -217,6 +223,7 @@ pub struct ClientChange {
     pub name: Option<String>,
     pub redirect_uris: Option<Vec<String>>,
     pub post_logout_redirect_uris: Option<Vec<String>>,
+    pub refresh_grace_secs: Option<u32>,
 }
 
 /// Changes a client's name or redirect URIs; `client.updated`.
@@ -235,6 +242,7 @@ pub async fn update(
         name: change.name,
         redirect_uris: change.redirect_uris,
         post_logout_redirect_uris: change.post_logout_redirect_uris,
+        refresh_grace_secs: change.refresh_grace_secs,
     };
     change::update_client_in(db, &caller.actor, caller.tenant_id, req).await.map_err(hide_id)
 }

@@ -69,6 +69,11 @@ pub struct ClientBody {
     /// parties that do not send it); public clients always need PKCE.
     #[serde(default)]
     pkce_optional: bool,
+    /// Seconds within which the refresh token just used may be presented again and return the
+    /// same successor pair (a lost response); 0, the default, allows no retry.
+    #[serde(default)]
+    #[schema(maximum = 300)]
+    refresh_grace_secs: u32,
 }
 
 /// `PATCH /clients/{client_id}`: each field given replaces the registered one.
@@ -81,6 +86,8 @@ pub struct ClientPatch {
     redirect_uris: Option<Vec<String>>,
     #[schema(max_items = 20)]
     post_logout_redirect_uris: Option<Vec<String>>,
+    #[schema(maximum = 300)]
+    refresh_grace_secs: Option<u32>,
 }
 
 /// A registered client with its secret (confidential clients), shown this once.
@@ -138,6 +145,7 @@ async fn create(
         require_mfa: body.require_mfa,
         admin_api: body.admin_api,
         pkce_optional: body.pkce_optional,
+        refresh_grace_secs: body.refresh_grace_secs,
     };
     let created = clients::create(&state.db, &caller, new).await?;
     let secret = created.client_secret.as_ref().map(|s| s.expose().to_owned());
@@ -174,6 +182,7 @@ async fn update(
         name: body.name,
         redirect_uris: body.redirect_uris,
         post_logout_redirect_uris: body.post_logout_redirect_uris,
+        refresh_grace_secs: body.refresh_grace_secs,
     };
     clients::update(&state.db, &caller, &client_id, change).await?;
     Ok(axum::Json(clients::get(&state.db, &caller, &client_id).await?))

@@ -12,7 +12,8 @@ use crate::vocabulary::Role;
 pub enum ClientCommand {
     /// Register a client. A confidential client's secret is printed once; only its hash is kept.
     Create(CreateClient),
-    /// Change a client's name or redirect URIs; each list given replaces the registered one.
+    /// Change a client's name, redirect URIs or refresh grace window; each list given replaces
+    /// the registered one.
     Update {
         #[arg(long)]
         client_id: String,
@@ -22,6 +23,10 @@ pub enum ClientCommand {
         redirect_uris: Vec<String>,
         #[arg(long = "post-logout-redirect-uri")]
         post_logout_redirect_uris: Vec<String>,
+        /// Seconds within which the refresh token just used may be presented again and return
+        /// the same successor pair (0 turns it off; at most 300).
+        #[arg(long)]
+        refresh_grace_secs: Option<u32>,
         #[arg(long)]
         json: bool,
     },
@@ -74,6 +79,11 @@ pub struct CreateClient {
     /// as the OpenID conformance suite); public clients always need it
     #[arg(long)]
     pkce_optional: bool,
+    /// Seconds within which the refresh token just used may be presented again and return the
+    /// same successor pair, for devices that lose a reply (default 0: none; 30-120 suits
+    /// devices; at most 300)
+    #[arg(long, default_value_t = 0)]
+    refresh_grace_secs: u32,
     #[arg(long, value_parser = ["RS256", "ES256", "EdDSA"])]
     signing_alg: Option<String>,
     /// client_secret_basic (default) or client_secret_post.
@@ -98,6 +108,7 @@ impl CreateClient {
             require_mfa: self.require_mfa,
             admin_api: self.admin_api,
             pkce_optional: self.pkce_optional,
+            refresh_grace_secs: self.refresh_grace_secs,
             signing_alg: self.signing_alg,
             auth_method: self.auth_method,
         })
@@ -119,12 +130,20 @@ pub(super) async fn run(command: ClientCommand, db: &Database, operator: &Actor)
                 None => format!("client_id: {} (public client)", created.client_id),
             })?;
         }
-        ClientCommand::Update { client_id, name, redirect_uris, post_logout_redirect_uris, json } => {
+        ClientCommand::Update {
+            client_id,
+            name,
+            redirect_uris,
+            post_logout_redirect_uris,
+            refresh_grace_secs,
+            json,
+        } => {
             let update = clients::change::ClientUpdate {
                 client_id,
                 name,
                 redirect_uris: (!redirect_uris.is_empty()).then_some(redirect_uris),
                 post_logout_redirect_uris: (!post_logout_redirect_uris.is_empty()).then_some(post_logout_redirect_uris),
+                refresh_grace_secs,
             };
             let updated = clients::change::update_client(db, operator, update).await?;
             print(json, &updated, || {

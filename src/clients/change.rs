@@ -19,6 +19,8 @@ pub struct ClientUpdate {
     pub name: Option<String>,
     pub redirect_uris: Option<Vec<String>>,
     pub post_logout_redirect_uris: Option<Vec<String>>,
+    /// The lost-response grace window of refresh rotation, in seconds.
+    pub refresh_grace_secs: Option<u32>,
 }
 
 /// A client as it is after a change.
@@ -29,6 +31,7 @@ pub struct UpdatedClient {
     pub name: String,
     pub redirect_uris: Vec<String>,
     pub post_logout_redirect_uris: Vec<String>,
+    pub refresh_grace_secs: i32,
     /// The fields that were given.
     pub changed: Vec<&'static str>,
 }
@@ -84,6 +87,7 @@ pub async fn update_client_in(
         return Err(ServiceError::Invalid("authorization_code needs at least one --redirect-uri".into()));
     }
     let post_logout = uris(&req.post_logout_redirect_uris, "--post-logout-redirect-uri")?;
+    let grace = req.refresh_grace_secs.map(|secs| super::refresh_grace(secs, &client.grant_types)).transpose()?;
     let mut changed = Vec::new();
     let mut details = serde_json::Map::new();
     let mut note = |field: &'static str, before: serde_json::Value, after: serde_json::Value| {
@@ -99,15 +103,19 @@ pub async fn update_client_in(
     if let Some(u) = &post_logout {
         note("post_logout_redirect_uris", client.post_logout_redirect_uris.clone().into(), u.clone().into());
     }
+    if let Some(g) = grace {
+        note("refresh_grace_secs", client.refresh_grace_secs.into(), g.into());
+    }
     if changed.is_empty() {
         return Err(ServiceError::Invalid(
-            "nothing to change: give --name, --redirect-uri or --post-logout-redirect-uri".into(),
+            "nothing to change: give --name, --redirect-uri, --post-logout-redirect-uri or --refresh-grace-secs".into(),
         ));
     }
     let change = db::clients::ClientChange {
         name: name.as_deref(),
         redirect_uris: redirect_uris.as_deref(),
         post_logout_redirect_uris: post_logout.as_deref(),
+        refresh_grace_secs: grace,
     };
     if !db::clients::update(&mut tx, &client.client_id, &change).await? {
         return Err(no_client(&req.client_id));
@@ -121,6 +129,7 @@ pub async fn update_client_in(
         name: name.unwrap_or(client.name),
         redirect_uris: redirect_uris.unwrap_or(client.redirect_uris),
         post_logout_redirect_uris: post_logout.unwrap_or(client.post_logout_redirect_uris),
+        refresh_grace_secs: grace.unwrap_or(client.refresh_grace_secs),
         changed,
     })
 }

@@ -49,7 +49,15 @@ pub struct ClientRequest {
     /// parties that do not send it (the OpenID conformance suite is one). Public clients always
     /// need PKCE.
     pub pkce_optional: bool,
+    /// The lost-response grace window of refresh rotation, in seconds (0, the default: none;
+    /// at most [`MAX_REFRESH_GRACE_SECS`]). Within it, presenting the refresh token just used
+    /// again returns the pair that use issued, for devices that lose a reply on a flaky network
+    /// (ARCHITECTURE.md, "Tokens").
+    pub refresh_grace_secs: u32,
 }
+
+/// The longest lost-response grace window a client may have (migration 0017 holds it too).
+pub const MAX_REFRESH_GRACE_SECS: u32 = 300;
 
 /// A registered client. The secret is shown here once; only its hash is stored.
 #[derive(Debug, Serialize)]
@@ -71,6 +79,8 @@ pub struct CreatedClient {
     pub require_mfa: bool,
     /// Authorization requests must carry PKCE (always so for public clients).
     pub require_pkce: bool,
+    /// The lost-response grace window of refresh rotation, in seconds.
+    pub refresh_grace_secs: u32,
     /// The scopes the client may ask for.
     pub scopes: Vec<String>,
 }
@@ -176,6 +186,7 @@ pub async fn create_client_in(
     if req.pkce_optional && !interactive {
         return Err(ServiceError::Invalid("--pkce-optional is only for clients that log users in".into()));
     }
+    let refresh_grace_secs = refresh_grace(req.refresh_grace_secs, &grants)?;
     if req.multi_tenant && !interactive {
         return Err(ServiceError::Invalid("--multi-tenant is only for clients that log users in".into()));
     }
@@ -229,6 +240,7 @@ pub async fn create_client_in(
             signing_alg: &signing_alg,
             require_mfa: req.require_mfa,
             require_pkce: !req.pkce_optional,
+            refresh_grace_secs,
             scopes: &scopes,
         },
     )
@@ -244,6 +256,7 @@ pub async fn create_client_in(
         "signing_alg": signing_alg,
         "require_mfa": req.require_mfa,
         "require_pkce": !req.pkce_optional,
+        "refresh_grace_secs": refresh_grace_secs,
         "scopes": scopes,
     });
     audit::append(&mut tx, &actor.event("client.created", ("client", Some(client_id.clone())), details)).await?;
@@ -264,8 +277,25 @@ pub async fn create_client_in(
         signing_alg,
         require_mfa: req.require_mfa,
         require_pkce: !req.pkce_optional,
+        refresh_grace_secs: req.refresh_grace_secs,
         scopes,
     })
+}
+
+/// A grace window as stored: at most [`MAX_REFRESH_GRACE_SECS`], and only for a client that
+/// refreshes.
+pub(crate) fn refresh_grace(secs: u32, grants: &[String]) -> Result<i32, ServiceError> {
+    if secs > MAX_REFRESH_GRACE_SECS {
+        return Err(ServiceError::Invalid(format!(
+            "--refresh-grace-secs is at most {MAX_REFRESH_GRACE_SECS} (30-120 suits devices)"
+        )));
+    }
+    if secs > 0 && !grants.iter().any(|g| g == GRANT_REFRESH_TOKEN) {
+        return Err(ServiceError::Invalid(
+            "--refresh-grace-secs is only for clients with the refresh_token grant".into(),
+        ));
+    }
+    Ok(i32::try_from(secs).unwrap_or_default())
 }
 
 /// Accepts the grant names (and `device_code` for the RFC 8628 URN), without duplicates.

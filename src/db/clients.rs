@@ -21,6 +21,8 @@ pub struct NewClient<'a> {
     pub signing_alg: &'a str,
     pub require_mfa: bool,
     pub require_pkce: bool,
+    /// The lost-response window of refresh rotation, in seconds (0: none).
+    pub refresh_grace_secs: i32,
     pub scopes: &'a [String],
 }
 
@@ -29,8 +31,8 @@ pub async fn insert(tx: &mut Tx, tenant_id: Uuid, c: &NewClient<'_>) -> Result<(
     sqlx::query(
         "INSERT INTO clients (tenant_id, client_id, name, client_type, secret_hash, \
          token_endpoint_auth_method, grant_types, redirect_uris, post_logout_redirect_uris, \
-         service_role, multi_tenant, signing_alg, require_mfa, require_pkce, scopes) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+         service_role, multi_tenant, signing_alg, require_mfa, require_pkce, scopes, refresh_grace_secs) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
     )
     .bind(tenant_id)
     .bind(c.client_id)
@@ -47,6 +49,7 @@ pub async fn insert(tx: &mut Tx, tenant_id: Uuid, c: &NewClient<'_>) -> Result<(
     .bind(c.require_mfa)
     .bind(c.require_pkce)
     .bind(c.scopes)
+    .bind(c.refresh_grace_secs)
     .execute(tx.conn())
     .await?;
     Ok(())
@@ -69,6 +72,7 @@ pub struct ClientChange<'a> {
     pub name: Option<&'a str>,
     pub redirect_uris: Option<&'a [String]>,
     pub post_logout_redirect_uris: Option<&'a [String]>,
+    pub refresh_grace_secs: Option<i32>,
 }
 
 /// Updates a client of the transaction's tenant; false if there is none.
@@ -76,7 +80,8 @@ pub async fn update(tx: &mut Tx, client_id: &str, c: &ClientChange<'_>) -> Resul
     let tenant_id = tx.tenant_id().unwrap_or_default();
     let done = sqlx::query(
         "UPDATE clients SET name = COALESCE($3, name), redirect_uris = COALESCE($4, redirect_uris), \
-         post_logout_redirect_uris = COALESCE($5, post_logout_redirect_uris), updated_at = now() \
+         post_logout_redirect_uris = COALESCE($5, post_logout_redirect_uris), \
+         refresh_grace_secs = COALESCE($6, refresh_grace_secs), updated_at = now() \
          WHERE tenant_id = $1 AND client_id = $2",
     )
     .bind(tenant_id)
@@ -84,6 +89,7 @@ pub async fn update(tx: &mut Tx, client_id: &str, c: &ClientChange<'_>) -> Resul
     .bind(c.name)
     .bind(c.redirect_uris)
     .bind(c.post_logout_redirect_uris)
+    .bind(c.refresh_grace_secs)
     .execute(tx.conn())
     .await?;
     Ok(done.rows_affected() == 1)
@@ -134,6 +140,8 @@ pub struct ClientRow {
     pub require_pkce: bool,
     /// Logins through this client need a second factor.
     pub require_mfa: bool,
+    /// The lost-response window of refresh rotation, in seconds (0: none).
+    pub refresh_grace_secs: i32,
 }
 
 /// A client of the transaction's tenant.
@@ -141,7 +149,7 @@ pub async fn get(tx: &mut Tx, client_id: &str) -> Result<Option<ClientRow>, sqlx
     sqlx::query_as(
         "SELECT tenant_id, client_id, name, client_type, secret_hash, token_endpoint_auth_method, grant_types, \
          redirect_uris, post_logout_redirect_uris, scopes, service_role, multi_tenant, signing_alg, require_pkce, \
-         require_mfa FROM clients WHERE client_id = $1",
+         require_mfa, refresh_grace_secs FROM clients WHERE client_id = $1",
     )
     .bind(client_id)
     .fetch_optional(tx.conn())
@@ -165,6 +173,7 @@ pub struct ClientListing {
     pub signing_alg: String,
     pub require_pkce: bool,
     pub require_mfa: bool,
+    pub refresh_grace_secs: i32,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
@@ -175,7 +184,7 @@ macro_rules! listing_select {
         concat!(
             "SELECT client_id, name, client_type, token_endpoint_auth_method, grant_types, redirect_uris, \
              post_logout_redirect_uris, scopes, service_role, multi_tenant, signing_alg, require_pkce, require_mfa, \
-             created_at, updated_at FROM clients ",
+             refresh_grace_secs, created_at, updated_at FROM clients ",
             $rest
         )
     };

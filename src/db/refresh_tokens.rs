@@ -2,6 +2,11 @@
 //! once; a refresh stores its successor. A token is marked used by one atomic
 //! `UPDATE … WHERE used_at IS NULL RETURNING`, so of concurrent refreshes exactly one wins, and
 //! a second use is told apart as reuse (ARCHITECTURE.md, "Single-use things").
+//!
+//! A client with a lost-response grace window (`clients.refresh_grace_secs`) may present a
+//! just-used token again within the window and get the pair its use issued, kept sealed on the
+//! used token's row ([`keep_successor`]), as long as the successor itself is unused
+//! (ARCHITECTURE.md, "Tokens").
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -16,6 +21,15 @@ pub enum RefreshUse {
     Rotated(Family),
     /// The token had been used before: reuse. Its family id is returned to revoke.
     Reused(Uuid),
+    /// The token was used within the client's grace window, its successor is still unused and
+    /// its family live: a retry after a lost response, answered with the pair its use issued.
+    Retry {
+        family_id: Uuid,
+        /// The pair as [`keep_successor`] sealed it.
+        sealed: Vec<u8>,
+        /// When the token was used (the pair was issued).
+        used_at: DateTime<Utc>,
+    },
     /// Unknown, expired, or its family is revoked or over.
     Invalid,
 }
@@ -26,8 +40,14 @@ pub async fn tenant_of(tx: &mut Tx, token_hash: &[u8]) -> Result<Option<Uuid>, s
 }
 
 /// Marks a refresh token of `client_id` used, atomically, and says what it was. Another
-/// client's token is `Invalid` and stays untouched.
-pub async fn consume(tx: &mut Tx, token_hash: &[u8], client_id: &str) -> Result<RefreshUse, sqlx::Error> {
+/// client's token is `Invalid` and stays untouched. `grace_secs` is the client's lost-response
+/// window (0: none).
+pub async fn consume(
+    tx: &mut Tx,
+    token_hash: &[u8],
+    client_id: &str,
+    grace_secs: i32,
+) -> Result<RefreshUse, sqlx::Error> {
     let tenant_id = tx.tenant_or_nil();
     let used: Option<Uuid> = sqlx::query_scalar(
         "UPDATE refresh_tokens r SET used_at = now() FROM token_families f \
@@ -47,20 +67,68 @@ pub async fn consume(tx: &mut Tx, token_hash: &[u8], client_id: &str) -> Result<
             _ => RefreshUse::Invalid,
         });
     }
-    let earlier: Option<(Uuid, Option<DateTime<Utc>>)> = sqlx::query_as(
-        "SELECT r.family_id, r.used_at FROM refresh_tokens r JOIN token_families f \
-           ON f.tenant_id = r.tenant_id AND f.family_id = r.family_id \
+    // Not usable: used before (a retry inside the window, or reuse), or unknown. Under READ
+    // COMMITTED a presentation that waited on the row lock of the use that won sees that use
+    // committed here, its sealed pair included.
+    let earlier: Option<Earlier> = sqlx::query_as(
+        "SELECT r.family_id, r.used_at, \
+                CASE WHEN r.used_at > now() - make_interval(secs => $4) AND s.used_at IS NULL \
+                      AND f.revoked_at IS NULL AND f.expires_at > now() \
+                     THEN r.successor_sealed END AS retry \
+           FROM refresh_tokens r JOIN token_families f \
+             ON f.tenant_id = r.tenant_id AND f.family_id = r.family_id \
+           LEFT JOIN refresh_tokens s ON s.tenant_id = r.tenant_id AND s.token_hash = r.successor_hash \
          WHERE r.tenant_id = $1 AND r.token_hash = $2 AND f.client_id = $3",
     )
     .bind(tenant_id)
     .bind(token_hash)
     .bind(client_id)
+    .bind(f64::from(grace_secs.max(0)))
     .fetch_optional(tx.conn())
     .await?;
     Ok(match earlier {
-        Some((family_id, Some(_))) => RefreshUse::Reused(family_id),
+        Some(Earlier { family_id, used_at: Some(used_at), retry: Some(sealed) }) if grace_secs > 0 => {
+            RefreshUse::Retry { family_id, sealed, used_at }
+        }
+        Some(Earlier { family_id, used_at: Some(_), .. }) => RefreshUse::Reused(family_id),
         _ => RefreshUse::Invalid,
     })
+}
+
+/// A refresh token that was not usable, as [`consume`] reads it.
+#[derive(sqlx::FromRow)]
+struct Earlier {
+    family_id: Uuid,
+    used_at: Option<DateTime<Utc>>,
+    /// The sealed pair, when a retry is within the grace window.
+    retry: Option<Vec<u8>>,
+}
+
+/// Keeps the pair that using `token_hash` issued, sealed, beside its successor's hash, for a
+/// retry within the grace window; wipes the pair an earlier rotation of the family kept, so a
+/// family holds one at most. One statement.
+pub async fn keep_successor(
+    tx: &mut Tx,
+    family_id: Uuid,
+    token_hash: &[u8],
+    successor_hash: &[u8],
+    sealed: &[u8],
+) -> Result<(), sqlx::Error> {
+    let tenant_id = tx.tenant_or_nil();
+    sqlx::query(
+        "UPDATE refresh_tokens SET \
+           successor_hash = CASE WHEN token_hash = $3 THEN $4 ELSE successor_hash END, \
+           successor_sealed = CASE WHEN token_hash = $3 THEN $5 END \
+         WHERE tenant_id = $1 AND family_id = $2 AND (token_hash = $3 OR successor_sealed IS NOT NULL)",
+    )
+    .bind(tenant_id)
+    .bind(family_id)
+    .bind(token_hash)
+    .bind(successor_hash)
+    .bind(sealed)
+    .execute(tx.conn())
+    .await?;
+    Ok(())
 }
 
 /// Stores a new refresh token (its hash).

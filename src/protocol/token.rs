@@ -24,6 +24,7 @@ use crate::protocol::types::{Scopes, s256_challenge, valid_pkce_value};
 use crate::secrets::{SecretString, exposed, sha256};
 use crate::session::ACR_MFA;
 use crate::state::AppState;
+use crate::tokens::seal;
 use crate::vocabulary::TenantStatus;
 
 /// Token request parameters. Unknown parameters are ignored (RFC 6749 §3.2); a repeated one is
@@ -64,7 +65,7 @@ pub async fn token(
             return Err(OAuthError::bad("unauthorized_client", "this client may not use this grant type").into());
         }
         GRANT_AUTHORIZATION_CODE => authorization_code(&state, &client, &req, &meta).await?,
-        GRANT_REFRESH_TOKEN => refresh_token(&state, &client, &req, &meta).await?,
+        GRANT_REFRESH_TOKEN => return refresh_token(&state, &client, &req, &meta).await,
         GRANT_CLIENT_CREDENTIALS => client_credentials(&state, &client, &req, &meta).await?,
         GRANT_DEVICE_CODE => crate::protocol::device::redeem(&state, &client, exposed(&req.device_code), &meta).await?,
         _ => return Err(OAuthError::bad("unsupported_grant_type", "this grant type is not supported").into()),
@@ -205,14 +206,20 @@ async fn authorization_code(
     Ok(response)
 }
 
+/// What the sealed successor pairs of the grace window are sealed for (`tokens::seal`); the
+/// row's id is the hex of the used token's hash.
+const SUCCESSOR_PURPOSE: &str = "refresh_tokens.successor_sealed";
+
 /// RFC 6749 §6 with rotation: each refresh token works once. Presenting a used one revokes
-/// the whole family and writes an audit event (RFC 9700 §4.14.2).
+/// the whole family and writes an audit event (RFC 9700 §4.14.2) — unless the client has a
+/// lost-response grace window, the token was used within it and its successor is still
+/// unused: then the answer is the pair that use issued, again (ARCHITECTURE.md, "Tokens").
 async fn refresh_token(
     state: &AppState,
     client: &ClientRow,
     req: &TokenRequest,
     meta: &RequestMeta,
-) -> Result<TokenResponse, AppError> {
+) -> Result<Response, AppError> {
     let token = exposed(&req.refresh_token).ok_or_else(|| OAuthError::invalid_request("refresh_token is missing"))?;
     let requested = match &req.scope {
         Some(s) => Some(Scopes::parse(s).map_err(OAuthError::invalid_request)?),
@@ -231,8 +238,21 @@ async fn refresh_token(
     if db::tenants::current(&mut tx).await?.is_none_or(|(_, status)| status != TenantStatus::Active) {
         return Err(OAuthError::invalid_grant("the tenant is suspended").into());
     }
-    let family = match db::refresh_tokens::consume(&mut tx, &token_hash, &client.client_id).await? {
+    let grace = client.refresh_grace_secs;
+    let family = match db::refresh_tokens::consume(&mut tx, &token_hash, &client.client_id, grace).await? {
         RefreshUse::Rotated(family) => family,
+        RefreshUse::Retry { family_id, sealed, used_at } => {
+            let response = reissue(state, &token_hash, &sealed, used_at)?;
+            let event = meta.event(
+                "refresh_token.retried",
+                "success",
+                ("client", Some(client.client_id.clone())),
+                ("token_family", family_id.to_string()),
+            );
+            audit::append(&mut tx, &event).await?;
+            tx.commit().await?;
+            return Ok(response);
+        }
         RefreshUse::Reused(family_id) => {
             end_replayed_family(&mut tx, meta, client, family_id, "refresh_reuse", "refresh_token.reuse_detected")
                 .await?;
@@ -297,8 +317,37 @@ async fn refresh_token(
         },
     )
     .await?;
+    if grace > 0
+        && let Some(successor) = &response.refresh_token
+    {
+        // Kept for a retry within the window: the whole answer, sealed under the master key
+        // and bound to the used token's hash, since only hashes of tokens are stored.
+        let plain = serde_json::to_vec(&response).map_err(|e| AppError::Internal(e.into()))?;
+        let sealed = seal::seal(&state.master_key, SUCCESSOR_PURPOSE, &hex::encode(token_hash), &plain)
+            .map_err(AppError::Internal)?;
+        db::refresh_tokens::keep_successor(&mut tx, family.family_id, &token_hash, &successor.hash(), &sealed).await?;
+    }
     tx.commit().await?;
-    Ok(response)
+    Ok(token_response(&response))
+}
+
+/// The answer a rotation within the grace window gave, opened again, with `expires_in`
+/// counting the seconds since.
+fn reissue(
+    state: &AppState,
+    token_hash: &[u8; 32],
+    sealed: &[u8],
+    used_at: chrono::DateTime<Utc>,
+) -> Result<Response, AppError> {
+    let plain = seal::open(&state.master_key, SUCCESSOR_PURPOSE, &hex::encode(token_hash), sealed)
+        .map_err(|e| AppError::Internal(e.into()))?;
+    let mut body: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&plain).map_err(|e| AppError::Internal(e.into()))?;
+    let elapsed = u64::try_from((Utc::now() - used_at).num_seconds()).unwrap_or_default();
+    if let Some(left) = body.get("expires_in").and_then(serde_json::Value::as_u64) {
+        body.insert("expires_in".into(), left.saturating_sub(elapsed).into());
+    }
+    Ok(json_no_store(body))
 }
 
 /// RFC 6749 §4.4: a service account acting in its own tenant with its role.

@@ -27,6 +27,7 @@ mod fault;
 mod floods;
 mod flow;
 mod fuzz;
+mod grace;
 mod grants;
 mod http;
 mod janitor;
