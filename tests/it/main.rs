@@ -45,3 +45,4 @@ mod schema;
 mod stamp;
 mod support;
 mod tls;
+mod token_sizes;
