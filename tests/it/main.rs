@@ -41,6 +41,10 @@ mod proxies;
 mod rls;
 mod rls_login;
 mod rotation;
+mod satellite;
+/// The satellite API's verifier of the examples, tested here against the real provider.
+#[path = "../../examples/satellite/verify.rs"]
+mod satellite_verify;
 mod schema;
 mod stamp;
 mod support;

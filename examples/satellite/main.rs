@@ -1,0 +1,69 @@
+//! A satellite API's telemetry endpoint that accepts LaventeCare access tokens, verified
+//! offline (`verify.rs`); the ESP32 example posts its readings here.
+//!
+//! ```sh
+//! SATELLITE_ISSUER=http://127.0.0.1:8080 SATELLITE_AUDIENCE=<device client id> \
+//! SATELLITE_TENANT_ID=<tenant uuid> cargo run --example satellite
+//! ```
+//!
+//! `POST /telemetry` with `Authorization: Bearer <access token>` and a JSON body answers 202
+//! with who sent it, or 401 with `WWW-Authenticate: Bearer error="invalid_token"` (RFC 6750
+//! §3.1), whatever the reason: the reason goes to the log only.
+
+#![allow(clippy::unwrap_used, reason = "an example that cannot start should stop")]
+
+mod verify;
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::{Value, json};
+
+pub use verify::{Policy, Rejection, Verified, Verifier};
+
+/// The API: `POST /telemetry`.
+pub fn router(verifier: Arc<Verifier>) -> axum::Router {
+    axum::Router::new().route("/telemetry", post(telemetry)).with_state(verifier)
+}
+
+async fn telemetry(State(verifier): State<Arc<Verifier>>, headers: HeaderMap, Json(reading): Json<Value>) -> Response {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    match verifier.verify(token).await {
+        Ok(who) => {
+            (StatusCode::ACCEPTED, Json(json!({ "sub": who.sub, "tid": who.tid, "received": reading }))).into_response()
+        }
+        Err(why) => {
+            eprintln!("telemetry refused: {why:?}");
+            (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, r#"Bearer error="invalid_token""#)]).into_response()
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let var = |name: &str| std::env::var(name).ok();
+    let issuer = var("SATELLITE_ISSUER").expect("SATELLITE_ISSUER: the provider's issuer");
+    let policy = Policy {
+        issuer: issuer.clone(),
+        audiences: var("SATELLITE_AUDIENCE")
+            .expect("SATELLITE_AUDIENCE: the client id(s), comma-separated")
+            .split(',')
+            .map(str::to_owned)
+            .collect(),
+        tenant_id: var("SATELLITE_TENANT_ID"),
+        role: var("SATELLITE_ROLE").unwrap_or_else(|| "viewer".into()),
+    };
+    let verifier = Arc::new(Verifier::new(policy, format!("{}/jwks", issuer.trim_end_matches('/'))));
+    let listen = var("SATELLITE_LISTEN").unwrap_or_else(|| "127.0.0.1:8090".into());
+    let listener = tokio::net::TcpListener::bind(&listen).await.unwrap();
+    eprintln!("telemetry API on http://{listen}/telemetry");
+    axum::serve(listener, router(verifier)).await.unwrap();
+}
