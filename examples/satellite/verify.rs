@@ -175,7 +175,7 @@ impl Verifier {
             .and_then(Value::as_array)
             .map(|r| r.iter().filter_map(Value::as_str).map(str::to_owned).collect())
             .unwrap_or_default();
-        if !roles.iter().any(|r| *r == p.role) {
+        if !roles.contains(&p.role) {
             return Err(Rejection::MissingRole);
         }
         Ok(Verified {
