@@ -23,11 +23,21 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Value, json};
 
-pub use verify::{Policy, Rejection, Verified, Verifier};
+pub use verify::{Policy, Rejection, Verifier};
 
 /// The API: `POST /telemetry`.
 pub fn router(verifier: Arc<Verifier>) -> axum::Router {
     axum::Router::new().route("/telemetry", post(telemetry)).with_state(verifier)
+}
+
+/// Serves [`router`] on a free loopback port and returns its base URL (for tests and the
+/// ESP32 example's host run).
+pub async fn telemetry_base(verifier: Verifier) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = router(Arc::new(verifier));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    base
 }
 
 async fn telemetry(State(verifier): State<Arc<Verifier>>, headers: HeaderMap, Json(reading): Json<Value>) -> Response {

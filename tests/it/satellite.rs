@@ -1,12 +1,12 @@
 //! The satellite API's offline verifier (`examples/satellite/verify.rs`, compiled into this
-//! suite as `crate::satellite_verify`): it accepts our access tokens for its tenant and role,
+//! suite with its telemetry endpoint as `crate::satellite_api`): it accepts our access tokens for its tenant and role,
 //! follows a key rotation, and refuses ID tokens, other issuers' tokens, other tenants and
 //! APIs, missing roles and tampered tokens.
 
 use laventecare_auth::tokens::{self, KeyRotationPolicy};
 
 use crate::flow::{Provider, tokens as sign_in};
-use crate::satellite_verify::{Policy, Rejection, Verifier};
+use crate::satellite_api::{Policy, Rejection, Verifier};
 
 fn policy(p: &Provider, tenant_id: Option<String>, role: &str) -> Policy {
     Policy { issuer: p.issuer.clone(), audiences: vec![p.client_id.clone()], tenant_id, role: role.into() }
@@ -82,4 +82,29 @@ async fn the_verifier_follows_a_key_rotation() {
     assert_ne!(crate::flow::header(new)["kid"], crate::flow::header(&old)["kid"]);
     v.verify(new).await.unwrap();
     v.verify(&old).await.unwrap();
+}
+
+/// The telemetry endpoint in front of the verifier: 202 with who sent the reading for an
+/// access token, the same 401 with `WWW-Authenticate` for an ID token and for no token.
+#[tokio::test]
+async fn the_telemetry_endpoint_accepts_access_tokens_only() {
+    let p = Provider::start().await;
+    let (_, body) = sign_in(&p).await;
+    let api = crate::satellite_api::telemetry_base(verifier(&p, policy(&p, None, "viewer"))).await;
+    let post = |bearer: Option<&str>| {
+        let mut req = p.http().post(format!("{api}/telemetry")).json(&serde_json::json!({ "celsius": 21.5 }));
+        if let Some(token) = bearer {
+            req = req.bearer_auth(token);
+        }
+        req.send()
+    };
+    let accepted = post(body["access_token"].as_str()).await.unwrap();
+    assert_eq!(accepted.status(), 202);
+    let echoed: serde_json::Value = accepted.json().await.unwrap();
+    assert_eq!(echoed["received"]["celsius"], 21.5);
+    for bearer in [body["id_token"].as_str(), None] {
+        let refused = post(bearer).await.unwrap();
+        assert_eq!(refused.status(), 401);
+        assert_eq!(refused.headers()["www-authenticate"], r#"Bearer error="invalid_token""#);
+    }
 }
