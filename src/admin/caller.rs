@@ -1,7 +1,8 @@
 //! Who is acting on the admin surface: a member of one tenant with their role *now*, or a
 //! service account with its role now. The HTTP edge builds a [`Caller`] from an access token
 //! (`tid`) or a browser session (a tenant among the user's own memberships), never from a
-//! tenant id the caller sends (ARCHITECTURE.md, "Admin surface").
+//! tenant id the caller sends (ARCHITECTURE.md, "Admin surface"). The operator at the command
+//! line, who names the tenant, acts in it as its admin ([`Caller::operator`]).
 
 use uuid::Uuid;
 
@@ -11,11 +12,13 @@ use crate::db::{self, Database};
 use crate::service_error::ServiceError;
 use crate::vocabulary::{Role, TenantStatus};
 
-/// Who acts: a user, or a service account (a confidential client with a role).
+/// Who acts: a user, a service account (a confidential client with a role), or the operator
+/// at the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Principal {
     User(Uuid),
     Service(String),
+    Operator,
 }
 
 /// Whether handlers check the permission table. Only tests turn the checks off
@@ -83,6 +86,27 @@ impl Caller {
         Ok(Self::in_tenant(tenant, role, Principal::Service(client.client_id), actor, checks))
     }
 
+    /// The operator of the command line acting in the tenant `slug` as its admin, whatever
+    /// the tenant's status: whoever runs the command line holds the database already. Never
+    /// a platform admin: platform actions are commands of their own.
+    pub async fn operator(db: &Database, slug: &str, actor: Actor) -> Result<Caller, ServiceError> {
+        let tenant = crate::tenancy::find_tenant(db, slug).await?;
+        let mut tx = db.tenant(tenant.id).await?;
+        let row = db::tenants::current_row(&mut tx).await?;
+        tx.commit().await?;
+        let row = row.ok_or_else(|| ServiceError::NotFound(format!("no tenant {slug:?}")))?;
+        Ok(Caller {
+            tenant_id: row.id,
+            platform_admin: false,
+            slug: row.slug,
+            tenant_name: row.name,
+            role: Role::Admin,
+            principal: Principal::Operator,
+            actor,
+            checks: HandlerChecks::Enforced,
+        })
+    }
+
     /// The caller of an active tenant; `None` for a suspended one.
     fn in_tenant(
         tenant: db::tenants::TenantRow,
@@ -127,7 +151,7 @@ impl Caller {
     pub fn user_id(&self) -> Option<Uuid> {
         match &self.principal {
             Principal::User(id) => Some(*id),
-            Principal::Service(_) => None,
+            Principal::Service(_) | Principal::Operator => None,
         }
     }
 

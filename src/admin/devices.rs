@@ -26,6 +26,10 @@ pub struct DeviceView {
     pub created_at: DateTime<Utc>,
     /// When the family ends at the latest (refreshing never extends it).
     pub expires_at: DateTime<Utc>,
+    /// When the device last refreshed (its "last seen"); `None` before its first refresh.
+    pub last_refresh_at: Option<DateTime<Utc>>,
+    /// The address it last refreshed from.
+    pub last_refresh_ip: Option<String>,
 }
 
 /// The permission-table action that reads the families of `kind`.

@@ -31,6 +31,9 @@ pub struct SessionView {
     pub auth_time: Option<DateTime<Utc>>,
     /// The authentication context class (a second factor or not).
     pub acr: Option<String>,
+    /// When the session's client last refreshed its tokens, and from where.
+    pub last_refresh_at: Option<DateTime<Utc>>,
+    pub last_refresh_ip: Option<String>,
 }
 
 /// A page of the tenant's live sessions, of one member when `user_id` is given.

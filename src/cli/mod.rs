@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod client;
+pub mod device;
 pub mod janitor;
 pub mod keys;
 pub mod member;
@@ -29,6 +30,7 @@ use crate::master_key::{AuditKey, MasterKey};
 
 use self::audit::AuditCommand;
 use self::client::ClientCommand;
+use self::device::DeviceCommand;
 use self::janitor::JanitorCommand;
 use self::keys::KeysCommand;
 use self::member::MemberCommand;
@@ -72,6 +74,11 @@ pub enum Command {
     Client {
         #[command(subcommand)]
         command: ClientCommand,
+    },
+    /// Devices (what the device grant signed in): list, revoke.
+    Device {
+        #[command(subcommand)]
+        command: DeviceCommand,
     },
     /// The audit log.
     Audit {
@@ -142,6 +149,7 @@ async fn run_with(
         Command::User { command } => user::run(command, config, db, &hasher, &operator).await?,
         Command::Member { command } => member::run(command, db, &operator).await?,
         Command::Client { command } => client::run(command, db, &operator).await?,
+        Command::Device { command } => device::run(command, db, &operator).await?,
         Command::Audit { command } => return audit::run(command, db, audit_key).await,
         Command::Keys { command } => keys::run(command, db, &operator, master_key).await?,
         Command::Janitor { command } => janitor::run(command, config, db).await?,

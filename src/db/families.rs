@@ -98,6 +98,23 @@ pub async fn by_id(tx: &mut Tx, family_id: Uuid) -> Result<Option<Family>, sqlx:
     .await
 }
 
+/// A family by id, recording that it refreshed now from `ip` (a device's "last seen"): the
+/// read a rotation makes anyway, as an `UPDATE … RETURNING`, so no round trip is added (a
+/// HOT update: no indexed column changes).
+pub async fn touch(tx: &mut Tx, family_id: Uuid, ip: Option<std::net::IpAddr>) -> Result<Option<Family>, sqlx::Error> {
+    let tenant_id = tx.tenant_or_nil();
+    sqlx::query_as(
+        "UPDATE token_families SET last_refresh_at = now(), last_refresh_ip = $3::inet \
+         WHERE tenant_id = $1 AND family_id = $2 \
+         RETURNING family_id, client_id, user_id, scope, auth_time, amr, acr, sid, expires_at, revoked_at",
+    )
+    .bind(tenant_id)
+    .bind(family_id)
+    .bind(ip.map(|ip| ip.to_string()))
+    .fetch_optional(tx.conn())
+    .await
+}
+
 /// The tenants where a user has live families (SECURITY DEFINER lookup).
 pub async fn tenants_of_user(tx: &mut Tx, user_id: Uuid) -> Result<Vec<Uuid>, sqlx::Error> {
     sqlx::query_scalar("SELECT lca_user_family_tenants($1)").bind(user_id).fetch_all(tx.conn()).await
@@ -250,7 +267,7 @@ pub enum Kind {
 
 /// A row of [`live_page`]: any struct whose fields are some of its columns (`family_id`,
 /// `client_id`, `client_name`, `user_id`, `email`, `created_at`, `expires_at`, `auth_time`,
-/// `acr`), so that each admin view of a family is read straight from the query.
+/// `acr`, `last_refresh_at`, `last_refresh_ip`), so that each admin view of a family is read straight from the query.
 pub trait LiveRow: for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin {}
 
 impl<T: for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin> LiveRow for T {}
@@ -282,7 +299,7 @@ pub async fn live_page<R: LiveRow>(
     let tenant_id = tx.tenant_or_nil();
     sqlx::query_as(live_of_kind!(
         "SELECT f.family_id, f.client_id, c.name AS client_name, f.user_id, u.email, f.created_at, f.expires_at, \
-                f.auth_time, f.acr \
+                f.auth_time, f.acr, f.last_refresh_at, host(f.last_refresh_ip) AS last_refresh_ip \
            FROM token_families f \
            LEFT JOIN clients c ON c.tenant_id = f.tenant_id AND c.client_id = f.client_id \
            LEFT JOIN users u ON u.id = f.user_id",

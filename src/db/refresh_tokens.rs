@@ -41,12 +41,13 @@ pub async fn tenant_of(tx: &mut Tx, token_hash: &[u8]) -> Result<Option<Uuid>, s
 
 /// Marks a refresh token of `client_id` used, atomically, and says what it was. Another
 /// client's token is `Invalid` and stays untouched. `grace_secs` is the client's lost-response
-/// window (0: none).
+/// window (0: none). A rotation records `ip` as the family's last refresh.
 pub async fn consume(
     tx: &mut Tx,
     token_hash: &[u8],
     client_id: &str,
     grace_secs: i32,
+    ip: Option<std::net::IpAddr>,
 ) -> Result<RefreshUse, sqlx::Error> {
     let tenant_id = tx.tenant_or_nil();
     let used: Option<Uuid> = sqlx::query_scalar(
@@ -61,7 +62,7 @@ pub async fn consume(
     .fetch_optional(tx.conn())
     .await?;
     if let Some(family_id) = used {
-        let family = families::by_id(tx, family_id).await?;
+        let family = families::touch(tx, family_id, ip).await?;
         return Ok(match family {
             Some(f) if f.revoked_at.is_none() && f.expires_at > Utc::now() => RefreshUse::Rotated(f),
             _ => RefreshUse::Invalid,

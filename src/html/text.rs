@@ -245,6 +245,8 @@ pub struct AdminText {
     pub col_role: &'static str,
     pub col_mfa: &'static str,
     pub col_since: &'static str,
+    /// When and from where a device or session last refreshed its tokens.
+    pub col_last_refresh: &'static str,
     pub col_actions: &'static str,
     pub col_name: &'static str,
     pub col_client_id: &'static str,
@@ -371,6 +373,7 @@ pub static ADMIN: AdminText = AdminText {
     col_role: "Role",
     col_mfa: "Two-step",
     col_since: "Since",
+    col_last_refresh: "Last refresh",
     col_actions: "Actions",
     col_name: "Name",
     col_client_id: "Client id",

@@ -239,7 +239,7 @@ async fn refresh_token(
         return Err(OAuthError::invalid_grant("the tenant is suspended").into());
     }
     let grace = client.refresh_grace_secs;
-    let family = match db::refresh_tokens::consume(&mut tx, &token_hash, &client.client_id, grace).await? {
+    let family = match db::refresh_tokens::consume(&mut tx, &token_hash, &client.client_id, grace, meta.ip).await? {
         RefreshUse::Rotated(family) => family,
         RefreshUse::Retry { family_id, sealed, used_at } => {
             let response = reissue(state, &token_hash, &sealed, used_at)?;

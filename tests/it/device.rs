@@ -53,7 +53,7 @@ pub async fn poll(p: &Provider, client_id: &str, device_code: &str) -> (u16, Val
 }
 
 /// A refresh by a public client.
-async fn refresh(p: &Provider, client_id: &str, refresh_token: &str) -> (u16, Value) {
+pub async fn refresh(p: &Provider, client_id: &str, refresh_token: &str) -> (u16, Value) {
     public_token(p, &[("grant_type", "refresh_token"), ("refresh_token", refresh_token), ("client_id", client_id)])
         .await
 }
@@ -175,7 +175,7 @@ async fn approved_device_gets_tokens_and_refreshes() {
 }
 
 /// Approves a fresh request of `device` as the seeded user; returns the device code.
-async fn approved(p: &Provider, device: &str) -> String {
+pub async fn approved(p: &Provider, device: &str) -> String {
     let (_, codes) = request_codes(p, device, "openid offline_access").await;
     let browser = Browser::new(p);
     let page = confirm_page(&browser, &codes, &p.email).await;

@@ -222,7 +222,7 @@ async fn code_and_refresh_lookups() {
     assert_eq!(db::recovery::usable(&mut tx, &link_hash).await.unwrap(), None, "the link row stays invisible");
     // Without the tenant, the rows themselves stay invisible.
     assert!(matches!(
-        db::refresh_tokens::consume(&mut tx, &refresh_hash, "c", 0).await.unwrap(),
+        db::refresh_tokens::consume(&mut tx, &refresh_hash, "c", 0, None).await.unwrap(),
         db::refresh_tokens::RefreshUse::Invalid
     ));
 }

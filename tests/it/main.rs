@@ -25,6 +25,7 @@ mod errors;
 mod events;
 mod fault;
 mod floods;
+mod fleet;
 mod flow;
 mod fuzz;
 mod grace;

@@ -68,6 +68,8 @@ pub struct Row<'a> {
     /// The client's name, or its id when it has none.
     client: &'a str,
     created_at: DateTime<Utc>,
+    /// "2026-12-05 07:40 UTC from 192.0.2.7", empty before the first refresh.
+    last_refresh: String,
 }
 
 /// A family of a page's list.
@@ -80,7 +82,11 @@ macro_rules! listed {
         impl Listed for $view {
             fn row(&self) -> Row<'_> {
                 let client = self.client_name.as_deref().unwrap_or(self.client_id.as_str());
-                Row { family_id: self.family_id, email: self.email.as_deref().unwrap_or(""), client, created_at: self.created_at }
+                let last_refresh = match (self.last_refresh_at, self.last_refresh_ip.as_deref()) {
+                    (Some(at), ip) => format!("{} {}", at.format("%Y-%m-%d %H:%M UTC"), ip.map(|ip| format!("· {ip}")).unwrap_or_default()),
+                    (None, _) => String::new(),
+                };
+                Row { family_id: self.family_id, email: self.email.as_deref().unwrap_or(""), client, created_at: self.created_at, last_refresh }
             }
         }
     )*};
