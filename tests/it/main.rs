@@ -22,6 +22,7 @@ mod device;
 mod embedded;
 mod endpoints;
 mod errors;
+mod esp32;
 mod events;
 mod fault;
 mod floods;

@@ -1,0 +1,217 @@
+//! The ESP32 example's device logic (`examples/esp32/device_flow.cpp`), compiled with the
+//! host's g++ and run through its host shim (`examples/esp32/host/shim.cpp`) against the
+//! provider over loopback HTTP: pairing (pending, slow_down, approval by the user), refresh,
+//! a telemetry call accepted by the satellite example's verifier, revocation by the admin side
+//! and "re-pair needed"; and a refresh reply lost on the way, with the client's grace window
+//! on (no re-pairing) and off (re-pairing).
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use laventecare_auth::clients;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout};
+
+use crate::device::{confirm_page, decide};
+use crate::flow::{Browser, Provider};
+use crate::satellite_api::{Policy, Verifier, telemetry_base};
+use crate::support::{cli, json_out};
+
+/// The shim, compiled once per test run.
+fn shim() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/esp32");
+        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("esp32-shim");
+        let status = std::process::Command::new("g++")
+            .args(["-std=c++17", "-Wall", "-Wextra", "-Werror", "-O1", "-o"])
+            .arg(&out)
+            .arg(dir.join("host/shim.cpp"))
+            .arg(dir.join("device_flow.cpp"))
+            .status()
+            .expect("g++ is needed to build the ESP32 example's host shim (.ci/run installs it)");
+        assert!(status.success(), "the ESP32 device logic does not compile with g++");
+        out
+    })
+}
+
+/// A running shim: its stdin and its event lines.
+struct Device {
+    child: Child,
+    lines: Lines<BufReader<ChildStdout>>,
+    storage: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Device {
+    fn start(p: &Provider, client_id: &str, args: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = dir.path().join("nvs.txt");
+        let mut child = tokio::process::Command::new(shim())
+            .arg(&p.issuer)
+            .arg(client_id)
+            .arg(&storage)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        Self { child, lines, storage, _dir: dir }
+    }
+
+    async fn send(&mut self, command: &str) {
+        let stdin = self.child.stdin.as_mut().unwrap();
+        stdin.write_all(format!("{command}\n").as_bytes()).await.unwrap();
+        stdin.flush().await.unwrap();
+    }
+
+    /// The next event line; panics after 60 s.
+    async fn next(&mut self) -> String {
+        let line = tokio::time::timeout(Duration::from_secs(60), self.lines.next_line()).await;
+        line.expect("the device logic said nothing for 60 s").unwrap().expect("the shim ended")
+    }
+
+    /// Reads events until one starting with `event`; returns it and the ones before it.
+    async fn until(&mut self, event: &str) -> (String, Vec<String>) {
+        let mut before = Vec::new();
+        loop {
+            let line = self.next().await;
+            if line.starts_with(event) {
+                return (line, before);
+            }
+            assert!(!line.starts_with("FAILED"), "{line} (after {before:?})");
+            before.push(line);
+        }
+    }
+
+    fn stored_refresh_token(&self) -> Option<String> {
+        let text = std::fs::read_to_string(&self.storage).unwrap_or_default();
+        text.lines().find_map(|l| l.strip_prefix("refresh_token=")).map(str::to_owned)
+    }
+}
+
+/// A public device client of `acme` with the device and refresh grants, ES256 tokens and the
+/// lost-reply window given.
+async fn device_client(p: &Provider, grace: u32) -> String {
+    p.client(clients::ClientRequest {
+        name: "Acme Thermostat".into(),
+        grants: vec!["device_code".into(), "refresh_token".into()],
+        public: true,
+        signing_alg: Some("ES256".into()),
+        refresh_grace_secs: grace,
+        ..Default::default()
+    })
+    .await
+    .client_id
+}
+
+/// Pairs the device: its code is approved by the seeded user as soon as it is shown (after
+/// the pending and slow_down answers when `after_slow_down`).
+async fn pair(p: &Provider, device: &mut Device, after_slow_down: bool) -> Vec<String> {
+    device.send("pair").await;
+    let (codes, _) = device.until("CODES").await;
+    let uri = codes.split(" uri=").nth(1).unwrap().to_owned();
+    assert!(uri.starts_with(&p.url("/device?user_code=")), "{codes}");
+    let mut seen = Vec::new();
+    if after_slow_down {
+        let (pending, _) = device.until("PENDING").await;
+        let (slow, between) = device.until("SLOW_DOWN").await;
+        assert!(between.is_empty(), "{between:?}");
+        assert_eq!(slow, "SLOW_DOWN interval=10");
+        seen.extend([pending, slow]);
+    }
+    let browser = Browser::new(p);
+    let page = confirm_page(&browser, &serde_json::json!({ "verification_uri_complete": uri }), &p.email).await;
+    decide(&browser, &page, true).await;
+    let (tokens, before) = device.until("TOKENS").await;
+    seen.extend(before);
+    seen.push(tokens);
+    seen
+}
+
+/// Must-show 1: the flow from pairing to "re-pair needed".
+#[tokio::test]
+async fn the_device_logic_pairs_refreshes_reports_and_is_told_to_pair_again_after_a_revoke() {
+    let p = Provider::start().await;
+    let client_id = device_client(&p, 60).await;
+    let mut device = Device::start(&p, &client_id, &["--poll-fast"]);
+    assert_eq!(device.next().await, "READY paired=no");
+
+    let seen = pair(&p, &mut device, true).await;
+    assert_eq!(seen.first().map(String::as_str), Some("PENDING"), "{seen:?}");
+    let first = device.stored_refresh_token().expect("the refresh token is stored");
+
+    device.send("refresh").await;
+    let (refreshed, retries) = device.until("REFRESHED").await;
+    assert!(retries.is_empty() && refreshed.starts_with("REFRESHED expires_in="), "{retries:?} {refreshed}");
+    assert_ne!(device.stored_refresh_token().unwrap(), first, "the rotated token replaced the first");
+
+    // The satellite API accepts the device's access token (tid, roles, aud = the device client).
+    let policy =
+        Policy { issuer: p.issuer.clone(), audiences: vec![client_id.clone()], tenant_id: None, role: "viewer".into() };
+    let api = telemetry_base(Verifier::new(policy, p.url("/jwks"))).await;
+    device.send(&format!("telemetry {api}/telemetry {{\"celsius\":21.5}}")).await;
+    assert_eq!(device.until("TELEMETRY").await.0, "TELEMETRY 202");
+
+    // The admin side revokes the device; its next refresh tells it to pair again.
+    let listed = json_out(&cli(&p.t, &["device", "list", "--tenant", "acme", "--json"], ""));
+    let family = listed["devices"][0]["family_id"].as_str().unwrap().to_owned();
+    assert!(json_out(&cli(&p.t, &["device", "revoke", "--tenant", "acme", &family, "--json"], ""))["revoked"] == true);
+    device.send("refresh").await;
+    let (repair, _) = device.until("REPAIR_NEEDED").await;
+    assert_eq!(repair, "REPAIR_NEEDED");
+    assert_eq!(device.stored_refresh_token(), None, "the refused token is erased");
+    device.send(&format!("telemetry {api}/telemetry {{}}")).await;
+    assert_eq!(device.until("TELEMETRY").await.0, "TELEMETRY 401");
+    device.send("quit").await;
+}
+
+/// Must-show 3, window on: the reply of the first refresh is lost; the device presents the same
+/// token again, gets the same successor, and carries on without re-pairing.
+#[tokio::test]
+async fn a_lost_refresh_reply_is_survived_with_the_grace_window() {
+    let p = Provider::start().await;
+    let client_id = device_client(&p, 60).await;
+    let mut device = Device::start(&p, &client_id, &["--drop-refresh-reply", "1"]);
+    assert_eq!(device.next().await, "READY paired=no");
+    pair(&p, &mut device, false).await;
+
+    device.send("refresh").await;
+    let (refreshed, before) = device.until("REFRESHED").await;
+    assert_eq!(before.first().map(String::as_str), Some("DROPPED_REPLY status=200"), "{before:?}");
+    assert!(before.iter().any(|l| l.starts_with("RETRY_LATER")), "{before:?}");
+    assert!(refreshed.starts_with("REFRESHED"));
+    // The successor it finally got works: the family is intact.
+    device.send("refresh").await;
+    let (again, before) = device.until("REFRESHED").await;
+    assert!(before.is_empty(), "{before:?} {again}");
+    let mut owner = p.t.owner().await;
+    let revoked: i64 = sqlx::query_scalar("SELECT count(*) FROM token_families WHERE revoked_at IS NOT NULL")
+        .fetch_one(&mut owner)
+        .await
+        .unwrap();
+    assert_eq!(revoked, 0);
+    device.send("quit").await;
+}
+
+/// Must-show 3, window off (the default): the retry after the lost reply is reuse, the family
+/// ends, and the device must be paired again.
+#[tokio::test]
+async fn a_lost_refresh_reply_needs_re_pairing_without_the_grace_window() {
+    let p = Provider::start().await;
+    let client_id = device_client(&p, 0).await;
+    let mut device = Device::start(&p, &client_id, &["--drop-refresh-reply", "1"]);
+    assert_eq!(device.next().await, "READY paired=no");
+    pair(&p, &mut device, false).await;
+
+    device.send("refresh").await;
+    let (repair, before) = device.until("REPAIR_NEEDED").await;
+    assert_eq!(before.first().map(String::as_str), Some("DROPPED_REPLY status=200"), "{before:?}");
+    assert_eq!(repair, "REPAIR_NEEDED");
+    assert_eq!(device.stored_refresh_token(), None);
+    device.send("quit").await;
+}
