@@ -14,8 +14,9 @@ use laventecare_auth::clients;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout};
 
+use crate::chrome::Chrome;
 use crate::device::{confirm_page, decide};
-use crate::flow::{Browser, Provider};
+use crate::flow::{Browser, PASSWORD, Provider};
 use crate::satellite_api::{Policy, Verifier, telemetry_base};
 use crate::support::{cli, json_out};
 
@@ -109,8 +110,8 @@ async fn device_client(p: &Provider, grace: u32) -> String {
     .client_id
 }
 
-/// Pairs the device: its code is approved by the seeded user as soon as it is shown (after
-/// the pending and slow_down answers when `after_slow_down`).
+/// Pairs the device: its code is approved by the seeded user as soon as it is shown, or, when
+/// `after_slow_down`, after the pending and slow_down answers and in Chromium.
 async fn pair(p: &Provider, device: &mut Device, after_slow_down: bool) -> Vec<String> {
     device.send("pair").await;
     let (codes, _) = device.until("CODES").await;
@@ -124,16 +125,35 @@ async fn pair(p: &Provider, device: &mut Device, after_slow_down: bool) -> Vec<S
         assert_eq!(slow, "SLOW_DOWN interval=10");
         seen.extend([pending, slow]);
     }
-    let browser = Browser::new(p);
-    let page = confirm_page(&browser, &serde_json::json!({ "verification_uri_complete": uri }), &p.email).await;
-    decide(&browser, &page, true).await;
+    if after_slow_down {
+        approve_in_chromium(p, &uri, codes.split("user_code=").nth(1).unwrap().split(' ').next().unwrap()).await;
+    } else {
+        let browser = Browser::new(p);
+        let page = confirm_page(&browser, &serde_json::json!({ "verification_uri_complete": uri }), &p.email).await;
+        decide(&browser, &page, true).await;
+    }
     let (tokens, before) = device.until("TOKENS").await;
     seen.extend(before);
     seen.push(tokens);
     seen
 }
 
-/// Must-show 1: the flow from pairing to "re-pair needed".
+/// The person opens the link the device shows in Chromium, signs in, checks the code and
+/// approves.
+async fn approve_in_chromium(p: &Provider, uri: &str, user_code: &str) {
+    let chrome = Chrome::start().await;
+    chrome.c().goto(uri).await.unwrap();
+    chrome.wait_for("input#email").await.send_keys(&p.email).await.unwrap();
+    chrome.wait_for("input#password").await.send_keys(PASSWORD).await.unwrap();
+    chrome.wait_for("button[type=submit]").await.click().await.unwrap();
+    chrome.wait_for("#device-continue").await.click().await.unwrap();
+    assert_eq!(chrome.wait_for("#device-user-code").await.text().await.unwrap(), user_code);
+    chrome.wait_for("#device-approve").await.click().await.unwrap();
+    chrome.wait_for_title("Device connected · LaventeCare").await;
+    chrome.close().await;
+}
+
+/// Must-show 1: the flow from pairing to "re-pair needed" (approved in Chromium).
 #[tokio::test]
 async fn the_device_logic_pairs_refreshes_reports_and_is_told_to_pair_again_after_a_revoke() {
     let p = Provider::start().await;
