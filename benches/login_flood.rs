@@ -14,15 +14,19 @@
 
 #![allow(clippy::unwrap_used, reason = "a load test that cannot set up should stop")]
 
+#[path = "common/server.rs"]
+mod server;
+
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::net::{IpAddr, TcpListener};
-use std::process::{Child, Command, Stdio};
+use std::net::IpAddr;
+use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use reqwest::redirect::Policy;
+use server::{command, start};
 use tokio::sync::Mutex;
 
 const FLOODER: &str = "127.0.0.2";
@@ -32,68 +36,6 @@ const LEGIT_PASSWORD: &str = "a long legit passphrase 7";
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-/// The server process; killed if still running when dropped.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn command(bin: &str, data: &std::path::Path) -> Command {
-    let mut cmd = Command::new(bin);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("LCA_") || key.starts_with("DATABASE_") || key == "SENTRY_DSN" {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.env("LCA_DATA_DIR", data).env("LCA_LOG", "warn").env("LCA_ADMIN_PASSWORD", "an admin passphrase 12");
-    cmd
-}
-
-async fn start(bin: &str, data: &std::path::Path) -> Server {
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let log = std::fs::File::create(data.with_extension("log")).unwrap();
-    let child = command(bin, data)
-        .arg("serve")
-        .env("LCA_LISTEN", format!("127.0.0.1:{port}"))
-        .env("LCA_ISSUER", format!("http://127.0.0.1:{port}"))
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let server = Server { child, base: format!("http://127.0.0.1:{port}") };
-    let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        if let Ok(r) = http.get(format!("{}/readyz", server.base)).send().await
-            && r.status().is_success()
-        {
-            return server;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the server did not become ready; see {}",
-            data.with_extension("log").display()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 fn client(from: &str) -> reqwest::Client {
@@ -149,9 +91,9 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     println!("login_flood: binary {bin}");
-    let server = start(&bin, &data).await;
+    let server = start(&bin, &data, &[]).await;
 
-    let mut create = command(&bin, &data);
+    let mut create = command(&bin, &data, &[]);
     create.args(["user", "create", "--email", LEGIT_EMAIL, "--password-stdin"]);
     let mut child = create.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     child.stdin.take().unwrap().write_all(LEGIT_PASSWORD.as_bytes()).unwrap();

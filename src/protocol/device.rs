@@ -233,6 +233,8 @@ pub async fn redeem(
             return Err(OAuthError::bad("access_denied", "the user denied the request").into());
         }
         DeviceGrantStatus::Pending => {
+            // The fleet's most frequent request: no fsync for it (see the function).
+            db::device_grants::commit_without_flush(&mut tx).await?;
             tx.commit().await?;
             if poll.too_fast {
                 let why = format!("poll at most every {} seconds", poll.interval_secs);

@@ -1,0 +1,73 @@
+//! What the load tests share: the release binary started on the embedded default in a
+//! temporary data directory, on a free port of 127.0.0.1, with a clean environment.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+/// The server process; stopped (SIGTERM, then SIGKILL after 30 s) when dropped.
+pub struct Server {
+    child: Child,
+    pub base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).unwrap_or(i32::MAX));
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A command of `bin` on the data directory `data`, without the caller's `LCA_*`, `DATABASE_*`
+/// and Sentry settings, with `vars` on top of the defaults.
+pub fn command(bin: &str, data: &Path, vars: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(bin);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("LCA_") || key.starts_with("DATABASE_") || key == "SENTRY_DSN" {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("LCA_DATA_DIR", data).env("LCA_LOG", "warn").env("LCA_ADMIN_PASSWORD", "an admin passphrase 12");
+    cmd.envs(vars.iter().copied());
+    cmd
+}
+
+/// `serve` on a free port; returns once `/readyz` answers (its log is `data` + `.log`).
+pub async fn start(bin: &str, data: &Path, vars: &[(&str, &str)]) -> Server {
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let log = std::fs::File::create(data.with_extension("log")).unwrap();
+    let child = command(bin, data, vars)
+        .arg("serve")
+        .env("LCA_LISTEN", format!("127.0.0.1:{port}"))
+        .env("LCA_ISSUER", format!("http://127.0.0.1:{port}"))
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let server = Server { child, base: format!("http://127.0.0.1:{port}") };
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Ok(r) = http.get(format!("{}/readyz", server.base)).send().await
+            && r.status().is_success()
+        {
+            return server;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server did not become ready; see {}",
+            data.with_extension("log").display()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
