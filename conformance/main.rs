@@ -1,7 +1,7 @@
 //! The conformance harness: the behaviour of the OpenID Foundation's OP test plans, module by
 //! module, against the release binary as a black box.
 //!
-//! It builds the release server (or takes `LCA_CONFORMANCE_BIN`), starts it on its embedded
+//! It builds the release server (or takes `LCA_RELEASE_BIN`), starts it on its embedded
 //! default (a fresh data directory, no configuration but the listen address and issuer),
 //! provisions a tenant, a user and the clients through the CLI, and runs every module over
 //! loopback http and over https with a self-signed certificate. It prints one table of
@@ -17,6 +17,10 @@
 mod agent;
 mod check;
 mod plans;
+/// The release binary, shared with the benches and the release-binary integration tests.
+#[path = "../benches/common/server.rs"]
+#[allow(dead_code)]
+mod release;
 mod server;
 
 use std::process::ExitCode;
@@ -60,7 +64,7 @@ fn main() -> ExitCode {
 
 async fn run(modules: Vec<Module>, schemes: Vec<Scheme>) -> ExitCode {
     let started = Instant::now();
-    let bin = match server::release_binary() {
+    let bin = match release::release_binary() {
         Ok(bin) => bin,
         Err(e) => {
             eprintln!("conformance: cannot build the release server: {e:#}");

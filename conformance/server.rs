@@ -30,39 +30,6 @@ impl fmt::Display for Scheme {
     }
 }
 
-/// The release binary: `LCA_CONFORMANCE_BIN` if set, else `cargo build --release` of this
-/// workspace (quick when it is up to date).
-pub fn release_binary() -> anyhow::Result<PathBuf> {
-    if let Ok(bin) = std::env::var("LCA_CONFORMANCE_BIN") {
-        return Ok(PathBuf::from(bin));
-    }
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(manifest).args(["build", "--release", "--locked", "--bin", "laventecare-auth"]);
-    // The variables cargo sets for a test binary describe this test, not the build it starts.
-    for (key, _) in std::env::vars() {
-        if key.starts_with("CARGO_PKG_")
-            || key.starts_with("CARGO_CRATE_")
-            || key.starts_with("CARGO_BIN_")
-            || key == "CARGO_MANIFEST_DIR"
-            || key == "CARGO_MANIFEST_PATH"
-            || key == "CARGO_PRIMARY_PACKAGE"
-            || key == "CARGO_TARGET_TMPDIR"
-            || key == "OUT_DIR"
-        {
-            cmd.env_remove(key);
-        }
-    }
-    eprintln!("conformance: building the release server (cargo build --release)…");
-    let status = cmd.status().context("running cargo")?;
-    ensure!(status.success(), "cargo build --release failed: {status}");
-    let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| manifest.join("target"));
-    let bin = target.join("release").join("laventecare-auth");
-    ensure!(bin.exists(), "no release binary at {}", bin.display());
-    Ok(bin)
-}
-
 /// A running `serve` with its own data directory (and so its own PostgreSQL cluster).
 pub struct Server {
     bin: PathBuf,

@@ -1,8 +1,9 @@
-//! What the load tests share: the release binary started on the embedded default in a
-//! temporary data directory, on a free port of 127.0.0.1, with a clean environment.
+//! What the load tests, the conformance harness and the release-binary integration tests
+//! share: the release binary, started on the embedded default in a temporary data directory,
+//! on a free port of 127.0.0.1, with a clean environment.
 
 use std::net::TcpListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
@@ -26,6 +27,41 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The release binary: `LCA_RELEASE_BIN` if set, else `cargo build --release` of this
+/// workspace (quick when it is up to date). For test targets, which cargo builds in the debug
+/// profile; a bench has the release binary as `CARGO_BIN_EXE_laventecare-auth`.
+pub fn release_binary() -> anyhow::Result<PathBuf> {
+    if let Ok(bin) = std::env::var("LCA_RELEASE_BIN") {
+        return Ok(PathBuf::from(bin));
+    }
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(manifest).args(["build", "--release", "--locked", "--bin", "laventecare-auth"]);
+    // The variables cargo sets for a test binary describe this test, not the build it starts.
+    for (key, _) in std::env::vars() {
+        if key.starts_with("CARGO_PKG_")
+            || key.starts_with("CARGO_CRATE_")
+            || key.starts_with("CARGO_BIN_")
+            || key == "CARGO_MANIFEST_DIR"
+            || key == "CARGO_MANIFEST_PATH"
+            || key == "CARGO_PRIMARY_PACKAGE"
+            || key == "CARGO_TARGET_TMPDIR"
+            || key == "OUT_DIR"
+        {
+            cmd.env_remove(key);
+        }
+    }
+    eprintln!("building the release server (cargo build --release)…");
+    let status = cmd.status().map_err(|e| anyhow::anyhow!("running cargo: {e}"))?;
+    anyhow::ensure!(status.success(), "cargo build --release failed: {status}");
+    let target =
+        std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| manifest.join("target"));
+    let bin = target.join("release").join("laventecare-auth");
+    anyhow::ensure!(bin.exists(), "no release binary at {}", bin.display());
+    Ok(bin)
 }
 
 /// A command of `bin` on the data directory `data`, without the caller's `LCA_*`, `DATABASE_*`
