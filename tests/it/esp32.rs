@@ -1,9 +1,10 @@
 //! The ESP32 example's device logic (`examples/esp32/device_flow.cpp`), compiled with the
-//! host's g++ and run through its host shim (`examples/esp32/host/shim.cpp`) against the
-//! provider over loopback HTTP: pairing (pending, slow_down, approval by the user), refresh,
+//! host's g++ and run through its host shim (`examples/esp32/host/shim.cpp`) over loopback
+//! HTTP. Must-show 1 runs against the release binary on its embedded default, provisioned
+//! through its CLI: pairing (pending, slow_down, approval by the person in Chromium), refresh,
 //! a telemetry call accepted by the satellite example's verifier, revocation by the admin side
-//! and "re-pair needed"; and a refresh reply lost on the way, with the client's grace window
-//! on (no re-pairing) and off (re-pairing).
+//! and "re-pair needed". The lost refresh reply, with the client's grace window on (no
+//! re-pairing) and off (re-pairing), runs against the in-process provider.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -17,8 +18,9 @@ use tokio::process::{Child, ChildStdout};
 use crate::chrome::Chrome;
 use crate::device::{confirm_page, decide};
 use crate::flow::{Browser, PASSWORD, Provider};
+use crate::release_server;
 use crate::satellite_api::{Policy, Verifier, telemetry_base};
-use crate::support::{cli, json_out};
+use crate::support::{json_out, run_with_stdin};
 
 /// The shim, compiled once per test run.
 fn shim() -> &'static Path {
@@ -47,11 +49,12 @@ struct Device {
 }
 
 impl Device {
-    fn start(p: &Provider, client_id: &str, args: &[&str]) -> Self {
+    /// The shim for the provider at `issuer`, as the public client `client_id`.
+    fn start(issuer: &str, client_id: &str, args: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let storage = dir.path().join("nvs.txt");
         let mut child = tokio::process::Command::new(shim())
-            .arg(&p.issuer)
+            .arg(issuer)
             .arg(client_id)
             .arg(&storage)
             .args(args)
@@ -110,40 +113,32 @@ async fn device_client(p: &Provider, grace: u32) -> String {
     .client_id
 }
 
-/// Pairs the device: its code is approved by the seeded user as soon as it is shown, or, when
-/// `after_slow_down`, after the pending and slow_down answers and in Chromium.
-async fn pair(p: &Provider, device: &mut Device, after_slow_down: bool) -> Vec<String> {
+/// Asks the device to pair; returns the `verification_uri_complete` and the user code it shows,
+/// after checking that the link points at `issuer`'s device page.
+async fn codes(issuer: &str, device: &mut Device) -> (String, String) {
     device.send("pair").await;
     let (codes, _) = device.until("CODES").await;
     let uri = codes.split(" uri=").nth(1).unwrap().to_owned();
-    assert!(uri.starts_with(&p.url("/device?user_code=")), "{codes}");
-    let mut seen = Vec::new();
-    if after_slow_down {
-        let (pending, _) = device.until("PENDING").await;
-        let (slow, between) = device.until("SLOW_DOWN").await;
-        assert!(between.is_empty(), "{between:?}");
-        assert_eq!(slow, "SLOW_DOWN interval=10");
-        seen.extend([pending, slow]);
-    }
-    if after_slow_down {
-        approve_in_chromium(p, &uri, codes.split("user_code=").nth(1).unwrap().split(' ').next().unwrap()).await;
-    } else {
-        let browser = Browser::new(p);
-        let page = confirm_page(&browser, &serde_json::json!({ "verification_uri_complete": uri }), &p.email).await;
-        decide(&browser, &page, true).await;
-    }
-    let (tokens, before) = device.until("TOKENS").await;
-    seen.extend(before);
-    seen.push(tokens);
-    seen
+    assert!(uri.starts_with(&format!("{issuer}/device?user_code=")), "{codes}");
+    let user_code = codes.split("user_code=").nth(1).unwrap().split(' ').next().unwrap().to_owned();
+    (uri, user_code)
 }
 
-/// The person opens the link the device shows in Chromium, signs in, checks the code and
-/// approves.
-async fn approve_in_chromium(p: &Provider, uri: &str, user_code: &str) {
+/// Pairs the device: its code is approved by the seeded user as soon as it is shown.
+async fn pair(p: &Provider, device: &mut Device) {
+    let (uri, _) = codes(&p.issuer, device).await;
+    let browser = Browser::new(p);
+    let page = confirm_page(&browser, &serde_json::json!({ "verification_uri_complete": uri }), &p.email).await;
+    decide(&browser, &page, true).await;
+    device.until("TOKENS").await;
+}
+
+/// The person opens the link the device shows in Chromium, signs in as `email`, checks the
+/// code and approves.
+async fn approve_in_chromium(uri: &str, email: &str, user_code: &str) {
     let chrome = Chrome::start().await;
     chrome.c().goto(uri).await.unwrap();
-    chrome.wait_for("input#email").await.send_keys(&p.email).await.unwrap();
+    chrome.wait_for("input#email").await.send_keys(email).await.unwrap();
     chrome.wait_for("input#password").await.send_keys(PASSWORD).await.unwrap();
     chrome.wait_for("button[type=submit]").await.click().await.unwrap();
     chrome.wait_for("#device-continue").await.click().await.unwrap();
@@ -153,16 +148,60 @@ async fn approve_in_chromium(p: &Provider, uri: &str, user_code: &str) {
     chrome.close().await;
 }
 
-/// Must-show 1: the flow from pairing to "re-pair needed" (approved in Chromium).
+/// The release binary's CLI on `data` (the running server's cluster), as `--json`.
+fn admin(bin: &Path, data: &Path, args: &[&str], stdin: &str) -> serde_json::Value {
+    let mut cmd = release_server::command(bin.to_str().unwrap(), data, &[]);
+    cmd.args(args).arg("--json");
+    json_out(&run_with_stdin(cmd, stdin))
+}
+
+/// Must-show 1: the flow from pairing to "re-pair needed", against the release server,
+/// approved in Chromium and revoked through the CLI.
 #[tokio::test]
 async fn the_device_logic_pairs_refreshes_reports_and_is_told_to_pair_again_after_a_revoke() {
-    let p = Provider::start().await;
-    let client_id = device_client(&p, 60).await;
-    let mut device = Device::start(&p, &client_id, &["--poll-fast"]);
-    assert_eq!(device.next().await, "READY paired=no");
+    let bin = release_server::release_binary().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = release_server::start(bin.to_str().unwrap(), &data, &[]).await;
+    let issuer = server.base.clone();
+    admin(&bin, &data, &["tenant", "create", "--slug", "acme", "--name", "Acme"], "");
+    let email = "ann@example.com";
+    admin(&bin, &data, &["user", "create", "--email", email, "--password-stdin"], &format!("{PASSWORD}\n"));
+    admin(&bin, &data, &["member", "add", "--tenant", "acme", "--email", email, "--role", "editor"], "");
+    let client = admin(
+        &bin,
+        &data,
+        &[
+            "client",
+            "create",
+            "--tenant",
+            "acme",
+            "--name",
+            "Acme Thermostat",
+            "--public",
+            "--grant",
+            "device_code",
+            "--grant",
+            "refresh_token",
+            "--signing-alg",
+            "ES256",
+            "--refresh-grace-secs",
+            "60",
+        ],
+        "",
+    );
+    let client_id = client["client_id"].as_str().unwrap().to_owned();
 
-    let seen = pair(&p, &mut device, true).await;
-    assert_eq!(seen.first().map(String::as_str), Some("PENDING"), "{seen:?}");
+    let mut device = Device::start(&issuer, &client_id, &["--poll-fast"]);
+    assert_eq!(device.next().await, "READY paired=no");
+    let (uri, user_code) = codes(&issuer, &mut device).await;
+    // Polled before the person acts: pending, then slow_down for polling faster than `interval`.
+    device.until("PENDING").await;
+    let (slow, between) = device.until("SLOW_DOWN").await;
+    assert!(between.is_empty(), "{between:?}");
+    assert_eq!(slow, "SLOW_DOWN interval=10");
+    approve_in_chromium(&uri, email, &user_code).await;
+    device.until("TOKENS").await;
     let first = device.stored_refresh_token().expect("the refresh token is stored");
 
     device.send("refresh").await;
@@ -172,15 +211,15 @@ async fn the_device_logic_pairs_refreshes_reports_and_is_told_to_pair_again_afte
 
     // The satellite API accepts the device's access token (tid, roles, aud = the device client).
     let policy =
-        Policy { issuer: p.issuer.clone(), audiences: vec![client_id.clone()], tenant_id: None, role: "viewer".into() };
-    let api = telemetry_base(Verifier::new(policy, p.url("/jwks"))).await;
+        Policy { issuer: issuer.clone(), audiences: vec![client_id.clone()], tenant_id: None, role: "viewer".into() };
+    let api = telemetry_base(Verifier::new(policy, format!("{issuer}/jwks"))).await;
     device.send(&format!("telemetry {api}/telemetry {{\"celsius\":21.5}}")).await;
     assert_eq!(device.until("TELEMETRY").await.0, "TELEMETRY 202");
 
     // The admin side revokes the device; its next refresh tells it to pair again.
-    let listed = json_out(&cli(&p.t, &["device", "list", "--tenant", "acme", "--json"], ""));
+    let listed = admin(&bin, &data, &["device", "list", "--tenant", "acme"], "");
     let family = listed["devices"][0]["family_id"].as_str().unwrap().to_owned();
-    assert!(json_out(&cli(&p.t, &["device", "revoke", "--tenant", "acme", &family, "--json"], ""))["revoked"] == true);
+    assert!(admin(&bin, &data, &["device", "revoke", "--tenant", "acme", &family], "")["revoked"] == true);
     device.send("refresh").await;
     let (repair, _) = device.until("REPAIR_NEEDED").await;
     assert_eq!(repair, "REPAIR_NEEDED");
@@ -188,6 +227,7 @@ async fn the_device_logic_pairs_refreshes_reports_and_is_told_to_pair_again_afte
     device.send(&format!("telemetry {api}/telemetry {{}}")).await;
     assert_eq!(device.until("TELEMETRY").await.0, "TELEMETRY 401");
     device.send("quit").await;
+    drop(server);
 }
 
 /// Must-show 3, window on: the reply of the first refresh is lost; the device presents the same
@@ -196,9 +236,9 @@ async fn the_device_logic_pairs_refreshes_reports_and_is_told_to_pair_again_afte
 async fn a_lost_refresh_reply_is_survived_with_the_grace_window() {
     let p = Provider::start().await;
     let client_id = device_client(&p, 60).await;
-    let mut device = Device::start(&p, &client_id, &["--drop-refresh-reply", "1"]);
+    let mut device = Device::start(&p.issuer, &client_id, &["--drop-refresh-reply", "1"]);
     assert_eq!(device.next().await, "READY paired=no");
-    pair(&p, &mut device, false).await;
+    pair(&p, &mut device).await;
 
     device.send("refresh").await;
     let (refreshed, before) = device.until("REFRESHED").await;
@@ -224,9 +264,9 @@ async fn a_lost_refresh_reply_is_survived_with_the_grace_window() {
 async fn a_lost_refresh_reply_needs_re_pairing_without_the_grace_window() {
     let p = Provider::start().await;
     let client_id = device_client(&p, 0).await;
-    let mut device = Device::start(&p, &client_id, &["--drop-refresh-reply", "1"]);
+    let mut device = Device::start(&p.issuer, &client_id, &["--drop-refresh-reply", "1"]);
     assert_eq!(device.next().await, "READY paired=no");
-    pair(&p, &mut device, false).await;
+    pair(&p, &mut device).await;
 
     device.send("refresh").await;
     let (repair, before) = device.until("REPAIR_NEEDED").await;

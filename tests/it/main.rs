@@ -40,6 +40,11 @@ mod mfa;
 mod oidc;
 mod profile;
 mod proxies;
+/// The release binary started as a black box on its embedded default, shared with the
+/// benches and the conformance harness.
+#[path = "../../benches/common/server.rs"]
+#[allow(dead_code)]
+mod release_server;
 mod rls;
 mod rls_login;
 mod rotation;
