@@ -196,7 +196,8 @@ async fn the_device_logic_pairs_refreshes_reports_and_is_told_to_pair_again_afte
     assert_eq!(device.next().await, "READY paired=no");
     let (uri, user_code) = codes(&issuer, &mut device).await;
     // Polled before the person acts: pending, then slow_down for polling faster than `interval`.
-    device.until("PENDING").await;
+    let (pending, before) = device.until("PENDING").await;
+    assert!(before.is_empty() && pending == "PENDING", "{before:?} {pending}");
     let (slow, between) = device.until("SLOW_DOWN").await;
     assert!(between.is_empty(), "{between:?}");
     assert_eq!(slow, "SLOW_DOWN interval=10");
