@@ -13,6 +13,14 @@ pub struct Server {
     pub base: String,
 }
 
+impl Server {
+    /// The server's process id (for its CPU time and memory in the load tests).
+    #[allow(dead_code, reason = "not every user of this module measures the process")]
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).unwrap_or(i32::MAX));
@@ -57,8 +65,7 @@ pub fn release_binary() -> anyhow::Result<PathBuf> {
     eprintln!("building the release server (cargo build --release)…");
     let status = cmd.status().map_err(|e| anyhow::anyhow!("running cargo: {e}"))?;
     anyhow::ensure!(status.success(), "cargo build --release failed: {status}");
-    let target =
-        std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| manifest.join("target"));
+    let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| manifest.join("target"));
     let bin = target.join("release").join("laventecare-auth");
     anyhow::ensure!(bin.exists(), "no release binary at {}", bin.display());
     Ok(bin)
