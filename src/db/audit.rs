@@ -82,17 +82,16 @@ pub async fn append(tx: &mut Tx, event: &Event<'_>) -> Result<(), sqlx::Error> {
         return Err(no_audit_key());
     }
     let tenant_id = tx.tenant_id().unwrap_or_default();
-    // hashtextextended gives a stable 64-bit key per tenant for the advisory lock.
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('audit:' || $1::text, 0))")
+    // The chain's lock (a transaction-level advisory lock on a stable 64-bit key per tenant),
+    // then its head, in one round trip (migrations/0019_audit_chain_head.sql).
+    let head: (Option<i64>, Option<Vec<u8>>) = sqlx::query_as("SELECT seq, hash FROM lca_audit_chain_head($1)")
         .bind(tenant_id)
-        .execute(tx.conn())
+        .fetch_one(tx.conn())
         .await?;
-    let head: Option<(i64, Vec<u8>)> =
-        sqlx::query_as("SELECT seq, hash FROM audit_events WHERE tenant_id = $1 ORDER BY seq DESC LIMIT 1")
-            .bind(tenant_id)
-            .fetch_optional(tx.conn())
-            .await?;
-    let (seq, prev_hash) = head.map_or((1, vec![0u8; 32]), |(seq, hash)| (seq + 1, hash));
+    let (seq, prev_hash) = match head {
+        (Some(seq), Some(hash)) => (seq + 1, hash),
+        _ => (1, vec![0u8; 32]),
+    };
     // Microseconds: the precision PostgreSQL stores, so the hash can be recomputed from the row.
     let now = chrono::Utc::now();
     let occurred_at = chrono::DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now);
