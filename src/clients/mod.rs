@@ -7,7 +7,7 @@ pub mod redirect_uri;
 use serde::Serialize;
 
 use crate::db::audit::{self, Actor};
-use crate::db::{self, Database};
+use crate::db::{self, Database, Tx};
 use crate::secrets::{self, Secret};
 use crate::service_error::ServiceError;
 use crate::tenancy;
@@ -95,14 +95,16 @@ fn expose_secret<S: serde::Serializer>(secret: &Option<Secret>, s: S) -> Result<
 /// A client by its id, from whichever tenant owns it (the owner is found through the
 /// `lca_client_tenant` lookup, the row read in a transaction for that tenant).
 pub async fn find(db: &Database, client_id: &str) -> Result<Option<db::clients::ClientRow>, sqlx::Error> {
-    let mut tx = db.unscoped().await?;
-    let tenant = db::clients::tenant_of(&mut tx, client_id).await?;
+    let Some((client, tx)) = find_in_tenant(db, client_id).await? else { return Ok(None) };
     tx.commit().await?;
-    let Some(tenant) = tenant else { return Ok(None) };
-    let mut tx = db.tenant(tenant).await?;
-    let client = db::clients::get(&mut tx, client_id).await?;
-    tx.commit().await?;
-    Ok(client)
+    Ok(Some(client))
+}
+
+/// [`find`], and the transaction of the client's tenant it was read in, for a request that
+/// goes on in that tenant (the token endpoint's `client_credentials`).
+pub async fn find_in_tenant(db: &Database, client_id: &str) -> Result<Option<(db::clients::ClientRow, Tx)>, sqlx::Error> {
+    let Some(mut tx) = db.for_client(client_id).await? else { return Ok(None) };
+    Ok(db::clients::get(&mut tx, client_id).await?.map(|client| (client, tx)))
 }
 
 /// A client by its id whatever its tenant's status (`lca_client_owner`): for operator

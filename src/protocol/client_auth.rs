@@ -6,7 +6,7 @@ use axum::http::{HeaderMap, header};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
-use crate::db::{Database, clients::ClientRow};
+use crate::db::{Database, Tx, clients::ClientRow};
 use crate::error::{AppError, OAuthError};
 use crate::secrets::Secret;
 
@@ -35,6 +35,18 @@ impl std::fmt::Debug for Presented<'_> {
 /// Authenticates the calling client. Every failure is the same `invalid_client` (401), so
 /// the answer does not tell an unknown client from a wrong secret.
 pub async fn authenticate(db: &Database, headers: &HeaderMap, body: Presented<'_>) -> Result<ClientRow, AppError> {
+    let (client, tx) = authenticate_in_tenant(db, headers, body).await?;
+    tx.commit().await?;
+    Ok(client)
+}
+
+/// [`authenticate`], and the open transaction of the client's tenant it read the client in, for
+/// a request that goes on in that tenant: one transaction for the whole request.
+pub async fn authenticate_in_tenant(
+    db: &Database,
+    headers: &HeaderMap,
+    body: Presented<'_>,
+) -> Result<(ClientRow, Tx), AppError> {
     let basic = match headers.get(header::AUTHORIZATION) {
         Some(value) => Some(parse_basic(value.to_str().ok()).ok_or_else(OAuthError::invalid_client)?),
         None => None,
@@ -64,7 +76,7 @@ pub async fn authenticate(db: &Database, headers: &HeaderMap, body: Presented<'_
         return Err(OAuthError::invalid_client().into());
     }
 
-    let Some(client) = crate::clients::find(db, client_id).await? else {
+    let Some((client, tx)) = crate::clients::find_in_tenant(db, client_id).await? else {
         return Err(OAuthError::invalid_client().into());
     };
     let ok = match (&client.secret_hash, secret) {
@@ -78,7 +90,7 @@ pub async fn authenticate(db: &Database, headers: &HeaderMap, body: Presented<'_
     if !ok || client.token_endpoint_auth_method != method {
         return Err(OAuthError::invalid_client().into());
     }
-    Ok(client)
+    Ok((client, tx))
 }
 
 /// `Authorization: Basic base64(urlencode(id) ":" urlencode(secret))` (RFC 6749 §2.3.1 asks

@@ -11,7 +11,7 @@ use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
 use crate::clients::{GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_DEVICE_CODE, GRANT_REFRESH_TOKEN};
-use crate::db::{self, audit, clients::ClientRow, refresh_tokens::RefreshUse};
+use crate::db::{self, Tx, audit, clients::ClientRow, refresh_tokens::RefreshUse};
 use crate::error::{AppError, OAuthError};
 use crate::extract::Form;
 use crate::protocol::client_auth::{self, Presented};
@@ -50,13 +50,20 @@ pub async fn token(
     headers: HeaderMap,
     Form(req): Form<TokenRequest>,
 ) -> Result<Response, AppError> {
-    let client = client_auth::authenticate(
+    let (client, tx) = client_auth::authenticate_in_tenant(
         &state.db,
         &headers,
         Presented { client_id: req.client_id.as_deref(), client_secret: exposed(&req.client_secret) },
     )
     .await?;
     let grant_type = req.grant_type.as_deref().ok_or_else(|| OAuthError::invalid_request("grant_type is missing"))?;
+    // A service account's token is issued in the client's own tenant, in the transaction that
+    // authenticated it; every other grant works in the tenant of its code, token or device
+    // request (a multi-tenant client's users are in other tenants), in transactions of its own.
+    if grant_type == GRANT_CLIENT_CREDENTIALS && client.grant_types.iter().any(|g| g == grant_type) {
+        return Ok(token_response(&client_credentials(&state, &client, tx, &req, &meta).await?));
+    }
+    tx.commit().await?;
     let allowed = |g: &str| client.grant_types.iter().any(|x| x == g);
     let response = match grant_type {
         GRANT_AUTHORIZATION_CODE | GRANT_REFRESH_TOKEN | GRANT_CLIENT_CREDENTIALS | GRANT_DEVICE_CODE
@@ -66,7 +73,6 @@ pub async fn token(
         }
         GRANT_AUTHORIZATION_CODE => authorization_code(&state, &client, &req, &meta).await?,
         GRANT_REFRESH_TOKEN => return refresh_token(&state, &client, &req, &meta).await,
-        GRANT_CLIENT_CREDENTIALS => client_credentials(&state, &client, &req, &meta).await?,
         GRANT_DEVICE_CODE => crate::protocol::device::redeem(&state, &client, exposed(&req.device_code), &meta).await?,
         _ => return Err(OAuthError::bad("unsupported_grant_type", "this grant type is not supported").into()),
     };
@@ -350,10 +356,12 @@ fn reissue(
     Ok(json_no_store(body))
 }
 
-/// RFC 6749 §4.4: a service account acting in its own tenant with its role.
+/// RFC 6749 §4.4: a service account acting in its own tenant with its role, in `tx` (that
+/// tenant's transaction that authenticated the client).
 async fn client_credentials(
     state: &AppState,
     client: &ClientRow,
+    mut tx: Tx,
     req: &TokenRequest,
     meta: &RequestMeta,
 ) -> Result<TokenResponse, AppError> {
@@ -367,7 +375,6 @@ async fn client_credentials(
     if !requested.is_subset_of(&allowed) {
         return Err(OAuthError::bad("invalid_scope", "a requested scope is not allowed for this client").into());
     }
-    let mut tx = state.db.tenant(client.tenant_id).await?;
     let Some((slug, status)) = db::tenants::current(&mut tx).await? else {
         return Err(OAuthError::invalid_client().into());
     };
