@@ -84,10 +84,8 @@ pub async fn append(tx: &mut Tx, event: &Event<'_>) -> Result<(), sqlx::Error> {
     let tenant_id = tx.tenant_id().unwrap_or_default();
     // The chain's lock (a transaction-level advisory lock on a stable 64-bit key per tenant),
     // then its head, in one round trip (migrations/0019_audit_chain_head.sql).
-    let head: (Option<i64>, Option<Vec<u8>>) = sqlx::query_as("SELECT seq, hash FROM lca_audit_chain_head($1)")
-        .bind(tenant_id)
-        .fetch_one(tx.conn())
-        .await?;
+    let head: (Option<i64>, Option<Vec<u8>>) =
+        sqlx::query_as("SELECT seq, hash FROM lca_audit_chain_head($1)").bind(tenant_id).fetch_one(tx.conn()).await?;
     let (seq, prev_hash) = match head {
         (Some(seq), Some(hash)) => (seq + 1, hash),
         _ => (1, vec![0u8; 32]),

@@ -140,15 +140,6 @@ pub async fn poll(tx: &mut Tx, device_code_hash: &[u8], client_id: &str) -> Resu
     .await
 }
 
-/// Lets the transaction commit without waiting for its WAL to reach the disk
-/// (`synchronous_commit = off`, this transaction only): for a poll of a request nobody has
-/// answered, whose only write is the poll's time. A crash can lose the last few hundred
-/// milliseconds of those, which lets a device poll early once; it cannot make a grant valid.
-pub async fn commit_without_flush(tx: &mut Tx) -> Result<(), sqlx::Error> {
-    sqlx::query("SET LOCAL synchronous_commit = off").execute(tx.conn()).await?;
-    Ok(())
-}
-
 /// The approval a redemption consumes.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Approval {

@@ -200,17 +200,34 @@ impl Database {
         self.scoped(Some(tenant_id), Some(user_id)).await
     }
 
-    /// A transaction in the tenant of the client `client_id` (found by the `SECURITY DEFINER`
-    /// lookup `lca_client_tenant`, and the tenant set, in one statement); `None` when there is
-    /// no such client. Two round trips where a lookup transaction and then a tenant
-    /// transaction took five: every client-authenticated request starts here.
+    /// A transaction in the tenant of the client `client_id`; `None` when there is no such
+    /// client (or its tenant is suspended). See [`Database::in_tenant_of`].
     pub async fn for_client(&self, client_id: &str) -> Result<Option<Tx>, sqlx::Error> {
+        self.in_tenant_of(TenantOf::Client(client_id)).await
+    }
+
+    /// A transaction in the tenant of what a request presents, found by its `SECURITY
+    /// DEFINER` lookup (`migrations/*_lookups.sql`) with the tenant set in the same statement;
+    /// `None` when nothing is found, and the transaction ends. Two round trips where a lookup
+    /// transaction and then a tenant transaction took five: the protocol's requests start here.
+    pub async fn in_tenant_of(&self, presented: TenantOf<'_>) -> Result<Option<Tx>, sqlx::Error> {
+        // One statement per lookup, each a constant: nothing of the request is ever SQL text.
+        macro_rules! scope_to {
+            ($lookup:literal) => {
+                concat!(
+                    "SELECT set_config('app.tenant_id', coalesce(",
+                    $lookup,
+                    "($1)::text, ''), true) FROM set_config('app.user_id', '', true)"
+                )
+            };
+        }
         let mut tx = self.runtime.begin().await?;
-        let tenant: String = sqlx::query_scalar(
-            "SELECT set_config('app.tenant_id', coalesce(lca_client_tenant($1)::text, ''), true) \
-             FROM set_config('app.user_id', '', true)",
-        )
-        .bind(client_id)
+        let tenant: String = match presented {
+            TenantOf::Client(id) => sqlx::query_scalar(scope_to!("lca_client_tenant")).bind(id),
+            TenantOf::Code(hash) => sqlx::query_scalar(scope_to!("lca_code_tenant")).bind(hash),
+            TenantOf::RefreshToken(hash) => sqlx::query_scalar(scope_to!("lca_refresh_token_tenant")).bind(hash),
+            TenantOf::DeviceCode(hash) => sqlx::query_scalar(scope_to!("lca_device_code_tenant")).bind(hash),
+        }
         .fetch_one(&mut *tx)
         .await?;
         let Ok(tenant_id) = tenant.parse::<Uuid>() else { return Ok(None) };
@@ -294,6 +311,16 @@ impl Database {
     }
 }
 
+/// What a request presents that names its tenant (see [`Database::in_tenant_of`]): a client id,
+/// or the SHA-256 of an authorization code, a refresh token or a device code.
+#[derive(Debug, Clone, Copy)]
+pub enum TenantOf<'a> {
+    Client(&'a str),
+    Code(&'a [u8]),
+    RefreshToken(&'a [u8]),
+    DeviceCode(&'a [u8]),
+}
+
 /// A scoped transaction (see [`Database::tenant`]). Dropped without [`Tx::commit`], it rolls
 /// back.
 #[derive(Debug)]
@@ -333,6 +360,15 @@ impl Tx {
             .bind(user_id.to_string())
             .execute(&mut *self.inner)
             .await?;
+        Ok(())
+    }
+
+    /// Lets this transaction commit without waiting for its WAL to reach the disk
+    /// (`SET LOCAL synchronous_commit = off`, this transaction only). A crash of PostgreSQL can
+    /// then lose the last few hundred milliseconds of such commits, so only for writes whose
+    /// loss cannot make anything valid that should not be (ARCHITECTURE.md, "Durability").
+    pub async fn commit_without_flush(&mut self) -> Result<(), sqlx::Error> {
+        sqlx::query("SET LOCAL synchronous_commit = off").execute(&mut *self.inner).await?;
         Ok(())
     }
 

@@ -204,13 +204,10 @@ pub async fn redeem(
 ) -> Result<TokenResponse, AppError> {
     let code = device_code.ok_or_else(|| OAuthError::invalid_request("device_code is missing"))?;
     let hash = sha256(code.as_bytes());
-    let mut tx = state.db.unscoped().await?;
-    let tenant = db::device_grants::code_tenant(&mut tx, &hash).await?;
-    tx.commit().await?;
-    let Some(tenant_id) = tenant else {
+    let Some(mut tx) = state.db.in_tenant_of(crate::db::TenantOf::DeviceCode(&hash)).await? else {
         return Err(OAuthError::invalid_grant("the device code is invalid").into());
     };
-    let mut tx = state.db.tenant(tenant_id).await?;
+    let tenant_id = tx.tenant_or_nil();
     // Another client's device code is unknown here, and left untouched.
     let Some(poll) = db::device_grants::poll(&mut tx, &hash, &client.client_id).await? else {
         return Err(OAuthError::invalid_grant("the device code is invalid").into());
@@ -233,8 +230,10 @@ pub async fn redeem(
             return Err(OAuthError::bad("access_denied", "the user denied the request").into());
         }
         DeviceGrantStatus::Pending => {
-            // The fleet's most frequent request: no fsync for it (see the function).
-            db::device_grants::commit_without_flush(&mut tx).await?;
+            // The fleet's most frequent request, whose only write is the poll's time: no fsync
+            // for it. A crash can lose the last few hundred milliseconds of those, which lets
+            // a device poll early once; it cannot make a grant valid.
+            tx.commit_without_flush().await?;
             tx.commit().await?;
             if poll.too_fast {
                 let why = format!("poll at most every {} seconds", poll.interval_secs);

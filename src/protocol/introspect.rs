@@ -61,11 +61,8 @@ pub async fn introspect(
     }
 
     let hash = sha256(token.as_bytes());
-    let mut tx = state.db.unscoped().await?;
-    let tenant = db::refresh_tokens::tenant_of(&mut tx, &hash).await?;
-    tx.commit().await?;
-    if let Some(tenant_id) = tenant {
-        let mut tx = state.db.tenant(tenant_id).await?;
+    if let Some(mut tx) = state.db.in_tenant_of(db::TenantOf::RefreshToken(&hash)).await? {
+        let tenant_id = tx.tenant_or_nil();
         let state_of = db::refresh_tokens::state(&mut tx, &hash).await?;
         tx.commit().await?;
         if let Some((family, true, expires_at)) = state_of

@@ -44,11 +44,7 @@ pub async fn revoke(
     };
 
     let hash = sha256(token.as_bytes());
-    let mut tx = state.db.unscoped().await?;
-    let tenant = db::refresh_tokens::tenant_of(&mut tx, &hash).await?;
-    tx.commit().await?;
-    if let Some(tenant_id) = tenant {
-        let mut tx = state.db.tenant(tenant_id).await?;
+    if let Some(mut tx) = state.db.in_tenant_of(db::TenantOf::RefreshToken(&hash)).await? {
         if let Some((family, _, _)) = db::refresh_tokens::state(&mut tx, &hash).await?
             && family.client_id == caller.client_id
             && db::families::revoke(

@@ -11,7 +11,7 @@ use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
 use crate::clients::{GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_DEVICE_CODE, GRANT_REFRESH_TOKEN};
-use crate::db::{self, Tx, audit, clients::ClientRow, refresh_tokens::RefreshUse};
+use crate::db::{self, TenantOf, Tx, audit, clients::ClientRow, refresh_tokens::RefreshUse};
 use crate::error::{AppError, OAuthError};
 use crate::extract::Form;
 use crate::protocol::client_auth::{self, Presented};
@@ -102,14 +102,10 @@ async fn authorization_code(
         return Err(OAuthError::invalid_request("code_verifier is malformed").into());
     }
     let code_hash = sha256(code.as_bytes());
-    let mut tx = state.db.unscoped().await?;
-    let tenant = db::authorization_codes::tenant_of(&mut tx, &code_hash).await?;
-    tx.commit().await?;
-    let Some(tenant_id) = tenant else {
+    let Some(mut tx) = state.db.in_tenant_of(TenantOf::Code(&code_hash)).await? else {
         return Err(OAuthError::invalid_grant("the code is invalid or expired").into());
     };
-
-    let mut tx = state.db.tenant(tenant_id).await?;
+    let tenant_id = tx.tenant_or_nil();
     let family_id = Uuid::now_v7();
     let Some(consumed) = db::authorization_codes::consume(&mut tx, &code_hash, &client.client_id, family_id).await?
     else {
@@ -232,13 +228,10 @@ async fn refresh_token(
         None => None,
     };
     let token_hash = sha256(token.as_bytes());
-    let mut tx = state.db.unscoped().await?;
-    let tenant = db::refresh_tokens::tenant_of(&mut tx, &token_hash).await?;
-    tx.commit().await?;
-    let Some(tenant_id) = tenant else {
+    let Some(mut tx) = state.db.in_tenant_of(TenantOf::RefreshToken(&token_hash)).await? else {
         return Err(OAuthError::invalid_grant("the refresh token is invalid").into());
     };
-    let mut tx = state.db.tenant(tenant_id).await?;
+    let tenant_id = tx.tenant_or_nil();
     // A suspended tenant's refresh tokens are refused without being used up, so reactivating
     // the tenant brings them back (a multi-tenant client of another tenant gets here).
     if db::tenants::current(&mut tx).await?.is_none_or(|(_, status)| status != TenantStatus::Active) {

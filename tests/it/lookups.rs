@@ -225,6 +225,24 @@ async fn code_and_refresh_lookups() {
         db::refresh_tokens::consume(&mut tx, &refresh_hash, "c", 0, None).await.unwrap(),
         db::refresh_tokens::RefreshUse::Invalid
     ));
+    drop(tx);
+
+    // Database::in_tenant_of: the lookup and the tenant's scope in one statement, and nothing
+    // for what no lookup finds.
+    for presented in [db::TenantOf::Code(&code_hash), db::TenantOf::RefreshToken(&refresh_hash)] {
+        let mut tx = t.db.in_tenant_of(presented).await.unwrap().expect("found");
+        assert_eq!(tx.tenant_id(), Some(acme), "{presented:?}");
+        let seen = db::refresh_tokens::state(&mut tx, &refresh_hash).await.unwrap();
+        assert!(seen.is_some(), "the tenant's rows are visible in its transaction");
+    }
+    for unknown in [
+        db::TenantOf::Code(&[1u8; 32]),
+        db::TenantOf::RefreshToken(&[1u8; 32]),
+        db::TenantOf::DeviceCode(&[1u8; 32]),
+        db::TenantOf::Client("unknown"),
+    ] {
+        assert!(t.db.in_tenant_of(unknown).await.unwrap().is_none(), "{unknown:?}");
+    }
 }
 
 /// A suspended tenant's clients are unknown to lca_client_tenant (the protocol's lookup) and
