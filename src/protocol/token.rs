@@ -374,6 +374,11 @@ async fn client_credentials(
     if status != TenantStatus::Active {
         return Err(OAuthError::bad("unauthorized_client", "the tenant is suspended").into());
     }
+    // A service account's token spends nothing and begins nothing: its only writes are the
+    // access-token record and its `token.issued` event. Committed without waiting for the
+    // disk (ARCHITECTURE.md, "Durability"): a database crash in the next few hundred
+    // milliseconds loses both together, and introspection then calls the token inactive.
+    tx.commit_without_flush().await?;
     let response = issue::issue(
         state,
         &mut tx,
