@@ -324,3 +324,106 @@ async fn a_killed_server_never_lets_a_code_or_refresh_token_work_twice() {
     assert_no_panic(&server.log());
     assert!(server.stop(Signal::SIGTERM).success());
 }
+
+/// Families rotated at once in the storm, and how long it runs before the kill.
+const STORM_FAMILIES: usize = 16;
+const STORM_BEFORE_KILL: Duration = Duration::from_millis(1500);
+
+/// Issue #13, must-show 3: a storm of refresh rotations (every family rotated again as soon as
+/// its answer arrives), the server SIGKILLed in its midst and restarted. Every token whose
+/// rotation was answered is refused afterwards; the last token of each chain (in flight at the
+/// kill, or not yet sent) works once if the database does not record it used, and is refused
+/// if it does. Rotation is a durable commit (ARCHITECTURE.md, "Single-use things"): a speed-up
+/// that made it asynchronous would fail here once the database lost the commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_refresh_storm_killed_midway_leaves_no_used_refresh_token_working() {
+    let p = Arc::new(Provider::start_with(&[("LCA_CODE_TTL_SECS", "600")]).await);
+    let browser = Browser::new(&p);
+    let http = reqwest::Client::new();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("server.log");
+    let serve = || {
+        let mut cmd = binary();
+        p.t.database_env(&mut cmd);
+        cmd
+    };
+    let server = Proc::start(serve(), &log).await;
+    let mut chains = Vec::new();
+    for i in 0..STORM_FAMILIES {
+        let (verifier, challenge) = pkce();
+        let url = authorize_url(&p, &challenge, &[]);
+        let step =
+            if i == 0 { browser.sign_in_through(&url, &p.email, PASSWORD).await } else { browser.open(&url).await };
+        let code = step.param("code").unwrap();
+        let (status, tokens) = post_token(&http, &server.base, &p, &code_form(&code, &verifier)).await.unwrap();
+        assert_eq!(status, 200, "{tokens}");
+        chains.push(tokens["refresh_token"].as_str().unwrap().to_owned());
+    }
+
+    // The storm: each family's chain of tokens, every one used once, until the kill.
+    let base = server.base.clone();
+    let storms: Vec<_> = chains
+        .into_iter()
+        .map(|first| {
+            let (p, base) = (p.clone(), base.clone());
+            tokio::spawn(async move {
+                let http = reqwest::Client::new();
+                let mut chain = vec![first];
+                loop {
+                    let current = chain.last().unwrap().clone();
+                    match use_refresh_seen(&http, &base, &p, &current).await {
+                        Some((200, tokens)) => chain.push(tokens["refresh_token"].as_str().unwrap().to_owned()),
+                        Some((status, body)) => panic!("a rotation in the storm answered {status}: {body}"),
+                        None => return chain,
+                    }
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(STORM_BEFORE_KILL).await;
+    let killed_log = server.log();
+    server.stop(Signal::SIGKILL);
+    assert_no_panic(&killed_log);
+    let mut chains = Vec::new();
+    for s in storms {
+        chains.push(s.await.unwrap());
+    }
+    let rotations: usize = chains.iter().map(|c| c.len() - 1).sum();
+    assert!(rotations >= 10 * STORM_FAMILIES, "a storm, not a drizzle: {rotations} rotations answered");
+
+    let server = Proc::start(serve(), &log).await;
+    let mut owner = p.t.owner().await;
+    let (mut lost, mut unused) = (0, 0);
+    for chain in &chains {
+        // The last token: its rotation was in flight at the kill (or not yet sent).
+        let last = chain.last().unwrap();
+        let used: bool = sqlx::query_scalar("SELECT used_at IS NOT NULL FROM refresh_tokens WHERE token_hash = $1")
+            .bind(&sha256(last.as_bytes())[..])
+            .fetch_one(&mut owner)
+            .await
+            .unwrap();
+        let now = use_refresh(&http, &server.base, &p, last).await;
+        if used {
+            lost += 1;
+            assert_eq!(now.1["error"].as_str(), Some("invalid_grant"), "a rotated token works again: {:?}", now.1);
+        } else {
+            unused += 1;
+            assert_eq!(now.0, 200, "a token never rotated still works: {:?}", now.1);
+        }
+        // Every token whose rotation was answered, in any order: never again.
+        for used in chain[..chain.len() - 1].iter().rev() {
+            let again = use_refresh(&http, &server.base, &p, used).await;
+            assert_eq!((again.0, again.1["error"].as_str()), (400, Some("invalid_grant")), "{:?}", again.1);
+        }
+    }
+    eprintln!(
+        "fault figures: refresh storm: {rotations} rotations answered before the kill; of the {STORM_FAMILIES} in flight, {lost} rotated but unanswered, {unused} unused"
+    );
+    assert_no_panic(&server.log());
+    assert!(server.stop(Signal::SIGTERM).success());
+}
+
+/// A refresh as the storm sends it: `None` when the connection died without an answer.
+async fn use_refresh_seen(http: &reqwest::Client, base: &str, p: &Provider, token: &str) -> Seen {
+    post_token(http, base, p, &[("grant_type", "refresh_token"), ("refresh_token", token)]).await
+}
