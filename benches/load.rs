@@ -621,12 +621,24 @@ fn print_table(rows: &[Row], conns: usize, secs: u64, rounds: u64) {
     }
 }
 
+/// The embedded cluster's superuser, on database `db`.
+fn superuser(data: &Path, db: &str) -> sqlx::postgres::PgConnectOptions {
+    sqlx::postgres::PgConnectOptions::new().socket(data.join("postgres").join("run")).username("postgres").database(db)
+}
+
+/// What pgbench does between runs: `VACUUM (ANALYZE)` and a checkpoint, so that a scenario
+/// does not pay for the dead rows, stale statistics and dirty pages of the one before it (an
+/// autovacuum of the last scenario's tables in the middle of the next one).
+async fn settle(data: &Path) {
+    let mut conn = sqlx::PgConnection::connect_with(&superuser(data, "laventecare")).await.unwrap();
+    sqlx::raw_sql("VACUUM (ANALYZE)").execute(&mut conn).await.unwrap();
+    sqlx::raw_sql("CHECKPOINT").execute(&mut conn).await.unwrap();
+    conn.close().await.unwrap();
+}
+
 /// The durable one-row commit rate of the embedded cluster, from `conns` connections.
 async fn commit_baseline(data: &Path, target: &Target, conns: usize, secs: u64) -> Figures {
-    let options = sqlx::postgres::PgConnectOptions::new()
-        .socket(data.join("postgres").join("run"))
-        .username("postgres")
-        .database("postgres");
+    let options = superuser(data, "postgres");
     let mut admin = sqlx::PgConnection::connect_with(&options).await.unwrap();
     sqlx::query("CREATE TABLE IF NOT EXISTS load_commit_baseline (id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT now(), v text)")
         .execute(&mut admin)
@@ -724,6 +736,7 @@ async fn main() {
         }
         let (mut o, mut p) = (Vec::new(), Vec::new());
         for _ in 0..rounds {
+            settle(&data).await;
             o.push(drive(&ours_target, conns, secs, make_ours).await);
             if let (Some(make_peer), Some(t)) = (make_peer, &peer_target) {
                 p.push(drive(t, conns, secs, make_peer).await);
@@ -769,6 +782,7 @@ async fn main() {
         }
         let mut o = Vec::new();
         for _ in 0..rounds {
+            settle(&data).await;
             let shares: Vec<Arc<Mutex<VecDeque<String>>>> = tokens
                 .chunks(tokens.len().div_ceil(conns))
                 .map(|c| Arc::new(Mutex::new(c.iter().cloned().collect())))
@@ -812,6 +826,7 @@ async fn main() {
             let made = Instant::now();
             let pool = codes(&sessions, wanted_codes).await;
             eprintln!("load: {} codes made in {:.1} s", pool.len(), made.elapsed().as_secs_f64());
+            settle(&data).await;
             let shares: Vec<Arc<Mutex<Vec<String>>>> =
                 pool.chunks(pool.len().div_ceil(conns)).map(|c| Arc::new(Mutex::new(c.to_vec()))).collect();
             let (url, id, secret) = (ep.token.clone(), web.0.clone(), web.1.clone());
@@ -850,6 +865,7 @@ async fn main() {
         let url = ep.userinfo.clone();
         let mut o = Vec::new();
         for _ in 0..rounds {
+            settle(&data).await;
             o.push(
                 drive(&ours_target, conns, secs, |_| {
                     let (url, access) = (url.clone(), access.clone());
@@ -874,6 +890,7 @@ async fn main() {
         let device_codes = Arc::new(device_codes);
         let mut o = Vec::new();
         for _ in 0..rounds {
+            settle(&data).await;
             let (url, client_id) = (ep.token.clone(), ours.device.clone());
             o.push(
                 drive(&ours_target, conns, secs, |c| {
@@ -914,6 +931,7 @@ async fn main() {
         let login_url = format!("{}/login", ours_target.base);
         let mut o = Vec::new();
         for _ in 0..rounds {
+            settle(&data).await;
             o.push(drive(&ours_target, conns, secs, bad_logins(&login_url)).await);
         }
         let logins = median_by(&o);
@@ -928,6 +946,7 @@ async fn main() {
         let cc = client_credentials(&ep.token, svc, &[]);
         let mut o = Vec::new();
         for _ in 0..rounds {
+            settle(&data).await;
             let burst = tokio::spawn({
                 let t = Target { base: ours_target.base.clone(), server_pid: ours_target.server_pid, db_pid: None };
                 let login_url = login_url.clone();
@@ -950,6 +969,7 @@ async fn main() {
     if wanted("commit_baseline") {
         let mut o = Vec::new();
         for _ in 0..rounds {
+            settle(&data).await;
             o.push(commit_baseline(&data, &ours_target, conns, secs).await);
         }
         let baseline = median_by(&o);
