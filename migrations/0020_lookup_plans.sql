@@ -5,7 +5,8 @@
 -- reuses the plans. Under load (`cargo bench --bench load`, issue #13) planning these bodies
 -- was a tenth of all CPU time: every client-authenticated request calls lca_client_tenant,
 -- every refresh lca_refresh_token_tenant, every code redemption lca_code_tenant, every device
--- poll lca_device_code_tenant, every request with a browser session lca_identities_current.
+-- poll lca_device_code_tenant, every request with a browser session lca_identities_current,
+-- every refresh and authorization of a user without a second factor lca_memberships_of.
 -- Same arguments, same results, same owner (lca_lookup), grants and SET search_path:
 -- CREATE OR REPLACE keeps owner and grants.
 
@@ -53,5 +54,17 @@ BEGIN
             WHERE u.id = i.user_id AND u.security_stamp = i.stamp AND u.status = 'active'
         )
     );
+END
+$$;
+
+CREATE OR REPLACE FUNCTION lca_memberships_of(p_user_id uuid)
+RETURNS TABLE (tenant_id uuid, slug text, name text, role text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+BEGIN
+    RETURN QUERY
+    SELECT t.id, t.slug, t.name, m.role
+    FROM public.memberships m JOIN public.tenants t ON t.id = m.tenant_id
+    WHERE m.user_id = p_user_id AND t.status = 'active'
+    ORDER BY t.slug;
 END
 $$;
