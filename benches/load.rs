@@ -236,6 +236,21 @@ async fn drive(
     }
 }
 
+/// `rounds` runs of the same load, each on a settled database ([`settle`]); the median run.
+async fn median_of<M: FnMut(usize) -> (Worker, Option<IpAddr>)>(
+    data: &Path,
+    target: &Target,
+    (conns, secs, rounds): (usize, u64, u64),
+    mut make: impl FnMut() -> M,
+) -> Figures {
+    let mut runs = Vec::new();
+    for _ in 0..rounds {
+        settle(data).await;
+        runs.push(drive(target, conns, secs, make()).await);
+    }
+    median_by(&runs)
+}
+
 /// A worker that sends the request `build` makes, again and again, and counts a `200` (or what
 /// `check` accepts of the body) as success.
 fn repeat(build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder + Send + Sync + 'static) -> Worker {
@@ -685,6 +700,7 @@ async fn main() {
     let conns = usize::try_from(env_or("LCA_LOAD_CONNS", 32)).unwrap();
     let secs = env_or("LCA_LOAD_SECS", 10);
     let rounds = env_or("LCA_LOAD_ROUNDS", 3).max(1);
+    let shape = (conns, secs, rounds);
     let dir = tempfile::tempdir().unwrap();
     let data: PathBuf = dir.path().join("data");
     println!("load: binary {bin}");
@@ -863,18 +879,14 @@ async fn main() {
         let body = answer(redeem(&code).await).await.unwrap();
         let access = body["access_token"].as_str().unwrap().to_owned();
         let url = ep.userinfo.clone();
-        let mut o = Vec::new();
-        for _ in 0..rounds {
-            settle(&data).await;
-            o.push(
-                drive(&ours_target, conns, secs, |_| {
-                    let (url, access) = (url.clone(), access.clone());
-                    (repeat(move |http| http.get(&url).bearer_auth(&access)), None)
-                })
-                .await,
-            );
-        }
-        rows.push(Row { scenario: "userinfo", ours: median_by(&o), peer: None, note: String::new() });
+        let figures = median_of(&data, &ours_target, shape, || {
+            |_| {
+                let (url, access) = (url.clone(), access.clone());
+                (repeat(move |http| http.get(&url).bearer_auth(&access)), None)
+            }
+        })
+        .await;
+        rows.push(Row { scenario: "userinfo", ours: figures, peer: None, note: String::new() });
     }
 
     if wanted("device_poll") {
@@ -888,39 +900,35 @@ async fn main() {
             device_codes.push(body["device_code"].as_str().unwrap().to_owned());
         }
         let device_codes = Arc::new(device_codes);
-        let mut o = Vec::new();
-        for _ in 0..rounds {
-            settle(&data).await;
-            let (url, client_id) = (ep.token.clone(), ours.device.clone());
-            o.push(
-                drive(&ours_target, conns, secs, |c| {
-                    let (url, client_id, codes) = (url.clone(), client_id.clone(), device_codes.clone());
-                    let mut i = c;
-                    let worker: Worker = Box::new(move |http| {
-                        let code = codes[i % codes.len()].clone();
-                        i += conns;
-                        let form = [
-                            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
-                            ("device_code", code.as_str()),
-                            ("client_id", client_id.as_str()),
-                        ];
-                        let request = http.post(&url).form(&form);
-                        Some(Box::pin(async move {
-                            match answer(request.send().await).await {
-                                Err(e) if e == "authorization_pending" || e == "slow_down" => Ok(()),
-                                Err(e) => Err(e),
-                                Ok(_) => Err("tokens".to_owned()),
-                            }
-                        }))
-                    });
-                    (worker, None)
-                })
-                .await,
-            );
-        }
+        let (url, client_id) = (ep.token.clone(), ours.device.clone());
+        let polls = median_of(&data, &ours_target, shape, || {
+            |c| {
+                let (url, client_id, codes) = (url.clone(), client_id.clone(), device_codes.clone());
+                let mut i = c;
+                let worker: Worker = Box::new(move |http| {
+                    let code = codes[i % codes.len()].clone();
+                    i += conns;
+                    let form = [
+                        ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+                        ("device_code", code.as_str()),
+                        ("client_id", client_id.as_str()),
+                    ];
+                    let request = http.post(&url).form(&form);
+                    Some(Box::pin(async move {
+                        match answer(request.send().await).await {
+                            Err(e) if e == "authorization_pending" || e == "slow_down" => Ok(()),
+                            Err(e) => Err(e),
+                            Ok(_) => Err("tokens".to_owned()),
+                        }
+                    }))
+                });
+                (worker, None)
+            }
+        })
+        .await;
         rows.push(Row {
             scenario: "device_poll",
-            ours: median_by(&o),
+            ours: polls,
             peer: None,
             note: format!("{pending} pending requests; the answers are authorization_pending or slow_down"),
         });
@@ -929,12 +937,7 @@ async fn main() {
     if wanted("login_burst") {
         let ceiling = bcrypt_ceiling();
         let login_url = format!("{}/login", ours_target.base);
-        let mut o = Vec::new();
-        for _ in 0..rounds {
-            settle(&data).await;
-            o.push(drive(&ours_target, conns, secs, bad_logins(&login_url)).await);
-        }
-        let logins = median_by(&o);
+        let logins = median_of(&data, &ours_target, shape, || bad_logins(&login_url)).await;
         rows.push(Row {
             scenario: "login_burst",
             note: format!("{:.0} % of the bcrypt ceiling of {ceiling:.1}/s", logins.per_sec / ceiling * 100.0),
