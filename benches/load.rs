@@ -290,58 +290,15 @@ struct Ours {
 
 fn provision(bin: &str, data: &Path) -> Ours {
     cli_json(bin, data, &["tenant", "create", "--slug", "load", "--name", "Load", "--json"]);
-    let svc = cli_json(
-        bin,
-        data,
-        &[
-            "client",
-            "create",
-            "--tenant",
-            "load",
-            "--name",
-            "Jobs",
-            "--grant",
-            "client_credentials",
-            "--role",
-            "viewer",
-            "--json",
-        ],
-    );
-    let web = cli_json(
-        bin,
-        data,
-        &[
-            "client",
-            "create",
-            "--tenant",
-            "load",
-            "--name",
-            "Web",
-            "--grant",
-            "authorization_code",
-            "--grant",
-            "refresh_token",
-            "--redirect-uri",
-            REDIRECT,
-            "--json",
-        ],
-    );
-    let device = cli_json(
-        bin,
-        data,
-        &[
-            "client",
-            "create",
-            "--tenant",
-            "load",
-            "--name",
-            "Thermostat",
-            "--grant",
-            "device_code",
-            "--public",
-            "--json",
-        ],
-    );
+    // `client create` in the load tenant, with its grants and options.
+    let client = |name: &str, rest: &[&str]| {
+        let mut args = vec!["client", "create", "--tenant", "load", "--name", name, "--json"];
+        args.extend_from_slice(rest);
+        cli_json(bin, data, &args)
+    };
+    let svc = client("Jobs", &["--grant", "client_credentials", "--role", "viewer"]);
+    let web = client("Web", &["--grant", "authorization_code", "--grant", "refresh_token", "--redirect-uri", REDIRECT]);
+    let device = client("Thermostat", &["--grant", "device_code", "--public"]);
     let mut create = command(bin, data, SETUP);
     create.args(["user", "create", "--email", EMAIL, "--password-stdin"]);
     let mut child = create.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
