@@ -15,6 +15,7 @@
 #![allow(clippy::unwrap_used, reason = "a load test that cannot set up should stop")]
 
 #[path = "common/server.rs"]
+#[allow(dead_code, reason = "the release binary is cargo's own here")]
 mod server;
 
 use std::collections::BTreeMap;

@@ -19,7 +19,11 @@ mod check;
 mod plans;
 /// The release binary, shared with the benches and the release-binary integration tests.
 #[path = "../benches/common/server.rs"]
-#[allow(dead_code)]
+#[allow(
+    dead_code,
+    clippy::unwrap_used,
+    reason = "shared with the load tests, whose setup may stop on a failure; this harness uses only release_binary"
+)]
 mod release;
 mod server;
 
