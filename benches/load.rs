@@ -965,36 +965,44 @@ async fn main() {
 /// Wrong passwords for ever-new unknown emails (each a full bcrypt check against the dummy
 /// hash), connection `c` from 127.0.0.(10 + c % 32): the server's per-address limits see 32
 /// addresses, and none is locked (the setup raises `LCA_LOGIN_IP_LOCK_AFTER`). Each request is
-/// the login page (for its CSRF cookie and field) and the post; a `429` is a failure.
+/// one post; a `429` or `503` is a failure.
 fn bad_logins(login_url: &str) -> impl Fn(usize) -> (Worker, Option<IpAddr>) + Send + 'static {
     let login_url = login_url.to_owned();
     move |c| {
         let from: IpAddr = format!("127.0.0.{}", 10 + c % 32).parse().unwrap();
         let url = login_url.clone();
         let mut n = 0u64;
+        // The login page once per connection, as a flood would: its session cookie and CSRF
+        // field serve every attempt after it.
+        let page: Arc<tokio::sync::OnceCell<(String, String)>> = Arc::default();
         let worker: Worker = Box::new(move |http| {
             n += 1;
-            let (http, url) = (http.clone(), url.clone());
+            let (http, url, page) = (http.clone(), url.clone(), page.clone());
             let email = format!("nobody-{c}-{n}@example.com");
             Some(Box::pin(async move {
-                let page = http.get(&url).send().await.map_err(|_| "connection".to_owned())?;
-                let cookie: Vec<String> = page
-                    .headers()
-                    .get_all("set-cookie")
-                    .iter()
-                    .filter_map(|v| v.to_str().ok())
-                    .map(|v| v.split(';').next().unwrap_or("").to_owned())
-                    .collect();
-                let html = page.text().await.map_err(|_| "body".to_owned())?;
+                let (cookie, csrf) = page
+                    .get_or_try_init(|| async {
+                        let page = http.get(&url).send().await.map_err(|_| "connection".to_owned())?;
+                        let cookie: Vec<String> = page
+                            .headers()
+                            .get_all("set-cookie")
+                            .iter()
+                            .filter_map(|v| v.to_str().ok())
+                            .map(|v| v.split(';').next().unwrap_or("").to_owned())
+                            .collect();
+                        let html = page.text().await.map_err(|_| "body".to_owned())?;
+                        Ok::<_, String>((cookie.join("; "), hidden(&html, "csrf")))
+                    })
+                    .await?;
                 let form = [
-                    ("csrf", hidden(&html, "csrf")),
+                    ("csrf", csrf.clone()),
                     ("req", String::new()),
                     ("email", email),
                     ("password", "a wrong password".to_owned()),
                 ];
                 let res = http
                     .post(&url)
-                    .header("cookie", cookie.join("; "))
+                    .header("cookie", cookie.as_str())
                     .form(&form)
                     .send()
                     .await
