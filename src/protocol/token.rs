@@ -374,11 +374,8 @@ async fn client_credentials(
     if status != TenantStatus::Active {
         return Err(OAuthError::bad("unauthorized_client", "the tenant is suspended").into());
     }
-    // A service account's token spends nothing and begins nothing: its only writes are the
-    // access-token record and its `token.issued` event. Committed without waiting for the
-    // disk (ARCHITECTURE.md, "Durability"): a database crash in the next few hundred
-    // milliseconds loses both together, and introspection then calls the token inactive.
-    tx.commit_without_flush().await?;
+    // Committed durably like every issuance: a token a client was given is recorded and
+    // audited even if PostgreSQL stops the next moment (`tests/it/fault/load.rs` checks it).
     let response = issue::issue(
         state,
         &mut tx,
