@@ -333,8 +333,9 @@ const STORM_BEFORE_KILL: Duration = Duration::from_millis(1500);
 /// its answer arrives), the server SIGKILLed in its midst and restarted. Every token whose
 /// rotation was answered is refused afterwards; the last token of each chain (in flight at the
 /// kill, or not yet sent) works once if the database does not record it used, and is refused
-/// if it does. Rotation is a durable commit (ARCHITECTURE.md, "Single-use things"): a speed-up
-/// that made it asynchronous would fail here once the database lost the commit.
+/// if it does. Only the server dies here; PostgreSQL stopping under load is `fault/database.rs`,
+/// and rotation is a durable commit so that neither can bring a used token back
+/// (ARCHITECTURE.md, "Durability").
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_refresh_storm_killed_midway_leaves_no_used_refresh_token_working() {
     let p = Arc::new(Provider::start_with(&[("LCA_CODE_TTL_SECS", "600")]).await);
