@@ -125,6 +125,13 @@ pub struct ConfigArgs {
     #[arg(long, env = "LCA_DEVICE_AUTHORIZATIONS_PER_IP", default_value_t = 20, global = true)]
     pub device_authorizations_per_ip: u32,
 
+    // --- Metrics ---
+    /// Address of a separate listener that serves `/metrics` (Prometheus text format) and
+    /// nothing else [default: none, no metrics]. Keep it off the public network: it is not
+    /// authenticated.
+    #[arg(long, env = "LCA_METRICS_LISTEN", global = true)]
+    pub metrics_listen: Option<String>,
+
     // --- TLS served directly (issue #11) ---
     /// PEM file of the certificate chain (leaf first) to serve https with; needs LCA_TLS_KEY
     /// and an https LCA_ISSUER [default: none, plain http].
@@ -251,6 +258,8 @@ pub struct Config {
     pub rate_limits: RateLimits,
     /// `None`: plain http (loopback, or TLS ended by a reverse proxy).
     pub tls: Option<TlsFiles>,
+    /// Where `/metrics` is served; `None`: metrics are off.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Config {
@@ -276,6 +285,15 @@ impl Config {
         };
         if args.janitor_batch_size == 0 {
             bail!("LCA_JANITOR_BATCH_SIZE must be at least 1");
+        }
+        let metrics_listen = match args.metrics_listen.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
+            None => None,
+            Some(addr) => Some(addr.parse::<SocketAddr>().map_err(|_| {
+                anyhow::anyhow!("LCA_METRICS_LISTEN must be an address and port such as 127.0.0.1:9100, not {addr:?}")
+            })?),
+        };
+        if metrics_listen.is_some_and(|m| m == args.listen) {
+            bail!("LCA_METRICS_LISTEN must differ from LCA_LISTEN: metrics are never served on the public listener");
         }
         if args.db_max_connections == 0 {
             bail!("LCA_DB_MAX_CONNECTIONS must be at least 1");
@@ -314,6 +332,7 @@ impl Config {
             proxies,
             rate_limits,
             tls,
+            metrics_listen,
         })
     }
 }

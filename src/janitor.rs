@@ -20,6 +20,7 @@ use tokio::time::MissedTickBehavior;
 
 use crate::db::janitor::{SWEEPS, Scope, Sweep, sweep_batch};
 use crate::db::{Database, tenants};
+use crate::telemetry::metrics;
 
 /// The advisory lock only one janitor holds (`"lca_jani"` in ASCII, recognisable in
 /// `pg_locks`).
@@ -58,6 +59,7 @@ pub async fn run_once(db: &Database, batch_size: u32) -> Result<Report, sqlx::Er
     let started = Instant::now();
     let Some(lock) = db.try_session_lock(JANITOR_LOCK).await? else {
         tracing::info!("another janitor is running; this one does nothing");
+        metrics::janitor_run("skipped");
         return Ok(Report {
             ran: false,
             message: Some("another janitor is running"),
@@ -68,6 +70,7 @@ pub async fn run_once(db: &Database, batch_size: u32) -> Result<Report, sqlx::Er
     };
     let outcome = sweep_all(db, batch_size.max(1)).await;
     lock.release().await;
+    metrics::janitor_run(if outcome.is_ok() { "done" } else { "failed" });
     let sweeps = outcome?;
     let deleted = sweeps.iter().map(|s| s.deleted).sum();
     let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -114,6 +117,7 @@ async fn batches(
         let deleted = sweep_batch(&mut tx, sweep, batch_size).await?;
         tx.commit().await?;
         if deleted > 0 {
+            metrics::janitor_removed(sweep.name, deleted);
             report.deleted += deleted;
             report.batches += 1;
         }

@@ -20,6 +20,7 @@ pub mod master_key;
 pub mod pages;
 pub mod protocol;
 pub mod render;
+pub mod scrape;
 pub mod secrets;
 pub mod service_error;
 pub mod session;
@@ -142,8 +143,9 @@ pub fn app(state: AppState) -> Router {
     with_common_layers(routes, &config)
 }
 
-/// Wraps routes in the layers every request passes: Sentry, request id, tracing, security
-/// headers, the error finisher, head bounds, panic catching, timeout and body limits.
+/// Wraps routes in the layers every request passes: metrics (when on), Sentry, request id,
+/// tracing, security headers, the error finisher, head bounds, panic catching, timeout and body
+/// limits.
 pub fn with_common_layers(routes: Router, config: &Config) -> Router {
     let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
 
@@ -184,5 +186,10 @@ pub fn with_common_layers(routes: Router, config: &Config) -> Router {
         .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, config.request_timeout))
         .layer(RequestBodyLimitLayer::new(config.body_limit))
         .layer(axum::extract::DefaultBodyLimit::max(config.body_limit));
-    routes.layer(layers)
+    let routes = routes.layer(layers);
+    // Outermost, so it sees every answer as sent; only when metrics are on.
+    match config.metrics_listen {
+        Some(_) => routes.layer(axum::middleware::from_fn(telemetry::metrics::record_http)),
+        None => routes,
+    }
 }

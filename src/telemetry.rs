@@ -1,4 +1,7 @@
-//! Logs (tracing, JSON to stderr) and error reports (Sentry, when a DSN is set).
+//! Logs (tracing, JSON to stderr), error reports (Sentry, when a DSN is set) and metrics
+//! (Prometheus, when `LCA_METRICS_LISTEN` is set: [`metrics`]).
+
+pub mod metrics;
 
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;

@@ -1,4 +1,5 @@
-//! `serve`: bootstrap an empty database, then the HTTP server with its key reloader and janitor.
+//! `serve`: bootstrap an empty database, then the HTTP server with its key reloader, janitor and
+//! (with `LCA_METRICS_LISTEN`) the metrics listener.
 //! With `LCA_TLS_CERT`/`LCA_TLS_KEY` it answers https itself (rustls); else plain http, for a
 //! loopback run or behind a reverse proxy that ends TLS. The certificate and key are read by
 //! [`tls_config`] before the database is opened (`cli::run`).
@@ -36,8 +37,28 @@ pub(super) async fn run(
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(listen = %config.listen, issuer = %config.issuer, scheme, "serving");
     eprintln!("LaventeCare Auth listening on {scheme}://{}", config.listen);
+    // Bound before anything is served, so a taken metrics port stops the start.
+    let metrics_listener = match config.metrics_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on LCA_METRICS_LISTEN {addr}"))?,
+        ),
+        None => None,
+    };
     let state = AppState::new(config.clone(), db, master_key).await?;
     let state = AppState { passwords, ..state };
+    let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+    let metrics = match metrics_listener {
+        Some(listener) => {
+            let handle = crate::telemetry::metrics::install()?;
+            tracing::info!(listen = %listener.local_addr()?, "serving /metrics");
+            Some(tokio::spawn(crate::scrape::serve(listener, state.clone(), handle, async {
+                let _ = metrics_stopped.await;
+            })))
+        }
+        None => None,
+    };
     let (stop_reloader, stopped) = tokio::sync::oneshot::channel::<()>();
     let reloader = crate::tokens::spawn_reloader(state.keys.clone(), crate::tokens::DEFAULT_RELOAD_INTERVAL, async {
         let _ = stopped.await;
@@ -58,6 +79,10 @@ pub(super) async fn run(
     let _ = stop_janitor.send(());
     if let Some(janitor) = janitor {
         let _ = janitor.await;
+    }
+    let _ = stop_metrics.send(());
+    if let Some(metrics) = metrics {
+        let _ = metrics.await;
     }
     tracing::info!("server stopped");
     Ok(())

@@ -127,6 +127,11 @@ impl Database {
         Self { owner, runtime, audit_key: None }
     }
 
+    /// The request pool's connections: (open, idle, most allowed), for metrics.
+    pub fn pool_use(&self) -> (u32, usize, u32) {
+        (self.runtime.size(), self.runtime.num_idle(), self.runtime.options().get_max_connections())
+    }
+
     /// This handle with the audit chain's key: every transaction it opens carries the key to
     /// `audit::append`, which refuses to write without one (fail closed). Set once where the
     /// application state or a CLI command builds the database, never derived per append.

@@ -26,6 +26,7 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::service_error::ServiceError;
+use crate::telemetry::metrics;
 
 /// bcrypt cost for user passwords (ARCHITECTURE.md, "Single-use things": only passwords use bcrypt).
 pub const BCRYPT_COST: u32 = 12;
@@ -157,6 +158,11 @@ impl PasswordHasher {
         self.inner.runs.load(Ordering::Acquire)
     }
 
+    /// Hashes running or waiting now, and the most there may be before a 503 (for metrics).
+    pub fn queue(&self) -> (usize, usize) {
+        (self.inner.in_flight.load(Ordering::Acquire), self.inner.max_in_flight)
+    }
+
     /// Takes a place in the queue for a hash on behalf of `ip` (`None`: not a client's, e.g.
     /// the CLI), waiting at most [`PER_IP_WAIT`] for the IP's share, or says why not: this IP
     /// has its share and enough waiting (`TooManyAtOnce`), or the queue is full (`Busy`, at
@@ -174,6 +180,7 @@ impl PasswordHasher {
             let cores = u64::try_from(inner.cores).unwrap_or(1);
             let retry_after = (waiting.saturating_mul(HASH_MILLIS) / cores).div_ceil(1000).clamp(1, 30);
             drop(queued);
+            metrics::hasher_refused("queue_full");
             return Err(ServiceError::Busy { retry_after });
         }
         Ok(Ticket { queued, cost: self.cost, _share: share })
@@ -190,6 +197,7 @@ impl PasswordHasher {
                 .entry(key.clone())
                 .or_insert_with(|| IpShare { permits: Arc::new(Semaphore::new(inner.max_per_ip)), users: 0 });
             if share.users >= inner.max_per_ip + inner.ip_waiting {
+                metrics::hasher_refused("ip_share");
                 return Err(too_many);
             }
             share.users += 1;
@@ -202,7 +210,10 @@ impl PasswordHasher {
                 place.permit = Some(permit);
                 Ok(place)
             }
-            _ => Err(too_many),
+            _ => {
+                metrics::hasher_refused("ip_share");
+                Err(too_many)
+            }
         }
     }
 

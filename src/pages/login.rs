@@ -20,6 +20,7 @@ use crate::secrets::{ExposeSecret, Secret, SecretString};
 use crate::session::{self, Pending, SignedIn};
 use crate::session::{ACR_MFA, ACR_PASSWORD};
 use crate::state::AppState;
+use crate::telemetry::metrics;
 
 #[derive(Template)]
 #[template(path = "login.html")]
@@ -111,6 +112,7 @@ pub async fn submit(
         throttle::Admission::Check(reserved) => reserved,
         throttle::Admission::Refused { audit } => {
             drop(ticket);
+            metrics::sign_in("password", "throttled");
             // One row per lock window: a flood of refused attempts must not be a flood of
             // permanent rows (ARCHITECTURE.md, "Audit log").
             if audit {
@@ -136,6 +138,7 @@ pub async fn submit(
 
     let Some(user) = user else {
         let user_id = found_id.map(|u| u.to_string());
+        metrics::sign_in("password", "failure");
         let failure = throttle::failed(&state.db, &state.config.throttle, &attempt, reserved).await?;
         record_lockouts(&state, pending.as_ref(), &meta, found_id, email, failure).await?;
         let mut event =
@@ -156,6 +159,7 @@ pub async fn submit(
     }
     if second_factor {
         // The password was right; the second step decides. Nothing is signed in yet.
+        metrics::sign_in("password", "second_factor");
         let pre = session::PreAuth {
             user_id: user.id,
             stamp: user.security_stamp,
@@ -168,6 +172,7 @@ pub async fn submit(
         return Ok(Redirect::to(&format!("{step}{req}")).into_response());
     }
     throttle::succeeded(&state.db, &attempt).await?;
+    metrics::sign_in("password", "success");
     let event = meta.event(
         "login.success",
         "success",
@@ -228,6 +233,7 @@ pub async fn record_lockouts(
     failure: throttle::Failure,
 ) -> Result<(), AppError> {
     if failure.locked_account {
+        metrics::lockout("account");
         let mut event = meta.event(
             "login.lockout",
             "failure",
@@ -239,6 +245,7 @@ pub async fn record_lockouts(
         audit_sign_in(state, pending, &event).await?;
     }
     if failure.locked_ip {
+        metrics::lockout("ip");
         // What is locked: the address, or the IPv6 /64 it is in.
         let ip = meta.ip.map(throttle::ip_key).unwrap_or_default();
         let mut event = meta.event("login.ip_lockout", "failure", ("system", None), ("ip", ip));

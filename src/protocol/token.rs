@@ -24,6 +24,7 @@ use crate::protocol::types::{Scopes, s256_challenge, valid_pkce_value};
 use crate::secrets::{SecretString, exposed, sha256};
 use crate::session::ACR_MFA;
 use crate::state::AppState;
+use crate::telemetry::metrics;
 use crate::tokens::seal;
 use crate::vocabulary::TenantStatus;
 
@@ -61,22 +62,30 @@ pub async fn token(
     // authenticated it; every other grant works in the tenant of its code, token or device
     // request (a multi-tenant client's users are in other tenants), in transactions of its own.
     if grant_type == GRANT_CLIENT_CREDENTIALS && client.grant_types.iter().any(|g| g == grant_type) {
-        return Ok(token_response(&client_credentials(&state, &client, tx, &req, &meta).await?));
+        let response = token_response(&client_credentials(&state, &client, tx, &req, &meta).await?);
+        metrics::token_issued("client_credentials");
+        return Ok(response);
     }
     tx.commit().await?;
     let allowed = |g: &str| client.grant_types.iter().any(|x| x == g);
-    let response = match grant_type {
+    let (response, grant) = match grant_type {
         GRANT_AUTHORIZATION_CODE | GRANT_REFRESH_TOKEN | GRANT_CLIENT_CREDENTIALS | GRANT_DEVICE_CODE
             if !allowed(grant_type) =>
         {
             return Err(OAuthError::bad("unauthorized_client", "this client may not use this grant type").into());
         }
-        GRANT_AUTHORIZATION_CODE => authorization_code(&state, &client, &req, &meta).await?,
-        GRANT_REFRESH_TOKEN => return refresh_token(&state, &client, &req, &meta).await,
-        GRANT_DEVICE_CODE => crate::protocol::device::redeem(&state, &client, exposed(&req.device_code), &meta).await?,
+        GRANT_AUTHORIZATION_CODE => {
+            (token_response(&authorization_code(&state, &client, &req, &meta).await?), "authorization_code")
+        }
+        GRANT_REFRESH_TOKEN => (refresh_token(&state, &client, &req, &meta).await?, "refresh_token"),
+        GRANT_DEVICE_CODE => {
+            let issued = crate::protocol::device::redeem(&state, &client, exposed(&req.device_code), &meta).await?;
+            (token_response(&issued), "device_code")
+        }
         _ => return Err(OAuthError::bad("unsupported_grant_type", "this grant type is not supported").into()),
     };
-    Ok(token_response(&response))
+    metrics::token_issued(grant);
+    Ok(response)
 }
 
 /// The JSON response with `Cache-Control: no-store` (RFC 6749 §5.1).

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use axum::body::Bytes;
+use chrono::{DateTime, Utc};
 use josekit::jws::{JwsSigner, JwsVerifier};
 use serde_json::{Map, Value};
 use tokio::time::MissedTickBehavior;
@@ -52,6 +53,8 @@ struct Loaded {
     verifying: HashMap<String, (SigningAlg, Box<dyn JwsVerifier>)>,
     /// The JWKS document (RFC 7517 §5) of exactly the keys in `verifying`.
     jwks: Bytes,
+    /// When each active key was made.
+    signing_since: Vec<(SigningAlg, DateTime<Utc>)>,
 }
 
 impl std::fmt::Debug for KeyStore {
@@ -96,6 +99,13 @@ impl KeyStore {
     /// The JWKS JSON (`{"keys": [...]}`): active keys, then retired ones still published.
     pub fn jwks(&self) -> Bytes {
         self.loaded().jwks.clone()
+    }
+
+    /// How old each algorithm's active key is, as loaded here (metrics: an instance that
+    /// missed a rotation shows an old key).
+    pub fn signing_key_ages(&self) -> Vec<(SigningAlg, chrono::Duration)> {
+        let now = Utc::now();
+        self.loaded().signing_since.iter().map(|(alg, since)| (*alg, now - *since)).collect()
     }
 
     /// The kid that signs with `alg` now.
@@ -178,6 +188,7 @@ async fn read(db: &Database, master_key: &MasterKey) -> anyhow::Result<Loaded> {
     let mut signing = HashMap::new();
     let mut verifying = HashMap::new();
     let mut jwks = Vec::with_capacity(rows.len());
+    let mut signing_since = Vec::new();
     for row in rows {
         let alg =
             SigningAlg::from_name(&row.alg).with_context(|| format!("signing key {} has an unknown alg", row.kid))?;
@@ -191,6 +202,7 @@ async fn read(db: &Database, master_key: &MasterKey) -> anyhow::Result<Loaded> {
         }
         if row.retired_at.is_none() {
             signing.insert(alg, (row.kid.clone(), key.signer()?));
+            signing_since.push((alg, row.created_at));
         }
         verifying.insert(row.kid.clone(), (alg, key.verifier()?));
         jwks.push(Value::Object(key.public_jwk()?));
@@ -201,7 +213,7 @@ async fn read(db: &Database, master_key: &MasterKey) -> anyhow::Result<Loaded> {
         }
     }
     let jwks = serde_json::to_vec(&serde_json::json!({ "keys": jwks }))?;
-    Ok(Loaded { signing, verifying, jwks: Bytes::from(jwks) })
+    Ok(Loaded { signing, verifying, jwks: Bytes::from(jwks), signing_since })
 }
 
 /// Reloads `store` every `every` until `shutdown` resolves. A failed reload is logged and the

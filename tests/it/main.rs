@@ -36,6 +36,7 @@ mod janitor;
 mod keys;
 mod layers;
 mod lookups;
+mod metrics;
 mod mfa;
 mod oidc;
 mod profile;

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use subtle::ConstantTimeEq;
 use tower_sessions::Session;
 
-use crate::db::{self};
+use crate::db;
 use crate::error::AppError;
 use crate::extract::Query;
 use crate::html::text::{EN, Text};
@@ -19,6 +19,7 @@ use crate::render::render;
 use crate::secrets::ExposeSecret;
 use crate::session::{self, Pending, SessionForm};
 use crate::state::AppState;
+use crate::telemetry::metrics;
 
 use super::backup_codes::backup_codes_page;
 use super::{Actor, CodeForm, ReqQuery, actor, form_targets, pending_of, to_login};
@@ -163,6 +164,8 @@ pub async fn enrol_submit(
 
     let next = match actor {
         Actor::Half(pre) => {
+            // A first enrolment is the second step of this sign-in.
+            metrics::sign_in("mfa", "success");
             throttle::succeeded(&state.db, &throttle::Attempt::new(&pre.email, meta.ip)).await?;
             let login = meta.event(
                 "login.success",

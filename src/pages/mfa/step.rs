@@ -19,6 +19,7 @@ use crate::render::render;
 use crate::secrets::ExposeSecret;
 use crate::session::{self, Pending, SessionForm};
 use crate::state::AppState;
+use crate::telemetry::metrics;
 
 use super::{Actor, CodeForm, NoticePage, ReqQuery, actor, email_of, form_targets, pending_of, to_login};
 
@@ -115,6 +116,7 @@ pub async fn submit(
 
     match verdict {
         Verdict::Totp | Verdict::Backup(_) => {
+            metrics::sign_in("mfa", "success");
             throttle::succeeded(&state.db, &attempt).await?;
             let next = sign_in(&session, &meta, actor.identity(), &["pwd", "otp"], pending).await?;
             match verdict {
@@ -131,6 +133,7 @@ pub async fn submit(
             }
         }
         Verdict::Wrong(_) | Verdict::Refused => {
+            metrics::sign_in("mfa", if matches!(verdict, Verdict::Refused) { "throttled" } else { "failure" });
             if let Some(reserved) = reserved {
                 let failure = throttle::failed(&state.db, &state.config.throttle, &attempt, reserved).await?;
                 record_lockouts(&state, pending.as_ref(), &meta, Some(user_id), &email, failure).await?;
