@@ -125,6 +125,12 @@ pub struct ConfigArgs {
     #[arg(long, env = "LCA_DEVICE_AUTHORIZATIONS_PER_IP", default_value_t = 20, global = true)]
     pub device_authorizations_per_ip: u32,
 
+    /// How often a running server re-reads the signing keys, so a rotation made by another
+    /// instance or the CLI is published and used here (at most 240: retired keys stay
+    /// published for the tokens' lifetime plus 5 minutes).
+    #[arg(long, env = "LCA_KEY_RELOAD_SECS", default_value_t = 60, global = true)]
+    pub key_reload_secs: u64,
+
     // --- Metrics ---
     /// Address of a separate listener that serves `/metrics` (Prometheus text format) and
     /// nothing else [default: none, no metrics]. Keep it off the public network: it is not
@@ -260,6 +266,8 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     /// Where `/metrics` is served; `None`: metrics are off.
     pub metrics_listen: Option<SocketAddr>,
+    /// Between two readings of the signing keys (`tokens::spawn_reloader`).
+    pub key_reload: Duration,
 }
 
 impl Config {
@@ -294,6 +302,9 @@ impl Config {
         };
         if metrics_listen.is_some_and(|m| m == args.listen) {
             bail!("LCA_METRICS_LISTEN must differ from LCA_LISTEN: metrics are never served on the public listener");
+        }
+        if !(1..=240).contains(&args.key_reload_secs) {
+            bail!("LCA_KEY_RELOAD_SECS must be between 1 and 240");
         }
         if args.db_max_connections == 0 {
             bail!("LCA_DB_MAX_CONNECTIONS must be at least 1");
@@ -333,6 +344,7 @@ impl Config {
             rate_limits,
             tls,
             metrics_listen,
+            key_reload: Duration::from_secs(args.key_reload_secs),
         })
     }
 }

@@ -60,7 +60,7 @@ pub(super) async fn run(
         None => None,
     };
     let (stop_reloader, stopped) = tokio::sync::oneshot::channel::<()>();
-    let reloader = crate::tokens::spawn_reloader(state.keys.clone(), crate::tokens::DEFAULT_RELOAD_INTERVAL, async {
+    let reloader = crate::tokens::spawn_reloader(state.keys.clone(), config.key_reload, async {
         let _ = stopped.await;
     });
     let (stop_janitor, janitor_stopped) = tokio::sync::oneshot::channel::<()>();

@@ -23,7 +23,8 @@ pub struct KeyRotationPolicy {
     /// tokens (10 minutes) and ID tokens, including ID tokens issued on a refresh.
     pub max_token_lifetime: Duration,
     /// How long other server instances may go on signing with a retired key: until their next
-    /// [`KeyStore::reload`](super::KeyStore::reload) (every minute), plus clock skew.
+    /// [`KeyStore::reload`](super::KeyStore::reload) (every `LCA_KEY_RELOAD_SECS`, a minute by
+    /// default and at most 4), plus clock skew.
     /// 5 minutes by default.
     pub reload_lag: Duration,
 }

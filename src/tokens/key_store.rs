@@ -1,8 +1,9 @@
 //! The in-memory key store: every published key decrypted once, at load or reload, so no
 //! request touches the database or the master key to sign or verify.
 //!
-//! A background task ([`spawn_reloader`]) re-reads the table every minute, which is how a
-//! `keys rotate` run by the CLI in another process reaches a running server.
+//! A background task ([`spawn_reloader`]) re-reads the table every `LCA_KEY_RELOAD_SECS` (a
+//! minute by default), which is how a `keys rotate` run by the CLI in another process, or a
+//! rotation seen by another instance, reaches a running server.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -21,11 +22,6 @@ use crate::master_key::MasterKey;
 use crate::tokens::jwt::{self, TokenType, VerifyError};
 use crate::tokens::key_rotation::ensure_signing_keys;
 use crate::tokens::keys::{PrivateKey, SigningAlg, thumbprint};
-
-/// How often a server re-reads the keys. [`KeyRotationPolicy::reload_lag`] must exceed it.
-///
-/// [`KeyRotationPolicy::reload_lag`]: super::KeyRotationPolicy::reload_lag
-pub const DEFAULT_RELOAD_INTERVAL: Duration = Duration::from_secs(60);
 
 /// The least time between two reloads caused by tokens naming an unknown kid, so garbage
 /// tokens cannot turn into database load.

@@ -11,7 +11,8 @@
 //! - [`jwt`]: compact JWS encoding, `typ` values, and the claim checks after verification.
 //!
 //! Wiring: `serve` calls [`KeyStore::load`] once (it creates the first keys on an empty
-//! database) and [`spawn_reloader`] with [`DEFAULT_RELOAD_INTERVAL`]; `keys rotate` calls
+//! database) and [`spawn_reloader`] every `LCA_KEY_RELOAD_SECS` (a minute by default, at most
+//! 4 minutes: inside [`KeyRotationPolicy::reload_lag`]); `keys rotate` calls
 //! [`rotate_signing_keys_by`] with [`KeyRotationPolicy::default`] and prints the
 //! [`KeyRotationReport`].
 //!
@@ -29,5 +30,5 @@ pub use key_rotation::{
     CreatedKey, KeyRotationPolicy, KeyRotationReport, RetiredKey, ensure_signing_keys, rotate_signing_keys,
     rotate_signing_keys_by,
 };
-pub use key_store::{DEFAULT_RELOAD_INTERVAL, KeyStore, spawn_reloader};
+pub use key_store::{KeyStore, spawn_reloader};
 pub use keys::SigningAlg;

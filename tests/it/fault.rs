@@ -25,16 +25,23 @@ pub struct Proc {
 
 impl Proc {
     /// Starts `serve` on a free port with `cmd`'s environment, logging to `log`, and waits
-    /// for `/healthz`.
-    pub async fn start(mut cmd: Command, log: &Path) -> Self {
-        let port = free_port();
+    /// for `/healthz`. The issuer is the server's own address unless `cmd` sets `LCA_ISSUER`
+    /// (instances behind one name).
+    pub async fn start(cmd: Command, log: &Path) -> Self {
+        Self::start_on(cmd, log, free_port()).await
+    }
+
+    /// [`Proc::start`] on `port`.
+    pub async fn start_on(mut cmd: Command, log: &Path, port: u16) -> Self {
         let base = format!("http://127.0.0.1:{port}");
         let err = File::options().create(true).append(true).open(log).unwrap();
         let out = err.try_clone().unwrap();
+        if !cmd.get_envs().any(|(k, v)| k == "LCA_ISSUER" && v.is_some()) {
+            cmd.env("LCA_ISSUER", &base);
+        }
         let child = cmd
             .arg("serve")
             .env("LCA_LISTEN", format!("127.0.0.1:{port}"))
-            .env("LCA_ISSUER", &base)
             .stdin(Stdio::null())
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err))

@@ -31,6 +31,7 @@ mod flow;
 mod fuzz;
 mod grace;
 mod grants;
+mod instances;
 mod http;
 mod janitor;
 mod keys;
