@@ -37,6 +37,10 @@ impl Drop for Server {
     }
 }
 
+/// How the release binary is built, after `cargo`: here, and by the `Dockerfile` (which
+/// `tests/it/container.rs` holds to this).
+pub const RELEASE_BUILD: [&str; 5] = ["build", "--release", "--locked", "--bin", "laventecare-auth"];
+
 /// The release binary: `LCA_RELEASE_BIN` if set, else `cargo build --release` of this
 /// workspace (quick when it is up to date). For test targets, which cargo builds in the debug
 /// profile; a bench has the release binary as `CARGO_BIN_EXE_laventecare-auth`.
@@ -47,7 +51,7 @@ pub fn release_binary() -> anyhow::Result<PathBuf> {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let mut cmd = Command::new(cargo);
-    cmd.current_dir(manifest).args(["build", "--release", "--locked", "--bin", "laventecare-auth"]);
+    cmd.current_dir(manifest).args(RELEASE_BUILD);
     // The variables cargo sets for a test binary describe this test, not the build it starts.
     for (key, _) in std::env::vars() {
         if key.starts_with("CARGO_PKG_")

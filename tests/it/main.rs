@@ -17,6 +17,7 @@ mod authorize;
 mod browser;
 mod chrome;
 mod claims;
+mod container;
 mod cli;
 mod device;
 mod embedded;
