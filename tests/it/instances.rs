@@ -1,4 +1,4 @@
-//! Several instances on one database (issue #14, item 2; ARCHITECTURE.md, "Scaling out"): two
+//! Several instances on one database (issue #14, item 2; ARCHITECTURE.md, "Several instances"): two
 //! `serve` processes of the real binary share one PostgreSQL database and one issuer, as they
 //! would behind a load balancer. Nothing that matters lives in one process: a browser's every
 //! hop may land on the other instance, a code made on one is redeemed on the other, a refresh
@@ -330,7 +330,9 @@ async fn one_janitor_runs_at_a_time_across_instances() {
     let mut spans: Vec<(f64, f64)> = runs.iter().flatten().filter_map(span).collect();
     spans.sort_by(|a, b| a.0.total_cmp(&b.0));
     for w in spans.windows(2) {
-        assert!(w[0].1 <= w[1].0 + 0.05, "two janitor runs overlapped: {w:?}");
+        // A run's end is logged just after its lock is released, and its start taken just
+        // before its lock: a busy machine may log late by a fraction of a second.
+        assert!(w[0].1 <= w[1].0 + 0.25, "two janitor runs overlapped: {w:?}");
     }
 }
 

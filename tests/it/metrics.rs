@@ -145,5 +145,7 @@ async fn metrics_are_off_by_default() {
     let server = Proc::start(cmd, &logs.path().join("server.log")).await;
     let res = reqwest::get(format!("{}/metrics", server.base)).await.unwrap();
     assert_eq!(res.status(), 404);
+    let log = server.log();
+    assert!(log.contains("\"serving\"") && !log.contains("serving /metrics"), "no metrics listener: {log}");
     drop(server);
 }
