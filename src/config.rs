@@ -131,6 +131,17 @@ pub struct ConfigArgs {
     #[arg(long, env = "LCA_KEY_RELOAD_SECS", default_value_t = 60, global = true)]
     pub key_reload_secs: u64,
 
+    // --- Mail ---
+    /// SMTP server for the mail the provider sends: `smtp://host[:port]` (plain, for a relay
+    /// on the same machine or network), `smtp://host:587?tls=required` (STARTTLS) or
+    /// `smtps://host[:465]`, with `user:password@` for AUTH [default: none, mail is written to
+    /// the log instead].
+    #[arg(long, env = "LCA_SMTP_URL", hide_env_values = true, global = true)]
+    pub smtp_url: Option<String>,
+    /// The sender of that mail, `Name <address>`.
+    #[arg(long, env = "LCA_MAIL_FROM", default_value = "LaventeCare <no-reply@localhost>", global = true)]
+    pub mail_from: String,
+
     // --- Metrics ---
     /// Address of a separate listener that serves `/metrics` (Prometheus text format) and
     /// nothing else [default: none, no metrics]. Keep it off the public network: it is not
@@ -268,6 +279,9 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     /// Between two readings of the signing keys (`tokens::spawn_reloader`).
     pub key_reload: Duration,
+    /// `None`: mail is logged, not sent (`mail::Mailer`).
+    pub smtp_url: Option<String>,
+    pub mail_from: String,
 }
 
 impl Config {
@@ -345,6 +359,8 @@ impl Config {
             tls,
             metrics_listen,
             key_reload: Duration::from_secs(args.key_reload_secs),
+            smtp_url: args.smtp_url.filter(|u| !u.trim().is_empty()),
+            mail_from: args.mail_from,
         })
     }
 }

@@ -16,6 +16,7 @@ pub mod health;
 pub mod html;
 pub mod identity;
 pub mod janitor;
+pub mod mail;
 pub mod master_key;
 pub mod pages;
 pub mod protocol;
@@ -69,10 +70,12 @@ impl AppState {
         let discovery = serde_json::to_vec(&protocol::discovery::metadata(&config.issuer))?.into();
         // The first unknown-email sign-in must not be slower than the rest.
         tokio::task::spawn_blocking(identity::password::warm_up);
+        let mailer = mail::Mailer::from_config(&config)?;
         Ok(Self {
             config,
             db,
             passwords: PasswordHasher::new(),
+            mailer,
             master_key,
             keys,
             discovery,

@@ -1,5 +1,5 @@
-//! What the browser session holds: the signed-in user, the CSRF token of its forms, and the
-//! authorization requests in progress.
+//! What the browser session holds: the signed-in user, the CSRF token of its forms, the
+//! authorization requests in progress, and the language of its pages ([`language`]).
 
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
@@ -9,6 +9,10 @@ use uuid::Uuid;
 use crate::error::AppError;
 use crate::extract::Form;
 use crate::render::page_error;
+
+pub mod language;
+
+pub use language::PageLang;
 
 /// `acr` of a password login and of a login with a second factor.
 pub const ACR_PASSWORD: &str = "urn:laventecare:acr:pwd";
@@ -270,5 +274,6 @@ pub async fn save_pending(session: &Session, p: &Pending) -> Result<(), AppError
 pub async fn finish_pending(session: &Session, id: &str) -> Result<(), AppError> {
     let mut all: Vec<Pending> = session.get(PENDING).await.map_err(internal)?.unwrap_or_default();
     all.retain(|x| x.id != id);
-    session.insert(PENDING, all).await.map_err(internal)
+    session.insert(PENDING, all).await.map_err(internal)?;
+    language::request_answered(session).await
 }

@@ -8,6 +8,7 @@ use crate::admin::HandlerChecks;
 use crate::config::Config;
 use crate::db::Database;
 use crate::identity::PasswordHasher;
+use crate::mail::Mailer;
 use crate::master_key::MasterKey;
 use crate::tokens::KeyStore;
 
@@ -17,6 +18,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub db: Database,
     pub passwords: PasswordHasher,
+    /// Sends the provider's mail (or logs it, without `LCA_SMTP_URL`).
+    pub mailer: Mailer,
     /// Encrypts secrets at rest (signing keys, TOTP secrets).
     pub master_key: Arc<MasterKey>,
     /// Signing keys, decrypted once.

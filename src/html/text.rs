@@ -1,9 +1,89 @@
-//! Every string the hosted pages show, in one place (English). A translation is another
-//! `Text` value.
+//! Every string the hosted pages show, one table per language ([`EN`], [`NL`]), and how a
+//! request's language is chosen from a list of tags ([`Lang`]).
+//!
+//! Plain tables rather than a message-format crate (fluent, rust-i18n): a table is a struct,
+//! so a key missing from one language does not compile, a lookup is a field read, and the
+//! pages' strings need neither plurals nor arguments (a count is shown after its label).
+//! `tests/it/language.rs` holds each table to being a translation (no value left in English
+//! but the ones that are the same in both languages). The admin pages' words
+//! ([`AdminText`]) are English only for now.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// A language the hosted pages are shown in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Lang {
+    #[default]
+    En,
+    Nl,
+}
+
+impl Lang {
+    pub const ALL: [Lang; 2] = [Lang::En, Lang::Nl];
+
+    /// Its table of words.
+    pub fn text(self) -> &'static Text {
+        match self {
+            Lang::En => &EN,
+            Lang::Nl => &NL,
+        }
+    }
+
+    /// Its BCP 47 tag, as discovery's `ui_locales_supported` lists it.
+    pub fn tag(self) -> &'static str {
+        self.text().lang
+    }
+
+    /// The language of one BCP 47 tag, by its primary subtag (`nl`, `nl-NL` and `nl-BE` are
+    /// Dutch); `None` for one we do not have.
+    pub fn from_tag(tag: &str) -> Option<Lang> {
+        let primary = tag.trim().split(['-', '_']).next()?;
+        Lang::ALL.into_iter().find(|l| primary.eq_ignore_ascii_case(l.tag()))
+    }
+
+    /// The first language we have of `ui_locales` (OIDC Core §3.1.2.1: space-separated tags in
+    /// order of preference).
+    pub fn from_ui_locales(list: &str) -> Option<Lang> {
+        list.split_whitespace().find_map(Lang::from_tag)
+    }
+
+    /// The language we have that an `Accept-Language` header (RFC 9110 §12.5.4) prefers most:
+    /// highest `q` first, in order among equals; `q=0` means "not this one", and `*` is not a
+    /// choice of ours to make.
+    pub fn from_accept_language(header: &str) -> Option<Lang> {
+        let mut best: Option<(u16, Lang)> = None;
+        for range in header.split(',').take(32) {
+            let mut parts = range.split(';');
+            let tag = parts.next().unwrap_or("").trim();
+            let q = parts
+                .find_map(|p| {
+                    p.trim().split_once('=').filter(|(k, _)| k.trim().eq_ignore_ascii_case("q")).map(|(_, v)| v)
+                })
+                .map_or(Some(1000), |q| q.trim().parse::<f32>().ok().map(|q| (q.clamp(0.0, 1.0) * 1000.0) as u16));
+            let (Some(q), Some(lang)) = (q, Lang::from_tag(tag)) else { continue };
+            if q > 0 && best.is_none_or(|(b, _)| q > b) {
+                best = Some((q, lang));
+            }
+        }
+        best.map(|(_, lang)| lang)
+    }
+
+    /// A moment as this language writes it (day, month name, year, time; UTC).
+    pub fn datetime(self, at: DateTime<Utc>) -> String {
+        match self {
+            Lang::En => at.format_localized("%-d %b %Y, %H:%M UTC", chrono::Locale::en_GB).to_string(),
+            Lang::Nl => at.format_localized("%-d %b %Y %H:%M UTC", chrono::Locale::nl_NL).to_string(),
+        }
+    }
+}
 
 /// The words of the hosted pages.
 #[derive(Debug)]
 pub struct Text {
+    /// The BCP 47 tag of the language (`<html lang>`).
+    pub lang: &'static str,
     pub product: &'static str,
     pub sign_in_title: &'static str,
     pub sign_in_to: &'static str,
@@ -104,10 +184,24 @@ pub struct Text {
     pub account_devices_none: &'static str,
     pub account_device_since: &'static str,
     pub account_device_revoke: &'static str,
+    /// What each scope lets a client do, on the consent and device pages.
+    pub scope_openid: &'static str,
+    pub scope_profile: &'static str,
+    pub scope_email: &'static str,
+    pub scope_offline_access: &'static str,
+    pub scope_admin: &'static str,
+    /// The notice mailed after a password change (`pages::account`).
+    pub mail_password_changed_subject: &'static str,
+    pub mail_password_changed_body: &'static str,
+    pub mail_account: &'static str,
+    pub mail_when: &'static str,
+    pub mail_ip: &'static str,
+    pub mail_not_you: &'static str,
 }
 
 /// English.
 pub static EN: Text = Text {
+    lang: "en",
     product: "LaventeCare",
     sign_in_title: "Sign in",
     sign_in_to: "to continue to",
@@ -208,6 +302,133 @@ pub static EN: Text = Text {
     account_devices_none: "No devices are connected to your account.",
     account_device_since: "since",
     account_device_revoke: "Disconnect",
+    scope_openid: "Know who you are",
+    scope_profile: "See your name",
+    scope_email: "See your email address",
+    scope_offline_access: "Stay connected when you are not using it",
+    scope_admin: "Administer your organisation in your name",
+    mail_password_changed_subject: "Your LaventeCare password was changed",
+    mail_password_changed_body: "The password of your LaventeCare account was changed. Every other session was signed out, and apps will ask you to sign in again.",
+    mail_account: "Account",
+    mail_when: "When",
+    mail_ip: "From IP address",
+    mail_not_you: "If this was not you, contact your administrator straight away: they can send you a recovery link.",
+};
+
+/// Dutch.
+pub static NL: Text = Text {
+    lang: "nl",
+    product: "LaventeCare",
+    sign_in_title: "Inloggen",
+    sign_in_to: "om verder te gaan naar",
+    email: "E-mailadres",
+    password: "Wachtwoord",
+    sign_in: "Inloggen",
+    bad_credentials: "Het e-mailadres of wachtwoord klopt niet, of er waren te veel pogingen. Wacht even en probeer het opnieuw.",
+    consent_title: "Toegang geven?",
+    consent_intro: "wil graag:",
+    consent_allow: "Toestaan",
+    consent_deny: "Weigeren",
+    consent_signed_in_as: "Ingelogd als",
+    tenant_title: "Kies een organisatie",
+    tenant_intro: "Je hoort bij meer dan één organisatie. Welke wil je gebruiken met",
+    tenant_continue: "Doorgaan",
+    error_title: "Er ging iets mis",
+    error_reference: "Referentie",
+    signed_out_title: "Je bent uitgelogd",
+    signed_out_body: "Je kunt dit venster sluiten.",
+    logout_title: "Uitloggen?",
+    logout_body: "Wil je uitloggen bij LaventeCare?",
+    logout_confirm: "Uitloggen",
+    continue_label: "Doorgaan",
+    form_post_body: "Je gaat terug naar de applicatie…",
+    signed_in_title: "Je bent ingelogd",
+    signed_in_body: "Ga terug naar de applicatie waar je vandaan kwam.",
+    sign_out: "Uitloggen",
+    mfa_title: "Verificatie in twee stappen",
+    mfa_intro: "Vul de code van 6 cijfers uit je authenticator-app in, of een van je reservecodes.",
+    mfa_code: "Code",
+    mfa_verify: "Controleren",
+    mfa_bad_code: "Die code werkte niet. Een code werkt één keer; wacht op de volgende, of probeer het later opnieuw.",
+    enrol_title: "Verificatie in twee stappen instellen",
+    enrol_required: "Je account heeft een tweede stap bij het inloggen nodig voordat je verder kunt.",
+    enrol_scan: "Scan deze code met een authenticator-app, of typ de sleutel hieronder in de app. Vul daarna de code van 6 cijfers in die de app toont.",
+    enrol_key: "Sleutel",
+    enrol_submit: "Inschakelen",
+    backup_title: "Je reservecodes",
+    backup_intro: "Met elke code log je één keer in als je je authenticator kwijt bent. Bewaar ze op een veilige plek: je ziet ze maar één keer.",
+    backup_download: "Downloaden als tekst",
+    backup_used: "Je bent ingelogd met een reservecode. Reservecodes over:",
+    account_title: "Je account",
+    account_profile: "Profiel",
+    account_profile_intro: "Wat apps waarbij je inlogt over jou mogen lezen als je ze dat toestaat. Laat een vak leeg om het te verwijderen.",
+    account_profile_name: "Volledige naam",
+    account_profile_given_name: "Voornaam",
+    account_profile_family_name: "Achternaam",
+    account_profile_username: "Gebruikersnaam (zonder spaties)",
+    account_profile_locale: "Taal (bijvoorbeeld nl of en-GB)",
+    account_profile_zoneinfo: "Tijdzone (bijvoorbeeld Europe/Amsterdam)",
+    account_profile_email_verified: "Je e-mailadres is geverifieerd.",
+    account_profile_email_unverified: "Je e-mailadres is niet geverifieerd; een beheerder kan het als geverifieerd markeren.",
+    account_profile_save: "Profiel opslaan",
+    account_profile_saved: "Je profiel is opgeslagen.",
+    account_mfa: "Verificatie in twee stappen",
+    account_mfa_on: "Aan. Reservecodes over:",
+    account_mfa_off: "Uit.",
+    account_mfa_enrol: "Verificatie in twee stappen instellen",
+    account_mfa_reenrol: "Een nieuwe authenticator gebruiken",
+    account_backup_regenerate: "Nieuwe reservecodes",
+    account_password: "Wachtwoord wijzigen",
+    account_current_password: "Huidig wachtwoord",
+    account_new_password: "Nieuw wachtwoord (minstens 12 tekens)",
+    account_password_changed: "Je wachtwoord is gewijzigd. Elke andere sessie is uitgelogd, en apps moeten je opnieuw laten inloggen.",
+    account_password_wrong: "Het huidige wachtwoord klopt niet.",
+    account_sessions: "Ingelogde sessies",
+    account_this_session: "deze sessie",
+    account_end_session: "Uitloggen",
+    account_half_sign_in: "Een inlogpoging met het juiste wachtwoord die op de tweede stap wacht",
+    account_sign_out_everywhere: "Overal uitloggen",
+    account_back: "Terug naar je account",
+    admin_reset_mfa: "Verificatie in twee stappen resetten",
+    admin_recovery_link: "Herstellink",
+    admin_mfa_reset_done: "Verificatie in twee stappen is gereset. Het lid moet die bij de volgende keer inloggen opnieuw instellen, en al hun sessies en app-aanmeldingen zijn beëindigd.",
+    admin_sign_out: "Overal uitloggen",
+    admin_sign_out_done: "Het lid is overal uitgelogd: al hun sessies en app-aanmeldingen zijn beëindigd.",
+    admin_link_title: "Herstellink",
+    admin_link_body: "Geef deze link aan het lid via een kanaal dat je vertrouwt. Hij werkt één keer, tot:",
+    recover_title: "Je account herstellen",
+    recover_intro: "Kies een nieuw wachtwoord. Daarmee log je daarna in en stel je verificatie in twee stappen opnieuw in.",
+    recover_submit: "Wachtwoord instellen",
+    recover_invalid: "Deze herstellink is niet geldig: hij is al gebruikt, verlopen, of verkeerd overgetypt of gekopieerd. Vraag je beheerder om een nieuwe.",
+    recover_done: "Je wachtwoord is ingesteld. Log ermee in; je stelt verificatie in twee stappen opnieuw in.",
+    device_title: "Een apparaat koppelen",
+    device_intro: "Vul de code in die je apparaat toont.",
+    device_code_label: "Code",
+    device_bad_code: "Die code werkte niet. Vergelijk hem met je apparaat; klopt hij, wacht dan even en probeer het opnieuw, of begin opnieuw op het apparaat.",
+    device_confirm_title: "Dit apparaat koppelen?",
+    device_confirm_intro: "op een apparaat wil je account gebruiken in",
+    device_confirm_check: "Keur alleen goed als je apparaat deze code toont en je de koppeling zelf bent begonnen:",
+    device_approve: "Goedkeuren",
+    device_deny: "Weigeren",
+    device_approved_title: "Apparaat gekoppeld",
+    device_approved_body: "Het apparaat is aan je account gekoppeld. Je kunt ernaar teruggaan. Op je accountpagina kun je het ontkoppelen.",
+    device_denied_title: "Apparaat geweigerd",
+    device_denied_body: "Het apparaat is niet aan je account gekoppeld.",
+    account_devices: "Apparaten",
+    account_devices_none: "Er zijn geen apparaten aan je account gekoppeld.",
+    account_device_since: "sinds",
+    account_device_revoke: "Ontkoppelen",
+    scope_openid: "Weten wie je bent",
+    scope_profile: "Je naam zien",
+    scope_email: "Je e-mailadres zien",
+    scope_offline_access: "Verbonden blijven als je de app niet gebruikt",
+    scope_admin: "Je organisatie namens jou beheren",
+    mail_password_changed_subject: "Je LaventeCare-wachtwoord is gewijzigd",
+    mail_password_changed_body: "Het wachtwoord van je LaventeCare-account is gewijzigd. Elke andere sessie is uitgelogd, en apps vragen je opnieuw in te loggen.",
+    mail_account: "Account",
+    mail_when: "Wanneer",
+    mail_ip: "Vanaf IP-adres",
+    mail_not_you: "Was jij dit niet? Neem dan meteen contact op met je beheerder: die kan je een herstellink sturen.",
 };
 
 /// The words of the admin pages (`pages::admin`), apart from the login pages' so that a
@@ -468,13 +689,13 @@ pub static ADMIN: AdminText = AdminText {
 };
 
 /// What a scope lets the application do, in the user's words.
-pub fn scope_description(scope: &str) -> Option<&'static str> {
+pub fn scope_description(t: &'static Text, scope: &str) -> Option<&'static str> {
     match scope {
-        "openid" => Some("Know who you are"),
-        "profile" => Some("See your name"),
-        "email" => Some("See your email address"),
-        "offline_access" => Some("Stay connected when you are not using it"),
-        "admin" => Some("Administer your organisation in your name"),
+        "openid" => Some(t.scope_openid),
+        "profile" => Some(t.scope_profile),
+        "email" => Some(t.scope_email),
+        "offline_access" => Some(t.scope_offline_access),
+        "admin" => Some(t.scope_admin),
         _ => None,
     }
 }

@@ -11,14 +11,15 @@ use tower_sessions::Session;
 
 use crate::db::{self, audit};
 use crate::error::AppError;
-use crate::html::text::{EN, Text};
+use crate::html::text::{Lang, Text};
 use crate::identity::profile::{self, Field};
 use crate::identity::{mfa, password, security, throttle};
+use crate::mail::Mail;
 use crate::protocol::meta::RequestMeta;
 use crate::render::render;
 use crate::secrets::{ExposeSecret, SecretString};
 use crate::service_error::ServiceError;
-use crate::session::{self, SessionForm, SignedIn};
+use crate::session::{self, PageLang, SessionForm, SignedIn};
 use crate::state::AppState;
 
 /// One line of the sessions list.
@@ -93,14 +94,16 @@ impl FromRequestParts<AppState> for AccountUser {
 pub async fn show(
     State(state): State<AppState>,
     session: Session,
+    PageLang(lang): PageLang,
     AccountUser(who): AccountUser,
 ) -> Result<Response, AppError> {
-    page(&state, &session, &who, None, None, StatusCode::OK).await
+    page(&state, &session, lang, &who, None, None, StatusCode::OK).await
 }
 
 async fn page(
     state: &AppState,
     session: &Session,
+    lang: Lang,
     who: &SignedIn,
     notice: Option<&str>,
     problem: Option<&str>,
@@ -121,12 +124,12 @@ async fn page(
                 .and_then(|a| a.get("auth_time"))
                 .and_then(serde_json::Value::as_i64)
                 .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
-                .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+                .map(|t| lang.datetime(t))
                 .unwrap_or_default();
             let agent: String = field("user_agent").chars().take(60).collect();
             // A half sign-in: someone got the password right and stopped at the second step.
             let label = if auth.is_none() {
-                EN.account_half_sign_in.to_owned()
+                lang.text().account_half_sign_in.to_owned()
             } else {
                 format!("{since} · {} · {agent}", field("ip"))
             };
@@ -137,10 +140,10 @@ async fn page(
             }
         })
         .collect();
-    let devices = device_lines(state, who).await?;
+    let devices = device_lines(state, lang, who).await?;
     let csrf = session::csrf_token(session).await?;
     let page = AccountPage {
-        t: &EN,
+        t: lang.text(),
         csrf: &csrf,
         email: &st.email,
         profile: &profile,
@@ -179,6 +182,7 @@ crate::session::csrf_field!(ProfileForm);
 pub async fn change_profile(
     State(state): State<AppState>,
     session: Session,
+    PageLang(lang): PageLang,
     meta: RequestMeta,
     AccountUser(who): AccountUser,
     SessionForm(form): SessionForm<ProfileForm>,
@@ -194,10 +198,16 @@ pub async fn change_profile(
     };
     let actor = meta.actor("user", Some(who.user_id.to_string()));
     match profile::change(&state.db, &actor, profile::Editor::Own, who.user_id, &edit).await {
-        Ok(Some(_)) => page(&state, &session, &who, Some(EN.account_profile_saved), None, StatusCode::OK).await,
+        Ok(Some(_)) => {
+            // The pages follow a new language at once.
+            let locale = Some(form.locale.trim()).filter(|l| !l.is_empty());
+            session::language::from_account(&session, locale, true).await?;
+            let lang = session::language::current(&session).await?.unwrap_or(lang);
+            page(&state, &session, lang, &who, Some(lang.text().account_profile_saved), None, StatusCode::OK).await
+        }
         Ok(None) => Err(AppError::NotFound),
         Err(ServiceError::Invalid(why)) => {
-            page(&state, &session, &who, None, Some(&why), StatusCode::BAD_REQUEST).await
+            page(&state, &session, lang, &who, None, Some(&why), StatusCode::BAD_REQUEST).await
         }
         Err(e) => Err(e.into()),
     }
@@ -217,6 +227,7 @@ crate::session::csrf_field!(PasswordForm);
 pub async fn change_password(
     State(state): State<AppState>,
     session: Session,
+    PageLang(lang): PageLang,
     meta: RequestMeta,
     AccountUser(who): AccountUser,
     SessionForm(form): SessionForm<PasswordForm>,
@@ -245,10 +256,11 @@ pub async fn change_password(
         let mut tx = state.db.user(who.user_id).await?;
         security::append_for_user(&mut tx, who.user_id, &event).await?;
         tx.commit().await?;
-        return page(&state, &session, &who, None, Some(EN.account_password_wrong), StatusCode::OK).await;
+        return page(&state, &session, lang, &who, None, Some(lang.text().account_password_wrong), StatusCode::OK)
+            .await;
     }
     if let Err(e) = password::check_rules(new) {
-        return page(&state, &session, &who, None, Some(&e.to_string()), StatusCode::OK).await;
+        return page(&state, &session, lang, &who, None, Some(&e.to_string()), StatusCode::OK).await;
     }
     let hash = state.passwords.hash(new).await?;
     let mut tx = state.db.user(who.user_id).await?;
@@ -270,7 +282,24 @@ pub async fn change_password(
     let who = SignedIn { stamp: ended.stamp, ..who };
     session::sign_in(&session, &who).await?;
     throttle::succeeded(&state.db, &attempt).await?;
-    page(&state, &session, &who, Some(EN.account_password_changed), None, StatusCode::OK).await
+    state.mailer.send_later(password_changed_mail(lang, &email, &meta));
+    page(&state, &session, lang, &who, Some(lang.text().account_password_changed), None, StatusCode::OK).await
+}
+
+/// The notice of a password change, to the account's address: when, and from where.
+fn password_changed_mail(lang: Lang, email: &str, meta: &RequestMeta) -> Mail {
+    let t = lang.text();
+    let ip = meta.ip.map(|ip| ip.to_string()).unwrap_or_default();
+    let body = format!(
+        "{}\n\n{}: {email}\n{}: {}\n{}: {ip}\n\n{}\n",
+        t.mail_password_changed_body,
+        t.mail_account,
+        t.mail_when,
+        lang.datetime(chrono::Utc::now()),
+        t.mail_ip,
+        t.mail_not_you,
+    );
+    Mail { to: email.to_owned(), subject: t.mail_password_changed_subject.to_owned(), body }
 }
 
 #[derive(Debug, Deserialize)]
@@ -283,6 +312,7 @@ crate::session::csrf_field!(CsrfForm);
 /// `POST /account/backup-codes`: replaces the backup codes (a session that passed MFA only).
 pub async fn regenerate_backup_codes(
     State(state): State<AppState>,
+    lang: PageLang,
     meta: RequestMeta,
     AccountUser(who): AccountUser,
     _checked: SessionForm<CsrfForm>,
@@ -302,7 +332,7 @@ pub async fn regenerate_backup_codes(
     );
     security::append_for_user(&mut tx, who.user_id, &event).await?;
     tx.commit().await?;
-    crate::pages::mfa::backup_codes::backup_codes_page(&codes, "/account")
+    crate::pages::mfa::backup_codes::backup_codes_page(lang.text(), &codes, "/account")
 }
 
 /// The user's own successful `action` that ended sessions and families (`ended`, counted in
@@ -365,7 +395,7 @@ pub async fn end_session(
 }
 
 /// The user's live device families, in each tenant where the user has live families.
-async fn device_lines(state: &AppState, who: &SignedIn) -> Result<Vec<DeviceLine>, AppError> {
+async fn device_lines(state: &AppState, lang: Lang, who: &SignedIn) -> Result<Vec<DeviceLine>, AppError> {
     let mut tx = state.db.user(who.user_id).await?;
     let mut lines = Vec::new();
     for tenant in db::families::tenants_of_user(&mut tx, who.user_id).await? {
@@ -373,7 +403,7 @@ async fn device_lines(state: &AppState, who: &SignedIn) -> Result<Vec<DeviceLine
         for f in db::families::device_families_of_user(&mut tx, who.user_id).await? {
             lines.push(DeviceLine {
                 client_name: f.client_name.unwrap_or(f.client_id),
-                since: f.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+                since: lang.datetime(f.created_at),
                 tenant: tenant.to_string(),
                 family: f.family_id.to_string(),
             });

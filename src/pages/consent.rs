@@ -10,13 +10,13 @@ use tower_sessions::Session;
 use crate::db::{self, audit};
 use crate::error::AppError;
 use crate::extract::Query;
-use crate::html::text::{EN, Text, scope_description};
+use crate::html::text::{Text, scope_description};
 use crate::protocol::authorize::proceed;
 use crate::protocol::authorize::reply::{Reply, expired_request, origin_of};
 use crate::protocol::meta::RequestMeta;
 use crate::protocol::types::Scopes;
 use crate::render::render;
-use crate::session::{self, SessionForm};
+use crate::session::{self, PageLang, SessionForm};
 use crate::state::AppState;
 
 #[derive(Template)]
@@ -39,6 +39,7 @@ pub struct ConsentQuery {
 pub async fn show(
     State(state): State<AppState>,
     session: Session,
+    lang: PageLang,
     Query(q): Query<ConsentQuery>,
 ) -> Result<Response, AppError> {
     let (Some(p), Some(who)) = (session::pending(&session, &q.req).await?, session::signed_in(&session).await?) else {
@@ -51,13 +52,14 @@ pub async fn show(
     tx.commit().await?;
     let scopes = consent_scope(&state, &p).await?;
     let csrf = session::csrf_token(&session).await?;
+    let t = lang.text();
     let page = ConsentPage {
-        t: &EN,
+        t,
         csrf: &csrf,
         req: &p.id,
         client_name: &client_name,
         email: &email,
-        scopes: scopes.iter().filter_map(scope_description).collect(),
+        scopes: scopes.iter().filter_map(|s| scope_description(t, s)).collect(),
     };
     Ok(render(StatusCode::OK, &page, &[origin_of(&p.redirect_uri)]))
 }

@@ -22,7 +22,7 @@ use uuid::Uuid;
 use crate::db::{self, audit, clients::ClientRow};
 use crate::error::AppError;
 use crate::extract::Query;
-use crate::html::text::{EN, Text, scope_description};
+use crate::html::text::{Text, scope_description};
 use crate::identity::{security, throttle};
 use crate::pages::mfa::NoticePage;
 use crate::protocol::authorize::proceed::needs_mfa;
@@ -30,7 +30,7 @@ use crate::protocol::device::{display_user_code, normalise_user_code, user_code_
 use crate::protocol::meta::RequestMeta;
 use crate::protocol::types::Scopes;
 use crate::render::render;
-use crate::session::{self, SessionForm, SignedIn};
+use crate::session::{self, PageLang, SessionForm, SignedIn};
 use crate::state::AppState;
 
 #[derive(Template)]
@@ -79,17 +79,17 @@ async fn signed_in(session: &Session, back: String) -> Result<Result<SignedIn, R
 }
 
 /// `GET /device[?user_code=…]`: the code form, prefilled from `verification_uri_complete`.
-pub async fn show(session: Session, Query(q): Query<DeviceQuery>) -> Result<Response, AppError> {
+pub async fn show(session: Session, lang: PageLang, Query(q): Query<DeviceQuery>) -> Result<Response, AppError> {
     if let Err(to_login) = signed_in(&session, page_path(q.user_code.as_deref())).await? {
         return Ok(to_login);
     }
     let prefill = q.user_code.as_deref().and_then(normalise_user_code).map(|c| display_user_code(&c));
-    entry_page(&session, prefill.as_deref().unwrap_or(""), false).await
+    entry_page(&session, lang.text(), prefill.as_deref().unwrap_or(""), false).await
 }
 
-async fn entry_page(session: &Session, user_code: &str, failed: bool) -> Result<Response, AppError> {
+async fn entry_page(session: &Session, t: &'static Text, user_code: &str, failed: bool) -> Result<Response, AppError> {
     let csrf = session::csrf_token(session).await?;
-    Ok(render(StatusCode::OK, &EntryPage { t: &EN, csrf: &csrf, user_code, failed }, &[]))
+    Ok(render(StatusCode::OK, &EntryPage { t, csrf: &csrf, user_code, failed }, &[]))
 }
 
 #[derive(Debug, Deserialize)]
@@ -104,6 +104,7 @@ crate::session::csrf_field!(CodeForm);
 pub async fn submit(
     State(state): State<AppState>,
     session: Session,
+    lang: PageLang,
     meta: RequestMeta,
     SessionForm(form): SessionForm<CodeForm>,
 ) -> Result<Response, AppError> {
@@ -111,7 +112,7 @@ pub async fn submit(
         Ok(w) => w,
         Err(to_login) => return Ok(to_login),
     };
-    let found = match find(&state, &session, &who, &meta, &form.user_code).await? {
+    let found = match find(&state, &session, lang.text(), &who, &meta, &form.user_code).await? {
         Ok(f) => f,
         Err(response) => return Ok(response),
     };
@@ -120,14 +121,15 @@ pub async fn submit(
     tx.commit().await?;
     let scopes = Scopes::parse(&found.scope).unwrap_or_default();
     let csrf = session::csrf_token(&session).await?;
+    let t = lang.text();
     let page = ConfirmPage {
-        t: &EN,
+        t,
         csrf: &csrf,
         user_code: &display_user_code(&found.code),
         client_name: &found.client.name,
         tenant_name: &found.tenant_name,
         email: &email,
-        scopes: scopes.iter().filter_map(scope_description).collect(),
+        scopes: scopes.iter().filter_map(|s| scope_description(t, s)).collect(),
     };
     Ok(render(StatusCode::OK, &page, &[]))
 }
@@ -146,6 +148,7 @@ crate::session::csrf_field!(DecisionForm);
 pub async fn decide(
     State(state): State<AppState>,
     session: Session,
+    lang: PageLang,
     meta: RequestMeta,
     SessionForm(form): SessionForm<DecisionForm>,
 ) -> Result<Response, AppError> {
@@ -153,7 +156,7 @@ pub async fn decide(
         Ok(w) => w,
         Err(to_login) => return Ok(to_login),
     };
-    let found = match find(&state, &session, &who, &meta, &form.user_code).await? {
+    let found = match find(&state, &session, lang.text(), &who, &meta, &form.user_code).await? {
         Ok(f) => f,
         Err(response) => return Ok(response),
     };
@@ -171,19 +174,20 @@ pub async fn decide(
     let Some(client_id) = db::device_grants::decide(&mut tx, &user_code_hash(&found.code), approve, &decider).await?
     else {
         tx.commit().await?;
-        return entry_page(&session, "", true).await;
+        return entry_page(&session, lang.text(), "", true).await;
     };
     let action = if approve { "device.approved" } else { "device.denied" };
     let mut event = meta.event(action, "success", ("user", Some(who.user_id.to_string())), ("client", client_id));
     event.details = serde_json::json!({ "user_code": display_user_code(&found.code), "scope": found.scope });
     audit::append(&mut tx, &event).await?;
     tx.commit().await?;
+    let t = lang.text();
     let (title, body) = if approve {
-        (EN.device_approved_title, EN.device_approved_body)
+        (t.device_approved_title, t.device_approved_body)
     } else {
-        (EN.device_denied_title, EN.device_denied_body)
+        (t.device_denied_title, t.device_denied_body)
     };
-    Ok(render(StatusCode::OK, &NoticePage { t: &EN, title, body, code: None, next: None }, &[]))
+    Ok(render(StatusCode::OK, &NoticePage { t, title, body, code: None, next: None }, &[]))
 }
 
 /// A pending device grant the user may decide.
@@ -202,6 +206,7 @@ struct Found {
 async fn find(
     state: &AppState,
     session: &Session,
+    t: &'static Text,
     who: &SignedIn,
     meta: &RequestMeta,
     typed: &str,
@@ -248,7 +253,7 @@ async fn find(
             security::append_for_user(&mut tx, who.user_id, &event).await?;
             tx.commit().await?;
         }
-        return Ok(Err(entry_page(session, "", true).await?));
+        return Ok(Err(entry_page(session, t, "", true).await?));
     };
     let code = code.unwrap_or_default();
 
@@ -274,7 +279,7 @@ async fn find(
         event.details = serde_json::json!({ "grant": "device_code" });
         audit::append(&mut tx, &event).await?;
         tx.commit().await?;
-        return Ok(Err(entry_page(session, "", true).await?));
+        return Ok(Err(entry_page(session, t, "", true).await?));
     };
     // A right code: only the attempt it reserved is given back (clearing the counter would
     // let anyone reset it with a code of their own between guesses).

@@ -11,13 +11,13 @@ use uuid::Uuid;
 use crate::db::{self, audit};
 use crate::error::AppError;
 use crate::extract::{Form, Query};
-use crate::html::text::{EN, Text};
+use crate::html::text::Text;
 use crate::identity::{security, throttle};
 use crate::protocol::authorize::reply::origin_of;
 use crate::protocol::meta::RequestMeta;
 use crate::render::render;
 use crate::secrets::{ExposeSecret, Secret, SecretString};
-use crate::session::{self, Pending, SignedIn};
+use crate::session::{self, PageLang, Pending, SignedIn};
 use crate::session::{ACR_MFA, ACR_PASSWORD};
 use crate::state::AppState;
 use crate::telemetry::metrics;
@@ -42,6 +42,7 @@ pub struct LoginQuery {
 pub async fn show(
     State(state): State<AppState>,
     session: Session,
+    lang: PageLang,
     Query(q): Query<LoginQuery>,
 ) -> Result<Response, AppError> {
     let pending = match &q.req {
@@ -49,12 +50,13 @@ pub async fn show(
         None => None,
     };
     let email = pending.as_ref().and_then(|p| p.login_hint.clone()).unwrap_or_default();
-    page(&state, &session, pending.as_ref(), &email, false, StatusCode::OK).await
+    page(&state, &session, lang.text(), pending.as_ref(), &email, false, StatusCode::OK).await
 }
 
 async fn page(
     state: &AppState,
     session: &Session,
+    t: &'static Text,
     pending: Option<&Pending>,
     email: &str,
     failed: bool,
@@ -67,7 +69,7 @@ async fn page(
     };
     let targets: Vec<String> = pending.map(|p| vec![origin_of(&p.redirect_uri)]).unwrap_or_default();
     let req = pending.map(|p| p.id.as_str()).unwrap_or("");
-    let page = LoginPage { t: &EN, csrf: &csrf, req, email, client_name: client_name.as_deref(), failed };
+    let page = LoginPage { t, csrf: &csrf, req, email, client_name: client_name.as_deref(), failed };
     Ok(render(status, &page, &targets))
 }
 
@@ -96,6 +98,7 @@ pub struct LoginForm {
 pub async fn submit(
     State(state): State<AppState>,
     session: Session,
+    lang: PageLang,
     meta: RequestMeta,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, AppError> {
@@ -121,7 +124,7 @@ pub async fn submit(
                 event.details = serde_json::json!({ "reason": "throttled" });
                 audit_sign_in(&state, pending.as_ref(), &event).await?;
             }
-            return page(&state, &session, pending.as_ref(), email, true, StatusCode::OK).await;
+            return page(&state, &session, lang.text(), pending.as_ref(), email, true, StatusCode::OK).await;
         }
     };
     let found = if email.len() <= 254 && password.len() <= 1024 {
@@ -147,13 +150,16 @@ pub async fn submit(
         event.details = serde_json::json!({ "reason": "credentials" });
         audit_sign_in(&state, pending.as_ref(), &event).await?;
         // 200, not 401: a 401 would need a WWW-Authenticate challenge this form is not.
-        return page(&state, &session, pending.as_ref(), email, true, StatusCode::OK).await;
+        return page(&state, &session, lang.text(), pending.as_ref(), email, true, StatusCode::OK).await;
     };
 
     let mut tx = state.db.user(user.id).await?;
     let mfa = db::mfa::state(&mut tx, user.id).await?.ok_or(AppError::NotFound)?;
     let mut second_factor = security::needs_second_factor(&mut tx, user.id, &mfa).await?;
+    let locale = db::users::profile(&mut tx, user.id).await?.and_then(|p| p.locale);
     tx.commit().await?;
+    // The next pages speak the user's language, unless the request asked for one.
+    session::language::from_account(&session, locale.as_deref(), false).await?;
     if let Some(p) = &pending {
         second_factor |= p.mfa_required || client_requires_mfa(&state, p).await?;
     }
@@ -172,7 +178,6 @@ pub async fn submit(
         return Ok(Redirect::to(&format!("{step}{req}")).into_response());
     }
     throttle::succeeded(&state.db, &attempt).await?;
-    metrics::sign_in("password", "success");
     let event = meta.event(
         "login.success",
         "success",
@@ -180,7 +185,9 @@ pub async fn submit(
         ("client", client_of(pending.as_ref())),
     );
     audit_sign_in(&state, pending.as_ref(), &event).await?;
-    finish_sign_in(&session, &meta, (user.id, user.security_stamp), &["pwd"], pending).await
+    let signed_in = finish_sign_in(&session, &meta, (user.id, user.security_stamp), &["pwd"], pending).await?;
+    metrics::sign_in("password", "success");
+    Ok(signed_in)
 }
 
 /// The client of a sign-in, for audit rows ("" on a sign-in straight at the login page).

@@ -16,7 +16,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::error::AppError;
-use crate::html::text::{EN, Text};
+use crate::html::text::Text;
 use crate::render::render;
 use crate::session;
 
@@ -44,10 +44,10 @@ struct HomePage<'a> {
 }
 
 /// `GET /`: signed in, a page with a sign-out button; otherwise the login page.
-pub async fn home(session: tower_sessions::Session) -> Result<Response, AppError> {
+pub async fn home(session: tower_sessions::Session, lang: session::PageLang) -> Result<Response, AppError> {
     if session::signed_in(&session).await?.is_none() {
         return Ok(axum::response::Redirect::to("/login").into_response());
     }
     let csrf = session::csrf_token(&session).await?;
-    Ok(render(StatusCode::OK, &HomePage { t: &EN, csrf: &csrf }, &[]))
+    Ok(render(StatusCode::OK, &HomePage { t: lang.text(), csrf: &csrf }, &[]))
 }

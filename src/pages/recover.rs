@@ -10,14 +10,14 @@ use tower_sessions::Session;
 
 use crate::error::AppError;
 use crate::extract::Query;
-use crate::html::text::{EN, Text};
+use crate::html::text::Text;
 use crate::identity::password;
 use crate::identity::recovery;
 use crate::pages::mfa::NoticePage;
 use crate::protocol::meta::RequestMeta;
 use crate::render::render;
 use crate::secrets::{ExposeSecret, SecretString, exposed};
-use crate::session::{self, SessionForm};
+use crate::session::{self, PageLang, SessionForm};
 use crate::state::AppState;
 
 #[derive(Template)]
@@ -34,8 +34,8 @@ pub struct RecoverQuery {
     token: Option<SecretString>,
 }
 
-fn invalid() -> Response {
-    let page = NoticePage { t: &EN, title: EN.recover_title, body: EN.recover_invalid, code: None, next: None };
+fn invalid(t: &'static Text) -> Response {
+    let page = NoticePage { t, title: t.recover_title, body: t.recover_invalid, code: None, next: None };
     render(StatusCode::GONE, &page, &[])
 }
 
@@ -43,14 +43,16 @@ fn invalid() -> Response {
 pub async fn show(
     State(state): State<AppState>,
     session: Session,
+    lang: PageLang,
     Query(q): Query<RecoverQuery>,
 ) -> Result<Response, AppError> {
+    let t = lang.text();
     let token = exposed(&q.token).unwrap_or_default();
     if token.len() > 128 || !recovery::link_usable(&state.db, token).await? {
-        return Ok(invalid());
+        return Ok(invalid(t));
     }
     let csrf = session::csrf_token(&session).await?;
-    Ok(render(StatusCode::OK, &RecoverPage { t: &EN, csrf: &csrf, token, problem: None }, &[]))
+    Ok(render(StatusCode::OK, &RecoverPage { t, csrf: &csrf, token, problem: None }, &[]))
 }
 
 #[derive(Debug, Deserialize)]
@@ -67,26 +69,28 @@ crate::session::csrf_field!(RecoverForm);
 pub async fn submit(
     State(state): State<AppState>,
     session: Session,
+    lang: PageLang,
     meta: RequestMeta,
     SessionForm(form): SessionForm<RecoverForm>,
 ) -> Result<Response, AppError> {
+    let t = lang.text();
     let (token, password) = (form.token.expose_secret(), form.password.expose_secret());
     if token.len() > 128 || !recovery::link_usable(&state.db, token).await? {
-        return Ok(invalid());
+        return Ok(invalid(t));
     }
     if let Err(e) = password::check_rules(password) {
         let csrf = session::csrf_token(&session).await?;
         let problem = e.to_string();
-        let page = RecoverPage { t: &EN, csrf: &csrf, token, problem: Some(&problem) };
+        let page = RecoverPage { t, csrf: &csrf, token, problem: Some(&problem) };
         return Ok(render(StatusCode::OK, &page, &[]));
     }
     let hash = state.passwords.hash(password).await?;
     if recovery::use_link(&state.db, token, &hash, &meta.actor("user", None)).await?.is_none() {
-        return Ok(invalid());
+        return Ok(invalid(t));
     }
     // Whoever was signed in in this browser is not any more.
     session::sign_out(&session).await?;
-    let page = NoticePage { t: &EN, title: EN.recover_title, body: EN.recover_done, code: None, next: Some("/login") };
+    let page = NoticePage { t, title: t.recover_title, body: t.recover_done, code: None, next: Some("/login") };
     Ok(render(StatusCode::OK, &page, &[]))
 }
 

@@ -10,10 +10,10 @@ use tower_sessions::Session;
 use crate::db::{self, memberships::MembershipOf};
 use crate::error::AppError;
 use crate::extract::Query;
-use crate::html::text::{EN, Text};
+use crate::html::text::Text;
 use crate::protocol::authorize::reply::{expired_request, origin_of};
 use crate::render::render;
-use crate::session::{self, SessionForm};
+use crate::session::{self, PageLang, SessionForm};
 use crate::state::AppState;
 
 #[derive(Template)]
@@ -35,6 +35,7 @@ pub struct TenantQuery {
 pub async fn show(
     State(state): State<AppState>,
     session: Session,
+    lang: PageLang,
     Query(q): Query<TenantQuery>,
 ) -> Result<Response, AppError> {
     let (Some(p), Some(who)) = (session::pending(&session, &q.req).await?, session::signed_in(&session).await?) else {
@@ -45,7 +46,7 @@ pub async fn show(
     tx.commit().await?;
     let client_name = crate::pages::login::client_name(&state, &p).await?.unwrap_or_default();
     let csrf = session::csrf_token(&session).await?;
-    let page = TenantPage { t: &EN, csrf: &csrf, req: &p.id, client_name: &client_name, tenants: &tenants };
+    let page = TenantPage { t: lang.text(), csrf: &csrf, req: &p.id, client_name: &client_name, tenants: &tenants };
     Ok(render(StatusCode::OK, &page, &[origin_of(&p.redirect_uri)]))
 }
 

@@ -8,6 +8,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use crate::html::text::Lang;
 use crate::protocol::types::SCOPES_SUPPORTED;
 use crate::session::{ACR_MFA, ACR_PASSWORD};
 use crate::state::AppState;
@@ -60,7 +61,7 @@ pub fn metadata(issuer: &str) -> Value {
         ],
         "claim_types_supported": ["normal"],
         "display_values_supported": ["page"],
-        "ui_locales_supported": ["en"],
+        "ui_locales_supported": Lang::ALL.map(Lang::tag),
         "claims_parameter_supported": true,
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,

@@ -21,11 +21,11 @@ use url::Url;
 use crate::db::{self, audit};
 use crate::error::AppError;
 use crate::extract::{Form, Query};
-use crate::html::text::{EN, Text};
+use crate::html::text::Text;
 use crate::protocol::authorize::params::MAX_STATE_BYTES;
 use crate::protocol::meta::RequestMeta;
 use crate::render::{self, MessagePage, page_error, render};
-use crate::session;
+use crate::session::{self, PageLang};
 use crate::state::AppState;
 use crate::tokens::{Expected, TokenType, check_claims};
 
@@ -54,21 +54,23 @@ struct ConfirmPage<'a> {
 pub async fn logout_get(
     State(state): State<AppState>,
     session: Session,
+    lang: PageLang,
     meta: RequestMeta,
     Query(p): Query<LogoutParams>,
 ) -> Result<Response, AppError> {
-    logout(&state, &session, &meta, p).await
+    logout(&state, &session, lang.text(), &meta, p).await
 }
 
 /// `POST /logout`: our confirmation form is handled here; a relying party's POST becomes a GET.
 pub async fn logout_post(
     State(state): State<AppState>,
     session: Session,
+    lang: PageLang,
     meta: RequestMeta,
     Form(p): Form<LogoutParams>,
 ) -> Result<Response, AppError> {
     if p.confirm.is_some() {
-        return logout(&state, &session, &meta, p).await;
+        return logout(&state, &session, lang.text(), &meta, p).await;
     }
     let mut url = Url::parse("http://x/logout").map_err(|e| AppError::Internal(e.into()))?;
     {
@@ -95,6 +97,7 @@ fn refused(message: &'static str) -> AppError {
 async fn logout(
     state: &AppState,
     session: &Session,
+    t: &'static Text,
     meta: &RequestMeta,
     p: LogoutParams,
 ) -> Result<Response, AppError> {
@@ -148,7 +151,7 @@ async fn logout(
     if !confirmed && !hint_is_for_this_session {
         let csrf = session::csrf_token(session).await?;
         let page = ConfirmPage {
-            t: &EN,
+            t,
             csrf: &csrf,
             client_id: client_id.as_deref().unwrap_or(""),
             post_logout_redirect_uri: redirect.as_deref().unwrap_or(""),
@@ -196,13 +199,13 @@ async fn logout(
             }
             Ok(Redirect::to(url.as_str()).into_response())
         }
-        None => Ok(signed_out()),
+        None => Ok(signed_out(t)),
     }
 }
 
 /// The signed-out page.
-pub fn signed_out() -> Response {
-    let page = MessagePage { t: &EN, title: EN.signed_out_title, body: EN.signed_out_body };
+pub fn signed_out(t: &'static Text) -> Response {
+    let page = MessagePage { t, title: t.signed_out_title, body: t.signed_out_body };
     render::render(StatusCode::OK, &page, &[])
 }
 

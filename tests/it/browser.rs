@@ -7,7 +7,7 @@ use crate::chrome::Chrome;
 use crate::flow::{PASSWORD, Provider, pkce};
 
 /// A relying party on loopback that records what arrives at its callback.
-async fn relying_party() -> (String, Arc<Mutex<Option<String>>>) {
+pub async fn relying_party() -> (String, Arc<Mutex<Option<String>>>) {
     let seen = Arc::new(Mutex::new(None));
     let store = seen.clone();
     let app = axum::Router::new().route(

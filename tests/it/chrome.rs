@@ -18,6 +18,15 @@ pub struct Chrome {
 
 impl Chrome {
     pub async fn start() -> Self {
+        Self::start_with(None).await
+    }
+
+    /// A Chromium whose user prefers `languages` (its `Accept-Language`, e.g. `"nl,en"`).
+    pub async fn start_speaking(languages: &str) -> Self {
+        Self::start_with(Some(languages)).await
+    }
+
+    async fn start_with(languages: Option<&str>) -> Self {
         let port = free_port();
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
@@ -29,18 +38,25 @@ impl Chrome {
             .expect("chromedriver (Debian package chromium-driver) must be installed; .ci/run installs it");
         let profile = tempfile::tempdir().unwrap();
         let mut caps = serde_json::Map::new();
-        caps.insert(
-            "goog:chromeOptions".into(),
-            serde_json::json!({
-                "binary": "/usr/bin/chromium",
-                "args": [
-                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                    "--disable-quic", "--no-first-run", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync",
-                    format!("--user-data-dir={}", profile.path().display()),
-                ],
-            }),
-        );
+        let mut args = vec![
+            "--headless=new".to_owned(),
+            "--no-sandbox".into(),
+            "--disable-gpu".into(),
+            "--disable-dev-shm-usage".into(),
+            "--disable-quic".into(),
+            "--no-first-run".into(),
+            "--disable-background-networking".into(),
+            "--disable-component-update".into(),
+            "--disable-sync".into(),
+            format!("--user-data-dir={}", profile.path().display()),
+        ];
+        let mut options = serde_json::json!({ "binary": "/usr/bin/chromium" });
+        if let Some(languages) = languages {
+            args.push(format!("--accept-lang={languages}"));
+            options["prefs"] = serde_json::json!({ "intl": { "accept_languages": languages } });
+        }
+        options["args"] = serde_json::json!(args);
+        caps.insert("goog:chromeOptions".into(), options);
         let url = format!("http://127.0.0.1:{port}");
         let mut last = None;
         for _ in 0..100 {

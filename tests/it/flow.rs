@@ -192,7 +192,21 @@ pub struct Browser {
 
 impl Browser {
     pub fn new(p: &Provider) -> Self {
-        let http = reqwest::Client::builder().cookie_store(true).redirect(Policy::none()).build().unwrap();
+        Self::with_headers(p, &[])
+    }
+
+    /// A browser that sends `headers` with every request (`Accept-Language`, say).
+    pub fn with_headers(p: &Provider, headers: &[(&'static str, &str)]) -> Self {
+        let mut map = reqwest::header::HeaderMap::new();
+        for (name, value) in headers {
+            map.insert(*name, value.parse().unwrap());
+        }
+        let http = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(Policy::none())
+            .default_headers(map)
+            .build()
+            .unwrap();
         Self { http, issuer: p.issuer.clone() }
     }
 

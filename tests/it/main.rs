@@ -36,8 +36,10 @@ mod instances;
 mod http;
 mod janitor;
 mod keys;
+mod language;
 mod layers;
 mod lookups;
+mod mail;
 mod metrics;
 mod mfa;
 mod oidc;
@@ -52,6 +54,7 @@ mod rls;
 mod rls_login;
 mod rotation;
 mod satellite;
+mod smtp;
 /// The satellite API of the examples (its verifier and telemetry endpoint), tested here
 /// against the real provider; its `main` is not used here.
 #[path = "../../examples/satellite/main.rs"]

@@ -99,7 +99,9 @@ async fn relying_party_reads_what_the_user_saved() {
     )
     .await;
     assert_eq!(saved.status(), 200);
-    assert!(saved.html().contains("Your profile is saved."), "{}", saved.html());
+    // Saved in Dutch: the account page follows the new language at once (tests/it/language.rs).
+    let saved_text = laventecare_auth::html::text::NL.account_profile_saved;
+    assert!(saved.html().contains(saved_text), "{}", saved.html());
     assert!(saved.html().contains("value=\"nl-NL\""), "the page shows the tag in its recommended case");
     let after = row(&p, ann).await;
     assert_ne!(after["updated_at"], before["updated_at"], "updated_at moves on a change");

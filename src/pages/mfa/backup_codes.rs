@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 
 use crate::error::AppError;
-use crate::html::text::{EN, Text};
+use crate::html::text::Text;
 use crate::render::render;
 
 #[derive(Template)]
@@ -19,9 +19,9 @@ pub struct BackupCodesPage<'a> {
 }
 
 /// The backup codes, shown once, with a download link of the same text.
-pub fn backup_codes_page(codes: &[String], next: &str) -> Result<Response, AppError> {
+pub fn backup_codes_page(t: &'static Text, codes: &[String], next: &str) -> Result<Response, AppError> {
     let text = codes.join("\n");
     let download: String =
         url::form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>().replace('+', "%20");
-    Ok(render(StatusCode::OK, &BackupCodesPage { t: &EN, codes, download: &download, next }, &[]))
+    Ok(render(StatusCode::OK, &BackupCodesPage { t, codes, download: &download, next }, &[]))
 }

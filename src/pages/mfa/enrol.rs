@@ -17,7 +17,7 @@ use crate::pages::login::{audit_sign_in, client_of, next_after_sign_in, sign_in}
 use crate::protocol::meta::RequestMeta;
 use crate::render::render;
 use crate::secrets::ExposeSecret;
-use crate::session::{self, Pending, SessionForm};
+use crate::session::{self, PageLang, Pending, SessionForm};
 use crate::state::AppState;
 use crate::telemetry::metrics;
 
@@ -42,6 +42,7 @@ struct EnrolPage<'a> {
 pub async fn enrol_show(
     State(state): State<AppState>,
     session: Session,
+    lang: PageLang,
     Query(q): Query<ReqQuery>,
 ) -> Result<Response, AppError> {
     let Some(actor) = actor(&session).await? else {
@@ -61,7 +62,8 @@ pub async fn enrol_show(
     tx.commit().await?;
     session::set_enrolment(&session, &hex::encode(crate::secrets::sha256(&sealed))).await?;
     let pending = pending_of(&session, q.req.as_deref()).await?;
-    enrol_page(&session, pending.as_ref(), &st.email, &secret, matches!(actor, Actor::Half(_)), false).await
+    enrol_page(&session, lang.text(), pending.as_ref(), &st.email, &secret, matches!(actor, Actor::Half(_)), false)
+        .await
 }
 
 /// Who may enrol now. A half sign-in of a user who has TOTP must pass it (it cannot replace
@@ -93,6 +95,7 @@ const REENROL_SECONDS: i64 = 600;
 
 async fn enrol_page(
     session: &Session,
+    t: &'static Text,
     pending: Option<&Pending>,
     email: &str,
     secret: &[u8],
@@ -104,7 +107,7 @@ async fn enrol_page(
     let csrf = session::csrf_token(session).await?;
     let req = pending.map(|p| p.id.as_str()).unwrap_or("");
     let display = mfa::secret_for_display(secret);
-    let page = EnrolPage { t: &EN, csrf: &csrf, req, qr_svg: &qr, secret: &display, required, failed };
+    let page = EnrolPage { t, csrf: &csrf, req, qr_svg: &qr, secret: &display, required, failed };
     Ok(render(StatusCode::OK, &page, &form_targets(pending)))
 }
 
@@ -113,6 +116,7 @@ async fn enrol_page(
 pub async fn enrol_submit(
     State(state): State<AppState>,
     session: Session,
+    lang: PageLang,
     meta: RequestMeta,
     SessionForm(form): SessionForm<CodeForm>,
 ) -> Result<Response, AppError> {
@@ -143,7 +147,9 @@ pub async fn enrol_submit(
         let event =
             meta.event("mfa.enrol", "failure", ("user", Some(user_id.to_string())), ("user", user_id.to_string()));
         audit_sign_in(&state, pending.as_ref(), &event).await?;
-        return enrol_page(&session, pending.as_ref(), &st.email, &secret, matches!(actor, Actor::Half(_)), true).await;
+        metrics::sign_in("mfa", "failure");
+        let required = matches!(actor, Actor::Half(_));
+        return enrol_page(&session, lang.text(), pending.as_ref(), &st.email, &secret, required, true).await;
     };
     let codes = mfa::new_backup_codes();
     let hashes: Vec<[u8; 32]> = codes.iter().filter_map(|c| mfa::backup_code_hash(c)).collect();
@@ -164,8 +170,6 @@ pub async fn enrol_submit(
 
     let next = match actor {
         Actor::Half(pre) => {
-            // A first enrolment is the second step of this sign-in.
-            metrics::sign_in("mfa", "success");
             throttle::succeeded(&state.db, &throttle::Attempt::new(&pre.email, meta.ip)).await?;
             let login = meta.event(
                 "login.success",
@@ -174,7 +178,10 @@ pub async fn enrol_submit(
                 ("client", client_of(pending.as_ref())),
             );
             audit_sign_in(&state, pending.as_ref(), &login).await?;
-            sign_in(&session, &meta, (user_id, pre.stamp), &["pwd", "otp"], pending).await?
+            let next = sign_in(&session, &meta, (user_id, pre.stamp), &["pwd", "otp"], pending).await?;
+            // A first enrolment is the second step of this sign-in.
+            metrics::sign_in("mfa", "success");
+            next
         }
         Actor::Signed(mut who) => {
             // Enrolling proved the new factor: this session now counts as MFA.
@@ -189,5 +196,5 @@ pub async fn enrol_submit(
             }
         }
     };
-    backup_codes_page(&codes, &next)
+    backup_codes_page(lang.text(), &codes, &next)
 }

@@ -17,7 +17,7 @@ use crate::pages::login::{client_of, record_lockouts, sign_in, sign_in_tenant};
 use crate::protocol::meta::RequestMeta;
 use crate::render::render;
 use crate::secrets::ExposeSecret;
-use crate::session::{self, Pending, SessionForm};
+use crate::session::{self, PageLang, Pending, SessionForm};
 use crate::state::AppState;
 use crate::telemetry::metrics;
 
@@ -36,6 +36,7 @@ struct MfaPage<'a> {
 pub async fn show(
     State(state): State<AppState>,
     session: Session,
+    lang: PageLang,
     Query(q): Query<ReqQuery>,
 ) -> Result<Response, AppError> {
     let Some(actor) = actor(&session).await? else { return Ok(to_login(q.req.as_deref())) };
@@ -46,13 +47,18 @@ pub async fn show(
         return Ok(Redirect::to(&format!("/mfa/enrol{}", super::req_query(q.req.as_deref()))).into_response());
     }
     let pending = pending_of(&session, q.req.as_deref()).await?;
-    code_page(&session, pending.as_ref(), false).await
+    code_page(&session, lang.text(), pending.as_ref(), false).await
 }
 
-async fn code_page(session: &Session, pending: Option<&Pending>, failed: bool) -> Result<Response, AppError> {
+async fn code_page(
+    session: &Session,
+    t: &'static Text,
+    pending: Option<&Pending>,
+    failed: bool,
+) -> Result<Response, AppError> {
     let csrf = session::csrf_token(session).await?;
     let req = pending.map(|p| p.id.as_str()).unwrap_or("");
-    Ok(render(StatusCode::OK, &MfaPage { t: &EN, csrf: &csrf, req, failed }, &form_targets(pending)))
+    Ok(render(StatusCode::OK, &MfaPage { t, csrf: &csrf, req, failed }, &form_targets(pending)))
 }
 
 /// `POST /login/mfa`: a TOTP code (accepted once: its time step must be later than the last
@@ -60,6 +66,7 @@ async fn code_page(session: &Session, pending: Option<&Pending>, failed: bool) -
 pub async fn submit(
     State(state): State<AppState>,
     session: Session,
+    lang: PageLang,
     meta: RequestMeta,
     SessionForm(form): SessionForm<CodeForm>,
 ) -> Result<Response, AppError> {
@@ -116,16 +123,17 @@ pub async fn submit(
 
     match verdict {
         Verdict::Totp | Verdict::Backup(_) => {
-            metrics::sign_in("mfa", "success");
             throttle::succeeded(&state.db, &attempt).await?;
             let next = sign_in(&session, &meta, actor.identity(), &["pwd", "otp"], pending).await?;
+            metrics::sign_in("mfa", "success");
             match verdict {
                 // Say how many backup codes are left before going on.
                 Verdict::Backup(left) => {
-                    let body = format!("{} {left}", EN.backup_used);
+                    let t = lang.text();
+                    let body = format!("{} {left}", t.backup_used);
                     Ok(render(
                         StatusCode::OK,
-                        &NoticePage { t: &EN, title: EN.mfa_title, body: &body, code: None, next: Some(&next) },
+                        &NoticePage { t, title: t.mfa_title, body: &body, code: None, next: Some(&next) },
                         &[],
                     ))
                 }
@@ -138,7 +146,7 @@ pub async fn submit(
                 let failure = throttle::failed(&state.db, &state.config.throttle, &attempt, reserved).await?;
                 record_lockouts(&state, pending.as_ref(), &meta, Some(user_id), &email, failure).await?;
             }
-            code_page(&session, pending.as_ref(), true).await
+            code_page(&session, lang.text(), pending.as_ref(), true).await
         }
     }
 }

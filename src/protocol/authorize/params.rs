@@ -10,8 +10,8 @@ pub const MAX_STATE_BYTES: usize = 4096;
 pub const MAX_NONCE_BYTES: usize = 512;
 
 /// Parameters of an authorization request. Unknown ones are ignored (OIDC Core §3.1.2.1);
-/// `display`, `ui_locales` and `claims_locales` are accepted; `acr_values` and `claims` are
-/// read by [`super::claims`].
+/// `display` and `claims_locales` are accepted; `ui_locales` chooses the pages' language
+/// (`session::language`); `acr_values` and `claims` are read by [`super::claims`].
 #[derive(Debug, Default, Deserialize)]
 pub struct AuthorizeParams {
     pub client_id: Option<String>,

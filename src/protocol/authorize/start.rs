@@ -145,10 +145,15 @@ pub(super) async fn start(
         Some(value) => match value.as_str().and_then(|s| s.parse::<Uuid>().ok()) {
             Some(sub) if hint_sub.is_none_or(|h| h == sub) => Some(sub),
             Some(_) => {
-                return Ok(reply.error("invalid_request", "id_token_hint and the claims parameter name different users"));
+                return Ok(
+                    reply.error("invalid_request", "id_token_hint and the claims parameter name different users")
+                );
             }
             None => {
-                return Ok(reply.error("invalid_request", "the sub asked for in the claims parameter is not a subject of this provider"));
+                return Ok(reply.error(
+                    "invalid_request",
+                    "the sub asked for in the claims parameter is not a subject of this provider",
+                ));
             }
         },
     };
@@ -182,6 +187,8 @@ pub(super) async fn start(
         return decide(state, session, meta, &client, pending, true).await;
     }
     session::save_pending(session, &pending).await?;
+    // Its pages speak the language it asks for (OIDC Core §3.1.2.1), if we have it.
+    session::language::from_authorization_request(session, p.ui_locales.as_deref()).await?;
     decide(state, session, meta, &client, pending, false).await
 }
 
