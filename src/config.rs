@@ -98,6 +98,9 @@ pub struct ConfigArgs {
     /// Lifetime of an account recovery link, in seconds.
     #[arg(long, env = "LCA_RECOVERY_LINK_TTL_SECS", default_value_t = 3600, global = true)]
     pub recovery_link_ttl_secs: u64,
+    /// Lifetime of a self-service password reset link (seconds, 300 to 86400).
+    #[arg(long, env = "LCA_PASSWORD_RESET_TTL_SECS", default_value_t = 1800, global = true)]
+    pub password_reset_ttl_secs: u64,
     /// Seconds between the janitor's runs in `serve` (0: the server runs no janitor).
     #[arg(long, env = "LCA_JANITOR_INTERVAL", default_value_t = 300, global = true)]
     pub janitor_interval: u64,
@@ -182,6 +185,7 @@ pub struct Lifetimes {
     /// Absolute lifetime of a browser session, from its sign-in.
     pub session_max: Duration,
     pub recovery_link: Duration,
+    pub password_reset: Duration,
 }
 
 /// Brute-force limits of sign-in, per account and per client IP.
@@ -347,6 +351,7 @@ impl Config {
                 session: Duration::from_secs(args.session_ttl_secs.max(60)),
                 session_max: Duration::from_secs(args.session_max_secs.max(60)),
                 recovery_link: Duration::from_secs(args.recovery_link_ttl_secs.clamp(60, 7 * 86400)),
+                password_reset: Duration::from_secs(args.password_reset_ttl_secs.clamp(300, 86400)),
             },
             throttle,
             janitor: JanitorSettings {

@@ -117,6 +117,8 @@ pub fn app(state: AppState) -> Router {
         // The admin pages: every route a line of `pages::admin::ROUTES`.
         .merge(pages::admin::router())
         .route("/recover", get(pages::recover::show).post(pages::recover::submit))
+        .route("/forgot", get(pages::reset::forgot_show).post(pages::reset::forgot_submit))
+        .route("/reset", get(pages::reset::reset_show).post(pages::reset::reset_submit))
         .route("/consent", get(pages::consent::show).post(pages::consent::submit))
         .route(paths::DEVICE, get(pages::device::show).post(pages::device::submit))
         .route("/device/decide", post(pages::device::decide))

@@ -127,6 +127,14 @@ pub const SWEEPS: &[Sweep] = &[
               (SELECT key_hash FROM rate_limits WHERE window_end < now() LIMIT $1) RETURNING 1) \
               SELECT count(*) FROM gone",
     },
+    // Password reset links past their expiry, used or not (a used one works no more either).
+    Sweep {
+        name: "password_resets",
+        scope: Scope::Global,
+        sql: "WITH gone AS (DELETE FROM password_resets WHERE token_hash IN \
+              (SELECT token_hash FROM password_resets WHERE expires_at < now() LIMIT $1) RETURNING 1) \
+              SELECT count(*) FROM gone",
+    },
     // Retired signing keys that have left the JWKS. The runtime role may not delete keys, so
     // this goes through lca_sweep_signing_keys (migrations/0007), which deletes only those.
     Sweep { name: "signing_keys", scope: Scope::Global, sql: "SELECT lca_sweep_signing_keys($1)" },

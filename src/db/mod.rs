@@ -27,6 +27,7 @@ pub mod families;
 pub mod janitor;
 pub mod memberships;
 pub mod mfa;
+pub mod password_resets;
 pub mod rate_limits;
 pub mod recovery;
 pub mod refresh_tokens;

@@ -197,6 +197,22 @@ pub struct Text {
     pub mail_when: &'static str,
     pub mail_ip: &'static str,
     pub mail_not_you: &'static str,
+    /// Self-service password reset (`pages::reset`) and its mail.
+    pub forgot_link: &'static str,
+    pub forgot_title: &'static str,
+    pub forgot_intro: &'static str,
+    pub forgot_submit: &'static str,
+    pub forgot_sent_title: &'static str,
+    pub forgot_sent_body: &'static str,
+    pub reset_title: &'static str,
+    pub reset_intro: &'static str,
+    pub reset_submit: &'static str,
+    pub reset_invalid: &'static str,
+    pub reset_done: &'static str,
+    pub mail_reset_subject: &'static str,
+    pub mail_reset_body: &'static str,
+    pub mail_reset_expires: &'static str,
+    pub mail_reset_not_you: &'static str,
 }
 
 /// English.
@@ -313,6 +329,21 @@ pub static EN: Text = Text {
     mail_when: "When",
     mail_ip: "From IP address",
     mail_not_you: "If this was not you, contact your administrator straight away: they can send you a recovery link.",
+    forgot_link: "Forgot your password?",
+    forgot_title: "Reset your password",
+    forgot_intro: "Enter the email address of your account. If there is an account with it, we mail it a link to choose a new password.",
+    forgot_submit: "Send the link",
+    forgot_sent_title: "Check your email",
+    forgot_sent_body: "If there is an account with that address, a link to choose a new password is on its way. It works once, and not for long. Nothing arrived? Check your spam folder, or ask again in a few minutes.",
+    reset_title: "Choose a new password",
+    reset_intro: "Choose a new password for your account. Every session is signed out; two-step verification stays as it is.",
+    reset_submit: "Set password",
+    reset_invalid: "This link is not valid: it was used already, it expired, or it is mistyped. Ask for a new one.",
+    reset_done: "Your password is set. Sign in with it.",
+    mail_reset_subject: "Choose a new LaventeCare password",
+    mail_reset_body: "Someone asked to reset the password of your LaventeCare account. To choose a new one, open this link; it works once:",
+    mail_reset_expires: "It expires on",
+    mail_reset_not_you: "If you did not ask for this, ignore this mail: your password stays as it is.",
 };
 
 /// Dutch.
@@ -429,6 +460,21 @@ pub static NL: Text = Text {
     mail_when: "Wanneer",
     mail_ip: "Vanaf IP-adres",
     mail_not_you: "Was jij dit niet? Neem dan meteen contact op met je beheerder: die kan je een herstellink sturen.",
+    forgot_link: "Wachtwoord vergeten?",
+    forgot_title: "Je wachtwoord opnieuw instellen",
+    forgot_intro: "Vul het e-mailadres van je account in. Als er een account met dat adres is, mailen we er een link naartoe om een nieuw wachtwoord te kiezen.",
+    forgot_submit: "Link versturen",
+    forgot_sent_title: "Kijk in je mail",
+    forgot_sent_body: "Als er een account met dat adres is, is er een link onderweg om een nieuw wachtwoord te kiezen. Hij werkt één keer, en niet lang. Niets ontvangen? Kijk in je spammap, of vraag het over een paar minuten opnieuw.",
+    reset_title: "Kies een nieuw wachtwoord",
+    reset_intro: "Kies een nieuw wachtwoord voor je account. Elke sessie wordt uitgelogd; verificatie in twee stappen blijft zoals hij is.",
+    reset_submit: "Wachtwoord instellen",
+    reset_invalid: "Deze link is niet geldig: hij is al gebruikt, verlopen, of verkeerd overgetypt of gekopieerd. Vraag een nieuwe aan.",
+    reset_done: "Je wachtwoord is ingesteld. Log ermee in.",
+    mail_reset_subject: "Kies een nieuw LaventeCare-wachtwoord",
+    mail_reset_body: "Iemand heeft gevraagd het wachtwoord van je LaventeCare-account opnieuw in te stellen. Open deze link om een nieuw wachtwoord te kiezen; hij werkt één keer:",
+    mail_reset_expires: "Hij verloopt op",
+    mail_reset_not_you: "Heb je hier niet om gevraagd? Dan kun je deze mail negeren: je wachtwoord blijft zoals het is.",
 };
 
 /// The words of the admin pages (`pages::admin`), apart from the login pages' so that a

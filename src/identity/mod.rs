@@ -4,6 +4,7 @@ pub mod mfa;
 pub mod password;
 pub mod profile;
 pub mod recovery;
+pub mod reset;
 pub mod security;
 pub mod throttle;
 

@@ -287,7 +287,7 @@ pub async fn change_password(
 }
 
 /// The notice of a password change, to the account's address: when, and from where.
-fn password_changed_mail(lang: Lang, email: &str, meta: &RequestMeta) -> Mail {
+pub(crate) fn password_changed_mail(lang: Lang, email: &str, meta: &RequestMeta) -> Mail {
     let t = lang.text();
     let ip = meta.ip.map(|ip| ip.to_string()).unwrap_or_default();
     let body = format!(

@@ -9,6 +9,7 @@ pub mod device;
 pub mod login;
 pub mod mfa;
 pub mod recover;
+pub mod reset;
 pub mod tenant;
 
 use askama::Template;

@@ -50,6 +50,7 @@ mod proxies;
 #[path = "../../benches/common/server.rs"]
 #[allow(dead_code)]
 mod release_server;
+mod reset;
 mod rls;
 mod rls_login;
 mod rotation;

@@ -20,6 +20,9 @@ const NO_RLS_ALLOWLIST: &[&str] = &[
     // Request counters of unauthenticated endpoints (migrations/0012): keys are SHA-256 of a
     // client_id or an IP, counted before any tenant is known; no tenant data.
     "rate_limits",
+    // Password reset links (migrations/0021): like an identity, global; found only by the
+    // SHA-256 of a 256-bit random token; no tenant data.
+    "password_resets",
 ];
 
 /// Everything wrong with RLS in the `public` schema, one line per problem.
