@@ -71,7 +71,7 @@ impl Mailer {
         tokio::spawn(async move {
             let (to, subject) = (mail.to.clone(), mail.subject.clone());
             if let Err(e) = mailer.send(mail).await {
-                tracing::error!(to, subject, error = %e, "a mail could not be sent");
+                tracing::error!(to, subject, error = format!("{e:#}"), "a mail could not be sent");
             }
         });
     }

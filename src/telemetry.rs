@@ -22,6 +22,10 @@ pub fn init(config: &Config, default_filter: &str) -> Option<sentry::ClientInitG
                 .before_send(|mut event| {
                     scrub(&mut event);
                     Some(event)
+                })
+                .before_breadcrumb(|mut crumb| {
+                    scrub_breadcrumb(&mut crumb);
+                    Some(crumb)
                 }),
         )
     });
@@ -68,9 +72,25 @@ fn scrub(event: &mut sentry::protocol::Event<'static>) {
     }
 }
 
+/// Info lines become breadcrumbs of the next error event. A mail logged for a local run
+/// (`mail`, without `LCA_SMTP_URL`) carries its body, one-time link and all: that field stays
+/// in the log and never goes to Sentry.
+fn scrub_breadcrumb(crumb: &mut sentry::protocol::Breadcrumb) {
+    crumb.data.remove("body");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn breadcrumbs_lose_mail_bodies() {
+        let mut crumb = sentry::protocol::Breadcrumb::default();
+        crumb.data.insert("body".into(), "https://id.example.com/reset?token=s3cret".into());
+        crumb.data.insert("to".into(), "ann@example.com".into());
+        scrub_breadcrumb(&mut crumb);
+        assert_eq!(crumb.data.keys().collect::<Vec<_>>(), ["to"]);
+    }
 
     /// A request's query, cookies and credentials never reach Sentry; its path does.
     #[test]

@@ -6,9 +6,11 @@
 //!   the mail after it has answered).
 //! - At most [`PER_ACCOUNT_PER_HOUR`] links an hour per account (more asks send nothing),
 //!   so the page cannot be used to flood someone's mailbox; the caller bounds asks per IP.
-//! - A link works once, for `LCA_PASSWORD_RESET_TTL_SECS`; setting a password spends every
-//!   other open link of the user, bumps the security stamp (every session and token family
-//!   ends) and leaves the second factor as it is: a mailbox alone is not a second factor.
+//! - A link works once, for `LCA_PASSWORD_RESET_TTL_SECS`, for an account that is still
+//!   active; setting a password bumps the security stamp (every session and token family
+//!   ends, and `security::end_sessions_and_families` spends the user's other open links, as it
+//!   does for every password change, recovery and "sign out everywhere") and leaves the second
+//!   factor as it is: a mailbox alone is not a second factor.
 //!   (An administrator's recovery link, `identity::recovery`, resets that too.)
 //! - Asked and used links are audited in the user's tenants; unknown addresses write nothing,
 //!   so a flood of them is no flood of rows.
@@ -64,7 +66,9 @@ pub async fn request(
     let expires_at = Utc::now() + chrono::Duration::from_std(config.ttl.password_reset).unwrap_or_default();
     db::password_resets::insert(&mut tx, &token.hash(), user.id, expires_at).await?;
     tx.switch_user(user.id).await?;
-    let address = db::users::claims(&mut tx, user.id).await?.map(|c| c.email).unwrap_or_else(|| email.to_owned());
+    let Some(address) = db::users::claims(&mut tx, user.id).await?.map(|c| c.email) else {
+        return Ok(None);
+    };
     let actor = Actor { kind: "user", id: Some(user.id.to_string()), ..origin.clone() };
     let details = serde_json::json!({ "expires_at": expires_at });
     let event = actor.event("password_reset.requested", ("user", Some(user.id.to_string())), details);
@@ -96,12 +100,16 @@ pub async fn complete(
         tx.commit().await?;
         return Ok(None);
     };
-    db::password_resets::end_for_user(&mut tx, user_id).await?;
     tx.switch_user(user_id).await?;
+    // Disabled since the link was asked for: nothing changes (the transaction rolls back).
+    let Some(user) = db::users::claims(&mut tx, user_id).await?.filter(|u| u.status == UserStatus::Active) else {
+        return Ok(None);
+    };
     db::users::set_password(&mut tx, user_id, password_hash).await?;
     let actor = Actor { kind: "user", id: Some(user_id.to_string()), ..origin.clone() };
+    // Ends the user's other open links too.
     let ended = security::end_sessions_and_families(&mut tx, &actor, user_id, None, "password_reset").await?;
-    let email = db::users::claims(&mut tx, user_id).await?.map(|c| c.email).unwrap_or_default();
+    let email = user.email;
     let details = serde_json::json!({ "sessions_ended": ended.sessions, "families_revoked": ended.families });
     let event = actor.event("password_reset.used", ("user", Some(user_id.to_string())), details);
     security::append_for_user(&mut tx, user_id, &event).await?;

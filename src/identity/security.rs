@@ -18,7 +18,7 @@ pub struct Ended {
 /// Signs the user out everywhere: gives them a new security stamp (so anything made under the
 /// old one is refused even where a row below is missed), ends every browser session that
 /// holds them but `keep` (the hash of the current one), every live token family of theirs in
-/// every tenant, and approved device requests not yet redeemed. Runs in the caller's
+/// every tenant, approved device requests not yet redeemed, and open password reset links. Runs in the caller's
 /// transaction, so it commits with the action that caused it (password change, MFA reset,
 /// recovery, "sign out everywhere"), and each ended family is audited as done by `actor`.
 /// The transaction is switched to act for the user.
@@ -32,6 +32,8 @@ pub async fn end_sessions_and_families(
     tx.switch_user(user_id).await?;
     let stamp = db::users::bump_security_stamp(tx, user_id).await?;
     let sessions = db::browser_sessions::end_for_user(tx, user_id, keep).await?;
+    // A password reset link asked for before this must not outlive it.
+    db::password_resets::end_for_user(tx, user_id).await?;
     let mut families = 0;
     let original = tx.tenant_id();
     for tenant in db::families::tenants_of_user(tx, user_id).await? {

@@ -79,11 +79,12 @@ pub async fn forgot_submit(
         match reset::request(&db, &config, &email, &origin).await {
             Ok(Some(issued)) => {
                 if let Err(e) = mailer.send(reset_mail(lang, &issued)).await {
-                    tracing::error!(user = %issued.user_id, error = %e, "the password reset mail could not be sent");
+                    let error = format!("{e:#}");
+                    tracing::error!(user = %issued.user_id, error, "the password reset mail could not be sent");
                 }
             }
             Ok(None) => {}
-            Err(e) => tracing::error!(error = %e, "a password reset request failed"),
+            Err(e) => tracing::error!(error = ?e, "a password reset request failed"),
         }
     });
     let t = lang.text();
@@ -164,6 +165,8 @@ pub async fn reset_submit(
         return Ok(invalid(t));
     };
     session::sign_out(&session).await?;
+    // The account's sign-in failures are forgiven, as after any password change.
+    throttle::succeeded(&state.db, &throttle::Attempt::new(&email, meta.ip)).await?;
     state.mailer.send_later(crate::pages::account::password_changed_mail(lang, &email, &meta));
     let page = NoticePage { t, title: t.reset_title, body: t.reset_done, code: None, next: Some("/login") };
     Ok(render(StatusCode::OK, &page, &[]))

@@ -184,7 +184,9 @@ impl Step {
     }
 }
 
-/// A browser: keeps cookies, follows the provider's own redirects, stops at foreign ones.
+/// A browser: keeps cookies, follows the provider's own redirects, stops at foreign ones. A
+/// clone is the same browser (one cookie jar), as a second tab.
+#[derive(Clone)]
 pub struct Browser {
     http: reqwest::Client,
     issuer: String,
