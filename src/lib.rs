@@ -18,6 +18,7 @@ pub mod identity;
 pub mod janitor;
 pub mod mail;
 pub mod master_key;
+pub mod notify;
 pub mod pages;
 pub mod protocol;
 pub mod render;

@@ -166,6 +166,7 @@ async fn reset_mfa(
     Path(user_id): Path<Uuid>,
 ) -> Result<axum::Json<SignedOut>, AppError> {
     let ended = members::act_on(&state.db, &caller, user_id, MemberAction::ResetMfa).await?;
+    crate::notify::send(&state, user_id, crate::notify::Notice::MfaReset).await;
     Ok(axum::Json(SignedOut { sessions_ended: ended.sessions, families_revoked: ended.families }))
 }
 

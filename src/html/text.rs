@@ -213,6 +213,12 @@ pub struct Text {
     pub mail_reset_body: &'static str,
     pub mail_reset_expires: &'static str,
     pub mail_reset_not_you: &'static str,
+    /// Account notices (`notify`).
+    pub mail_mfa_reset_subject: &'static str,
+    pub mail_mfa_reset_body: &'static str,
+    pub mail_device_subject: &'static str,
+    pub mail_device_body: &'static str,
+    pub mail_device_not_you: &'static str,
 }
 
 /// English.
@@ -344,6 +350,11 @@ pub static EN: Text = Text {
     mail_reset_body: "Someone asked to reset the password of your LaventeCare account. To choose a new one, open this link; it works once:",
     mail_reset_expires: "It expires on",
     mail_reset_not_you: "If you did not ask for this, ignore this mail: your password stays as it is.",
+    mail_mfa_reset_subject: "Two-step verification was reset on your LaventeCare account",
+    mail_mfa_reset_body: "An administrator reset two-step verification on your LaventeCare account, and every session was signed out. You will set it up again at your next sign-in.",
+    mail_device_subject: "A device was connected to your LaventeCare account",
+    mail_device_body: "You approved a device, which can now use your LaventeCare account:",
+    mail_device_not_you: "If this was not you, disconnect the device on your account page and change your password.",
 };
 
 /// Dutch.
@@ -475,6 +486,11 @@ pub static NL: Text = Text {
     mail_reset_body: "Iemand heeft gevraagd het wachtwoord van je LaventeCare-account opnieuw in te stellen. Open deze link om een nieuw wachtwoord te kiezen; hij werkt één keer:",
     mail_reset_expires: "Hij verloopt op",
     mail_reset_not_you: "Heb je hier niet om gevraagd? Dan kun je deze mail negeren: je wachtwoord blijft zoals het is.",
+    mail_mfa_reset_subject: "Verificatie in twee stappen van je LaventeCare-account is gereset",
+    mail_mfa_reset_body: "Een beheerder heeft verificatie in twee stappen van je LaventeCare-account gereset, en je bent overal uitgelogd. Bij de volgende keer inloggen stel je die opnieuw in.",
+    mail_device_subject: "Er is een apparaat aan je LaventeCare-account gekoppeld",
+    mail_device_body: "Je hebt een apparaat goedgekeurd dat nu je LaventeCare-account kan gebruiken:",
+    mail_device_not_you: "Was jij dit niet? Ontkoppel het apparaat dan op je accountpagina en wijzig je wachtwoord.",
 };
 
 /// The words of the admin pages (`pages::admin`), apart from the login pages' so that a

@@ -181,6 +181,10 @@ pub async fn decide(
     event.details = serde_json::json!({ "user_code": display_user_code(&found.code), "scope": found.scope });
     audit::append(&mut tx, &event).await?;
     tx.commit().await?;
+    if approve {
+        crate::notify::send(&state, who.user_id, crate::notify::Notice::DeviceConnected { device: &found.client.name })
+            .await;
+    }
     let t = lang.text();
     let (title, body) = if approve {
         (t.device_approved_title, t.device_approved_body)

@@ -15,7 +15,7 @@ const LAYERS: &[(&str, &[&[&str]])] = &[
     ("base", &[&["secrets", "service_error"], &["config"], &["mail", "master_key", "telemetry"]]),
     ("data", &[&["vocabulary"], &["db"]]),
     ("domain", &[&["tokens"], &["identity"], &["tenancy"], &["clients"], &["admin"]]),
-    ("HTTP edge", &[&["html"], &["error"], &["extract", "render", "state"], &["session"]]),
+    ("HTTP edge", &[&["html"], &["error"], &["extract", "render", "state"], &["notify", "session"]]),
     ("surfaces", &[&["protocol"], &["api", "pages"]]),
     ("application", &[&["bootstrap", "health", "janitor", "scrape"], &[""], &["cli"]]),
 ];

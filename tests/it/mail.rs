@@ -1,7 +1,8 @@
 //! Mail (issue #14, "Email"): the provider's SMTP client (lettre) delivers to a real SMTP
 //! server on loopback (`smtp::Sink`). A password change is mailed to the account, in the
-//! user's language, saying when and from where; a mail server that is down does not fail the
-//! change; a password for the mail server never travels in the clear to another machine.
+//! user's language, saying when and from where; so are an administrator's reset of the
+//! second factor and a device the user connected; a mail server that is down does not fail
+//! the change; a password for the mail server never travels in the clear to another machine.
 
 use laventecare_auth::html::text::{EN, NL};
 use laventecare_auth::mail::Mailer;
@@ -50,6 +51,34 @@ async fn a_password_change_is_mailed_to_the_account_in_its_language() {
     assert_eq!(mail.header("Subject").as_deref(), Some(NL.mail_password_changed_subject));
     assert!(mail.body().contains(NL.mail_not_you), "{}", mail.body());
     assert_eq!(sink.all().len(), 2, "one mail per change");
+}
+
+/// Ann approves a device: she is told which, in her language. An administrator resets her
+/// second factor through the admin API: she is told that too.
+#[tokio::test]
+async fn an_mfa_reset_and_a_connected_device_are_mailed_to_the_user() {
+    let sink = Sink::start().await;
+    let url = sink.url();
+    let p = Provider::start_with(&[("LCA_SMTP_URL", &url)]).await;
+    let ann = crate::mfa::user_id(&p, &p.email).await;
+    let mut db = p.t.owner().await;
+    sqlx::query("UPDATE users SET locale = 'nl-BE' WHERE id = $1").bind(ann).execute(&mut db).await.unwrap();
+
+    let device = crate::device::device_client(&p).await;
+    crate::device::approved(&p, &device).await;
+    let mail = sink.nth_to(&p.email, 1).await;
+    assert_eq!(mail.header("Subject").as_deref(), Some(NL.mail_device_subject));
+    let name = laventecare_auth::clients::find(&p.t.db, &device).await.unwrap().unwrap().name;
+    assert!(mail.body().contains(&format!("{} {name}", NL.mail_device_body)), "{}", mail.body());
+    let admin = crate::api::service_token(&p, "acme", laventecare_auth::vocabulary::Role::Admin).await;
+    let res =
+        p.http().post(p.url(&format!("/api/v1/members/{ann}/reset-mfa"))).bearer_auth(&admin).send().await.unwrap();
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    let mail = sink.nth_to(&p.email, 2).await;
+    assert_eq!(mail.header("Subject").as_deref(), Some(NL.mail_mfa_reset_subject));
+    assert!(mail.body().contains(NL.mail_mfa_reset_body), "{}", mail.body());
+
+    assert_eq!(sink.all().len(), 2);
 }
 
 /// The mail server is down: the change is made and answered all the same (the notice is sent

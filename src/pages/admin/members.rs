@@ -15,6 +15,7 @@ use crate::error::AppError;
 use crate::extract::Query;
 use crate::html::text::{ADMIN, AdminText, EN, Text};
 use crate::identity::recovery::MemberAction;
+use crate::notify;
 use crate::service_error::ServiceError;
 use crate::session::{self, SessionForm};
 use crate::vocabulary::Role;
@@ -110,6 +111,9 @@ pub async fn sign_out(ctx: Ctx, Path((_, user_id)): MemberPath, _: Button) -> Re
 /// answer is the sign-in page.
 async fn act_on(ctx: Ctx, user_id: Uuid, action: MemberAction, notice: &str) -> Result<Response, AppError> {
     admin::members::act_on(&ctx.state.db, &ctx.caller, user_id, action).await.map_err(refused)?;
+    if matches!(action, MemberAction::ResetMfa) {
+        notify::send(&ctx.state, user_id, notify::Notice::MfaReset).await;
+    }
     if ctx.caller.user_id() == Some(user_id) {
         session::sign_out(&ctx.session).await?;
         return Ok(Redirect::to("/login").into_response());
