@@ -101,6 +101,12 @@ pub struct ConfigArgs {
     /// Lifetime of a self-service password reset link (seconds, 300 to 86400).
     #[arg(long, env = "LCA_PASSWORD_RESET_TTL_SECS", default_value_t = 1800, global = true)]
     pub password_reset_ttl_secs: u64,
+    /// Lifetime of an email verification link (seconds, 300 to 604800).
+    #[arg(long, env = "LCA_EMAIL_VERIFICATION_TTL_SECS", default_value_t = 86400, global = true)]
+    pub email_verification_ttl_secs: u64,
+    /// Lifetime of an invitation to a tenant (seconds, 3600 to 2592000).
+    #[arg(long, env = "LCA_INVITATION_TTL_SECS", default_value_t = 7 * 86400, global = true)]
+    pub invitation_ttl_secs: u64,
     /// Seconds between the janitor's runs in `serve` (0: the server runs no janitor).
     #[arg(long, env = "LCA_JANITOR_INTERVAL", default_value_t = 300, global = true)]
     pub janitor_interval: u64,
@@ -186,6 +192,8 @@ pub struct Lifetimes {
     pub session_max: Duration,
     pub recovery_link: Duration,
     pub password_reset: Duration,
+    pub email_verification: Duration,
+    pub invitation: Duration,
 }
 
 /// Brute-force limits of sign-in, per account and per client IP.
@@ -352,6 +360,8 @@ impl Config {
                 session_max: Duration::from_secs(args.session_max_secs.max(60)),
                 recovery_link: Duration::from_secs(args.recovery_link_ttl_secs.clamp(60, 7 * 86400)),
                 password_reset: Duration::from_secs(args.password_reset_ttl_secs.clamp(300, 86400)),
+                email_verification: Duration::from_secs(args.email_verification_ttl_secs.clamp(300, 7 * 86400)),
+                invitation: Duration::from_secs(args.invitation_ttl_secs.clamp(3600, 30 * 86400)),
             },
             throttle,
             janitor: JanitorSettings {

@@ -115,6 +115,9 @@ pub fn app(state: AppState) -> Router {
         .route("/account/backup-codes", post(pages::account::regenerate_backup_codes))
         .route("/account/sessions/end", post(pages::account::end_session))
         .route("/account/sign-out-everywhere", post(pages::account::sign_out_everywhere))
+        .route("/account/verify-email", post(pages::verify::send))
+        .route("/verify-email", get(pages::verify::show).post(pages::verify::confirm))
+        .route("/invite", get(pages::invite::show).post(pages::invite::accept))
         // The admin pages: every route a line of `pages::admin::ROUTES`.
         .merge(pages::admin::router())
         .route("/recover", get(pages::recover::show).post(pages::recover::submit))

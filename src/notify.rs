@@ -1,8 +1,9 @@
-//! Notices mailed to a user about their own account (ARCHITECTURE.md, "Mail"), when someone
-//! else may have acted on it: an administrator reset their second factor, or a device was
-//! connected. They go to the account's address in the user's own language (their profile's
-//! `locale`, else English), in the background; a notice that cannot be made is logged, never
-//! a failure of the action that caused it.
+//! Mail to a user (ARCHITECTURE.md, "Mail"): notices about their own account, when someone
+//! else may have acted on it (an administrator reset their second factor, or a device was
+//! connected), and the mails that carry an invitation or an email verification link. Notices
+//! go to the account's address in the user's own language (their profile's `locale`, else
+//! English), in the background; a notice that cannot be made is logged, never a failure of
+//! the action that caused it.
 
 use uuid::Uuid;
 
@@ -32,10 +33,9 @@ pub async fn send(state: &AppState, user_id: Uuid, notice: Notice<'_>) {
 async fn compose(state: &AppState, user_id: Uuid, notice: Notice<'_>) -> Result<Option<Mail>, sqlx::Error> {
     let mut tx = state.db.user(user_id).await?;
     let email = db::users::claims(&mut tx, user_id).await?.map(|c| c.email);
-    let locale = db::users::profile(&mut tx, user_id).await?.and_then(|p| p.locale);
     tx.commit().await?;
     let Some(email) = email else { return Ok(None) };
-    let lang = locale.as_deref().and_then(Lang::from_tag).unwrap_or_default();
+    let lang = profile_lang(state, user_id).await?;
     let t: &Text = lang.text();
     let when = format!("{}: {}", t.mail_when, lang.datetime(chrono::Utc::now()));
     let (subject, body) = match notice {
@@ -47,4 +47,67 @@ async fn compose(state: &AppState, user_id: Uuid, notice: Notice<'_>) -> Result<
         }
     };
     Ok(Some(Mail { to: email, subject: subject.to_owned(), body }))
+}
+
+/// The mail that carries an invitation, in `lang` (the inviter's page language: the invitee's
+/// own is not known before they have an account in this tenant).
+pub fn invitation_mail(lang: Lang, invited: &crate::tenancy::invitations::Invited) -> Mail {
+    use crate::secrets::ExposeSecret;
+    let t = lang.text();
+    let body = format!(
+        "{}\n\n{} ({})\n\n{}\n\n{}\n\n{} {}.\n\n{}\n",
+        t.mail_invite_body,
+        invited.tenant_name,
+        invited.role,
+        t.mail_invite_accept,
+        invited.link.expose_secret(),
+        t.mail_reset_expires,
+        lang.datetime(invited.expires_at),
+        t.mail_invite_not_you
+    );
+    Mail { to: invited.email.clone(), subject: format!("{} {}", t.mail_invite_subject, invited.tenant_name), body }
+}
+
+/// The mail that carries an email verification link, in `lang`.
+pub fn verification_mail(lang: Lang, issued: &crate::identity::verification::Issued) -> Mail {
+    use crate::secrets::ExposeSecret;
+    let t = lang.text();
+    let body = format!(
+        "{}\n\n{}\n\n{} {}.\n\n{}\n",
+        t.mail_verify_body,
+        issued.link.expose_secret(),
+        t.mail_reset_expires,
+        lang.datetime(issued.expires_at),
+        t.mail_verify_not_you
+    );
+    Mail { to: issued.email.clone(), subject: t.mail_verify_subject.to_owned(), body }
+}
+
+/// Makes a verification link for `user_id` and mails it in the user's profile language (when
+/// an account is created with a password). Logged, never a failure of what caused it.
+pub async fn send_verification(state: &AppState, user_id: Uuid, origin: &crate::db::audit::Actor) {
+    let issued = match crate::identity::verification::issue(&state.db, &state.config, user_id, origin).await {
+        Ok(Ok(issued)) => issued,
+        Ok(Err(_)) => return,
+        Err(e) => {
+            tracing::error!(user = %user_id, error = %e, "an email verification link could not be made");
+            return;
+        }
+    };
+    let lang = match profile_lang(state, user_id).await {
+        Ok(lang) => lang,
+        Err(e) => {
+            tracing::error!(user = %user_id, error = %e, "the user's language could not be read");
+            Lang::default()
+        }
+    };
+    state.mailer.send_later(verification_mail(lang, &issued));
+}
+
+/// The user's profile language, else English.
+async fn profile_lang(state: &AppState, user_id: Uuid) -> Result<Lang, sqlx::Error> {
+    let mut tx = state.db.user(user_id).await?;
+    let locale = db::users::profile(&mut tx, user_id).await?.and_then(|p| p.locale);
+    tx.commit().await?;
+    Ok(locale.as_deref().and_then(Lang::from_tag).unwrap_or_default())
 }

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod caller;
 pub mod clients;
 pub mod devices;
+pub mod invitations;
 pub mod members;
 pub mod page;
 pub mod permissions;

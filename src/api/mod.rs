@@ -10,6 +10,7 @@ pub mod audit;
 pub mod caller;
 pub mod clients;
 pub mod devices;
+pub mod invitations;
 pub mod members;
 pub mod platform;
 pub mod sessions;
@@ -93,6 +94,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     let resources = members::routes()
         .merge(clients::routes())
         .merge(devices::routes())
+        .merge(invitations::routes())
         .merge(sessions::routes())
         .merge(audit::routes())
         .merge(settings::routes())

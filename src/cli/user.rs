@@ -16,13 +16,18 @@ use crate::{identity, tenancy};
 
 #[derive(Subcommand, Debug)]
 pub enum UserCommand {
-    /// Create a user; the password is read from the first line of standard input.
+    /// Create a user; the password is read from the first line of standard input. A link to
+    /// verify the address is mailed to it (through `LCA_SMTP_URL`; without it, to the log).
     Create {
         #[arg(long)]
         email: String,
         /// Read the password from standard input (required: passwords never go in arguments).
         #[arg(long, required = true)]
         password_stdin: bool,
+        /// Send no verification link (the address stays unverified until one is asked for on
+        /// the account page).
+        #[arg(long)]
+        no_verification_mail: bool,
         #[arg(long)]
         json: bool,
     },
@@ -98,10 +103,15 @@ pub(super) async fn run(
     operator: &Actor,
 ) -> anyhow::Result<()> {
     match command {
-        UserCommand::Create { email, password_stdin: _, json } => {
+        UserCommand::Create { email, password_stdin: _, no_verification_mail, json } => {
             let password = read_password_line()?;
-            let created = identity::create_user(db, hasher, &email, &password).await?;
-            print(json, &created, || format!("created user {} ({})", created.email, created.user_id))?;
+            let user = identity::create_user(db, hasher, &email, &password).await?;
+            let verification_mailed = !no_verification_mail && mail_verification(config, db, operator, &user).await;
+            let created = Created { user, verification_mailed };
+            print(json, &created, || {
+                let mailed = if verification_mailed { "; a verification link was mailed" } else { "" };
+                format!("created user {} ({}){mailed}", created.user.email, created.user.user_id)
+            })?;
         }
         UserCommand::Recover { email, tenant, json } => {
             let issued = recover_user(config, db, operator, &email, &tenant).await?;
@@ -118,6 +128,38 @@ pub(super) async fn run(
         }
     }
     Ok(())
+}
+
+/// What `user create` prints.
+#[derive(serde::Serialize)]
+struct Created {
+    #[serde(flatten)]
+    user: identity::CreatedUser,
+    /// Whether a verification link went to the address.
+    verification_mailed: bool,
+}
+
+/// Mails a verification link to a new user (in English: a new account has no language yet).
+/// A failure is reported and does not undo the account.
+async fn mail_verification(config: &Config, db: &Database, operator: &Actor, user: &identity::CreatedUser) -> bool {
+    let sent = async {
+        let mailer = crate::mail::Mailer::from_config(config)?;
+        match identity::verification::issue(db, config, user.user_id, operator).await? {
+            Ok(issued) => {
+                let lang = crate::html::text::Lang::default();
+                mailer.send(crate::notify::verification_mail(lang, &issued)).await?;
+                anyhow::Ok(true)
+            }
+            Err(_) => Ok(false),
+        }
+    };
+    match sent.await {
+        Ok(sent) => sent,
+        Err(e) => {
+            eprintln!("warning: no verification link was mailed to {}: {e:#}", user.email);
+            false
+        }
+    }
 }
 
 /// `user set-profile`: any user, by email.

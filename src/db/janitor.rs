@@ -135,6 +135,23 @@ pub const SWEEPS: &[Sweep] = &[
               (SELECT token_hash FROM password_resets WHERE expires_at < now() LIMIT $1) RETURNING 1) \
               SELECT count(*) FROM gone",
     },
+    // Email verification links past their expiry (migrations/0022).
+    Sweep {
+        name: "email_verifications",
+        scope: Scope::Global,
+        sql: "WITH gone AS (DELETE FROM email_verifications WHERE token_hash IN \
+              (SELECT token_hash FROM email_verifications WHERE expires_at < now() LIMIT $1) RETURNING 1) \
+              SELECT count(*) FROM gone",
+    },
+    // Invitations accepted, revoked or expired (the audit log keeps their record).
+    Sweep {
+        name: "invitations",
+        scope: Scope::PerTenant,
+        sql: "WITH gone AS (DELETE FROM invitations WHERE (tenant_id, id) IN \
+              (SELECT tenant_id, id FROM invitations \
+               WHERE accepted_at IS NOT NULL OR revoked_at IS NOT NULL OR expires_at < now() LIMIT $1) \
+               RETURNING 1) SELECT count(*) FROM gone",
+    },
     // Retired signing keys that have left the JWKS. The runtime role may not delete keys, so
     // this goes through lca_sweep_signing_keys (migrations/0007), which deletes only those.
     Sweep { name: "signing_keys", scope: Scope::Global, sql: "SELECT lca_sweep_signing_keys($1)" },

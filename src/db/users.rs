@@ -154,3 +154,16 @@ pub async fn set_password(tx: &mut Tx, user_id: Uuid, hash: &str) -> Result<(), 
         .await?;
     Ok(())
 }
+
+/// Marks the user's address verified, if `email` is still their address (case aside); `false`
+/// when it is not (the transaction must act for the user).
+pub async fn verify_email(tx: &mut Tx, user_id: Uuid, email: &str) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE users SET email_verified = true, updated_at = now() WHERE id = $1 AND lower(email) = lower($2)",
+    )
+    .bind(user_id)
+    .bind(email)
+    .execute(tx.conn())
+    .await?;
+    Ok(done.rows_affected() == 1)
+}

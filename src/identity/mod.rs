@@ -7,6 +7,7 @@ pub mod recovery;
 pub mod reset;
 pub mod security;
 pub mod throttle;
+pub mod verification;
 
 use uuid::Uuid;
 

@@ -75,7 +75,7 @@ async fn signed_in(state: &AppState, session: &Session) -> Result<Result<SignedI
 /// The signed-in user of an account page, as [`signed_in`] finds them; otherwise the page
 /// answers with the redirect to sign in (or step up) and come back. Body extractors (the
 /// form, its CSRF check) run after it.
-pub struct AccountUser(SignedIn);
+pub struct AccountUser(pub SignedIn);
 
 impl FromRequestParts<AppState> for AccountUser {
     type Rejection = Response;
@@ -98,6 +98,17 @@ pub async fn show(
     AccountUser(who): AccountUser,
 ) -> Result<Response, AppError> {
     page(&state, &session, lang, &who, None, None, StatusCode::OK).await
+}
+
+/// The account page with a notice at the top (for the account's actions in other modules).
+pub(crate) async fn notice_page(
+    state: &AppState,
+    session: &Session,
+    lang: Lang,
+    who: &SignedIn,
+    notice: &str,
+) -> Result<Response, AppError> {
+    page(state, session, lang, who, Some(notice), None, StatusCode::OK).await
 }
 
 async fn page(

@@ -6,11 +6,13 @@ pub mod account;
 pub mod admin;
 pub mod consent;
 pub mod device;
+pub mod invite;
 pub mod login;
 pub mod mfa;
 pub mod recover;
 pub mod reset;
 pub mod tenant;
+pub mod verify;
 
 use askama::Template;
 use axum::http::{HeaderValue, StatusCode, header};

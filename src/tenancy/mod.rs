@@ -1,6 +1,7 @@
 //! Tenants, memberships and roles (ARCHITECTURE.md, "Tenancy"): tenants here, memberships in
 //! [`members`].
 
+pub mod invitations;
 pub mod members;
 
 pub use members::{AddedMember, MembershipChange, add_member, add_member_by, remove_member, set_role};

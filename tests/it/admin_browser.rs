@@ -14,7 +14,7 @@ use fantoccini::Locator;
 impl Chrome {
     /// Signs in at the login page with the password, then the TOTP code of `secret` (the next
     /// step's: the enrolment used this one's).
-    async fn sign_in(&self, p: &Provider, email: &str, secret: &str) {
+    pub(crate) async fn sign_in(&self, p: &Provider, email: &str, secret: &str) {
         self.c().goto(&p.url("/admin")).await.unwrap();
         self.wait_for("input#email").await.send_keys(email).await.unwrap();
         self.wait_for("input#password").await.send_keys(PASSWORD).await.unwrap();
@@ -28,7 +28,7 @@ impl Chrome {
 }
 
 /// A user with `role` in acme who has enrolled TOTP (through the scripted browser); the key.
-async fn with_totp(p: &Provider, email: &str, role: Role) -> String {
+pub(crate) async fn with_totp(p: &Provider, email: &str, role: Role) -> String {
     let hasher = identity::PasswordHasher::new();
     identity::create_user(&p.t.db, &hasher, email, PASSWORD).await.unwrap();
     tenancy::add_member(&p.t.db, "acme", email, role).await.unwrap();

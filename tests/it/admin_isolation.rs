@@ -37,6 +37,13 @@ const LISTS: &[(&str, List)] = &[
     ("members_list", List::Items("SELECT to_jsonb(count(*)) FROM memberships WHERE tenant_id = $1")),
     ("clients_list", List::Items("SELECT to_jsonb(count(*)) FROM clients WHERE tenant_id = $1")),
     (
+        "invitations_list",
+        List::Items(
+            "SELECT to_jsonb(count(*)) FROM invitations WHERE tenant_id = $1 AND accepted_at IS NULL \
+             AND revoked_at IS NULL AND expires_at > now()",
+        ),
+    ),
+    (
         "devices_list",
         List::Items(
             "SELECT to_jsonb(count(*)) FROM token_families WHERE tenant_id = $1 AND revoked_at IS NULL \

@@ -30,6 +30,8 @@ pub const TABLE: &[(Verb, &str, Action)] = &[
     (Verb::Post, "/admin/t/{slug}/members/{user_id}/reset-mfa", Action::RecoverMembers),
     (Verb::Post, "/admin/t/{slug}/members/{user_id}/recovery-link", Action::RecoverMembers),
     (Verb::Post, "/admin/t/{slug}/members/{user_id}/sign-out", Action::RecoverMembers),
+    (Verb::Post, "/admin/t/{slug}/invitations", Action::ManageMembers),
+    (Verb::Post, "/admin/t/{slug}/invitations/{invitation}/withdraw", Action::ManageMembers),
     (Verb::Get, "/admin/t/{slug}/clients", Action::ReadClients),
     (Verb::Post, "/admin/t/{slug}/clients", Action::ManageClients),
     (Verb::Get, "/admin/t/{slug}/clients/{client_id}", Action::ReadClients),
@@ -54,7 +56,9 @@ pub const TABLE: &[(Verb, &str, Action)] = &[
 pub fn sample_fields(path: &str) -> Vec<(&'static str, String)> {
     let fresh = || format!("new-{}@example.com", Uuid::now_v7().simple());
     match path {
-        "/admin/t/{slug}/members" => vec![("email", fresh()), ("role", "viewer".into())],
+        "/admin/t/{slug}/members" | "/admin/t/{slug}/invitations" => {
+            vec![("email", fresh()), ("role", "viewer".into())]
+        }
         "/admin/t/{slug}/members/{user_id}/role" => vec![("role", "editor".into())],
         "/admin/t/{slug}/clients" => vec![
             ("name", "Made on a page".into()),
@@ -87,7 +91,8 @@ pub fn fill(path: &str, values: &HashMap<&str, String>) -> String {
 }
 
 /// Fresh objects of tenant `slug` for one form to act on: an invited member, a client, a live
-/// session and a device sign-in (token families), and a tenant for the platform forms.
+/// session and a device sign-in (token families), an open invitation, and a tenant for the
+/// platform forms.
 pub async fn targets(p: &Provider, slug: &str) -> HashMap<&'static str, String> {
     let tenant = tenant_id(p, slug).await;
     let email = format!("target-{}@example.com", Uuid::now_v7().simple());
@@ -108,7 +113,13 @@ pub async fn targets(p: &Provider, slug: &str) -> HashMap<&'static str, String> 
     let session = family(p, tenant, &client.client_id, member.user_id, false).await;
     let other_slug = format!("t-{}", &Uuid::now_v7().simple().to_string()[20..]);
     let other = tenancy::create_tenant(&p.t.db, &other_slug, "Target Org", false).await.unwrap();
+    let invited = format!("invited-{}@example.com", Uuid::now_v7().simple());
+    let invitation =
+        tenancy::invitations::invite(&p.t.db, &p.state.config, &Actor::system(), tenant, &invited, Role::Viewer)
+            .await
+            .unwrap();
     HashMap::from([
+        ("invitation", invitation.id.to_string()),
         ("slug", slug.to_owned()),
         ("user_id", member.user_id.to_string()),
         ("client_id", client.client_id),

@@ -33,6 +33,7 @@ pub async fn fresh_ids(own: &Org, p: &Provider, op: &Op) -> Ids {
         device_family: Uuid::nil(),
         slug: String::new(),
         email: format!("new-{tag}@{}.example", own.slug),
+        invitation: Uuid::nil(),
     };
     for name in &op.path_params {
         match name.as_str() {
@@ -40,6 +41,7 @@ pub async fn fresh_ids(own: &Org, p: &Provider, op: &Op) -> Ids {
             "client_id" => ids.client_id = own.fresh_client(p).await,
             "family_id" if op.path.contains("/devices/") => ids.device_family = own.fresh_device_family(p).await,
             "family_id" => ids.session_family = own.fresh_session_family(p).await,
+            "invitation_id" => ids.invitation = own.fresh_invitation(p).await,
             // A tenant of its own for each platform action (suspend, appoint…).
             "slug" => {
                 ids.slug = format!("fresh-{tag}");

@@ -107,6 +107,8 @@ pub struct Ids {
     pub slug: String,
     /// An email to add as a member.
     pub email: String,
+    /// An open invitation (`/invitations/{invitation_id}`).
+    pub invitation: Uuid,
 }
 
 impl Ids {
@@ -118,6 +120,7 @@ impl Ids {
             "family_id" if path.contains("/devices/") => self.device_family.to_string(),
             "family_id" => self.session_family.to_string(),
             "slug" => self.slug.clone(),
+            "invitation_id" => self.invitation.to_string(),
             _ => return None,
         })
     }
@@ -133,6 +136,7 @@ impl Ids {
             device_family: Uuid::now_v7(),
             slug: format!("nobody-{tag}"),
             email: format!("nobody-{tag}@example.org"),
+            invitation: Uuid::now_v7(),
         }
     }
 }
@@ -142,7 +146,7 @@ impl Ids {
 /// B's or a missing one in `admin_isolation`), so a refusal is about the ids, never the JSON.
 pub fn body(operation_id: &str, ids: &Ids) -> Option<Value> {
     Some(match operation_id {
-        "members_add" => json!({ "email": ids.email, "role": "viewer" }),
+        "members_add" | "invitations_create" => json!({ "email": ids.email, "role": "viewer" }),
         "members_update" => json!({ "role": "editor" }),
         "members_profile_update" => json!({ "name": "Probe Name", "locale": "en-GB" }),
         "clients_create" => {
@@ -247,6 +251,8 @@ pub struct Org {
     pub browser: Browser,
     pub session_family: Uuid,
     pub device_family: Uuid,
+    /// An open invitation, and the address it is for.
+    pub invitation: (Uuid, String),
 }
 
 impl Org {
@@ -260,6 +266,7 @@ impl Org {
             device_family: self.device_family,
             slug: self.slug.clone(),
             email: self.members.last().unwrap().1.clone(),
+            invitation: self.invitation.0,
         }
     }
 
@@ -269,6 +276,10 @@ impl Org {
         let mut out = vec![self.id.to_string(), self.web_client.clone(), self.device_client.clone()];
         out.push(self.session_family.to_string());
         out.push(self.device_family.to_string());
+        out.push(self.invitation.0.to_string());
+        if !sent.contains(self.invitation.1.as_str()) {
+            out.push(self.invitation.1.clone());
+        }
         for (id, email, _) in self.members.iter().filter(|(_, email, _)| !sent.contains(email.as_str())) {
             out.push(id.to_string());
             out.push(email.clone());
@@ -281,6 +292,13 @@ impl Org {
         let email = format!("m-{}@{}.example", Uuid::now_v7().simple(), self.slug);
         let added = add_member_in(&p.t.db, &Actor::system(), self.id, &email, role, Unknown::Invite).await.unwrap();
         (added.user_id, email)
+    }
+
+    /// A fresh open invitation of this tenant.
+    pub async fn fresh_invitation(&self, p: &Provider) -> Uuid {
+        let email = format!("i-{}@{}.example", Uuid::now_v7().simple(), self.slug);
+        let config = &p.state.config;
+        tenancy::invitations::invite(&p.t.db, config, &Actor::system(), self.id, &email, Role::Viewer).await.unwrap().id
     }
 
     /// A fresh confidential client of this tenant.
@@ -393,6 +411,11 @@ async fn org(p: &Provider, slug: &str) -> Org {
     let browser = Browser::new(p);
     let session_family = code_family(p, &browser, &web.client_id, &web_secret, &flow_email).await;
     let device_family = device_family(p, &browser, &device_client, &flow_email).await;
+    let invited = format!("invited@{slug}.example");
+    let invitation =
+        tenancy::invitations::invite(&p.t.db, &p.state.config, &Actor::system(), id, &invited, Role::Editor)
+            .await
+            .unwrap();
     Org {
         slug: slug.into(),
         id,
@@ -406,6 +429,7 @@ async fn org(p: &Provider, slug: &str) -> Org {
         browser,
         session_family,
         device_family,
+        invitation: (invitation.id, invited),
     }
 }
 

@@ -14,6 +14,7 @@ const LOOKUPS: &[&str] = &[
     "lca_code_tenant(bytea)",
     "lca_device_code_tenant(bytea)",
     "lca_identities_current(uuid[],uuid[])",
+    "lca_invitation_tenant(bytea)",
     "lca_memberships_any_status(uuid)",
     "lca_memberships_of(uuid)",
     "lca_platform_tenant()",
@@ -138,6 +139,7 @@ async fn lookups_return_the_minimum() {
         ("lca_code_tenant", "uuid"),
         ("lca_device_code_tenant", "uuid"),
         ("lca_identities_current", "boolean"),
+        ("lca_invitation_tenant", "uuid"),
         ("lca_memberships_any_status", "TABLE(tenant_id uuid, role text)"),
         ("lca_memberships_of", "TABLE(tenant_id uuid, slug text, name text, role text)"),
         ("lca_platform_tenant", "uuid"),
@@ -158,9 +160,9 @@ async fn lookups_return_the_minimum() {
     assert_eq!(db::sqlstate(&err).as_deref(), Some("42501"));
 }
 
-/// lca_code_tenant, lca_refresh_token_tenant and lca_recovery_link_tenant find the tenant of
-/// a stored hash, and nothing for an unknown one; lca_user_family_tenants lists where a user
-/// has live token families.
+/// lca_code_tenant, lca_refresh_token_tenant, lca_recovery_link_tenant and
+/// lca_invitation_tenant find the tenant of a stored hash, and nothing for an unknown one;
+/// lca_user_family_tenants lists where a user has live token families.
 #[tokio::test]
 async fn code_and_refresh_lookups() {
     let t = TestDb::new().await;
@@ -206,6 +208,16 @@ async fn code_and_refresh_lookups() {
     db::refresh_tokens::insert(&mut tx, &refresh_hash, family, later).await.unwrap();
     let link_hash = [5u8; 32];
     db::recovery::insert(&mut tx, &link_hash, user.user_id, "test", later).await.unwrap();
+    let invitation_hash = [6u8; 32];
+    let invitation = db::invitations::NewInvitation {
+        id: uuid::Uuid::now_v7(),
+        token_hash: &invitation_hash,
+        email: "zoe@example.com",
+        role: laventecare_auth::vocabulary::Role::Viewer,
+        invited_by: "test",
+        expires_at: later,
+    };
+    db::invitations::insert(&mut tx, acme, &invitation).await.unwrap();
     tx.commit().await.unwrap();
 
     let mut tx = t.db.unscoped().await.unwrap();
@@ -216,6 +228,10 @@ async fn code_and_refresh_lookups() {
     // lca_recovery_link_tenant
     assert_eq!(db::recovery::tenant_of(&mut tx, &link_hash).await.unwrap(), Some(acme));
     assert_eq!(db::recovery::tenant_of(&mut tx, &[1u8; 32]).await.unwrap(), None);
+    // lca_invitation_tenant
+    assert_eq!(db::invitations::tenant_of(&mut tx, &invitation_hash).await.unwrap(), Some(acme));
+    assert_eq!(db::invitations::tenant_of(&mut tx, &[1u8; 32]).await.unwrap(), None);
+    assert!(db::invitations::usable(&mut tx, &invitation_hash).await.unwrap().is_none(), "the row stays invisible");
     // lca_user_family_tenants: the tenants with live families of the user, nobody else's.
     assert_eq!(db::families::tenants_of_user(&mut tx, user.user_id).await.unwrap(), [acme]);
     assert!(db::families::tenants_of_user(&mut tx, uuid::Uuid::now_v7()).await.unwrap().is_empty());

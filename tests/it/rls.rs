@@ -82,8 +82,8 @@ async fn seed(t: &TestDb) -> Seed {
     Seed { a, b, only_b_user: only_b.user_id }
 }
 
-/// A code, a token family with refresh and access tokens, a consent, a recovery link, a
-/// device grant and an audit event.
+/// A code, a token family with refresh and access tokens, a consent, a recovery link, an
+/// invitation, a device grant and an audit event.
 async fn grant_state(t: &TestDb, tenant: Uuid, user: Uuid) {
     use laventecare_auth::db::{access_tokens, audit, authorization_codes, consents, families, refresh_tokens};
     let later = chrono::Utc::now() + chrono::Duration::hours(1);
@@ -138,6 +138,17 @@ async fn grant_state(t: &TestDb, tenant: Uuid, user: Uuid) {
     )
     .await
     .unwrap();
+    let hash = laventecare_auth::secrets::random_bytes::<32>();
+    let invitation = laventecare_auth::db::invitations::NewInvitation {
+        id: Uuid::now_v7(),
+        token_hash: &hash,
+        email: "invited@example.com",
+        role: laventecare_auth::vocabulary::Role::Viewer,
+        invited_by: "test",
+        expires_at: later,
+    };
+    let tenant = tx.tenant_id().unwrap();
+    laventecare_auth::db::invitations::insert(&mut tx, tenant, &invitation).await.unwrap();
     let event = audit::Event { actor_kind: "system", action: "test.seed", outcome: "success", ..Default::default() };
     audit::append(&mut tx, &event).await.unwrap();
     tx.commit().await.unwrap();

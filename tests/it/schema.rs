@@ -23,6 +23,9 @@ const NO_RLS_ALLOWLIST: &[&str] = &[
     // Password reset links (migrations/0021): like an identity, global; found only by the
     // SHA-256 of a 256-bit random token; no tenant data.
     "password_resets",
+    // Email verification links (migrations/0022): like password_resets, global and found only
+    // by the SHA-256 of a random token; no tenant data.
+    "email_verifications",
 ];
 
 /// Everything wrong with RLS in the `public` schema, one line per problem.

@@ -1,6 +1,7 @@
 //! `/admin/t/{slug}/members`: the members of an organisation; adding someone by email with a
 //! role, changing a role, removing; and acting on a member's sign-ins (second-factor reset, a
-//! recovery link shown once, sign out everywhere).
+//! recovery link shown once, sign out everywhere); inviting by email, and withdrawing an open
+//! invitation.
 
 use askama::Template;
 use axum::extract::Path;
@@ -17,7 +18,7 @@ use crate::html::text::{ADMIN, AdminText, EN, Text};
 use crate::identity::recovery::MemberAction;
 use crate::notify;
 use crate::service_error::ServiceError;
-use crate::session::{self, SessionForm};
+use crate::session::{self, PageLang, SessionForm};
 use crate::vocabulary::Role;
 
 #[derive(Template)]
@@ -27,6 +28,7 @@ struct MembersPage<'a> {
     a: &'static AdminText,
     f: &'a Frame,
     members: &'a [admin::members::Member],
+    invitations: &'a [admin::invitations::Invitation],
     next: Option<String>,
     link: Option<Shown>,
     roles: &'static [Role],
@@ -45,7 +47,17 @@ pub async fn list(ctx: Ctx, Query(q): Query<PageQuery>) -> Result<Response, AppE
     let page = ctx.page(&q, admin::members::list).await?;
     let f = ctx.frame(Section::Members).await?;
     let link = frame::take_once(&ctx.state, &ctx.session, &link_subject(&ctx.caller.slug)).await?;
-    ok(&MembersPage { t: &EN, a: &ADMIN, f: &f, members: &page.items, next: page.next_cursor, link, roles: Role::ALL })
+    let invitations = admin::invitations::list(&ctx.state.db, &ctx.caller).await.map_err(refused)?;
+    ok(&MembersPage {
+        t: &EN,
+        a: &ADMIN,
+        f: &f,
+        members: &page.items,
+        invitations: &invitations,
+        next: page.next_cursor,
+        link,
+        roles: Role::ALL,
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -64,6 +76,9 @@ pub struct RoleForm {
 }
 
 crate::session::csrf_field!(AddForm, RoleForm);
+
+/// The form of `POST …/invitations`: like adding, but by a mailed link.
+pub type InviteForm = AddForm;
 
 /// `POST /admin/t/{slug}/members`: adds the person with this email (invited when they have
 /// no account; the page says the same either way, so it tells nothing of other tenants).
@@ -136,4 +151,28 @@ pub async fn recovery_link(ctx: Ctx, Path((_, user_id)): MemberPath, _: Button) 
     );
     frame::keep_once(&ctx.state, &ctx.session, &link_subject(&caller.slug), &label, &issued.link).await?;
     Ok(Redirect::to(&ctx.path("/members")).into_response())
+}
+
+/// `POST /admin/t/{slug}/invitations`: invites the address with the role and mails the link,
+/// in this page's language; the notice is the same whether or not the address has an account.
+pub async fn invite(
+    ctx: Ctx,
+    PageLang(lang): PageLang,
+    SessionForm(form): SessionForm<InviteForm>,
+) -> Result<Response, AppError> {
+    if form.email.len() > 320 {
+        return Err(refused(ServiceError::Invalid("the email address is too long".into())));
+    }
+    let (state, caller) = (&ctx.state, &ctx.caller);
+    let invited = admin::invitations::invite(&state.db, &state.config, caller, form.email.trim(), form.role)
+        .await
+        .map_err(refused)?;
+    state.mailer.send_later(notify::invitation_mail(lang, &invited));
+    ctx.done("/members", &format!("{} {} ({})", ADMIN.invitation_sent, invited.email, invited.role)).await
+}
+
+/// `POST /admin/t/{slug}/invitations/{id}/withdraw`.
+pub async fn withdraw(ctx: Ctx, Path((_, id)): Path<(String, Uuid)>, _: Button) -> Result<Response, AppError> {
+    admin::invitations::withdraw(&ctx.state.db, &ctx.caller, id).await.map_err(refused)?;
+    ctx.done("/members", ADMIN.invitation_withdrawn).await
 }

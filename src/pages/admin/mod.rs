@@ -90,6 +90,8 @@ pub const ROUTES: &[AdminRoute] = &[
     form("/admin/t/{slug}/members/{user_id}/reset-mfa", Action::RecoverMembers, || post(members::reset_mfa)),
     form("/admin/t/{slug}/members/{user_id}/recovery-link", Action::RecoverMembers, || post(members::recovery_link)),
     form("/admin/t/{slug}/members/{user_id}/sign-out", Action::RecoverMembers, || post(members::sign_out)),
+    form("/admin/t/{slug}/invitations", Action::ManageMembers, || post(members::invite)),
+    form("/admin/t/{slug}/invitations/{invitation}/withdraw", Action::ManageMembers, || post(members::withdraw)),
     page("/admin/t/{slug}/clients", Action::ReadClients, || get(clients::list)),
     form("/admin/t/{slug}/clients", Action::ManageClients, || post(clients::create)),
     page("/admin/t/{slug}/clients/{client_id}", Action::ReadClients, || get(clients::show)),

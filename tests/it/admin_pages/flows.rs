@@ -228,7 +228,9 @@ async fn the_dashboard_counts_and_shows_the_policy_and_latest_events() {
     family(&p, acme, &p.client_id, ann, false).await;
     // Another tenant's members, client and families are never counted.
     let globex = p.t.tenant("globex").await;
-    add_member_in(&p.t.db, &Actor::system(), globex, "gina@globex.example", Role::Admin, Unknown::Invite).await.unwrap();
+    add_member_in(&p.t.db, &Actor::system(), globex, "gina@globex.example", Role::Admin, Unknown::Invite)
+        .await
+        .unwrap();
     add_member_in(&p.t.db, &Actor::system(), globex, &p.email, Role::Viewer, Unknown::Invite).await.unwrap();
     let other = laventecare_auth::clients::create_client(
         &p.t.db,
