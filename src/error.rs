@@ -19,6 +19,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::html::text::{Lang, Words};
 use crate::service_error::ServiceError;
 
 /// Header carrying the request id on every request and response.
@@ -81,8 +82,8 @@ pub enum AppError {
     /// or there is none).
     Page {
         status: StatusCode,
-        title: &'static str,
-        message: Cow<'static, str>,
+        title: Words,
+        message: Words,
     },
     /// The request is malformed; the description is ours, never a library's.
     BadRequest {
@@ -151,8 +152,8 @@ impl From<ServiceError> for AppError {
 struct ErrorReport {
     error: &'static str,
     description: Option<Cow<'static, str>>,
-    /// Render an HTML page with this title instead of JSON.
-    page_title: Option<&'static str>,
+    /// Render an HTML page with this title and message instead of JSON.
+    page: Option<(Words, Words)>,
     /// The underlying failure, for the log only.
     internal: Option<Arc<anyhow::Error>>,
 }
@@ -180,32 +181,27 @@ impl IntoResponse for AppError {
         let (status, report) = match this {
             AppError::OAuth(e) => {
                 www_authenticate = e.www_authenticate;
-                (
-                    e.status,
-                    ErrorReport { error: e.error, description: Some(e.description), page_title: None, internal: None },
-                )
+                (e.status, ErrorReport { error: e.error, description: Some(e.description), page: None, internal: None })
             }
-            AppError::Page { status, title, message } => (
-                status,
-                ErrorReport { error: "page", description: Some(message), page_title: Some(title), internal: None },
-            ),
+            AppError::Page { status, title, message } => {
+                (status, ErrorReport { error: "page", description: None, page: Some((title, message)), internal: None })
+            }
             AppError::BadRequest { error, description } => (
                 StatusCode::BAD_REQUEST,
-                ErrorReport { error, description: Some(description), page_title: None, internal: None },
+                ErrorReport { error, description: Some(description), page: None, internal: None },
             ),
             AppError::NotFound => (StatusCode::NOT_FOUND, report_for(StatusCode::NOT_FOUND)),
             AppError::Forbidden(description) => (
                 StatusCode::FORBIDDEN,
-                ErrorReport { error: "forbidden", description: Some(description), page_title: None, internal: None },
+                ErrorReport { error: "forbidden", description: Some(description), page: None, internal: None },
             ),
             AppError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, report_for(StatusCode::PAYLOAD_TOO_LARGE)),
             AppError::UnsupportedMediaType => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, report_for(StatusCode::UNSUPPORTED_MEDIA_TYPE))
             }
-            AppError::HeadersTooLarge => (
-                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                report_for(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE),
-            ),
+            AppError::HeadersTooLarge => {
+                (StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, report_for(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE))
+            }
             AppError::UriTooLong => (StatusCode::URI_TOO_LONG, report_for(StatusCode::URI_TOO_LONG)),
             AppError::Unavailable(e) => {
                 retry = Some(RETRY_AFTER_UNAVAILABLE);
@@ -225,15 +221,15 @@ impl IntoResponse for AppError {
                 let report = ErrorReport {
                     error: "slow_down",
                     description: Some("too many requests; retry after the time in Retry-After".into()),
-                    page_title: page.then_some("Too many attempts"),
+                    page: page.then_some((Words::Of(|t| t.error_too_many_title), Words::Of(|t| t.error_too_many_body))),
                     internal: None,
                 };
                 (StatusCode::TOO_MANY_REQUESTS, report)
             }
             AppError::Busy { retry_after, page } => {
                 retry = Some(retry_after);
-                let report =
-                    ErrorReport { page_title: page.then_some("Busy"), ..report_for(StatusCode::SERVICE_UNAVAILABLE) };
+                let words = (Words::Of(|t| t.error_busy_title), Words::Of(|t| t.error_busy_body));
+                let report = ErrorReport { page: page.then_some(words), ..report_for(StatusCode::SERVICE_UNAVAILABLE) };
                 (StatusCode::SERVICE_UNAVAILABLE, report)
             }
         };
@@ -263,7 +259,7 @@ fn report_for(status: StatusCode) -> ErrorReport {
         s if s.is_server_error() => ("server_error", "an internal error occurred"),
         _ => ("invalid_request", "the request was not understood"),
     };
-    ErrorReport { error, description: Some(Cow::Borrowed(description)), page_title: None, internal: None }
+    ErrorReport { error, description: Some(Cow::Borrowed(description)), page: None, internal: None }
 }
 
 /// The JSON error body (RFC 6749 §5.2 shape, plus the request id).
@@ -283,6 +279,8 @@ pub async fn finish_errors(req: Request, next: Next) -> Response {
     let request_id = req.headers().get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("-").to_owned();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
+    let browser_lang =
+        req.headers().get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()).and_then(Lang::from_accept_language);
     let mut res = next.run(req).await;
     let status = res.status();
     if !(status.is_client_error() || status.is_server_error()) {
@@ -305,8 +303,14 @@ pub async fn finish_errors(req: Request, next: Next) -> Response {
         tracing::info!(request_id = %request_id, %method, path = %path, status = status.as_u16(), error = report.error, "request refused");
     }
     let description = report.description.as_deref().map(error_description_charset);
-    let mut out = match report.page_title {
-        Some(title) => crate::html::error_page(status, title, description.as_deref().unwrap_or(""), &request_id),
+    let mut out = match &report.page {
+        Some((title, message)) => {
+            // The page's language: the session's, when a browser route said it
+            // (`session::language::mark_errors`), else the browser's, else English.
+            let lang = res.extensions().get::<Lang>().copied().or(browser_lang).unwrap_or_default();
+            let (title, message) = (title.in_lang(lang), message.in_lang(lang));
+            crate::html::error_page(status, lang, &title, &message, &request_id)
+        }
         None => {
             let body =
                 ErrorBody { error: report.error, error_description: description.as_deref(), request_id: &request_id };
@@ -335,9 +339,9 @@ pub async fn browser_outage(req: Request, next: Next) -> Response {
     }
     if res.status() == StatusCode::SERVICE_UNAVAILABLE
         && let Some(report) = res.extensions_mut().get_mut::<ErrorReport>()
-        && report.page_title.is_none()
+        && report.page.is_none()
     {
-        report.page_title = Some("Temporarily unavailable");
+        report.page = Some((Words::Of(|t| t.error_unavailable_title), Words::Of(|t| t.error_unavailable_body)));
     }
     res
 }

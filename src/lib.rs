@@ -129,6 +129,7 @@ pub fn app(state: AppState) -> Router {
         .route("/account/devices/revoke", post(pages::account::revoke_device))
         .route("/select-tenant", get(pages::tenant::show).post(pages::tenant::submit))
         .route(paths::END_SESSION, get(logout::logout_get).post(logout::logout_post))
+        .layer(axum::middleware::from_fn(session::language::mark_errors))
         .layer(sessions)
         .layer(axum::middleware::from_fn(error::browser_outage));
 

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::error::AppError;
 use crate::html::csp;
-use crate::html::text::Text;
+use crate::html::text::{Text, Words};
 
 /// Renders a template as an HTML response with its CSP and `no-store`.
 pub fn render(status: StatusCode, page: &impl Template, form_targets: &[String]) -> Response {
@@ -35,10 +35,6 @@ pub struct MessagePage<'a> {
 }
 
 /// A page error: HTML, with our words.
-pub fn page_error(
-    status: StatusCode,
-    title: &'static str,
-    message: impl Into<std::borrow::Cow<'static, str>>,
-) -> AppError {
-    AppError::Page { status, title, message: message.into() }
+pub fn page_error(status: StatusCode, title: impl Into<Words>, message: impl Into<Words>) -> AppError {
+    AppError::Page { status, title: title.into(), message: message.into() }
 }

@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use crate::error::AppError;
 use crate::extract::Form;
+use crate::html::text::Words;
 use crate::render::page_error;
 
 pub mod language;
@@ -167,8 +168,8 @@ pub async fn check_csrf(session: &Session, presented: &str) -> Result<(), AppErr
         Some(e) if bool::from(e.as_bytes().ct_eq(presented.as_bytes())) => Ok(()),
         _ => Err(page_error(
             axum::http::StatusCode::FORBIDDEN,
-            "This form has expired",
-            "Go back, reload the page and try again.",
+            Words::Of(|t| t.error_form_expired_title),
+            Words::Of(|t| t.error_form_expired_body),
         )),
     }
 }

@@ -9,7 +9,7 @@ use askama::Template;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use text::{EN, Text};
+use text::Text;
 
 /// The CSP of a page. `form_targets` are the origins a form on it may end up at: a form
 /// submission that is redirected onwards is checked against `form-action` too, so pages of an
@@ -38,8 +38,8 @@ struct ErrorPage<'a> {
 }
 
 /// The HTML error page (written by `error::finish_errors`, the one log point).
-pub fn error_page(status: StatusCode, title: &str, message: &str, request_id: &str) -> Response {
-    let page = ErrorPage { t: &EN, title, message, request_id };
+pub fn error_page(status: StatusCode, lang: text::Lang, title: &str, message: &str, request_id: &str) -> Response {
+    let page = ErrorPage { t: lang.text(), title, message, request_id };
     match page.render() {
         Ok(html) => {
             let mut res = (status, axum::response::Html(html)).into_response();

@@ -13,10 +13,12 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 mod admin;
+mod admin_nl;
 mod en;
 mod nl;
 
 pub use admin::{ADMIN, AdminText};
+pub use admin_nl::ADMIN_NL;
 pub use en::EN;
 pub use nl::NL;
 
@@ -33,6 +35,14 @@ impl Lang {
     pub const ALL: [Lang; 2] = [Lang::En, Lang::Nl];
 
     /// Its table of words.
+    /// The admin pages' words in this language.
+    pub fn admin(self) -> &'static AdminText {
+        match self {
+            Lang::En => &ADMIN,
+            Lang::Nl => &ADMIN_NL,
+        }
+    }
+
     pub fn text(self) -> &'static Text {
         match self {
             Lang::En => &EN,
@@ -228,6 +238,21 @@ pub struct Text {
     pub mail_device_subject: &'static str,
     pub mail_device_body: &'static str,
     pub mail_device_not_you: &'static str,
+    /// Error pages (`Words::Of`, written by `error::finish_errors`).
+    pub error_form_expired_title: &'static str,
+    pub error_form_expired_body: &'static str,
+    pub error_sign_in_expired_title: &'static str,
+    pub error_sign_in_expired_body: &'static str,
+    pub error_bad_client_title: &'static str,
+    pub error_logout_invalid_title: &'static str,
+    pub error_unknown_organisation_title: &'static str,
+    pub error_unknown_organisation_body: &'static str,
+    pub error_too_many_title: &'static str,
+    pub error_too_many_body: &'static str,
+    pub error_busy_title: &'static str,
+    pub error_busy_body: &'static str,
+    pub error_unavailable_title: &'static str,
+    pub error_unavailable_body: &'static str,
     /// Email verification (`identity::verification`) and invitations (`tenancy::invitations`).
     pub account_verify_send: &'static str,
     pub account_verify_sent: &'static str,
@@ -254,6 +279,39 @@ pub struct Text {
     pub mail_invite_body: &'static str,
     pub mail_invite_accept: &'static str,
     pub mail_invite_not_you: &'static str,
+}
+
+/// Words of a page whose language is known only when it is written: an error page, which
+/// `error::finish_errors` writes after the handler (ARCHITECTURE.md, "Languages").
+#[derive(Clone, Debug)]
+pub enum Words {
+    /// A field of the page tables, read in the page's language.
+    Of(fn(&'static Text) -> &'static str),
+    /// Words already in the page's language, or detail for an application's developer
+    /// (English, like the protocol's `error_description`).
+    Said(std::borrow::Cow<'static, str>),
+}
+
+impl Words {
+    /// The words in `lang`.
+    pub fn in_lang(&self, lang: Lang) -> std::borrow::Cow<'static, str> {
+        match self {
+            Words::Of(field) => field(lang.text()).into(),
+            Words::Said(words) => words.clone(),
+        }
+    }
+}
+
+impl From<&'static str> for Words {
+    fn from(words: &'static str) -> Self {
+        Words::Said(words.into())
+    }
+}
+
+impl From<String> for Words {
+    fn from(words: String) -> Self {
+        Words::Said(words.into())
+    }
 }
 
 /// What a scope lets the application do, in the user's words.

@@ -86,6 +86,7 @@ crate::session::csrf_field!(ConsentForm);
 pub async fn submit(
     State(state): State<AppState>,
     session: Session,
+    PageLang(lang): PageLang,
     meta: RequestMeta,
     SessionForm(form): SessionForm<ConsentForm>,
 ) -> Result<Response, AppError> {
@@ -111,6 +112,7 @@ pub async fn submit(
             form_post: p.form_post,
             state: p.state.as_deref(),
             issuer: &state.config.issuer,
+            t: lang.text(),
         };
         return Ok(reply.error("access_denied", "the user denied the request"));
     }

@@ -10,7 +10,7 @@ use tower_sessions::Session;
 use crate::db::{self, memberships::MembershipOf};
 use crate::error::AppError;
 use crate::extract::Query;
-use crate::html::text::Text;
+use crate::html::text::{Text, Words};
 use crate::protocol::authorize::reply::{expired_request, origin_of};
 use crate::render::render;
 use crate::session::{self, PageLang, SessionForm};
@@ -79,8 +79,8 @@ pub async fn submit(
     let Some(chosen) = tenants.iter().find(|m| m.slug == form.tenant) else {
         return Err(crate::render::page_error(
             StatusCode::BAD_REQUEST,
-            "Unknown organisation",
-            "Choose one of the listed organisations.",
+            Words::Of(|t| t.error_unknown_organisation_title),
+            Words::Of(|t| t.error_unknown_organisation_body),
         ));
     };
     p.tenant = Some(chosen.tenant_id);

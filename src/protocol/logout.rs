@@ -91,7 +91,7 @@ pub async fn logout_post(
 }
 
 fn refused(message: &'static str) -> AppError {
-    page_error(StatusCode::BAD_REQUEST, "The sign-out request is invalid", message)
+    page_error(StatusCode::BAD_REQUEST, crate::html::text::Words::Of(|t| t.error_logout_invalid_title), message)
 }
 
 async fn logout(

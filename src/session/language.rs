@@ -100,3 +100,24 @@ impl<S: Send + Sync> FromRequestParts<S> for PageLang {
         Ok(Self(browser.unwrap_or_default()))
     }
 }
+
+/// Middleware of the browser routes, inside their session layer: an error answer carries the
+/// page's language (the session's, else `Accept-Language`) in its extensions, for the error
+/// page `error::finish_errors` writes after it. A server error, or a session store that
+/// cannot be read, leaves the choice to the browser's header there.
+pub async fn mark_errors(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let session = req.extensions().get::<Session>().cloned();
+    let mut res = next.run(req).await;
+    // A 5xx may be the session store itself being unreachable: asking it again would only
+    // make the answer slow, so those pages take the browser's language.
+    if res.status().is_client_error() {
+        let kept = match &session {
+            Some(session) => current(session).await.ok().flatten(),
+            None => None,
+        };
+        if let Some(lang) = kept {
+            res.extensions_mut().insert(lang);
+        }
+    }
+    res
+}

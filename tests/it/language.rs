@@ -4,13 +4,13 @@
 //! Dutch gets the login, second-factor and consent pages in Dutch.
 
 use chrono::TimeZone as _;
-use laventecare_auth::html::text::{EN, Lang, NL, Text};
+use laventecare_auth::html::text::{ADMIN, ADMIN_NL, EN, Lang, NL};
 
 use crate::chrome::Chrome;
 use crate::flow::{Browser, PASSWORD, Provider, Step, authorize_url, pkce};
 
 /// `(key, value)` of every entry of a table, read off its `Debug` form (one field per line).
-fn entries(t: &Text) -> Vec<(String, String)> {
+fn entries(t: &impl std::fmt::Debug) -> Vec<(String, String)> {
     format!("{t:#?}")
         .lines()
         .filter_map(|line| {
@@ -42,6 +42,34 @@ fn the_catalogues_are_complete_translations() {
     assert_eq!((EN.lang, NL.lang), ("en", "nl"));
     for lang in Lang::ALL {
         assert_eq!(lang.text().lang, lang.tag());
+    }
+}
+
+/// The admin pages' words too: the same keys, and every Dutch value Dutch but for words the
+/// two languages share (names of things: "Platform", "Clients", "Grants", "Slug", "Status").
+#[test]
+fn the_admin_catalogues_are_complete_translations() {
+    let (en, nl) = (entries(&ADMIN), entries(&ADMIN_NL));
+    assert!(en.len() > 100, "every field read: {}", en.len());
+    let keys = |t: &[(String, String)]| t.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
+    assert_eq!(keys(&en), keys(&nl), "the same keys in the same order");
+    let same_in_both = [
+        "platform_title",
+        "nav_clients",
+        "col_grants",
+        "col_client",
+        "col_slug",
+        "col_status",
+        "clients_title",
+        "client_grants",
+    ];
+    for ((key, english), (_, dutch)) in en.iter().zip(&nl) {
+        assert!(!dutch.trim().is_empty(), "{key} is empty");
+        assert_eq!(english == dutch, same_in_both.contains(&key.as_str()), "{key}: {english:?} / {dutch:?}");
+        assert_eq!(english.ends_with(':'), dutch.ends_with(':'), "{key}: {english:?} / {dutch:?}");
+    }
+    for lang in Lang::ALL {
+        assert!(std::ptr::eq(lang.admin(), if lang == Lang::Nl { &ADMIN_NL } else { &ADMIN }));
     }
 }
 
@@ -192,4 +220,78 @@ async fn chromium_in_dutch_signs_in_with_a_second_factor() {
     chrome.close().await;
     let query = seen.lock().unwrap().clone().unwrap();
     assert!(query.contains("code="), "{query}");
+}
+
+/// An administrator whose profile says Dutch gets the admin pages in Dutch: the frame, the
+/// members page with its forms, a refusal, and the notice after a form.
+#[tokio::test]
+async fn the_admin_pages_follow_the_users_language() {
+    use laventecare_auth::vocabulary::Role;
+    let p = Provider::start().await;
+    let email = "beheerder@example.com";
+    let hasher = laventecare_auth::identity::PasswordHasher::new();
+    laventecare_auth::identity::create_user(&p.t.db, &hasher, email, PASSWORD).await.unwrap();
+    laventecare_auth::tenancy::add_member(&p.t.db, "acme", email, Role::Admin).await.unwrap();
+    let mut db = p.t.owner().await;
+    sqlx::query("UPDATE users SET locale = 'nl-NL' WHERE email = $1").bind(email).execute(&mut db).await.unwrap();
+    let admin = crate::mfa::enrolled(&p, email, PASSWORD).await.0;
+
+    let page = admin.open(&p.url("/admin/t/acme/members")).await;
+    assert_eq!(page.status(), 200);
+    assert_eq!(page_lang(&page), "nl");
+    for words in [ADMIN_NL.members_title, ADMIN_NL.nav_audit, ADMIN_NL.invite_member, ADMIN_NL.add_member] {
+        assert!(page.html().contains(words), "{words:?} in {}", page.html());
+    }
+    assert!(!page.html().contains(ADMIN.invite_member_hint));
+    let csrf = crate::flow::hidden(page.html(), "csrf");
+    let done = admin
+        .post("/admin/t/acme/invitations", &[("csrf", &csrf), ("email", "nieuw@example.com"), ("role", "viewer")])
+        .await;
+    assert!(done.html().contains(ADMIN_NL.invitation_sent), "{}", done.html());
+    let refused =
+        admin.post("/admin/t/acme/invitations", &[("csrf", &csrf), ("email", "geen adres"), ("role", "viewer")]).await;
+    assert_eq!(refused.status(), 400);
+    assert!(refused.html().contains(ADMIN_NL.invalid_title), "{}", refused.html());
+    let index = admin.open(&p.url("/admin")).await;
+    assert!(index.html().contains(ADMIN_NL.index_intro), "{}", index.html());
+}
+
+/// The error pages speak the page's language too: the browser's `Accept-Language` for a
+/// visitor, the session's language for a signed-in user (whatever the header says); and the
+/// form post page of a `ui_locales=nl` request is Dutch.
+#[tokio::test]
+async fn error_pages_and_the_form_post_page_follow_the_language() {
+    let p = Provider::start().await;
+    // A visitor whose browser prefers Dutch posts a form with a stale token.
+    let dutch = speaking(&p, "nl-NL,nl;q=0.9");
+    dutch.open(&p.url("/forgot")).await;
+    let expired = dutch.post("/forgot", &[("csrf", "stale"), ("email", "x@example.com")]).await;
+    assert_eq!(expired.status(), 403);
+    assert_eq!(page_lang(&expired), "nl");
+    assert!(expired.html().contains(NL.error_form_expired_title), "{}", expired.html());
+    assert!(expired.html().contains(NL.error_reference));
+    // An English browser gets English.
+    let english = speaking(&p, "en");
+    english.open(&p.url("/forgot")).await;
+    let expired = english.post("/forgot", &[("csrf", "stale"), ("email", "x@example.com")]).await;
+    assert!(expired.html().contains(EN.error_form_expired_title), "{}", expired.html());
+    // A signed-in user whose profile says Dutch, in an English browser: Dutch.
+    let mut db = p.t.owner().await;
+    sqlx::query("UPDATE users SET locale = 'nl' WHERE email = $1").bind(&p.email).execute(&mut db).await.unwrap();
+    let b = speaking(&p, "en");
+    let login = b.open(&p.url("/account")).await;
+    b.login(&login, &p.email, PASSWORD).await;
+    let expired = b.post("/account/password", &[("csrf", "stale"), ("current", "x"), ("new", "y")]).await;
+    assert_eq!(page_lang(&expired), "nl", "{}", expired.html());
+    assert!(expired.html().contains(NL.error_form_expired_body), "{}", expired.html());
+
+    // A form post answer in the language the request asked for.
+    let b = speaking(&p, "en");
+    let (_, challenge) = pkce();
+    let url =
+        authorize_url(&p, &challenge, &[("response_mode", "form_post"), ("ui_locales", "nl"), ("prompt", "none")]);
+    let page = b.open(&url).await;
+    assert!(page.html().contains("id=\"response\""), "{}", page.html());
+    assert!(page.html().contains(NL.form_post_body), "{}", page.html());
+    assert_eq!(page_lang(&page), "nl");
 }

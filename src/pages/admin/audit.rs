@@ -6,13 +6,13 @@ use axum::response::Response;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 
-use super::frame::{Frame, Section, refused};
+use super::frame::{Frame, Section};
 use super::{Ctx, ok};
 use crate::admin::audit::{AuditEntry, AuditFilter};
 use crate::admin::{self, Cursor};
 use crate::error::AppError;
 use crate::extract::Query;
-use crate::html::text::{ADMIN, AdminText, EN, Text};
+use crate::html::text::{AdminText, Text};
 use crate::service_error::ServiceError;
 
 /// Entries on one page.
@@ -74,11 +74,11 @@ pub async fn list(ctx: Ctx, Query(q): Query<AuditQuery>) -> Result<Response, App
         action: text(&q.action),
         actor: text(&q.actor),
         target: text(&q.target),
-        since: moment(&q.since, "since").map_err(refused)?,
-        until: moment(&q.until, "until").map_err(refused)?,
+        since: moment(&q.since, "since").map_err(ctx.refused())?,
+        until: moment(&q.until, "until").map_err(ctx.refused())?,
     };
-    let cursor = Cursor::parse(q.cursor.as_deref(), Some(PER_PAGE)).map_err(refused)?;
-    let page = admin::audit::query(&ctx.state.db, &ctx.caller, &filter, &cursor).await.map_err(refused)?;
+    let cursor = Cursor::parse(q.cursor.as_deref(), Some(PER_PAGE)).map_err(ctx.refused())?;
+    let page = admin::audit::query(&ctx.state.db, &ctx.caller, &filter, &cursor).await.map_err(ctx.refused())?;
     let f = ctx.frame(Section::Audit).await?;
     let next = page.next_cursor.map(|c| {
         serde_urlencoded::to_string([
@@ -91,5 +91,5 @@ pub async fn list(ctx: Ctx, Query(q): Query<AuditQuery>) -> Result<Response, App
         ])
         .unwrap_or_default()
     });
-    ok(&AuditPage { t: &EN, a: &ADMIN, f: &f, q: &q, entries: &page.items, next })
+    ok(&AuditPage { t: ctx.t(), a: ctx.a(), f: &f, q: &q, entries: &page.items, next })
 }

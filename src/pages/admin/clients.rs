@@ -8,13 +8,13 @@ use axum::extract::Path;
 use axum::response::Response;
 use serde::Deserialize;
 
-use super::frame::{self, Frame, Section, Shown, refused, ticked};
+use super::frame::{self, Frame, Section, Shown, ticked};
 use super::{Button, Ctx, PageQuery, ok};
 use crate::admin::clients::{ClientChange, ClientView, NewClient};
 use crate::admin::{self, Action};
 use crate::error::AppError;
 use crate::extract::Query;
-use crate::html::text::{ADMIN, AdminText, EN, Text};
+use crate::html::text::{AdminText, Text};
 use crate::service_error::ServiceError;
 use crate::session::SessionForm;
 use crate::vocabulary::{ClientType, Role};
@@ -57,17 +57,17 @@ type ClientPath = Path<(String, String)>;
 pub async fn list(ctx: Ctx, Query(q): Query<PageQuery>) -> Result<Response, AppError> {
     let page = ctx.page(&q, admin::clients::list).await?;
     let f = ctx.frame(Section::Clients).await?;
-    ok(&ClientsPage { t: &EN, a: &ADMIN, f: &f, clients: &page.items, next: page.next_cursor, roles: Role::ALL })
+    ok(&ClientsPage { t: ctx.t(), a: ctx.a(), f: &f, clients: &page.items, next: page.next_cursor, roles: Role::ALL })
 }
 
 /// `GET /admin/t/{slug}/clients/{client_id}`: one client, with its new secret if this is the
 /// page right after it was made.
 pub async fn show(ctx: Ctx, Path((_, client_id)): ClientPath) -> Result<Response, AppError> {
-    let c = admin::clients::get(&ctx.state.db, &ctx.caller, &client_id).await.map_err(refused)?;
+    let c = admin::clients::get(&ctx.state.db, &ctx.caller, &client_id).await.map_err(ctx.refused())?;
     let f = ctx.frame(Section::Clients).await?;
     let secret = frame::take_once(&ctx.state, &ctx.session, &subject(&client_id)).await?;
     let confidential = c.client_type == ClientType::Confidential;
-    ok(&ClientPage { t: &EN, a: &ADMIN, f: &f, c: &c, secret, confidential })
+    ok(&ClientPage { t: ctx.t(), a: ctx.a(), f: &f, c: &c, secret, confidential })
 }
 
 #[derive(Debug, Deserialize)]
@@ -100,10 +100,10 @@ crate::session::csrf_field!(CreateForm, UpdateForm);
 
 /// The redirect URIs of a form field: separated by spaces (a URI has none, and a newline is a
 /// control character, which the form extractor refuses).
-fn uris(field: &str) -> Result<Vec<String>, AppError> {
+fn uris(ctx: &Ctx, field: &str) -> Result<Vec<String>, AppError> {
     let list: Vec<String> = field.split_whitespace().map(str::to_owned).collect();
     if field.len() > MAX_URIS_LEN || list.len() > MAX_URIS {
-        return Err(refused(ServiceError::Invalid(format!("give at most {MAX_URIS} redirect URIs"))));
+        return Err(ctx.refused()(ServiceError::Invalid(format!("give at most {MAX_URIS} redirect URIs"))));
     }
     Ok(list)
 }
@@ -122,21 +122,23 @@ pub async fn create(ctx: Ctx, SessionForm(form): SessionForm<CreateForm>) -> Res
     .collect();
     let role = match form.role.as_str() {
         "" => None,
-        word => Some(Role::from_db_str(word).ok_or_else(|| refused(ServiceError::Invalid("unknown role".into())))?),
+        word => {
+            Some(Role::from_db_str(word).ok_or_else(|| ctx.refused()(ServiceError::Invalid("unknown role".into())))?)
+        }
     };
     let new = NewClient {
         name: form.name,
         grants,
         public: ticked(&form.public),
-        redirect_uris: uris(&form.redirect_uris)?,
+        redirect_uris: uris(&ctx, &form.redirect_uris)?,
         role,
         ..Default::default()
     };
-    let created = admin::clients::create(&ctx.state.db, &ctx.caller, new).await.map_err(refused)?;
+    let created = admin::clients::create(&ctx.state.db, &ctx.caller, new).await.map_err(ctx.refused())?;
     if let Some(secret) = &created.client_secret {
         keep_secret(&ctx, &created.client_id, secret.expose()).await?;
     }
-    ctx.done(&format!("/clients/{}", created.client_id), ADMIN.client_created).await
+    ctx.done(&format!("/clients/{}", created.client_id), ctx.a().client_created).await
 }
 
 /// `POST /admin/t/{slug}/clients/{client_id}`: a new name and redirect URIs.
@@ -145,25 +147,28 @@ pub async fn update(
     Path((_, client_id)): ClientPath,
     SessionForm(form): SessionForm<UpdateForm>,
 ) -> Result<Response, AppError> {
-    let change =
-        ClientChange { name: Some(form.name), redirect_uris: Some(uris(&form.redirect_uris)?), ..Default::default() };
+    let change = ClientChange {
+        name: Some(form.name),
+        redirect_uris: Some(uris(&ctx, &form.redirect_uris)?),
+        ..Default::default()
+    };
     let op = admin::clients::update(&ctx.state.db, &ctx.caller, &client_id, change);
-    ctx.act(op, &format!("/clients/{client_id}"), ADMIN.client_updated).await
+    ctx.act(op, &format!("/clients/{client_id}"), ctx.a().client_updated).await
 }
 
 /// `POST /admin/t/{slug}/clients/{client_id}/rotate`: a new secret, shown once.
 pub async fn rotate(ctx: Ctx, Path((_, client_id)): ClientPath, _: Button) -> Result<Response, AppError> {
-    let rotated = admin::clients::rotate_secret(&ctx.state.db, &ctx.caller, &client_id).await.map_err(refused)?;
+    let rotated = admin::clients::rotate_secret(&ctx.state.db, &ctx.caller, &client_id).await.map_err(ctx.refused())?;
     keep_secret(&ctx, &client_id, rotated.client_secret.expose()).await?;
-    ctx.done(&format!("/clients/{client_id}"), ADMIN.client_rotated).await
+    ctx.done(&format!("/clients/{client_id}"), ctx.a().client_rotated).await
 }
 
 /// `POST /admin/t/{slug}/clients/{client_id}/delete`.
 pub async fn delete(ctx: Ctx, Path((_, client_id)): ClientPath, _: Button) -> Result<Response, AppError> {
-    ctx.act(admin::clients::delete(&ctx.state.db, &ctx.caller, &client_id), "/clients", ADMIN.client_deleted).await
+    ctx.act(admin::clients::delete(&ctx.state.db, &ctx.caller, &client_id), "/clients", ctx.a().client_deleted).await
 }
 
 /// Keeps a client's new secret for the client's page, the next this session opens.
 async fn keep_secret(ctx: &Ctx, client_id: &str, secret: &str) -> Result<(), AppError> {
-    frame::keep_once(&ctx.state, &ctx.session, &subject(client_id), ADMIN.client_secret, secret).await
+    frame::keep_once(&ctx.state, &ctx.session, &subject(client_id), ctx.a().client_secret, secret).await
 }

@@ -8,13 +8,14 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use tower_sessions::Session;
 
-use super::frame::{Frame, Section, refused};
+use super::frame::{Frame, Section};
 use super::{Ctx, INDEX, ok, with_mfa};
 use crate::admin::{self, Cursor};
 use crate::db;
 use crate::error::AppError;
-use crate::html::text::{ADMIN, AdminText, EN, Text};
+use crate::html::text::{AdminText, Text};
 use crate::render::render;
+use crate::session::PageLang;
 use crate::state::AppState;
 use crate::vocabulary::Role;
 
@@ -39,7 +40,11 @@ struct IndexPage<'a> {
 /// `GET /admin`: every organisation the user belongs to, with their role there (viewers and
 /// editors have pages too), and the platform area for platform admins. Someone who belongs
 /// to none is told so plainly, with a 403: there is nothing here for them.
-pub async fn index(State(state): State<AppState>, session: Session) -> Result<Response, AppError> {
+pub async fn index(
+    State(state): State<AppState>,
+    session: Session,
+    PageLang(lang): PageLang,
+) -> Result<Response, AppError> {
     let who = match with_mfa(&session, INDEX).await? {
         Ok(who) => who,
         Err(to_sign_in) => return Ok(to_sign_in),
@@ -55,7 +60,7 @@ pub async fn index(State(state): State<AppState>, session: Session) -> Result<Re
         mine.into_iter().map(|m| Organisation { slug: m.slug, name: m.name, role: m.role }).collect();
     let status = if organisations.is_empty() { StatusCode::FORBIDDEN } else { StatusCode::OK };
     let notice = super::frame::take_flash(&session).await?;
-    let view = IndexPage { t: &EN, a: &ADMIN, organisations: &organisations, platform_admin, notice };
+    let view = IndexPage { t: lang.text(), a: lang.admin(), organisations: &organisations, platform_admin, notice };
     Ok(render(status, &view, &[]))
 }
 
@@ -81,20 +86,21 @@ struct DashboardPage<'a> {
 /// `GET /admin/t/{slug}`.
 pub async fn show(ctx: Ctx) -> Result<Response, AppError> {
     let (db, c) = (&ctx.state.db, &ctx.caller);
-    let settings = admin::settings::get(db, c).await.map_err(refused)?;
+    let settings = admin::settings::get(db, c).await.map_err(ctx.refused())?;
     let f = ctx.frame(Section::Dashboard).await?;
     let counts = [
-        (ADMIN.nav_members, "/members", admin::members::count(db, c).await.map_err(refused)?),
-        (ADMIN.nav_clients, "/clients", admin::clients::count(db, c).await.map_err(refused)?),
-        (ADMIN.nav_devices, "/devices", admin::devices::count(db, c).await.map_err(refused)?),
-        (ADMIN.nav_sessions, "/sessions", admin::sessions::count(db, c).await.map_err(refused)?),
+        (ctx.a().nav_members, "/members", admin::members::count(db, c).await.map_err(ctx.refused())?),
+        (ctx.a().nav_clients, "/clients", admin::clients::count(db, c).await.map_err(ctx.refused())?),
+        (ctx.a().nav_devices, "/devices", admin::devices::count(db, c).await.map_err(ctx.refused())?),
+        (ctx.a().nav_sessions, "/sessions", admin::sessions::count(db, c).await.map_err(ctx.refused())?),
     ]
     .map(|(label, tail, value)| Count { label, href: f.path(tail), value });
-    let recent =
-        admin::audit::query(db, c, &admin::audit::AuditFilter::default(), &Cursor::first(5)).await.map_err(refused)?;
+    let recent = admin::audit::query(db, c, &admin::audit::AuditFilter::default(), &Cursor::first(5))
+        .await
+        .map_err(ctx.refused())?;
     ok(&DashboardPage {
-        t: &EN,
-        a: &ADMIN,
+        t: ctx.t(),
+        a: ctx.a(),
         f: &f,
         counts: &counts,
         require_mfa: settings.require_mfa,

@@ -10,7 +10,6 @@ use super::{Button, Ctx, PageQuery};
 use crate::admin;
 use crate::error::AppError;
 use crate::extract::Query;
-use crate::html::text::ADMIN;
 
 /// `GET /admin/t/{slug}/devices`.
 pub async fn list(ctx: Ctx, Query(q): Query<PageQuery>) -> Result<Response, AppError> {
@@ -20,5 +19,5 @@ pub async fn list(ctx: Ctx, Query(q): Query<PageQuery>) -> Result<Response, AppE
 
 /// `POST /admin/t/{slug}/devices/{family}/revoke`.
 pub async fn revoke(ctx: Ctx, Path((_, family)): Path<(String, Uuid)>, _: Button) -> Result<Response, AppError> {
-    ctx.act(admin::devices::revoke(&ctx.state.db, &ctx.caller, family), "/devices", ADMIN.device_revoked).await
+    ctx.act(admin::devices::revoke(&ctx.state.db, &ctx.caller, family), "/devices", ctx.a().device_revoked).await
 }

@@ -13,7 +13,7 @@ use crate::admin::devices::DeviceView;
 use crate::admin::sessions::SessionView;
 use crate::admin::{Action, Page};
 use crate::error::AppError;
-use crate::html::text::{ADMIN, AdminText, EN, Text};
+use crate::html::text::{AdminText, Text};
 
 /// Which of the two pages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,8 +45,7 @@ impl Kind {
         }
     }
 
-    fn words(self) -> Words {
-        let a = &ADMIN;
+    fn words(self, a: &'static AdminText) -> Words {
         let ((title, intro, empty, button), (manage, tail, verb)) = match self {
             Kind::Devices => (
                 (a.devices_title, a.devices_intro, a.no_devices, a.revoke),
@@ -111,6 +110,14 @@ struct FamiliesPage<'a> {
 pub async fn show<T: Listed>(ctx: &Ctx, kind: Kind, page: Page<T>) -> Result<Response, AppError> {
     let f = ctx.frame(kind.section()).await?;
     let rows: Vec<Row<'_>> = page.items.iter().map(Listed::row).collect();
-    let w = kind.words();
-    ok(&FamiliesPage { t: &EN, a: &ADMIN, may_end: f.may(w.manage), f: &f, w: &w, rows: &rows, next: page.next_cursor })
+    let w = kind.words(ctx.a());
+    ok(&FamiliesPage {
+        t: ctx.t(),
+        a: ctx.a(),
+        may_end: f.may(w.manage),
+        f: &f,
+        w: &w,
+        rows: &rows,
+        next: page.next_cursor,
+    })
 }

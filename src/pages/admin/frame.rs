@@ -9,7 +9,7 @@ use tower_sessions::Session;
 
 use crate::admin::{Action, Caller};
 use crate::error::AppError;
-use crate::html::text::{ADMIN, AdminText};
+use crate::html::text::{AdminText, Lang};
 use crate::render::page_error;
 use crate::service_error::ServiceError;
 use crate::session;
@@ -44,12 +44,14 @@ pub struct Frame {
     pub csrf: String,
     /// What the form before did, shown once.
     pub notice: Option<String>,
+    /// The admin pages' words in the page's language.
+    pub a: &'static AdminText,
     caller: Caller,
 }
 
 impl Frame {
     /// The frame for `caller` on a page of `section`; takes the pending notice.
-    pub async fn new(session: &Session, caller: &Caller, section: Section) -> Result<Self, AppError> {
+    pub async fn new(session: &Session, caller: &Caller, lang: Lang, section: Section) -> Result<Self, AppError> {
         Ok(Self {
             slug: caller.slug.clone(),
             tenant_name: caller.tenant_name.clone(),
@@ -58,6 +60,7 @@ impl Frame {
             section,
             csrf: session::csrf_token(session).await?,
             notice: take_flash(session).await?,
+            a: lang.admin(),
             caller: caller.clone(),
         })
     }
@@ -70,7 +73,7 @@ impl Frame {
 
     /// The link of a section, and whether it is this page's.
     pub fn nav(&self) -> Vec<(String, &'static str, bool)> {
-        let a = &ADMIN;
+        let a = self.a;
         [
             (Section::Dashboard, "", a.nav_dashboard),
             (Section::Members, "/members", a.nav_members),
@@ -138,12 +141,13 @@ pub async fn take_once(state: &AppState, session: &Session, subject: &str) -> Re
     Ok(String::from_utf8(plain).ok().map(|secret| Shown { label, secret }))
 }
 
-/// A domain error as an admin page shows it: HTML pages with our words (a refusal by the
-/// permission table is a 403 page, a missing or foreign object the 404 every missing thing
-/// gets, a bad input a 400 page saying what was wrong).
-pub fn refused(e: ServiceError) -> AppError {
-    let a: &AdminText = &ADMIN;
-    match e {
+/// A domain error as an admin page shows it, in `lang`: HTML pages with our words (a refusal
+/// by the permission table is a 403 page, a missing or foreign object the 404 every missing
+/// thing gets, a bad input a 400 page saying what was wrong: the domain's words, which are
+/// English, then ours).
+pub fn refused(lang: Lang) -> impl Fn(ServiceError) -> AppError {
+    let a: &'static AdminText = lang.admin();
+    move |e| match e {
         ServiceError::Forbidden(_) => page_error(StatusCode::FORBIDDEN, a.forbidden_title, a.forbidden_body),
         ServiceError::NotFound(_) => AppError::NotFound,
         ServiceError::Invalid(msg) | ServiceError::Conflict(msg) => {

@@ -9,12 +9,12 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::frame::{self, Frame, Section, Shown, refused};
+use super::frame::{self, Frame, Section, Shown};
 use super::{Button, Ctx, PageQuery, ok};
 use crate::admin::{self, Action};
 use crate::error::AppError;
 use crate::extract::Query;
-use crate::html::text::{ADMIN, AdminText, EN, Text};
+use crate::html::text::{AdminText, Text};
 use crate::identity::recovery::MemberAction;
 use crate::notify;
 use crate::service_error::ServiceError;
@@ -47,10 +47,10 @@ pub async fn list(ctx: Ctx, Query(q): Query<PageQuery>) -> Result<Response, AppE
     let page = ctx.page(&q, admin::members::list).await?;
     let f = ctx.frame(Section::Members).await?;
     let link = frame::take_once(&ctx.state, &ctx.session, &link_subject(&ctx.caller.slug)).await?;
-    let invitations = admin::invitations::list(&ctx.state.db, &ctx.caller).await.map_err(refused)?;
+    let invitations = admin::invitations::list(&ctx.state.db, &ctx.caller).await.map_err(ctx.refused())?;
     ok(&MembersPage {
-        t: &EN,
-        a: &ADMIN,
+        t: ctx.t(),
+        a: ctx.a(),
         f: &f,
         members: &page.items,
         invitations: &invitations,
@@ -84,10 +84,11 @@ pub type InviteForm = AddForm;
 /// no account; the page says the same either way, so it tells nothing of other tenants).
 pub async fn add(ctx: Ctx, SessionForm(form): SessionForm<AddForm>) -> Result<Response, AppError> {
     if form.email.len() > 320 {
-        return Err(refused(ServiceError::Invalid("the email address is too long".into())));
+        return Err(ctx.refused()(ServiceError::Invalid("the email address is too long".into())));
     }
-    let added = admin::members::add(&ctx.state.db, &ctx.caller, form.email.trim(), form.role).await.map_err(refused)?;
-    ctx.done("/members", &format!("{} {} ({})", ADMIN.member_added, added.email, added.role)).await
+    let added =
+        admin::members::add(&ctx.state.db, &ctx.caller, form.email.trim(), form.role).await.map_err(ctx.refused())?;
+    ctx.done("/members", &format!("{} {} ({})", ctx.a().member_added, added.email, added.role)).await
 }
 
 /// `POST /admin/t/{slug}/members/{user_id}/role`.
@@ -96,36 +97,39 @@ pub async fn set_role(
     Path((_, user_id)): MemberPath,
     SessionForm(form): SessionForm<RoleForm>,
 ) -> Result<Response, AppError> {
-    let change = admin::members::set_role(&ctx.state.db, &ctx.caller, user_id, form.role).await.map_err(refused)?;
-    ctx.done("/members", &format!("{} {} → {}", ADMIN.member_role_changed, change.previous_role, form.role)).await
+    let change =
+        admin::members::set_role(&ctx.state.db, &ctx.caller, user_id, form.role).await.map_err(ctx.refused())?;
+    ctx.done("/members", &format!("{} {} → {}", ctx.a().member_role_changed, change.previous_role, form.role)).await
 }
 
 /// `POST /admin/t/{slug}/members/{user_id}/remove`.
 pub async fn remove(ctx: Ctx, Path((_, user_id)): MemberPath, _: Button) -> Result<Response, AppError> {
-    admin::members::remove(&ctx.state.db, &ctx.caller, user_id).await.map_err(refused)?;
+    admin::members::remove(&ctx.state.db, &ctx.caller, user_id).await.map_err(ctx.refused())?;
     if ctx.caller.user_id() == Some(user_id) {
         // Someone who leaves an organisation has nothing of it to administer any more.
-        return super::done(&ctx.session, super::INDEX, ADMIN.member_removed).await;
+        return super::done(&ctx.session, super::INDEX, ctx.a().member_removed).await;
     }
-    ctx.done("/members", ADMIN.member_removed).await
+    ctx.done("/members", ctx.a().member_removed).await
 }
 
 /// `POST /admin/t/{slug}/members/{user_id}/reset-mfa`.
 pub async fn reset_mfa(ctx: Ctx, Path((_, user_id)): MemberPath, _: Button) -> Result<Response, AppError> {
     // Their own second factor is gone, and with it this session.
-    act_on(ctx, user_id, MemberAction::ResetMfa, EN.admin_mfa_reset_done).await
+    let notice = ctx.t().admin_mfa_reset_done;
+    act_on(ctx, user_id, MemberAction::ResetMfa, notice).await
 }
 
 /// `POST /admin/t/{slug}/members/{user_id}/sign-out`: signs the member out everywhere.
 pub async fn sign_out(ctx: Ctx, Path((_, user_id)): MemberPath, _: Button) -> Result<Response, AppError> {
     // An admin who signs themselves out everywhere is signed out here too.
-    act_on(ctx, user_id, MemberAction::SignOutEverywhere, EN.admin_sign_out_done).await
+    let notice = ctx.t().admin_sign_out_done;
+    act_on(ctx, user_id, MemberAction::SignOutEverywhere, notice).await
 }
 
 /// Acts on a member's sign-ins; when the member is the caller, this session ends too and the
 /// answer is the sign-in page.
 async fn act_on(ctx: Ctx, user_id: Uuid, action: MemberAction, notice: &str) -> Result<Response, AppError> {
-    admin::members::act_on(&ctx.state.db, &ctx.caller, user_id, action).await.map_err(refused)?;
+    admin::members::act_on(&ctx.state.db, &ctx.caller, user_id, action).await.map_err(ctx.refused())?;
     if matches!(action, MemberAction::ResetMfa) {
         notify::send(&ctx.state, user_id, notify::Notice::MfaReset).await;
     }
@@ -140,13 +144,13 @@ async fn act_on(ctx: Ctx, user_id: Uuid, action: MemberAction, notice: &str) -> 
 /// once, after the redirect.
 pub async fn recovery_link(ctx: Ctx, Path((_, user_id)): MemberPath, _: Button) -> Result<Response, AppError> {
     let (db, caller) = (&ctx.state.db, &ctx.caller);
-    let issued = admin::members::recovery_link(db, &ctx.state.config, caller, user_id).await.map_err(refused)?;
-    let member = admin::members::get(db, caller, user_id).await.map_err(refused)?;
+    let issued = admin::members::recovery_link(db, &ctx.state.config, caller, user_id).await.map_err(ctx.refused())?;
+    let member = admin::members::get(db, caller, user_id).await.map_err(ctx.refused())?;
     let label = format!(
         "{} {} {} {}",
-        EN.admin_link_body,
+        ctx.t().admin_link_body,
         issued.expires_at.format("%Y-%m-%d %H:%M UTC"),
-        ADMIN.link_for,
+        ctx.a().link_for,
         member.email
     );
     frame::keep_once(&ctx.state, &ctx.session, &link_subject(&caller.slug), &label, &issued.link).await?;
@@ -161,18 +165,18 @@ pub async fn invite(
     SessionForm(form): SessionForm<InviteForm>,
 ) -> Result<Response, AppError> {
     if form.email.len() > 320 {
-        return Err(refused(ServiceError::Invalid("the email address is too long".into())));
+        return Err(ctx.refused()(ServiceError::Invalid("the email address is too long".into())));
     }
     let (state, caller) = (&ctx.state, &ctx.caller);
     let invited = admin::invitations::invite(&state.db, &state.config, caller, form.email.trim(), form.role)
         .await
-        .map_err(refused)?;
+        .map_err(ctx.refused())?;
     state.mailer.send_later(notify::invitation_mail(lang, &invited));
-    ctx.done("/members", &format!("{} {} ({})", ADMIN.invitation_sent, invited.email, invited.role)).await
+    ctx.done("/members", &format!("{} {} ({})", ctx.a().invitation_sent, invited.email, invited.role)).await
 }
 
 /// `POST /admin/t/{slug}/invitations/{id}/withdraw`.
 pub async fn withdraw(ctx: Ctx, Path((_, id)): Path<(String, Uuid)>, _: Button) -> Result<Response, AppError> {
-    admin::invitations::withdraw(&ctx.state.db, &ctx.caller, id).await.map_err(refused)?;
-    ctx.done("/members", ADMIN.invitation_withdrawn).await
+    admin::invitations::withdraw(&ctx.state.db, &ctx.caller, id).await.map_err(ctx.refused())?;
+    ctx.done("/members", ctx.a().invitation_withdrawn).await
 }

@@ -37,10 +37,11 @@ use tower_sessions::Session;
 use crate::admin::{Action, Caller, Cursor, Page};
 use crate::db::{self, Database};
 use crate::error::AppError;
+use crate::html::text::{AdminText, Lang, Text};
 use crate::protocol::meta::RequestMeta;
 use crate::render::render;
 use crate::service_error::ServiceError;
-use crate::session::{self, SessionForm, SignedIn};
+use crate::session::{self, PageLang, SessionForm, SignedIn};
 use crate::state::AppState;
 
 pub use frame::{Frame, Section};
@@ -253,6 +254,8 @@ pub struct Ctx<W = TenantCaller> {
     pub state: AppState,
     pub session: Session,
     pub caller: Caller,
+    /// The page's language (`session::PageLang`).
+    pub lang: Lang,
     area: PhantomData<fn() -> W>,
 }
 
@@ -262,11 +265,27 @@ impl<W: Area> FromRequestParts<AppState> for Ctx<W> {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let session = Session::from_request_parts(parts, state).await.map_err(IntoResponse::into_response)?;
         let caller = W::from_request_parts(parts, state).await?.into();
-        Ok(Self { state: state.clone(), session, caller, area: PhantomData })
+        let PageLang(lang) = PageLang::from_request_parts(parts, state).await.map_err(IntoResponse::into_response)?;
+        Ok(Self { state: state.clone(), session, caller, lang, area: PhantomData })
     }
 }
 
 impl<W: Area> Ctx<W> {
+    /// The page words in the page's language.
+    pub fn t(&self) -> &'static Text {
+        self.lang.text()
+    }
+
+    /// The admin pages' words in the page's language.
+    pub fn a(&self) -> &'static AdminText {
+        self.lang.admin()
+    }
+
+    /// [`frame::refused`] in the page's language, for `map_err`.
+    pub fn refused(&self) -> impl Fn(ServiceError) -> AppError + use<W> {
+        frame::refused(self.lang)
+    }
+
     /// The path of the area's page at `tail` (which starts with `/`, or is empty).
     pub fn path(&self, tail: &str) -> String {
         W::path(&self.caller, tail)
@@ -278,8 +297,8 @@ impl<W: Area> Ctx<W> {
         q: &PageQuery,
         fetch: impl AsyncFnOnce(&Database, &Caller, &Cursor) -> Result<Page<T>, ServiceError>,
     ) -> Result<Page<T>, AppError> {
-        let cursor = Cursor::parse(q.cursor.as_deref(), None).map_err(frame::refused)?;
-        fetch(&self.state.db, &self.caller, &cursor).await.map_err(frame::refused)
+        let cursor = Cursor::parse(q.cursor.as_deref(), None).map_err(self.refused())?;
+        fetch(&self.state.db, &self.caller, &cursor).await.map_err(self.refused())
     }
 
     /// [`done`], back on the area's page at `tail`.
@@ -294,7 +313,7 @@ impl<W: Area> Ctx<W> {
         tail: &str,
         notice: &str,
     ) -> Result<Response, AppError> {
-        op.await.map_err(frame::refused)?;
+        op.await.map_err(self.refused())?;
         self.done(tail, notice).await
     }
 }
@@ -302,7 +321,7 @@ impl<W: Area> Ctx<W> {
 impl Ctx<TenantCaller> {
     /// The frame of this organisation's page of `section` (it takes the pending notice).
     pub async fn frame(&self, section: Section) -> Result<Frame, AppError> {
-        Frame::new(&self.session, &self.caller, section).await
+        Frame::new(&self.session, &self.caller, self.lang, section).await
     }
 }
 

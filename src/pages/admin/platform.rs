@@ -8,13 +8,13 @@ use axum::extract::Path;
 use axum::response::Response;
 use serde::Deserialize;
 
-use super::frame::{self, Shown, refused, take_flash};
+use super::frame::{self, Shown, take_flash};
 use super::{Button, PageQuery, PlatformCtx, ok};
 use crate::admin;
 use crate::admin::platform::{AppointedAdmin, NewTenant, TenantView};
 use crate::error::AppError;
 use crate::extract::Query;
-use crate::html::text::{ADMIN, AdminText, EN, Text};
+use crate::html::text::{AdminText, Text};
 use crate::session::{self, SessionForm};
 use crate::vocabulary::TenantStatus;
 
@@ -39,7 +39,15 @@ pub async fn list(ctx: PlatformCtx, Query(q): Query<PageQuery>) -> Result<Respon
     let csrf = session::csrf_token(&ctx.session).await?;
     let notice = take_flash(&ctx.session).await?;
     let link = frame::take_once(&ctx.state, &ctx.session, LINK_SUBJECT).await?;
-    ok(&PlatformPage { t: &EN, a: &ADMIN, csrf: &csrf, notice, tenants: &page.items, next: page.next_cursor, link })
+    ok(&PlatformPage {
+        t: ctx.t(),
+        a: ctx.a(),
+        csrf: &csrf,
+        notice,
+        tenants: &page.items,
+        next: page.next_cursor,
+        link,
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -66,9 +74,9 @@ async fn appointed(ctx: &PlatformCtx, slug: &str, admin: &AppointedAdmin, notice
     if let Some(link) = &admin.recovery_link {
         let label = format!(
             "{} {} ({slug}). {} {}",
-            ADMIN.first_admin_link,
+            ctx.a().first_admin_link,
             admin.email,
-            EN.admin_link_body,
+            ctx.t().admin_link_body,
             link.expires_at.format("%Y-%m-%d %H:%M UTC")
         );
         frame::keep_once(&ctx.state, &ctx.session, LINK_SUBJECT, &label, &link.link).await?;
@@ -79,20 +87,21 @@ async fn appointed(ctx: &PlatformCtx, slug: &str, admin: &AppointedAdmin, notice
 /// `POST /admin/platform/tenants`: a new organisation and its first admin.
 pub async fn create(ctx: PlatformCtx, SessionForm(form): SessionForm<CreateForm>) -> Result<Response, AppError> {
     let new = NewTenant { slug: form.slug, name: form.name, admin_email: form.admin_email };
-    let created =
-        admin::platform::create_tenant(&ctx.state.db, &ctx.state.config, &ctx.caller, new).await.map_err(refused)?;
-    appointed(&ctx, &created.tenant.slug, &created.admin, ADMIN.tenant_created).await
+    let created = admin::platform::create_tenant(&ctx.state.db, &ctx.state.config, &ctx.caller, new)
+        .await
+        .map_err(ctx.refused())?;
+    appointed(&ctx, &created.tenant.slug, &created.admin, ctx.a().tenant_created).await
 }
 
 /// `POST /admin/platform/tenants/{tenant}/suspend` (by slug).
 pub async fn suspend(ctx: PlatformCtx, Path(slug): Path<String>, _: Button) -> Result<Response, AppError> {
-    ctx.act(admin::platform::set_suspended(&ctx.state.db, &ctx.caller, &slug, true), "", ADMIN.tenant_suspended).await
+    ctx.act(admin::platform::set_suspended(&ctx.state.db, &ctx.caller, &slug, true), "", ctx.a().tenant_suspended).await
 }
 
 /// `POST /admin/platform/tenants/{tenant}/reactivate` (by slug).
 pub async fn reactivate(ctx: PlatformCtx, Path(slug): Path<String>, _: Button) -> Result<Response, AppError> {
     let op = admin::platform::set_suspended(&ctx.state.db, &ctx.caller, &slug, false);
-    ctx.act(op, "", ADMIN.tenant_reactivated).await
+    ctx.act(op, "", ctx.a().tenant_reactivated).await
 }
 
 /// `POST /admin/platform/tenants/{tenant}/admins` (by slug): appoints an admin.
@@ -102,6 +111,7 @@ pub async fn appoint(
     SessionForm(form): SessionForm<AppointForm>,
 ) -> Result<Response, AppError> {
     let (db, config) = (&ctx.state.db, &ctx.state.config);
-    let admin = admin::platform::appoint_admin(db, config, &ctx.caller, &slug, &form.email).await.map_err(refused)?;
-    appointed(&ctx, &slug, &admin, ADMIN.appointed).await
+    let admin =
+        admin::platform::appoint_admin(db, config, &ctx.caller, &slug, &form.email).await.map_err(ctx.refused())?;
+    appointed(&ctx, &slug, &admin, ctx.a().appointed).await
 }

@@ -10,7 +10,6 @@ use super::{Button, Ctx, PageQuery};
 use crate::admin;
 use crate::error::AppError;
 use crate::extract::Query;
-use crate::html::text::ADMIN;
 
 /// `GET /admin/t/{slug}/sessions`.
 pub async fn list(ctx: Ctx, Query(q): Query<PageQuery>) -> Result<Response, AppError> {
@@ -20,5 +19,5 @@ pub async fn list(ctx: Ctx, Query(q): Query<PageQuery>) -> Result<Response, AppE
 
 /// `POST /admin/t/{slug}/sessions/{family}/end`.
 pub async fn end(ctx: Ctx, Path((_, family)): Path<(String, Uuid)>, _: Button) -> Result<Response, AppError> {
-    ctx.act(admin::sessions::end(&ctx.state.db, &ctx.caller, family), "/sessions", ADMIN.session_ended).await
+    ctx.act(admin::sessions::end(&ctx.state.db, &ctx.caller, family), "/sessions", ctx.a().session_ended).await
 }

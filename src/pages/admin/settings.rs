@@ -5,12 +5,12 @@ use askama::Template;
 use axum::response::Response;
 use serde::Deserialize;
 
-use super::frame::{Frame, Section, refused, ticked};
+use super::frame::{Frame, Section, ticked};
 use super::{Ctx, ok};
 use crate::admin::settings::{SettingsChange, TenantSettings};
 use crate::admin::{self, Action};
 use crate::error::AppError;
-use crate::html::text::{ADMIN, AdminText, EN, Text};
+use crate::html::text::{AdminText, Text};
 use crate::session::SessionForm;
 
 #[derive(Template)]
@@ -24,9 +24,9 @@ struct SettingsPage<'a> {
 
 /// `GET /admin/t/{slug}/settings`.
 pub async fn show(ctx: Ctx) -> Result<Response, AppError> {
-    let s = admin::settings::get(&ctx.state.db, &ctx.caller).await.map_err(refused)?;
+    let s = admin::settings::get(&ctx.state.db, &ctx.caller).await.map_err(ctx.refused())?;
     let f = ctx.frame(Section::Settings).await?;
-    ok(&SettingsPage { t: &EN, a: &ADMIN, f: &f, s: &s })
+    ok(&SettingsPage { t: ctx.t(), a: ctx.a(), f: &f, s: &s })
 }
 
 /// The settings form: a checkbox is absent when unticked.
@@ -42,5 +42,5 @@ crate::session::csrf_field!(SettingsForm);
 /// `POST /admin/t/{slug}/settings`.
 pub async fn update(ctx: Ctx, SessionForm(form): SessionForm<SettingsForm>) -> Result<Response, AppError> {
     let change = SettingsChange { require_mfa: Some(ticked(&form.require_mfa)) };
-    ctx.act(admin::settings::update(&ctx.state.db, &ctx.caller, change), "/settings", ADMIN.settings_saved).await
+    ctx.act(admin::settings::update(&ctx.state.db, &ctx.caller, change), "/settings", ctx.a().settings_saved).await
 }

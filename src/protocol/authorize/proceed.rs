@@ -11,6 +11,7 @@ use super::reply::{Reply, expired_request};
 use crate::db::families::RequestedClaims;
 use crate::db::{self, audit, clients::ClientRow};
 use crate::error::AppError;
+use crate::html::text::Text;
 use crate::identity::security;
 use crate::protocol::issue::{covering_scope, requested_user_claims};
 use crate::protocol::meta::RequestMeta;
@@ -49,10 +50,12 @@ pub(super) async fn proceed(
     let Some(client) = crate::clients::find(&state.db, &pending.client_id).await? else {
         return Err(expired_request());
     };
-    decide(state, session, meta, &client, pending, false).await
+    let t = session::language::current(session).await?.unwrap_or_default().text();
+    decide(state, session, meta, &client, pending, false, t).await
 }
 
-/// The next step of a request: login, tenant choice, consent, or the code.
+/// The next step of a request: login, tenant choice, consent, or the code. `t`: the words
+/// of a form post answer, in the request's language.
 pub(super) async fn decide(
     state: &AppState,
     session: &Session,
@@ -60,12 +63,14 @@ pub(super) async fn decide(
     client: &ClientRow,
     mut pending: session::Pending,
     prompt_none: bool,
+    t: &'static Text,
 ) -> Result<Response, AppError> {
     let reply = Reply {
         redirect_uri: &pending.redirect_uri,
         form_post: pending.form_post,
         state: pending.state.as_deref(),
         issuer: &state.config.issuer,
+        t,
     };
     let to = |page: &str| Redirect::to(&format!("/{page}?req={}", pending.id)).into_response();
 

@@ -6,15 +6,20 @@ use axum::response::{IntoResponse, Redirect, Response};
 use url::Url;
 
 use crate::error::AppError;
+use crate::html::text::Words;
 use crate::render::{self, page_error};
 
 /// The page for a request that is no longer waiting in the browser session.
 pub fn expired_request() -> AppError {
-    page_error(StatusCode::BAD_REQUEST, "This sign-in has expired", "Go back to the application and sign in again.")
+    page_error(
+        StatusCode::BAD_REQUEST,
+        Words::Of(|t| t.error_sign_in_expired_title),
+        Words::Of(|t| t.error_sign_in_expired_body),
+    )
 }
 
 pub(super) fn bad_client(message: &'static str) -> AppError {
-    page_error(StatusCode::BAD_REQUEST, "The application's sign-in request is invalid", message)
+    page_error(StatusCode::BAD_REQUEST, Words::Of(|t| t.error_bad_client_title), message)
 }
 
 /// Where an error or a code goes once the redirect URI is trusted.
@@ -23,6 +28,8 @@ pub struct Reply<'a> {
     pub form_post: bool,
     pub state: Option<&'a str>,
     pub issuer: &'a str,
+    /// The words of the form post page (its button, for a browser without JavaScript).
+    pub t: &'static crate::html::text::Text,
 }
 
 impl Reply<'_> {
@@ -43,7 +50,7 @@ impl Reply<'_> {
         }
         fields.push(("iss", self.issuer.to_owned()));
         if self.form_post {
-            return form_post(self.redirect_uri, &fields);
+            return form_post(self.t, self.redirect_uri, &fields);
         }
         // The redirect URI was matched exactly against a registered, parseable one.
         let Ok(mut url) = Url::parse(self.redirect_uri) else {
@@ -70,8 +77,8 @@ struct FormPostPage<'a> {
 }
 
 /// OAuth 2.0 Form Post Response Mode: an auto-submitting form to the redirect URI.
-fn form_post(action: &str, fields: &[(&'static str, String)]) -> Response {
-    let page = FormPostPage { t: &crate::html::text::EN, action, fields };
+fn form_post(t: &'static crate::html::text::Text, action: &str, fields: &[(&'static str, String)]) -> Response {
+    let page = FormPostPage { t, action, fields };
     render::render(StatusCode::OK, &page, &[origin_of(action)])
 }
 

@@ -12,6 +12,7 @@ use super::proceed::decide;
 use super::reply::{Reply, bad_client};
 use crate::clients::{GRANT_AUTHORIZATION_CODE, RedirectUri};
 use crate::error::AppError;
+use crate::html::text::Lang;
 use crate::protocol::meta::RequestMeta;
 use crate::protocol::types::{Prompt, SCOPES_SUPPORTED, Scopes, valid_pkce_value};
 use crate::secrets::Secret;
@@ -48,7 +49,13 @@ pub(super) async fn start(
     if p.state.as_ref().is_some_and(|s| s.len() > MAX_STATE_BYTES) {
         return Err(bad_client("The state parameter is too long."));
     }
-    let reply = Reply { redirect_uri, form_post, state: p.state.as_deref(), issuer: &state.config.issuer };
+    // The language the request asks for, else the one this browser's session has.
+    let lang = match p.ui_locales.as_deref().and_then(Lang::from_ui_locales) {
+        Some(lang) => lang,
+        None => session::language::current(session).await?.unwrap_or_default(),
+    };
+    let (issuer, t) = (&state.config.issuer, lang.text());
+    let reply = Reply { redirect_uri, form_post, state: p.state.as_deref(), issuer, t };
 
     // 2. Everything else is answered at the redirect URI.
     if p.response_mode.as_deref().is_some_and(|m| m != "query" && m != "form_post") {
@@ -184,12 +191,12 @@ pub(super) async fn start(
     };
     if prompt.none {
         // Nothing may be shown: decide now, and never store the request.
-        return decide(state, session, meta, &client, pending, true).await;
+        return decide(state, session, meta, &client, pending, true, t).await;
     }
     session::save_pending(session, &pending).await?;
     // Its pages speak the language it asks for (OIDC Core §3.1.2.1), if we have it.
     session::language::from_authorization_request(session, p.ui_locales.as_deref()).await?;
-    decide(state, session, meta, &client, pending, false).await
+    decide(state, session, meta, &client, pending, false, t).await
 }
 
 /// The `sub` of an ID token we issued to this client. Expired hints are fine (that is their
