@@ -45,13 +45,15 @@ CREATE POLICY tenant_isolation ON invitations
     WITH CHECK (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid);
 GRANT SELECT, INSERT, UPDATE (accepted_at, accepted_by, revoked_at), DELETE ON invitations TO lca_runtime;
 
--- The invitation page knows only the token: it finds the tenant through the hash.
-GRANT SELECT (tenant_id, token_hash) ON invitations TO lca_lookup;
+-- The invitation page knows only the token: it finds the tenant through the hash, of an
+-- invitation still open.
+GRANT SELECT (tenant_id, token_hash, accepted_at, revoked_at, expires_at) ON invitations TO lca_lookup;
 CREATE POLICY lookup_read ON invitations FOR SELECT TO lca_lookup USING (true);
 CREATE FUNCTION lca_invitation_tenant(p_token_hash bytea)
 RETURNS uuid
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
-    SELECT i.tenant_id FROM public.invitations i WHERE i.token_hash = p_token_hash
+    SELECT i.tenant_id FROM public.invitations i
+    WHERE i.token_hash = p_token_hash AND i.accepted_at IS NULL AND i.revoked_at IS NULL AND i.expires_at > now()
 $$;
 GRANT CREATE ON SCHEMA public TO lca_lookup;
 ALTER FUNCTION lca_invitation_tenant(bytea) OWNER TO lca_lookup;

@@ -143,6 +143,7 @@ impl From<ServiceError> for AppError {
             // Only the hosted pages hash passwords: these answer a browser form.
             ServiceError::Busy { retry_after } => AppError::Busy { retry_after, page: true },
             ServiceError::TooManyAtOnce { retry_after } => AppError::TooManyRequests { retry_after, page: true },
+            ServiceError::RateLimited { retry_after } => AppError::TooManyRequests { retry_after, page: false },
         }
     }
 }

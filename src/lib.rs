@@ -118,6 +118,7 @@ pub fn app(state: AppState) -> Router {
         .route("/account/verify-email", post(pages::verify::send))
         .route("/verify-email", get(pages::verify::show).post(pages::verify::confirm))
         .route("/invite", get(pages::invite::show).post(pages::invite::accept))
+        .route("/invite/continue", get(pages::invite::resume))
         // The admin pages: every route a line of `pages::admin::ROUTES`.
         .merge(pages::admin::router())
         .route("/recover", get(pages::recover::show).post(pages::recover::submit))

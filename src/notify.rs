@@ -83,27 +83,6 @@ pub fn verification_mail(lang: Lang, issued: &crate::identity::verification::Iss
     Mail { to: issued.email.clone(), subject: t.mail_verify_subject.to_owned(), body }
 }
 
-/// Makes a verification link for `user_id` and mails it in the user's profile language (when
-/// an account is created with a password). Logged, never a failure of what caused it.
-pub async fn send_verification(state: &AppState, user_id: Uuid, origin: &crate::db::audit::Actor) {
-    let issued = match crate::identity::verification::issue(&state.db, &state.config, user_id, origin).await {
-        Ok(Ok(issued)) => issued,
-        Ok(Err(_)) => return,
-        Err(e) => {
-            tracing::error!(user = %user_id, error = %e, "an email verification link could not be made");
-            return;
-        }
-    };
-    let lang = match profile_lang(state, user_id).await {
-        Ok(lang) => lang,
-        Err(e) => {
-            tracing::error!(user = %user_id, error = %e, "the user's language could not be read");
-            Lang::default()
-        }
-    };
-    state.mailer.send_later(verification_mail(lang, &issued));
-}
-
 /// The user's profile language, else English.
 async fn profile_lang(state: &AppState, user_id: Uuid) -> Result<Lang, sqlx::Error> {
     let mut tx = state.db.user(user_id).await?;

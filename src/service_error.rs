@@ -24,4 +24,7 @@ pub enum ServiceError {
     /// This client already has its share of the password hasher.
     #[error("too many sign-ins at once from this address; retry in {retry_after} s")]
     TooManyAtOnce { retry_after: u64 },
+    /// An allowance per hour is spent (invitations to one address, or a tenant's).
+    #[error("too many requests of this kind; retry in {retry_after} s")]
+    RateLimited { retry_after: u64 },
 }

@@ -1,12 +1,15 @@
 //! `/invite?token=…`: the page of a mailed invitation (`tenancy::invitations` has the rules).
 //! It shows the organisation and the role; accepting is a POST, with a new password when the
-//! address has no account yet. Whoever was signed in in this browser stays signed in: the
-//! invitation is for an address, not for this session.
+//! address has no account yet (or one without a password). An account with a password must be
+//! signed in first: the page sends its owner to sign in and back (`/invite/continue`, the
+//! token kept sealed in the session meanwhile, never in the clear in the session store).
 
 use askama::Template;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Redirect, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 use tower_sessions::Session;
 
@@ -20,7 +23,8 @@ use crate::render::render;
 use crate::secrets::{ExposeSecret, SecretString, exposed};
 use crate::session::{self, PageLang, SessionForm};
 use crate::state::AppState;
-use crate::tenancy::invitations::{self, NotAccepted, Pending};
+use crate::tenancy::invitations::{self, Account, NotAccepted, Pending};
+use crate::tokens::seal;
 
 #[derive(Template)]
 #[template(path = "invite.html")]
@@ -30,8 +34,15 @@ struct InvitePage<'a> {
     csrf: &'a str,
     token: &'a str,
     invitation: &'a Pending,
+    /// The address's account has a password and this browser is not signed in as it.
+    sign_in: bool,
     problem: Option<&'a str>,
 }
+
+/// The session key of the sealed token that `/invite/continue` brings back after sign-in.
+const RETURN: &str = "invite_return";
+/// The seal's purpose for it (`tokens::seal`).
+const RETURN_PURPOSE: &str = "invite-return";
 
 #[derive(Debug, Deserialize)]
 pub struct InviteQuery {
@@ -43,16 +54,42 @@ fn invalid(t: &'static Text) -> Response {
     render(StatusCode::GONE, &page, &[])
 }
 
+/// The page of an open invitation. For an account that must sign in first, the token is kept
+/// sealed for `/invite/continue`, and sign-in comes back there.
 async fn form(
+    state: &AppState,
     session: &Session,
     lang: Lang,
     token: &str,
     invitation: &Pending,
     problem: Option<&str>,
 ) -> Result<Response, AppError> {
+    let sign_in = match invitation.account {
+        Account::Existing(id) => session::signed_in(session).await?.is_none_or(|who| who.user_id != id),
+        Account::New | Account::WithoutPassword => false,
+    };
+    if sign_in {
+        let sealed =
+            seal::seal(&state.master_key, RETURN_PURPOSE, RETURN, token.as_bytes()).map_err(AppError::Internal)?;
+        session.insert(RETURN, STANDARD.encode(sealed)).await.map_err(|e| AppError::Internal(e.into()))?;
+        session::set_return_to(session, "/invite/continue").await?;
+    }
     let csrf = session::csrf_token(session).await?;
-    let page = InvitePage { t: lang.text(), lang, csrf: &csrf, token, invitation, problem };
+    let page = InvitePage { t: lang.text(), lang, csrf: &csrf, token, invitation, sign_in, problem };
     Ok(render(StatusCode::OK, &page, &[]))
+}
+
+/// `GET /invite/continue`: back from signing in, to the invitation this browser opened.
+pub async fn resume(State(state): State<AppState>, session: Session, lang: PageLang) -> Result<Response, AppError> {
+    let kept: Option<String> = session.remove(RETURN).await.map_err(|e| AppError::Internal(e.into()))?;
+    let token = kept
+        .and_then(|k| STANDARD.decode(k).ok())
+        .and_then(|sealed| seal::open(&state.master_key, RETURN_PURPOSE, RETURN, &sealed).ok())
+        .and_then(|plain| String::from_utf8(plain).ok());
+    match token {
+        Some(token) => Ok(Redirect::to(&format!("/invite?token={token}")).into_response()),
+        None => Ok(invalid(lang.text())),
+    }
 }
 
 /// `GET /invite?token=…`: what the invitation is, and the form to accept it.
@@ -64,7 +101,7 @@ pub async fn show(
 ) -> Result<Response, AppError> {
     let token = exposed(&q.token).unwrap_or_default();
     match invitations::pending(&state.db, token).await? {
-        Some(invitation) => form(&session, lang, token, &invitation, None).await,
+        Some(invitation) => form(&state, &session, lang, token, &invitation, None).await,
         None => Ok(invalid(lang.text())),
     }
 }
@@ -73,14 +110,14 @@ pub async fn show(
 pub struct AcceptForm {
     csrf: String,
     token: SecretString,
-    /// Only when the address has no account yet.
+    /// Only when the address has no account yet, or one without a password.
     password: Option<SecretString>,
 }
 
 crate::session::csrf_field!(AcceptForm);
 
 /// `POST /invite`: accepts. A password the rules refuse is asked again before anything is
-/// spent.
+/// spent; an account with a password is linked only for its user signed in here.
 pub async fn accept(
     State(state): State<AppState>,
     session: Session,
@@ -92,22 +129,30 @@ pub async fn accept(
     let token = f.token.expose_secret();
     let Some(invitation) = invitations::pending(&state.db, token).await? else { return Ok(invalid(t)) };
     let chosen = exposed(&f.password).filter(|p| !p.is_empty());
-    let hash = match (invitation.has_account, chosen) {
-        (true, _) => None,
-        (false, None) => return form(&session, lang, token, &invitation, Some(t.invite_new_account)).await,
-        (false, Some(new)) => {
+    let hash = match (invitation.account.needs_password(), chosen) {
+        (false, _) => None,
+        (true, None) => return form(&state, &session, lang, token, &invitation, Some(t.invite_new_account)).await,
+        (true, Some(new)) => {
             if let Err(e) = password::check_rules(new) {
-                return form(&session, lang, token, &invitation, Some(&e.to_string())).await;
+                return form(&state, &session, lang, token, &invitation, Some(&e.to_string())).await;
             }
             Some(state.passwords.hash(new).await?)
         }
     };
     let origin = meta.actor("user", None);
-    let accepted = match invitations::accept(&state.db, token, hash.as_deref(), &origin).await? {
+    let signed_in = session::signed_in(&session).await?.map(|who| who.user_id);
+    let accepted = match invitations::accept(&state.db, token, hash.as_deref(), signed_in, &origin).await? {
         Ok(accepted) => accepted,
-        // Spent, withdrawn or expired since the check above (or the address's account went
-        // away in between, `NeedsPassword`): the link shows what it is now.
-        Err(NotAccepted::Unusable | NotAccepted::NeedsPassword) => return Ok(invalid(t)),
+        // Not signed in as the account (or the account changed since the page): the page as
+        // it is now, which says what to do.
+        Err(NotAccepted::SignInFirst | NotAccepted::NeedsPassword) => {
+            return match invitations::pending(&state.db, token).await? {
+                Some(now) => form(&state, &session, lang, token, &now, None).await,
+                None => Ok(invalid(t)),
+            };
+        }
+        // Spent, withdrawn or expired since the check above.
+        Err(NotAccepted::Unusable) => return Ok(invalid(t)),
     };
     let body = if accepted.already_member { t.invite_already } else { t.invite_done };
     let page = NoticePage { t, title: t.invite_title, body, code: None, next: Some("/login") };

@@ -7,10 +7,17 @@
 //!   in [`Invited`] depends on it), so it tells no tenant which addresses have one.
 //! - Inviting an address again replaces its open invitation (one open per address and
 //!   tenant, migrations/0022); an invitation can be revoked until it is accepted.
-//! - Following the link needs no sign-in: it came to the address's mailbox, which is what a
-//!   password reset link proves too. Accepting is a POST (a mail scanner that fetches the
-//!   link accepts nothing), spends the invitation with one atomic statement, and is refused
-//!   for a disabled account or a tenant that is not active.
+//! - For an address without an account, or with one that has no password yet (an
+//!   administrator added it), the link is enough: it came to the address's mailbox, and
+//!   accepting sets the password the invitee chooses. An account with a password is linked
+//!   only by its owner signed in: whoever set that password may not be the mailbox's owner
+//!   (another tenant's administrator can make an account for any address), and a click on a
+//!   mailed link must not give their account a role here.
+//! - Accepting is a POST (a mail scanner that fetches the link accepts nothing), spends the
+//!   invitation with one atomic statement, and is refused for a disabled account or a tenant
+//!   that is not active.
+//! - At most [`PER_ADDRESS_PER_HOUR`] invitations an hour to one address of a tenant, and
+//!   [`PER_TENANT_PER_HOUR`] in all: each is a mail in the tenant's name.
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -27,6 +34,31 @@ pub const MAX_TOKEN_LEN: usize = 128;
 
 /// Open invitations listed per tenant.
 pub const LIST_LIMIT: i64 = 200;
+
+/// Invitations a tenant may send to one address per hour.
+pub const PER_ADDRESS_PER_HOUR: i32 = 3;
+
+/// Invitations a tenant may send per hour.
+pub const PER_TENANT_PER_HOUR: i32 = 200;
+
+/// The account an invitation's address has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Account {
+    /// None: accepting creates it, with the password the invitee chooses.
+    New,
+    /// One without a password (added by an administrator; nobody has signed in with it):
+    /// accepting sets the password the invitee chooses.
+    WithoutPassword,
+    /// One with a password: only this user, signed in, may accept.
+    Existing(Uuid),
+}
+
+impl Account {
+    /// Whether accepting asks for a password.
+    pub fn needs_password(self) -> bool {
+        !matches!(self, Account::Existing(_))
+    }
+}
 
 /// An invitation that was made, with the link to mail.
 #[derive(Debug)]
@@ -47,9 +79,7 @@ pub struct Pending {
     pub email: String,
     pub role: Role,
     pub expires_at: DateTime<Utc>,
-    /// Whether the address has an account (then accepting links it; otherwise the invitee
-    /// chooses a password).
-    pub has_account: bool,
+    pub account: Account,
 }
 
 /// What accepting did.
@@ -71,8 +101,10 @@ pub enum NotAccepted {
     /// Unknown, accepted, revoked or expired; or the account is disabled or the tenant not
     /// active.
     Unusable,
-    /// The address has no account and no password was given.
+    /// The address has no account, or one without a password, and no password was given.
     NeedsPassword,
+    /// The address's account has a password: its owner must be signed in to accept.
+    SignInFirst,
 }
 
 /// Invites `email` to the tenant with `role`; `invitation.created` is audited.
@@ -90,6 +122,15 @@ pub async fn invite(
         db::tenants::current_row(&mut tx).await?.ok_or_else(|| ServiceError::NotFound("no such tenant".into()))?;
     if tenant.status != TenantStatus::Active {
         return Err(ServiceError::Conflict("the tenant is not active".into()));
+    }
+    let per_address =
+        crate::secrets::sha256(format!("invitation:{tenant_id}:{}", email.as_str().to_lowercase()).as_bytes());
+    let per_tenant = crate::secrets::sha256(format!("invitations:{tenant_id}").as_bytes());
+    for (key, limit) in [(per_address, PER_ADDRESS_PER_HOUR), (per_tenant, PER_TENANT_PER_HOUR)] {
+        if let Some(retry_after) = db::rate_limits::hit(&mut tx, &key, limit, 3600).await? {
+            tx.commit().await?;
+            return Err(ServiceError::RateLimited { retry_after });
+        }
     }
     let replaced = db::invitations::revoke_open_for(&mut tx, email.as_str()).await?;
     let token = Secret::generate();
@@ -162,25 +203,24 @@ pub async fn pending(db: &Database, token: &str) -> Result<Option<Pending>, Serv
     let Some(row) = db::invitations::usable(&mut tx, &hash).await? else { return Ok(None) };
     let account = db::users::by_email(&mut tx, &row.email).await?;
     tx.commit().await?;
-    if account.as_ref().is_some_and(|u| u.status != UserStatus::Active) {
-        return Ok(None);
-    }
-    Ok(Some(Pending {
-        tenant_name,
-        email: row.email,
-        role: row.role,
-        expires_at: row.expires_at,
-        has_account: account.is_some(),
-    }))
+    let account = match account {
+        Some(u) if u.status != UserStatus::Active => return Ok(None),
+        Some(u) if u.password_hash.is_some() => Account::Existing(u.id),
+        Some(_) => Account::WithoutPassword,
+        None => Account::New,
+    };
+    Ok(Some(Pending { tenant_name, email: row.email, role: row.role, expires_at: row.expires_at, account }))
 }
 
 /// Accepts the invitation a link names, in one transaction: spends it, creates the account
-/// with `password_hash` when the address has none, verifies the address, adds the membership
-/// and audits each step. Nothing changes when it is refused.
+/// with `password_hash` when the address has none (or gives it that password when it has
+/// none), verifies the address, adds the membership and audits each step. An account with a
+/// password is linked only when `signed_in` is that user. Nothing changes when it is refused.
 pub async fn accept(
     db: &Database,
     token: &str,
     password_hash: Option<&str>,
+    signed_in: Option<Uuid>,
     origin: &Actor,
 ) -> Result<Result<Accepted, NotAccepted>, ServiceError> {
     let Some((mut tx, hash, tenant_name)) = in_tenant_of(db, token).await? else {
@@ -188,10 +228,22 @@ pub async fn accept(
     };
     let Some(row) = db::invitations::accept(&mut tx, &hash).await? else { return Ok(Err(NotAccepted::Unusable)) };
     let tenant_id = tx.tenant_id().unwrap_or_default();
+    let mut password_set = false;
     let (user_id, created) = match (db::users::by_email(&mut tx, &row.email).await?, password_hash) {
         (Some(user), _) if user.status != UserStatus::Active => return Ok(Err(NotAccepted::Unusable)),
-        (Some(user), _) => (user.id, false),
-        (None, None) => return Ok(Err(NotAccepted::NeedsPassword)),
+        (Some(user), _) if user.password_hash.is_some() => {
+            if signed_in != Some(user.id) {
+                return Ok(Err(NotAccepted::SignInFirst));
+            }
+            (user.id, false)
+        }
+        (Some(user), Some(hash)) => {
+            tx.switch_user(user.id).await?;
+            db::users::set_password(&mut tx, user.id, hash).await?;
+            password_set = true;
+            (user.id, false)
+        }
+        (_, None) => return Ok(Err(NotAccepted::NeedsPassword)),
         (None, Some(hash)) => {
             let id = Uuid::now_v7();
             tx.switch_user(id).await?;
@@ -207,6 +259,10 @@ pub async fn accept(
     };
     let actor = Actor { kind: "user", id: Some(user_id.to_string()), ..origin.clone() };
     let target = || ("user", Some(user_id.to_string()));
+    if password_set {
+        // The first password of an account: whatever was made under its old stamp ends.
+        crate::identity::security::end_sessions_and_families(&mut tx, &actor, user_id, None, "invitation").await?;
+    }
     if created {
         audit::append(&mut tx, &actor.event("user.created", target(), serde_json::json!({ "by": "invitation" })))
             .await?;
@@ -228,7 +284,9 @@ pub async fn accept(
         let details = serde_json::json!({ "role": row.role, "invitation": row.id });
         audit::append(&mut tx, &actor.event("membership.added", target(), details)).await?;
     }
-    let details = serde_json::json!({ "user": user_id, "created": created, "already_member": already_member });
+    let details = serde_json::json!({
+        "user": user_id, "created": created, "password_set": password_set, "already_member": already_member,
+    });
     audit::append(&mut tx, &actor.event("invitation.accepted", ("invitation", Some(row.id.to_string())), details))
         .await?;
     tx.commit().await?;

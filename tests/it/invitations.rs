@@ -14,24 +14,13 @@ use serde_json::{Value, json};
 use crate::chrome::Chrome;
 use crate::flow::{Browser, Provider, Step, hidden};
 use crate::mfa::{audit_rows, tenant_id, user_id};
-use crate::smtp::{Received, Sink};
+use crate::smtp::{Received, provider_with_mail};
 
 const CHOSEN: &str = "an invited passphrase 31";
 
-async fn provider_with_mail() -> (Provider, Sink) {
-    let sink = Sink::start().await;
-    let url = sink.url();
-    let p = Provider::start_with(&[("LCA_SMTP_URL", &url)]).await;
-    (p, sink)
-}
-
-/// The invitation link in a mail.
+/// The link in a mail.
 fn link_in(mail: &Received, issuer: &str) -> String {
-    let body = mail.body();
-    body.lines()
-        .find(|l| l.starts_with(&format!("{issuer}/invite?token=")))
-        .unwrap_or_else(|| panic!("{body}"))
-        .to_owned()
+    mail.link_to(issuer, "/invite")
 }
 
 /// Invites `email` with `role` through the admin API of `tenant`; the status and body.
@@ -52,13 +41,31 @@ async fn invite(p: &Provider, token: &str, email: &str, role: &str) -> (u16, Val
 async fn accept(p: &Provider, link: &str, password: Option<&str>) -> Step {
     let b = Browser::new(p);
     let page = b.open(link).await;
+    post_accept(&b, &page, password).await
+}
+
+/// Posts the accept form of `page`, the invitation page `b` has open.
+async fn post_accept(b: &Browser, page: &Step, password: Option<&str>) -> Step {
     assert_eq!(page.status(), 200, "{}", page.html());
+    assert!(page.html().contains("action=\"/invite\""), "{}", page.html());
     let (csrf, token) = (hidden(page.html(), "csrf"), hidden(page.html(), "token"));
     let mut form = vec![("csrf", csrf.as_str()), ("token", token.as_str())];
     if let Some(password) = password {
         form.push(("password", password));
     }
     b.post("/invite", &form).await
+}
+
+/// Opens the link, follows its sign-in button, signs in, and comes back to the invitation:
+/// the browser, signed in.
+async fn signed_in_through(p: &Provider, link: &str, email: &str, password: &str) -> Browser {
+    let b = Browser::new(p);
+    let page = b.open(link).await;
+    assert!(page.html().contains("href=\"/login\""), "{}", page.html());
+    let login = b.open(&p.url("/login")).await;
+    let back = b.login(&login, email, password).await;
+    assert!(back.html().contains("action=\"/invite\""), "back at the invitation: {}", back.html());
+    b
 }
 
 async fn role_in(p: &Provider, tenant: &str, email: &str) -> Option<String> {
@@ -123,11 +130,21 @@ async fn an_invitation_creates_or_links_the_account_once_and_answers_alike() {
     let account = b.login(&login, "new.comer@example.com", CHOSEN).await;
     assert!(account.html().contains(EN.account_profile_email_verified), "{}", account.html());
 
-    // Ann has an account: no password is asked; she is linked, as a viewer, and verified.
+    // Ann has an account with a password: the link alone does not link it (whoever set that
+    // password may not own the mailbox); signed in as Ann, it does, as a viewer, verified.
     let link = link_in(&sink.nth_to(&p.email, 1).await, &p.issuer);
-    let form = Browser::new(&p).open(&link).await;
+    let stranger = Browser::new(&p);
+    let page = stranger.open(&link).await;
+    assert!(page.html().contains("id=\"sign-in\"") && !page.html().contains("action=\"/invite\""), "{}", page.html());
+    let csrf = hidden(stranger.open(&p.url("/forgot")).await.html(), "csrf");
+    let token = link.split("token=").nth(1).unwrap();
+    let forced = stranger.post("/invite", &[("csrf", csrf.as_str()), ("token", token)]).await;
+    assert!(forced.html().contains("id=\"sign-in\""), "{}", forced.html());
+    assert_eq!(role_in(&p, "beta", &p.email).await, None, "not without signing in");
+    let ann = signed_in_through(&p, &link, &p.email, crate::flow::PASSWORD).await;
+    let form = ann.open(&link).await;
     assert!(form.html().contains(EN.invite_existing_account) && !form.html().contains("name=\"password\""));
-    let done = accept(&p, &link, None).await;
+    let done = post_accept(&ann, &form, None).await;
     assert!(done.html().contains(EN.invite_done), "{}", done.html());
     assert_eq!(role_in(&p, "beta", &p.email).await.as_deref(), Some("viewer"));
     assert_eq!(role_in(&p, "acme", &p.email).await.as_deref(), Some("editor"), "her other membership stays");
@@ -148,7 +165,7 @@ async fn an_invitation_creates_or_links_the_account_once_and_answers_alike() {
     // Accepting again after joining: the link is spent; a new invitation of a member says so.
     let (status, _) = invite(&p, &admin, &p.email, "admin").await;
     assert_eq!(status, 201);
-    let again = accept(&p, &link_in(&sink.nth_to(&p.email, 2).await, &p.issuer), None).await;
+    let again = post_accept(&ann, &ann.open(&link_in(&sink.nth_to(&p.email, 2).await, &p.issuer)).await, None).await;
     assert!(again.html().contains(EN.invite_already), "{}", again.html());
     assert_eq!(
         role_in(&p, "beta", &p.email).await.as_deref(),
@@ -315,4 +332,64 @@ async fn chromium_an_admin_invites_and_the_invitee_joins_through_the_mailed_link
     assert_eq!(verified(&p, "invitee@example.com").await, Some(true));
     let page = Browser::new(&p).open(&link).await;
     assert_eq!(page.status(), 410, "the link worked once");
+}
+
+/// An account an administrator made without a password (another tenant's, say) is given the
+/// password the invitee chooses; an account whose password someone else set is never linked
+/// by the link alone; and a fourth invitation of one address in an hour is refused.
+#[tokio::test]
+async fn a_pre_made_account_gets_the_invitees_password_and_one_with_a_password_needs_its_owner() {
+    let (p, sink) = provider_with_mail().await;
+    p.t.tenant("beta").await;
+    let beta = crate::api::service_token(&p, "beta", Role::Admin).await;
+    let acme = crate::api::service_token(&p, "acme", Role::Admin).await;
+    // Beta's admin adds an address nobody has: an account without a password.
+    let res = p
+        .http()
+        .post(p.url("/api/v1/members"))
+        .bearer_auth(&beta)
+        .json(&json!({ "email": "vic@corp.example", "role": "viewer" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    invite(&p, &acme, "vic@corp.example", "editor").await;
+    let link = link_in(&sink.nth_to("vic@corp.example", 1).await, &p.issuer);
+    let page = Browser::new(&p).open(&link).await;
+    assert!(page.html().contains(EN.invite_set_password) && page.html().contains("name=\"password\""));
+    let done = accept(&p, &link, Some(CHOSEN)).await;
+    assert!(done.html().contains(EN.invite_done), "{}", done.html());
+    assert_eq!(role_in(&p, "acme", "vic@corp.example").await.as_deref(), Some("editor"));
+    let b = Browser::new(&p);
+    let login = b.open(&p.url("/account")).await;
+    assert!(b.login(&login, "vic@corp.example", CHOSEN).await.html().contains("action=\"/account/password\""));
+    let acme_id = tenant_id(&p, "acme").await;
+    assert_eq!(audit_rows(&p, acme_id, "invitation.accepted").await[0].details["password_set"], json!(true));
+
+    // An account whose password was set by someone else: the mailbox's owner clicking the
+    // link links nothing.
+    let hasher = laventecare_auth::identity::PasswordHasher::new();
+    laventecare_auth::identity::create_user(&p.t.db, &hasher, "taken@corp.example", "someone else's passphrase")
+        .await
+        .unwrap();
+    invite(&p, &acme, "taken@corp.example", "admin").await;
+    let link = link_in(&sink.nth_to("taken@corp.example", 1).await, &p.issuer);
+    let b = Browser::new(&p);
+    let page = b.open(&link).await;
+    assert!(page.html().contains("id=\"sign-in\""), "{}", page.html());
+    let csrf = hidden(b.open(&p.url("/forgot")).await.html(), "csrf");
+    let token = link.split("token=").nth(1).unwrap();
+    let forced = b.post("/invite", &[("csrf", csrf.as_str()), ("token", token), ("password", CHOSEN)]).await;
+    assert!(forced.html().contains("id=\"sign-in\""), "{}", forced.html());
+    assert_eq!(role_in(&p, "acme", "taken@corp.example").await, None);
+    assert_eq!(Browser::new(&p).open(&link).await.status(), 200, "the invitation is still open for its owner");
+
+    // Three invitations an hour to one address; the fourth is refused and mails nothing.
+    for _ in 0..2 {
+        assert_eq!(invite(&p, &acme, "taken@corp.example", "viewer").await.0, 201);
+    }
+    let (status, body) = invite(&p, &acme, "Taken@Corp.example", "viewer").await;
+    assert_eq!(status, 429, "{body}");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(sink.all().iter().filter(|m| m.rcpt_to[0].eq_ignore_ascii_case("taken@corp.example")).count(), 3);
 }

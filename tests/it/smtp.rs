@@ -21,6 +21,13 @@ pub struct Received {
 }
 
 impl Received {
+    /// The line of the body that is a link to `path` of `issuer` (`/reset`, `/invite`…).
+    pub fn link_to(&self, issuer: &str, path: &str) -> String {
+        let body = self.body();
+        let start = format!("{issuer}{path}?token=");
+        body.lines().find(|l| l.starts_with(&start)).unwrap_or_else(|| panic!("no {start}… in {body}")).to_owned()
+    }
+
     /// A header's value (the first of that name).
     pub fn header(&self, name: &str) -> Option<String> {
         let head = self.data.split("\r\n\r\n").next().unwrap_or("");
@@ -147,4 +154,12 @@ async fn session(stream: tokio::net::TcpStream, store: Arc<Mutex<Vec<Received>>>
         };
         write.write_all(reply).await?;
     }
+}
+
+/// A provider that mails through a new [`Sink`].
+pub async fn provider_with_mail() -> (crate::flow::Provider, Sink) {
+    let sink = Sink::start().await;
+    let url = sink.url();
+    let p = crate::flow::Provider::start_with(&[("LCA_SMTP_URL", &url)]).await;
+    (p, sink)
 }

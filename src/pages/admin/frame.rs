@@ -150,6 +150,7 @@ pub fn refused(lang: Lang) -> impl Fn(ServiceError) -> AppError {
     move |e| match e {
         ServiceError::Forbidden(_) => page_error(StatusCode::FORBIDDEN, a.forbidden_title, a.forbidden_body),
         ServiceError::NotFound(_) => AppError::NotFound,
+        ServiceError::RateLimited { retry_after } => AppError::TooManyRequests { retry_after, page: true },
         ServiceError::Invalid(msg) | ServiceError::Conflict(msg) => {
             page_error(StatusCode::BAD_REQUEST, a.invalid_title, format!("{msg}. {}", a.invalid_back))
         }
