@@ -8,16 +8,9 @@ use laventecare_auth::html::text::EN;
 
 use crate::chrome::Chrome;
 use crate::flow::{Browser, PASSWORD, Provider, Step, hidden};
-use crate::smtp::{Received, Sink};
+use crate::smtp::{Received, provider_with_mail};
 
 const NEW_PASSWORD: &str = "a fresh passphrase 2026";
-
-async fn provider_with_mail() -> (Provider, Sink) {
-    let sink = Sink::start().await;
-    let url = sink.url();
-    let p = Provider::start_with(&[("LCA_SMTP_URL", &url)]).await;
-    (p, sink)
-}
 
 /// Asks for a link for `email` from a fresh browser; returns the answer page.
 async fn ask(p: &Provider, email: &str) -> Step {
@@ -28,13 +21,9 @@ async fn ask(p: &Provider, email: &str) -> Step {
     b.post("/forgot", &[("csrf", csrf.as_str()), ("email", email)]).await
 }
 
-/// The link in a reset mail.
+/// The link in a mail.
 fn link_in(mail: &Received, issuer: &str) -> String {
-    let body = mail.body();
-    body.lines()
-        .find(|l| l.starts_with(&format!("{issuer}/reset?token=")))
-        .unwrap_or_else(|| panic!("{body}"))
-        .to_owned()
+    mail.link_to(issuer, "/reset")
 }
 
 /// Sets `password` through the link's form; returns the final page.

@@ -11,22 +11,12 @@ use serde_json::json;
 use crate::chrome::Chrome;
 use crate::flow::{Browser, PASSWORD, Provider, Step, hidden};
 use crate::mfa::{audit_rows, tenant_id};
-use crate::smtp::{Received, Sink};
+use crate::smtp::{Received, Sink, provider_with_mail};
 use crate::support::{binary, run_with_stdin};
 
-async fn provider_with_mail() -> (Provider, Sink) {
-    let sink = Sink::start().await;
-    let url = sink.url();
-    let p = Provider::start_with(&[("LCA_SMTP_URL", &url)]).await;
-    (p, sink)
-}
-
+/// The link in a mail.
 fn link_in(mail: &Received, issuer: &str) -> String {
-    let body = mail.body();
-    body.lines()
-        .find(|l| l.starts_with(&format!("{issuer}/verify-email?token=")))
-        .unwrap_or_else(|| panic!("{body}"))
-        .to_owned()
+    mail.link_to(issuer, "/verify-email")
 }
 
 /// Opens the link and presses its button, from a fresh browser; the final page.
