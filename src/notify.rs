@@ -49,38 +49,39 @@ async fn compose(state: &AppState, user_id: Uuid, notice: Notice<'_>) -> Result<
     Ok(Some(Mail { to: email, subject: subject.to_owned(), body }))
 }
 
+/// A mail that carries a one-time link: what it is for (`lead`), the link, when it expires,
+/// and what to do if nobody asked for it.
+pub fn link_mail(
+    lang: Lang,
+    to: &str,
+    subject: String,
+    lead: &str,
+    link: &crate::secrets::SecretString,
+    expires_at: chrono::DateTime<chrono::Utc>,
+    not_you: &str,
+) -> Mail {
+    use crate::secrets::ExposeSecret;
+    let t = lang.text();
+    let (link, expires) = (link.expose_secret(), lang.datetime(expires_at));
+    let body = format!("{lead}\n\n{link}\n\n{} {expires}.\n\n{not_you}\n", t.mail_reset_expires);
+    Mail { to: to.to_owned(), subject, body }
+}
+
 /// The mail that carries an invitation, in `lang` (the inviter's page language: the invitee's
 /// own is not known before they have an account in this tenant).
 pub fn invitation_mail(lang: Lang, invited: &crate::tenancy::invitations::Invited) -> Mail {
-    use crate::secrets::ExposeSecret;
     let t = lang.text();
-    let body = format!(
-        "{}\n\n{} ({})\n\n{}\n\n{}\n\n{} {}.\n\n{}\n",
-        t.mail_invite_body,
-        invited.tenant_name,
-        invited.role,
-        t.mail_invite_accept,
-        invited.link.expose_secret(),
-        t.mail_reset_expires,
-        lang.datetime(invited.expires_at),
-        t.mail_invite_not_you
-    );
-    Mail { to: invited.email.clone(), subject: format!("{} {}", t.mail_invite_subject, invited.tenant_name), body }
+    let lead =
+        format!("{}\n\n{} ({})\n\n{}", t.mail_invite_body, invited.tenant_name, invited.role, t.mail_invite_accept);
+    let subject = format!("{} {}", t.mail_invite_subject, invited.tenant_name);
+    link_mail(lang, &invited.email, subject, &lead, &invited.link, invited.expires_at, t.mail_invite_not_you)
 }
 
 /// The mail that carries an email verification link, in `lang`.
 pub fn verification_mail(lang: Lang, issued: &crate::identity::verification::Issued) -> Mail {
-    use crate::secrets::ExposeSecret;
     let t = lang.text();
-    let body = format!(
-        "{}\n\n{}\n\n{} {}.\n\n{}\n",
-        t.mail_verify_body,
-        issued.link.expose_secret(),
-        t.mail_reset_expires,
-        lang.datetime(issued.expires_at),
-        t.mail_verify_not_you
-    );
-    Mail { to: issued.email.clone(), subject: t.mail_verify_subject.to_owned(), body }
+    let subject = t.mail_verify_subject.to_owned();
+    link_mail(lang, &issued.email, subject, t.mail_verify_body, &issued.link, issued.expires_at, t.mail_verify_not_you)
 }
 
 /// The user's profile language, else English.

@@ -95,15 +95,16 @@ pub async fn forgot_submit(
 /// The mail with the link, in the language of the page it was asked on.
 fn reset_mail(lang: Lang, issued: &reset::Issued) -> Mail {
     let t = lang.text();
-    let body = format!(
-        "{}\n\n{}\n\n{} {}.\n\n{}\n",
+    let subject = t.mail_reset_subject.to_owned();
+    crate::notify::link_mail(
+        lang,
+        &issued.email,
+        subject,
         t.mail_reset_body,
-        issued.link.expose_secret(),
-        t.mail_reset_expires,
-        lang.datetime(issued.expires_at),
-        t.mail_reset_not_you
-    );
-    Mail { to: issued.email.clone(), subject: t.mail_reset_subject.to_owned(), body }
+        &issued.link,
+        issued.expires_at,
+        t.mail_reset_not_you,
+    )
 }
 
 #[derive(Debug, Deserialize)]
