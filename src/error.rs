@@ -159,6 +159,16 @@ struct ErrorReport {
     internal: Option<Arc<anyhow::Error>>,
 }
 
+/// The language of an error page, as a browser route found it (`session::language::
+/// mark_errors`): the response extension `finish_errors` reads.
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorPageLang(pub Lang);
+
+/// Whether `res` is an error that [`finish_errors`] writes as an HTML page.
+pub fn is_page(res: &Response) -> bool {
+    res.extensions().get::<ErrorReport>().is_some_and(|r| r.page.is_some())
+}
+
 /// Seconds a client is asked to wait when the database is unreachable: long enough not to
 /// hammer a database coming back, short enough for a restart.
 pub const RETRY_AFTER_UNAVAILABLE: u64 = 5;
@@ -308,7 +318,7 @@ pub async fn finish_errors(req: Request, next: Next) -> Response {
         Some((title, message)) => {
             // The page's language: the session's, when a browser route said it
             // (`session::language::mark_errors`), else the browser's, else English.
-            let lang = res.extensions().get::<Lang>().copied().or(browser_lang).unwrap_or_default();
+            let lang = res.extensions().get::<ErrorPageLang>().map(|l| l.0).or(browser_lang).unwrap_or_default();
             let (title, message) = (title.in_lang(lang), message.in_lang(lang));
             crate::html::error_page(status, lang, &title, &message, &request_id)
         }

@@ -34,7 +34,6 @@ pub enum Lang {
 impl Lang {
     pub const ALL: [Lang; 2] = [Lang::En, Lang::Nl];
 
-    /// Its table of words.
     /// The admin pages' words in this language.
     pub fn admin(self) -> &'static AdminText {
         match self {
@@ -43,6 +42,7 @@ impl Lang {
         }
     }
 
+    /// Its table of words.
     pub fn text(self) -> &'static Text {
         match self {
             Lang::En => &EN,

@@ -108,15 +108,16 @@ impl<S: Send + Sync> FromRequestParts<S> for PageLang {
 pub async fn mark_errors(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
     let session = req.extensions().get::<Session>().cloned();
     let mut res = next.run(req).await;
-    // A 5xx may be the session store itself being unreachable: asking it again would only
-    // make the answer slow, so those pages take the browser's language.
-    if res.status().is_client_error() {
+    // Only for an error page (a JSON error has no language). A 5xx may be the session store
+    // itself being unreachable: asking it again would only make the answer slow, so those
+    // pages take the browser's language.
+    if res.status().is_client_error() && crate::error::is_page(&res) {
         let kept = match &session {
             Some(session) => current(session).await.ok().flatten(),
             None => None,
         };
         if let Some(lang) = kept {
-            res.extensions_mut().insert(lang);
+            res.extensions_mut().insert(crate::error::ErrorPageLang(lang));
         }
     }
     res

@@ -294,4 +294,9 @@ async fn error_pages_and_the_form_post_page_follow_the_language() {
     assert!(page.html().contains("id=\"response\""), "{}", page.html());
     assert!(page.html().contains(NL.form_post_body), "{}", page.html());
     assert_eq!(page_lang(&page), "nl");
+    // Without `ui_locales`, a Dutch browser's.
+    let b = speaking(&p, "nl");
+    let url = authorize_url(&p, &challenge, &[("response_mode", "form_post"), ("prompt", "none")]);
+    let page = b.open(&url).await;
+    assert!(page.html().contains(NL.form_post_body), "{}", page.html());
 }

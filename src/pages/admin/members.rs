@@ -18,7 +18,7 @@ use crate::html::text::{AdminText, Text};
 use crate::identity::recovery::MemberAction;
 use crate::notify;
 use crate::service_error::ServiceError;
-use crate::session::{self, PageLang, SessionForm};
+use crate::session::{self, SessionForm};
 use crate::vocabulary::Role;
 
 #[derive(Template)]
@@ -159,11 +159,7 @@ pub async fn recovery_link(ctx: Ctx, Path((_, user_id)): MemberPath, _: Button) 
 
 /// `POST /admin/t/{slug}/invitations`: invites the address with the role and mails the link,
 /// in this page's language; the notice is the same whether or not the address has an account.
-pub async fn invite(
-    ctx: Ctx,
-    PageLang(lang): PageLang,
-    SessionForm(form): SessionForm<InviteForm>,
-) -> Result<Response, AppError> {
+pub async fn invite(ctx: Ctx, SessionForm(form): SessionForm<InviteForm>) -> Result<Response, AppError> {
     if form.email.len() > 320 {
         return Err(ctx.refused()(ServiceError::Invalid("the email address is too long".into())));
     }
@@ -171,7 +167,7 @@ pub async fn invite(
     let invited = admin::invitations::invite(&state.db, &state.config, caller, form.email.trim(), form.role)
         .await
         .map_err(ctx.refused())?;
-    state.mailer.send_later(notify::invitation_mail(lang, &invited));
+    state.mailer.send_later(notify::invitation_mail(ctx.lang, &invited));
     ctx.done("/members", &format!("{} {} ({})", ctx.a().invitation_sent, invited.email, invited.role)).await
 }
 

@@ -24,7 +24,7 @@ use tower_sessions::Session;
 use crate::error::AppError;
 use crate::extract::{Query, Refused, strict_pairs};
 use crate::protocol::meta::RequestMeta;
-use crate::session;
+use crate::session::{self, PageLang};
 use crate::state::AppState;
 use params::AuthorizeParams;
 use proceed::proceed;
@@ -36,6 +36,7 @@ use start::start;
 pub async fn authorize_get(
     State(state): State<AppState>,
     session: Session,
+    PageLang(lang): PageLang,
     meta: RequestMeta,
     RawQuery(query): RawQuery,
 ) -> Result<Response, AppError> {
@@ -44,7 +45,7 @@ pub async fn authorize_get(
     let Ok(params) = serde_urlencoded::from_str::<AuthorizeParams>(&query) else {
         return Err(bad_client("The request parameters are malformed or repeated."));
     };
-    start(&state, &session, &meta, params).await
+    start(&state, &session, &meta, params, lang).await
 }
 
 /// `POST /authorize` (OIDC Core §3.1.2.1 allows form POST). A cross-site POST carries no
@@ -73,11 +74,12 @@ pub struct ContinueParams {
 pub async fn resume(
     State(state): State<AppState>,
     session: Session,
+    PageLang(lang): PageLang,
     meta: RequestMeta,
     Query(p): Query<ContinueParams>,
 ) -> Result<Response, AppError> {
     let Some(pending) = session::pending(&session, &p.req).await? else {
         return Err(expired_request());
     };
-    proceed(&state, &session, &meta, pending).await
+    proceed(&state, &session, &meta, pending, lang).await
 }

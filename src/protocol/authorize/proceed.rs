@@ -11,7 +11,7 @@ use super::reply::{Reply, expired_request};
 use crate::db::families::RequestedClaims;
 use crate::db::{self, audit, clients::ClientRow};
 use crate::error::AppError;
-use crate::html::text::Text;
+use crate::html::text::{Lang, Text};
 use crate::identity::security;
 use crate::protocol::issue::{covering_scope, requested_user_claims};
 use crate::protocol::meta::RequestMeta;
@@ -40,18 +40,18 @@ pub async fn needs_mfa(
     Ok(required)
 }
 
-/// Resumes a stored request after a step.
+/// Resumes a stored request after a step, its pages in `lang` (`session::PageLang`).
 pub(super) async fn proceed(
     state: &AppState,
     session: &Session,
     meta: &RequestMeta,
     pending: session::Pending,
+    lang: Lang,
 ) -> Result<Response, AppError> {
     let Some(client) = crate::clients::find(&state.db, &pending.client_id).await? else {
         return Err(expired_request());
     };
-    let t = session::language::current(session).await?.unwrap_or_default().text();
-    decide(state, session, meta, &client, pending, false, t).await
+    decide(state, session, meta, &client, pending, false, lang.text()).await
 }
 
 /// The next step of a request: login, tenant choice, consent, or the code. `t`: the words

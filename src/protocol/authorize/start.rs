@@ -25,6 +25,7 @@ pub(super) async fn start(
     session: &Session,
     meta: &RequestMeta,
     p: AuthorizeParams,
+    page_lang: Lang,
 ) -> Result<Response, AppError> {
     // 1. The client and its redirect URI: failures here are a page, never a redirect.
     let Some(client_id) = p.client_id.as_deref().filter(|c| !c.is_empty() && c.len() <= 128) else {
@@ -49,11 +50,8 @@ pub(super) async fn start(
     if p.state.as_ref().is_some_and(|s| s.len() > MAX_STATE_BYTES) {
         return Err(bad_client("The state parameter is too long."));
     }
-    // The language the request asks for, else the one this browser's session has.
-    let lang = match p.ui_locales.as_deref().and_then(Lang::from_ui_locales) {
-        Some(lang) => lang,
-        None => session::language::current(session).await?.unwrap_or_default(),
-    };
+    // The language the request asks for, else the page's (`session::PageLang`).
+    let lang = p.ui_locales.as_deref().and_then(Lang::from_ui_locales).unwrap_or(page_lang);
     let (issuer, t) = (&state.config.issuer, lang.text());
     let reply = Reply { redirect_uri, form_post, state: p.state.as_deref(), issuer, t };
 
