@@ -238,6 +238,10 @@ pub struct Text {
     pub mail_device_subject: &'static str,
     pub mail_device_body: &'static str,
     pub mail_device_not_you: &'static str,
+    /// The password rules (`identity::password::Problem`; `{n}` is the limit).
+    pub password_too_short: &'static str,
+    pub password_too_long: &'static str,
+    pub password_too_common: &'static str,
     /// Error pages (`Words::Of`, written by `error::finish_errors`).
     pub error_form_expired_title: &'static str,
     pub error_form_expired_body: &'static str,

@@ -295,20 +295,44 @@ fn is_common(password: &str) -> bool {
     LIST.contains(lower.as_str()) || LIST.contains(squeezed.as_str())
 }
 
+/// What the rules find wrong with a new password ([`problem`]); a page says it in its own
+/// language, the command line and the API with `Display`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Problem {
+    /// Fewer than [`MIN_CHARS`] characters.
+    TooShort,
+    /// More than [`MAX_BYTES`] bytes (bcrypt's limit).
+    TooLong,
+    /// Three different characters or fewer, or on the list of common passwords.
+    TooCommon,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Problem::TooShort => write!(f, "the password must have at least {MIN_CHARS} characters"),
+            Problem::TooLong => write!(f, "the password must have at most {MAX_BYTES} bytes"),
+            Problem::TooCommon => f.write_str("this password is too common; choose another"),
+        }
+    }
+}
+
 /// Checks a new password against the rules: at least 12 characters, at most 72 bytes, more
 /// than three different characters, and not on the list of common passwords.
-pub fn check_rules(password: &str) -> Result<(), ServiceError> {
+pub fn problem(password: &str) -> Option<Problem> {
     if password.chars().count() < MIN_CHARS {
-        return Err(ServiceError::Invalid(format!("the password must have at least {MIN_CHARS} characters")));
+        return Some(Problem::TooShort);
     }
     if password.len() > MAX_BYTES {
-        return Err(ServiceError::Invalid(format!("the password must have at most {MAX_BYTES} bytes")));
+        return Some(Problem::TooLong);
     }
     let distinct: std::collections::HashSet<char> = password.chars().collect();
-    if distinct.len() <= 3 || is_common(password) {
-        return Err(ServiceError::Invalid("this password is too common; choose another".into()));
-    }
-    Ok(())
+    (distinct.len() <= 3 || is_common(password)).then_some(Problem::TooCommon)
+}
+
+/// [`problem`] as the domain's error.
+pub fn check_rules(password: &str) -> Result<(), ServiceError> {
+    problem(password).map_or(Ok(()), |p| Err(ServiceError::Invalid(p.to_string())))
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use crate::db::{self, audit};
 use crate::error::AppError;
 use crate::html::text::{Lang, Text};
 use crate::identity::profile::{self, Field};
-use crate::identity::{mfa, password, security, throttle};
+use crate::identity::{mfa, security, throttle};
 use crate::mail::Mail;
 use crate::protocol::meta::RequestMeta;
 use crate::render::render;
@@ -270,8 +270,8 @@ pub async fn change_password(
         return page(&state, &session, lang, &who, None, Some(lang.text().account_password_wrong), StatusCode::OK)
             .await;
     }
-    if let Err(e) = password::check_rules(new) {
-        return page(&state, &session, lang, &who, None, Some(&e.to_string()), StatusCode::OK).await;
+    if let Some(problem) = crate::pages::password_refused(lang.text(), new) {
+        return page(&state, &session, lang, &who, None, Some(&problem), StatusCode::OK).await;
     }
     let hash = state.passwords.hash(new).await?;
     let mut tx = state.db.user(who.user_id).await?;

@@ -16,7 +16,6 @@ use tower_sessions::Session;
 use crate::error::AppError;
 use crate::extract::Query;
 use crate::html::text::{Lang, Text};
-use crate::identity::password;
 use crate::pages::mfa::NoticePage;
 use crate::protocol::meta::RequestMeta;
 use crate::render::render;
@@ -133,8 +132,8 @@ pub async fn accept(
         (false, _) => None,
         (true, None) => return form(&state, &session, lang, token, &invitation, Some(t.invite_new_account)).await,
         (true, Some(new)) => {
-            if let Err(e) = password::check_rules(new) {
-                return form(&state, &session, lang, token, &invitation, Some(&e.to_string())).await;
+            if let Some(problem) = crate::pages::password_refused(t, new) {
+                return form(&state, &session, lang, token, &invitation, Some(&problem)).await;
             }
             Some(state.passwords.hash(new).await?)
         }

@@ -54,3 +54,14 @@ pub async fn home(session: tower_sessions::Session, lang: session::PageLang) -> 
     let csrf = session::csrf_token(&session).await?;
     Ok(render(StatusCode::OK, &HomePage { t: lang.text(), csrf: &csrf }, &[]))
 }
+
+/// What the password rules find wrong with `password`, in the page's words; `None` when it
+/// passes (`identity::password::problem`).
+pub fn password_refused(t: &'static Text, password: &str) -> Option<String> {
+    use crate::identity::password::{self, MAX_BYTES, MIN_CHARS, Problem};
+    password::problem(password).map(|p| match p {
+        Problem::TooShort => t.password_too_short.replace("{n}", &MIN_CHARS.to_string()),
+        Problem::TooLong => t.password_too_long.replace("{n}", &MAX_BYTES.to_string()),
+        Problem::TooCommon => t.password_too_common.to_owned(),
+    })
+}

@@ -11,7 +11,6 @@ use tower_sessions::Session;
 use crate::error::AppError;
 use crate::extract::Query;
 use crate::html::text::Text;
-use crate::identity::password;
 use crate::identity::recovery;
 use crate::pages::mfa::NoticePage;
 use crate::protocol::meta::RequestMeta;
@@ -78,9 +77,8 @@ pub async fn submit(
     if token.len() > 128 || !recovery::link_usable(&state.db, token).await? {
         return Ok(invalid(t));
     }
-    if let Err(e) = password::check_rules(password) {
+    if let Some(problem) = crate::pages::password_refused(t, password) {
         let csrf = session::csrf_token(&session).await?;
-        let problem = e.to_string();
         let page = RecoverPage { t, csrf: &csrf, token, problem: Some(&problem) };
         return Ok(render(StatusCode::OK, &page, &[]));
     }

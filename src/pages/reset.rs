@@ -13,7 +13,7 @@ use crate::db;
 use crate::error::AppError;
 use crate::extract::Query;
 use crate::html::text::{Lang, Text};
-use crate::identity::{password, reset, throttle};
+use crate::identity::{reset, throttle};
 use crate::mail::Mail;
 use crate::pages::mfa::NoticePage;
 use crate::protocol::meta::RequestMeta;
@@ -156,9 +156,8 @@ pub async fn reset_submit(
     if token.len() > 128 || !reset::link_usable(&state.db, token).await? {
         return Ok(invalid(t));
     }
-    if let Err(e) = password::check_rules(new) {
+    if let Some(problem) = crate::pages::password_refused(t, new) {
         let csrf = session::csrf_token(&session).await?;
-        let problem = e.to_string();
         return Ok(render(StatusCode::OK, &ResetPage { t, csrf: &csrf, token, problem: Some(&problem) }, &[]));
     }
     let hash = state.passwords.hash(new).await?;

@@ -258,7 +258,7 @@ async fn the_admin_pages_follow_the_users_language() {
 
 /// The error pages speak the page's language too: the browser's `Accept-Language` for a
 /// visitor, the session's language for a signed-in user (whatever the header says); and the
-/// form post page of a `ui_locales=nl` request is Dutch.
+/// form post page of a `ui_locales=nl` request is Dutch; so are the password rules' words.
 #[tokio::test]
 async fn error_pages_and_the_form_post_page_follow_the_language() {
     let p = Provider::start().await;
@@ -284,6 +284,11 @@ async fn error_pages_and_the_form_post_page_follow_the_language() {
     let expired = b.post("/account/password", &[("csrf", "stale"), ("current", "x"), ("new", "y")]).await;
     assert_eq!(page_lang(&expired), "nl", "{}", expired.html());
     assert!(expired.html().contains(NL.error_form_expired_body), "{}", expired.html());
+    // The password rules speak it too.
+    let account = b.open(&p.url("/account")).await;
+    let csrf = crate::flow::hidden(account.html(), "csrf");
+    let refused = b.post("/account/password", &[("csrf", csrf.as_str()), ("current", PASSWORD), ("new", "kort")]).await;
+    assert!(refused.html().contains("Het wachtwoord moet minstens 12 tekens hebben."), "{}", refused.html());
 
     // A form post answer in the language the request asked for.
     let b = speaking(&p, "en");
