@@ -44,8 +44,8 @@ impl From<&Invited> for Invitation {
             id: i.id,
             email: i.email.clone(),
             role: i.role,
-            invited_by: String::new(),
-            created_at: Utc::now(),
+            invited_by: i.invited_by.clone(),
+            created_at: i.created_at,
             expires_at: i.expires_at,
         }
     }

@@ -64,9 +64,7 @@ async fn create(
 ) -> Result<Response, AppError> {
     let invited = invitations::invite(&state.db, &state.config, &caller, &body.email, body.role).await?;
     state.mailer.send_later(crate::notify::invitation_mail(lang, &invited));
-    let mut shown = Invitation::from(&invited);
-    shown.invited_by = format!("{}:{}", caller.actor.kind, caller.actor.id.as_deref().unwrap_or(""));
-    Ok((StatusCode::CREATED, axum::Json(shown)).into_response())
+    Ok((StatusCode::CREATED, axum::Json(Invitation::from(&invited))).into_response())
 }
 
 /// Withdraw an open invitation: its link stops working.

@@ -235,6 +235,7 @@ impl Database {
             TenantOf::Code(hash) => sqlx::query_scalar(scope_to!("lca_code_tenant")).bind(hash),
             TenantOf::RefreshToken(hash) => sqlx::query_scalar(scope_to!("lca_refresh_token_tenant")).bind(hash),
             TenantOf::DeviceCode(hash) => sqlx::query_scalar(scope_to!("lca_device_code_tenant")).bind(hash),
+            TenantOf::Invitation(hash) => sqlx::query_scalar(scope_to!("lca_invitation_tenant")).bind(hash),
         }
         .fetch_one(&mut *tx)
         .await?;
@@ -327,6 +328,8 @@ pub enum TenantOf<'a> {
     Code(&'a [u8]),
     RefreshToken(&'a [u8]),
     DeviceCode(&'a [u8]),
+    /// An open invitation, by its token's hash (`lca_invitation_tenant`).
+    Invitation(&'a [u8]),
 }
 
 /// A scoped transaction (see [`Database::tenant`]). Dropped without [`Tx::commit`], it rolls

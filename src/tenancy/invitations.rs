@@ -67,6 +67,9 @@ pub struct Invited {
     pub email: String,
     pub role: Role,
     pub tenant_name: String,
+    /// Who invited, as stored: `user:<id>`, `client:<client_id>`, `operator:<name>`.
+    pub invited_by: String,
+    pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     /// `<issuer>/invite?token=…`: a one-time secret, never logged or shown to the inviter.
     pub link: SecretString,
@@ -159,7 +162,16 @@ pub async fn invite(
     audit::append(&mut tx, &actor.event("invitation.created", ("invitation", Some(id.to_string())), details)).await?;
     tx.commit().await?;
     let link = format!("{}/invite?token={}", config.issuer, token.expose()).into();
-    Ok(Invited { id, email: email.as_str().to_owned(), role, tenant_name: tenant.name, expires_at, link })
+    Ok(Invited {
+        id,
+        email: email.as_str().to_owned(),
+        role,
+        tenant_name: tenant.name,
+        invited_by,
+        created_at: Utc::now(),
+        expires_at,
+        link,
+    })
 }
 
 /// The tenant's open invitations, newest first.
@@ -188,9 +200,7 @@ async fn in_tenant_of(db: &Database, token: &str) -> Result<Option<(Tx, [u8; 32]
         return Ok(None);
     }
     let hash = crate::secrets::sha256(token.as_bytes());
-    let mut tx = db.unscoped().await?;
-    let Some(tenant_id) = db::invitations::tenant_of(&mut tx, &hash).await? else { return Ok(None) };
-    tx.switch_tenant(tenant_id).await?;
+    let Some(mut tx) = db.in_tenant_of(db::TenantOf::Invitation(&hash)).await? else { return Ok(None) };
     match db::tenants::current_row(&mut tx).await? {
         Some(t) if t.status == TenantStatus::Active => Ok(Some((tx, hash, t.name))),
         _ => Ok(None),

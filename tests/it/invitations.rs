@@ -105,6 +105,7 @@ async fn an_invitation_creates_or_links_the_account_once_and_answers_alike() {
     let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
     assert_eq!(keys(&newcomer), keys(&existing), "the same answer whether or not the address has an account");
     assert!(!newcomer.to_string().contains("token"), "the link is never shown to the inviter: {newcomer}");
+    assert!(newcomer["invited_by"].as_str().unwrap().starts_with("client:"), "{newcomer}");
     assert_eq!(role_in(&p, "beta", "new.comer@example.com").await, None, "nobody is a member before accepting");
     assert_eq!(verified(&p, "new.comer@example.com").await, None, "and no account exists yet");
 

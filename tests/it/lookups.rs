@@ -245,7 +245,11 @@ async fn code_and_refresh_lookups() {
 
     // Database::in_tenant_of: the lookup and the tenant's scope in one statement, and nothing
     // for what no lookup finds.
-    for presented in [db::TenantOf::Code(&code_hash), db::TenantOf::RefreshToken(&refresh_hash)] {
+    for presented in [
+        db::TenantOf::Code(&code_hash),
+        db::TenantOf::RefreshToken(&refresh_hash),
+        db::TenantOf::Invitation(&invitation_hash),
+    ] {
         let mut tx = t.db.in_tenant_of(presented).await.unwrap().expect("found");
         assert_eq!(tx.tenant_id(), Some(acme), "{presented:?}");
         let seen = db::refresh_tokens::state(&mut tx, &refresh_hash).await.unwrap();
@@ -255,6 +259,7 @@ async fn code_and_refresh_lookups() {
         db::TenantOf::Code(&[1u8; 32]),
         db::TenantOf::RefreshToken(&[1u8; 32]),
         db::TenantOf::DeviceCode(&[1u8; 32]),
+        db::TenantOf::Invitation(&[1u8; 32]),
         db::TenantOf::Client("unknown"),
     ] {
         assert!(t.db.in_tenant_of(unknown).await.unwrap().is_none(), "{unknown:?}");
