@@ -92,6 +92,7 @@ async fn setup() -> Setup {
             sid: Some("bench".into()),
             expires_at: until,
             revoked_at: None,
+            resources: Vec::new(),
         },
     )
     .await

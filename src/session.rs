@@ -255,6 +255,10 @@ pub struct Pending {
     /// because this layer sits below the protocol (ARCHITECTURE.md, "Code map").
     #[serde(default)]
     pub claims: Option<serde_json::Value>,
+    /// The `resource` parameters (RFC 8707) of the request, each an API of the client's tenant
+    /// that allows the client (`clients::resources::resolve`).
+    #[serde(default)]
+    pub resources: Vec<String>,
 }
 
 pub async fn pending(session: &Session, id: &str) -> Result<Option<Pending>, AppError> {

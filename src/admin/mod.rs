@@ -13,6 +13,7 @@ pub mod members;
 pub mod page;
 pub mod permissions;
 pub mod platform;
+pub mod resources;
 pub mod sessions;
 pub mod settings;
 

@@ -11,6 +11,7 @@ pub mod caller;
 pub mod clients;
 pub mod devices;
 pub mod invitations;
+pub mod resource_servers;
 pub mod members;
 pub mod platform;
 pub mod sessions;
@@ -95,6 +96,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(clients::routes())
         .merge(devices::routes())
         .merge(invitations::routes())
+        .merge(resource_servers::routes())
         .merge(sessions::routes())
         .merge(audit::routes())
         .merge(settings::routes())

@@ -11,6 +11,7 @@ pub mod device;
 pub mod janitor;
 pub mod keys;
 pub mod member;
+pub mod resource;
 mod output;
 pub mod serve;
 pub mod tenant;
@@ -74,6 +75,11 @@ pub enum Command {
     Client {
         #[command(subcommand)]
         command: ClientCommand,
+    },
+    /// The tenant's APIs (resource servers), for resource indicators (RFC 8707).
+    Resource {
+        #[command(subcommand)]
+        command: resource::ResourceCommand,
     },
     /// Devices (what the device grant signed in): list, revoke.
     Device {
@@ -149,6 +155,7 @@ async fn run_with(
         Command::User { command } => user::run(command, config, db, &hasher, &operator).await?,
         Command::Member { command } => member::run(command, db, &operator).await?,
         Command::Client { command } => client::run(command, db, &operator).await?,
+        Command::Resource { command } => resource::run(command, db, &operator).await?,
         Command::Device { command } => device::run(command, db, &operator).await?,
         Command::Audit { command } => return audit::run(command, db, audit_key).await,
         Command::Keys { command } => keys::run(command, db, &operator, master_key).await?,

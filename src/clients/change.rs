@@ -207,6 +207,7 @@ pub async fn delete_client_in(
     if !db::clients::delete(&mut tx, &client.client_id).await? {
         return Err(no_client(client_id));
     }
+    db::resource_servers::forget_client(&mut tx, &client.client_id).await?;
     let mut families = db::families::revoke_of_client(&mut tx, &client.client_id, "client_deleted").await?;
     let mut tokens = db::access_tokens::revoke_of_client_without_family(&mut tx, &client.client_id).await?;
     let details = serde_json::json!({

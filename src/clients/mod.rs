@@ -1,8 +1,9 @@
 //! Client (relying party) registration and lookup; changes to a registered client (update,
-//! new secret, deletion) are in [`change`].
+//! new secret, deletion) are in [`change`]; the APIs clients ask tokens for, in [`resources`].
 
 pub mod change;
 pub mod redirect_uri;
+pub mod resources;
 
 use serde::Serialize;
 

@@ -30,6 +30,8 @@ pub struct Family {
     pub sid: Option<String>,
     pub expires_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// The APIs its authorization named (RFC 8707): a refresh may ask a token for any of them.
+    pub resources: Vec<String>,
 }
 
 /// The user claims an authorization request named in its `claims` parameter (OIDC Core §5.5),
@@ -53,8 +55,8 @@ pub async fn insert_with_claims(tx: &mut Tx, f: &Family, claims: &RequestedClaim
     let tenant_id = tx.tenant_or_nil();
     sqlx::query(
         "INSERT INTO token_families (tenant_id, family_id, client_id, user_id, scope, auth_time, amr, acr, sid, \
-           expires_at, id_token_claims, userinfo_claims) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+           expires_at, id_token_claims, userinfo_claims, resources) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
     )
     .bind(tenant_id)
     .bind(f.family_id)
@@ -68,6 +70,7 @@ pub async fn insert_with_claims(tx: &mut Tx, f: &Family, claims: &RequestedClaim
     .bind(f.expires_at)
     .bind(&claims.id_token_claims)
     .bind(&claims.userinfo_claims)
+    .bind(&f.resources)
     .execute(tx.conn())
     .await?;
     Ok(())
@@ -89,7 +92,7 @@ pub async fn requested_claims(tx: &mut Tx, family_id: Uuid) -> Result<Option<Req
 pub async fn by_id(tx: &mut Tx, family_id: Uuid) -> Result<Option<Family>, sqlx::Error> {
     let tenant_id = tx.tenant_or_nil();
     sqlx::query_as(
-        "SELECT family_id, client_id, user_id, scope, auth_time, amr, acr, sid, expires_at, revoked_at \
+        "SELECT family_id, client_id, user_id, scope, auth_time, amr, acr, sid, expires_at, revoked_at, resources \
          FROM token_families WHERE tenant_id = $1 AND family_id = $2",
     )
     .bind(tenant_id)
@@ -106,7 +109,7 @@ pub async fn touch(tx: &mut Tx, family_id: Uuid, ip: Option<std::net::IpAddr>) -
     sqlx::query_as(
         "UPDATE token_families SET last_refresh_at = now(), last_refresh_ip = $3::inet \
          WHERE tenant_id = $1 AND family_id = $2 \
-         RETURNING family_id, client_id, user_id, scope, auth_time, amr, acr, sid, expires_at, revoked_at",
+         RETURNING family_id, client_id, user_id, scope, auth_time, amr, acr, sid, expires_at, revoked_at, resources",
     )
     .bind(tenant_id)
     .bind(family_id)

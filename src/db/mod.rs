@@ -33,6 +33,7 @@ pub mod password_resets;
 pub mod rate_limits;
 pub mod recovery;
 pub mod refresh_tokens;
+pub mod resource_servers;
 pub mod signing_keys;
 pub mod tenants;
 pub mod throttle;

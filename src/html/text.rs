@@ -114,6 +114,8 @@ pub struct Text {
     pub consent_intro: &'static str,
     pub consent_allow: &'static str,
     pub consent_deny: &'static str,
+    /// Before the name of an API (resource indicators) the application will call for the user.
+    pub consent_api: &'static str,
     pub consent_signed_in_as: &'static str,
     pub tenant_title: &'static str,
     pub tenant_intro: &'static str,

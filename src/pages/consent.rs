@@ -28,6 +28,9 @@ struct ConsentPage<'a> {
     client_name: &'a str,
     email: &'a str,
     scopes: Vec<&'static str>,
+    /// The APIs the request names (resource indicators), by name, with the scopes of each it
+    /// asks for.
+    apis: Vec<(String, String)>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -51,6 +54,7 @@ pub async fn show(
     let email = db::users::claims(&mut tx, who.user_id).await?.map(|u| u.email).unwrap_or_default();
     tx.commit().await?;
     let scopes = consent_scope(&state, &p).await?;
+    let apis = apis_of(&state, &p, &scopes).await?;
     let csrf = session::csrf_token(&session).await?;
     let t = lang.text();
     let page = ConsentPage {
@@ -60,6 +64,7 @@ pub async fn show(
         client_name: &client_name,
         email: &email,
         scopes: scopes.iter().filter_map(|s| scope_description(t, s)).collect(),
+        apis,
     };
     Ok(render(StatusCode::OK, &page, &[origin_of(&p.redirect_uri)]))
 }
@@ -71,6 +76,24 @@ async fn consent_scope(state: &AppState, p: &session::Pending) -> Result<Scopes,
     let client = crate::clients::find(&state.db, &p.client_id).await?.ok_or_else(expired_request)?;
     let requested = proceed::requested_claims_of(p, &client).map_err(|_| expired_request())?;
     Ok(proceed::consent_scope(p, &requested))
+}
+
+/// The APIs a waiting request names, each with its name and the scopes of it that `scopes`
+/// (what the user is asked to allow) has. An API removed since the request began is left out:
+/// the code's redemption will refuse it.
+async fn apis_of(state: &AppState, p: &session::Pending, scopes: &Scopes) -> Result<Vec<(String, String)>, AppError> {
+    if p.resources.is_empty() {
+        return Ok(Vec::new());
+    }
+    let client = crate::clients::find(&state.db, &p.client_id).await?.ok_or_else(expired_request)?;
+    let apis = crate::clients::resources::resolve(&state.db, &client, &p.resources).await?.unwrap_or_default();
+    Ok(apis
+        .into_iter()
+        .map(|api| {
+            let asked: Vec<&str> = api.scopes.iter().map(String::as_str).filter(|s| scopes.contains(s)).collect();
+            (api.name, asked.join(", "))
+        })
+        .collect())
 }
 
 #[derive(Debug, Deserialize)]

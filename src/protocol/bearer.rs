@@ -22,6 +22,14 @@ impl AccessToken {
     pub fn str_claim(&self, name: &str) -> Option<&str> {
         self.claims.get(name).and_then(Value::as_str)
     }
+
+    /// Whether the token is meant for this provider's own endpoints (UserInfo, the admin API):
+    /// its `aud` is its client, as for every token issued without a resource indicator. A token
+    /// meant for a tenant's API (`aud` the API's identifier, RFC 8707) is refused here, so an
+    /// API that receives one cannot spend it on us.
+    pub fn for_this_provider(&self) -> bool {
+        self.str_claim("aud").is_some_and(|aud| Some(aud) == self.str_claim("client_id"))
+    }
 }
 
 /// The access token's claims if it is ours, unexpired and not revoked; `None` otherwise.

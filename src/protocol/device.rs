@@ -76,6 +76,10 @@ pub struct DeviceAuthorizationRequest {
     client_id: Option<String>,
     client_secret: Option<SecretString>,
     scope: Option<String>,
+    /// Resource indicators (RFC 8707) are not offered for the device grant yet: refused with
+    /// `invalid_target` rather than ignored, so a device never gets a token for an audience it
+    /// did not ask for.
+    resource: Option<String>,
 }
 
 /// The device authorization response (RFC 8628 §3.2).
@@ -118,6 +122,9 @@ pub async fn device_authorization(
     rate_limit(&state, &key, limits.device_per_client).await?;
     if !client.grant_types.iter().any(|g| g == GRANT_DEVICE_CODE) {
         return Err(OAuthError::bad("unauthorized_client", "this client may not use the device grant").into());
+    }
+    if req.resource.is_some() {
+        return Err(OAuthError::bad("invalid_target", "the device grant does not take a resource").into());
     }
     let requested =
         Scopes::parse(req.scope.as_deref().unwrap_or("")).map_err(|why| OAuthError::bad("invalid_scope", why))?;
@@ -293,6 +300,7 @@ pub async fn redeem(
             sid: Some(approval.sid.clone()),
             expires_at: family_end,
             revoked_at: None,
+            resources: Vec::new(),
         },
     )
     .await?;
@@ -318,6 +326,8 @@ pub async fn redeem(
             id_token_claims: &[],
             family: Some((family_id, family_end)),
             refresh: refreshable(client),
+            // A device authorization names no API (`device_authorization` refuses `resource`).
+            resources: &[],
         },
     )
     .await?;

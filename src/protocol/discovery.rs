@@ -69,6 +69,9 @@ pub fn metadata(issuer: &str) -> Value {
         "authorization_response_iss_parameter_supported": true,
         "frontchannel_logout_supported": false,
         "backchannel_logout_supported": false,
+        // Resource indicators (RFC 8707): no metadata name is registered for them; this one is
+        // informational, like node-oidc-provider's feature flags (README, "Resource indicators").
+        "resource_indicators_supported": true,
     })
 }
 

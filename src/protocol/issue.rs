@@ -7,10 +7,11 @@ use serde_json::{Map, Value, json};
 use sha2::Digest;
 use uuid::Uuid;
 
+use crate::db::resource_servers::ResourceServerRow;
 use crate::db::{self, Tx, clients::ClientRow};
 use crate::error::AppError;
 use crate::protocol::meta::RequestMeta;
-use crate::protocol::types::Scopes;
+use crate::protocol::types::{SCOPES_SUPPORTED, Scopes};
 use crate::secrets::Secret;
 use crate::state::AppState;
 use crate::tokens::{SigningAlg, TokenType};
@@ -43,6 +44,33 @@ pub struct Grant<'a> {
     pub family: Option<(Uuid, DateTime<Utc>)>,
     /// Whether a refresh token joins the family (the client may use the refresh grant).
     pub refresh: bool,
+    /// The APIs the access token is meant for (resource indicators, RFC 8707), resolved by
+    /// `clients::resources::resolve`; empty for a token meant for the client and this
+    /// provider's own endpoints.
+    pub resources: &'a [ResourceServerRow],
+}
+
+impl Grant<'_> {
+    /// What the access token says: its `aud`, and its `scope`. Without a resource, the
+    /// client and the scopes of this provider (RFC 9068 §3 lets the provider choose the
+    /// audience). For APIs, their identifiers (one string, or a list for several) and the
+    /// granted scopes they define, and nothing of OpenID Connect's or the admin API's: such a
+    /// token opens neither UserInfo nor the admin API (`bearer::AccessToken::for_this_provider`).
+    pub fn access(&self) -> (Value, Scopes) {
+        match self.resources {
+            [] => {
+                let own = Scopes::parse(&SCOPES_SUPPORTED.join(" ")).unwrap_or_default();
+                (json!(self.client.client_id), self.scope.intersect(&own))
+            }
+            resources => {
+                let aud = match resources {
+                    [one] => json!(one.identifier),
+                    many => json!(many.iter().map(|r| r.identifier.as_str()).collect::<Vec<_>>()),
+                };
+                (aud, self.scope.intersect(&Scopes::defined_by(resources)))
+            }
+        }
+    }
 }
 
 /// The token response (RFC 6749 §5.1, OIDC Core §3.1.3.3).
@@ -90,12 +118,13 @@ pub async fn issue(
     let mut at = Map::new();
     at.insert("iss".into(), json!(issuer));
     at.insert("sub".into(), json!(sub));
-    at.insert("aud".into(), json!(grant.client.client_id));
+    let (aud, access_scope) = grant.access();
+    at.insert("aud".into(), aud);
     at.insert("exp".into(), json!(access_exp.timestamp()));
     at.insert("iat".into(), json!(now.timestamp()));
     at.insert("jti".into(), json!(jti.to_string()));
     at.insert("client_id".into(), json!(grant.client.client_id));
-    at.insert("scope".into(), json!(grant.scope.to_string()));
+    at.insert("scope".into(), json!(access_scope.to_string()));
     at.insert("tid".into(), json!(grant.tenant_id.to_string()));
     at.insert("tenant".into(), json!(grant.tenant_slug));
     at.insert("roles".into(), json!(grant.roles));
@@ -165,7 +194,8 @@ pub async fn issue(
         "client_id": grant.client.client_id,
         "user_id": grant.user_id,
         "family_id": grant.family.map(|f| f.0),
-        "scope": grant.scope.to_string(),
+        "scope": access_scope.to_string(),
+        "resources": grant.resources.iter().map(|r| r.identifier.as_str()).collect::<Vec<_>>(),
         "acr": grant.acr,
         "jti": jti,
         "refresh_token": refresh_token.is_some(),
@@ -179,7 +209,7 @@ pub async fn issue(
         expires_in: ttl.access_token.as_secs(),
         refresh_token,
         id_token,
-        scope: grant.scope.to_string(),
+        scope: access_scope.to_string(),
     })
 }
 

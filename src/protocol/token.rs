@@ -10,7 +10,9 @@ use serde::Deserialize;
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
+use crate::clients::resources::{self, InvalidTarget};
 use crate::clients::{GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_DEVICE_CODE, GRANT_REFRESH_TOKEN};
+use crate::db::resource_servers::ResourceServerRow;
 use crate::db::{self, TenantOf, Tx, audit, clients::ClientRow, refresh_tokens::RefreshUse};
 use crate::error::{AppError, OAuthError};
 use crate::extract::Form;
@@ -42,6 +44,49 @@ pub struct TokenRequest {
     client_secret: Option<SecretString>,
     /// RFC 8628 §3.4.
     device_code: Option<SecretString>,
+    /// The API the access token is to be meant for (RFC 8707 §2). One per token request: a
+    /// repeated one is refused like any repeated parameter.
+    resource: Option<String>,
+}
+
+/// Where the token endpoint reads a grant's APIs (`clients::resources`, all in the client's
+/// own tenant). A client's grants are in its tenant, so their transaction reads them, and only
+/// when the grant names one; a multi-tenant client's are in other tenants, so its APIs are
+/// read first, in the transaction that authenticated it.
+enum Apis {
+    InGrantTenant,
+    Read(Vec<ResourceServerRow>),
+}
+
+impl Apis {
+    async fn of(client: &ClientRow, tx: &mut Tx) -> Result<Self, AppError> {
+        Ok(if client.multi_tenant {
+            Apis::Read(db::resource_servers::allowing(tx, &client.client_id).await?)
+        } else {
+            Apis::InGrantTenant
+        })
+    }
+
+    /// The APIs a token request's access token is for (`resources::at_token_endpoint`), read
+    /// in `tx` (the grant's), or `invalid_target`.
+    async fn audience(
+        &self,
+        tx: &mut Tx,
+        client: &ClientRow,
+        granted: &[String],
+        asked: Option<&str>,
+    ) -> Result<Vec<ResourceServerRow>, AppError> {
+        let refused = |InvalidTarget(why)| AppError::from(OAuthError::bad("invalid_target", why));
+        let wanted = resources::at_token_endpoint(granted, asked).map_err(refused)?;
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let found = match self {
+            Apis::Read(rows) => rows.clone(),
+            Apis::InGrantTenant => db::resource_servers::by_identifiers(tx, &wanted).await?,
+        };
+        resources::pick(&found, &client.client_id, &wanted).map_err(refused)
+    }
 }
 
 /// `POST /token`.
@@ -51,7 +96,7 @@ pub async fn token(
     headers: HeaderMap,
     Form(req): Form<TokenRequest>,
 ) -> Result<Response, AppError> {
-    let (client, tx) = client_auth::authenticate_in_tenant(
+    let (client, mut tx) = client_auth::authenticate_in_tenant(
         &state.db,
         &headers,
         Presented { client_id: req.client_id.as_deref(), client_secret: exposed(&req.client_secret) },
@@ -66,6 +111,7 @@ pub async fn token(
         metrics::token_issued("client_credentials");
         return Ok(response);
     }
+    let apis = Apis::of(&client, &mut tx).await?;
     tx.commit().await?;
     let allowed = |g: &str| client.grant_types.iter().any(|x| x == g);
     let (response, grant) = match grant_type {
@@ -75,9 +121,12 @@ pub async fn token(
             return Err(OAuthError::bad("unauthorized_client", "this client may not use this grant type").into());
         }
         GRANT_AUTHORIZATION_CODE => {
-            (token_response(&authorization_code(&state, &client, &req, &meta).await?), "authorization_code")
+            (token_response(&authorization_code(&state, &client, &apis, &req, &meta).await?), "authorization_code")
         }
-        GRANT_REFRESH_TOKEN => (refresh_token(&state, &client, &req, &meta).await?, "refresh_token"),
+        GRANT_REFRESH_TOKEN => (refresh_token(&state, &client, &apis, &req, &meta).await?, "refresh_token"),
+        GRANT_DEVICE_CODE if req.resource.is_some() => {
+            return Err(OAuthError::bad("invalid_target", "the device grant names no resource").into());
+        }
         GRANT_DEVICE_CODE => {
             let issued = crate::protocol::device::redeem(&state, &client, exposed(&req.device_code), &meta).await?;
             (token_response(&issued), "device_code")
@@ -98,6 +147,7 @@ pub fn token_response(body: &TokenResponse) -> Response {
 async fn authorization_code(
     state: &AppState,
     client: &ClientRow,
+    apis: &Apis,
     req: &TokenRequest,
     meta: &RequestMeta,
 ) -> Result<TokenResponse, AppError> {
@@ -161,6 +211,13 @@ async fn authorization_code(
         tx.commit().await?;
         return Err(OAuthError::invalid_grant(description).into());
     }
+    let audience = match apis.audience(&mut tx, client, &grant.resources, req.resource.as_deref()).await {
+        Ok(audience) => audience,
+        Err(e) => {
+            tx.commit().await?;
+            return Err(e);
+        }
+    };
     let scope = Scopes::parse(&grant.scope).unwrap_or_default();
     let (slug, role) = tenant_and_role(&mut tx, grant.user_id).await?;
     if !second_factor_ok(role, Some(&grant.acr)) {
@@ -185,6 +242,7 @@ async fn authorization_code(
                 sid: Some(grant.sid.clone()),
                 expires_at,
                 revoked_at: None,
+                resources: grant.resources.clone(),
             },
             &claims,
         )
@@ -210,6 +268,7 @@ async fn authorization_code(
             id_token_claims: &claims.id_token_claims,
             family,
             refresh: refreshable(client),
+            resources: &audience,
         },
     )
     .await?;
@@ -228,6 +287,7 @@ const SUCCESSOR_PURPOSE: &str = "refresh_tokens.successor_sealed";
 async fn refresh_token(
     state: &AppState,
     client: &ClientRow,
+    apis: &Apis,
     req: &TokenRequest,
     meta: &RequestMeta,
 ) -> Result<Response, AppError> {
@@ -283,6 +343,9 @@ async fn refresh_token(
     let Some(user_id) = family.user_id else {
         return Err(OAuthError::invalid_grant("the refresh token is invalid").into());
     };
+    // Checked before anything is issued; the rotation is rolled back with the refusal, so the
+    // refresh token still works for a resource that is allowed.
+    let audience = apis.audience(&mut tx, client, &family.resources, req.resource.as_deref()).await?;
     let (slug, role) = match tenant_and_role(&mut tx, user_id).await {
         Ok(found) => found,
         Err(e) => {
@@ -322,6 +385,7 @@ async fn refresh_token(
             id_token_claims: &claims.id_token_claims,
             family: Some((family.family_id, family.expires_at)),
             refresh: true,
+            resources: &audience,
         },
     )
     .await?;
@@ -371,9 +435,13 @@ async fn client_credentials(
         return Err(OAuthError::bad("unauthorized_client", "this client has no service role").into());
     };
     let requested = Scopes::parse(req.scope.as_deref().unwrap_or("")).map_err(OAuthError::invalid_request)?;
-    // No user is behind these tokens, so no OpenID Connect scopes.
-    let allowed: Vec<String> =
+    // The API the token is for, if one is named (RFC 8707 §2), in the client's own tenant.
+    let asked: Vec<String> = req.resource.iter().cloned().collect();
+    let audience = Apis::InGrantTenant.audience(&mut tx, client, &asked, None).await?;
+    // No user is behind these tokens, so no OpenID Connect scopes; an API's own are allowed.
+    let mut allowed: Vec<String> =
         client.scopes.iter().filter(|s| !["openid", "offline_access"].contains(&s.as_str())).cloned().collect();
+    allowed.extend(Scopes::defined_by(&audience).to_vec());
     if !requested.is_subset_of(&allowed) {
         return Err(OAuthError::bad("invalid_scope", "a requested scope is not allowed for this client").into());
     }
@@ -405,6 +473,7 @@ async fn client_credentials(
             id_token_claims: &[],
             family: None,
             refresh: false,
+            resources: &audience,
         },
     )
     .await?;

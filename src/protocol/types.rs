@@ -47,6 +47,16 @@ impl Scopes {
         Scopes(self.0.intersection(&other.0).cloned().collect())
     }
 
+    /// The scopes of `self` and of `other`.
+    pub fn union(&self, other: &Scopes) -> Scopes {
+        Scopes(self.0.union(&other.0).cloned().collect())
+    }
+
+    /// The scopes of the APIs `resources` define (`clients::resources`).
+    pub fn defined_by(resources: &[crate::db::resource_servers::ResourceServerRow]) -> Scopes {
+        Scopes(resources.iter().flat_map(|r| r.scopes.iter().cloned()).collect())
+    }
+
     pub fn to_vec(&self) -> Vec<String> {
         self.0.iter().cloned().collect()
     }

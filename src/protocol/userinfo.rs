@@ -41,7 +41,7 @@ pub async fn userinfo(State(state): State<AppState>, req: Request) -> Result<Res
             return Err(e.into());
         }
     };
-    let Some(at) = bearer::check(&state, &token).await? else {
+    let Some(at) = bearer::check(&state, &token).await?.filter(bearer::AccessToken::for_this_provider) else {
         return Err(OAuthError::invalid_token().into());
     };
     let scope = Scopes::parse(at.str_claim("scope").unwrap_or("")).unwrap_or_default();

@@ -57,6 +57,7 @@ const LISTS: &[(&str, List)] = &[
              AND expires_at > now() AND origin_grant IS DISTINCT FROM 'device_code'",
         ),
     ),
+    ("resource_servers_list", List::Items("SELECT to_jsonb(count(*)) FROM resource_servers WHERE tenant_id = $1")),
     ("audit_list", List::Items(AUDIT_ROWS)),
     ("audit_export", List::Lines(AUDIT_ROWS)),
     ("audit_verify", List::Field("rows", AUDIT_ROWS)),

@@ -144,6 +144,7 @@ pub async fn family(p: &Provider, tenant: Uuid, client: &str, user: Uuid, device
         sid: None,
         expires_at: chrono::Utc::now() + chrono::Duration::days(1),
         revoked_at: None,
+        resources: Vec::new(),
     };
     db::families::insert(&mut tx, &f).await.unwrap();
     if device {

@@ -34,6 +34,7 @@ pub async fn fresh_ids(own: &Org, p: &Provider, op: &Op) -> Ids {
         slug: String::new(),
         email: format!("new-{tag}@{}.example", own.slug),
         invitation: Uuid::nil(),
+        resource_server: Uuid::nil(),
     };
     for name in &op.path_params {
         match name.as_str() {
@@ -42,6 +43,7 @@ pub async fn fresh_ids(own: &Org, p: &Provider, op: &Op) -> Ids {
             "family_id" if op.path.contains("/devices/") => ids.device_family = own.fresh_device_family(p).await,
             "family_id" => ids.session_family = own.fresh_session_family(p).await,
             "invitation_id" => ids.invitation = own.fresh_invitation(p).await,
+            "resource_server_id" => ids.resource_server = own.fresh_resource_server(p).await,
             // A tenant of its own for each platform action (suspend, appoint…).
             "slug" => {
                 ids.slug = format!("fresh-{tag}");

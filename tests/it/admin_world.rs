@@ -109,6 +109,8 @@ pub struct Ids {
     pub email: String,
     /// An open invitation (`/invitations/{invitation_id}`).
     pub invitation: Uuid,
+    /// A registered API (`/resource-servers/{resource_server_id}`).
+    pub resource_server: Uuid,
 }
 
 impl Ids {
@@ -121,6 +123,7 @@ impl Ids {
             "family_id" => self.session_family.to_string(),
             "slug" => self.slug.clone(),
             "invitation_id" => self.invitation.to_string(),
+            "resource_server_id" => self.resource_server.to_string(),
             _ => return None,
         })
     }
@@ -137,6 +140,7 @@ impl Ids {
             slug: format!("nobody-{tag}"),
             email: format!("nobody-{tag}@example.org"),
             invitation: Uuid::now_v7(),
+            resource_server: Uuid::now_v7(),
         }
     }
 }
@@ -154,6 +158,13 @@ pub fn body(operation_id: &str, ids: &Ids) -> Option<Value> {
         }
         "clients_update" => json!({ "name": "Renamed", "redirect_uris": [REDIRECT] }),
         "settings_update" => json!({ "require_mfa": false }),
+        // A new identifier each time: registering one twice is a 409 of its own.
+        "resource_servers_create" => json!({
+            "identifier": format!("https://probe-{}.example/", Uuid::now_v7().simple()),
+            "name": "Probe API",
+            "scopes": ["probe:read"],
+        }),
+        "resource_servers_update" => json!({ "name": "Renamed API", "scopes": ["probe:read", "probe:write"] }),
         "platform_tenants_create" => json!({ "slug": ids.slug, "name": "New tenant", "admin_email": ids.email }),
         "platform_tenants_appoint_admin" => json!({ "email": ids.email }),
         _ => return None,
@@ -253,6 +264,8 @@ pub struct Org {
     pub device_family: Uuid,
     /// An open invitation, and the address it is for.
     pub invitation: (Uuid, String),
+    /// A registered API that allows the web client.
+    pub resource_server: Uuid,
 }
 
 impl Org {
@@ -267,6 +280,7 @@ impl Org {
             slug: self.slug.clone(),
             email: self.members.last().unwrap().1.clone(),
             invitation: self.invitation.0,
+            resource_server: self.resource_server,
         }
     }
 
@@ -277,6 +291,7 @@ impl Org {
         out.push(self.session_family.to_string());
         out.push(self.device_family.to_string());
         out.push(self.invitation.0.to_string());
+        out.push(self.resource_server.to_string());
         if !sent.contains(self.invitation.1.as_str()) {
             out.push(self.invitation.1.clone());
         }
@@ -299,6 +314,16 @@ impl Org {
         let email = format!("i-{}@{}.example", Uuid::now_v7().simple(), self.slug);
         let config = &p.state.config;
         tenancy::invitations::invite(&p.t.db, config, &Actor::system(), self.id, &email, Role::Viewer).await.unwrap().id
+    }
+
+    /// A fresh registered API of this tenant.
+    pub async fn fresh_resource_server(&self, p: &Provider) -> Uuid {
+        let req = clients::resources::ResourceRequest {
+            identifier: format!("https://fresh-{}.{}.example/", Uuid::now_v7().simple(), self.slug),
+            name: "Fresh API".into(),
+            ..Default::default()
+        };
+        clients::resources::register(&p.t.db, &Actor::system(), self.id, req).await.unwrap().id
     }
 
     /// A fresh confidential client of this tenant.
@@ -416,6 +441,13 @@ async fn org(p: &Provider, slug: &str) -> Org {
         tenancy::invitations::invite(&p.t.db, &p.state.config, &Actor::system(), id, &invited, Role::Editor)
             .await
             .unwrap();
+    let api = clients::resources::ResourceRequest {
+        identifier: format!("https://api.{slug}.example/"),
+        name: format!("{slug} API"),
+        scopes: vec!["things:read".into()],
+        client_ids: vec![web.client_id.clone()],
+    };
+    let resource_server = clients::resources::register(&p.t.db, &Actor::system(), id, api).await.unwrap().id;
     Org {
         slug: slug.into(),
         id,
@@ -430,6 +462,7 @@ async fn org(p: &Provider, slug: &str) -> Org {
         session_family,
         device_family,
         invitation: (invitation.id, invited),
+        resource_server,
     }
 }
 

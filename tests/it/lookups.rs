@@ -185,6 +185,7 @@ async fn code_and_refresh_lookups() {
         acr: "a".into(),
         sid: "s".into(),
         security_stamp: None,
+        resources: Vec::new(),
     };
     let later = chrono::Utc::now() + chrono::Duration::minutes(1);
     db::authorization_codes::insert(&mut tx, &code_hash, &grant, later).await.unwrap();
@@ -201,6 +202,7 @@ async fn code_and_refresh_lookups() {
             sid: None,
             expires_at: later,
             revoked_at: None,
+            resources: Vec::new(),
         },
     )
     .await

@@ -52,6 +52,7 @@ mod proxies;
 #[allow(dead_code)]
 mod release_server;
 mod reset;
+mod resources;
 mod rls;
 mod rls_login;
 mod rotation;

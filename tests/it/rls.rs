@@ -83,7 +83,7 @@ async fn seed(t: &TestDb) -> Seed {
 }
 
 /// A code, a token family with refresh and access tokens, a consent, a recovery link, an
-/// invitation, a device grant and an audit event.
+/// invitation, a device grant, a registered API and an audit event.
 async fn grant_state(t: &TestDb, tenant: Uuid, user: Uuid) {
     use laventecare_auth::db::{access_tokens, audit, authorization_codes, consents, families, refresh_tokens};
     let later = chrono::Utc::now() + chrono::Duration::hours(1);
@@ -101,6 +101,7 @@ async fn grant_state(t: &TestDb, tenant: Uuid, user: Uuid) {
         acr: "a".into(),
         sid: "s".into(),
         security_stamp: None,
+        resources: Vec::new(),
     };
     authorization_codes::insert(&mut tx, &laventecare_auth::secrets::random_bytes::<32>(), &code, later).await.unwrap();
     let f = families::Family {
@@ -114,6 +115,7 @@ async fn grant_state(t: &TestDb, tenant: Uuid, user: Uuid) {
         sid: None,
         expires_at: later,
         revoked_at: None,
+        resources: Vec::new(),
     };
     families::insert(&mut tx, &f).await.unwrap();
     refresh_tokens::insert(&mut tx, &laventecare_auth::secrets::random_bytes::<32>(), family, later).await.unwrap();
@@ -149,6 +151,15 @@ async fn grant_state(t: &TestDb, tenant: Uuid, user: Uuid) {
     };
     let tenant = tx.tenant_id().unwrap();
     laventecare_auth::db::invitations::insert(&mut tx, tenant, &invitation).await.unwrap();
+    let api = laventecare_auth::db::resource_servers::ResourceServerRow {
+        id: Uuid::now_v7(),
+        identifier: "https://api.example.com/".into(),
+        name: "API".into(),
+        scopes: vec!["read".into()],
+        client_ids: vec!["c".into()],
+        created_at: chrono::Utc::now(),
+    };
+    assert!(laventecare_auth::db::resource_servers::insert(&mut tx, &api).await.unwrap());
     let event = audit::Event { actor_kind: "system", action: "test.seed", outcome: "success", ..Default::default() };
     audit::append(&mut tx, &event).await.unwrap();
     tx.commit().await.unwrap();

@@ -108,3 +108,64 @@ async fn the_telemetry_endpoint_accepts_access_tokens_only() {
         assert_eq!(refused.headers()["www-authenticate"], r#"Bearer error="invalid_token""#);
     }
 }
+
+/// An API registered for resource indicators (RFC 8707) checks `aud` against its own
+/// identifier: the token the client asked for it passes; the client's plain token, and a token
+/// for another API, do not.
+#[tokio::test]
+async fn the_verifier_accepts_only_tokens_meant_for_its_api() {
+    use laventecare_auth::clients::resources::{self, ResourceRequest};
+    let p = Provider::start().await;
+    let acme = crate::mfa::tenant_id(&p, "acme").await;
+    for identifier in ["https://telemetry.acme.example/", "https://billing.acme.example/"] {
+        let req = ResourceRequest {
+            identifier: identifier.into(),
+            name: identifier.into(),
+            scopes: vec!["telemetry:write".into()],
+            client_ids: vec![p.client_id.clone()],
+        };
+        resources::register(&p.t.db, &laventecare_auth::db::audit::Actor::system(), acme, req).await.unwrap();
+    }
+    let (_, body) = sign_in(&p).await;
+    let plain = body["access_token"].as_str().unwrap().to_owned();
+    // The seeded code flow named no API; a fresh authorization that names both does.
+    let browser = crate::flow::Browser::new(&p);
+    let (verifier_secret, challenge) = crate::flow::pkce();
+    let mut url =
+        url::Url::parse(&crate::flow::authorize_url(&p, &challenge, &[("scope", "openid telemetry:write")])).unwrap();
+    url.query_pairs_mut()
+        .append_pair("resource", "https://telemetry.acme.example/")
+        .append_pair("resource", "https://billing.acme.example/");
+    let step = browser.sign_in_through(url.as_str(), &p.email, crate::flow::PASSWORD).await;
+    let code = step.param("code").unwrap();
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", crate::flow::REDIRECT),
+        ("code_verifier", verifier_secret.as_str()),
+        ("resource", "https://telemetry.acme.example/"),
+    ];
+    let (status, body) = p.token(&form).await;
+    assert_eq!(status, 200, "{body}");
+    let for_telemetry = body["access_token"].as_str().unwrap().to_owned();
+    let (_, body) = p
+        .token(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", body["refresh_token"].as_str().unwrap()),
+            ("resource", "https://billing.acme.example/"),
+        ])
+        .await;
+    let for_billing = body["access_token"].as_str().unwrap().to_owned();
+
+    let telemetry = verifier(
+        &p,
+        Policy {
+            audiences: vec!["https://telemetry.acme.example/".into()],
+            ..policy(&p, Some(acme.to_string()), "viewer")
+        },
+    );
+    let who = telemetry.verify(&for_telemetry).await.unwrap();
+    assert_eq!(who.scope, "telemetry:write");
+    assert_eq!(telemetry.verify(&plain).await.unwrap_err(), Rejection::WrongAudience, "the client's own token");
+    assert_eq!(telemetry.verify(&for_billing).await.unwrap_err(), Rejection::WrongAudience, "another API's token");
+}

@@ -16,6 +16,7 @@ pub static EN: Text = Text {
     consent_intro: "wants to:",
     consent_allow: "Allow",
     consent_deny: "Deny",
+    consent_api: "Act for you at",
     consent_signed_in_as: "Signed in as",
     tenant_title: "Choose an organisation",
     tenant_intro: "You belong to more than one organisation. Which one do you want to use with",

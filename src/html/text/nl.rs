@@ -17,6 +17,7 @@ pub static NL: Text = Text {
     consent_intro: "wil graag:",
     consent_allow: "Toestaan",
     consent_deny: "Weigeren",
+    consent_api: "Namens u handelen bij",
     consent_signed_in_as: "Ingelogd als",
     tenant_title: "Kies een organisatie",
     tenant_intro: "Je hoort bij meer dan één organisatie. Welke wil je gebruiken met",

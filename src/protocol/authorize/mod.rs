@@ -41,10 +41,12 @@ pub async fn authorize_get(
     RawQuery(query): RawQuery,
 ) -> Result<Response, AppError> {
     let query = query.unwrap_or_default();
-    refuse_malformed(strict_pairs(query.as_bytes()))?;
-    let Ok(params) = serde_urlencoded::from_str::<AuthorizeParams>(&query) else {
+    let (resources, rest) = params::split_resources(refuse_malformed(strict_pairs(query.as_bytes()))?);
+    let rest = serde_urlencoded::to_string(&rest).map_err(|e| AppError::Internal(e.into()))?;
+    let Ok(mut params) = serde_urlencoded::from_str::<AuthorizeParams>(&rest) else {
         return Err(bad_client("The request parameters are malformed or repeated."));
     };
+    params.resources = resources;
     start(&state, &session, &meta, params, lang).await
 }
 

@@ -36,6 +36,18 @@ pub struct AuthorizeParams {
     pub claims_locales: Option<String>,
     pub acr_values: Option<String>,
     pub claims: Option<String>,
+    /// The `resource` parameters (RFC 8707 §2): the only parameter that may be repeated, so
+    /// the decoder takes them out of the query first ([`split_resources`]).
+    #[serde(skip)]
+    pub resources: Vec<String>,
+}
+
+/// The `resource` parameters of a request's decoded pairs, and the other pairs. RFC 8707 §2
+/// lets `resource` be repeated, one for each API; every other parameter is refused when
+/// repeated (RFC 6749 §3.1), which decoding the rest into [`AuthorizeParams`] does.
+pub fn split_resources(pairs: Vec<(String, String)>) -> (Vec<String>, Vec<(String, String)>) {
+    let (resources, rest): (Vec<_>, Vec<_>) = pairs.into_iter().partition(|(name, _)| name == "resource");
+    (resources.into_iter().map(|(_, value)| value).collect(), rest)
 }
 
 impl AuthorizeParams {

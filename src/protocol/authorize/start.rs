@@ -10,6 +10,7 @@ use super::claims::{AcrRefusal, ClaimsRequest, acr_request};
 use super::params::{AuthorizeParams, MAX_NONCE_BYTES, MAX_STATE_BYTES};
 use super::proceed::decide;
 use super::reply::{Reply, bad_client};
+use crate::clients::resources::InvalidTarget;
 use crate::clients::{GRANT_AUTHORIZATION_CODE, RedirectUri};
 use crate::error::AppError;
 use crate::html::text::Lang;
@@ -80,13 +81,20 @@ pub(super) async fn start(
         Ok(s) => s,
         Err(why) => return Ok(reply.error("invalid_scope", why)),
     };
-    // Scopes we do not know are ignored (OIDC Core §3.1.2.1); known ones the client may not
-    // have are an error.
-    let known = Scopes::parse(&SCOPES_SUPPORTED.join(" ")).unwrap_or_default();
-    let scope = requested.intersect(&known);
+    // The APIs the access tokens are to be meant for (RFC 8707 §2): each registered in the
+    // client's tenant for this client, or `invalid_target`.
+    let resources = match crate::clients::resources::resolve(&state.db, &client, &p.resources).await? {
+        Ok(resources) => resources,
+        Err(InvalidTarget(why)) => return Ok(reply.error("invalid_target", why)),
+    };
+    // Scopes we do not know are ignored (OIDC Core §3.1.2.1); ours the client may not have are
+    // an error. The scopes of the APIs named are known too, for a client they allow.
+    let own = Scopes::parse(&SCOPES_SUPPORTED.join(" ")).unwrap_or_default();
+    let scope = requested.intersect(&own);
     if !scope.is_subset_of(&client.scopes) {
         return Ok(reply.error("invalid_scope", "a requested scope is not allowed for this client"));
     }
+    let scope = scope.union(&requested.intersect(&Scopes::defined_by(&resources)));
     let prompt = match Prompt::parse(p.prompt.as_deref().unwrap_or("")) {
         Ok(prompt) => prompt,
         Err(why) => return Ok(reply.error("invalid_request", why)),
@@ -186,6 +194,7 @@ pub(super) async fn start(
         mfa_required: acr.mfa_demanded,
         acr_essential: acr.essential,
         claims: claims.map(|c| c.to_stored()),
+        resources: resources.into_iter().map(|r| r.identifier).collect(),
     };
     if prompt.none {
         // Nothing may be shown: decide now, and never store the request.
