@@ -244,6 +244,26 @@ where
     }
 }
 
+/// The name/value pairs of a form body, decoded strictly ([`strict_pairs`]) but not into a
+/// type: for a request one of whose parameters may be repeated (RFC 8707's `resource`, at the
+/// pushed authorization request endpoint).
+pub struct FormPairs(pub Vec<(String, String)>);
+
+impl<S> FromRequest<S> for FormPairs
+where
+    S: Send + Sync,
+{
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !is_form(req.headers()) {
+            return Err(AppError::UnsupportedMediaType);
+        }
+        let bytes = body_bytes(req, state).await?;
+        Ok(FormPairs(strict_pairs(&bytes)?))
+    }
+}
+
 /// Whether the body is declared `application/x-www-form-urlencoded` (parameters allowed).
 fn is_form(headers: &axum::http::HeaderMap) -> bool {
     headers

@@ -145,6 +145,7 @@ pub fn app(state: AppState) -> Router {
         .route(paths::INTROSPECT, post(introspect::introspect))
         .route(paths::REVOKE, post(revoke::revoke))
         .route(paths::DEVICE_AUTHORIZATION, post(protocol::device::device_authorization))
+        .route(paths::PUSHED_AUTHORIZATION_REQUEST, post(protocol::authorize::pushed::par))
         .route("/static/app.css", get(pages::stylesheet))
         .route("/static/form_post.js", get(pages::form_post_script))
         .merge(browser)

@@ -36,6 +36,8 @@ pub struct ClientView {
     pub refresh_grace_secs: i32,
     /// Whether the client may ask for the `admin` scope.
     pub admin_api: bool,
+    /// Authorization requests must be pushed (RFC 9126 §6).
+    pub require_pushed_authorization_requests: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -58,6 +60,7 @@ impl From<db::clients::ClientListing> for ClientView {
             require_pkce: c.require_pkce,
             require_mfa: c.require_mfa,
             refresh_grace_secs: c.refresh_grace_secs,
+            require_pushed_authorization_requests: c.require_par,
             created_at: c.created_at,
             updated_at: c.updated_at,
         }
@@ -87,6 +90,8 @@ pub struct NewClient {
     pub pkce_optional: bool,
     /// The lost-response grace window (see [`ClientRequest::refresh_grace_secs`]).
     pub refresh_grace_secs: u32,
+    /// Authorization requests must be pushed (see [`ClientRequest::require_par`]).
+    pub require_par: bool,
 }
 
 /// Bounds on what a caller may send: redirect URIs per list and their length, grant and
@@ -213,6 +218,7 @@ pub async fn create(db: &Database, caller: &Caller, new: NewClient) -> Result<Cr
         admin_api: new.admin_api,
         pkce_optional: new.pkce_optional,
         refresh_grace_secs: new.refresh_grace_secs,
+        require_par: new.require_par,
     };
     clients::create_client_in(db, &caller.actor, caller.tenant_id, req).await
 }

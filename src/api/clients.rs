@@ -62,6 +62,9 @@ pub struct ClientBody {
     /// Every sign-in through this client needs a second factor.
     #[serde(default)]
     require_mfa: bool,
+    /// Its authorization requests must be pushed to `/par` first (RFC 9126 §6).
+    #[serde(default)]
+    require_pushed_authorization_requests: bool,
     /// The client may ask for the `admin` scope (tokens for this API).
     #[serde(default)]
     admin_api: bool,
@@ -146,6 +149,7 @@ async fn create(
         admin_api: body.admin_api,
         pkce_optional: body.pkce_optional,
         refresh_grace_secs: body.refresh_grace_secs,
+        require_par: body.require_pushed_authorization_requests,
     };
     let created = clients::create(&state.db, &caller, new).await?;
     let secret = created.client_secret.as_ref().map(|s| s.expose().to_owned());

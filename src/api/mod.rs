@@ -11,9 +11,9 @@ pub mod caller;
 pub mod clients;
 pub mod devices;
 pub mod invitations;
-pub mod resource_servers;
 pub mod members;
 pub mod platform;
+pub mod resource_servers;
 pub mod sessions;
 pub mod settings;
 

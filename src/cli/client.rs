@@ -72,6 +72,9 @@ pub struct CreateClient {
     /// Every login through this client needs a second factor.
     #[arg(long)]
     require_mfa: bool,
+    /// Its authorization requests must be pushed to /par first (RFC 9126 §6).
+    #[arg(long)]
+    require_par: bool,
     /// May ask for the `admin` scope: tokens for the admin API (`/api/v1/`).
     #[arg(long)]
     admin_api: bool,
@@ -106,6 +109,7 @@ impl CreateClient {
             role: self.role.map(|r| r.parse::<Role>()).transpose()?,
             multi_tenant: self.multi_tenant,
             require_mfa: self.require_mfa,
+            require_par: self.require_par,
             admin_api: self.admin_api,
             pkce_optional: self.pkce_optional,
             refresh_grace_secs: self.refresh_grace_secs,

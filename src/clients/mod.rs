@@ -55,6 +55,8 @@ pub struct ClientRequest {
     /// again returns the pair that use issued, for devices that lose a reply on a flaky network
     /// (ARCHITECTURE.md, "Tokens").
     pub refresh_grace_secs: u32,
+    /// Authorization requests must be pushed to `/par` first (RFC 9126 §6).
+    pub require_par: bool,
 }
 
 /// The longest lost-response grace window a client may have (migration 0017 holds it too).
@@ -84,6 +86,8 @@ pub struct CreatedClient {
     pub refresh_grace_secs: u32,
     /// The scopes the client may ask for.
     pub scopes: Vec<String>,
+    /// Authorization requests must be pushed (RFC 9126 §6).
+    pub require_pushed_authorization_requests: bool,
 }
 
 fn expose_secret<S: serde::Serializer>(secret: &Option<Secret>, s: S) -> Result<S::Ok, S::Error> {
@@ -103,7 +107,10 @@ pub async fn find(db: &Database, client_id: &str) -> Result<Option<db::clients::
 
 /// [`find`], and the transaction of the client's tenant it was read in, for a request that
 /// goes on in that tenant (the token endpoint's `client_credentials`).
-pub async fn find_in_tenant(db: &Database, client_id: &str) -> Result<Option<(db::clients::ClientRow, Tx)>, sqlx::Error> {
+pub async fn find_in_tenant(
+    db: &Database,
+    client_id: &str,
+) -> Result<Option<(db::clients::ClientRow, Tx)>, sqlx::Error> {
     let Some(mut tx) = db.for_client(client_id).await? else { return Ok(None) };
     Ok(db::clients::get(&mut tx, client_id).await?.map(|client| (client, tx)))
 }
@@ -245,6 +252,7 @@ pub async fn create_client_in(
             require_pkce: !req.pkce_optional,
             refresh_grace_secs,
             scopes: &scopes,
+            require_par: req.require_par,
         },
     )
     .await?;
@@ -261,6 +269,7 @@ pub async fn create_client_in(
         "require_pkce": !req.pkce_optional,
         "refresh_grace_secs": refresh_grace_secs,
         "scopes": scopes,
+        "require_pushed_authorization_requests": req.require_par,
     });
     audit::append(&mut tx, &actor.event("client.created", ("client", Some(client_id.clone())), details)).await?;
     tx.commit().await?;
@@ -282,6 +291,7 @@ pub async fn create_client_in(
         require_pkce: !req.pkce_optional,
         refresh_grace_secs: req.refresh_grace_secs,
         scopes,
+        require_pushed_authorization_requests: req.require_par,
     })
 }
 

@@ -24,6 +24,8 @@ pub struct NewClient<'a> {
     /// The lost-response window of refresh rotation, in seconds (0: none).
     pub refresh_grace_secs: i32,
     pub scopes: &'a [String],
+    /// Authorization requests must be pushed (RFC 9126 §6).
+    pub require_par: bool,
 }
 
 /// Inserts a client into the transaction's tenant.
@@ -31,8 +33,8 @@ pub async fn insert(tx: &mut Tx, tenant_id: Uuid, c: &NewClient<'_>) -> Result<(
     sqlx::query(
         "INSERT INTO clients (tenant_id, client_id, name, client_type, secret_hash, \
          token_endpoint_auth_method, grant_types, redirect_uris, post_logout_redirect_uris, \
-         service_role, multi_tenant, signing_alg, require_mfa, require_pkce, scopes, refresh_grace_secs) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+         service_role, multi_tenant, signing_alg, require_mfa, require_pkce, scopes, refresh_grace_secs, require_par) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
     )
     .bind(tenant_id)
     .bind(c.client_id)
@@ -50,6 +52,7 @@ pub async fn insert(tx: &mut Tx, tenant_id: Uuid, c: &NewClient<'_>) -> Result<(
     .bind(c.require_pkce)
     .bind(c.scopes)
     .bind(c.refresh_grace_secs)
+    .bind(c.require_par)
     .execute(tx.conn())
     .await?;
     Ok(())
@@ -142,6 +145,8 @@ pub struct ClientRow {
     pub require_mfa: bool,
     /// The lost-response window of refresh rotation, in seconds (0: none).
     pub refresh_grace_secs: i32,
+    /// Authorization requests must be pushed (RFC 9126 §6).
+    pub require_par: bool,
 }
 
 /// A client of the transaction's tenant.
@@ -149,7 +154,7 @@ pub async fn get(tx: &mut Tx, client_id: &str) -> Result<Option<ClientRow>, sqlx
     sqlx::query_as(
         "SELECT tenant_id, client_id, name, client_type, secret_hash, token_endpoint_auth_method, grant_types, \
          redirect_uris, post_logout_redirect_uris, scopes, service_role, multi_tenant, signing_alg, require_pkce, \
-         require_mfa, refresh_grace_secs FROM clients WHERE client_id = $1",
+         require_mfa, refresh_grace_secs, require_par FROM clients WHERE client_id = $1",
     )
     .bind(client_id)
     .fetch_optional(tx.conn())
@@ -174,6 +179,7 @@ pub struct ClientListing {
     pub require_pkce: bool,
     pub require_mfa: bool,
     pub refresh_grace_secs: i32,
+    pub require_par: bool,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
@@ -184,7 +190,7 @@ macro_rules! listing_select {
         concat!(
             "SELECT client_id, name, client_type, token_endpoint_auth_method, grant_types, redirect_uris, \
              post_logout_redirect_uris, scopes, service_role, multi_tenant, signing_alg, require_pkce, require_mfa, \
-             refresh_grace_secs, created_at, updated_at FROM clients ",
+             refresh_grace_secs, require_par, created_at, updated_at FROM clients ",
             $rest
         )
     };

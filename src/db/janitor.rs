@@ -152,6 +152,15 @@ pub const SWEEPS: &[Sweep] = &[
                WHERE accepted_at IS NOT NULL OR revoked_at IS NOT NULL OR expires_at < now() LIMIT $1) \
                RETURNING 1) SELECT count(*) FROM gone",
     },
+    // Pushed authorization requests used or past their minute (migrations/0024).
+    Sweep {
+        name: "pushed_authorization_requests",
+        scope: Scope::PerTenant,
+        sql: "WITH gone AS (DELETE FROM pushed_authorization_requests WHERE (tenant_id, uri_hash) IN \
+              (SELECT tenant_id, uri_hash FROM pushed_authorization_requests \
+               WHERE used_at IS NOT NULL OR expires_at < now() LIMIT $1) RETURNING 1) \
+              SELECT count(*) FROM gone",
+    },
     // Retired signing keys that have left the JWKS. The runtime role may not delete keys, so
     // this goes through lca_sweep_signing_keys (migrations/0007), which deletes only those.
     Sweep { name: "signing_keys", scope: Scope::Global, sql: "SELECT lca_sweep_signing_keys($1)" },

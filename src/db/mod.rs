@@ -30,6 +30,7 @@ pub mod janitor;
 pub mod memberships;
 pub mod mfa;
 pub mod password_resets;
+pub mod pushed_requests;
 pub mod rate_limits;
 pub mod recovery;
 pub mod refresh_tokens;

@@ -19,7 +19,7 @@ use crate::extract::Form;
 use crate::protocol::client_auth::{self, Presented};
 use crate::protocol::grant::{end_replayed_family, json_no_store, refreshable, second_factor_ok, tenant_and_role};
 use crate::protocol::issue::{self, Grant, TokenResponse};
-use crate::protocol::meta::RequestMeta;
+use crate::protocol::meta::{RequestMeta, rate_limit};
 use crate::protocol::types::{SCOPES_SUPPORTED, Scopes};
 use crate::secrets::{Secret, SecretString, exposed, random_bytes, sha256};
 use crate::session::ACR_MFA;
@@ -185,17 +185,6 @@ pub async fn device_authorization(
         expires_in: ttl.as_secs(),
         interval: POLL_INTERVAL_SECS,
     }))
-}
-
-/// Counts one request on a rate-limit key; 429 with `Retry-After` past `limit` per window.
-async fn rate_limit(state: &AppState, key: &[u8], limit: i32) -> Result<(), AppError> {
-    let mut tx = state.db.unscoped().await?;
-    let over = db::rate_limits::hit(&mut tx, key, limit, state.config.rate_limits.window_seconds).await?;
-    tx.commit().await?;
-    match over {
-        Some(retry_after) => Err(AppError::TooManyRequests { retry_after, page: false }),
-        None => Ok(()),
-    }
 }
 
 /// The device grant at the token endpoint (RFC 8628 §3.4, §3.5). Each poll is one locked

@@ -23,6 +23,8 @@ pub mod paths {
     pub const REVOKE: &str = "/revoke";
     pub const END_SESSION: &str = "/logout";
     pub const DEVICE_AUTHORIZATION: &str = "/device_authorization";
+    /// RFC 9126 §2.
+    pub const PUSHED_AUTHORIZATION_REQUEST: &str = "/par";
     /// The device page (RFC 8628 `verification_uri`).
     pub const DEVICE: &str = "/device";
 }
@@ -41,6 +43,9 @@ pub fn metadata(issuer: &str) -> Value {
         "revocation_endpoint": url(paths::REVOKE),
         "end_session_endpoint": url(paths::END_SESSION),
         "device_authorization_endpoint": url(paths::DEVICE_AUTHORIZATION),
+        "pushed_authorization_request_endpoint": url(paths::PUSHED_AUTHORIZATION_REQUEST),
+        // Per client (`client create --require-par`); RFC 9126 §5 names the provider-wide one.
+        "require_pushed_authorization_requests": false,
         "scopes_supported": SCOPES_SUPPORTED,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query", "form_post"],

@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, header};
 
 use crate::config::{ProxyConfig, ProxyHeader};
 use crate::db::audit::{Actor, Event};
-use crate::error::REQUEST_ID_HEADER;
+use crate::error::{AppError, REQUEST_ID_HEADER};
 use crate::state::AppState;
 
 /// Most forwarding entries read from one request: a chain longer than any real proxy path is
@@ -167,6 +167,17 @@ impl RequestMeta {
     /// The actor of this request's events: `kind` and `id` say who, the request where from.
     pub fn actor(&self, kind: &'static str, id: Option<String>) -> Actor {
         Actor { kind, id, ip: self.ip, user_agent: self.user_agent.clone(), request_id: self.request_id.clone() }
+    }
+}
+
+/// Counts one request on a rate-limit key; 429 with `Retry-After` past `limit` per window.
+pub async fn rate_limit(state: &AppState, key: &[u8], limit: i32) -> Result<(), AppError> {
+    let mut tx = state.db.unscoped().await?;
+    let over = crate::db::rate_limits::hit(&mut tx, key, limit, state.config.rate_limits.window_seconds).await?;
+    tx.commit().await?;
+    match over {
+        Some(retry_after) => Err(AppError::TooManyRequests { retry_after, page: false }),
+        None => Ok(()),
     }
 }
 

@@ -44,6 +44,7 @@ mod mail;
 mod metrics;
 mod mfa;
 mod oidc;
+mod par;
 mod profile;
 mod proxies;
 /// The release binary started as a black box on its embedded default, shared with the

@@ -83,7 +83,8 @@ async fn seed(t: &TestDb) -> Seed {
 }
 
 /// A code, a token family with refresh and access tokens, a consent, a recovery link, an
-/// invitation, a device grant, a registered API and an audit event.
+/// invitation, a device grant, a registered API, a pushed authorization request and an
+/// audit event.
 async fn grant_state(t: &TestDb, tenant: Uuid, user: Uuid) {
     use laventecare_auth::db::{access_tokens, audit, authorization_codes, consents, families, refresh_tokens};
     let later = chrono::Utc::now() + chrono::Duration::hours(1);
@@ -160,6 +161,9 @@ async fn grant_state(t: &TestDb, tenant: Uuid, user: Uuid) {
         created_at: chrono::Utc::now(),
     };
     assert!(laventecare_auth::db::resource_servers::insert(&mut tx, &api).await.unwrap());
+    let params = serde_json::json!([["response_type", "code"]]);
+    let uri_hash = laventecare_auth::secrets::random_bytes::<32>();
+    laventecare_auth::db::pushed_requests::insert(&mut tx, &uri_hash, "c", &params, later).await.unwrap();
     let event = audit::Event { actor_kind: "system", action: "test.seed", outcome: "success", ..Default::default() };
     audit::append(&mut tx, &event).await.unwrap();
     tx.commit().await.unwrap();

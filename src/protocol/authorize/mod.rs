@@ -8,11 +8,13 @@
 //! The steps, one file each: [`params`] (what the request may carry), [`claims`] (the
 //! `claims` parameter, and what the request asks of the sign-in's `acr`), [`start`] (validate
 //! the client and redirect URI, then the request), [`proceed`] (the next step of a waiting
-//! request, and the code), [`reply`] (how an answer reaches the client).
+//! request, and the code), [`reply`] (how an answer reaches the client); [`pushed`] is the
+//! pushed authorization request endpoint (RFC 9126) and its `request_uri` here.
 
 pub mod claims;
 pub mod params;
 pub mod proceed;
+pub mod pushed;
 pub mod reply;
 pub mod start;
 
@@ -47,7 +49,13 @@ pub async fn authorize_get(
         return Err(bad_client("The request parameters are malformed or repeated."));
     };
     params.resources = resources;
-    start(&state, &session, &meta, params, lang).await
+    // A request pushed to /par (RFC 9126 §4): its own parameters, none of the query's others.
+    // Any other request_uri is a request object by reference, which `start` refuses.
+    if let Some(request_uri) = params.request_uri.as_deref().filter(|u| u.starts_with(pushed::REQUEST_URI_PREFIX)) {
+        let pushed = pushed::take(&state, params.client_id.as_deref(), request_uri).await?;
+        return start(&state, &session, &meta, pushed, lang, true).await;
+    }
+    start(&state, &session, &meta, params, lang, false).await
 }
 
 /// `POST /authorize` (OIDC Core §3.1.2.1 allows form POST). A cross-site POST carries no
