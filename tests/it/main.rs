@@ -44,6 +44,7 @@ mod mail;
 mod metrics;
 mod mfa;
 mod oidc;
+mod openid_client;
 mod par;
 mod profile;
 mod proxies;
