@@ -127,6 +127,9 @@ pub struct Config {
     pub ttl: Lifetimes,
     pub throttle: ThrottleConfig,
     pub janitor: JanitorSettings,
+    /// Back-channel logout may deliver to private, loopback and link-local addresses
+    /// (`LCA_BACKCHANNEL_ALLOW_PRIVATE`).
+    pub backchannel_allow_private: bool,
     /// Largest request body accepted.
     pub body_limit: usize,
     pub proxies: ProxyConfig,
@@ -214,6 +217,7 @@ impl Config {
                 interval: (args.janitor_interval > 0).then(|| Duration::from_secs(args.janitor_interval)),
                 batch_size: args.janitor_batch_size,
             },
+            backchannel_allow_private: args.backchannel_allow_private,
             body_limit: 64 * 1024,
             proxies,
             rate_limits,

@@ -15,6 +15,7 @@ pub mod extract;
 pub mod health;
 pub mod html;
 pub mod identity;
+pub mod backchannel;
 pub mod janitor;
 pub mod mail;
 pub mod master_key;

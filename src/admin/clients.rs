@@ -38,6 +38,8 @@ pub struct ClientView {
     pub admin_api: bool,
     /// Authorization requests must be pushed (RFC 9126 §6).
     pub require_pushed_authorization_requests: bool,
+    /// Where logout tokens are POSTed (OpenID Connect Back-Channel Logout 1.0).
+    pub backchannel_logout_uri: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -61,6 +63,7 @@ impl From<db::clients::ClientListing> for ClientView {
             require_mfa: c.require_mfa,
             refresh_grace_secs: c.refresh_grace_secs,
             require_pushed_authorization_requests: c.require_par,
+            backchannel_logout_uri: c.backchannel_logout_uri,
             created_at: c.created_at,
             updated_at: c.updated_at,
         }
@@ -92,6 +95,8 @@ pub struct NewClient {
     pub refresh_grace_secs: u32,
     /// Authorization requests must be pushed (see [`ClientRequest::require_par`]).
     pub require_par: bool,
+    /// See [`ClientRequest::backchannel_logout_uri`].
+    pub backchannel_logout_uri: Option<String>,
 }
 
 /// Bounds on what a caller may send: redirect URIs per list and their length, grant and
@@ -219,6 +224,7 @@ pub async fn create(db: &Database, caller: &Caller, new: NewClient) -> Result<Cr
         pkce_optional: new.pkce_optional,
         refresh_grace_secs: new.refresh_grace_secs,
         require_par: new.require_par,
+        backchannel_logout_uri: new.backchannel_logout_uri,
     };
     clients::create_client_in(db, &caller.actor, caller.tenant_id, req).await
 }

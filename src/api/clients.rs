@@ -65,6 +65,10 @@ pub struct ClientBody {
     /// Its authorization requests must be pushed to `/par` first (RFC 9126 §6).
     #[serde(default)]
     require_pushed_authorization_requests: bool,
+    /// Where logout tokens are POSTed when a user's session with the client ends (OpenID
+    /// Connect Back-Channel Logout 1.0): https, or http on a loopback address.
+    #[schema(max_length = 2000)]
+    backchannel_logout_uri: Option<String>,
     /// The client may ask for the `admin` scope (tokens for this API).
     #[serde(default)]
     admin_api: bool,
@@ -150,6 +154,7 @@ async fn create(
         pkce_optional: body.pkce_optional,
         refresh_grace_secs: body.refresh_grace_secs,
         require_par: body.require_pushed_authorization_requests,
+        backchannel_logout_uri: body.backchannel_logout_uri,
     };
     let created = clients::create(&state.db, &caller, new).await?;
     let secret = created.client_secret.as_ref().map(|s| s.expose().to_owned());

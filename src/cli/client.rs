@@ -75,6 +75,10 @@ pub struct CreateClient {
     /// Its authorization requests must be pushed to /par first (RFC 9126 §6).
     #[arg(long)]
     require_par: bool,
+    /// Where logout tokens are POSTed when a user's session with the client ends (OpenID
+    /// Connect Back-Channel Logout 1.0): https, or http on a loopback address.
+    #[arg(long)]
+    backchannel_logout_uri: Option<String>,
     /// May ask for the `admin` scope: tokens for the admin API (`/api/v1/`).
     #[arg(long)]
     admin_api: bool,
@@ -110,6 +114,7 @@ impl CreateClient {
             multi_tenant: self.multi_tenant,
             require_mfa: self.require_mfa,
             require_par: self.require_par,
+            backchannel_logout_uri: self.backchannel_logout_uri,
             admin_api: self.admin_api,
             pkce_optional: self.pkce_optional,
             refresh_grace_secs: self.refresh_grace_secs,

@@ -1,5 +1,5 @@
-//! `serve`: bootstrap an empty database, then the HTTP server with its key reloader, janitor and
-//! (with `LCA_METRICS_LISTEN`) the metrics listener.
+//! `serve`: bootstrap an empty database, then the HTTP server with its key reloader, janitor, back-channel
+//! logout worker and (with `LCA_METRICS_LISTEN`) the metrics listener.
 //! With `LCA_TLS_CERT`/`LCA_TLS_KEY` it answers https itself (rustls); else plain http, for a
 //! loopback run or behind a reverse proxy that ends TLS. The certificate and key are read by
 //! [`tls_config`] before the database is opened (`cli::run`).
@@ -69,6 +69,10 @@ pub(super) async fn run(
             let _ = janitor_stopped.await;
         })
     });
+    let (stop_backchannel, backchannel_stopped) = tokio::sync::oneshot::channel::<()>();
+    let backchannel = crate::backchannel::spawn(state.clone(), async move {
+        let _ = backchannel_stopped.await;
+    });
     let app = crate::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     match tls {
         None => axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?,
@@ -76,6 +80,8 @@ pub(super) async fn run(
     }
     let _ = stop_reloader.send(());
     let _ = reloader.await;
+    let _ = stop_backchannel.send(());
+    let _ = backchannel.await;
     let _ = stop_janitor.send(());
     if let Some(janitor) = janitor {
         let _ = janitor.await;

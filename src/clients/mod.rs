@@ -57,6 +57,9 @@ pub struct ClientRequest {
     pub refresh_grace_secs: u32,
     /// Authorization requests must be pushed to `/par` first (RFC 9126 §6).
     pub require_par: bool,
+    /// Where logout tokens are POSTed when a user's session with the client ends (OpenID
+    /// Connect Back-Channel Logout 1.0 §2.2): https, or http on a loopback address.
+    pub backchannel_logout_uri: Option<String>,
 }
 
 /// The longest lost-response grace window a client may have (migration 0017 holds it too).
@@ -88,6 +91,8 @@ pub struct CreatedClient {
     pub scopes: Vec<String>,
     /// Authorization requests must be pushed (RFC 9126 §6).
     pub require_pushed_authorization_requests: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backchannel_logout_uri: Option<String>,
 }
 
 fn expose_secret<S: serde::Serializer>(secret: &Option<Secret>, s: S) -> Result<S::Ok, S::Error> {
@@ -218,6 +223,10 @@ pub async fn create_client_in(
         }
     };
 
+    let backchannel_logout_uri = match req.backchannel_logout_uri {
+        Some(uri) => Some(backchannel_logout_uri(&uri).map_err(|why| ServiceError::Invalid(why.into()))?),
+        None => None,
+    };
     let client_id = secrets::random_id();
     let secret = (!req.public).then(Secret::generate);
     let secret_hash = secret.as_ref().map(Secret::hash);
@@ -253,6 +262,7 @@ pub async fn create_client_in(
             refresh_grace_secs,
             scopes: &scopes,
             require_par: req.require_par,
+            backchannel_logout_uri: backchannel_logout_uri.as_deref(),
         },
     )
     .await?;
@@ -270,6 +280,7 @@ pub async fn create_client_in(
         "refresh_grace_secs": refresh_grace_secs,
         "scopes": scopes,
         "require_pushed_authorization_requests": req.require_par,
+        "backchannel_logout_uri": backchannel_logout_uri,
     });
     audit::append(&mut tx, &actor.event("client.created", ("client", Some(client_id.clone())), details)).await?;
     tx.commit().await?;
@@ -292,7 +303,33 @@ pub async fn create_client_in(
         refresh_grace_secs: req.refresh_grace_secs,
         scopes,
         require_pushed_authorization_requests: req.require_par,
+        backchannel_logout_uri,
     })
+}
+
+/// A back-channel logout URI as registered (OpenID Connect Back-Channel Logout 1.0 §2.2): an
+/// absolute https URL without a fragment, or http on a loopback address (a relying party on
+/// the same machine). Where it may resolve to is checked again at each delivery
+/// (`crate::backchannel`), since DNS can change.
+pub fn backchannel_logout_uri(raw: &str) -> Result<String, &'static str> {
+    if raw.is_empty() || raw.len() > 2000 || raw.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err("the backchannel_logout_uri is 1 to 2000 characters without spaces");
+    }
+    let url = url::Url::parse(raw).map_err(|_| "the backchannel_logout_uri is not an absolute URL")?;
+    if url.fragment().is_some() || raw.contains('#') {
+        return Err("the backchannel_logout_uri must not contain a fragment");
+    }
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    };
+    match url.scheme() {
+        "https" => Ok(raw.to_owned()),
+        "http" if loopback => Ok(raw.to_owned()),
+        _ => Err("the backchannel_logout_uri must be https (or http on a loopback address)"),
+    }
 }
 
 /// A grace window as stored: at most [`MAX_REFRESH_GRACE_SECS`], and only for a client that

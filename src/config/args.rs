@@ -107,6 +107,12 @@ pub struct ConfigArgs {
     /// Seconds between the janitor's runs in `serve` (0: the server runs no janitor).
     #[arg(long, env = "LCA_JANITOR_INTERVAL", default_value_t = 300, global = true)]
     pub janitor_interval: u64,
+    /// Let back-channel logout tokens go to private, loopback and link-local addresses (a
+    /// relying party on the same host or network). Off by default: a registered URI could
+    /// otherwise make this server POST to internal services.
+    #[arg(long, env = "LCA_BACKCHANNEL_ALLOW_PRIVATE", default_value_t = false, global = true,
+        action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub backchannel_allow_private: bool,
     /// Rows the janitor deletes per batch (each batch is its own transaction).
     #[arg(long, env = "LCA_JANITOR_BATCH_SIZE", default_value_t = 1000, global = true)]
     pub janitor_batch_size: u32,

@@ -26,6 +26,8 @@ pub struct NewClient<'a> {
     pub scopes: &'a [String],
     /// Authorization requests must be pushed (RFC 9126 §6).
     pub require_par: bool,
+    /// Where logout tokens are POSTed (OpenID Connect Back-Channel Logout 1.0 §2.2).
+    pub backchannel_logout_uri: Option<&'a str>,
 }
 
 /// Inserts a client into the transaction's tenant.
@@ -33,8 +35,9 @@ pub async fn insert(tx: &mut Tx, tenant_id: Uuid, c: &NewClient<'_>) -> Result<(
     sqlx::query(
         "INSERT INTO clients (tenant_id, client_id, name, client_type, secret_hash, \
          token_endpoint_auth_method, grant_types, redirect_uris, post_logout_redirect_uris, \
-         service_role, multi_tenant, signing_alg, require_mfa, require_pkce, scopes, refresh_grace_secs, require_par) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+         service_role, multi_tenant, signing_alg, require_mfa, require_pkce, scopes, refresh_grace_secs, require_par, \
+         backchannel_logout_uri) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
     )
     .bind(tenant_id)
     .bind(c.client_id)
@@ -53,6 +56,7 @@ pub async fn insert(tx: &mut Tx, tenant_id: Uuid, c: &NewClient<'_>) -> Result<(
     .bind(c.scopes)
     .bind(c.refresh_grace_secs)
     .bind(c.require_par)
+    .bind(c.backchannel_logout_uri)
     .execute(tx.conn())
     .await?;
     Ok(())
@@ -180,6 +184,7 @@ pub struct ClientListing {
     pub require_mfa: bool,
     pub refresh_grace_secs: i32,
     pub require_par: bool,
+    pub backchannel_logout_uri: Option<String>,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
@@ -190,7 +195,7 @@ macro_rules! listing_select {
         concat!(
             "SELECT client_id, name, client_type, token_endpoint_auth_method, grant_types, redirect_uris, \
              post_logout_redirect_uris, scopes, service_role, multi_tenant, signing_alg, require_pkce, require_mfa, \
-             refresh_grace_secs, require_par, created_at, updated_at FROM clients ",
+             refresh_grace_secs, require_par, backchannel_logout_uri, created_at, updated_at FROM clients ",
             $rest
         )
     };

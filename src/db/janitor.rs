@@ -161,6 +161,16 @@ pub const SWEEPS: &[Sweep] = &[
                WHERE used_at IS NOT NULL OR expires_at < now() LIMIT $1) RETURNING 1) \
               SELECT count(*) FROM gone",
     },
+    // Back-channel logout notices delivered or given up a day ago (migrations/0025; a given-up
+    // one is in the audit log).
+    Sweep {
+        name: "logout_notices",
+        scope: Scope::PerTenant,
+        sql: "WITH gone AS (DELETE FROM logout_notices WHERE (tenant_id, id) IN \
+              (SELECT tenant_id, id FROM logout_notices \
+               WHERE coalesce(delivered_at, abandoned_at) < now() - interval '1 day' LIMIT $1) RETURNING 1) \
+              SELECT count(*) FROM gone",
+    },
     // Retired signing keys that have left the JWKS. The runtime role may not delete keys, so
     // this goes through lca_sweep_signing_keys (migrations/0007), which deletes only those.
     Sweep { name: "signing_keys", scope: Scope::Global, sql: "SELECT lca_sweep_signing_keys($1)" },

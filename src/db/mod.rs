@@ -26,6 +26,7 @@ pub mod email_verifications;
 pub mod embedded;
 pub mod families;
 pub mod invitations;
+pub mod logout_notices;
 pub mod janitor;
 pub mod memberships;
 pub mod mfa;

@@ -18,7 +18,9 @@ pub struct Ended {
 /// Signs the user out everywhere: gives them a new security stamp (so anything made under the
 /// old one is refused even where a row below is missed), ends every browser session that
 /// holds them but `keep` (the hash of the current one), every live token family of theirs in
-/// every tenant, approved device requests not yet redeemed, and open password reset links. Runs in the caller's
+/// every tenant, approved device requests not yet redeemed, and open password reset links;
+/// each client with a back-channel logout URI that had one of those families gets a logout
+/// notice (`db::logout_notices`, delivered by `crate::backchannel`). Runs in the caller's
 /// transaction, so it commits with the action that caused it (password change, MFA reset,
 /// recovery, "sign out everywhere"), and each ended family is audited as done by `actor`.
 /// The transaction is switched to act for the user.
@@ -38,6 +40,8 @@ pub async fn end_sessions_and_families(
     let original = tx.tenant_id();
     for tenant in db::families::tenants_of_user(tx, user_id).await? {
         tx.switch_tenant(tenant).await?;
+        // The relying parties hear of it (back-channel logout), once this commits.
+        db::logout_notices::enqueue(tx, user_id, None, reason).await?;
         families += db::families::revoke_of_user(tx, actor, user_id, reason).await?;
         // An approved device request not yet redeemed would become a family after this.
         db::device_grants::deny_approved_of_user(tx, user_id).await?;

@@ -73,7 +73,8 @@ pub fn metadata(issuer: &str) -> Value {
         "require_request_uri_registration": false,
         "authorization_response_iss_parameter_supported": true,
         "frontchannel_logout_supported": false,
-        "backchannel_logout_supported": false,
+        "backchannel_logout_supported": true,
+        "backchannel_logout_session_supported": true,
         // Resource indicators (RFC 8707): no metadata name is registered for them; this one is
         // informational, like node-oidc-provider's feature flags (README, "Resource indicators").
         "resource_indicators_supported": true,

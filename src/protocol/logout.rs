@@ -187,6 +187,7 @@ async fn logout(
             audit::append(&mut tx, &event).await?;
             tx.commit().await?;
         }
+        notify_relying_parties(state, who.user_id, &who.sid).await?;
     }
     session::sign_out(session).await?;
     match redirect {
@@ -201,6 +202,22 @@ async fn logout(
         }
         None => Ok(signed_out(t)),
     }
+}
+
+/// The relying parties of the ending session hear of it (OpenID Connect Back-Channel Logout
+/// 1.0 §2.7): a notice for each client with a back-channel logout URI and a live family of
+/// this session, in every tenant the user has families in, delivered by `crate::backchannel`
+/// after this request. The families themselves live on (a refresh token outlives a browser
+/// session, as `offline_access` means); the relying party ends its own session.
+async fn notify_relying_parties(state: &AppState, user_id: uuid::Uuid, sid: &str) -> Result<(), AppError> {
+    let mut tx = state.db.unscoped().await?;
+    tx.switch_user(user_id).await?;
+    for tenant in db::families::tenants_of_user(&mut tx, user_id).await? {
+        tx.switch_tenant(tenant).await?;
+        db::logout_notices::enqueue(&mut tx, user_id, Some(sid), "logout").await?;
+    }
+    tx.commit().await?;
+    Ok(())
 }
 
 /// The signed-out page.

@@ -191,6 +191,7 @@ pub async fn remove_member_in(
     let Some(previous) = db::memberships::delete(&mut tx, user_id).await? else {
         return Ok(None);
     };
+    db::logout_notices::enqueue(&mut tx, user_id, None, "membership_removed").await?;
     let families = db::families::revoke_of_user(&mut tx, actor, user_id, "membership_removed").await?;
     let details = serde_json::json!({ "role": previous, "families_revoked": families });
     audit::append(&mut tx, &actor.event("membership.removed", ("user", Some(user_id.to_string())), details)).await?;

@@ -24,6 +24,9 @@ pub enum TokenType {
     IdToken,
     /// `at+jwt`: access tokens (RFC 9068 §2.1), so they cannot pass for ID tokens.
     AccessToken,
+    /// `logout+jwt`: back-channel logout tokens (OpenID Connect Back-Channel Logout 1.0
+    /// §2.4), so they cannot pass for either.
+    LogoutToken,
 }
 
 impl TokenType {
@@ -31,6 +34,7 @@ impl TokenType {
         match self {
             TokenType::IdToken => "JWT",
             TokenType::AccessToken => "at+jwt",
+            TokenType::LogoutToken => "logout+jwt",
         }
     }
 

@@ -17,7 +17,7 @@ const LAYERS: &[(&str, &[&[&str]])] = &[
     ("domain", &[&["tokens"], &["identity"], &["tenancy"], &["clients"], &["admin"]]),
     ("HTTP edge", &[&["html"], &["error"], &["extract", "render", "state"], &["notify", "session"]]),
     ("surfaces", &[&["protocol"], &["api", "pages"]]),
-    ("application", &[&["bootstrap", "health", "janitor", "scrape"], &[""], &["cli"]]),
+    ("application", &[&["backchannel", "bootstrap", "health", "janitor", "scrape"], &[""], &["cli"]]),
 ];
 
 /// (layer index, tier index, layer name) of a top-level module.

@@ -13,6 +13,7 @@ mod admin_world;
 mod api;
 mod api_resources;
 mod audit;
+mod backchannel;
 mod authorize;
 mod browser;
 mod chrome;

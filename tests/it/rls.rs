@@ -83,8 +83,8 @@ async fn seed(t: &TestDb) -> Seed {
 }
 
 /// A code, a token family with refresh and access tokens, a consent, a recovery link, an
-/// invitation, a device grant, a registered API, a pushed authorization request and an
-/// audit event.
+/// invitation, a device grant, a registered API, a pushed authorization request, a
+/// back-channel logout notice and an audit event.
 async fn grant_state(t: &TestDb, tenant: Uuid, user: Uuid) {
     use laventecare_auth::db::{access_tokens, audit, authorization_codes, consents, families, refresh_tokens};
     let later = chrono::Utc::now() + chrono::Duration::hours(1);
@@ -167,6 +167,18 @@ async fn grant_state(t: &TestDb, tenant: Uuid, user: Uuid) {
     let event = audit::Event { actor_kind: "system", action: "test.seed", outcome: "success", ..Default::default() };
     audit::append(&mut tx, &event).await.unwrap();
     tx.commit().await.unwrap();
+    // A back-channel logout notice, as the outbox of a sign-out writes it (written here by the
+    // owner: no family of this seed has a client with a logout URI).
+    let mut owner = t.owner().await;
+    sqlx::query(
+        "INSERT INTO logout_notices (tenant_id, id, client_id, uri, user_id, reason) \
+         VALUES ($1, gen_random_uuid(), 'c', 'https://rp.example.com/bcl', $2, 'test')",
+    )
+    .bind(tenant)
+    .bind(user)
+    .execute(&mut owner)
+    .await
+    .unwrap();
 }
 
 /// With no tenant set, every RLS table reads 0 rows, also on a pooled connection whose
