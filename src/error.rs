@@ -34,12 +34,20 @@ pub struct OAuthError {
     pub description: Cow<'static, str>,
     /// `WWW-Authenticate` for 401s (RFC 6749 §5.2, RFC 6750 §3).
     pub www_authenticate: Option<HeaderValue>,
+    /// `DPoP-Nonce`: the nonce a DPoP proof must carry next (RFC 9449 §8).
+    pub dpop_nonce: Option<HeaderValue>,
 }
 
 impl OAuthError {
     /// 400 with the given error code.
     pub fn bad(error: &'static str, description: impl Into<Cow<'static, str>>) -> Self {
-        Self { status: StatusCode::BAD_REQUEST, error, description: description.into(), www_authenticate: None }
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            error,
+            description: description.into(),
+            www_authenticate: None,
+            dpop_nonce: None,
+        }
     }
     pub fn invalid_request(description: impl Into<Cow<'static, str>>) -> Self {
         Self::bad("invalid_request", description)
@@ -54,6 +62,7 @@ impl OAuthError {
             error: "invalid_client",
             description: "client authentication failed".into(),
             www_authenticate: Some(HeaderValue::from_static("Basic realm=\"laventecare-auth\", charset=\"UTF-8\"")),
+            dpop_nonce: None,
         }
     }
     /// 401 for a missing or bad bearer token (RFC 6750 §3.1).
@@ -63,13 +72,14 @@ impl OAuthError {
             error: "invalid_token",
             description: "the access token is invalid, expired or revoked".into(),
             www_authenticate: Some(HeaderValue::from_static("Bearer error=\"invalid_token\"")),
+            dpop_nonce: None,
         }
     }
 }
 
 impl From<OAuthError> for AppError {
     fn from(e: OAuthError) -> Self {
-        AppError::OAuth(e)
+        AppError::OAuth(Box::new(e))
     }
 }
 
@@ -77,7 +87,8 @@ impl From<OAuthError> for AppError {
 #[derive(Debug)]
 pub enum AppError {
     /// A protocol error with its RFC 6749 code.
-    OAuth(OAuthError),
+    /// Boxed: with its headers it is the largest variant, and every `Result` carries it.
+    OAuth(Box<OAuthError>),
     /// An HTML error page for a browser (never a redirect: the redirect URI was not validated,
     /// or there is none).
     Page {
@@ -184,6 +195,7 @@ fn database_unreachable(e: &anyhow::Error) -> bool {
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let mut www_authenticate = None;
+        let mut dpop_nonce = None;
         let mut retry = None;
         let this = match self {
             AppError::Internal(e) if database_unreachable(&e) => AppError::Unavailable(e),
@@ -191,7 +203,9 @@ impl IntoResponse for AppError {
         };
         let (status, report) = match this {
             AppError::OAuth(e) => {
+                let e = *e;
                 www_authenticate = e.www_authenticate;
+                dpop_nonce = e.dpop_nonce;
                 (e.status, ErrorReport { error: e.error, description: Some(e.description), page: None, internal: None })
             }
             AppError::Page { status, title, message } => {
@@ -247,6 +261,9 @@ impl IntoResponse for AppError {
         let mut res = status.into_response();
         if let Some(value) = www_authenticate {
             res.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+        }
+        if let Some(value) = dpop_nonce {
+            res.headers_mut().insert("dpop-nonce", value);
         }
         if let Some(secs) = retry {
             res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));

@@ -73,6 +73,7 @@ impl AppState {
         // The first unknown-email sign-in must not be slower than the rest.
         tokio::task::spawn_blocking(identity::password::warm_up);
         let mailer = mail::Mailer::from_config(&config)?;
+        let dpop_nonces = Arc::new(tokens::dpop::Nonces::new(master_key.dpop_nonce_key()));
         Ok(Self {
             config,
             db,
@@ -80,6 +81,7 @@ impl AppState {
             mailer,
             master_key,
             keys,
+            dpop_nonces,
             discovery,
             handler_checks: admin::HandlerChecks::Enforced,
         })

@@ -97,6 +97,18 @@ impl MasterKey {
     }
 }
 
+impl MasterKey {
+    /// The key of DPoP server nonces (`tokens::dpop::Nonces`): HKDF-SHA-256 like the audit
+    /// key, under a label of its own, so the two are independent.
+    pub fn dpop_nonce_key(&self) -> [u8; 32] {
+        let mut key = [0u8; 32];
+        hkdf::Hkdf::<sha2::Sha256>::new(None, &self.0)
+            .expand(b"laventecare-auth/dpop-nonce/hmac-sha256/v1", &mut key)
+            .expect("HKDF-SHA-256 expands to 32 bytes");
+        key
+    }
+}
+
 /// The HKDF `info` of the audit key. A new label (`…/v2`) would give a new, independent key.
 const AUDIT_KEY_LABEL: &[u8] = b"laventecare-auth/audit-chain/hmac-sha256/v1";
 

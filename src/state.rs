@@ -24,6 +24,8 @@ pub struct AppState {
     pub master_key: Arc<MasterKey>,
     /// Signing keys, decrypted once.
     pub keys: KeyStore,
+    /// DPoP server nonces (RFC 9449 §8), keyed from the master key.
+    pub dpop_nonces: Arc<crate::tokens::dpop::Nonces>,
     /// The discovery document, serialised once.
     pub discovery: axum::body::Bytes,
     /// Whether the admin surface's handlers check the permission table; always on, except in

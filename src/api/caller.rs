@@ -41,7 +41,8 @@ impl FromRequestParts<AppState> for ApiCaller {
             e.www_authenticate = Some(HeaderValue::from_static("Bearer"));
             return Err(e.into());
         };
-        let Some(at) = bearer::check(state, &token).await?.filter(bearer::AccessToken::for_this_provider) else {
+        let Some(at) = bearer::check(state, &token).await?.filter(|at| at.for_this_provider() && !at.is_dpop_bound())
+        else {
             return Err(OAuthError::invalid_token().into());
         };
         let scope = Scopes::parse(at.str_claim("scope").unwrap_or("")).unwrap_or_default();

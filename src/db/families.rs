@@ -353,3 +353,27 @@ pub async fn revoke_session(tx: &mut Tx, actor: &Actor, family_id: Uuid, reason:
            AND origin_grant IS DISTINCT FROM 'device_code' RETURNING family_id, client_id, user_id";
     Ok(end_audited(tx, actor, SESSION, family_id, reason).await? == 1)
 }
+
+/// Binds a family's refresh tokens to a DPoP key (its RFC 7638 thumbprint, RFC 9449 §5).
+pub async fn bind_dpop(tx: &mut Tx, family_id: Uuid, jkt: &str) -> Result<(), sqlx::Error> {
+    let tenant_id = tx.tenant_or_nil();
+    sqlx::query("UPDATE token_families SET dpop_jkt = $3 WHERE tenant_id = $1 AND family_id = $2")
+        .bind(tenant_id)
+        .bind(family_id)
+        .bind(jkt)
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}
+
+/// The DPoP key a family's refresh tokens are bound to, if any.
+pub async fn dpop_jkt(tx: &mut Tx, family_id: Uuid) -> Result<Option<String>, sqlx::Error> {
+    let tenant_id = tx.tenant_or_nil();
+    let jkt: Option<Option<String>> =
+        sqlx::query_scalar("SELECT dpop_jkt FROM token_families WHERE tenant_id = $1 AND family_id = $2")
+            .bind(tenant_id)
+            .bind(family_id)
+            .fetch_optional(tx.conn())
+            .await?;
+    Ok(jkt.flatten())
+}

@@ -171,6 +171,15 @@ pub const SWEEPS: &[Sweep] = &[
                WHERE coalesce(delivered_at, abandoned_at) < now() - interval '1 day' LIMIT $1) RETURNING 1) \
               SELECT count(*) FROM gone",
     },
+    // DPoP proofs whose iat has left the acceptance window (migrations/0026): a replay of one
+    // is refused by its age now.
+    Sweep {
+        name: "dpop_proofs",
+        scope: Scope::Global,
+        sql: "WITH gone AS (DELETE FROM dpop_proofs WHERE key_hash IN \
+              (SELECT key_hash FROM dpop_proofs WHERE expires_at < now() LIMIT $1) RETURNING 1) \
+              SELECT count(*) FROM gone",
+    },
     // Retired signing keys that have left the JWKS. The runtime role may not delete keys, so
     // this goes through lca_sweep_signing_keys (migrations/0007), which deletes only those.
     Sweep { name: "signing_keys", scope: Scope::Global, sql: "SELECT lca_sweep_signing_keys($1)" },

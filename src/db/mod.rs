@@ -22,6 +22,7 @@ pub mod browser_sessions;
 pub mod clients;
 pub mod consents;
 pub mod device_grants;
+pub mod dpop_proofs;
 pub mod email_verifications;
 pub mod embedded;
 pub mod families;

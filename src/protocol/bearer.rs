@@ -23,6 +23,12 @@ impl AccessToken {
         self.claims.get(name).and_then(Value::as_str)
     }
 
+    /// Whether the token is bound to a DPoP key (`cnf.jkt`, RFC 9449 §6): it is good only
+    /// with a proof of that key, so never as a plain Bearer token (the admin API takes none).
+    pub fn is_dpop_bound(&self) -> bool {
+        self.claims.get("cnf").is_some_and(|c| c.get("jkt").is_some())
+    }
+
     /// Whether the token is meant for this provider's own endpoints (UserInfo, the admin API):
     /// its `aud` is its client, as for every token issued without a resource indicator. A token
     /// meant for a tenant's API (`aud` the API's identifier, RFC 8707) is refused here, so an

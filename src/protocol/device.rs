@@ -197,6 +197,7 @@ pub async fn redeem(
     client: &ClientRow,
     device_code: Option<&str>,
     meta: &RequestMeta,
+    jkt: Option<&str>,
 ) -> Result<TokenResponse, AppError> {
     let code = device_code.ok_or_else(|| OAuthError::invalid_request("device_code is missing"))?;
     let hash = sha256(code.as_bytes());
@@ -294,6 +295,10 @@ pub async fn redeem(
     )
     .await?;
     db::families::mark_begun_by_device(&mut tx, family_id).await?;
+    // A device that proved a DPoP key keeps it: every refresh must prove it again.
+    if let Some(jkt) = jkt {
+        db::families::bind_dpop(&mut tx, family_id, jkt).await?;
+    }
     let response = issue::issue(
         state,
         &mut tx,
@@ -317,6 +322,7 @@ pub async fn redeem(
             refresh: refreshable(client),
             // A device authorization names no API (`device_authorization` refuses `resource`).
             resources: &[],
+            dpop_jkt: jkt,
         },
     )
     .await?;

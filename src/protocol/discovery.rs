@@ -58,6 +58,7 @@ pub fn metadata(issuer: &str) -> Value {
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "revocation_endpoint_auth_methods_supported": client_auth,
         "code_challenge_methods_supported": ["S256"],
+        "dpop_signing_alg_values_supported": crate::tokens::dpop::ALGS,
         "acr_values_supported": [ACR_PASSWORD, ACR_MFA],
         "claims_supported": [
             "iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "at_hash", "sid",

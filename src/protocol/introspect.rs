@@ -95,8 +95,9 @@ pub async fn introspect(
 fn describe_access(at: &bearer::AccessToken) -> Value {
     let mut out = Map::new();
     out.insert("active".into(), json!(true));
-    out.insert("token_type".into(), json!("Bearer"));
-    for name in ["scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti", "tid", "tenant", "roles"] {
+    out.insert("token_type".into(), json!(if at.is_dpop_bound() { "DPoP" } else { "Bearer" }));
+    // `cnf` tells a resource server which DPoP key the token is bound to (RFC 9449 §6.2).
+    for name in ["scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti", "tid", "tenant", "roles", "cnf"] {
         if let Some(v) = at.claims.get(name) {
             out.insert(name.into(), v.clone());
         }

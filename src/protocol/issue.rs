@@ -48,6 +48,9 @@ pub struct Grant<'a> {
     /// `clients::resources::resolve`; empty for a token meant for the client and this
     /// provider's own endpoints.
     pub resources: &'a [ResourceServerRow],
+    /// The thumbprint of the DPoP key the access token is bound to (RFC 9449 §6: `cnf.jkt`,
+    /// `token_type` DPoP); `None` for a Bearer token.
+    pub dpop_jkt: Option<&'a str>,
 }
 
 impl Grant<'_> {
@@ -137,6 +140,9 @@ pub async fn issue(
     if !grant.amr.is_empty() {
         at.insert("amr".into(), json!(grant.amr));
     }
+    if let Some(jkt) = grant.dpop_jkt {
+        at.insert("cnf".into(), json!({ "jkt": jkt }));
+    }
     let access_token = state.keys.sign(alg, TokenType::AccessToken, &at).map_err(AppError::Internal)?;
     db::access_tokens::insert(tx, jti, grant.family.map(|f| f.0), &grant.client.client_id, access_exp).await?;
 
@@ -200,12 +206,13 @@ pub async fn issue(
         "jti": jti,
         "refresh_token": refresh_token.is_some(),
         "id_token": id_token.is_some(),
+        "dpop_jkt": grant.dpop_jkt,
     });
     db::audit::append(tx, &event).await?;
 
     Ok(TokenResponse {
         access_token,
-        token_type: "Bearer",
+        token_type: if grant.dpop_jkt.is_some() { "DPoP" } else { "Bearer" },
         expires_in: ttl.access_token.as_secs(),
         refresh_token,
         id_token,

@@ -7,6 +7,7 @@ pub mod bearer;
 pub mod client_auth;
 pub mod device;
 pub mod discovery;
+pub mod dpop;
 pub mod grant;
 pub mod introspect;
 pub mod issue;

@@ -17,6 +17,7 @@ use crate::db::{self, TenantOf, Tx, audit, clients::ClientRow, refresh_tokens::R
 use crate::error::{AppError, OAuthError};
 use crate::extract::Form;
 use crate::protocol::client_auth::{self, Presented};
+use crate::protocol::dpop;
 use crate::protocol::grant::{
     client_actor, end_replayed_family, json_no_store, refreshable, second_factor_ok, tenant_and_role,
 };
@@ -102,14 +103,17 @@ pub async fn token(
         Presented { client_id: req.client_id.as_deref(), client_secret: exposed(&req.client_secret) },
     )
     .await?;
+    // A DPoP proof binds what this request is issued to its key (RFC 9449 §5).
+    let proof = dpop::proof(&state, &mut tx, &headers, "POST", TOKEN_PATH, dpop::At::TokenEndpoint, None).await?;
+    let jkt = proof.as_ref().map(|p| p.jkt.as_str());
     let grant_type = req.grant_type.as_deref().ok_or_else(|| OAuthError::invalid_request("grant_type is missing"))?;
     // A service account's token is issued in the client's own tenant, in the transaction that
     // authenticated it; every other grant works in the tenant of its code, token or device
     // request (a multi-tenant client's users are in other tenants), in transactions of its own.
     if grant_type == GRANT_CLIENT_CREDENTIALS && client.grant_types.iter().any(|g| g == grant_type) {
-        let response = token_response(&client_credentials(&state, &client, tx, &req, &meta).await?);
+        let response = token_response(&client_credentials(&state, &client, tx, &req, &meta, jkt).await?);
         metrics::token_issued("client_credentials");
-        return Ok(response);
+        return Ok(with_nonce(&state, response, jkt.is_some()));
     }
     let apis = Apis::of(&client, &mut tx).await?;
     tx.commit().await?;
@@ -121,20 +125,32 @@ pub async fn token(
             return Err(OAuthError::bad("unauthorized_client", "this client may not use this grant type").into());
         }
         GRANT_AUTHORIZATION_CODE => {
-            (token_response(&authorization_code(&state, &client, &apis, &req, &meta).await?), "authorization_code")
+            (token_response(&authorization_code(&state, &client, &apis, &req, &meta, jkt).await?), "authorization_code")
         }
-        GRANT_REFRESH_TOKEN => (refresh_token(&state, &client, &apis, &req, &meta).await?, "refresh_token"),
+        GRANT_REFRESH_TOKEN => (refresh_token(&state, &client, &apis, &req, &meta, jkt).await?, "refresh_token"),
         GRANT_DEVICE_CODE if req.resource.is_some() => {
             return Err(OAuthError::bad("invalid_target", "the device grant names no resource").into());
         }
         GRANT_DEVICE_CODE => {
-            let issued = crate::protocol::device::redeem(&state, &client, exposed(&req.device_code), &meta).await?;
+            let issued =
+                crate::protocol::device::redeem(&state, &client, exposed(&req.device_code), &meta, jkt).await?;
             (token_response(&issued), "device_code")
         }
         _ => return Err(OAuthError::bad("unsupported_grant_type", "this grant type is not supported").into()),
     };
     metrics::token_issued(grant);
-    Ok(response)
+    Ok(with_nonce(&state, response, proof.is_some()))
+}
+
+/// The token endpoint's path (`discovery::paths::TOKEN`), which a DPoP proof's `htu` names.
+const TOKEN_PATH: &str = crate::protocol::discovery::paths::TOKEN;
+
+/// A response with a fresh `DPoP-Nonce` when the request used DPoP (RFC 9449 §8.2).
+fn with_nonce(state: &AppState, mut response: Response, dpop: bool) -> Response {
+    if dpop {
+        response.headers_mut().insert("dpop-nonce", dpop::nonce_header(state));
+    }
+    response
 }
 
 /// The JSON response with `Cache-Control: no-store` (RFC 6749 §5.1).
@@ -150,6 +166,7 @@ async fn authorization_code(
     apis: &Apis,
     req: &TokenRequest,
     meta: &RequestMeta,
+    jkt: Option<&str>,
 ) -> Result<TokenResponse, AppError> {
     let code = exposed(&req.code).ok_or_else(|| OAuthError::invalid_request("code is missing"))?;
     let code_verifier = exposed(&req.code_verifier);
@@ -247,6 +264,9 @@ async fn authorization_code(
             &claims,
         )
         .await?;
+        if let Some(jkt) = jkt {
+            db::families::bind_dpop(&mut tx, family_id, jkt).await?;
+        }
     }
     let response = issue::issue(
         state,
@@ -269,6 +289,7 @@ async fn authorization_code(
             family,
             refresh: refreshable(client),
             resources: &audience,
+            dpop_jkt: jkt,
         },
     )
     .await?;
@@ -290,6 +311,7 @@ async fn refresh_token(
     apis: &Apis,
     req: &TokenRequest,
     meta: &RequestMeta,
+    jkt: Option<&str>,
 ) -> Result<Response, AppError> {
     let token = exposed(&req.refresh_token).ok_or_else(|| OAuthError::invalid_request("refresh_token is missing"))?;
     let requested = match &req.scope {
@@ -310,6 +332,14 @@ async fn refresh_token(
     let family = match db::refresh_tokens::consume(&mut tx, &token_hash, &client.client_id, grace, meta.ip).await? {
         RefreshUse::Rotated(family) => family,
         RefreshUse::Retry { family_id, sealed, used_at } => {
+            if let Some(bound) = db::families::dpop_jkt(&mut tx, family_id).await?
+                && jkt != Some(bound.as_str())
+            {
+                return Err(OAuthError::invalid_grant(
+                    "the refresh token is bound to a DPoP key this request does not prove",
+                )
+                .into());
+            }
             let response = reissue(state, &token_hash, &sealed, used_at)?;
             let event = meta.event(
                 "refresh_token.retried",
@@ -346,6 +376,15 @@ async fn refresh_token(
     // Checked before anything is issued; the rotation is rolled back with the refusal, so the
     // refresh token still works for a resource that is allowed.
     let audience = apis.audience(&mut tx, client, &family.resources, req.resource.as_deref()).await?;
+    // A family bound to a DPoP key refreshes only with a proof of that key (RFC 9449 §5);
+    // the refusal is rolled back with the rotation.
+    if let Some(bound) = db::families::dpop_jkt(&mut tx, family.family_id).await?
+        && jkt != Some(bound.as_str())
+    {
+        return Err(
+            OAuthError::invalid_grant("the refresh token is bound to a DPoP key this request does not prove").into()
+        );
+    }
     let (slug, role) = match tenant_and_role(&mut tx, user_id).await {
         Ok(found) => found,
         Err(e) => {
@@ -386,6 +425,7 @@ async fn refresh_token(
             family: Some((family.family_id, family.expires_at)),
             refresh: true,
             resources: &audience,
+            dpop_jkt: jkt,
         },
     )
     .await?;
@@ -430,6 +470,7 @@ async fn client_credentials(
     mut tx: Tx,
     req: &TokenRequest,
     meta: &RequestMeta,
+    jkt: Option<&str>,
 ) -> Result<TokenResponse, AppError> {
     let Some(role) = client.service_role else {
         return Err(OAuthError::bad("unauthorized_client", "this client has no service role").into());
@@ -474,6 +515,7 @@ async fn client_credentials(
             family: None,
             refresh: false,
             resources: &audience,
+            dpop_jkt: jkt,
         },
     )
     .await?;

@@ -9,8 +9,9 @@ use serde_json::{Map, json};
 
 use crate::db;
 use crate::error::{AppError, OAuthError};
+use crate::protocol::discovery::paths::USERINFO;
 use crate::protocol::types::Scopes;
-use crate::protocol::{bearer, issue};
+use crate::protocol::{bearer, dpop, issue};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, Default)]
@@ -20,7 +21,9 @@ struct BodyToken {
 
 /// `GET|POST /userinfo`.
 pub async fn userinfo(State(state): State<AppState>, req: Request) -> Result<Response, AppError> {
-    let header_token = bearer_from(req.headers());
+    let (method, headers) = (req.method().as_str().to_owned(), req.headers().clone());
+    let dpop_token = dpop_from(req.headers());
+    let header_token = bearer_from(req.headers()).or(dpop_token.clone());
     let body_token = if req.method() == axum::http::Method::POST
         && req
             .headers()
@@ -44,6 +47,22 @@ pub async fn userinfo(State(state): State<AppState>, req: Request) -> Result<Res
     let Some(at) = bearer::check(&state, &token).await?.filter(bearer::AccessToken::for_this_provider) else {
         return Err(OAuthError::invalid_token().into());
     };
+    // A DPoP-bound token (`cnf.jkt`) only with the `DPoP` scheme and a proof of its key, made
+    // for this request and this token (RFC 9449 §7); a Bearer token never with that scheme.
+    let bound = at.claims.get("cnf").and_then(|c| c.get("jkt")).and_then(serde_json::Value::as_str);
+    match (bound, dpop_token.is_some()) {
+        (Some(jkt), true) => {
+            let mut tx = state.db.unscoped().await?;
+            let proof =
+                dpop::proof(&state, &mut tx, &headers, &method, USERINFO, dpop::At::Resource, Some(&token)).await?;
+            tx.commit().await?;
+            if proof.as_ref().map(|p| p.jkt.as_str()) != Some(jkt) {
+                return Err(dpop::invalid(&state, dpop::At::Resource, "the DPoP proof is not of the token's key"));
+            }
+        }
+        (None, false) => {}
+        _ => return Err(OAuthError::invalid_token().into()),
+    }
     let scope = Scopes::parse(at.str_claim("scope").unwrap_or("")).unwrap_or_default();
     if !scope.contains("openid") {
         let mut e = OAuthError::invalid_token();
@@ -83,6 +102,13 @@ pub async fn userinfo(State(state): State<AppState>, req: Request) -> Result<Res
 }
 
 /// The token of `Authorization: Bearer …` (the scheme is case-insensitive, RFC 6750 §2.1).
+/// The token of an `Authorization: DPoP <token>` header (RFC 9449 §7.1).
+fn dpop_from(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    (scheme.eq_ignore_ascii_case("dpop") && !token.trim().is_empty()).then(|| token.trim().to_owned())
+}
+
 pub fn bearer_from(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;

@@ -8,7 +8,8 @@
 //!   them ([`rotate_signing_keys`]: new keys, retired ones kept published until their tokens
 //!   have expired). Not the rotation of refresh tokens, which `protocol::token` does on every
 //!   refresh;
-//! - [`jwt`]: compact JWS encoding, `typ` values, and the claim checks after verification.
+//! - [`jwt`]: compact JWS encoding, `typ` values, and the claim checks after verification;
+//! - [`dpop`]: DPoP proofs (RFC 9449) and the server nonces.
 //!
 //! Wiring: `serve` calls [`KeyStore::load`] once (it creates the first keys on an empty
 //! database) and [`spawn_reloader`] every `LCA_KEY_RELOAD_SECS` (a minute by default, at most
@@ -19,6 +20,7 @@
 //! Errors are `anyhow` (startup, CLI, signing) and [`VerifyError`] for refused tokens; none
 //! of them carries key material.
 
+pub mod dpop;
 pub mod jwt;
 mod key_rotation;
 mod key_store;

@@ -22,6 +22,7 @@ mod container;
 mod cli;
 mod device;
 mod embedded;
+mod dpop;
 mod endpoints;
 mod errors;
 mod esp32;

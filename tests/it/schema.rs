@@ -26,6 +26,9 @@ const NO_RLS_ALLOWLIST: &[&str] = &[
     // Email verification links (migrations/0022): like password_resets, global and found only
     // by the SHA-256 of a random token; no tenant data.
     "email_verifications",
+    // The DPoP replay cache (migrations/0026): SHA-256 of a key thumbprint and a proof's jti,
+    // checked before any tenant is known; no tenant data.
+    "dpop_proofs",
 ];
 
 /// Everything wrong with RLS in the `public` schema, one line per problem.
