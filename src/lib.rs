@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod backchannel;
 pub mod bootstrap;
 pub mod cli;
 pub mod clients;
@@ -15,7 +16,6 @@ pub mod extract;
 pub mod health;
 pub mod html;
 pub mod identity;
-pub mod backchannel;
 pub mod janitor;
 pub mod mail;
 pub mod master_key;
@@ -149,6 +149,8 @@ pub fn app(state: AppState) -> Router {
         .route(paths::REVOKE, post(revoke::revoke))
         .route(paths::DEVICE_AUTHORIZATION, post(protocol::device::device_authorization))
         .route(paths::PUSHED_AUTHORIZATION_REQUEST, post(protocol::authorize::pushed::par))
+        .route(paths::REGISTRATION, post(protocol::registration::register))
+        .route("/register/{client_id}", get(protocol::registration::read).delete(protocol::registration::delete))
         .route("/static/app.css", get(pages::stylesheet))
         .route("/static/form_post.js", get(pages::form_post_script))
         .merge(browser)

@@ -44,6 +44,20 @@ pub enum ClientCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Issue an initial access token for dynamic client registration (RFC 7591) in a tenant:
+    /// `POST /register` with it as a Bearer token registers a client there. Printed once.
+    RegistrationToken {
+        #[arg(long)]
+        tenant: String,
+        /// How many registrations it allows.
+        #[arg(long, default_value_t = 1)]
+        uses: u32,
+        /// How long it lives, in seconds (60 to 2592000).
+        #[arg(long, default_value_t = 86400)]
+        expires_in: i64,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// What `client create` takes: a registration request, and whether to print JSON.
@@ -166,6 +180,25 @@ pub(super) async fn run(command: ClientCommand, db: &Database, operator: &Actor)
                     "client_id:     {}\nclient_secret: {}\n(the secret is shown only now; the old one no longer works)",
                     rotated.client_id,
                     rotated.client_secret.expose()
+                )
+            })?;
+        }
+        ClientCommand::RegistrationToken { tenant, uses, expires_in, json } => {
+            let t = crate::tenancy::find_tenant(db, &tenant).await?;
+            let issued = clients::registration::issue_token(db, operator, t.id, uses, expires_in).await?;
+            let out = serde_json::json!({
+                "tenant": tenant,
+                "id": issued.id,
+                "initial_access_token": issued.token.expose(),
+                "uses": issued.uses,
+                "expires_at": issued.expires_at,
+            });
+            print(json, &out, || {
+                format!(
+                    "initial access token for {tenant} (shown once; {} registrations until {}):\n{}",
+                    issued.uses,
+                    issued.expires_at,
+                    issued.token.expose()
                 )
             })?;
         }

@@ -33,6 +33,16 @@ pub enum TenantCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Let anyone register a public client with loopback or private-use redirect URIs at
+    /// `/register?tenant=SLUG` (RFC 7591; `--off` to stop it).
+    OpenRegistration {
+        #[arg(long)]
+        slug: String,
+        #[arg(long)]
+        off: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Require a second factor of every member of a tenant (`--off` to stop requiring it).
     RequireMfa {
         #[arg(long)]
@@ -58,6 +68,14 @@ pub(super) async fn run(command: TenantCommand, db: &Database, operator: &Actor)
         TenantCommand::Reactivate { slug, json } => {
             let done = tenancy::set_suspended(db, operator, &slug, false).await?;
             print(json, &done, || status_line(&done))?;
+        }
+        TenantCommand::OpenRegistration { slug, off, json } => {
+            let changed = tenancy::set_open_registration(db, operator, &slug, !off).await?;
+            let out = serde_json::json!({ "slug": slug, "open_registration": !off, "changed": changed });
+            print(json, &out, || {
+                let state = if off { "does not take" } else { "takes" };
+                format!("tenant {slug} {state} open client registrations")
+            })?;
         }
         TenantCommand::RequireMfa { slug, off, json } => {
             let done = tenancy::set_require_mfa(db, operator, &slug, !off).await?;

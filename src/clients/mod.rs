@@ -3,6 +3,7 @@
 
 pub mod change;
 pub mod redirect_uri;
+pub mod registration;
 pub mod resources;
 
 use serde::Serialize;

@@ -229,3 +229,24 @@ pub async fn listing(tx: &mut Tx, client_id: &str) -> Result<Option<ClientListin
         .fetch_optional(tx.conn())
         .await
 }
+
+/// Keeps the hash of a dynamically registered client's registration access token (RFC 7592).
+pub async fn set_registration_token(tx: &mut Tx, client_id: &str, hash: &[u8]) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE clients SET registration_token_hash = $2 WHERE client_id = $1")
+        .bind(client_id)
+        .bind(hash)
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}
+
+/// The hash of a client's registration access token; `None` for a client an administrator
+/// registered (it has none).
+pub async fn registration_token(tx: &mut Tx, client_id: &str) -> Result<Option<Vec<u8>>, sqlx::Error> {
+    let hash: Option<Option<Vec<u8>>> =
+        sqlx::query_scalar("SELECT registration_token_hash FROM clients WHERE client_id = $1")
+            .bind(client_id)
+            .fetch_optional(tx.conn())
+            .await?;
+    Ok(hash.flatten())
+}

@@ -180,6 +180,14 @@ pub const SWEEPS: &[Sweep] = &[
               (SELECT key_hash FROM dpop_proofs WHERE expires_at < now() LIMIT $1) RETURNING 1) \
               SELECT count(*) FROM gone",
     },
+    // Initial access tokens expired or used up (migrations/0027; their issue is audited).
+    Sweep {
+        name: "registration_tokens",
+        scope: Scope::PerTenant,
+        sql: "WITH gone AS (DELETE FROM registration_tokens WHERE (tenant_id, id) IN \
+              (SELECT tenant_id, id FROM registration_tokens WHERE uses_left = 0 OR expires_at < now() LIMIT $1) \
+               RETURNING 1) SELECT count(*) FROM gone",
+    },
     // Retired signing keys that have left the JWKS. The runtime role may not delete keys, so
     // this goes through lca_sweep_signing_keys (migrations/0007), which deletes only those.
     Sweep { name: "signing_keys", scope: Scope::Global, sql: "SELECT lca_sweep_signing_keys($1)" },

@@ -64,6 +64,26 @@ pub async fn current_row(tx: &mut Tx) -> Result<Option<TenantRow>, sqlx::Error> 
         .await
 }
 
+/// Sets whether anyone may register a public client in the tenant (migrations/0027); true if
+/// it changed. An operator transaction (`Database::operator`).
+pub async fn set_open_registration(tx: &mut Tx, open: bool) -> Result<bool, sqlx::Error> {
+    let tenant_id = tx.tenant_id().unwrap_or_default();
+    let done = sqlx::query("UPDATE tenants SET open_registration = $2 WHERE id = $1 AND open_registration <> $2")
+        .bind(tenant_id)
+        .bind(open)
+        .execute(tx.conn())
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Whether the transaction's tenant lets anyone register a public client, and is active.
+pub async fn open_registration(tx: &mut Tx) -> Result<bool, sqlx::Error> {
+    let open: Option<bool> = sqlx::query_scalar("SELECT open_registration AND status = 'active' FROM tenants")
+        .fetch_optional(tx.conn())
+        .await?;
+    Ok(open.unwrap_or(false))
+}
+
 /// Every tenant's id and slug (SECURITY DEFINER lookup; for operator commands).
 pub async fn list(tx: &mut Tx) -> Result<Vec<(Uuid, String)>, sqlx::Error> {
     sqlx::query_as("SELECT id, slug FROM lca_tenant_list()").fetch_all(tx.conn()).await

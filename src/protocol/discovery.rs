@@ -23,6 +23,8 @@ pub mod paths {
     pub const REVOKE: &str = "/revoke";
     pub const END_SESSION: &str = "/logout";
     pub const DEVICE_AUTHORIZATION: &str = "/device_authorization";
+    /// RFC 7591 §3; `/register/{client_id}` is RFC 7592's client configuration endpoint.
+    pub const REGISTRATION: &str = "/register";
     /// RFC 9126 §2.
     pub const PUSHED_AUTHORIZATION_REQUEST: &str = "/par";
     /// The device page (RFC 8628 `verification_uri`).
@@ -44,6 +46,8 @@ pub fn metadata(issuer: &str) -> Value {
         "end_session_endpoint": url(paths::END_SESSION),
         "device_authorization_endpoint": url(paths::DEVICE_AUTHORIZATION),
         "pushed_authorization_request_endpoint": url(paths::PUSHED_AUTHORIZATION_REQUEST),
+        // Off unless a tenant issues initial access tokens or allows open registration.
+        "registration_endpoint": url(paths::REGISTRATION),
         // Per client (`client create --require-par`); RFC 9126 §5 names the provider-wide one.
         "require_pushed_authorization_requests": false,
         "scopes_supported": SCOPES_SUPPORTED,

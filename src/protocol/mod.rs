@@ -13,6 +13,7 @@ pub mod introspect;
 pub mod issue;
 pub mod logout;
 pub mod meta;
+pub mod registration;
 pub mod revoke;
 pub mod token;
 pub mod types;

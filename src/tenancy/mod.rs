@@ -134,6 +134,22 @@ pub async fn set_require_mfa(
     Ok(MfaPolicy { tenant_id: tenant.id, slug: slug.to_owned(), require_mfa: require })
 }
 
+/// Lets anyone register a public client with loopback or private-use redirect URIs in the
+/// tenant (RFC 7591 open registration, `clients::registration`), or stops it;
+/// `tenant.registration_policy_changed` when it changed. Returns whether it did.
+pub async fn set_open_registration(db: &Database, actor: &Actor, slug: &str, open: bool) -> Result<bool, ServiceError> {
+    let tenant = find_tenant(db, slug).await?;
+    let mut tx = db.operator(tenant.id).await?;
+    let changed = db::tenants::set_open_registration(&mut tx, open).await?;
+    if changed {
+        let details = serde_json::json!({ "open_registration": open });
+        let target = ("tenant", Some(tenant.id.to_string()));
+        audit::append(&mut tx, &actor.event("tenant.registration_policy_changed", target, details)).await?;
+    }
+    tx.commit().await?;
+    Ok(changed)
+}
+
 /// [`set_require_mfa`] by tenant id (the admin surface); true if the policy changed (only then
 /// is `tenant.mfa_policy_changed` written).
 pub async fn set_require_mfa_in(

@@ -55,6 +55,7 @@ mod proxies;
 #[path = "../../benches/common/server.rs"]
 #[allow(dead_code)]
 mod release_server;
+mod registration;
 mod reset;
 mod resources;
 mod rls;

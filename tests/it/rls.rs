@@ -84,7 +84,7 @@ async fn seed(t: &TestDb) -> Seed {
 
 /// A code, a token family with refresh and access tokens, a consent, a recovery link, an
 /// invitation, a device grant, a registered API, a pushed authorization request, a
-/// back-channel logout notice and an audit event.
+/// back-channel logout notice, an initial access token and an audit event.
 async fn grant_state(t: &TestDb, tenant: Uuid, user: Uuid) {
     use laventecare_auth::db::{access_tokens, audit, authorization_codes, consents, families, refresh_tokens};
     let later = chrono::Utc::now() + chrono::Duration::hours(1);
@@ -177,6 +177,15 @@ async fn grant_state(t: &TestDb, tenant: Uuid, user: Uuid) {
     .bind(tenant)
     .bind(user)
     .execute(&mut owner)
+    .await
+    .unwrap();
+    laventecare_auth::clients::registration::issue_token(
+        &t.db,
+        &laventecare_auth::db::audit::Actor::system(),
+        tenant,
+        1,
+        3600,
+    )
     .await
     .unwrap();
 }
