@@ -130,33 +130,58 @@ async fn managed(state: &AppState, headers: &HeaderMap, client_id: &str) -> Resu
 
 /// A registration's metadata as RFC 7591 §3.2.1 answers it.
 fn describe(state: &AppState, c: &ClientRow) -> Value {
-    json!({
-        "client_id": c.client_id,
-        "client_name": c.name,
-        "redirect_uris": c.redirect_uris,
-        "post_logout_redirect_uris": c.post_logout_redirect_uris,
-        "grant_types": c.grant_types,
-        "response_types": ["code"],
-        "token_endpoint_auth_method": c.token_endpoint_auth_method,
-        "registration_client_uri": format!("{}{REGISTRATION}/{}", state.config.issuer, c.client_id),
-    })
+    metadata(
+        state,
+        Described {
+            client_id: &c.client_id,
+            name: &c.name,
+            redirect_uris: &c.redirect_uris,
+            post_logout_redirect_uris: &c.post_logout_redirect_uris,
+            grant_types: &c.grant_types,
+            auth_method: &c.token_endpoint_auth_method,
+        },
+    )
 }
 
 fn describe_created(state: &AppState, c: &crate::clients::CreatedClient) -> Value {
-    let mut out = json!({
-        "client_id": c.client_id,
-        "client_name": c.name,
-        "redirect_uris": c.redirect_uris,
-        "post_logout_redirect_uris": c.post_logout_redirect_uris,
-        "grant_types": c.grant_types,
-        "response_types": ["code"],
-        "token_endpoint_auth_method": c.token_endpoint_auth_method,
-        "registration_client_uri": format!("{}{REGISTRATION}/{}", state.config.issuer, c.client_id),
-    });
+    let mut out = metadata(
+        state,
+        Described {
+            client_id: &c.client_id,
+            name: &c.name,
+            redirect_uris: &c.redirect_uris,
+            post_logout_redirect_uris: &c.post_logout_redirect_uris,
+            grant_types: &c.grant_types,
+            auth_method: &c.token_endpoint_auth_method,
+        },
+    );
     if let Some(uri) = &c.backchannel_logout_uri {
         out["backchannel_logout_uri"] = json!(uri);
     }
     out
+}
+
+/// The members of a registration both answers carry.
+struct Described<'a> {
+    client_id: &'a str,
+    name: &'a str,
+    redirect_uris: &'a [String],
+    post_logout_redirect_uris: &'a [String],
+    grant_types: &'a [String],
+    auth_method: &'a str,
+}
+
+fn metadata(state: &AppState, d: Described<'_>) -> Value {
+    json!({
+        "client_id": d.client_id,
+        "client_name": d.name,
+        "redirect_uris": d.redirect_uris,
+        "post_logout_redirect_uris": d.post_logout_redirect_uris,
+        "grant_types": d.grant_types,
+        "response_types": ["code"],
+        "token_endpoint_auth_method": d.auth_method,
+        "registration_client_uri": format!("{}{REGISTRATION}/{}", state.config.issuer, d.client_id),
+    })
 }
 
 /// The error answer of a refusal (RFC 7591 §3.2.2; 401 with a Bearer challenge, RFC 6750).

@@ -63,19 +63,24 @@ impl Receiver {
     }
 }
 
+/// Points the seeded client's back-channel logout URI at `url`.
+async fn set_logout_uri(p: &Provider, url: &str) {
+    let mut conn = p.t.owner().await;
+    sqlx::query("UPDATE clients SET backchannel_logout_uri = $1 WHERE client_id = $2")
+        .bind(url)
+        .bind(&p.client_id)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+}
+
 /// A provider whose seeded client has the receiver as its back-channel logout URI, with the
 /// delivery worker running (loopback allowed, as the receiver is on this machine).
 async fn setup() -> (Provider, Receiver) {
     let p = Provider::start_with(&[("LCA_BACKCHANNEL_ALLOW_PRIVATE", "true")]).await;
     let receiver = Receiver::default();
     let url = receiver.start().await;
-    let mut conn = p.t.owner().await;
-    sqlx::query("UPDATE clients SET backchannel_logout_uri = $1 WHERE client_id = $2")
-        .bind(&url)
-        .bind(&p.client_id)
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    set_logout_uri(&p, &url).await;
     laventecare_auth::backchannel::spawn(p.state.clone(), std::future::pending());
     (p, receiver)
 }
@@ -232,13 +237,7 @@ async fn private_addresses_are_refused_and_registration_checks_the_uri() {
         })
         .await;
     assert_eq!(web.backchannel_logout_uri.as_deref(), Some(url.as_str()));
-    let mut conn = p.t.owner().await;
-    sqlx::query("UPDATE clients SET backchannel_logout_uri = $1 WHERE client_id = $2")
-        .bind(&url)
-        .bind(&p.client_id)
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    set_logout_uri(&p, &url).await;
     let (browser, body) = crate::flow::tokens(&p).await;
     let mut logout = url::Url::parse(&p.url("/logout")).unwrap();
     logout
@@ -250,6 +249,7 @@ async fn private_addresses_are_refused_and_registration_checks_the_uri() {
     let delivered = laventecare_auth::backchannel::deliver_due(&p.state, &http).await.unwrap();
     assert_eq!(delivered, 0);
     assert!(receiver.tokens.lock().unwrap().is_empty(), "nothing was posted to a loopback address");
+    let mut conn = p.t.owner().await;
     let error: Option<String> =
         sqlx::query_scalar("SELECT last_error FROM logout_notices").fetch_one(&mut conn).await.unwrap();
     assert!(error.as_deref().is_some_and(|e| e.contains("not public")), "{error:?}");
