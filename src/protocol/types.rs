@@ -47,6 +47,13 @@ impl Scopes {
         Scopes(self.0.intersection(&other.0).cloned().collect())
     }
 
+    /// A set of words already held to the scope syntax (those of a parsed request, names of
+    /// ours), without `parse`'s bound on the whole string: a set built from a parsed request
+    /// plus a few more words can be longer than the request was.
+    pub fn of_words<'a>(words: impl IntoIterator<Item = &'a str>) -> Scopes {
+        Scopes(words.into_iter().filter(|w| !w.is_empty()).map(str::to_owned).collect())
+    }
+
     /// The scopes of `self` and of `other`.
     pub fn union(&self, other: &Scopes) -> Scopes {
         Scopes(self.0.union(&other.0).cloned().collect())

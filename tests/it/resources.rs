@@ -419,3 +419,25 @@ async fn discovery_advertises_resource_indicators() {
         p.http().get(p.url("/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap();
     assert_eq!(doc["resource_indicators_supported"], true);
 }
+
+/// A consent given without an API does not cover a request naming one, even when no scope of
+/// the API is asked for: the page asks again and names the API; once allowed, it is
+/// remembered.
+#[tokio::test]
+async fn a_remembered_consent_does_not_cover_a_new_api() {
+    let p = Provider::start().await;
+    register(&p, ORDERS, &["orders:read"], &[&p.client_id]).await;
+    let browser = Browser::new(&p);
+    let (_, challenge) = pkce();
+    let first = browser.sign_in_through(&authorize_with(&p, &challenge, "openid", &[]), &p.email, PASSWORD).await;
+    assert!(param(first.left(), "code").is_some(), "consented to openid");
+
+    let step = browser.open(&authorize_with(&p, &challenge, "openid", &[ORDERS])).await;
+    let html = step.html_opt().unwrap_or_else(|| panic!("the consent page again, not {step:?}"));
+    assert!(html.contains("action=\"/consent\"") && html.contains(&format!("API {ORDERS}")), "{html}");
+    let left = browser.consent(&step, true).await;
+    assert!(param(left.left(), "code").is_some());
+
+    let again = browser.open(&authorize_with(&p, &challenge, "openid", &[ORDERS])).await;
+    assert!(param(again.left(), "code").is_some(), "remembered now: {again:?}");
+}

@@ -223,12 +223,19 @@ pub fn requested_claims_of(pending: &session::Pending, client: &ClientRow) -> Re
 /// What the user consents to for a waiting request: the scopes it asks, and the scopes that
 /// cover the claims it names (a claim asked for by name needs the consent its scope would;
 /// without this, a request for `openid` alone could read an email the user never agreed to
-/// show: OIDC Core §5.5 leaves the release of requested claims to the OP's consent).
+/// show: OIDC Core §5.5 leaves the release of requested claims to the OP's consent), and one
+/// `resource:<identifier>` word for each API the request names (resource indicators), so a
+/// consent given without an API does not cover a request for one. Built from words already
+/// checked, never re-parsed: an empty set here would be a consent to nothing that every
+/// remembered consent covers.
 pub fn consent_scope(pending: &session::Pending, requested: &RequestedClaims) -> Scopes {
     let named = requested.id_token_claims.iter().chain(&requested.userinfo_claims).filter_map(|n| covering_scope(n));
-    let all: Vec<&str> = pending.scope.split(' ').chain(named).collect();
-    Scopes::parse(&all.join(" ")).unwrap_or_default()
+    let apis: Vec<String> = pending.resources.iter().map(|r| format!("{RESOURCE_CONSENT_PREFIX}{r}")).collect();
+    Scopes::of_words(pending.scope.split(' ').chain(named).chain(apis.iter().map(String::as_str)))
 }
+
+/// The word a remembered consent keeps for an API (`consent_scope`).
+pub const RESOURCE_CONSENT_PREFIX: &str = "resource:";
 
 /// The user claims a `claims` parameter names for the ID token and for UserInfo, as the code
 /// keeps them (`issue::requested_user_claims` says which, and refuses more than 40 in a member).
