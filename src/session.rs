@@ -259,6 +259,9 @@ pub struct Pending {
     /// that allows the client (`clients::resources::resolve`).
     #[serde(default)]
     pub resources: Vec<String>,
+    /// The DPoP key the code is to be bound to (RFC 9449 §10).
+    #[serde(default)]
+    pub dpop_jkt: Option<String>,
 }
 
 pub async fn pending(session: &Session, id: &str) -> Result<Option<Pending>, AppError> {

@@ -30,6 +30,8 @@ pub struct CodeGrant {
     /// The APIs (resource indicators, RFC 8707) the request named: the access tokens of the
     /// grant are meant for them (`clients::resources`).
     pub resources: Vec<String>,
+    /// The DPoP key the code is bound to (RFC 9449 §10), if the request named one.
+    pub dpop_jkt: Option<String>,
 }
 
 /// A code consumed by [`consume`].
@@ -66,8 +68,8 @@ pub async fn insert_with_claims(
     let tenant_id = tx.tenant_or_nil();
     sqlx::query(
         "INSERT INTO authorization_codes (tenant_id, code_hash, client_id, user_id, redirect_uri, scope, nonce, \
-         code_challenge, auth_time, amr, acr, sid, expires_at, security_stamp, id_token_claims, userinfo_claims, resources) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+         code_challenge, auth_time, amr, acr, sid, expires_at, security_stamp, id_token_claims, userinfo_claims, resources, dpop_jkt) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
     )
     .bind(tenant_id)
     .bind(code_hash)
@@ -86,6 +88,7 @@ pub async fn insert_with_claims(
     .bind(&claims.id_token_claims)
     .bind(&claims.userinfo_claims)
     .bind(&grant.resources)
+    .bind(&grant.dpop_jkt)
     .execute(tx.conn())
     .await?;
     Ok(())
@@ -112,7 +115,7 @@ pub async fn consume(
         "UPDATE authorization_codes c SET consumed_at = now(), family_id = $4 \
          WHERE tenant_id = $1 AND code_hash = $2 AND client_id = $3 AND consumed_at IS NULL AND expires_at > now() \
          RETURNING client_id, user_id, redirect_uri, scope, nonce, code_challenge, auth_time, amr, acr, sid, \
-           security_stamp, resources, id_token_claims, userinfo_claims, coalesce(security_stamp = (SELECT u.security_stamp FROM users u WHERE u.id = c.user_id), \
+           security_stamp, resources, dpop_jkt, id_token_claims, userinfo_claims, coalesce(security_stamp = (SELECT u.security_stamp FROM users u WHERE u.id = c.user_id), \
              false) AS stamp_current",
     )
     .bind(tenant_id)

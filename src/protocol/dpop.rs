@@ -15,6 +15,9 @@ use crate::tokens::dpop::{self, MAX_AGE_SECS, MAX_AHEAD_SECS, Proof};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum At {
     TokenEndpoint,
+    /// The pushed authorization request endpoint (RFC 9449 §10.1): answered like the token
+    /// endpoint, without a nonce (nothing is issued there).
+    Par,
     Resource,
 }
 

@@ -209,6 +209,9 @@ async fn authorization_code(
         Some(("redirect_uri_mismatch", "redirect_uri does not match the authorization request"))
     } else if !pkce_ok {
         Some(("pkce_failed", "PKCE verification failed"))
+    } else if grant.dpop_jkt.is_some() && grant.dpop_jkt.as_deref() != jkt {
+        // RFC 9449 §10: the request bound the code to a key; only its proof redeems it.
+        Some(("dpop_key_mismatch", "the code is bound to a DPoP key this request does not prove"))
     } else if !consumed.stamp_current {
         // The user changed their password, was recovered or signed out everywhere after this
         // code was issued (ARCHITECTURE.md, "Security stamp").

@@ -262,6 +262,7 @@ async fn the_database_bounds_the_lists_and_keeps_them_to_the_tenant() {
         sid: "s".into(),
         security_stamp: None,
         resources: Vec::new(),
+        dpop_jkt: None,
     };
     let later = chrono::Utc::now() + chrono::Duration::minutes(1);
     let forty_one: Vec<String> = (0..41).map(|i| format!("c{i}")).collect();

@@ -182,3 +182,91 @@ async fn without_a_proof_tokens_are_bearer_tokens() {
         p.http().get(p.url("/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap();
     assert_eq!(doc["dpop_signing_alg_values_supported"], json!(["ES256", "EdDSA", "RS256", "PS256"]));
 }
+
+/// A nonce of the provider's, from a token request refused for want of one.
+async fn nonce(p: &Provider, key: &Key) -> String {
+    let form = [("grant_type", "refresh_token"), ("refresh_token", "none")];
+    let (_, _, nonce) = token(p, &form, Some(&key.proof("POST", &p.url("/token"), None, None))).await;
+    nonce.unwrap()
+}
+
+/// A code of the seeded client whose authorization request carries `extra`.
+async fn code_with(p: &Provider, extra: &[(&str, &str)]) -> (String, String) {
+    let (verifier, challenge) = pkce();
+    let step = Browser::new(p).sign_in_through(&authorize_url(p, &challenge, extra), &p.email, PASSWORD).await;
+    (step.param("code").unwrap_or_else(|| panic!("{step:?}")), verifier)
+}
+
+/// RFC 9449 §10: `dpop_jkt` on the authorization request, or a proof at `/par`, binds the
+/// code: only a proof of that key redeems it.
+#[tokio::test]
+async fn the_code_is_bound_by_dpop_jkt_or_a_proof_at_par() {
+    let p = Provider::start().await;
+    let (key, other) = (Key::new(), Key::new());
+    let htu = p.url("/token");
+    let nonce = nonce(&p, &key).await;
+    let redeem = |code: String, verifier: String, proof: Option<String>| {
+        let p = &p;
+        async move {
+            let form = [
+                ("grant_type", "authorization_code"),
+                ("code", code.as_str()),
+                ("redirect_uri", crate::flow::REDIRECT),
+                ("code_verifier", verifier.as_str()),
+            ];
+            token(p, &form, proof.as_deref()).await
+        }
+    };
+    let jkt = key.jkt();
+    for (proof, why) in [(None, "no proof"), (Some(other.proof("POST", &htu, Some(&nonce), None)), "another key")] {
+        let (code, verifier) = code_with(&p, &[("dpop_jkt", &jkt)]).await;
+        let (status, body, _) = redeem(code, verifier, proof).await;
+        assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{why}: {body}");
+    }
+    let (code, verifier) = code_with(&p, &[("dpop_jkt", &jkt)]).await;
+    let (status, body, _) = redeem(code, verifier, Some(key.proof("POST", &htu, Some(&nonce), None))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(claims(body["access_token"].as_str().unwrap())["cnf"]["jkt"], jkt);
+
+    // Not a thumbprint: refused at the redirect URI.
+    let (_, challenge) = pkce();
+    let step = Browser::new(&p).open(&authorize_url(&p, &challenge, &[("dpop_jkt", "short")])).await;
+    assert_eq!(step.param("error").as_deref(), Some("invalid_request"));
+
+    // A proof at /par binds the code the same way.
+    let (verifier, challenge) = pkce();
+    let par = |proof: String| {
+        let (p, challenge) = (&p, challenge.clone());
+        async move {
+            let form = [
+                ("response_type", "code"),
+                ("redirect_uri", crate::flow::REDIRECT),
+                ("scope", "openid"),
+                ("code_challenge", challenge.as_str()),
+                ("code_challenge_method", "S256"),
+            ];
+            let res = p
+                .http()
+                .post(p.url("/par"))
+                .basic_auth(&p.client_id, Some(&p.client_secret))
+                .header("DPoP", proof)
+                .form(&form)
+                .send()
+                .await
+                .unwrap();
+            (res.status().as_u16(), res.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, body) = par(key.proof("POST", &p.url("/par"), None, None)).await;
+    assert_eq!(status, 201, "{body}");
+    let mut url = url::Url::parse(&p.url("/authorize")).unwrap();
+    url.query_pairs_mut()
+        .append_pair("client_id", &p.client_id)
+        .append_pair("request_uri", body["request_uri"].as_str().unwrap());
+    let step = Browser::new(&p).sign_in_through(url.as_str(), &p.email, PASSWORD).await;
+    let code = step.param("code").unwrap();
+    let (status, body, _) = redeem(code, verifier, None).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "bound at /par: {body}");
+    let (status, body) = par(key.proof("POST", &p.url("/token"), None, None)).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_dpop_proof")), "a proof for another URI: {body}");
+}

@@ -190,6 +190,7 @@ async fn code_and_refresh_lookups() {
         sid: "s".into(),
         security_stamp: None,
         resources: Vec::new(),
+        dpop_jkt: None,
     };
     let later = chrono::Utc::now() + chrono::Duration::minutes(1);
     db::authorization_codes::insert(&mut tx, &code_hash, &grant, later).await.unwrap();

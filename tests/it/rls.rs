@@ -103,6 +103,7 @@ async fn grant_state(t: &TestDb, tenant: Uuid, user: Uuid) {
         sid: "s".into(),
         security_stamp: None,
         resources: Vec::new(),
+        dpop_jkt: None,
     };
     authorization_codes::insert(&mut tx, &laventecare_auth::secrets::random_bytes::<32>(), &code, later).await.unwrap();
     let f = families::Family {

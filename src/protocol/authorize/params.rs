@@ -40,6 +40,8 @@ pub struct AuthorizeParams {
     /// the decoder takes them out of the query first ([`split_resources`]).
     #[serde(skip)]
     pub resources: Vec<String>,
+    /// The thumbprint of the DPoP key the code is to be bound to (RFC 9449 §10).
+    pub dpop_jkt: Option<String>,
 }
 
 /// The `resource` parameters of a request's decoded pairs, and the other pairs. RFC 8707 §2

@@ -197,6 +197,7 @@ pub(super) async fn decide(
         sid: who.sid.clone(),
         security_stamp: Some(who.stamp),
         resources: pending.resources.clone(),
+        dpop_jkt: pending.dpop_jkt.clone(),
     };
     let expires = Utc::now() + Duration::from_std(state.config.ttl.code).unwrap_or_default();
     let mut tx = state.db.tenant(tenant_id).await?;

@@ -19,6 +19,8 @@ use crate::db;
 use crate::error::{AppError, OAuthError};
 use crate::extract::FormPairs;
 use crate::protocol::client_auth::{self, Presented};
+use crate::protocol::discovery::paths::PUSHED_AUTHORIZATION_REQUEST as PAR_PATH;
+use crate::protocol::dpop;
 use crate::protocol::meta::{RequestMeta, rate_limit};
 use crate::secrets::{Secret, sha256};
 use crate::state::AppState;
@@ -71,6 +73,22 @@ pub async fn par(
     let key = sha256(format!("par-client:{}", client.client_id).as_bytes());
     rate_limit(&state, &key, limits.device_per_client).await?;
     let params = AuthorizeParams { resources: resources.clone(), ..params };
+
+    // A DPoP proof here binds the code to its key (RFC 9449 §10.1), as `dpop_jkt` would; both
+    // must then name the same key.
+    let mut tx = state.db.unscoped().await?;
+    let proof = dpop::proof(&state, &mut tx, &headers, "POST", PAR_PATH, dpop::At::Par, None).await?;
+    tx.commit().await?;
+    if let Some(proof) = &proof {
+        match params.dpop_jkt.as_deref() {
+            Some(named) if named != proof.jkt => {
+                return Err(dpop::invalid(&state, dpop::At::Par, "dpop_jkt is not the proof's key"));
+            }
+            Some(_) => {}
+            None => pairs.push(("dpop_jkt".into(), proof.jkt.clone())),
+        }
+    }
+    let params = AuthorizeParams { dpop_jkt: params.dpop_jkt.clone().or(proof.map(|p| p.jkt)), ..params };
 
     // RFC 9126 §2.1: a pushed request cannot itself point at one.
     if params.request_uri.is_some() {

@@ -201,6 +201,14 @@ pub async fn check(
         },
     };
 
+    // RFC 9449 §10: a JWK thumbprint (SHA-256, base64url: 43 characters).
+    let dpop_jkt = match p.dpop_jkt.as_deref() {
+        None => None,
+        Some(j) if j.len() == 43 && j.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') => {
+            Some(j.to_owned())
+        }
+        Some(_) => return Ok(Err(("invalid_request", "dpop_jkt is not a JWK thumbprint"))),
+    };
     let pending = session::Pending {
         id: Secret::generate().expose().to_owned(),
         client_id: client.client_id.clone(),
@@ -225,6 +233,7 @@ pub async fn check(
         acr_essential: acr.essential,
         claims: claims.map(|c| c.to_stored()),
         resources: resources.into_iter().map(|r| r.identifier).collect(),
+        dpop_jkt,
     };
     Ok(Ok((pending, prompt)))
 }
