@@ -79,14 +79,18 @@ async fn consent_scope(state: &AppState, p: &session::Pending) -> Result<Scopes,
 }
 
 /// The APIs a waiting request names, each with its name and the scopes of it that `scopes`
-/// (what the user is asked to allow) has. An API removed since the request began is left out:
-/// the code's redemption will refuse it.
+/// (what the user is asked to allow) has. If one was removed (or stopped allowing the
+/// client) since the request began, the request ends here.
 async fn apis_of(state: &AppState, p: &session::Pending, scopes: &Scopes) -> Result<Vec<(String, String)>, AppError> {
     if p.resources.is_empty() {
         return Ok(Vec::new());
     }
     let client = crate::clients::find(&state.db, &p.client_id).await?.ok_or_else(expired_request)?;
-    let apis = crate::clients::resources::resolve(&state.db, &client, &p.resources).await?.unwrap_or_default();
+    // All or none: a request whose APIs no longer all resolve is not shown (the code would
+    // keep an API the page left out).
+    let Ok(apis) = crate::clients::resources::resolve(&state.db, &client, &p.resources).await? else {
+        return Err(expired_request());
+    };
     Ok(apis
         .into_iter()
         .map(|api| {

@@ -82,6 +82,13 @@ impl Apis {
         if wanted.is_empty() {
             return Ok(Vec::new());
         }
+        // The client's tenant registered these APIs; a token for another tenant (a
+        // multi-tenant client's user elsewhere) would carry that tenant's `tid` and roles to
+        // an API of the client's tenant's choosing, which may be the other tenant's own
+        // (RFC 8707 §3). Only tokens for the client's own tenant get an API audience.
+        if tx.tenant_or_nil() != client.tenant_id {
+            return Err(refused(InvalidTarget("resources are for tokens of the client's own organisation")));
+        }
         let found = match self {
             Apis::Read(rows) => rows.clone(),
             Apis::InGrantTenant => db::resource_servers::by_identifiers(tx, &wanted).await?,

@@ -441,3 +441,63 @@ async fn a_remembered_consent_does_not_cover_a_new_api() {
     let again = browser.open(&authorize_with(&p, &challenge, "openid", &[ORDERS])).await;
     assert!(param(again.left(), "code").is_some(), "remembered now: {again:?}");
 }
+
+/// A multi-tenant client's APIs are its own tenant's: for a user signed in to another tenant,
+/// `resource` is `invalid_target` (that token would carry the other tenant's `tid` and roles);
+/// in the client's own tenant it works.
+#[tokio::test]
+async fn a_multi_tenant_clients_apis_are_only_for_its_own_tenant() {
+    let p = Provider::start().await;
+    p.t.tenant("globex").await;
+    laventecare_auth::tenancy::add_member(&p.t.db, "globex", &p.email, Role::Viewer).await.unwrap();
+    let shared = p
+        .client(ClientRequest {
+            name: "Family App".into(),
+            grants: vec!["authorization_code".into()],
+            redirect_uris: vec![REDIRECT.into()],
+            multi_tenant: true,
+            ..Default::default()
+        })
+        .await;
+    register(&p, ORDERS, &["orders:read"], &[&shared.client_id]).await;
+    let secret = shared.client_secret.as_ref().unwrap().expose().to_owned();
+    for (tenant, expected) in [("globex", 400), ("acme", 200)] {
+        let (verifier, challenge) = pkce();
+        let mut url = Url::parse(&crate::flow::authorize_url(
+            &p,
+            &challenge,
+            &[("scope", "openid orders:read"), ("tenant", tenant)],
+        ))
+        .unwrap();
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if k == "client_id" { shared.client_id.clone() } else { v.into_owned() };
+                (k.into_owned(), v)
+            })
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(pairs).append_pair("resource", ORDERS);
+        let (_, left) = sign_in(&p, url.as_str()).await;
+        let code = param(&left, "code").unwrap_or_else(|| panic!("{tenant}: {left}"));
+        let res = p
+            .http()
+            .post(p.url("/token"))
+            .basic_auth(&shared.client_id, Some(&secret))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", &verifier),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), expected, "{tenant}");
+        let body: Value = res.json().await.unwrap();
+        if expected == 400 {
+            assert_eq!(body["error"], "invalid_target", "{body}");
+        } else {
+            assert_eq!(claims(body["access_token"].as_str().unwrap())["aud"], ORDERS);
+        }
+    }
+}
