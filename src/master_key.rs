@@ -88,12 +88,17 @@ impl MasterKey {
     /// fixed, versioned label as `info` and no salt (the input is already a uniform random
     /// key, RFC 5869 §3.1). Derive it once at start; it is never stored anywhere.
     pub fn audit_key(&self) -> AuditKey {
+        AuditKey(self.derive(AUDIT_KEY_LABEL))
+    }
+
+    /// HKDF-SHA-256 of the master key with `label` as `info`: one independent key per label.
+    fn derive(&self, label: &[u8]) -> [u8; 32] {
         let mut key = [0u8; 32];
         // 32 bytes is far below HKDF's limit of 255 × 32, so expand cannot fail.
         hkdf::Hkdf::<sha2::Sha256>::new(None, &self.0)
-            .expand(AUDIT_KEY_LABEL, &mut key)
+            .expand(label, &mut key)
             .expect("HKDF-SHA-256 expands to 32 bytes");
-        AuditKey(key)
+        key
     }
 }
 
@@ -101,11 +106,7 @@ impl MasterKey {
     /// The key of DPoP server nonces (`tokens::dpop::Nonces`): HKDF-SHA-256 like the audit
     /// key, under a label of its own, so the two are independent.
     pub fn dpop_nonce_key(&self) -> [u8; 32] {
-        let mut key = [0u8; 32];
-        hkdf::Hkdf::<sha2::Sha256>::new(None, &self.0)
-            .expand(b"laventecare-auth/dpop-nonce/hmac-sha256/v1", &mut key)
-            .expect("HKDF-SHA-256 expands to 32 bytes");
-        key
+        self.derive(b"laventecare-auth/dpop-nonce/hmac-sha256/v1")
     }
 }
 

@@ -118,17 +118,3 @@ pub async fn update(tx: &mut Tx, row: &ResourceServerRow) -> Result<(), sqlx::Er
         .await?;
     Ok(())
 }
-
-/// The tenant's APIs that allow `client_id`.
-pub async fn allowing(tx: &mut Tx, client_id: &str) -> Result<Vec<ResourceServerRow>, sqlx::Error> {
-    let tenant_id = tx.tenant_or_nil();
-    sqlx::query_as(concat!(
-        "SELECT ",
-        columns!(),
-        " FROM resource_servers WHERE tenant_id = $1 AND $2 = ANY(client_ids) ORDER BY identifier LIMIT 500"
-    ))
-    .bind(tenant_id)
-    .bind(client_id)
-    .fetch_all(tx.conn())
-    .await
-}

@@ -50,51 +50,27 @@ pub struct TokenRequest {
     resource: Option<String>,
 }
 
-/// Where the token endpoint reads a grant's APIs (`clients::resources`, all in the client's
-/// own tenant). A client's grants are in its tenant, so their transaction reads them, and only
-/// when the grant names one; a multi-tenant client's are in other tenants, so its APIs are
-/// read first, in the transaction that authenticated it.
-enum Apis {
-    InGrantTenant,
-    Read(Vec<ResourceServerRow>),
-}
-
-impl Apis {
-    async fn of(client: &ClientRow, tx: &mut Tx) -> Result<Self, AppError> {
-        Ok(if client.multi_tenant {
-            Apis::Read(db::resource_servers::allowing(tx, &client.client_id).await?)
-        } else {
-            Apis::InGrantTenant
-        })
+/// The APIs a token request's access token is for (`resources::at_token_endpoint`), read in
+/// `tx` (the grant's transaction), or `invalid_target`. APIs are the client's own tenant's,
+/// and only tokens of that tenant get one: for a multi-tenant client's user in another tenant,
+/// the token would carry that tenant's `tid` and roles to an API of the client's tenant's
+/// choosing, which may be the other tenant's own URL (RFC 8707 §3).
+async fn audience(
+    tx: &mut Tx,
+    client: &ClientRow,
+    granted: &[String],
+    asked: Option<&str>,
+) -> Result<Vec<ResourceServerRow>, AppError> {
+    let refused = |InvalidTarget(why)| AppError::from(OAuthError::bad("invalid_target", why));
+    let wanted = resources::at_token_endpoint(granted, asked).map_err(refused)?;
+    if wanted.is_empty() {
+        return Ok(Vec::new());
     }
-
-    /// The APIs a token request's access token is for (`resources::at_token_endpoint`), read
-    /// in `tx` (the grant's), or `invalid_target`.
-    async fn audience(
-        &self,
-        tx: &mut Tx,
-        client: &ClientRow,
-        granted: &[String],
-        asked: Option<&str>,
-    ) -> Result<Vec<ResourceServerRow>, AppError> {
-        let refused = |InvalidTarget(why)| AppError::from(OAuthError::bad("invalid_target", why));
-        let wanted = resources::at_token_endpoint(granted, asked).map_err(refused)?;
-        if wanted.is_empty() {
-            return Ok(Vec::new());
-        }
-        // The client's tenant registered these APIs; a token for another tenant (a
-        // multi-tenant client's user elsewhere) would carry that tenant's `tid` and roles to
-        // an API of the client's tenant's choosing, which may be the other tenant's own
-        // (RFC 8707 §3). Only tokens for the client's own tenant get an API audience.
-        if tx.tenant_or_nil() != client.tenant_id {
-            return Err(refused(InvalidTarget("resources are for tokens of the client's own organisation")));
-        }
-        let found = match self {
-            Apis::Read(rows) => rows.clone(),
-            Apis::InGrantTenant => db::resource_servers::by_identifiers(tx, &wanted).await?,
-        };
-        resources::pick(&found, &client.client_id, &wanted).map_err(refused)
+    if tx.tenant_or_nil() != client.tenant_id {
+        return Err(refused(InvalidTarget("resources are for tokens of the client's own organisation")));
     }
+    let found = db::resource_servers::by_identifiers(tx, &wanted).await?;
+    resources::pick(&found, &client.client_id, &wanted).map_err(refused)
 }
 
 /// `POST /token`.
@@ -122,7 +98,6 @@ pub async fn token(
         metrics::token_issued("client_credentials");
         return Ok(with_nonce(&state, response, jkt.is_some()));
     }
-    let apis = Apis::of(&client, &mut tx).await?;
     tx.commit().await?;
     let allowed = |g: &str| client.grant_types.iter().any(|x| x == g);
     let (response, grant) = match grant_type {
@@ -132,9 +107,9 @@ pub async fn token(
             return Err(OAuthError::bad("unauthorized_client", "this client may not use this grant type").into());
         }
         GRANT_AUTHORIZATION_CODE => {
-            (token_response(&authorization_code(&state, &client, &apis, &req, &meta, jkt).await?), "authorization_code")
+            (token_response(&authorization_code(&state, &client, &req, &meta, jkt).await?), "authorization_code")
         }
-        GRANT_REFRESH_TOKEN => (refresh_token(&state, &client, &apis, &req, &meta, jkt).await?, "refresh_token"),
+        GRANT_REFRESH_TOKEN => (refresh_token(&state, &client, &req, &meta, jkt).await?, "refresh_token"),
         GRANT_DEVICE_CODE if req.resource.is_some() => {
             return Err(OAuthError::bad("invalid_target", "the device grant names no resource").into());
         }
@@ -170,7 +145,6 @@ pub fn token_response(body: &TokenResponse) -> Response {
 async fn authorization_code(
     state: &AppState,
     client: &ClientRow,
-    apis: &Apis,
     req: &TokenRequest,
     meta: &RequestMeta,
     jkt: Option<&str>,
@@ -238,7 +212,7 @@ async fn authorization_code(
         tx.commit().await?;
         return Err(OAuthError::invalid_grant(description).into());
     }
-    let audience = match apis.audience(&mut tx, client, &grant.resources, req.resource.as_deref()).await {
+    let audience = match audience(&mut tx, client, &grant.resources, req.resource.as_deref()).await {
         Ok(audience) => audience,
         Err(e) => {
             tx.commit().await?;
@@ -318,7 +292,6 @@ const SUCCESSOR_PURPOSE: &str = "refresh_tokens.successor_sealed";
 async fn refresh_token(
     state: &AppState,
     client: &ClientRow,
-    apis: &Apis,
     req: &TokenRequest,
     meta: &RequestMeta,
     jkt: Option<&str>,
@@ -385,7 +358,7 @@ async fn refresh_token(
     };
     // Checked before anything is issued; the rotation is rolled back with the refusal, so the
     // refresh token still works for a resource that is allowed.
-    let audience = apis.audience(&mut tx, client, &family.resources, req.resource.as_deref()).await?;
+    let audience = audience(&mut tx, client, &family.resources, req.resource.as_deref()).await?;
     // A family bound to a DPoP key refreshes only with a proof of that key (RFC 9449 §5);
     // the refusal is rolled back with the rotation.
     if let Some(bound) = db::families::dpop_jkt(&mut tx, family.family_id).await?
@@ -488,7 +461,7 @@ async fn client_credentials(
     let requested = Scopes::parse(req.scope.as_deref().unwrap_or("")).map_err(OAuthError::invalid_request)?;
     // The API the token is for, if one is named (RFC 8707 §2), in the client's own tenant.
     let asked: Vec<String> = req.resource.iter().cloned().collect();
-    let audience = Apis::InGrantTenant.audience(&mut tx, client, &asked, None).await?;
+    let audience = audience(&mut tx, client, &asked, None).await?;
     // No user is behind these tokens, so no OpenID Connect scopes; an API's own are allowed.
     let mut allowed: Vec<String> =
         client.scopes.iter().filter(|s| !["openid", "offline_access"].contains(&s.as_str())).cloned().collect();
