@@ -74,6 +74,7 @@ impl AppState {
         tokio::task::spawn_blocking(identity::password::warm_up);
         let mailer = mail::Mailer::from_config(&config)?;
         let dpop_nonces = Arc::new(tokens::dpop::Nonces::new(master_key.dpop_nonce_key()));
+        let passkeys = identity::passkeys::RelyingParty::for_issuer(&config.issuer, html::text::EN.product)?;
         Ok(Self {
             config,
             db,
@@ -82,6 +83,7 @@ impl AppState {
             master_key,
             keys,
             dpop_nonces,
+            passkeys,
             discovery,
             handler_checks: admin::HandlerChecks::Enforced,
         })
@@ -111,6 +113,12 @@ pub fn app(state: AppState) -> Router {
         .route("/authorize/continue", get(authorize::resume))
         .route("/login", get(pages::login::show).post(pages::login::submit))
         .route("/login/mfa", get(pages::mfa::step::show).post(pages::mfa::step::submit))
+        .route("/login/passkey/begin", post(pages::passkeys::sign_in::begin_passwordless))
+        .route("/login/mfa/passkey/begin", post(pages::passkeys::sign_in::begin_second_factor))
+        .route("/login/passkey/finish", post(pages::passkeys::sign_in::finish))
+        .route("/account/passkeys/begin", post(pages::passkeys::manage::begin))
+        .route("/account/passkeys/finish", post(pages::passkeys::manage::finish))
+        .route("/account/passkeys/remove", post(pages::passkeys::manage::remove))
         .route("/mfa/enrol", get(pages::mfa::enrol::enrol_show).post(pages::mfa::enrol::enrol_submit))
         .route("/account", get(pages::account::show))
         .route("/account/profile", post(pages::account::change_profile))
@@ -153,6 +161,7 @@ pub fn app(state: AppState) -> Router {
         .route("/register/{client_id}", get(protocol::registration::read).delete(protocol::registration::delete))
         .route("/static/app.css", get(pages::stylesheet))
         .route("/static/form_post.js", get(pages::form_post_script))
+        .route("/static/passkey.js", get(pages::passkey_script))
         .merge(browser)
         .merge(api::router())
         .fallback(|| async { AppError::NotFound })

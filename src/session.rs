@@ -25,6 +25,10 @@ const PENDING: &str = "pending";
 const PRE_AUTH: &str = crate::db::browser_sessions::PRE_AUTH_KEY;
 const RETURN_TO: &str = "return_to";
 const ENROLMENT: &str = "enrolment";
+const PASSKEY_REGISTRATION: &str = "passkey_registration";
+const PASSKEY_SIGN_IN: &str = "passkey_sign_in";
+/// How long a passkey ceremony may wait for the authenticator's answer.
+const PASSKEY_SECONDS: i64 = 300;
 /// Authorization requests kept per session; the oldest goes first.
 const MAX_PENDING: usize = 8;
 
@@ -100,6 +104,51 @@ pub async fn enrolment(session: &Session) -> Result<Option<String>, AppError> {
 
 pub async fn clear_pre_auth(session: &Session) -> Result<(), AppError> {
     session.remove::<PreAuth>(PRE_AUTH).await.map_err(internal).map(|_| ())
+}
+
+/// A passkey ceremony waiting for the browser's answer: the state `identity::passkeys` keeps,
+/// and when it began.
+#[derive(Serialize, Deserialize)]
+struct Ceremony<T> {
+    at: i64,
+    state: T,
+}
+
+async fn keep_ceremony<T: Serialize + Send + Sync>(session: &Session, key: &str, state: T) -> Result<(), AppError> {
+    let ceremony = Ceremony { at: chrono::Utc::now().timestamp(), state };
+    session.insert(key, ceremony).await.map_err(internal)
+}
+
+/// Takes a ceremony out of the session (each answers once), if it is recent enough.
+async fn take_ceremony<T: serde::de::DeserializeOwned>(session: &Session, key: &str) -> Result<Option<T>, AppError> {
+    let ceremony: Option<Ceremony<T>> = session.remove(key).await.map_err(internal)?;
+    Ok(ceremony.filter(|c| chrono::Utc::now().timestamp() - c.at < PASSKEY_SECONDS).map(|c| c.state))
+}
+
+/// Keeps a passkey registration for its answer (one at a time; a new one replaces it).
+pub async fn set_passkey_registration(
+    session: &Session,
+    registration: &crate::identity::passkeys::Registration,
+) -> Result<(), AppError> {
+    keep_ceremony(session, PASSKEY_REGISTRATION, registration).await
+}
+
+pub async fn take_passkey_registration(
+    session: &Session,
+) -> Result<Option<crate::identity::passkeys::Registration>, AppError> {
+    take_ceremony(session, PASSKEY_REGISTRATION).await
+}
+
+/// Keeps a passkey sign-in for its answer (one at a time; a new one replaces it).
+pub async fn set_passkey_sign_in(
+    session: &Session,
+    ceremony: &crate::identity::passkeys::Ceremony,
+) -> Result<(), AppError> {
+    keep_ceremony(session, PASSKEY_SIGN_IN, ceremony).await
+}
+
+pub async fn take_passkey_sign_in(session: &Session) -> Result<Option<crate::identity::passkeys::Ceremony>, AppError> {
+    take_ceremony(session, PASSKEY_SIGN_IN).await
 }
 
 /// A local page to return to after signing in (account, admin, the device page with its
@@ -213,6 +262,32 @@ where
         let Form(form) = Form::<T>::from_request(axum::extract::Request::from_parts(parts, body), state).await?;
         check_csrf(&session, form.csrf()).await?;
         Ok(Self(form))
+    }
+}
+
+/// A JSON body posted by a page of this browser session (the passkey ceremonies' scripts):
+/// decoded strictly (as [`crate::extract::Json`]), then refused with a 403 unless its `csrf`
+/// is the session's, before the handler runs (as [`SessionForm`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SessionJson<T>(pub T);
+
+impl<T, S> axum::extract::FromRequest<S> for SessionJson<T>
+where
+    T: serde::de::DeserializeOwned + WithCsrf + Send,
+    S: Send + Sync,
+{
+    type Rejection = AppError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        use axum::extract::FromRequestParts as _;
+        let (mut parts, body) = req.into_parts();
+        let session = Session::from_request_parts(&mut parts, state)
+            .await
+            .map_err(|(_, why)| AppError::Internal(anyhow::anyhow!("no session layer: {why}")))?;
+        let crate::extract::Json(body) =
+            crate::extract::Json::<T>::from_request(axum::extract::Request::from_parts(parts, body), state).await?;
+        check_csrf(&session, body.csrf()).await?;
+        Ok(Self(body))
     }
 }
 

@@ -26,6 +26,9 @@ pub struct AppState {
     pub keys: KeyStore,
     /// DPoP server nonces (RFC 9449 §8), keyed from the master key.
     pub dpop_nonces: Arc<crate::tokens::dpop::Nonces>,
+    /// The WebAuthn relying party of the issuer; `None` when the issuer's host is an IP
+    /// address (no page offers passkeys then).
+    pub passkeys: Option<crate::identity::passkeys::RelyingParty>,
     /// The discovery document, serialised once.
     pub discovery: axum::body::Bytes,
     /// Whether the admin surface's handlers check the permission table; always on, except in

@@ -1,4 +1,5 @@
-//! `tenant`: create, suspend, reactivate, require a second factor.
+//! `tenant`: create, suspend, reactivate, require a second factor, open registration, passkey
+//! sign-in.
 
 use clap::Subcommand;
 
@@ -43,6 +44,16 @@ pub enum TenantCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Offer signing in with a passkey alone, without a password, on the login page of the
+    /// tenant's clients (`--off` to stop offering it).
+    PasskeySignIn {
+        #[arg(long)]
+        slug: String,
+        #[arg(long)]
+        off: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Require a second factor of every member of a tenant (`--off` to stop requiring it).
     RequireMfa {
         #[arg(long)]
@@ -75,6 +86,14 @@ pub(super) async fn run(command: TenantCommand, db: &Database, operator: &Actor)
             print(json, &out, || {
                 let state = if off { "does not take" } else { "takes" };
                 format!("tenant {slug} {state} open client registrations")
+            })?;
+        }
+        TenantCommand::PasskeySignIn { slug, off, json } => {
+            let changed = tenancy::set_passkey_sign_in(db, operator, &slug, !off).await?;
+            let out = serde_json::json!({ "slug": slug, "passkey_sign_in": !off, "changed": changed });
+            print(json, &out, || {
+                let state = if off { "does not offer" } else { "offers" };
+                format!("tenant {slug} {state} signing in with a passkey alone")
             })?;
         }
         TenantCommand::RequireMfa { slug, off, json } => {

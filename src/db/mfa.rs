@@ -17,18 +17,28 @@ pub struct MfaState {
     pub mfa_enrol_required: bool,
     /// Unused backup codes.
     pub backup_codes_left: i64,
+    /// Registered passkeys (`db::passkeys`).
+    pub passkeys: i64,
+    /// The security stamp a new sign-in records (ARCHITECTURE.md, "Security stamp").
+    pub security_stamp: Uuid,
 }
 
 impl MfaState {
     pub fn has_totp(&self) -> bool {
         self.totp_secret.is_some()
     }
+
+    /// Whether the user has a second factor at all: TOTP or a passkey.
+    pub fn has_second_factor(&self) -> bool {
+        self.has_totp() || self.passkeys > 0
+    }
 }
 
 pub async fn state(tx: &mut Tx, user_id: Uuid) -> Result<Option<MfaState>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT email, status, totp_secret, totp_pending, mfa_enrol_required, \
-                (SELECT count(*) FROM backup_codes b WHERE b.user_id = u.id AND b.used_at IS NULL) AS backup_codes_left \
+        "SELECT email, status, totp_secret, totp_pending, mfa_enrol_required, security_stamp, \
+                (SELECT count(*) FROM backup_codes b WHERE b.user_id = u.id AND b.used_at IS NULL) AS backup_codes_left, \
+                (SELECT count(*) FROM passkeys k WHERE k.user_id = u.id) AS passkeys \
          FROM users u WHERE id = $1",
     )
     .bind(user_id)
@@ -122,9 +132,11 @@ pub async fn use_backup_code(tx: &mut Tx, user_id: Uuid, code_hash: &[u8]) -> Re
     Ok(Some(left))
 }
 
-/// Removes the second factor; the next sign-in must enrol again.
+/// Removes the second factor (TOTP, backup codes and passkeys); the next sign-in must enrol
+/// again.
 pub async fn reset(tx: &mut Tx, user_id: Uuid) -> Result<bool, sqlx::Error> {
     sqlx::query("DELETE FROM backup_codes WHERE user_id = $1").bind(user_id).execute(tx.conn()).await?;
+    sqlx::query("DELETE FROM passkeys WHERE user_id = $1").bind(user_id).execute(tx.conn()).await?;
     Ok(sqlx::query(
         "UPDATE users SET totp_secret = NULL, totp_pending = NULL, totp_enabled_at = NULL, totp_last_step = NULL, \
            mfa_enrol_required = true, updated_at = now() WHERE id = $1",
@@ -134,4 +146,14 @@ pub async fn reset(tx: &mut Tx, user_id: Uuid) -> Result<bool, sqlx::Error> {
     .await?
     .rows_affected()
         == 1)
+}
+
+/// Marks the enrolment an administrator's reset asked for as done (a passkey was registered in
+/// place of TOTP; `activate` does it for TOTP).
+pub async fn enrolled(tx: &mut Tx, user_id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE users SET mfa_enrol_required = false, updated_at = now() WHERE id = $1 AND mfa_enrol_required")
+        .bind(user_id)
+        .execute(tx.conn())
+        .await?;
+    Ok(())
 }

@@ -31,6 +31,7 @@ pub mod janitor;
 pub mod logout_notices;
 pub mod memberships;
 pub mod mfa;
+pub mod passkeys;
 pub mod password_resets;
 pub mod pushed_requests;
 pub mod rate_limits;

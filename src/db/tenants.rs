@@ -76,6 +76,24 @@ pub async fn set_open_registration(tx: &mut Tx, open: bool) -> Result<bool, sqlx
     Ok(done.rows_affected() == 1)
 }
 
+/// Sets whether the tenant's login pages offer signing in with a passkey alone
+/// (migrations/0029); true if it changed. An operator transaction (`Database::operator`).
+pub async fn set_passkey_sign_in(tx: &mut Tx, on: bool) -> Result<bool, sqlx::Error> {
+    let tenant_id = tx.tenant_id().unwrap_or_default();
+    let done = sqlx::query("UPDATE tenants SET passkey_sign_in = $2 WHERE id = $1 AND passkey_sign_in <> $2")
+        .bind(tenant_id)
+        .bind(on)
+        .execute(tx.conn())
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Whether the transaction's tenant offers signing in with a passkey alone.
+pub async fn passkey_sign_in(tx: &mut Tx) -> Result<bool, sqlx::Error> {
+    let on: Option<bool> = sqlx::query_scalar("SELECT passkey_sign_in FROM tenants").fetch_optional(tx.conn()).await?;
+    Ok(on.unwrap_or(false))
+}
+
 /// Whether the transaction's tenant lets anyone register a public client, and is active.
 pub async fn open_registration(tx: &mut Tx) -> Result<bool, sqlx::Error> {
     let open: Option<bool> = sqlx::query_scalar("SELECT open_registration AND status = 'active' FROM tenants")

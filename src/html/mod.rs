@@ -21,7 +21,7 @@ pub fn csp(form_targets: &[String]) -> HeaderValue {
         form_action.push_str(t);
     }
     let value = format!(
-        "default-src 'none'; style-src 'self'; img-src 'self' data:; script-src 'self'; \
+        "default-src 'none'; style-src 'self'; img-src 'self' data:; script-src 'self'; connect-src 'self'; \
          form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
     );
     HeaderValue::from_str(&value)

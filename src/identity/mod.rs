@@ -1,6 +1,7 @@
 //! People: user accounts, email addresses and passwords.
 
 pub mod mfa;
+pub mod passkeys;
 pub mod password;
 pub mod profile;
 pub mod recovery;

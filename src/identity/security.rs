@@ -72,11 +72,12 @@ pub async fn append_for_user(tx: &mut Tx, user_id: Uuid, event: &audit::Event<'_
     Ok(())
 }
 
-/// Whether a user must pass a second factor to sign in at all: they have one, an
+/// Whether a user must pass a second factor to sign in at all: they have one (TOTP or a
+/// passkey), an
 /// administrator reset it (enrol again), or they administer a tenant (admin tokens and admin
 /// pages never rest on a password alone).
 pub async fn needs_second_factor(tx: &mut Tx, user_id: Uuid, state: &db::mfa::MfaState) -> Result<bool, sqlx::Error> {
-    if state.has_totp() || state.mfa_enrol_required {
+    if state.has_second_factor() || state.mfa_enrol_required {
         return Ok(true);
     }
     is_admin_anywhere(tx, user_id).await

@@ -1,5 +1,6 @@
-//! The account page: the user's profile, two-step verification, password change, the user's
-//! sessions, and the devices connected with the device grant.
+//! The account page: the user's profile, two-step verification, passkeys (registered and
+//! removed in `pages::passkeys::manage`), password change, the user's sessions, and the
+//! devices connected with the device grant.
 
 use askama::Template;
 use axum::extract::{FromRequestParts, State};
@@ -29,6 +30,15 @@ pub struct SessionLine {
     pub current: bool,
 }
 
+/// One line of the passkeys list.
+pub struct PasskeyLine {
+    pub id: String,
+    pub name: String,
+    pub added: String,
+    /// When it last signed in, or that it has not yet.
+    pub last_used: String,
+}
+
 /// One line of the devices list: a live token family begun by the device grant.
 pub struct DeviceLine {
     pub client_name: String,
@@ -46,6 +56,9 @@ struct AccountPage<'a> {
     profile: &'a db::users::Profile,
     mfa_on: bool,
     backup_left: i64,
+    passkeys: &'a [PasskeyLine],
+    /// Whether this issuer can register passkeys (not on an IP address).
+    passkeys_possible: bool,
     sessions: &'a [SessionLine],
     devices: &'a [DeviceLine],
     notice: Option<&'a str>,
@@ -62,9 +75,9 @@ async fn signed_in(state: &AppState, session: &Session) -> Result<Result<SignedI
     };
     if !who.has_mfa() {
         let mut tx = state.db.user(who.user_id).await?;
-        let has_totp = db::mfa::state(&mut tx, who.user_id).await?.is_some_and(|s| s.has_totp());
+        let has_factor = db::mfa::state(&mut tx, who.user_id).await?.is_some_and(|s| s.has_second_factor());
         tx.commit().await?;
-        if has_totp {
+        if has_factor {
             session::set_return_to(session, "/account").await?;
             return Ok(Err(Redirect::to("/login/mfa").into_response()));
         }
@@ -124,7 +137,21 @@ async fn page(
     let st = db::mfa::state(&mut tx, who.user_id).await?.ok_or(AppError::NotFound)?;
     let rows = db::browser_sessions::of_user(&mut tx, who.user_id).await?;
     let profile = db::users::profile(&mut tx, who.user_id).await?.unwrap_or_default();
+    let keys = db::passkeys::of_user(&mut tx, who.user_id).await?;
     tx.commit().await?;
+    let t = lang.text();
+    let passkeys: Vec<PasskeyLine> = keys
+        .into_iter()
+        .map(|k| PasskeyLine {
+            id: k.id.to_string(),
+            name: k.name,
+            added: lang.datetime(k.created_at),
+            last_used: match k.last_used_at {
+                Some(at) => format!("{} {}", t.passkey_last_used, lang.datetime(at)),
+                None => t.passkey_never_used.to_owned(),
+            },
+        })
+        .collect();
     let current = session::current_handle(session);
     let sessions: Vec<SessionLine> = rows
         .iter()
@@ -160,6 +187,8 @@ async fn page(
         profile: &profile,
         mfa_on: st.has_totp(),
         backup_left: st.backup_codes_left,
+        passkeys: &passkeys,
+        passkeys_possible: state.passkeys.is_some(),
         sessions: &sessions,
         devices: &devices,
         notice,

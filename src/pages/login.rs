@@ -31,6 +31,8 @@ struct LoginPage<'a> {
     email: &'a str,
     client_name: Option<&'a str>,
     failed: bool,
+    /// Whether a "sign in with a passkey" button is shown ([`passkey_sign_in_offered`]).
+    passkey: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -69,7 +71,8 @@ async fn page(
     };
     let targets: Vec<String> = pending.map(|p| vec![origin_of(&p.redirect_uri)]).unwrap_or_default();
     let req = pending.map(|p| p.id.as_str()).unwrap_or("");
-    let page = LoginPage { t, csrf: &csrf, req, email, client_name: client_name.as_deref(), failed };
+    let passkey = passkey_sign_in_offered(state, pending).await?;
+    let page = LoginPage { t, csrf: &csrf, req, email, client_name: client_name.as_deref(), failed, passkey };
     Ok(render(status, &page, &targets))
 }
 
@@ -174,7 +177,7 @@ pub async fn submit(
         };
         session::set_pre_auth(&session, &pre).await?;
         let req = pending.as_ref().map(|p| format!("?req={}", p.id)).unwrap_or_default();
-        let step = if mfa.has_totp() { "/login/mfa" } else { "/mfa/enrol" };
+        let step = if mfa.has_second_factor() { "/login/mfa" } else { "/mfa/enrol" };
         return Ok(Redirect::to(&format!("{step}{req}")).into_response());
     }
     throttle::succeeded(&state.db, &attempt).await?;
@@ -200,6 +203,20 @@ pub fn client_of(pending: Option<&Pending>) -> String {
 /// authorization endpoint steps up then.)
 async fn client_requires_mfa(state: &AppState, p: &Pending) -> Result<bool, AppError> {
     Ok(crate::clients::find(&state.db, &p.client_id).await?.is_some_and(|c| c.require_mfa))
+}
+
+/// Whether the login page offers signing in with a passkey alone: the issuer can have
+/// passkeys, and the tenant of the sign-in ([`sign_in_tenant`]) turned it on
+/// (`tenant passkey-sign-in`).
+pub async fn passkey_sign_in_offered(state: &AppState, pending: Option<&Pending>) -> Result<bool, AppError> {
+    if state.passkeys.is_none() {
+        return Ok(false);
+    }
+    let Some(tenant) = sign_in_tenant(state, pending).await? else { return Ok(false) };
+    let mut tx = state.db.tenant(tenant).await?;
+    let offered = db::tenants::passkey_sign_in(&mut tx).await?;
+    tx.commit().await?;
+    Ok(offered)
 }
 
 /// The tenant whose chain records a sign-in: the tenant of the client being signed in to, or
@@ -283,7 +300,8 @@ pub async fn sign_in(
     amr: &[&str],
     pending: Option<Pending>,
 ) -> Result<String, AppError> {
-    let mfa = amr.contains(&"otp");
+    // A code, or a passkey (hardware- or software-secured key).
+    let mfa = amr.iter().any(|m| matches!(*m, "otp" | "hwk" | "swk"));
     let who = SignedIn {
         user_id,
         stamp,

@@ -9,6 +9,7 @@ pub mod device;
 pub mod invite;
 pub mod login;
 pub mod mfa;
+pub mod passkeys;
 pub mod recover;
 pub mod reset;
 pub mod tenant;
@@ -23,13 +24,18 @@ use crate::html::text::Text;
 use crate::render::render;
 use crate::session;
 
-/// `GET /static/app.css` and `GET /static/form_post.js`: compiled in, cached for a day.
+/// `GET /static/app.css` and the scripts: compiled in, cached for a day.
 pub async fn stylesheet() -> Response {
     asset("text/css; charset=utf-8", include_str!("../../static/app.css"))
 }
 
 pub async fn form_post_script() -> Response {
     asset("text/javascript; charset=utf-8", include_str!("../../static/form_post.js"))
+}
+
+/// `GET /static/passkey.js`: the passkey ceremonies' script (`pages::passkeys`).
+pub async fn passkey_script() -> Response {
+    asset("text/javascript; charset=utf-8", include_str!("../../static/passkey.js"))
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {

@@ -64,6 +64,10 @@ pub fn metadata(issuer: &str) -> Value {
         "code_challenge_methods_supported": ["S256"],
         "dpop_signing_alg_values_supported": crate::tokens::dpop::ALGS,
         "acr_values_supported": [ACR_PASSWORD, ACR_MFA],
+        // Not an OpenID-registered name: informational, for relying parties that read `amr`
+        // (passkeys add hwk/swk/user/mfa where the issuer can have them; README, "Two-step
+        // verification and account security").
+        "amr_values_supported": crate::identity::passkeys::amr_values(issuer),
         "claims_supported": [
             "iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "at_hash", "sid",
             "email", "email_verified", "name", "given_name", "family_name", "preferred_username", "locale",

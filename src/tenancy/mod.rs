@@ -150,6 +150,21 @@ pub async fn set_open_registration(db: &Database, actor: &Actor, slug: &str, ope
     Ok(changed)
 }
 
+/// Lets the tenant's login pages offer signing in with a passkey alone (no password), or
+/// stops it; `tenant.sign_in_policy_changed` when it changed. Returns whether it did.
+pub async fn set_passkey_sign_in(db: &Database, actor: &Actor, slug: &str, on: bool) -> Result<bool, ServiceError> {
+    let tenant = find_tenant(db, slug).await?;
+    let mut tx = db.operator(tenant.id).await?;
+    let changed = db::tenants::set_passkey_sign_in(&mut tx, on).await?;
+    if changed {
+        let details = serde_json::json!({ "passkey_sign_in": on });
+        let target = ("tenant", Some(tenant.id.to_string()));
+        audit::append(&mut tx, &actor.event("tenant.sign_in_policy_changed", target, details)).await?;
+    }
+    tx.commit().await?;
+    Ok(changed)
+}
+
 /// [`set_require_mfa`] by tenant id (the admin surface); true if the policy changed (only then
 /// is `tenant.mfa_policy_changed` written).
 pub async fn set_require_mfa_in(

@@ -91,6 +91,30 @@ impl Chrome {
         }
     }
 
+    /// Adds a virtual authenticator (WebDriver's WebAuthn extension, `addVirtualAuthenticator`):
+    /// a platform authenticator that keeps discoverable credentials, verifies its user (as a
+    /// PIN or a fingerprint would) and consents to every ceremony. Returns its id.
+    pub async fn add_virtual_authenticator(&self) -> String {
+        let options = serde_json::json!({
+            "protocol": "ctap2",
+            "transport": "internal",
+            "hasResidentKey": true,
+            "hasUserVerification": true,
+            "isUserConsenting": true,
+            "isUserVerified": true,
+        });
+        let id = self.c().issue_cmd(WebAuthn { path: "webauthn/authenticator", body: options }).await.unwrap();
+        id.as_str().expect("an authenticator id").to_owned()
+    }
+
+    /// The credentials a virtual authenticator holds.
+    pub async fn virtual_credentials(&self, authenticator: &str) -> Vec<serde_json::Value> {
+        let path = format!("webauthn/authenticator/{authenticator}/credentials");
+        let cmd = WebAuthn { path: Box::leak(path.into_boxed_str()), body: serde_json::Value::Null };
+        let list = self.c().issue_cmd(cmd).await.unwrap();
+        list.as_array().cloned().unwrap_or_default()
+    }
+
     pub async fn source(&self) -> String {
         self.c().source().await.unwrap()
     }
@@ -98,6 +122,28 @@ impl Chrome {
     pub async fn close(mut self) {
         if let Some(c) = self.client.take() {
             c.close().await.ok();
+        }
+    }
+}
+
+/// A command of WebDriver's WebAuthn extension (W3C WebAuthn §11), which fantoccini has no
+/// method for: a POST with `body`, or a GET when it is null, at `session/{id}/{path}`.
+#[derive(Debug)]
+struct WebAuthn {
+    path: &'static str,
+    body: serde_json::Value,
+}
+
+impl fantoccini::wd::WebDriverCompatibleCommand for WebAuthn {
+    fn endpoint(&self, base_url: &url::Url, session_id: Option<&str>) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!("session/{}/{}", session_id.unwrap_or_default(), self.path))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (axum::http::Method, Option<String>) {
+        if self.body.is_null() {
+            (axum::http::Method::GET, None)
+        } else {
+            (axum::http::Method::POST, Some(self.body.to_string()))
         }
     }
 }

@@ -37,9 +37,19 @@ impl Provider {
 
     /// [`Provider::start_with`], with the state changed by `adjust` before it serves.
     pub async fn start_adjusted(vars: &[(&str, &str)], adjust: impl FnOnce(AppState) -> AppState) -> Self {
+        Self::serve(vars, adjust, "127.0.0.1").await
+    }
+
+    /// [`Provider::start_with`] with the issuer `http://localhost:PORT`: a host name, which
+    /// WebAuthn needs as its relying party id (an IP address cannot be one).
+    pub async fn start_on_localhost(vars: &[(&str, &str)]) -> Self {
+        Self::serve(vars, |state| state, "localhost").await
+    }
+
+    async fn serve(vars: &[(&str, &str)], adjust: impl FnOnce(AppState) -> AppState, host: &str) -> Self {
         let t = TestDb::new().await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let issuer = format!("http://{}", listener.local_addr().unwrap());
+        let issuer = format!("http://{host}:{}", listener.local_addr().unwrap().port());
         let mut vars = vars.to_vec();
         vars.push(("LCA_ISSUER", &issuer));
         let state = adjust(t.state_with(&vars).await);

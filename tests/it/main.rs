@@ -48,6 +48,7 @@ mod mfa;
 mod oidc;
 mod openid_client;
 mod par;
+mod passkeys;
 mod profile;
 mod proxies;
 /// The release binary started as a black box on its embedded default, shared with the

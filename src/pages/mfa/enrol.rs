@@ -34,6 +34,8 @@ struct EnrolPage<'a> {
     secret: &'a str,
     required: bool,
     failed: bool,
+    /// Whether a passkey is offered in TOTP's place (not on an IP-address issuer).
+    passkey: bool,
 }
 
 /// `GET /mfa/enrol`: a fresh secret (sealed into the user's row as *pending*), its QR code and
@@ -62,12 +64,14 @@ pub async fn enrol_show(
     tx.commit().await?;
     session::set_enrolment(&session, &hex::encode(crate::secrets::sha256(&sealed))).await?;
     let pending = pending_of(&session, q.req.as_deref()).await?;
-    enrol_page(&session, lang.text(), pending.as_ref(), &st.email, &secret, matches!(actor, Actor::Half(_)), false)
-        .await
+    let required = matches!(actor, Actor::Half(_));
+    let passkey = state.passkeys.is_some();
+    let shown = Shown { required, failed: false, passkey };
+    enrol_page(&session, lang.text(), pending.as_ref(), &st.email, &secret, shown).await
 }
 
-/// Who may enrol now. A half sign-in of a user who has TOTP must pass it (it cannot replace
-/// it); replacing an authenticator needs a session that passed the current one in the last ten
+/// Who may enrol now. A half sign-in of a user who has a second factor (TOTP or a passkey)
+/// must pass it (it cannot replace it); replacing an authenticator needs a session that passed the current one in the last ten
 /// minutes (else it steps up first and comes back). `None`: go ahead.
 async fn enrol_gate(
     session: &Session,
@@ -75,7 +79,7 @@ async fn enrol_gate(
     st: &db::mfa::MfaState,
     req: Option<&str>,
 ) -> Result<Option<Response>, AppError> {
-    if !st.has_totp() {
+    if !st.has_second_factor() {
         return Ok(None);
     }
     match actor {
@@ -91,7 +95,18 @@ async fn enrol_gate(
 }
 
 /// How recent a second-factor sign-in must be to replace the authenticator.
-const REENROL_SECONDS: i64 = 600;
+pub(crate) const REENROL_SECONDS: i64 = 600;
+
+/// What the enrolment page says besides the secret.
+#[derive(Debug, Clone, Copy)]
+struct Shown {
+    /// The sign-in cannot go on without a second factor.
+    required: bool,
+    /// The code just tried was wrong.
+    failed: bool,
+    /// A passkey is offered in TOTP's place.
+    passkey: bool,
+}
 
 async fn enrol_page(
     session: &Session,
@@ -99,15 +114,14 @@ async fn enrol_page(
     pending: Option<&Pending>,
     email: &str,
     secret: &[u8],
-    required: bool,
-    failed: bool,
+    Shown { required, failed, passkey }: Shown,
 ) -> Result<Response, AppError> {
     let totp = mfa::totp(secret, EN.product, email).map_err(AppError::Internal)?;
     let qr = mfa::qr_svg(&totp).map_err(AppError::Internal)?;
     let csrf = session::csrf_token(session).await?;
     let req = pending.map(|p| p.id.as_str()).unwrap_or("");
     let display = mfa::secret_for_display(secret);
-    let page = EnrolPage { t, csrf: &csrf, req, qr_svg: &qr, secret: &display, required, failed };
+    let page = EnrolPage { t, csrf: &csrf, req, qr_svg: &qr, secret: &display, required, failed, passkey };
     Ok(render(StatusCode::OK, &page, &form_targets(pending)))
 }
 
@@ -149,7 +163,9 @@ pub async fn enrol_submit(
         audit_sign_in(&state, pending.as_ref(), &event).await?;
         metrics::sign_in("mfa", "failure");
         let required = matches!(actor, Actor::Half(_));
-        return enrol_page(&session, lang.text(), pending.as_ref(), &st.email, &secret, required, true).await;
+        let passkey = state.passkeys.is_some();
+        let shown = Shown { required, failed: true, passkey };
+        return enrol_page(&session, lang.text(), pending.as_ref(), &st.email, &secret, shown).await;
     };
     let codes = mfa::new_backup_codes();
     let hashes: Vec<[u8; 32]> = codes.iter().filter_map(|c| mfa::backup_code_hash(c)).collect();

@@ -39,18 +39,18 @@ crate::session::csrf_field!(CodeForm);
 
 /// Who the second-factor pages act for: a sign-in halfway (password done), or a signed-in
 /// user (stepping up for a request that needs MFA, or enrolling from the account page).
-enum Actor {
+pub(crate) enum Actor {
     Half(PreAuth),
     Signed(session::SignedIn),
 }
 
 impl Actor {
-    fn user_id(&self) -> Uuid {
+    pub(crate) fn user_id(&self) -> Uuid {
         self.identity().0
     }
 
     /// The user and the security stamp the session holds for them.
-    fn identity(&self) -> (Uuid, Uuid) {
+    pub(crate) fn identity(&self) -> (Uuid, Uuid) {
         match self {
             Actor::Half(p) => (p.user_id, p.stamp),
             Actor::Signed(s) => (s.user_id, s.stamp),
@@ -58,14 +58,14 @@ impl Actor {
     }
 }
 
-async fn actor(session: &Session) -> Result<Option<Actor>, AppError> {
+pub(crate) async fn actor(session: &Session) -> Result<Option<Actor>, AppError> {
     if let Some(p) = session::pre_auth(session).await? {
         return Ok(Some(Actor::Half(p)));
     }
     Ok(session::signed_in(session).await?.map(Actor::Signed))
 }
 
-async fn pending_of(session: &Session, req: Option<&str>) -> Result<Option<Pending>, AppError> {
+pub(crate) async fn pending_of(session: &Session, req: Option<&str>) -> Result<Option<Pending>, AppError> {
     match req.filter(|r| !r.is_empty()) {
         Some(id) => session::pending(session, id).await,
         None => Ok(None),
@@ -76,7 +76,7 @@ fn form_targets(pending: Option<&Pending>) -> Vec<String> {
     pending.map(|p| vec![origin_of(&p.redirect_uri)]).unwrap_or_default()
 }
 
-fn to_login(req: Option<&str>) -> Response {
+pub(crate) fn to_login(req: Option<&str>) -> Response {
     Redirect::to(&format!("/login{}", req_query(req))).into_response()
 }
 

@@ -1,5 +1,6 @@
 //! The second factor at sign-in (`/login/mfa`): a TOTP or backup code, for a sign-in
-//! halfway or a signed-in user stepping up.
+//! halfway or a signed-in user stepping up; the page offers the user's passkeys too
+//! (`pages::passkeys::sign_in`).
 
 use askama::Template;
 use axum::extract::State;
@@ -30,6 +31,9 @@ struct MfaPage<'a> {
     csrf: &'a str,
     req: &'a str,
     failed: bool,
+    /// Which second factors the user has: the code form, the passkey button.
+    totp: bool,
+    passkey: bool,
 }
 
 /// `GET /login/mfa`: the code form. A signed-in user stepping up gets it too.
@@ -40,25 +44,43 @@ pub async fn show(
     Query(q): Query<ReqQuery>,
 ) -> Result<Response, AppError> {
     let Some(actor) = actor(&session).await? else { return Ok(to_login(q.req.as_deref())) };
-    let mut tx = state.db.user(actor.user_id()).await?;
-    let has_totp = db::mfa::state(&mut tx, actor.user_id()).await?.is_some_and(|s| s.has_totp());
-    tx.commit().await?;
-    if !has_totp {
+    let factors = factors(&state, actor.user_id()).await?;
+    if factors == Factors::default() {
         return Ok(Redirect::to(&format!("/mfa/enrol{}", super::req_query(q.req.as_deref()))).into_response());
     }
     let pending = pending_of(&session, q.req.as_deref()).await?;
-    code_page(&session, lang.text(), pending.as_ref(), false).await
+    code_page(&session, lang.text(), pending.as_ref(), factors, false).await
+}
+
+/// The second factors a user has.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Factors {
+    totp: bool,
+    /// Passkeys, where the issuer can have them.
+    passkey: bool,
+}
+
+async fn factors(state: &AppState, user_id: Uuid) -> Result<Factors, AppError> {
+    let mut tx = state.db.user(user_id).await?;
+    let st = db::mfa::state(&mut tx, user_id).await?;
+    tx.commit().await?;
+    Ok(st.map_or_else(Factors::default, |st| Factors {
+        totp: st.has_totp(),
+        passkey: st.passkeys > 0 && state.passkeys.is_some(),
+    }))
 }
 
 async fn code_page(
     session: &Session,
     t: &'static Text,
     pending: Option<&Pending>,
+    factors: Factors,
     failed: bool,
 ) -> Result<Response, AppError> {
     let csrf = session::csrf_token(session).await?;
     let req = pending.map(|p| p.id.as_str()).unwrap_or("");
-    Ok(render(StatusCode::OK, &MfaPage { t, csrf: &csrf, req, failed }, &form_targets(pending)))
+    let page = MfaPage { t, csrf: &csrf, req, failed, totp: factors.totp, passkey: factors.passkey };
+    Ok(render(StatusCode::OK, &page, &form_targets(pending)))
 }
 
 /// `POST /login/mfa`: a TOTP code (accepted once: its time step must be later than the last
@@ -146,7 +168,8 @@ pub async fn submit(
                 let failure = throttle::failed(&state.db, &state.config.throttle, &attempt, reserved).await?;
                 record_lockouts(&state, pending.as_ref(), &meta, Some(user_id), &email, failure).await?;
             }
-            code_page(&session, lang.text(), pending.as_ref(), true).await
+            let factors = factors(&state, user_id).await?;
+            code_page(&session, lang.text(), pending.as_ref(), factors, true).await
         }
     }
 }
