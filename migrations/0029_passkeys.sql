@@ -21,6 +21,10 @@ ALTER TABLE passkeys FORCE ROW LEVEL SECURITY;
 CREATE POLICY own_passkeys ON passkeys
     USING (user_id = NULLIF(current_setting('app.user_id', true), '')::uuid)
     WITH CHECK (user_id = NULLIF(current_setting('app.user_id', true), '')::uuid);
+-- A tenant transaction reads its members' passkeys, as it reads their user rows (0002): the
+-- admin surface says who has a second factor.
+CREATE POLICY tenant_members ON passkeys FOR SELECT
+    USING (EXISTS (SELECT 1 FROM memberships m WHERE m.user_id = passkeys.user_id));
 GRANT SELECT, INSERT, UPDATE, DELETE ON passkeys TO lca_runtime;
 
 -- Whether the login page of the tenant's clients offers signing in with a passkey alone

@@ -71,10 +71,11 @@ pub async fn of_user(tx: &mut Tx, user_id: Uuid) -> Result<Vec<MembershipOf>, sq
         .await
 }
 
-/// The members of the transaction's tenant: (user id, email, role, has TOTP).
+/// The members of the transaction's tenant: (user id, email, role, has a second factor).
 pub async fn members(tx: &mut Tx) -> Result<Vec<(Uuid, String, Role, bool)>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT m.user_id, u.email, m.role, u.totp_secret IS NOT NULL \
+        "SELECT m.user_id, u.email, m.role, \
+                u.totp_secret IS NOT NULL OR EXISTS (SELECT 1 FROM passkeys k WHERE k.user_id = m.user_id) \
          FROM memberships m JOIN users u ON u.id = m.user_id ORDER BY u.email LIMIT 1000",
     )
     .fetch_all(tx.conn())
@@ -95,7 +96,9 @@ pub struct MemberRow {
 macro_rules! member_select {
     ($rest:literal) => {
         concat!(
-            "SELECT m.user_id, u.email, m.role, u.totp_secret IS NOT NULL AS mfa_enrolled, m.created_at AS joined_at \
+            "SELECT m.user_id, u.email, m.role, \
+                    (u.totp_secret IS NOT NULL OR EXISTS (SELECT 1 FROM passkeys k WHERE k.user_id = m.user_id)) AS mfa_enrolled, \
+                    m.created_at AS joined_at \
              FROM memberships m JOIN users u ON u.id = m.user_id ",
             $rest
         )

@@ -237,6 +237,13 @@ async fn an_admin_satisfies_mandatory_mfa_with_a_passkey() {
     let used: Vec<Option<chrono::DateTime<chrono::Utc>>> =
         sqlx::query_scalar("SELECT last_used_at FROM passkeys").fetch_all(&mut conn).await.unwrap();
     assert!(matches!(used.as_slice(), [Some(_)]), "{used:?}");
+    // The admin surface counts it as the member's second factor.
+    let mut tx = p.t.db.tenant(tenant_id(&p, "acme").await).await.unwrap();
+    let members = laventecare_auth::db::memberships::members(&mut tx).await.unwrap();
+    tx.commit().await.unwrap();
+    let root = members.iter().find(|m| m.1 == "root@example.com").unwrap();
+    assert!(root.3, "{members:?}");
+    assert!(!members.iter().find(|m| m.1 == p.email).unwrap().3);
     chrome.close().await;
 }
 
