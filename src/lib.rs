@@ -20,6 +20,7 @@ pub mod janitor;
 pub mod mail;
 pub mod master_key;
 pub mod notify;
+pub mod outbound;
 pub mod pages;
 pub mod protocol;
 pub mod render;
