@@ -75,6 +75,7 @@ impl AppState {
         tokio::task::spawn_blocking(identity::password::warm_up);
         let mailer = mail::Mailer::from_config(&config)?;
         let dpop_nonces = Arc::new(tokens::dpop::Nonces::new(master_key.dpop_nonce_key()));
+        let client_metadata = clients::metadata_document::Fetcher::new(config.client_metadata_allow_private);
         Ok(Self {
             config,
             db,
@@ -83,6 +84,7 @@ impl AppState {
             master_key,
             keys,
             dpop_nonces,
+            client_metadata,
             discovery,
             handler_checks: admin::HandlerChecks::Enforced,
         })

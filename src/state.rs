@@ -26,6 +26,9 @@ pub struct AppState {
     pub keys: KeyStore,
     /// DPoP server nonces (RFC 9449 §8), keyed from the master key.
     pub dpop_nonces: Arc<crate::tokens::dpop::Nonces>,
+    /// Fetches client ID metadata documents (public addresses only, unless
+    /// `LCA_CLIENT_METADATA_ALLOW_PRIVATE`).
+    pub client_metadata: crate::clients::metadata_document::Fetcher,
     /// The discovery document, serialised once.
     pub discovery: axum::body::Bytes,
     /// Whether the admin surface's handlers check the permission table; always on, except in

@@ -1,7 +1,9 @@
 //! Client (relying party) registration and lookup; changes to a registered client (update,
-//! new secret, deletion) are in [`change`]; the APIs clients ask tokens for, in [`resources`].
+//! new secret, deletion) are in [`change`]; the APIs clients ask tokens for, in [`resources`];
+//! clients described by a client ID metadata document, in [`metadata_document`].
 
 pub mod change;
+pub mod metadata_document;
 pub mod redirect_uri;
 pub mod registration;
 pub mod resources;
