@@ -299,6 +299,10 @@ struct Document {
 fn parse(body: &[u8], client_id: &str) -> Result<(serde_json::Value, ClientRequest), String> {
     let object: serde_json::Map<String, serde_json::Value> =
         serde_json::from_slice(body).map_err(|_| "the document is not a JSON object".to_owned())?;
+    // PostgreSQL's jsonb cannot hold a NUL character; such a document is refused, not an error.
+    if serde_json::to_string(&object).map_or(true, |text| text.contains("\\u0000")) {
+        return Err("the document holds a NUL character".into());
+    }
     // A document is public: a secret in it is known to everyone (draft §4.1).
     if object.contains_key("client_secret") || object.contains_key("client_secret_expires_at") {
         return Err("the document holds a client_secret".into());
@@ -427,6 +431,7 @@ mod tests {
                 r#"{{"client_id":"{id}","redirect_uris":["https://a.example/cb"],"token_endpoint_auth_method":"client_secret_basic"}}"#
             ),
             format!(r#"{{"client_id":"{id}","redirect_uris":["https://a.example/cb"],"client_secret":"s"}}"#),
+            format!(r#"{{"client_id":"{id}","redirect_uris":["https://a.example/cb"],"software_id":"a\u0000b"}}"#),
             format!(r#"{{"client_id":"{id}","client_id":"{id}","redirect_uris":["https://a.example/cb"]}}"#),
             format!(
                 r#"{{"client_id":"{id}","redirect_uris":["https://a.example/cb"],"grant_types":["client_credentials"]}}"#

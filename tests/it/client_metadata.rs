@@ -3,7 +3,8 @@
 //! URL as client_id completes as a public client with PKCE and is audited; without the flag no
 //! private address is ever contacted; documents that cannot be trusted are refused and nothing
 //! is stored; a tenant that has not opted in is never offered, also at the token endpoint; a
-//! document is kept until it expires, then fetched again.
+//! document is kept until it expires, then fetched again; `/par` fetches it as `/authorize`
+//! does.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -485,4 +486,48 @@ async fn a_document_is_kept_until_it_expires() {
     let step = Browser::new(&p).open(&url).await;
     assert_refused(&step, REFUSED, "stale and unreachable");
     assert_eq!(r.hits("/cached.json"), 3);
+}
+
+/// At `/par` a document's client is fetched too and authenticates as a public client (no
+/// secret, PKCE); the browser brings the `request_uri` and the code is redeemed. A refused
+/// document is `invalid_client` there.
+#[tokio::test]
+async fn a_document_client_pushes_its_request() {
+    let p = Provider::start_with(DEV).await;
+    setup(&p).await;
+    let r = Receiver::start().await;
+    let client_id = r.serve_document("/par-client.json", "Pushing Client");
+    let (verifier, challenge) = pkce();
+    let form = [
+        ("client_id", client_id.as_str()),
+        ("response_type", "code"),
+        ("redirect_uri", REDIRECT),
+        ("scope", "openid"),
+        ("nonce", "n-par"),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ];
+    let res = p.http().post(p.url("/par")).form(&form).send().await.unwrap();
+    assert_eq!(res.status(), 201);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(r.hits("/par-client.json"), 1);
+    let mut url = Url::parse(&p.url("/authorize")).unwrap();
+    url.query_pairs_mut()
+        .append_pair("client_id", &client_id)
+        .append_pair("request_uri", body["request_uri"].as_str().unwrap());
+    let step = Browser::new(&p).sign_in_through(url.as_str(), &p.email, PASSWORD).await;
+    let code = step.param("code").unwrap_or_else(|| panic!("{step:?}"));
+    assert_eq!(r.hits("/par-client.json"), 1, "kept, not fetched again");
+    let (status, tokens) = redeem(&p, &client_id, &code, &verifier).await;
+    assert_eq!(status, 200, "{tokens}");
+    assert_eq!(claims(tokens["id_token"].as_str().unwrap())["aud"], client_id.as_str());
+
+    let other = r.url("/par-other.json");
+    r.serve("/par-other.json", Answer::json(&document(&r.url("/elsewhere.json"), "Other")));
+    let form = [("client_id", other.as_str()), ("response_type", "code"), ("redirect_uri", REDIRECT)];
+    let res = p.http().post(p.url("/par")).form(&form).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_client", "{body}");
+    assert!(body.get("error_description").is_none_or(|d| !d.as_str().unwrap_or("").contains("client_id")), "{body}");
 }
