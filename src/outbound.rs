@@ -10,10 +10,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// An HTTP client that follows no redirect, gives up after `timeout` and resolves names
-/// through [`Resolver`].
+/// An HTTP client that follows no redirect, gives up after `timeout`, resolves names through
+/// [`Resolver`] and ignores `HTTP(S)_PROXY`: a proxy would resolve and connect on its own,
+/// past the resolver's check.
 pub fn client(allow_private: bool, timeout: Duration, user_agent: &'static str) -> reqwest::Client {
     reqwest::Client::builder()
+        .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(timeout)
         .dns_resolver(Arc::new(Resolver { allow_private }))
