@@ -39,6 +39,9 @@ pub const MAX_CACHE_SECS: i64 = 24 * 3600;
 pub const DEFAULT_CACHE_SECS: i64 = 3600;
 /// At most one fetch of one URL in this many seconds, however many requests ask at once.
 pub const FETCH_INTERVAL_SECS: i64 = 5;
+/// At most this many fetches a minute for requests from one client IP (an IPv6 /64), so one
+/// caller cannot make the server fetch URL after URL.
+pub const FETCHES_PER_IP_PER_MINUTE: i32 = 30;
 
 /// The HTTP client of the fetches, built once (`AppState`).
 #[derive(Clone, Debug)]
@@ -138,9 +141,17 @@ pub async fn resolve(
     let Some(platform) = platform else {
         return Err(Unresolved::Refused("there is no platform tenant to keep the client in".into()));
     };
-    // One fetch per URL per interval, counted in the database so that every instance and every
-    // concurrent request shares it; a request past it is refused, not queued.
+    // Fetches per client IP, then one fetch per URL per interval, counted in the database so
+    // that every instance and every concurrent request shares them; a request past either is
+    // refused, not queued.
     let mut tx = db.unscoped().await.map_err(internal)?;
+    if let Some(ip) = origin.ip {
+        let key = sha256(format!("client-metadata-ip:{}", crate::identity::throttle::ip_key(ip)).as_bytes());
+        if db::rate_limits::hit(&mut tx, &key, FETCHES_PER_IP_PER_MINUTE, 60).await.map_err(internal)?.is_some() {
+            tx.commit().await.map_err(internal)?;
+            return Err(Unresolved::Refused("too many document fetches for this client address".into()));
+        }
+    }
     let key = sha256(format!("client-metadata-fetch:{client_id}").as_bytes());
     let busy = db::rate_limits::hit(&mut tx, &key, 1, FETCH_INTERVAL_SECS).await.map_err(internal)?;
     tx.commit().await.map_err(internal)?;

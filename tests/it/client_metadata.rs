@@ -15,7 +15,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::Uri;
 use axum::response::Response;
-use laventecare_auth::clients::metadata_document::{FETCH_TIMEOUT, MAX_DOCUMENT_BYTES};
+use laventecare_auth::clients::metadata_document::{FETCH_TIMEOUT, FETCHES_PER_IP_PER_MINUTE, MAX_DOCUMENT_BYTES};
 use laventecare_auth::tenancy;
 use laventecare_auth::vocabulary::Role;
 use serde_json::{Value, json};
@@ -530,4 +530,25 @@ async fn a_document_client_pushes_its_request() {
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["error"], "invalid_client", "{body}");
     assert!(body.get("error_description").is_none_or(|d| !d.as_str().unwrap_or("").contains("client_id")), "{body}");
+}
+
+/// One client address makes at most `FETCHES_PER_IP_PER_MINUTE` fetches a minute, whatever
+/// URLs it names: past that, nothing is fetched.
+#[tokio::test]
+async fn fetches_are_limited_per_client_address() {
+    let p = Provider::start_with(DEV).await;
+    setup(&p).await;
+    let r = Receiver::start().await;
+    let (_, challenge) = pkce();
+    let limit = usize::try_from(FETCHES_PER_IP_PER_MINUTE).unwrap();
+    for i in 0..=limit {
+        let client_id = r.serve_document(&format!("/many/{i}.json"), "Many");
+        let step = Browser::new(&p).open(&authorize(&p, &client_id, &challenge, &[])).await;
+        if i < limit {
+            assert!(step.html().contains("action=\"/login\""), "{i}: {}", step.html());
+        } else {
+            assert_refused(&step, REFUSED, "past the limit");
+        }
+    }
+    assert_eq!(r.all_hits(), limit, "the last one was not fetched");
 }
