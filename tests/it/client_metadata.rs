@@ -202,7 +202,8 @@ fn assert_refused(step: &Step, expected: &str, what: &str) {
 
 /// With the development flag, a document served on loopback is a client: the code flow
 /// completes as a public client with PKCE, the ID token is for the document's URL and the
-/// tenant, and the registration is audited in the platform tenant.
+/// tenant, and the registration is audited in the platform tenant. The token endpoint uses
+/// the stored client and never fetches.
 #[tokio::test]
 async fn a_document_client_signs_a_user_in() {
     let p = Provider::start_with(DEV).await;
@@ -224,7 +225,16 @@ async fn a_document_client_signs_a_user_in() {
     let step = browser.sign_in_through(&authorize(&p, &client_id, &challenge, &[]), &p.email, PASSWORD).await;
     let code = step.param("code").unwrap_or_else(|| panic!("{step:?}"));
     assert_eq!(r.hits("/mcp/client.json"), 1);
+    // The token endpoint uses what is stored: expired and gone, the document is not fetched.
+    let mut conn = p.t.owner().await;
+    sqlx::query("UPDATE clients SET metadata_expires_at = now() - interval '1 second' WHERE client_id = $1")
+        .bind(&client_id)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    r.serve("/mcp/client.json", Answer { status: 404, ..Answer::json(&json!({})) });
     let (status, body) = redeem(&p, &client_id, &code, &verifier).await;
+    assert_eq!(r.hits("/mcp/client.json"), 1, "the token endpoint fetched nothing");
     assert_eq!(status, 200, "{body}");
     let id = claims(body["id_token"].as_str().unwrap());
     let acme = tenant_id(&p, "acme").await;
@@ -233,7 +243,9 @@ async fn a_document_client_signs_a_user_in() {
     assert_eq!(id["nonce"], "n-1");
     assert_eq!(id["tid"], acme.to_string());
     assert_eq!(claims(body["access_token"].as_str().unwrap())["client_id"], client_id.as_str());
-    // The wrong verifier is refused, as for any public client.
+    // The wrong verifier is refused, as for any public client (the document is served again).
+    r.serve_document("/mcp/client.json", "Docs Client");
+    sqlx::query("DELETE FROM rate_limits").execute(&mut conn).await.unwrap();
     let step = browser.open(&authorize(&p, &client_id, &challenge, &[])).await;
     let code = step.param("code").unwrap_or_else(|| panic!("{step:?}"));
     assert_eq!(redeem(&p, &client_id, &code, &pkce().0).await.0, 400);
@@ -244,7 +256,6 @@ async fn a_document_client_signs_a_user_in() {
     assert_eq!(rows[0].details["via"], "client_id_metadata_document");
     assert_eq!(rows[0].details["multi_tenant"], true);
     assert_eq!(rows[0].details["client_type"], "public");
-    let mut conn = p.t.owner().await;
     let (tenant, name): (Uuid, String) = sqlx::query_as("SELECT tenant_id, name FROM clients WHERE client_id = $1")
         .bind(&client_id)
         .fetch_one(&mut conn)
