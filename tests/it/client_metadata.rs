@@ -15,7 +15,9 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::Uri;
 use axum::response::Response;
-use laventecare_auth::clients::metadata_document::{FETCH_TIMEOUT, FETCHES_PER_IP_PER_MINUTE, MAX_DOCUMENT_BYTES};
+use laventecare_auth::clients::metadata_document::{
+    FETCH_TIMEOUT, FETCHES_PER_IP_PER_MINUTE, MAX_DOCUMENT_BYTES, MAX_URL_BYTES,
+};
 use laventecare_auth::tenancy;
 use laventecare_auth::vocabulary::Role;
 use serde_json::{Value, json};
@@ -562,4 +564,25 @@ async fn fetches_are_limited_per_client_address() {
         }
     }
     assert_eq!(r.all_hits(), limit, "the last one was not fetched");
+}
+
+/// A client_id of exactly `MAX_URL_BYTES` is fetched, stored and signs in; one byte more is an
+/// unknown client, never fetched.
+#[tokio::test]
+async fn client_ids_are_bounded() {
+    let p = Provider::start_with(DEV).await;
+    setup(&p).await;
+    let r = Receiver::start().await;
+    let (verifier, challenge) = pkce();
+    let room = MAX_URL_BYTES - r.url("/").len();
+    let longest = r.serve_document(&format!("/{}", "a".repeat(room)), "Long");
+    assert_eq!(longest.len(), MAX_URL_BYTES);
+    let step = Browser::new(&p).sign_in_through(&authorize(&p, &longest, &challenge, &[]), &p.email, PASSWORD).await;
+    let code = step.param("code").unwrap_or_else(|| panic!("{step:?}"));
+    assert_eq!(redeem(&p, &longest, &code, &verifier).await.0, 200);
+
+    let too_long = r.serve_document(&format!("/{}", "a".repeat(room + 1)), "Too long");
+    let step = Browser::new(&p).open(&authorize(&p, &too_long, &challenge, &[])).await;
+    assert_refused(&step, UNKNOWN, "too long");
+    assert_eq!(r.all_hits(), 1, "only the first was fetched");
 }

@@ -151,9 +151,12 @@ pub async fn take(
     client_id: Option<&str>,
     request_uri: &str,
 ) -> Result<AuthorizeParams, AppError> {
-    let Some(client_id) = client_id.filter(|c| !c.is_empty() && c.len() <= MAX_URL_BYTES) else {
+    let Some(client_id) = client_id.filter(|c| !c.is_empty()) else {
         return Err(bad_client("The request names no application (client_id is missing)."));
     };
+    if client_id.len() > MAX_URL_BYTES {
+        return Err(bad_client("The application is not registered."));
+    }
     let Some(random) = request_uri.strip_prefix(REQUEST_URI_PREFIX).filter(|r| r.len() <= 128) else {
         return Err(bad_client("The request_uri was not issued by this provider."));
     };

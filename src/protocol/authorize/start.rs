@@ -34,9 +34,12 @@ pub(super) async fn start(
     pushed: bool,
 ) -> Result<Response, AppError> {
     // 1. The client and its redirect URI: failures here are a page, never a redirect.
-    let Some(client_id) = p.client_id.as_deref().filter(|c| !c.is_empty() && c.len() <= MAX_URL_BYTES) else {
+    let Some(client_id) = p.client_id.as_deref().filter(|c| !c.is_empty()) else {
         return Err(bad_client("The request names no application (client_id is missing)."));
     };
+    if client_id.len() > MAX_URL_BYTES {
+        return Err(bad_client("The application is not registered."));
+    }
     let client = client_of(state, meta, client_id).await?;
     let Some(redirect_uri) = p.redirect_uri.as_deref() else {
         return Err(bad_client("The request has no redirect_uri."));
