@@ -6,13 +6,9 @@
 //! s, 30 s, 2 min, 10 min, 1 h and 6 h, then given up and audited.
 //!
 //! Outbound requests are the server reaching into the network at a URI a tenant chose, so
-//! they go only to public addresses unless `LCA_BACKCHANNEL_ALLOW_PRIVATE` says otherwise:
-//! our resolver drops every other address (which also defeats DNS rebinding: the address
-//! checked is the one connected to), literal addresses are checked before sending, and
-//! redirects are not followed.
+//! they go through `outbound`: only to public addresses unless `LCA_BACKCHANNEL_ALLOW_PRIVATE`
+//! says otherwise, literal addresses checked before sending, no redirects followed.
 
-use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -21,6 +17,7 @@ use uuid::Uuid;
 
 use crate::db::logout_notices::{self, Notice};
 use crate::db::{self, audit};
+use crate::outbound::{is_public, literal_ip};
 use crate::state::AppState;
 use crate::tokens::{SigningAlg, TokenType};
 
@@ -62,15 +59,10 @@ pub fn spawn(
     })
 }
 
-/// The HTTP client of deliveries: no redirects, a short timeout, our resolver.
+/// The HTTP client of deliveries: no redirects, a short timeout, public addresses only
+/// (`outbound::client`).
 pub fn client(allow_private: bool) -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(TIMEOUT)
-        .dns_resolver(Arc::new(Resolver { allow_private }))
-        .user_agent("LaventeCare-Auth back-channel logout")
-        .build()
-        .unwrap_or_else(|_| reqwest::Client::new())
+    crate::outbound::client(allow_private, TIMEOUT, "LaventeCare-Auth back-channel logout")
 }
 
 /// One round: every tenant with notices due, each notice claimed, delivered and recorded.
@@ -170,97 +162,4 @@ pub fn logout_token(state: &AppState, notice: &Notice) -> anyhow::Result<String>
     claims.insert("events".into(), json!({ EVENT: {} }));
     let alg = notice.signing_alg.as_deref().and_then(SigningAlg::from_name).unwrap_or(SigningAlg::Rs256);
     state.keys.sign(alg, TokenType::LogoutToken, &claims)
-}
-
-fn literal_ip(url: &reqwest::Url) -> Option<IpAddr> {
-    match url.host()? {
-        url::Host::Ipv4(ip) => Some(IpAddr::V4(ip)),
-        url::Host::Ipv6(ip) => Some(IpAddr::V6(ip)),
-        url::Host::Domain(_) => None,
-    }
-}
-
-/// Whether an address is on the public internet: not loopback, private (RFC 1918, RFC 4193),
-/// shared (RFC 6598), link-local, unspecified, multicast, broadcast or documentation. Written
-/// here because `IpAddr::is_global` is not stable; an IPv4-mapped IPv6 address is judged as
-/// the IPv4 one.
-pub fn is_public(ip: IpAddr) -> bool {
-    match ip.to_canonical() {
-        IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            !(v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_multicast()
-                || v4.is_broadcast()
-                || v4.is_documentation()
-                || a == 0
-                || (a == 100 && (64..128).contains(&b)))
-        }
-        IpAddr::V6(v6) => {
-            let first = v6.segments()[0];
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80
-                || first == 0x2001 && v6.segments()[1] == 0x0db8)
-        }
-    }
-}
-
-/// The resolver of deliveries: the system's, keeping only public addresses (unless allowed).
-struct Resolver {
-    allow_private: bool,
-}
-
-impl reqwest::dns::Resolve for Resolver {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let allow_private = self.allow_private;
-        Box::pin(async move {
-            let found: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
-            let kept: Vec<SocketAddr> = found.into_iter().filter(|a| allow_private || is_public(a.ip())).collect();
-            if kept.is_empty() {
-                return Err("the host resolves to no public address".into());
-            }
-            Ok(Box::new(kept.into_iter()) as reqwest::dns::Addrs)
-        })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn public_addresses() {
-        for public in ["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946", "8.8.8.8", "::ffff:8.8.8.8"] {
-            assert!(is_public(public.parse().unwrap()), "{public}");
-        }
-        for private in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "172.16.0.1",
-            "192.168.1.1",
-            "169.254.169.254",
-            "100.64.0.1",
-            "0.0.0.0",
-            "0.1.2.3",
-            "255.255.255.255",
-            "224.0.0.1",
-            "192.0.2.1",
-            "::1",
-            "::",
-            "fc00::1",
-            "fd12::1",
-            "fe80::1",
-            "ff02::1",
-            "2001:db8::1",
-            "::ffff:127.0.0.1",
-            "::ffff:10.0.0.1",
-        ] {
-            assert!(!is_public(private.parse().unwrap()), "{private}");
-        }
-    }
 }

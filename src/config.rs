@@ -130,6 +130,10 @@ pub struct Config {
     /// Back-channel logout may deliver to private, loopback and link-local addresses
     /// (`LCA_BACKCHANNEL_ALLOW_PRIVATE`).
     pub backchannel_allow_private: bool,
+    /// Client ID metadata documents may be fetched from private, loopback and link-local
+    /// addresses, and loopback http client ids are accepted (`LCA_CLIENT_METADATA_ALLOW_PRIVATE`,
+    /// for development).
+    pub client_metadata_allow_private: bool,
     /// Largest request body accepted.
     pub body_limit: usize,
     pub proxies: ProxyConfig,
@@ -218,6 +222,7 @@ impl Config {
                 batch_size: args.janitor_batch_size,
             },
             backchannel_allow_private: args.backchannel_allow_private,
+            client_metadata_allow_private: args.client_metadata_allow_private,
             body_limit: 64 * 1024,
             proxies,
             rate_limits,

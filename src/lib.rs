@@ -20,6 +20,7 @@ pub mod janitor;
 pub mod mail;
 pub mod master_key;
 pub mod notify;
+pub mod outbound;
 pub mod pages;
 pub mod protocol;
 pub mod render;
@@ -75,6 +76,7 @@ impl AppState {
         let mailer = mail::Mailer::from_config(&config)?;
         let dpop_nonces = Arc::new(tokens::dpop::Nonces::new(master_key.dpop_nonce_key()));
         let passkeys = identity::passkeys::RelyingParty::for_issuer(&config.issuer, html::text::EN.product)?;
+        let client_metadata = clients::metadata_document::Fetcher::new(config.client_metadata_allow_private);
         Ok(Self {
             config,
             db,
@@ -84,6 +86,7 @@ impl AppState {
             keys,
             dpop_nonces,
             passkeys,
+            client_metadata,
             discovery,
             handler_checks: admin::HandlerChecks::Enforced,
         })

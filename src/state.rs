@@ -29,6 +29,9 @@ pub struct AppState {
     /// The WebAuthn relying party of the issuer; `None` when the issuer's host is an IP
     /// address (no page offers passkeys then).
     pub passkeys: Option<crate::identity::passkeys::RelyingParty>,
+    /// Fetches client ID metadata documents (public addresses only, unless
+    /// `LCA_CLIENT_METADATA_ALLOW_PRIVATE`).
+    pub client_metadata: crate::clients::metadata_document::Fetcher,
     /// The discovery document, serialised once.
     pub discovery: axum::body::Bytes,
     /// Whether the admin surface's handlers check the permission table; always on, except in

@@ -1,5 +1,5 @@
-//! `tenant`: create, suspend, reactivate, require a second factor, open registration, passkey
-//! sign-in.
+//! `tenant`: create, suspend, reactivate, require a second factor, open registration, client ID
+//! metadata documents, passkey sign-in.
 
 use clap::Subcommand;
 
@@ -54,6 +54,16 @@ pub enum TenantCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Let the tenant's users sign in to clients whose client_id is the https URL of a client
+    /// ID metadata document, fetched when first used (`--off` to stop it).
+    ClientMetadata {
+        #[arg(long)]
+        slug: String,
+        #[arg(long)]
+        off: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Require a second factor of every member of a tenant (`--off` to stop requiring it).
     RequireMfa {
         #[arg(long)]
@@ -94,6 +104,14 @@ pub(super) async fn run(command: TenantCommand, db: &Database, operator: &Actor)
             print(json, &out, || {
                 let state = if off { "does not offer" } else { "offers" };
                 format!("tenant {slug} {state} signing in with a passkey alone")
+            })?;
+        }
+        TenantCommand::ClientMetadata { slug, off, json } => {
+            let changed = tenancy::set_allow_client_metadata_documents(db, operator, &slug, !off).await?;
+            let out = serde_json::json!({ "slug": slug, "allow_client_metadata_documents": !off, "changed": changed });
+            print(json, &out, || {
+                let state = if off { "does not accept" } else { "accepts" };
+                format!("tenant {slug} {state} clients of client ID metadata documents")
             })?;
         }
         TenantCommand::RequireMfa { slug, off, json } => {

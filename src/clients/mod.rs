@@ -1,7 +1,9 @@
 //! Client (relying party) registration and lookup; changes to a registered client (update,
-//! new secret, deletion) are in [`change`]; the APIs clients ask tokens for, in [`resources`].
+//! new secret, deletion) are in [`change`]; the APIs clients ask tokens for, in [`resources`];
+//! clients described by a client ID metadata document, in [`metadata_document`].
 
 pub mod change;
+pub mod metadata_document;
 pub mod redirect_uri;
 pub mod registration;
 pub mod resources;
@@ -147,14 +149,121 @@ pub async fn create_client_by(db: &Database, actor: &Actor, req: ClientRequest) 
 }
 
 /// Registers a client in the tenant `tenant_id` after checking that the request makes sense as
-/// a whole; `client.created`. `req.tenant` is only echoed in the answer (the admin surface
-/// passes the caller's slug): the tenant is `tenant_id`, never looked up from it.
+/// a whole ([`check`]); `client.created`. `req.tenant` is only echoed in the answer (the admin
+/// surface passes the caller's slug): the tenant is `tenant_id`, never looked up from it.
 pub async fn create_client_in(
     db: &Database,
     actor: &Actor,
     tenant_id: uuid::Uuid,
     req: ClientRequest,
 ) -> Result<CreatedClient, ServiceError> {
+    let tenant = req.tenant.clone();
+    let c = check(req)?;
+    let client_id = secrets::random_id();
+    let secret = (!c.public).then(Secret::generate);
+    let secret_hash = secret.as_ref().map(Secret::hash);
+
+    let mut tx = db.tenant(tenant_id).await?;
+    db::clients::insert(&mut tx, tenant_id, &c.new_client(&client_id, secret_hash.as_ref().map(|h| h.as_slice())))
+        .await?;
+    audit::append(&mut tx, &actor.event("client.created", ("client", Some(client_id.clone())), c.details())).await?;
+    tx.commit().await?;
+
+    Ok(CreatedClient {
+        client_id,
+        client_secret: secret,
+        tenant,
+        name: c.name,
+        client_type: c.client_type,
+        token_endpoint_auth_method: c.auth_method.to_owned(),
+        grant_types: c.grants,
+        redirect_uris: c.redirect_uris,
+        post_logout_redirect_uris: c.post_logout_redirect_uris,
+        role: c.role,
+        multi_tenant: c.multi_tenant,
+        signing_alg: c.signing_alg,
+        require_mfa: c.require_mfa,
+        require_pkce: c.require_pkce,
+        refresh_grace_secs: c.refresh_grace_secs.unsigned_abs(),
+        scopes: c.scopes,
+        require_pushed_authorization_requests: c.require_par,
+        backchannel_logout_uri: c.backchannel_logout_uri,
+    })
+}
+
+/// A client request that passed every rule of a client ([`check`]), as it is written.
+#[derive(Debug, Clone)]
+pub(crate) struct Checked {
+    pub name: String,
+    pub public: bool,
+    pub client_type: crate::vocabulary::ClientType,
+    pub auth_method: &'static str,
+    pub grants: Vec<String>,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub role: Option<Role>,
+    pub multi_tenant: bool,
+    pub signing_alg: String,
+    pub require_mfa: bool,
+    pub require_pkce: bool,
+    pub refresh_grace_secs: i32,
+    pub scopes: Vec<String>,
+    pub require_par: bool,
+    pub backchannel_logout_uri: Option<String>,
+}
+
+impl Checked {
+    /// The row of this client under `client_id`.
+    pub(crate) fn new_client<'a>(
+        &'a self,
+        client_id: &'a str,
+        secret_hash: Option<&'a [u8]>,
+    ) -> db::clients::NewClient<'a> {
+        db::clients::NewClient {
+            client_id,
+            name: &self.name,
+            client_type: self.client_type,
+            secret_hash,
+            token_endpoint_auth_method: self.auth_method,
+            grant_types: &self.grants,
+            redirect_uris: &self.redirect_uris,
+            post_logout_redirect_uris: &self.post_logout_redirect_uris,
+            service_role: self.role,
+            multi_tenant: self.multi_tenant,
+            signing_alg: &self.signing_alg,
+            require_mfa: self.require_mfa,
+            require_pkce: self.require_pkce,
+            refresh_grace_secs: self.refresh_grace_secs,
+            scopes: &self.scopes,
+            require_par: self.require_par,
+            backchannel_logout_uri: self.backchannel_logout_uri.as_deref(),
+        }
+    }
+
+    /// What the audit log keeps of it.
+    pub(crate) fn details(&self) -> serde_json::Value {
+        serde_json::json!({
+            "name": self.name,
+            "client_type": self.client_type,
+            "grant_types": self.grants,
+            "redirect_uris": self.redirect_uris,
+            "post_logout_redirect_uris": self.post_logout_redirect_uris,
+            "service_role": self.role,
+            "multi_tenant": self.multi_tenant,
+            "signing_alg": self.signing_alg,
+            "require_mfa": self.require_mfa,
+            "require_pkce": self.require_pkce,
+            "refresh_grace_secs": self.refresh_grace_secs,
+            "scopes": self.scopes,
+            "require_pushed_authorization_requests": self.require_par,
+            "backchannel_logout_uri": self.backchannel_logout_uri,
+        })
+    }
+}
+
+/// The rules of a client, for every way one is made (an administrator, dynamic registration,
+/// a client ID metadata document): the request must make sense as a whole.
+pub(crate) fn check(req: ClientRequest) -> Result<Checked, ServiceError> {
     let name = req.name.trim().to_owned();
     if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
         return Err(ServiceError::Invalid("client name must be 1-200 printable characters".into()));
@@ -228,72 +337,21 @@ pub async fn create_client_in(
         Some(uri) => Some(backchannel_logout_uri(&uri).map_err(|why| ServiceError::Invalid(why.into()))?),
         None => None,
     };
-    let client_id = secrets::random_id();
-    let secret = (!req.public).then(Secret::generate);
-    let secret_hash = secret.as_ref().map(Secret::hash);
     let redirect_uris: Vec<String> = redirect_uris.into_iter().map(RedirectUri::into_string).collect();
     let post_logout_redirect_uris: Vec<String> =
         post_logout_redirect_uris.into_iter().map(RedirectUri::into_string).collect();
     let client_type =
         if req.public { crate::vocabulary::ClientType::Public } else { crate::vocabulary::ClientType::Confidential };
-
     let mut scopes: Vec<String> = DEFAULT_SCOPES.iter().map(|s| (*s).to_owned()).collect();
     if req.admin_api {
         scopes.push(ADMIN_SCOPE.to_owned());
     }
-
-    let mut tx = db.tenant(tenant_id).await?;
-    db::clients::insert(
-        &mut tx,
-        tenant_id,
-        &db::clients::NewClient {
-            client_id: &client_id,
-            name: &name,
-            client_type,
-            secret_hash: secret_hash.as_ref().map(|h| h.as_slice()),
-            token_endpoint_auth_method: auth_method,
-            grant_types: &grants,
-            redirect_uris: &redirect_uris,
-            post_logout_redirect_uris: &post_logout_redirect_uris,
-            service_role: req.role,
-            multi_tenant: req.multi_tenant,
-            signing_alg: &signing_alg,
-            require_mfa: req.require_mfa,
-            require_pkce: !req.pkce_optional,
-            refresh_grace_secs,
-            scopes: &scopes,
-            require_par: req.require_par,
-            backchannel_logout_uri: backchannel_logout_uri.as_deref(),
-        },
-    )
-    .await?;
-    let details = serde_json::json!({
-        "name": name,
-        "client_type": client_type,
-        "grant_types": grants,
-        "redirect_uris": redirect_uris,
-        "post_logout_redirect_uris": post_logout_redirect_uris,
-        "service_role": req.role,
-        "multi_tenant": req.multi_tenant,
-        "signing_alg": signing_alg,
-        "require_mfa": req.require_mfa,
-        "require_pkce": !req.pkce_optional,
-        "refresh_grace_secs": refresh_grace_secs,
-        "scopes": scopes,
-        "require_pushed_authorization_requests": req.require_par,
-        "backchannel_logout_uri": backchannel_logout_uri,
-    });
-    audit::append(&mut tx, &actor.event("client.created", ("client", Some(client_id.clone())), details)).await?;
-    tx.commit().await?;
-
-    Ok(CreatedClient {
-        client_id,
-        client_secret: secret,
-        tenant: req.tenant,
+    Ok(Checked {
         name,
+        public: req.public,
         client_type,
-        token_endpoint_auth_method: auth_method.to_owned(),
-        grant_types: grants,
+        auth_method,
+        grants,
         redirect_uris,
         post_logout_redirect_uris,
         role: req.role,
@@ -301,9 +359,9 @@ pub async fn create_client_in(
         signing_alg,
         require_mfa: req.require_mfa,
         require_pkce: !req.pkce_optional,
-        refresh_grace_secs: req.refresh_grace_secs,
+        refresh_grace_secs,
         scopes,
-        require_pushed_authorization_requests: req.require_par,
+        require_par: req.require_par,
         backchannel_logout_uri,
     })
 }

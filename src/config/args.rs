@@ -113,6 +113,13 @@ pub struct ConfigArgs {
     #[arg(long, env = "LCA_BACKCHANNEL_ALLOW_PRIVATE", default_value_t = false, global = true,
         action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
     pub backchannel_allow_private: bool,
+    /// For development only: fetch client ID metadata documents from private, loopback and
+    /// link-local addresses, and accept `http://127.0.0.1:PORT/…` and `http://localhost:PORT/…`
+    /// client ids (a document served on this machine). Off by default: a client_id would
+    /// otherwise make this server GET internal services.
+    #[arg(long, env = "LCA_CLIENT_METADATA_ALLOW_PRIVATE", default_value_t = false, global = true,
+        action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub client_metadata_allow_private: bool,
     /// Rows the janitor deletes per batch (each batch is its own transaction).
     #[arg(long, env = "LCA_JANITOR_BATCH_SIZE", default_value_t = 1000, global = true)]
     pub janitor_batch_size: u32,

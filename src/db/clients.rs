@@ -151,6 +151,17 @@ pub struct ClientRow {
     pub refresh_grace_secs: i32,
     /// Authorization requests must be pushed (RFC 9126 §6).
     pub require_par: bool,
+    /// For a client of a client ID metadata document (migrations/0030): until when the stored
+    /// document may be used without fetching it again. `None` for every other client.
+    pub metadata_expires_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl ClientRow {
+    /// Whether the client is described by a client ID metadata document (its client_id is the
+    /// document's URL).
+    pub fn is_metadata_document(&self) -> bool {
+        self.metadata_expires_at.is_some()
+    }
 }
 
 /// A client of the transaction's tenant.
@@ -158,7 +169,7 @@ pub async fn get(tx: &mut Tx, client_id: &str) -> Result<Option<ClientRow>, sqlx
     sqlx::query_as(
         "SELECT tenant_id, client_id, name, client_type, secret_hash, token_endpoint_auth_method, grant_types, \
          redirect_uris, post_logout_redirect_uris, scopes, service_role, multi_tenant, signing_alg, require_pkce, \
-         require_mfa, refresh_grace_secs, require_par FROM clients WHERE client_id = $1",
+         require_mfa, refresh_grace_secs, require_par, metadata_expires_at FROM clients WHERE client_id = $1",
     )
     .bind(client_id)
     .fetch_optional(tx.conn())
@@ -249,4 +260,64 @@ pub async fn registration_token(tx: &mut Tx, client_id: &str) -> Result<Option<V
             .fetch_optional(tx.conn())
             .await?;
     Ok(hash.flatten())
+}
+
+/// The stored document of a client of a client ID metadata document, its row locked until the
+/// transaction ends (so concurrent re-fetches write one after the other); `None` when there is
+/// no such client in the transaction's tenant.
+pub async fn lock_metadata_document(tx: &mut Tx, client_id: &str) -> Result<Option<serde_json::Value>, sqlx::Error> {
+    let doc: Option<Option<serde_json::Value>> =
+        sqlx::query_scalar("SELECT metadata_document FROM clients WHERE client_id = $1 FOR UPDATE")
+            .bind(client_id)
+            .fetch_optional(tx.conn())
+            .await?;
+    Ok(doc.flatten())
+}
+
+/// Writes a client of a client ID metadata document into the transaction's tenant: inserted,
+/// or its registration replaced by the document's when it exists (`ON CONFLICT`, so two
+/// first uses racing make one row). Never touches a client that has no document. Returns
+/// whether the row was inserted, or `None` when a client without a document holds the id.
+pub async fn upsert_metadata_client(
+    tx: &mut Tx,
+    c: &NewClient<'_>,
+    document: &serde_json::Value,
+    expires_at: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<bool>, sqlx::Error> {
+    let tenant_id = tx.tenant_id().unwrap_or_default();
+    sqlx::query_scalar(
+        "INSERT INTO clients (tenant_id, client_id, name, client_type, secret_hash, \
+         token_endpoint_auth_method, grant_types, redirect_uris, post_logout_redirect_uris, \
+         service_role, multi_tenant, signing_alg, require_mfa, require_pkce, scopes, refresh_grace_secs, require_par, \
+         backchannel_logout_uri, metadata_document, metadata_expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) \
+         ON CONFLICT (tenant_id, client_id) DO UPDATE SET name = EXCLUDED.name, grant_types = EXCLUDED.grant_types, \
+         redirect_uris = EXCLUDED.redirect_uris, post_logout_redirect_uris = EXCLUDED.post_logout_redirect_uris, \
+         scopes = EXCLUDED.scopes, metadata_document = EXCLUDED.metadata_document, \
+         metadata_expires_at = EXCLUDED.metadata_expires_at, updated_at = now() \
+         WHERE clients.metadata_document IS NOT NULL \
+         RETURNING (xmax = 0)",
+    )
+    .bind(tenant_id)
+    .bind(c.client_id)
+    .bind(c.name)
+    .bind(c.client_type)
+    .bind(c.secret_hash)
+    .bind(c.token_endpoint_auth_method)
+    .bind(c.grant_types)
+    .bind(c.redirect_uris)
+    .bind(c.post_logout_redirect_uris)
+    .bind(c.service_role)
+    .bind(c.multi_tenant)
+    .bind(c.signing_alg)
+    .bind(c.require_mfa)
+    .bind(c.require_pkce)
+    .bind(c.scopes)
+    .bind(c.refresh_grace_secs)
+    .bind(c.require_par)
+    .bind(c.backchannel_logout_uri)
+    .bind(document)
+    .bind(expires_at)
+    .fetch_optional(tx.conn())
+    .await
 }

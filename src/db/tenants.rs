@@ -102,6 +102,40 @@ pub async fn open_registration(tx: &mut Tx) -> Result<bool, sqlx::Error> {
     Ok(open.unwrap_or(false))
 }
 
+/// Sets whether the tenant's users may sign in to clients of client ID metadata documents
+/// (migrations/0030); true if it changed. An operator transaction (`Database::operator`).
+pub async fn set_allow_client_metadata_documents(tx: &mut Tx, allow: bool) -> Result<bool, sqlx::Error> {
+    let tenant_id = tx.tenant_id().unwrap_or_default();
+    let done = sqlx::query(
+        "UPDATE tenants SET allow_client_metadata_documents = $2 WHERE id = $1 AND allow_client_metadata_documents <> $2",
+    )
+    .bind(tenant_id)
+    .bind(allow)
+    .execute(tx.conn())
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Whether the transaction's tenant lets its users sign in to clients of client ID metadata
+/// documents.
+pub async fn allows_client_metadata_documents(tx: &mut Tx) -> Result<bool, sqlx::Error> {
+    let allow: Option<bool> =
+        sqlx::query_scalar("SELECT allow_client_metadata_documents FROM tenants").fetch_optional(tx.conn()).await?;
+    Ok(allow.unwrap_or(false))
+}
+
+/// Of `tenants`, the active ones that allow clients of client ID metadata documents
+/// (SECURITY DEFINER lookup: the tenant choice happens before a tenant is set).
+pub async fn allowing_client_metadata_documents(tx: &mut Tx, tenants: &[Uuid]) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar("SELECT lca_client_metadata_tenants($1)").bind(tenants).fetch_all(tx.conn()).await
+}
+
+/// Whether any active tenant allows clients of client ID metadata documents (SECURITY
+/// DEFINER lookup): until one does, no document is fetched.
+pub async fn any_allows_client_metadata_documents(tx: &mut Tx) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT lca_client_metadata_enabled()").fetch_one(tx.conn()).await
+}
+
 /// Every tenant's id and slug (SECURITY DEFINER lookup; for operator commands).
 pub async fn list(tx: &mut Tx) -> Result<Vec<(Uuid, String)>, sqlx::Error> {
     sqlx::query_as("SELECT id, slug FROM lca_tenant_list()").fetch_all(tx.conn()).await

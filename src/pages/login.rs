@@ -76,9 +76,19 @@ async fn page(
     Ok(render(status, &page, &targets))
 }
 
-/// The display name of the client a request is for.
+/// The display name of the client a request is for. A client of a metadata document chose
+/// its own name, so the host its document is served from is shown beside it: that is the
+/// only part anyone vouches for.
 pub async fn client_name(state: &AppState, p: &Pending) -> Result<Option<String>, AppError> {
-    Ok(crate::clients::find(&state.db, &p.client_id).await?.map(|c| c.name))
+    let Some(client) = crate::clients::find(&state.db, &p.client_id).await? else { return Ok(None) };
+    if !client.is_metadata_document() {
+        return Ok(Some(client.name));
+    }
+    let host = url::Url::parse(&client.client_id).ok().and_then(|u| u.host_str().map(str::to_owned));
+    Ok(Some(match host {
+        Some(host) => format!("{} ({host})", client.name),
+        None => client.name,
+    }))
 }
 
 #[derive(Debug, Deserialize)]

@@ -7,10 +7,11 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use crate::db::{self, memberships::MembershipOf};
+use crate::db::memberships::MembershipOf;
 use crate::error::AppError;
 use crate::extract::Query;
 use crate::html::text::{Text, Words};
+use crate::protocol::authorize::proceed::choosable_tenants;
 use crate::protocol::authorize::reply::{expired_request, origin_of};
 use crate::render::render;
 use crate::session::{self, PageLang, SessionForm};
@@ -41,9 +42,10 @@ pub async fn show(
     let (Some(p), Some(who)) = (session::pending(&session, &q.req).await?, session::signed_in(&session).await?) else {
         return Err(expired_request());
     };
-    let mut tx = state.db.unscoped().await?;
-    let tenants = db::memberships::of_user(&mut tx, who.user_id).await?;
-    tx.commit().await?;
+    let Some(client) = crate::clients::find(&state.db, &p.client_id).await? else {
+        return Err(expired_request());
+    };
+    let tenants = choosable_tenants(&state, &client, who.user_id).await?;
     let client_name = crate::pages::login::client_name(&state, &p).await?.unwrap_or_default();
     let csrf = session::csrf_token(&session).await?;
     let page = TenantPage { t: lang.text(), csrf: &csrf, req: &p.id, client_name: &client_name, tenants: &tenants };
@@ -69,13 +71,11 @@ pub async fn submit(
     else {
         return Err(expired_request());
     };
-    // Only a multi-tenant client lets the user choose.
-    if !crate::clients::find(&state.db, &p.client_id).await?.is_some_and(|c| c.multi_tenant) {
+    // Only a multi-tenant client lets the user choose, among the tenants it may have.
+    let Some(client) = crate::clients::find(&state.db, &p.client_id).await?.filter(|c| c.multi_tenant) else {
         return Err(expired_request());
-    }
-    let mut tx = state.db.unscoped().await?;
-    let tenants = db::memberships::of_user(&mut tx, who.user_id).await?;
-    tx.commit().await?;
+    };
+    let tenants = choosable_tenants(&state, &client, who.user_id).await?;
     let Some(chosen) = tenants.iter().find(|m| m.slug == form.tenant) else {
         return Err(crate::render::page_error(
             StatusCode::BAD_REQUEST,

@@ -72,7 +72,7 @@ pub async fn authenticate_in_tenant(
         (None, Some(_)) => METHOD_POST,
         (None, None) => METHOD_NONE,
     };
-    if client_id.is_empty() || client_id.len() > 128 {
+    if client_id.is_empty() || client_id.len() > crate::clients::metadata_document::MAX_URL_BYTES {
         return Err(OAuthError::invalid_client().into());
     }
 

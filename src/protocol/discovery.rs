@@ -48,6 +48,9 @@ pub fn metadata(issuer: &str) -> Value {
         "pushed_authorization_request_endpoint": url(paths::PUSHED_AUTHORIZATION_REQUEST),
         // Off unless a tenant issues initial access tokens or allows open registration.
         "registration_endpoint": url(paths::REGISTRATION),
+        // Always: whether a tenant's users may use such a client is that tenant's choice, which
+        // one issuer-wide document cannot say (ARCHITECTURE.md, "Client ID metadata documents").
+        "client_id_metadata_document_supported": true,
         // Per client (`client create --require-par`); RFC 9126 §5 names the provider-wide one.
         "require_pushed_authorization_requests": false,
         "scopes_supported": SCOPES_SUPPORTED,

@@ -75,3 +75,10 @@ pub(crate) async fn tenant_and_role(tx: &mut Tx, user_id: Uuid) -> Result<(Strin
         _ => Err(OAuthError::invalid_grant("the user is not an active member of the tenant").into()),
     }
 }
+
+/// A client of a client ID metadata document gets tokens only for a tenant that allows such
+/// clients (ARCHITECTURE.md, "Client ID metadata documents"): read in the grant's transaction,
+/// so a tenant that turns them off is refused at the next code or refresh.
+pub(crate) async fn tenant_accepts(tx: &mut Tx, client: &ClientRow) -> Result<bool, sqlx::Error> {
+    Ok(!client.is_metadata_document() || db::tenants::allows_client_metadata_documents(tx).await?)
+}

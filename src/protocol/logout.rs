@@ -113,7 +113,9 @@ async fn logout(
     };
     // Signing out works for a suspended tenant's clients too.
     let client = match &client_id {
-        Some(id) if !id.is_empty() && id.len() <= 128 => crate::clients::find_any(&state.db, id).await?,
+        Some(id) if !id.is_empty() && id.len() <= crate::clients::metadata_document::MAX_URL_BYTES => {
+            crate::clients::find_any(&state.db, id).await?
+        }
         _ => None,
     };
     // Refused, not dropped: a relying party that gets no `state` back cannot tell why.

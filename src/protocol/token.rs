@@ -19,7 +19,7 @@ use crate::extract::Form;
 use crate::protocol::client_auth::{self, Presented};
 use crate::protocol::dpop;
 use crate::protocol::grant::{
-    client_actor, end_replayed_family, json_no_store, refreshable, second_factor_ok, tenant_and_role,
+    client_actor, end_replayed_family, json_no_store, refreshable, second_factor_ok, tenant_accepts, tenant_and_role,
 };
 use crate::protocol::issue::{self, Grant, TokenResponse};
 use crate::protocol::meta::RequestMeta;
@@ -221,6 +221,10 @@ async fn authorization_code(
     };
     let scope = Scopes::parse(&grant.scope).unwrap_or_default();
     let (slug, role) = tenant_and_role(&mut tx, grant.user_id).await?;
+    if !tenant_accepts(&mut tx, client).await? {
+        tx.commit().await?;
+        return Err(OAuthError::invalid_grant("the organisation does not accept this application").into());
+    }
     if !second_factor_ok(role, Some(&grant.acr)) {
         tx.commit().await?;
         return Err(OAuthError::invalid_grant("the grant needs a new sign-in with a second factor").into());
@@ -376,6 +380,11 @@ async fn refresh_token(
             return Err(e);
         }
     };
+    if !tenant_accepts(&mut tx, client).await? {
+        db::families::revoke(&mut tx, &client_actor(meta, client), family.family_id, "tenant_policy").await?;
+        tx.commit().await?;
+        return Err(OAuthError::invalid_grant("the organisation does not accept this application").into());
+    }
     // A family that began with a password alone ends once a second factor is required of
     // this user (made an admin anywhere, enrolled TOTP, or a tenant or client policy since).
     if family.acr.as_deref() != Some(ACR_MFA)

@@ -165,6 +165,27 @@ pub async fn set_passkey_sign_in(db: &Database, actor: &Actor, slug: &str, on: b
     Ok(changed)
 }
 
+/// Lets the tenant's users sign in to clients of client ID metadata documents
+/// (`clients::metadata_document`), or stops it; `tenant.client_metadata_policy_changed` when it
+/// changed. Returns whether it did.
+pub async fn set_allow_client_metadata_documents(
+    db: &Database,
+    actor: &Actor,
+    slug: &str,
+    allow: bool,
+) -> Result<bool, ServiceError> {
+    let tenant = find_tenant(db, slug).await?;
+    let mut tx = db.operator(tenant.id).await?;
+    let changed = db::tenants::set_allow_client_metadata_documents(&mut tx, allow).await?;
+    if changed {
+        let details = serde_json::json!({ "allow_client_metadata_documents": allow });
+        let target = ("tenant", Some(tenant.id.to_string()));
+        audit::append(&mut tx, &actor.event("tenant.client_metadata_policy_changed", target, details)).await?;
+    }
+    tx.commit().await?;
+    Ok(changed)
+}
+
 /// [`set_require_mfa`] by tenant id (the admin surface); true if the policy changed (only then
 /// is `tenant.mfa_policy_changed` written).
 pub async fn set_require_mfa_in(

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 /// tier ("across"). `""` is the crate root (`lib.rs`: the router, and the `pub use` of the
 /// application's state). `main.rs` is its own crate and is not read.
 const LAYERS: &[(&str, &[&[&str]])] = &[
-    ("base", &[&["secrets", "service_error"], &["config"], &["mail", "master_key", "telemetry"]]),
+    ("base", &[&["secrets", "service_error"], &["config"], &["mail", "master_key", "outbound", "telemetry"]]),
     ("data", &[&["vocabulary"], &["db"]]),
     ("domain", &[&["tokens"], &["identity"], &["tenancy"], &["clients"], &["admin"]]),
     ("HTTP edge", &[&["html"], &["error"], &["extract", "render", "state"], &["notify", "session"]]),

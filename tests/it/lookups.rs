@@ -9,6 +9,8 @@ use crate::support::TestDb;
 /// The SECURITY DEFINER functions the migrations declare (0003 and later); a new one must be
 /// added here and tested.
 const LOOKUPS: &[&str] = &[
+    "lca_client_metadata_enabled()",
+    "lca_client_metadata_tenants(uuid[])",
     "lca_client_owner(text)",
     "lca_client_tenant(text)",
     "lca_code_tenant(bytea)",
@@ -118,6 +120,17 @@ async fn each_lookup_finds_only_its_object() {
         [(acme, laventecare_auth::vocabulary::Role::Editor)]
     );
     assert!(db::memberships::all_of(&mut tx, uuid::Uuid::now_v7()).await.unwrap().is_empty());
+    // lca_client_metadata_enabled and lca_client_metadata_tenants: none until a tenant allows
+    // client metadata documents, then that tenant among those asked.
+    assert!(!db::tenants::any_allows_client_metadata_documents(&mut tx).await.unwrap());
+    assert!(db::tenants::allowing_client_metadata_documents(&mut tx, &[acme]).await.unwrap().is_empty());
+    tx.commit().await.unwrap();
+    tenancy::set_allow_client_metadata_documents(&t.db, &db::audit::Actor::system(), "acme", true).await.unwrap();
+    let mut tx = t.db.unscoped().await.unwrap();
+    assert!(db::tenants::any_allows_client_metadata_documents(&mut tx).await.unwrap());
+    let other = uuid::Uuid::now_v7();
+    assert_eq!(db::tenants::allowing_client_metadata_documents(&mut tx, &[other, acme]).await.unwrap(), [acme]);
+    assert!(db::tenants::allowing_client_metadata_documents(&mut tx, &[other]).await.unwrap().is_empty());
     // And the tables themselves still read as empty in this transaction.
     assert_eq!(db::memberships::role_of(&mut tx, user.user_id).await.unwrap(), None);
 }
@@ -136,6 +149,8 @@ async fn lookups_return_the_minimum() {
     .await
     .unwrap();
     let expected = [
+        ("lca_client_metadata_enabled", "boolean"),
+        ("lca_client_metadata_tenants", "SETOF uuid"),
         ("lca_client_owner", "uuid"),
         ("lca_client_tenant", "uuid"),
         ("lca_code_tenant", "uuid"),

@@ -18,6 +18,7 @@ mod authorize;
 mod browser;
 mod chrome;
 mod claims;
+mod client_metadata;
 mod container;
 mod cli;
 mod device;

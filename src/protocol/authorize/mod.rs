@@ -52,7 +52,7 @@ pub async fn authorize_get(
     // A request pushed to /par (RFC 9126 §4): its own parameters, none of the query's others.
     // Any other request_uri is a request object by reference, which `start` refuses.
     if let Some(request_uri) = params.request_uri.as_deref().filter(|u| u.starts_with(pushed::REQUEST_URI_PREFIX)) {
-        let pushed = pushed::take(&state, params.client_id.as_deref(), request_uri).await?;
+        let pushed = pushed::take(&state, &meta, params.client_id.as_deref(), request_uri).await?;
         return start(&state, &session, &meta, pushed, lang, true).await;
     }
     start(&state, &session, &meta, params, lang, false).await

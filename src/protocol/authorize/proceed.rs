@@ -109,9 +109,7 @@ pub(super) async fn decide(
     let tenant_id = match pending.tenant.filter(|_| client.multi_tenant) {
         Some(t) => t,
         None => {
-            let mut tx = state.db.unscoped().await?;
-            let memberships = db::memberships::of_user(&mut tx, who.user_id).await?;
-            tx.commit().await?;
+            let memberships = choosable_tenants(state, client, who.user_id).await?;
             let chosen = if client.multi_tenant {
                 let hinted = pending.tenant_hint.as_deref().and_then(|h| memberships.iter().find(|m| m.slug == h));
                 match (hinted, memberships.as_slice()) {
@@ -140,6 +138,19 @@ pub(super) async fn decide(
             tenant_id
         }
     };
+
+    // A client of a metadata document gets tokens only for a tenant that allows such clients,
+    // however the tenant was chosen (the token endpoint checks again).
+    if client.is_metadata_document()
+        && crate::clients::metadata_document::allowed_tenants(&state.db, client, &[tenant_id]).await?.is_empty()
+    {
+        let event = refusal(meta, "authorization.denied_tenant_policy", who.user_id, &client.client_id);
+        append_refusal(state, client.tenant_id, event).await?;
+        if !prompt_none {
+            session::finish_pending(session, &pending.id).await?;
+        }
+        return Ok(reply.error("access_denied", "the organisation does not accept this application"));
+    }
 
     // The second factor: demanded by the request, required by the client or the tenant, or
     // because the user has one or administers a tenant (admin tokens never rest on a password
@@ -207,6 +218,25 @@ pub(super) async fn decide(
         session::finish_pending(session, &pending.id).await?;
     }
     Ok(reply.code(code.expose()))
+}
+
+/// The tenants a user may choose for tokens of `client`: their memberships, and for a client
+/// of a client ID metadata document only those in tenants that allow such clients
+/// (`clients::metadata_document::allowed_tenants`).
+pub async fn choosable_tenants(
+    state: &AppState,
+    client: &ClientRow,
+    user_id: Uuid,
+) -> Result<Vec<db::memberships::MembershipOf>, AppError> {
+    let mut tx = state.db.unscoped().await?;
+    let mut memberships = db::memberships::of_user(&mut tx, user_id).await?;
+    tx.commit().await?;
+    if client.is_metadata_document() {
+        let ids: Vec<Uuid> = memberships.iter().map(|m| m.tenant_id).collect();
+        let allowed = crate::clients::metadata_document::allowed_tenants(&state.db, client, &ids).await?;
+        memberships.retain(|m| allowed.contains(&m.tenant_id));
+    }
+    Ok(memberships)
 }
 
 /// The claims a waiting request names that the code will keep: those of its `claims`

@@ -13,8 +13,9 @@ use serde::Serialize;
 
 use super::params::{AuthorizeParams, MAX_STATE_BYTES, split_resources};
 use super::reply::bad_client;
-use super::start::check;
+use super::start::{check, client_of};
 use crate::clients::RedirectUri;
+use crate::clients::metadata_document::{self, MAX_URL_BYTES, Unresolved};
 use crate::db;
 use crate::error::{AppError, OAuthError};
 use crate::extract::FormPairs;
@@ -64,6 +65,22 @@ pub async fn par(
     let Ok(params) = serde_urlencoded::from_str::<AuthorizeParams>(&encoded) else {
         return Err(OAuthError::invalid_request("the request parameters are malformed or repeated").into());
     };
+    // A client_id that is a metadata document's URL is fetched (or refreshed) first, so the
+    // client authenticates as the document describes it (`clients::metadata_document`).
+    if let Some(client_id) =
+        params.client_id.as_deref().filter(|c| c.len() <= MAX_URL_BYTES && metadata_document::looks_like_url(c))
+    {
+        match metadata_document::resolve(&state.db, &state.client_metadata, client_id, &meta.actor("system", None))
+            .await
+        {
+            Ok(_) => {}
+            Err(Unresolved::Refused(reason)) => {
+                tracing::warn!(client_id, %reason, "client metadata document refused");
+                return Err(OAuthError::invalid_client().into());
+            }
+            Err(Unresolved::Internal(e)) => return Err(AppError::Internal(e)),
+        }
+    }
     let client = client_auth::authenticate(
         &state.db,
         &headers,
@@ -128,16 +145,22 @@ pub async fn par(
 /// The pushed request a browser brings to `/authorize` as `request_uri` with `client_id`
 /// (RFC 9126 §4), used up: its own parameters, and none of the query's others. Until the
 /// request is found nothing is trusted, so failures are the error page, never a redirect.
-pub async fn take(state: &AppState, client_id: Option<&str>, request_uri: &str) -> Result<AuthorizeParams, AppError> {
-    let Some(client_id) = client_id.filter(|c| !c.is_empty() && c.len() <= 128) else {
+pub async fn take(
+    state: &AppState,
+    meta: &RequestMeta,
+    client_id: Option<&str>,
+    request_uri: &str,
+) -> Result<AuthorizeParams, AppError> {
+    let Some(client_id) = client_id.filter(|c| !c.is_empty()) else {
         return Err(bad_client("The request names no application (client_id is missing)."));
     };
+    if client_id.len() > MAX_URL_BYTES {
+        return Err(bad_client("The application is not registered."));
+    }
     let Some(random) = request_uri.strip_prefix(REQUEST_URI_PREFIX).filter(|r| r.len() <= 128) else {
         return Err(bad_client("The request_uri was not issued by this provider."));
     };
-    let client = crate::clients::find(&state.db, client_id)
-        .await?
-        .ok_or_else(|| bad_client("The application is not registered."))?;
+    let client = client_of(state, meta, client_id).await?;
     let mut tx = state.db.tenant(client.tenant_id).await?;
     let stored = db::pushed_requests::consume(&mut tx, &sha256(random.as_bytes()), &client.client_id).await?;
     tx.commit().await?;

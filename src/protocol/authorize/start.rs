@@ -12,6 +12,7 @@ use super::claims::{AcrRefusal, ClaimsRequest, acr_request};
 use super::params::{AuthorizeParams, MAX_NONCE_BYTES, MAX_STATE_BYTES};
 use super::proceed::decide;
 use super::reply::{Reply, bad_client};
+use crate::clients::metadata_document::{self, MAX_URL_BYTES, Unresolved};
 use crate::clients::resources::InvalidTarget;
 use crate::clients::{GRANT_AUTHORIZATION_CODE, RedirectUri};
 use crate::db::clients::ClientRow;
@@ -33,12 +34,13 @@ pub(super) async fn start(
     pushed: bool,
 ) -> Result<Response, AppError> {
     // 1. The client and its redirect URI: failures here are a page, never a redirect.
-    let Some(client_id) = p.client_id.as_deref().filter(|c| !c.is_empty() && c.len() <= 128) else {
+    let Some(client_id) = p.client_id.as_deref().filter(|c| !c.is_empty()) else {
         return Err(bad_client("The request names no application (client_id is missing)."));
     };
-    let client = crate::clients::find(&state.db, client_id)
-        .await?
-        .ok_or_else(|| bad_client("The application is not registered."))?;
+    if client_id.len() > MAX_URL_BYTES {
+        return Err(bad_client("The application is not registered."));
+    }
+    let client = client_of(state, meta, client_id).await?;
     let Some(redirect_uri) = p.redirect_uri.as_deref() else {
         return Err(bad_client("The request has no redirect_uri."));
     };
@@ -76,6 +78,22 @@ pub(super) async fn start(
     // Its pages speak the language it asks for (OIDC Core §3.1.2.1), if we have it.
     session::language::from_authorization_request(session, p.ui_locales.as_deref()).await?;
     decide(state, session, meta, &client, pending, false, t).await
+}
+
+/// The client a browser's request names (its metadata document fetched when one is due,
+/// `clients::metadata_document`), or the error page: its redirect URI cannot be trusted, so
+/// nothing is redirected. Why a document was refused is logged, never shown.
+pub(super) async fn client_of(state: &AppState, meta: &RequestMeta, client_id: &str) -> Result<ClientRow, AppError> {
+    let origin = meta.actor("system", None);
+    match metadata_document::resolve(&state.db, &state.client_metadata, client_id, &origin).await {
+        Ok(Some(client)) => Ok(client),
+        Ok(None) => Err(bad_client("The application is not registered.")),
+        Err(Unresolved::Refused(reason)) => {
+            tracing::warn!(client_id, %reason, "client metadata document refused");
+            Err(bad_client("The application's metadata document could not be used."))
+        }
+        Err(Unresolved::Internal(e)) => Err(AppError::Internal(e)),
+    }
 }
 
 /// Why a request is refused: the error code (RFC 6749 §4.1.2.1, OIDC Core §3.1.2.6, RFC 8707
