@@ -39,13 +39,14 @@ pub async fn credentials(tx: &mut Tx, user_id: Uuid) -> Result<Vec<StoredPasskey
         .await
 }
 
-/// The user's passkey with this credential id.
+/// The user's passkey with this credential id, locked until the transaction ends: two
+/// sign-ins with one credential take turns, so the second sees the first's counter.
 pub async fn by_credential_id(
     tx: &mut Tx,
     user_id: Uuid,
     credential_id: &[u8],
 ) -> Result<Option<StoredPasskey>, sqlx::Error> {
-    sqlx::query_as("SELECT id, credential FROM passkeys WHERE user_id = $1 AND credential_id = $2")
+    sqlx::query_as("SELECT id, credential FROM passkeys WHERE user_id = $1 AND credential_id = $2 FOR UPDATE")
         .bind(user_id)
         .bind(credential_id)
         .fetch_optional(tx.conn())

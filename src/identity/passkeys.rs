@@ -104,14 +104,15 @@ impl RelyingParty {
         Ok((serde_json::to_value(options)?, Ceremony::SecondFactor { user_id, state }))
     }
 
-    /// Starts a sign-in with any discoverable passkey: the authenticator says whose it is.
-    pub fn begin_passwordless(&self) -> anyhow::Result<(serde_json::Value, Ceremony)> {
+    /// Starts a sign-in with any discoverable passkey, for the authorization request `req`
+    /// ("" for none): the authenticator says whose it is.
+    pub fn begin_passwordless(&self, req: &str) -> anyhow::Result<(serde_json::Value, Ceremony)> {
         let (mut options, state) =
             self.0.start_discoverable_authentication().map_err(|e| anyhow::anyhow!("passkey sign-in options: {e}"))?;
         // webauthn-rs asks for the autofill ("conditional") prompt; the page asks at a button's
         // press instead, which every browser with passkeys supports.
         options.mediation = None;
-        Ok((serde_json::to_value(options)?, Ceremony::Passwordless { state }))
+        Ok((serde_json::to_value(options)?, Ceremony::Passwordless { state, req: req.to_owned() }))
     }
 
     /// Checks an assertion against the passkey `stored` (the one of [`Ceremony::user`] with
@@ -128,7 +129,7 @@ impl RelyingParty {
             Ceremony::SecondFactor { state, .. } => {
                 (self.0.finish_passkey_authentication(answer, &state).map_err(refused)?, false)
             }
-            Ceremony::Passwordless { state } => {
+            Ceremony::Passwordless { state, .. } => {
                 (self.0.finish_discoverable_authentication_v2(answer, state, &key).map_err(refused)?, true)
             }
         };
@@ -181,8 +182,9 @@ pub struct Registration {
 pub enum Ceremony {
     /// After the password of `user_id`.
     SecondFactor { user_id: Uuid, state: PasskeyAuthentication },
-    /// Alone: the passkey names its user.
-    Passwordless { state: DiscoverableAuthentication },
+    /// Alone: the passkey names its user. Begun for the authorization request `req`, whose
+    /// tenant offered it; it finishes for that request only.
+    Passwordless { state: DiscoverableAuthentication, req: String },
 }
 
 impl Ceremony {
@@ -263,7 +265,7 @@ mod tests {
         assert_eq!(options["publicKey"]["rp"]["id"], "id.example.com");
         assert_eq!(options["publicKey"]["authenticatorSelection"]["residentKey"], "required");
         assert_eq!(options["publicKey"]["authenticatorSelection"]["userVerification"], "required");
-        let (options, _) = rp.begin_passwordless().unwrap();
+        let (options, _) = rp.begin_passwordless("").unwrap();
         assert!(options.get("mediation").is_none(), "{options}");
         assert_eq!(options["publicKey"]["allowCredentials"], serde_json::json!([]));
     }

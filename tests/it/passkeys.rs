@@ -311,13 +311,23 @@ async fn passkey_endpoints_refuse_what_they_did_not_begin() {
     assert_eq!(options["publicKey"]["userVerification"], "required");
     assert!(options["publicKey"]["allowCredentials"].as_array().is_none_or(Vec::is_empty), "{options}");
     assert!(options.get("mediation").is_none());
+    // It finishes only for the request it began for (whose tenant offered it).
+    let mut elsewhere = forged.clone();
+    elsewhere["req"] = "".into();
+    let body: serde_json::Value = finish(elsewhere).await.unwrap().json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("too long"), "{body}");
+    let res = begin(serde_json::json!({ "csrf": csrf, "req": req })).await.unwrap();
+    assert_eq!(res.status(), 200);
     // A forged answer fails, audited, and spends the ceremony: the next answer finds none.
     let res = finish(forged.clone()).await.unwrap();
     assert_eq!(res.status(), 400);
     let body: serde_json::Value = res.json().await.unwrap();
     assert!(body["error"].as_str().unwrap().contains("not accepted"), "{body}");
     let failures = audit_rows(&p, acme, "login.failure").await;
-    assert_eq!(failures.last().unwrap().details["method"], "passkey");
+    let failure = failures.last().unwrap();
+    assert_eq!(failure.details["method"], "passkey");
+    // Who a forged answer claims to be is no actor of the row.
+    assert_eq!(failure.actor_id, None);
     let body: serde_json::Value = finish(forged).await.unwrap().json().await.unwrap();
     assert!(body["error"].as_str().unwrap().contains("too long"), "{body}");
 

@@ -1,14 +1,15 @@
 //! Registering a passkey (`/account/passkeys/begin`, `/account/passkeys/finish`) and removing
 //! one (`/account/passkeys/remove`).
 //!
-//! Who may register: a signed-in user, or a sign-in halfway that must enrol a second factor
-//! (the passkey then takes TOTP's place and completes the sign-in). A user who has a second
-//! factor already adds another only from a session that passed one in the last ten minutes,
-//! as for replacing TOTP (`pages::mfa::enrol`).
+//! Who may register: a user who signed in in the last ten minutes (with a second factor, if
+//! they have one), as for replacing TOTP (`pages::mfa::enrol`), so a stolen old session
+//! cannot leave a passkey of its own behind; or a sign-in halfway that must enrol a second
+//! factor (the passkey then takes TOTP's place and completes the sign-in). Removing one needs
+//! the same recent sign-in.
 
 use axum::Json;
 use axum::extract::State;
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use tower_sessions::Session;
 use uuid::Uuid;
@@ -24,9 +25,10 @@ use crate::pages::login::{audit_sign_in, client_of, next_after_sign_in, sign_in}
 use crate::pages::mfa::enrol::REENROL_SECONDS;
 use crate::pages::mfa::{Actor, actor, pending_of, req_query};
 use crate::protocol::meta::RequestMeta;
-use crate::session::{self, ACR_MFA, PageLang, SessionForm, SessionJson};
+use crate::session::{self, ACR_MFA, PageLang, SessionForm, SessionJson, SignedIn};
 use crate::state::AppState;
 use crate::telemetry::metrics;
+use crate::vocabulary::UserStatus;
 
 /// `POST /account/passkeys/begin`: the options for `navigator.credentials.create`.
 pub async fn begin(
@@ -55,19 +57,21 @@ pub async fn begin(
 
 /// Where the actor must go before registering, or `None`: go ahead.
 async fn gate(session: &Session, actor: &Actor, st: &db::mfa::MfaState, req: &str) -> Result<Option<String>, AppError> {
-    if !st.has_second_factor() {
-        return Ok(None);
-    }
     match actor {
+        Actor::Half(_) if !st.has_second_factor() => Ok(None),
         Actor::Half(_) => Ok(Some(format!("/login/mfa{}", req_query(Some(req))))),
-        Actor::Signed(who) if who.has_mfa() && chrono::Utc::now().timestamp() - who.auth_time < REENROL_SECONDS => {
-            Ok(None)
-        }
+        Actor::Signed(who) if recent(who) && (who.has_mfa() || !st.has_second_factor()) => Ok(None),
         Actor::Signed(_) => {
             session::set_return_to(session, "/account").await?;
-            Ok(Some("/login/mfa".to_owned()))
+            // The second factor again, or (without one) the password.
+            Ok(Some(if st.has_second_factor() { "/login/mfa" } else { "/login" }.to_owned()))
         }
     }
+}
+
+/// Whether the sign-in is recent enough to change the account's passkeys.
+fn recent(who: &SignedIn) -> bool {
+    chrono::Utc::now().timestamp() - who.auth_time < REENROL_SECONDS
 }
 
 /// The body of `/account/passkeys/finish`.
@@ -96,14 +100,14 @@ pub async fn finish(
     let t = lang.text();
     let Some(actor) = actor(&session).await? else { return Ok(next(&format!("/login{}", req_query(Some(&body.req))))) };
     let user_id = actor.user_id();
-    let Some(registration) = session::take_passkey_registration(&session).await?.filter(|r| r.user_id == user_id)
-    else {
-        return Ok(problem(t.passkey_expired));
-    };
     let name = body.name.trim();
     if name_problem(name).is_some() {
         return Ok(problem(t.passkey_name_invalid));
     }
+    let Some(registration) = session::take_passkey_registration(&session).await?.filter(|r| r.user_id == user_id)
+    else {
+        return Ok(problem(t.passkey_expired));
+    };
     let pending = pending_of(&session, Some(&body.req)).await?;
     let user = ("user", Some(user_id.to_string()));
     let mut tx = state.db.user(user_id).await?;
@@ -118,6 +122,11 @@ pub async fn finish(
         }
     };
     let st = db::mfa::state(&mut tx, user_id).await?.ok_or(AppError::NotFound)?;
+    // Disabled since the ceremony began: nothing is added, nobody is signed in.
+    if st.status != UserStatus::Active {
+        tx.commit().await?;
+        return Ok(problem(t.passkey_failed));
+    }
     // Again, in the transaction that adds it: a factor may have come since the ceremony began.
     if let Some(elsewhere) = gate(&session, &actor, &st, &body.req).await? {
         tx.commit().await?;
@@ -125,6 +134,10 @@ pub async fn finish(
     }
     let id = Uuid::now_v7();
     if !db::passkeys::add(&mut tx, user_id, id, &new.credential_id, name, &new.credential).await? {
+        // Registered already: to this user, or to another account (worth a row).
+        let mut event = meta.event("passkey.register", "failure", user, ("user", user_id.to_string()));
+        event.details = serde_json::json!({ "reason": "credential_registered" });
+        security::append_for_user(&mut tx, user_id, &event).await?;
         tx.commit().await?;
         return Ok(problem(t.passkey_duplicate));
     }
@@ -185,6 +198,10 @@ pub async fn remove(
     AccountUser(who): AccountUser,
     SessionForm(form): SessionForm<RemoveForm>,
 ) -> Result<Response, AppError> {
+    if !recent(&who) {
+        session::set_return_to(&session, "/account").await?;
+        return Ok(Redirect::to("/login/mfa").into_response());
+    }
     let mut tx = state.db.user(who.user_id).await?;
     let Some(name) = db::passkeys::remove(&mut tx, who.user_id, form.passkey).await? else {
         return Err(AppError::NotFound);

@@ -16,7 +16,7 @@ use crate::identity::passkeys::{Ceremony, Refused};
 use crate::identity::throttle;
 use crate::pages::login::{client_of, passkey_sign_in_offered, sign_in, sign_in_tenant};
 use crate::pages::mfa::{Actor, actor, pending_of, req_query};
-use crate::protocol::meta::RequestMeta;
+use crate::protocol::meta::{RequestMeta, rate_limit};
 use crate::session::{self, PageLang, SessionJson};
 use crate::state::AppState;
 use crate::telemetry::metrics;
@@ -27,14 +27,20 @@ pub async fn begin_passwordless(
     State(state): State<AppState>,
     session: Session,
     lang: PageLang,
+    meta: RequestMeta,
     SessionJson(body): SessionJson<Begin>,
 ) -> Result<Response, AppError> {
     let rp = relying_party(&state)?;
+    // Each ceremony may write a failure to an audit chain: a bounded number per client IP.
+    if let Some(ip) = meta.ip {
+        let key = crate::secrets::sha256(format!("passkey_sign_in-ip:{}", throttle::ip_key(ip)).as_bytes());
+        rate_limit(&state, &key, state.config.rate_limits.device_per_ip).await?;
+    }
     let pending = pending_of(&session, Some(&body.req)).await?;
     if !passkey_sign_in_offered(&state, pending.as_ref()).await? {
         return Ok(problem(lang.text().passkey_not_offered));
     }
-    let (options, ceremony) = rp.begin_passwordless().map_err(AppError::Internal)?;
+    let (options, ceremony) = rp.begin_passwordless(&body.req).map_err(AppError::Internal)?;
     session::set_passkey_sign_in(&session, &ceremony).await?;
     Ok(Json(options).into_response())
 }
@@ -90,6 +96,8 @@ pub async fn finish(
     let claimed = ceremony.user(&body.credential);
     // A second factor answers for the sign-in that asked for it, and no other.
     let actor = match &ceremony {
+        // For the request whose tenant offered it (the tenant chain its audit rows go to).
+        Ceremony::Passwordless { req, .. } if *req != body.req => return Ok(problem(t.passkey_expired)),
         Ceremony::Passwordless { .. } => None,
         Ceremony::SecondFactor { .. } => match actor(&session).await? {
             Some(actor) if Some(actor.user_id()) == claimed => Some(actor),
@@ -100,13 +108,16 @@ pub async fn finish(
     let client = ("client", client_of(pending.as_ref()));
     let audit_tenant = sign_in_tenant(&state, pending.as_ref()).await?;
     let failure = |why: &'static str| {
-        let mut event = meta.event(
-            if passwordless { "login.failure" } else { "mfa.failure" },
-            "failure",
-            ("user", claimed.map(|u| u.to_string())),
-            client.clone(),
-        );
-        event.details = serde_json::json!({ "method": "passkey", "reason": why });
+        // A passkey alone names its user unverified: the claim goes in the details only.
+        let (actor, details) = if passwordless {
+            let claimed = claimed.map(|u| u.to_string());
+            (None, serde_json::json!({ "method": "passkey", "reason": why, "claimed_user": claimed }))
+        } else {
+            (claimed.map(|u| u.to_string()), serde_json::json!({ "method": "passkey", "reason": why }))
+        };
+        let action = if passwordless { "login.failure" } else { "mfa.failure" };
+        let mut event = meta.event(action, "failure", ("user", actor), client.clone());
+        event.details = details;
         event
     };
     let Some(user_id) = claimed else {
