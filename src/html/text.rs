@@ -308,6 +308,10 @@ pub struct Text {
     pub passkey_duplicate: &'static str,
     pub passkey_unsupported: &'static str,
     pub passkey_not_offered: &'static str,
+    pub mail_passkey_added_subject: &'static str,
+    pub mail_passkey_added_body: &'static str,
+    pub mail_passkey_removed_subject: &'static str,
+    pub mail_passkey_removed_body: &'static str,
 }
 
 /// Words of a page whose language is known only when it is written: an error page, which

@@ -329,17 +329,24 @@ pub async fn change_password(
 /// The notice of a password change, to the account's address: when, and from where.
 pub(crate) fn password_changed_mail(lang: Lang, email: &str, meta: &RequestMeta) -> Mail {
     let t = lang.text();
+    account_notice_mail(lang, email, meta, t.mail_password_changed_subject, t.mail_password_changed_body)
+}
+
+/// A notice of a change to the account's security, to the account's address: what
+/// (`subject`, `what`), when, and from where.
+pub(crate) fn account_notice_mail(lang: Lang, email: &str, meta: &RequestMeta, subject: &str, what: &str) -> Mail {
+    let t = lang.text();
     let ip = meta.ip.map(|ip| ip.to_string()).unwrap_or_default();
     let body = format!(
         "{}\n\n{}: {email}\n{}: {}\n{}: {ip}\n\n{}\n",
-        t.mail_password_changed_body,
+        what,
         t.mail_account,
         t.mail_when,
         lang.datetime(chrono::Utc::now()),
         t.mail_ip,
         t.mail_not_you,
     );
-    Mail { to: email.to_owned(), subject: t.mail_password_changed_subject.to_owned(), body }
+    Mail { to: email.to_owned(), subject: subject.to_owned(), body }
 }
 
 #[derive(Debug, Deserialize)]

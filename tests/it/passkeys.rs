@@ -2,10 +2,12 @@
 //! (WebDriver's `addVirtualAuthenticator`): registered from the account page, signing in alone
 //! through a code flow (`amr` says so), replayed and removed; an admin who must have a second
 //! factor enrols a passkey in TOTP's place and signs in with it after the password. And the
-//! ceremonies' endpoints over plain HTTP: what they refuse.
+//! ceremonies' endpoints over plain HTTP: what they refuse. Adding and removing one is mailed
+//! to the account.
 
 use laventecare_auth::clients::{ClientRequest, CreatedClient};
 use laventecare_auth::db::audit::Actor;
+use laventecare_auth::html::text::EN;
 use laventecare_auth::vocabulary::Role;
 use laventecare_auth::{identity, tenancy};
 
@@ -124,7 +126,9 @@ const csrfOf = async () => { const html = await (await fetch("/account")).text()
 /// removed (audited) it no longer signs in.
 #[tokio::test]
 async fn a_passkey_from_the_account_page_signs_in_alone() {
-    let p = Provider::start_on_localhost(&[]).await;
+    let sink = crate::smtp::Sink::start().await;
+    let url = sink.url();
+    let p = Provider::start_on_localhost(&[("LCA_SMTP_URL", &url), ("LCA_MAIL_FROM", "auth@example.com")]).await;
     let acme = tenant_id(&p, "acme").await;
     tenancy::set_passkey_sign_in(&p.t.db, &Actor::operator("test"), "acme", true).await.unwrap();
     let (client, callback, seen) = app(&p).await;
@@ -147,6 +151,10 @@ async fn a_passkey_from_the_account_page_signs_in_alone() {
     assert_eq!(registered.len(), 1);
     assert_eq!(registered[0].details["name"], "Work laptop");
     assert_eq!(registered[0].details["first_factor"], true);
+    // The owner is told, by mail.
+    let mail = sink.nth_to(&p.email, 1).await;
+    assert_eq!(mail.header("Subject").as_deref(), Some(EN.mail_passkey_added_subject));
+    assert!(mail.body().contains("Work laptop"), "{}", mail.body());
 
     // Signed out, a code flow signs in with the passkey alone: no email, no password.
     chrome.c().delete_all_cookies().await.unwrap();
@@ -187,6 +195,8 @@ async fn a_passkey_from_the_account_page_signs_in_alone() {
     assert_eq!(removed.len(), 1);
     assert_eq!(removed[0].details["name"], "Work laptop");
     assert_eq!(removed[0].target_id, registered[0].target_id);
+    let mail = sink.nth_to(&p.email, 2).await;
+    assert_eq!(mail.header("Subject").as_deref(), Some(EN.mail_passkey_removed_subject));
     chrome.c().delete_all_cookies().await.unwrap();
     let (_, challenge) = pkce();
     chrome.c().goto(&authorize_url(&p, &client, &callback, &challenge)).await.unwrap();

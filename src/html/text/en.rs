@@ -202,4 +202,8 @@ pub static EN: Text = Text {
     passkey_duplicate: "This passkey is registered already.",
     passkey_unsupported: "This browser cannot use passkeys.",
     passkey_not_offered: "Signing in with a passkey alone is not offered here: sign in with your password.",
+    mail_passkey_added_subject: "A passkey was added to your LaventeCare account",
+    mail_passkey_added_body: "A passkey was added to your LaventeCare account: it can sign in to the account from now on. Its name:",
+    mail_passkey_removed_subject: "A passkey was removed from your LaventeCare account",
+    mail_passkey_removed_body: "A passkey was removed from your LaventeCare account. Its name:",
 };

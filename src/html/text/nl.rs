@@ -203,4 +203,8 @@ pub static NL: Text = Text {
     passkey_duplicate: "Deze toegangssleutel is al geregistreerd.",
     passkey_unsupported: "Deze browser kan geen toegangssleutels gebruiken.",
     passkey_not_offered: "Inloggen met alleen een toegangssleutel kan hier niet: log in met je wachtwoord.",
+    mail_passkey_added_subject: "Er is een toegangssleutel toegevoegd aan je LaventeCare-account",
+    mail_passkey_added_body: "Er is een toegangssleutel toegevoegd aan je LaventeCare-account. Daarmee kan voortaan worden ingelogd. De naam:",
+    mail_passkey_removed_subject: "Er is een toegangssleutel verwijderd uit je LaventeCare-account",
+    mail_passkey_removed_body: "Er is een toegangssleutel verwijderd uit je LaventeCare-account. De naam:",
 };
