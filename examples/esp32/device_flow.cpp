@@ -147,6 +147,43 @@ std::string form_encode(const std::string& value) {
     return out;
 }
 
+std::string base64url(const std::string& bytes) {
+    static const char* alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    std::string out;
+    size_t i = 0;
+    for (; i + 2 < bytes.size(); i += 3) {
+        const unsigned n = (static_cast<unsigned char>(bytes[i]) << 16) | (static_cast<unsigned char>(bytes[i + 1]) << 8) |
+                           static_cast<unsigned char>(bytes[i + 2]);
+        out += alphabet[(n >> 18) & 63];
+        out += alphabet[(n >> 12) & 63];
+        out += alphabet[(n >> 6) & 63];
+        out += alphabet[n & 63];
+    }
+    if (i + 1 == bytes.size()) {
+        const unsigned n = static_cast<unsigned char>(bytes[i]) << 16;
+        out += alphabet[(n >> 18) & 63];
+        out += alphabet[(n >> 12) & 63];
+    } else if (i + 2 == bytes.size()) {
+        const unsigned n = (static_cast<unsigned char>(bytes[i]) << 16) | (static_cast<unsigned char>(bytes[i + 1]) << 8);
+        out += alphabet[(n >> 18) & 63];
+        out += alphabet[(n >> 12) & 63];
+        out += alphabet[(n >> 6) & 63];
+    }
+    return out;
+}
+
+namespace {
+
+// Whether a nonce (or a URL) can go into a JSON string as it is: printable ASCII without `"`
+// or `\` (the server's nonces are base64url; anything else is not ours to sign).
+bool json_safe(const std::string& s) {
+    for (unsigned char c : s)
+        if (c < 0x21 || c > 0x7e || c == '"' || c == '\\') return false;
+    return true;
+}
+
+}  // namespace
+
 const char* event_name(Event e) {
     switch (e) {
         case Event::Codes: return "CODES";
@@ -170,7 +207,7 @@ bool DeviceFlow::paired() { return storage_.get(kRefreshKey).has_value(); }
 
 Outcome DeviceFlow::pair(int early_poll) {
     HttpResponse res = http_.post_form(config_.issuer + "/device_authorization",
-                                       {{"client_id", config_.client_id}, {"scope", config_.scope}});
+                                       {{"client_id", config_.client_id}, {"scope", config_.scope}}, "");
     auto device_code = json_string(res.body, "device_code");
     auto user_code = json_string(res.body, "user_code");
     auto uri = json_string(res.body, "verification_uri_complete");
@@ -185,9 +222,8 @@ Outcome DeviceFlow::pair(int early_poll) {
     const uint64_t deadline = clock_.now_ms() + static_cast<uint64_t>(expires_in) * 1000;
     for (int n = 1; clock_.now_ms() < deadline; ++n) {
         if (n != early_poll) clock_.sleep_ms(static_cast<uint64_t>(interval) * 1000);
-        HttpResponse poll = http_.post_form(config_.issuer + "/token", {{"grant_type", kDeviceGrant},
-                                                                        {"device_code", *device_code},
-                                                                        {"client_id", config_.client_id}});
+        HttpResponse poll =
+            post_token({{"grant_type", kDeviceGrant}, {"device_code", *device_code}, {"client_id", config_.client_id}});
         if (poll.status == 200) return take_tokens(poll, Event::Tokens);
         auto error = json_string(poll.body, "error").value_or("");
         if (error == "authorization_pending") {
@@ -220,9 +256,8 @@ Outcome DeviceFlow::refresh() {
     }
     uint64_t backoff_ms = 1000;
     for (int attempt = 0; attempt < config_.max_refresh_attempts; ++attempt) {
-        HttpResponse res = http_.post_form(config_.issuer + "/token", {{"grant_type", "refresh_token"},
-                                                                       {"refresh_token", *stored},
-                                                                       {"client_id", config_.client_id}});
+        HttpResponse res =
+            post_token({{"grant_type", "refresh_token"}, {"refresh_token", *stored}, {"client_id", config_.client_id}});
         if (res.status == 200) return take_tokens(res, Event::Refreshed);
         auto error = json_string(res.body, "error").value_or("");
         if (error == "invalid_grant") {
@@ -253,6 +288,7 @@ Outcome DeviceFlow::take_tokens(const HttpResponse& res, Event event) {
         return Outcome::Failed;
     }
     access_token_ = *access;
+    token_type_ = json_string(res.body, "token_type").value_or("Bearer") == "DPoP" ? "DPoP" : "Bearer";
     if (refresh) storage_.put(kRefreshKey, *refresh);
     const uint64_t life_ms = static_cast<uint64_t>(*expires_in) * 1000;
     const uint64_t jitter_ms = life_ms / 10 == 0 ? 0 : clock_.random() % (life_ms / 10);
@@ -262,7 +298,47 @@ Outcome DeviceFlow::take_tokens(const HttpResponse& res, Event event) {
 }
 
 int DeviceFlow::post_telemetry(const std::string& url, const std::string& json) {
-    return http_.post_json(url, json, access_token_).status;
+    if (token_type_ == "DPoP" && config_.dpop != nullptr) {
+        // The API's own nonce, if it wanted one, is not the provider's: none is sent.
+        return http_.post_json(url, json, "DPoP " + access_token_, proof(url, access_token_, false)).status;
+    }
+    return http_.post_json(url, json, "Bearer " + access_token_, "").status;
+}
+
+HttpResponse DeviceFlow::post_token(const Form& form) {
+    const std::string url = config_.issuer + "/token";
+    for (int attempt = 0;; ++attempt) {
+        const std::string dpop = config_.dpop != nullptr ? proof(url, "", true) : "";
+        HttpResponse res = http_.post_form(url, form, dpop);
+        const bool fresh_nonce = !res.dpop_nonce.empty() && res.dpop_nonce != dpop_nonce_ && json_safe(res.dpop_nonce);
+        if (fresh_nonce) dpop_nonce_ = res.dpop_nonce;
+        // RFC 9449 §8: the provider wants a nonce in the proof; one more try carries it.
+        if (attempt == 0 && config_.dpop != nullptr && fresh_nonce && res.status == 400 &&
+            json_string(res.body, "error").value_or("") == "use_dpop_nonce") {
+            continue;
+        }
+        return res;
+    }
+}
+
+std::string DeviceFlow::proof(const std::string& url, const std::string& access_token, bool with_nonce) {
+    Signer& key = *config_.dpop;
+    if (!json_safe(url)) return "";
+    const std::string header = "{\"typ\":\"dpop+jwt\",\"alg\":\"ES256\",\"jwk\":{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"" +
+                               base64url(key.public_x()) + "\",\"y\":\"" + base64url(key.public_y()) + "\"}}";
+    char jti[40];
+    std::snprintf(jti, sizeof jti, "%08x%08x%08x%08x", static_cast<unsigned>(clock_.random()),
+                  static_cast<unsigned>(clock_.random()), static_cast<unsigned>(clock_.random()),
+                  static_cast<unsigned>(clock_.random()));
+    std::string claims = std::string("{\"jti\":\"") + jti + "\",\"htm\":\"POST\",\"htu\":\"" + url +
+                         "\",\"iat\":" + std::to_string(key.unix_seconds());
+    if (with_nonce && !dpop_nonce_.empty()) claims += ",\"nonce\":\"" + dpop_nonce_ + "\"";
+    if (!access_token.empty()) claims += ",\"ath\":\"" + base64url(key.sha256(access_token)) + "\"";
+    claims += "}";
+    const std::string input = base64url(header) + "." + base64url(claims);
+    const std::string signature = key.sign(input);
+    if (signature.size() != 64) return "";
+    return input + "." + base64url(signature);
 }
 
 }  // namespace lca

@@ -6,7 +6,8 @@
 //! SATELLITE_TENANT_ID=<tenant uuid> cargo run --example satellite
 //! ```
 //!
-//! `POST /telemetry` with `Authorization: Bearer <access token>` and a JSON body answers 202
+//! `POST /telemetry` with `Authorization: Bearer <access token>` (or, for a DPoP-bound token,
+//! `Authorization: DPoP <access token>` and its `DPoP` proof) and a JSON body answers 202
 //! with who sent it, or 401 with `WWW-Authenticate: Bearer error="invalid_token"` (RFC 6750
 //! §3.1), whatever the reason: the reason goes to the log only.
 
@@ -41,12 +42,13 @@ pub async fn telemetry_base(verifier: Verifier) -> String {
 }
 
 async fn telemetry(State(verifier): State<Arc<Verifier>>, headers: HeaderMap, Json(reading): Json<Value>) -> Response {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
-    match verifier.verify(token).await {
+    let value = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    let authorization = value(header::AUTHORIZATION).unwrap_or_default();
+    let dpop = value(header::HeaderName::from_static("dpop"));
+    // The URL the client sent the request to, as a DPoP proof names it. Behind a proxy, use
+    // the API's public URL instead of the Host header.
+    let htu = format!("http://{}/telemetry", value(header::HOST).unwrap_or_default());
+    match verifier.verify_request(authorization, dpop, "POST", &htu).await {
         Ok(who) => {
             (StatusCode::ACCEPTED, Json(json!({ "sub": who.sub, "tid": who.tid, "received": reading }))).into_response()
         }

@@ -1,9 +1,12 @@
 //! Verifying LaventeCare access tokens offline, in a satellite API: the signature against the
 //! provider's JWKS (cached, fetched again when a token names a key it does not know: the
 //! provider rotated), then `typ`, `iss`, `aud`, `exp`, and the tenant and role the API needs.
+//! A DPoP-bound token (`cnf.jkt`, RFC 9449) is taken only with `Authorization: DPoP` and a
+//! proof of its key for this request ([`Verifier::verify_request`]).
 //!
 //! Copy this file into your API. It needs `josekit`, `reqwest` (or any HTTP client for the
-//! JWKS), `serde_json` and `tokio`; nothing in it calls the provider per request.
+//! JWKS), `serde_json`, `sha2`, `base64` and `tokio`; nothing in it calls the provider per
+//! request.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
@@ -21,6 +24,10 @@ const JWKS_MAX_AGE: Duration = Duration::from_secs(300);
 const MISS_REFETCH_SPACING: Duration = Duration::from_secs(10);
 /// Clock skew tolerated on `exp`.
 const LEEWAY: Duration = Duration::from_secs(30);
+/// How old a DPoP proof may be, and how far ahead of our clock (RFC 9449 §11.1); seen proofs'
+/// `jti`s are kept this long, so a proof works once.
+const PROOF_AGE_SECS: i64 = 300;
+const PROOF_AHEAD_SECS: i64 = 60;
 
 /// What the API requires of every token.
 #[derive(Debug, Clone)]
@@ -56,6 +63,10 @@ pub enum Rejection {
     MissingRole,
     /// The JWKS could not be fetched.
     JwksUnavailable,
+    /// A DPoP-bound token as a bearer token, or a bearer token under the DPoP scheme.
+    WrongScheme,
+    /// A missing, malformed, stale, replayed or foreign DPoP proof.
+    BadProof,
 }
 
 /// The claims an API reads after the checks.
@@ -66,6 +77,8 @@ pub struct Verified {
     pub roles: Vec<String>,
     pub client_id: String,
     pub scope: String,
+    /// The thumbprint of the key the token is bound to (`cnf.jkt`), if it is.
+    pub jkt: Option<String>,
 }
 
 struct Keys {
@@ -80,13 +93,91 @@ pub struct Verifier {
     http: reqwest::Client,
     keys: RwLock<Option<Keys>>,
     last_miss_fetch: std::sync::Mutex<Option<Instant>>,
+    /// DPoP proofs seen (`jti`), with when they may be forgotten.
+    seen_proofs: std::sync::Mutex<HashMap<String, Instant>>,
 }
 
 impl Verifier {
     /// `jwks_uri` comes from the provider's discovery document (`{issuer}/jwks` for LaventeCare).
     pub fn new(policy: Policy, jwks_uri: impl Into<String>) -> Self {
         let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap_or_default();
-        Self { policy, jwks_uri: jwks_uri.into(), http, keys: RwLock::new(None), last_miss_fetch: Default::default() }
+        Self {
+            policy,
+            jwks_uri: jwks_uri.into(),
+            http,
+            keys: RwLock::new(None),
+            last_miss_fetch: Default::default(),
+            seen_proofs: Default::default(),
+        }
+    }
+
+    /// Checks a request's `Authorization` header (and its `DPoP` header, for `method` and the
+    /// URL `htu` the client sent it to, without query): a bearer token, or a DPoP-bound one with
+    /// a proof of its key. A bound token is never taken as a bearer token (RFC 9449 §7.1).
+    pub async fn verify_request(
+        &self,
+        authorization: &str,
+        dpop: Option<&str>,
+        method: &str,
+        htu: &str,
+    ) -> Result<Verified, Rejection> {
+        let (scheme, token) = authorization.split_once(' ').ok_or(Rejection::WrongScheme)?;
+        let who = self.verify(token).await?;
+        match (scheme, &who.jkt) {
+            ("Bearer", None) => Ok(who),
+            ("DPoP", Some(jkt)) => {
+                self.check_proof(dpop.ok_or(Rejection::BadProof)?, jkt, token, method, htu)?;
+                Ok(who)
+            }
+            _ => Err(Rejection::WrongScheme),
+        }
+    }
+
+    /// RFC 9449 §4.3: the proof is a `dpop+jwt` signed (ES256) by the key in its header, that
+    /// key is the token's (`jkt`), and it is for this request and this token, once.
+    fn check_proof(&self, proof: &str, jkt: &str, token: &str, method: &str, htu: &str) -> Result<(), Rejection> {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        let header = josekit::jwt::decode_header(proof).map_err(|_| Rejection::BadProof)?;
+        if header.claim("typ").and_then(Value::as_str) != Some("dpop+jwt")
+            || header.claim("alg").and_then(Value::as_str) != Some("ES256")
+        {
+            return Err(Rejection::BadProof);
+        }
+        let jwk = header.claim("jwk").and_then(Value::as_object).ok_or(Rejection::BadProof)?;
+        let member = |name: &str| jwk.get(name).and_then(Value::as_str).ok_or(Rejection::BadProof);
+        let (kty, crv, x, y) = (member("kty")?, member("crv")?, member("x")?, member("y")?);
+        if kty != "EC" || crv != "P-256" || jwk.contains_key("d") {
+            return Err(Rejection::BadProof);
+        }
+        // RFC 7638: the required members, in lexicographic order, without spaces.
+        let thumbprint = format!(r#"{{"crv":"{crv}","kty":"{kty}","x":"{x}","y":"{y}"}}"#);
+        if b64(&sha2::Sha256::digest(thumbprint.as_bytes())) != jkt {
+            return Err(Rejection::BadProof);
+        }
+        let key = josekit::jwk::Jwk::from_map(jwk.clone()).map_err(|_| Rejection::BadProof)?;
+        let verifier = ES256.verifier_from_jwk(&key).map_err(|_| Rejection::BadProof)?;
+        let (claims, _) = josekit::jwt::decode_with_verifier(proof, &verifier).map_err(|_| Rejection::BadProof)?;
+        let text = |name: &str| claims.claim(name).and_then(Value::as_str);
+        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+        let iat = claims.claim("iat").and_then(Value::as_i64).ok_or(Rejection::BadProof)?;
+        if text("htm") != Some(method)
+            || text("htu") != Some(htu)
+            || text("ath") != Some(b64(&sha2::Sha256::digest(token.as_bytes())).as_str())
+            || iat < now - PROOF_AGE_SECS
+            || iat > now + PROOF_AHEAD_SECS
+        {
+            return Err(Rejection::BadProof);
+        }
+        let jti = text("jti").filter(|j| !j.is_empty() && j.len() <= 128).ok_or(Rejection::BadProof)?;
+        let mut seen = self.seen_proofs.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        seen.retain(|_, until| *until > Instant::now());
+        let keep = Instant::now() + Duration::from_secs((PROOF_AGE_SECS + PROOF_AHEAD_SECS) as u64);
+        if seen.insert(jti.to_owned(), keep).is_some() {
+            return Err(Rejection::BadProof);
+        }
+        Ok(())
     }
 
     /// Checks `token` as the policy says.
@@ -184,6 +275,7 @@ impl Verifier {
             roles,
             client_id: text("client_id").unwrap_or_default(),
             scope: text("scope").unwrap_or_default(),
+            jkt: payload.claim("cnf").and_then(|c| c.get("jkt")).and_then(Value::as_str).map(str::to_owned),
         })
     }
 }

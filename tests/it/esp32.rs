@@ -33,6 +33,8 @@ fn shim() -> &'static Path {
             .arg(&out)
             .arg(dir.join("host/shim.cpp"))
             .arg(dir.join("device_flow.cpp"))
+            // The host's DPoP key is OpenSSL's (libssl-dev, which .ci/run installs).
+            .arg("-lcrypto")
             .status()
             .expect("g++ is needed to build the ESP32 example's host shim (.ci/run installs it)");
         assert!(status.success(), "the ESP32 device logic does not compile with g++");
@@ -274,5 +276,73 @@ async fn a_lost_refresh_reply_needs_re_pairing_without_the_grace_window() {
     assert_eq!(before.first().map(String::as_str), Some("DROPPED_REPLY status=200"), "{before:?}");
     assert_eq!(repair, "REPAIR_NEEDED");
     assert_eq!(device.stored_refresh_token(), None);
+    device.send("quit").await;
+}
+
+/// Issue 15 (DPoP for devices): the device logic opts in with a P-256 key (`--dpop`). It pairs
+/// and refreshes with proofs (answering the provider's nonce request), its tokens are bound
+/// (`token_type` DPoP, the family holds the key's thumbprint), and its stolen refresh token is
+/// refused without the key, spending nothing. The satellite API takes the bound access token
+/// with a proof of the key, refuses it as a bearer token, and refuses a replayed proof. The
+/// cost of a proof on the host is printed (the figure the README quotes).
+#[tokio::test]
+async fn the_device_logic_binds_its_tokens_with_dpop() {
+    let p = Provider::start().await;
+    let client_id = device_client(&p, 0).await;
+    let mut device = Device::start(&p.issuer, &client_id, &["--dpop"]);
+    assert_eq!(device.next().await, "READY paired=no");
+    pair(&p, &mut device).await;
+    device.send("token-type").await;
+    assert_eq!(device.until("TOKEN_TYPE").await.0, "TOKEN_TYPE DPoP");
+    let mut owner = p.t.owner().await;
+    let bound: Vec<Option<String>> =
+        sqlx::query_scalar("SELECT dpop_jkt FROM token_families").fetch_all(&mut owner).await.unwrap();
+    assert!(matches!(bound.as_slice(), [Some(jkt)] if jkt.len() == 43), "{bound:?}");
+
+    // The refresh token alone, without the key: refused, and the device's next refresh works.
+    let stolen = device.stored_refresh_token().unwrap();
+    let res = p
+        .http()
+        .post(p.url("/token"))
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", stolen.as_str()), ("client_id", client_id.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    assert_eq!(res.json::<serde_json::Value>().await.unwrap()["error"], "invalid_grant");
+    device.send("refresh").await;
+    let (refreshed, before) = device.until("REFRESHED").await;
+    assert!(before.is_empty(), "{before:?} {refreshed}");
+    assert_ne!(device.stored_refresh_token().unwrap(), stolen);
+
+    // The satellite API: a proof of the key with the bound token.
+    let policy =
+        Policy { issuer: p.issuer.clone(), audiences: vec![client_id.clone()], tenant_id: None, role: "editor".into() };
+    let api = telemetry_base(Verifier::new(policy, format!("{}/jwks", p.issuer))).await;
+    device.send(&format!("telemetry {api}/telemetry {{\"celsius\":19.0}}")).await;
+    assert_eq!(device.until("TELEMETRY").await.0, "TELEMETRY 202");
+
+    // The same proof again: refused (each proof works once).
+    device.send(&format!("replay {api}/telemetry {{\"celsius\":19.0}}")).await;
+    assert_eq!(device.until("REPLAY").await.0, "REPLAY 401");
+    // The access token as a bearer token (what a thief holding only the token can do): refused.
+    device.send("access-token").await;
+    let (line, _) = device.until("ACCESS_TOKEN").await;
+    let token = line.strip_prefix("ACCESS_TOKEN ").unwrap().to_owned();
+    let res = reqwest::Client::new()
+        .post(format!("{api}/telemetry"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({ "celsius": 19.0 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+
+    // What a proof costs the host (the board's figure is in examples/esp32/README.md).
+    device.send("dpop-cost 50").await;
+    let (cost, _) = device.until("DPOP_SIGN_US").await;
+    let us: i64 = cost.strip_prefix("DPOP_SIGN_US ").unwrap().parse().unwrap();
+    assert!(us > 0, "{cost}");
+    eprintln!("ES256 DPoP proof signature on this host: median {us} µs of 50");
     device.send("quit").await;
 }

@@ -6,18 +6,31 @@
 //   pair                 run the device flow until tokens, denial or expiry
 //   refresh              one refresh (with its retries)
 //   telemetry URL JSON   POST the reading JSON to URL with the access token; prints TELEMETRY <status>
+//   token-type           prints TOKEN_TYPE <Bearer|DPoP>
+//   access-token         prints ACCESS_TOKEN <the current access token>
+//   replay URL JSON      POSTs JSON to URL again with the last request's DPoP proof; prints REPLAY <status>
+//   dpop-cost N          signs N proof-sized inputs; prints DPOP_SIGN_US <median microseconds>
 //   quit
 //
-// Usage: shim ISSUER CLIENT_ID STORAGE_FILE [--drop-refresh-reply N] [--poll-fast]
+// Usage: shim ISSUER CLIENT_ID STORAGE_FILE [--drop-refresh-reply N] [--poll-fast] [--dpop]
 //   --drop-refresh-reply N  the Nth refresh request is sent, and its reply thrown away (a lost
 //                           response on flaky Wi-Fi)
 //   --poll-fast             the second poll is sent at once, without waiting for the interval
+//   --dpop                  DPoP-bind the tokens to a P-256 key made for this run (OpenSSL; the
+//                           sketch keeps its key in NVS)
 #include <arpa/inet.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
 #include <netdb.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <ctime>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -48,7 +61,7 @@ bool parse_url(const std::string& url, Url& out) {
 }
 
 lca::HttpResponse exchange(const std::string& url, const std::string& content_type, const std::string& body,
-                           const std::string& bearer) {
+                           const std::string& authorization, const std::string& dpop) {
     lca::HttpResponse res;
     Url u;
     if (!parse_url(url, u)) return res;
@@ -66,7 +79,8 @@ lca::HttpResponse exchange(const std::string& url, const std::string& content_ty
     std::ostringstream req;
     req << "POST " << u.path << " HTTP/1.1\r\nHost: " << u.host << ":" << u.port << "\r\nConnection: close\r\n"
         << "Content-Type: " << content_type << "\r\nContent-Length: " << body.size() << "\r\n";
-    if (!bearer.empty()) req << "Authorization: Bearer " << bearer << "\r\n";
+    if (!authorization.empty()) req << "Authorization: " << authorization << "\r\n";
+    if (!dpop.empty()) req << "DPoP: " << dpop << "\r\n";
     req << "\r\n" << body;
     const std::string out = req.str();
     for (size_t sent = 0; sent < out.size();) {
@@ -88,6 +102,18 @@ lca::HttpResponse exchange(const std::string& url, const std::string& content_ty
     if (head_end == std::string::npos) return res;
     res.status = std::atoi(reply.substr(9, 3).c_str());
     res.body = reply.substr(head_end + 4);
+    // Header names are case-insensitive; the value runs to the end of its line.
+    std::string head = reply.substr(0, head_end + 2);
+    std::string lower = head;
+    std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+    size_t at = lower.find("\r\ndpop-nonce:");
+    if (at != std::string::npos) {
+        size_t start = at + 13;
+        size_t end = head.find("\r\n", start);
+        std::string value = head.substr(start, end - start);
+        value.erase(0, value.find_first_not_of(' '));
+        res.dpop_nonce = value;
+    }
     return res;
 }
 
@@ -95,7 +121,7 @@ class SocketHttp : public lca::Http {
   public:
     int drop_refresh_reply = 0;  // the Nth refresh's reply is lost (0: none)
 
-    lca::HttpResponse post_form(const std::string& url, const lca::Form& form) override {
+    lca::HttpResponse post_form(const std::string& url, const lca::Form& form, const std::string& dpop) override {
         std::string body;
         bool refresh = false;
         for (const auto& [k, v] : form) {
@@ -103,7 +129,7 @@ class SocketHttp : public lca::Http {
             body += lca::form_encode(k) + "=" + lca::form_encode(v);
             if (k == "grant_type" && v == "refresh_token") refresh = true;
         }
-        lca::HttpResponse res = exchange(url, "application/x-www-form-urlencoded", body, "");
+        lca::HttpResponse res = exchange(url, "application/x-www-form-urlencoded", body, "", dpop);
         if (refresh && ++refreshes_ == drop_refresh_reply) {
             std::cout << "DROPPED_REPLY status=" << res.status << std::endl;
             return {};
@@ -111,9 +137,13 @@ class SocketHttp : public lca::Http {
         return res;
     }
 
-    lca::HttpResponse post_json(const std::string& url, const std::string& json, const std::string& bearer) override {
-        return exchange(url, "application/json", json, bearer);
+    lca::HttpResponse post_json(const std::string& url, const std::string& json, const std::string& authorization,
+                                const std::string& dpop) override {
+        last_dpop = dpop;
+        return exchange(url, "application/json", json, authorization, dpop);
     }
+
+    std::string last_dpop;  // the DPoP proof of the last JSON request, for `replay`
 
   private:
     int refreshes_ = 0;
@@ -149,6 +179,67 @@ class RealClock : public lca::Clock {
     std::mt19937 rng_{std::random_device{}()};
 };
 
+// A P-256 key made for this run, with OpenSSL 3.
+class OpenSslSigner : public lca::Signer {
+  public:
+    OpenSslSigner() : key_(EVP_EC_gen("P-256")) {}
+    ~OpenSslSigner() override { EVP_PKEY_free(key_); }
+    OpenSslSigner(const OpenSslSigner&) = delete;
+    OpenSslSigner& operator=(const OpenSslSigner&) = delete;
+
+    bool ok() const { return key_ != nullptr; }
+    std::string public_x() override { return coordinate(OSSL_PKEY_PARAM_EC_PUB_X); }
+    std::string public_y() override { return coordinate(OSSL_PKEY_PARAM_EC_PUB_Y); }
+
+    std::string sign(const std::string& data) override {
+        EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+        std::string out;
+        size_t len = 0;
+        if (ctx != nullptr && EVP_DigestSignInit(ctx, nullptr, EVP_sha256(), nullptr, key_) == 1 &&
+            EVP_DigestSign(ctx, nullptr, &len, reinterpret_cast<const unsigned char*>(data.data()), data.size()) == 1) {
+            std::string der(len, '\0');
+            if (EVP_DigestSign(ctx, reinterpret_cast<unsigned char*>(&der[0]), &len,
+                               reinterpret_cast<const unsigned char*>(data.data()), data.size()) == 1) {
+                // DER's SEQUENCE of two INTEGERs to JOSE's fixed-width r || s.
+                const unsigned char* p = reinterpret_cast<const unsigned char*>(der.data());
+                ECDSA_SIG* sig = d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(len));
+                if (sig != nullptr) {
+                    const BIGNUM* r = nullptr;
+                    const BIGNUM* s = nullptr;
+                    ECDSA_SIG_get0(sig, &r, &s);
+                    unsigned char rs[64];
+                    if (BN_bn2binpad(r, rs, 32) == 32 && BN_bn2binpad(s, rs + 32, 32) == 32)
+                        out.assign(reinterpret_cast<char*>(rs), 64);
+                    ECDSA_SIG_free(sig);
+                }
+            }
+        }
+        EVP_MD_CTX_free(ctx);
+        return out;
+    }
+
+    std::string sha256(const std::string& data) override {
+        unsigned char md[SHA256_DIGEST_LENGTH];
+        SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), md);
+        return std::string(reinterpret_cast<char*>(md), sizeof md);
+    }
+
+    long long unix_seconds() override { return static_cast<long long>(std::time(nullptr)); }
+
+  private:
+    std::string coordinate(const char* name) {
+        BIGNUM* n = nullptr;
+        std::string out;
+        unsigned char buf[32];
+        if (EVP_PKEY_get_bn_param(key_, name, &n) == 1 && BN_bn2binpad(n, buf, 32) == 32)
+            out.assign(reinterpret_cast<char*>(buf), 32);
+        BN_free(n);
+        return out;
+    }
+
+    EVP_PKEY* key_;
+};
+
 class PrintListener : public lca::Listener {
   public:
     void on(lca::Event event, const std::string& detail) override {
@@ -168,10 +259,12 @@ int main(int argc, char** argv) {
     RealClock clock;
     PrintListener listener;
     int early_poll = 0;
+    bool dpop = false;
     for (int i = 4; i < argc; ++i) {
         std::string arg = argv[i];
         if (arg == "--drop-refresh-reply" && i + 1 < argc) http.drop_refresh_reply = std::atoi(argv[++i]);
         else if (arg == "--poll-fast") early_poll = 2;
+        else if (arg == "--dpop") dpop = true;
         else {
             std::cerr << "unknown argument " << arg << "\n";
             return 2;
@@ -181,6 +274,14 @@ int main(int argc, char** argv) {
     config.issuer = argv[1];
     config.client_id = argv[2];
     config.max_refresh_attempts = 3;
+    OpenSslSigner signer;
+    if (dpop) {
+        if (!signer.ok()) {
+            std::cerr << "no P-256 key\n";
+            return 2;
+        }
+        config.dpop = &signer;
+    }
     lca::DeviceFlow flow(config, http, storage, clock, listener);
     std::cout << "READY paired=" << (flow.paired() ? "yes" : "no") << std::endl;
     std::string line;
@@ -197,6 +298,30 @@ int main(int argc, char** argv) {
             words >> url;
             std::getline(words, json);
             std::cout << "TELEMETRY " << flow.post_telemetry(url, json) << std::endl;
+        } else if (command == "access-token") {
+            std::cout << "ACCESS_TOKEN " << flow.access_token() << std::endl;
+        } else if (command == "replay") {
+            std::string url, json;
+            words >> url;
+            std::getline(words, json);
+            auto res = http.post_json(url, json, flow.token_type() + " " + flow.access_token(), http.last_dpop);
+            std::cout << "REPLAY " << res.status << std::endl;
+        } else if (command == "token-type") {
+            std::cout << "TOKEN_TYPE " << flow.token_type() << std::endl;
+        } else if (command == "dpop-cost") {
+            int n = 0;
+            words >> n;
+            // A proof's signing input is about 330 bytes; the signature is nearly all its cost.
+            const std::string input(330, 'a');
+            std::vector<long long> us;
+            for (int i = 0; i < std::max(n, 1); ++i) {
+                auto start = std::chrono::steady_clock::now();
+                if (signer.sign(input).size() != 64) break;
+                us.push_back(std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start)
+                                 .count());
+            }
+            std::sort(us.begin(), us.end());
+            std::cout << "DPOP_SIGN_US " << (us.empty() ? -1 : us[us.size() / 2]) << std::endl;
         } else if (command == "quit") {
             break;
         } else {
