@@ -129,19 +129,9 @@ async fn deliver(state: &AppState, http: &reqwest::Client, notice: &Notice) -> R
         return Err("the URI names an address that is not public".into());
     }
     let token = logout_token(state, notice).map_err(|e| format!("signing failed: {e}"))?;
-    let res = http.post(url).form(&[("logout_token", token)]).send().await.map_err(|e| describe(&e))?;
+    let res =
+        http.post(url).form(&[("logout_token", token)]).send().await.map_err(|e| crate::outbound::describe(&e))?;
     if res.status().is_success() { Ok(()) } else { Err(format!("answered {}", res.status().as_u16())) }
-}
-
-/// A transport error in words, without the URL (the audit log has the client).
-fn describe(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        "timed out".into()
-    } else if e.is_connect() {
-        "could not connect (or resolves to no public address)".into()
-    } else {
-        "the request failed".into()
-    }
 }
 
 /// The logout token of a notice (§2.4): `iss`, `aud` (the client), `iat`, `exp`, `jti`,

@@ -24,6 +24,17 @@ pub fn client(allow_private: bool, timeout: Duration, user_agent: &'static str) 
         .unwrap_or_else(|_| reqwest::Client::new())
 }
 
+/// A transport error in words, without library text or the URL (for logs and audit rows).
+pub fn describe(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timed out".into()
+    } else if e.is_connect() {
+        "could not connect (or resolves to no public address)".into()
+    } else {
+        "the request failed".into()
+    }
+}
+
 /// The address a URL names literally (`https://10.0.0.1/`, `https://[::1]/`), which no
 /// resolver sees.
 pub fn literal_ip(url: &reqwest::Url) -> Option<IpAddr> {

@@ -254,15 +254,24 @@ where
     type Rejection = AppError;
 
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
-        use axum::extract::FromRequestParts as _;
-        let (mut parts, body) = req.into_parts();
-        let session = Session::from_request_parts(&mut parts, state)
-            .await
-            .map_err(|(_, why)| AppError::Internal(anyhow::anyhow!("no session layer: {why}")))?;
-        let Form(form) = Form::<T>::from_request(axum::extract::Request::from_parts(parts, body), state).await?;
+        let (session, req) = session_of(req, state).await?;
+        let Form(form) = Form::<T>::from_request(req, state).await?;
         check_csrf(&session, form.csrf()).await?;
         Ok(Self(form))
     }
+}
+
+/// The request's session (from the session layer), and the request to read the body from.
+async fn session_of<S: Send + Sync>(
+    req: axum::extract::Request,
+    state: &S,
+) -> Result<(Session, axum::extract::Request), AppError> {
+    use axum::extract::FromRequestParts as _;
+    let (mut parts, body) = req.into_parts();
+    let session = Session::from_request_parts(&mut parts, state)
+        .await
+        .map_err(|(_, why)| AppError::Internal(anyhow::anyhow!("no session layer: {why}")))?;
+    Ok((session, axum::extract::Request::from_parts(parts, body)))
 }
 
 /// A JSON body posted by a page of this browser session (the passkey ceremonies' scripts):
@@ -279,13 +288,8 @@ where
     type Rejection = AppError;
 
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
-        use axum::extract::FromRequestParts as _;
-        let (mut parts, body) = req.into_parts();
-        let session = Session::from_request_parts(&mut parts, state)
-            .await
-            .map_err(|(_, why)| AppError::Internal(anyhow::anyhow!("no session layer: {why}")))?;
-        let crate::extract::Json(body) =
-            crate::extract::Json::<T>::from_request(axum::extract::Request::from_parts(parts, body), state).await?;
+        let (session, req) = session_of(req, state).await?;
+        let crate::extract::Json(body) = crate::extract::Json::<T>::from_request(req, state).await?;
         check_csrf(&session, body.csrf()).await?;
         Ok(Self(body))
     }

@@ -224,7 +224,7 @@ async fn fetch(fetcher: &Fetcher, url: &Url) -> Result<(Vec<u8>, i64), String> {
             .header(reqwest::header::ACCEPT, "application/json")
             .send()
             .await
-            .map_err(|e| describe(&e))?;
+            .map_err(|e| crate::outbound::describe(&e))?;
         if res.status() != reqwest::StatusCode::OK {
             return Err(format!(
                 "answered {} (only 200 is accepted; redirects are not followed)",
@@ -239,7 +239,7 @@ async fn fetch(fetcher: &Fetcher, url: &Url) -> Result<(Vec<u8>, i64), String> {
         }
         let max_age = cache_secs(res.headers().get(reqwest::header::CACHE_CONTROL));
         let mut body = Vec::new();
-        while let Some(chunk) = res.chunk().await.map_err(|e| describe(&e))? {
+        while let Some(chunk) = res.chunk().await.map_err(|e| crate::outbound::describe(&e))? {
             if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
                 return Err(format!("the document is larger than {MAX_DOCUMENT_BYTES} bytes"));
             }
@@ -249,17 +249,6 @@ async fn fetch(fetcher: &Fetcher, url: &Url) -> Result<(Vec<u8>, i64), String> {
     };
     // The client's own timeout covers the body too; this one makes the bound plain.
     tokio::time::timeout(FETCH_TIMEOUT, get).await.unwrap_or_else(|_| Err("timed out".into()))
-}
-
-/// A transport error in words, without library text.
-fn describe(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        "timed out".into()
-    } else if e.is_connect() {
-        "could not connect (or resolves to no public address)".into()
-    } else {
-        "the request failed".into()
-    }
 }
 
 fn is_json(content_type: Option<&reqwest::header::HeaderValue>) -> bool {
