@@ -91,3 +91,26 @@ async fn profile_lang(state: &AppState, user_id: Uuid) -> Result<Lang, sqlx::Err
     tx.commit().await?;
     Ok(locale.as_deref().and_then(Lang::from_tag).unwrap_or_default())
 }
+
+/// The notice of a password change, to the account's address: when, and from where.
+pub fn password_changed_mail(lang: Lang, email: &str, ip: Option<std::net::IpAddr>) -> Mail {
+    let t = lang.text();
+    account_notice_mail(lang, email, ip, t.mail_password_changed_subject, t.mail_password_changed_body)
+}
+
+/// A notice of a change to the account's security, to the account's address: what
+/// (`subject`, `what`), when, and from where.
+pub fn account_notice_mail(lang: Lang, email: &str, ip: Option<std::net::IpAddr>, subject: &str, what: &str) -> Mail {
+    let t = lang.text();
+    let ip = ip.map(|ip| ip.to_string()).unwrap_or_default();
+    let body = format!(
+        "{}\n\n{}: {email}\n{}: {}\n{}: {ip}\n\n{}\n",
+        what,
+        t.mail_account,
+        t.mail_when,
+        lang.datetime(chrono::Utc::now()),
+        t.mail_ip,
+        t.mail_not_you,
+    );
+    Mail { to: email.to_owned(), subject: subject.to_owned(), body }
+}

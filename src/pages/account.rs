@@ -15,7 +15,7 @@ use crate::error::AppError;
 use crate::html::text::{Lang, Text};
 use crate::identity::profile::{self, Field};
 use crate::identity::{mfa, security, throttle};
-use crate::mail::Mail;
+use crate::notify;
 use crate::protocol::meta::RequestMeta;
 use crate::render::render;
 use crate::secrets::{ExposeSecret, SecretString};
@@ -322,31 +322,8 @@ pub async fn change_password(
     let who = SignedIn { stamp: ended.stamp, ..who };
     session::sign_in(&session, &who).await?;
     throttle::succeeded(&state.db, &attempt).await?;
-    state.mailer.send_later(password_changed_mail(lang, &email, &meta));
+    state.mailer.send_later(notify::password_changed_mail(lang, &email, meta.ip));
     page(&state, &session, lang, &who, Some(lang.text().account_password_changed), None, StatusCode::OK).await
-}
-
-/// The notice of a password change, to the account's address: when, and from where.
-pub(crate) fn password_changed_mail(lang: Lang, email: &str, meta: &RequestMeta) -> Mail {
-    let t = lang.text();
-    account_notice_mail(lang, email, meta, t.mail_password_changed_subject, t.mail_password_changed_body)
-}
-
-/// A notice of a change to the account's security, to the account's address: what
-/// (`subject`, `what`), when, and from where.
-pub(crate) fn account_notice_mail(lang: Lang, email: &str, meta: &RequestMeta, subject: &str, what: &str) -> Mail {
-    let t = lang.text();
-    let ip = meta.ip.map(|ip| ip.to_string()).unwrap_or_default();
-    let body = format!(
-        "{}\n\n{}: {email}\n{}: {}\n{}: {ip}\n\n{}\n",
-        what,
-        t.mail_account,
-        t.mail_when,
-        lang.datetime(chrono::Utc::now()),
-        t.mail_ip,
-        t.mail_not_you,
-    );
-    Mail { to: email.to_owned(), subject: subject.to_owned(), body }
 }
 
 #[derive(Debug, Deserialize)]

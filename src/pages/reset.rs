@@ -167,7 +167,7 @@ pub async fn reset_submit(
     session::sign_out(&session).await?;
     // The account's sign-in failures are forgiven, as after any password change.
     throttle::succeeded(&state.db, &throttle::Attempt::new(&email, meta.ip)).await?;
-    state.mailer.send_later(crate::pages::account::password_changed_mail(lang, &email, &meta));
+    state.mailer.send_later(crate::notify::password_changed_mail(lang, &email, meta.ip));
     let page = NoticePage { t, title: t.reset_title, body: t.reset_done, code: None, next: Some("/login") };
     Ok(render(StatusCode::OK, &page, &[]))
 }

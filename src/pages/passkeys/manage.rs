@@ -20,7 +20,8 @@ use crate::db;
 use crate::error::AppError;
 use crate::identity::passkeys::{Refused, name_problem};
 use crate::identity::{security, throttle};
-use crate::pages::account::{AccountUser, account_notice_mail, notice_page};
+use crate::notify::account_notice_mail;
+use crate::pages::account::{AccountUser, notice_page};
 use crate::pages::login::{audit_sign_in, client_of, next_after_sign_in, sign_in};
 use crate::pages::mfa::enrol::REENROL_SECONDS;
 use crate::pages::mfa::{Actor, actor, pending_of, req_query};
@@ -156,7 +157,7 @@ pub async fn finish(
     // The owner hears of it, whoever added it (a stolen session would).
     let lang = lang.0;
     let what = format!("{} {name}", t.mail_passkey_added_body);
-    state.mailer.send_later(account_notice_mail(lang, &st.email, &meta, t.mail_passkey_added_subject, &what));
+    state.mailer.send_later(account_notice_mail(lang, &st.email, meta.ip, t.mail_passkey_added_subject, &what));
 
     let mut amr = vec!["pwd"];
     amr.extend(new.amr);
@@ -222,6 +223,6 @@ pub async fn remove(
     tx.commit().await?;
     let t = lang.text();
     let what = format!("{} {name}", t.mail_passkey_removed_body);
-    state.mailer.send_later(account_notice_mail(lang, &email, &meta, t.mail_passkey_removed_subject, &what));
+    state.mailer.send_later(account_notice_mail(lang, &email, meta.ip, t.mail_passkey_removed_subject, &what));
     notice_page(&state, &session, lang, &who, lang.text().passkey_removed).await
 }
